@@ -1,0 +1,54 @@
+# Everything a fresh machine needs is installed by these targets; nothing by hand.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEBS := docker-registry skopeo curl
+STAMP := $(VENV)/.installed
+
+.PHONY: all deps debs venv test lint unit demo bench clean
+
+all: test
+
+# Debian packages: the real Distribution registry and skopeo as an independent client.
+debs:
+	@missing=""; \
+	command -v docker-registry >/dev/null || missing="$$missing docker-registry"; \
+	command -v skopeo >/dev/null || missing="$$missing skopeo"; \
+	command -v curl >/dev/null || missing="$$missing curl"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+deps: debs venv
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+unit: deps
+	$(BIN)/pytest
+
+test: deps lint unit
+
+demo: deps
+	$(BIN)/python devtools/demo.py
+
+bench: deps
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) .demo bench/.work .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,435 @@
+"""``promoter`` command line.
+
+Exit codes (README "Exit codes"): 0 done; 1 failed; 2 bad input or usage; 3 refused by a safety rule.
+Errors are one line on standard error; ``--debug`` adds the traceback and HTTP logging. Credentials
+are never printed: messages carry no headers, URLs lose their query strings, and every line we print
+is scrubbed of the secrets loaded in this run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import logging
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from promoter import __version__
+from promoter.authn.store import Credential, find_credential, store_credential
+from promoter.errors import ConfigError, InputError, PromoterError, SafetyError
+from promoter.reference import Reference, parse_reference
+from promoter.remote.copy import (
+    DEFAULT_JOBS,
+    Copier,
+    CopyOptions,
+    CopyProgress,
+    CopyResult,
+    resolve_digest,
+)
+from promoter.transport.retry import RetryPolicy
+from promoter.transport.session import Transport, TransportOptions
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_REFUSED = 3
+
+log = logging.getLogger("promoter")
+
+
+class SecretScrubber:
+    """Remembers every secret loaded in this run and removes them from text we print or log."""
+
+    def __init__(self) -> None:
+        self._secrets: set[str] = set()
+        self._lock = threading.Lock()
+
+    def load(self, registry: str) -> Credential | None:
+        """A credential loader for :class:`Transport` that records the secrets it hands out."""
+        credential = find_credential(registry)
+        if credential is not None:
+            self.remember(*credential.secrets)
+        return credential
+
+    def remember(self, *secrets: str) -> None:
+        """Add secrets to scrub."""
+        with self._lock:
+            self._secrets.update(s for s in secrets if len(s) >= 4)
+
+    def __call__(self, text: str) -> str:
+        with self._lock:
+            for secret in self._secrets:
+                text = text.replace(secret, "<redacted>")
+        return text
+
+
+class _ScrubFilter(logging.Filter):
+    def __init__(self, scrub: SecretScrubber) -> None:
+        super().__init__()
+        self._scrub = scrub
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self._scrub(record.getMessage())
+        record.args = None
+        return True
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser; common options work before or after the subcommand."""
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("connection and output")
+    group.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="log HTTP requests and show tracebacks",
+    )
+    group.add_argument(
+        "--ca-file",
+        type=Path,
+        default=argparse.SUPPRESS,
+        metavar="PEM",
+        help="trust these CA certificates besides the system store",
+    )
+    group.add_argument(
+        "--insecure-registry",
+        action="append",
+        default=argparse.SUPPRESS,
+        metavar="HOST",
+        help="allow plain HTTP and unverified TLS for HOST[:PORT] "
+        "(repeatable); loopback hosts may use plain HTTP anyway",
+    )
+    group.add_argument(
+        "--retries",
+        type=_non_negative_int,
+        default=argparse.SUPPRESS,
+        metavar="N",
+        help="retries of a failed request on 408/429/5xx or a dropped connection (default 4)",
+    )
+    group.add_argument(
+        "-o",
+        "--output",
+        choices=("text", "json"),
+        default=argparse.SUPPRESS,
+        help="output format (default text)",
+    )
+
+    parser = argparse.ArgumentParser(
+        prog="promoter",
+        parents=[common],
+        description="Promote container images between registries, digest-exact.",
+    )
+    parser.add_argument("--version", action="version", version=f"promoter {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    copy = commands.add_parser(
+        "copy",
+        parents=[common],
+        help="copy an image, every platform, digest-exact",
+        description="Copy SRC to DST exactly: same manifest bytes and digest, every platform. "
+        "A DST without tag or digest keeps the source's tag (or digest).",
+    )
+    copy.add_argument("source", nargs="?", metavar="SRC", help="source image reference")
+    copy.add_argument("destination", nargs="?", metavar="DST", help="destination image reference")
+    copy.add_argument(
+        "--batch",
+        type=Path,
+        metavar="FILE",
+        help="copy many images in one run: each line 'SRC DST' ('-' reads stdin); blobs "
+        "shared between images move once",
+    )
+    copy.add_argument(
+        "--force",
+        action="store_true",
+        help="move a destination tag that points at a different digest",
+    )
+    copy.add_argument(
+        "--include-foreign",
+        action="store_true",
+        help="also copy foreign (non-distributable) layers, those with 'urls'",
+    )
+    copy.add_argument(
+        "-j",
+        "--jobs",
+        type=_positive_int,
+        default=DEFAULT_JOBS,
+        metavar="N",
+        help=f"concurrent blob transfers (default {DEFAULT_JOBS})",
+    )
+
+    digest = commands.add_parser(
+        "digest", parents=[common], help="print the digest a reference resolves to"
+    )
+    digest.add_argument("reference", metavar="REF")
+
+    login = commands.add_parser(
+        "login",
+        parents=[common],
+        help="store registry credentials in the docker config",
+        description="Check credentials against the registry and store them as 'docker login' does "
+        "(the configured credential helper, else auths in $DOCKER_CONFIG/config.json).",
+    )
+    login.add_argument("registry", metavar="REGISTRY")
+    login.add_argument("-u", "--username", required=True)
+    login.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from standard input (else prompt on a terminal)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None) -> int:
+    """Run the CLI and return its exit code (callable from tests)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse already printed usage and the error
+        return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
+    debug = bool(getattr(args, "debug", False))
+    scrub = SecretScrubber()
+    _configure_logging(debug, scrub)
+    try:
+        if args.command == "copy":
+            return _copy(args, scrub)
+        if args.command == "digest":
+            return _digest(args, scrub)
+        return _login(args, scrub, stdin or sys.stdin)
+    except PromoterError as exc:
+        _error(scrub(str(exc)))
+        if debug:
+            log.exception("details")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+    except Exception as exc:
+        if debug:
+            raise
+        _error(scrub(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)"))
+        return EXIT_FAILED
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
+
+
+def _error(message: str) -> None:
+    print(f"promoter: error: {message}", file=sys.stderr)
+
+
+def _configure_logging(debug: bool, scrub: SecretScrubber) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_ScrubFilter(scrub))
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("promoter")
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if debug else logging.WARNING)
+    root.propagate = False
+
+
+def _transport(
+    args: argparse.Namespace, scrub: SecretScrubber, jobs: int = DEFAULT_JOBS
+) -> Transport:
+    ca_file = getattr(args, "ca_file", None)
+    if ca_file is not None and not ca_file.is_file():
+        raise ConfigError(f"--ca-file {ca_file}: no such file; give a PEM file of CA certificates")
+    options = TransportOptions(
+        ca_file=ca_file,
+        insecure_registries=frozenset(getattr(args, "insecure_registry", None) or ()),
+        retry=RetryPolicy(attempts=getattr(args, "retries", 4) + 1),
+        pool_size=jobs * 2 + 4,
+    )
+    return Transport(options, credentials=scrub.load)
+
+
+def _copy_pairs(args: argparse.Namespace) -> list[tuple[Reference, Reference]]:
+    if args.batch is not None:
+        if args.source or args.destination:
+            raise InputError("give either SRC DST or --batch FILE, not both")
+        return _read_batch(args.batch)
+    if not args.source or not args.destination:
+        raise InputError("copy needs SRC and DST (or --batch FILE); see 'promoter copy --help'")
+    return [_pair(args.source, args.destination)]
+
+
+def _pair(source_text: str, destination_text: str) -> tuple[Reference, Reference]:
+    source = parse_reference(source_text)
+    destination = parse_reference(destination_text, default_tag=None)
+    if destination.tag is None and destination.digest is None:
+        # Promotion keeps names: a bare destination repository gets the source's tag (or digest).
+        destination = (
+            destination.with_digest(source.digest)
+            if source.digest is not None
+            else destination.with_tag(source.tag)
+        )
+    return source, destination
+
+
+def _read_batch(path: Path) -> list[tuple[Reference, Reference]]:
+    try:
+        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read batch file {path}: {exc.strerror}") from exc
+    pairs = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        words = line.split("#", 1)[0].split()
+        if not words:
+            continue
+        if len(words) != 2:
+            raise InputError(f"{path}:{number}: expected 'SRC DST', got {line.strip()!r}")
+        try:
+            pairs.append(_pair(words[0], words[1]))
+        except InputError as exc:
+            raise InputError(f"{path}:{number}: {exc}") from exc
+    if not pairs:
+        raise InputError(f"{path}: no 'SRC DST' lines to copy")
+    return pairs
+
+
+def _copy(args: argparse.Namespace, scrub: SecretScrubber) -> int:
+    pairs = _copy_pairs(args)
+    as_json = getattr(args, "output", "text") == "json"
+    transport = _transport(args, scrub, args.jobs)
+    options = CopyOptions(force=args.force, include_foreign=args.include_foreign, jobs=args.jobs)
+    progress: CopyProgress | None = None
+    if sys.stderr.isatty() and not getattr(args, "debug", False):
+        from promoter.cli.progress import TerminalProgress  # noqa: PLC0415 - rich only on a terminal
+
+        progress = TerminalProgress()
+    try:
+        with Copier(transport, options, progress) as copier:
+            if progress is not None:
+                with progress:  # type: ignore[attr-defined]
+                    outcomes = _run_copies(copier, pairs)
+            else:
+                outcomes = _run_copies(copier, pairs)
+    finally:
+        transport.close()
+    if len(pairs) == 1 and isinstance(outcomes[0], PromoterError):
+        raise outcomes[0]
+    code = EXIT_OK
+    for (source, destination), outcome in zip(pairs, outcomes, strict=True):
+        if isinstance(outcome, CopyResult):
+            _print_result(outcome, as_json)
+            continue
+        message = scrub(str(outcome))
+        if as_json:
+            print(
+                json.dumps(
+                    {"source": str(source), "destination": str(destination), "error": message}
+                )
+            )
+        _error(message)
+        failed = EXIT_REFUSED if isinstance(outcome, SafetyError) else EXIT_FAILED
+        code = (
+            failed if code == EXIT_OK else max(code, failed) if code != EXIT_FAILED else EXIT_FAILED
+        )
+    return code
+
+
+def _run_copies(
+    copier: Copier, pairs: list[tuple[Reference, Reference]]
+) -> list[CopyResult | PromoterError]:
+    if len(pairs) == 1:
+        try:
+            return [copier.copy(*pairs[0])]
+        except PromoterError as exc:
+            return [exc]
+    return copier.copy_all(pairs)
+
+
+def _print_result(result: CopyResult, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result.to_json()))
+        return
+    if result.action == "present":
+        print(f"present {result.destination} {result.digest} (nothing to copy)")
+        return
+    blobs = {str(action): count for action, count in result.blobs.items()}
+    print(
+        f"copied  {result.source} -> {result.destination} {result.digest} "
+        f"(blobs: {blobs['copied']} copied, {blobs['mounted']} mounted, {blobs['skipped']} skipped; "
+        f"{_size(result.bytes)} in {result.seconds:.2f} s)"
+    )
+
+
+def _size(nbytes: int) -> str:
+    value = float(nbytes)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{nbytes} B"
+
+
+def _digest(args: argparse.Namespace, scrub: SecretScrubber) -> int:
+    reference = parse_reference(args.reference)
+    transport = _transport(args, scrub)
+    try:
+        digest = resolve_digest(transport, reference)
+    finally:
+        transport.close()
+    if getattr(args, "output", "text") == "json":
+        print(json.dumps({"reference": str(reference), "digest": str(digest)}))
+    else:
+        print(digest)
+    return EXIT_OK
+
+
+def _login(args: argparse.Namespace, scrub: SecretScrubber, stdin: TextIO) -> int:
+    registry = args.registry.strip()
+    if "/" in registry or not registry:
+        raise InputError(
+            f"login takes a registry host such as registry.example.com:5000, not {registry!r}"
+        )
+    if args.password_stdin:
+        password = stdin.read().rstrip("\r\n")
+    elif stdin.isatty():
+        password = getpass.getpass(f"Password for {args.username}@{registry}: ")
+    else:
+        raise InputError("no password: pass --password-stdin and pipe it in")
+    if not password:
+        raise InputError("empty password on standard input")
+    scrub.remember(password)
+    credential = Credential(username=args.username, password=password)
+    transport = Transport(
+        TransportOptions(
+            ca_file=getattr(args, "ca_file", None),
+            insecure_registries=frozenset(getattr(args, "insecure_registry", None) or ()),
+        ),
+        credentials=lambda _host: credential,
+    )
+    try:
+        transport.session(registry).ping()
+    finally:
+        transport.close()
+    where = store_credential(registry, args.username, password)
+    print(f"Login succeeded: credentials for {registry} stored in {where}", file=sys.stderr)
+    return EXIT_OK

@@ -1,0 +1,73 @@
+"""A progress display for terminals: one bar per blob in flight and one for the total.
+
+rich is imported only here, and this module only when standard error is a terminal, so a PreSync Job
+(no terminal) never pays for it.
+"""
+
+from __future__ import annotations
+
+import threading
+from types import TracebackType
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TransferSpeedColumn,
+)
+
+from promoter.oci.digest import Digest
+from promoter.remote.copy import BlobAction, CopyProgress
+
+
+class TerminalProgress(CopyProgress):
+    """Bytes per blob and in total, on standard error."""
+
+    def __init__(self) -> None:
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(binary_units=True),
+            TransferSpeedColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        self._total = self._progress.add_task("total", total=0)
+        self._tasks: dict[Digest, TaskID] = {}
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> TerminalProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._progress.stop()
+
+    def blob_started(self, digest: Digest, size: int) -> None:
+        """Add a bar for the blob and grow the total."""
+        with self._lock:
+            self._tasks[digest] = self._progress.add_task(digest.short, total=size)
+            total = self._progress.tasks[self._total].total or 0
+            self._progress.update(self._total, total=total + size)
+
+    def blob_advanced(self, digest: Digest, nbytes: int) -> None:
+        """Advance the blob's bar and the total."""
+        task = self._tasks.get(digest)
+        if task is not None:
+            self._progress.advance(task, nbytes)
+        self._progress.advance(self._total, nbytes)
+
+    def blob_finished(self, digest: Digest, action: BlobAction) -> None:  # noqa: ARG002 - interface
+        """Drop the blob's bar."""
+        with self._lock:
+            task = self._tasks.pop(digest, None)
+        if task is not None:
+            self._progress.remove_task(task)

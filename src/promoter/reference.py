@@ -1,0 +1,172 @@
+"""Image references: ``[registry[:port]/]repository[:tag][@algorithm:hex]`` as immutable values.
+
+The grammar follows the distribution project's reference grammar (the one docker, crane and skopeo
+accept). Docker Hub's defaults live here and nowhere else: a reference without a registry names
+``docker.io``, a one-component Docker Hub repository lives under ``library/``, and a reference with
+neither tag nor digest means ``latest`` unless the caller asks for no default.
+
+This module is pure: no I/O, standard library only.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+
+from promoter.errors import InvalidReferenceError
+
+DOCKER_HUB = "docker.io"
+#: Where Docker Hub's registry API really answers.
+DOCKER_HUB_API_HOST = "registry-1.docker.io"
+#: The key under which the docker CLI stores Docker Hub credentials in config.json.
+DOCKER_HUB_CONFIG_KEY = "https://index.docker.io/v1/"
+DOCKER_HUB_ALIASES = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
+OFFICIAL_NAMESPACE = "library"
+DEFAULT_TAG = "latest"
+
+_MAX_NAME_LENGTH = 255
+_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
+_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN = re.compile(
+    rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{{1,5}})?"
+)
+_DIGEST = re.compile(r"(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})")
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """A parsed, normalised image reference.
+
+    ``str()`` gives the normalised form and parses back to an equal value.
+
+    Attributes:
+        registry: registry host, with port if any (``docker.io``, ``127.0.0.1:5000``).
+        repository: repository path (``library/nginx``).
+        tag: the tag, or None for a digest-only reference.
+        digest: ``sha256:<hex>``, or None.
+    """
+
+    registry: str
+    repository: str
+    tag: str | None = None
+    digest: str | None = None
+
+    def __str__(self) -> str:
+        text = self.name
+        if self.tag is not None:
+            text += f":{self.tag}"
+        if self.digest is not None:
+            text += f"@{self.digest}"
+        return text
+
+    @property
+    def name(self) -> str:
+        """``registry/repository`` without tag or digest."""
+        return f"{self.registry}/{self.repository}"
+
+    @property
+    def identifier(self) -> str:
+        """What to ask the registry for: the digest when there is one (it wins over a tag), else the tag."""
+        if self.digest is not None:
+            return self.digest
+        if self.tag is None:  # unreachable through parse_reference; kept for hand-built values
+            raise InvalidReferenceError(f"reference {self} has neither tag nor digest")
+        return self.tag
+
+    def with_tag(self, tag: str | None) -> Reference:
+        """A copy with another tag (and no digest)."""
+        return replace(self, tag=tag, digest=None)
+
+    def with_digest(self, digest: str) -> Reference:
+        """A copy pinned to ``digest``, keeping the tag for display."""
+        return replace(self, digest=digest)
+
+    def in_repository(self, registry: str, repository: str) -> Reference:
+        """The same tag and digest in another registry and repository."""
+        return replace(self, registry=registry, repository=repository)
+
+
+def parse_reference(text: str, *, default_tag: str | None = DEFAULT_TAG) -> Reference:
+    """Parse an image reference, applying Docker Hub defaults.
+
+    Args:
+        text: the reference as the user wrote it.
+        default_tag: the tag to use when the reference names neither tag nor digest; None keeps both
+            unset so that the caller can decide (``promoter copy`` then keeps the source's tag).
+
+    Raises:
+        InvalidReferenceError: naming the input and what is wrong with it.
+    """
+    original = text
+    text = text.strip()
+    if not text:
+        raise InvalidReferenceError(
+            "empty image reference: give one like registry.example.com/app:1.0"
+        )
+    if "://" in text:
+        raise InvalidReferenceError(
+            f"invalid image reference {original!r}: drop the URL scheme (write host/repository:tag)"
+        )
+    digest: str | None = None
+    if "@" in text:
+        text, digest = text.split("@", 1)
+        if not _DIGEST.fullmatch(digest):
+            raise InvalidReferenceError(
+                f"invalid digest in image reference {original!r}: expected sha256:<64 hex> "
+                "(or sha512:<128 hex>), lower case"
+            )
+    tag: str | None = None
+    colon = text.rfind(":")
+    if colon > text.rfind("/"):
+        text, tag = text[:colon], text[colon + 1 :]
+        if not _TAG.fullmatch(tag):
+            raise InvalidReferenceError(
+                f"invalid tag {tag!r} in image reference {original!r}: up to 128 of A-Z a-z 0-9 _ . -"
+                ", not starting with . or -"
+            )
+    registry, repository = _split_registry(text)
+    if not _DOMAIN.fullmatch(registry):
+        raise InvalidReferenceError(
+            f"invalid registry host {registry!r} in image reference {original!r}"
+        )
+    if registry in DOCKER_HUB_ALIASES:
+        registry = DOCKER_HUB
+        if "/" not in repository:
+            repository = f"{OFFICIAL_NAMESPACE}/{repository}"
+    if not repository or not all(_COMPONENT.fullmatch(part) for part in repository.split("/")):
+        raise InvalidReferenceError(
+            f"invalid repository {repository!r} in image reference {original!r}: use lower-case "
+            "letters, digits and separators (. _ __ -) between path components"
+        )
+    if len(f"{registry}/{repository}") > _MAX_NAME_LENGTH:
+        raise InvalidReferenceError(
+            f"image reference {original!r} is too long: the name may have at most 255 characters"
+        )
+    if tag is None and digest is None:
+        tag = default_tag
+    return Reference(registry=registry, repository=repository, tag=tag, digest=digest)
+
+
+def _split_registry(text: str) -> tuple[str, str]:
+    """Split off the registry host the way docker does: the first component is a host only if it
+    contains a dot or a colon, is ``localhost``, or has upper-case letters."""
+    first, sep, rest = text.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost" or first.lower() != first):
+        return first, rest
+    return DOCKER_HUB, text
+
+
+def api_host(registry: str) -> str:
+    """The host to send registry API requests to for a registry name (Docker Hub answers elsewhere)."""
+    return DOCKER_HUB_API_HOST if registry == DOCKER_HUB else registry
+
+
+def is_loopback_host(registry: str) -> bool:
+    """Whether a registry host is on this machine; docker allows plain HTTP only for these by default."""
+    host = (
+        registry.rsplit(":", 1)[0]
+        if not registry.startswith("[")
+        else registry[1:].split("]", 1)[0]
+    )
+    return host == "localhost" or host.startswith("127.") or host == "::1"

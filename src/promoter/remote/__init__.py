@@ -1,0 +1,1 @@
+"""Registry operations (manifests, blobs, uploads, mounts, tags) and the copy engine built on them."""

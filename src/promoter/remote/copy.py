@@ -1,0 +1,483 @@
+"""The copy engine: make a destination reference hold exactly the source image.
+
+What a copy guarantees (shared/registry-notes.md has the reasoning and sources):
+
+* The destination gets the source's manifest bytes unchanged, so digests are identical, for every
+  child of an index (nested indexes too), every config and layer blob, and any OCI artifact.
+* Order: blobs, then child manifests by digest (deepest first), then the top manifest by tag last, so a
+  tag never points at something incomplete.
+* Each blob streams from source to destination with no temporary file, hashed on the way; a mismatch
+  aborts the upload before it is committed, and nothing is tagged.
+* Work is skipped wherever it can be: a destination tag that already has the source digest means no
+  write at all (this is also what lets re-runs succeed on immutable-tag repositories); manifests the
+  destination already has are not walked again; blobs it has (HEAD) are not uploaded; a blob needed
+  twice in one run moves once, and a second destination repository of the same registry mounts it
+  from the first instead of receiving the bytes again.
+* A destination tag that points at another digest is refused (:class:`TagConflictError`) unless forced.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TypeVar
+
+from promoter.errors import (
+    DigestMismatchError,
+    InputError,
+    PromoterError,
+    RegistryError,
+    RegistryErrorDetail,
+    TagConflictError,
+)
+from promoter.oci.digest import Digest, DigestVerifier, parse_digest
+from promoter.oci.manifest import Descriptor
+from promoter.reference import Reference
+from promoter.remote.repository import FetchedManifest, ManifestInfo, Repository
+from promoter.transport.session import Transport, iter_body
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: Concurrent blob transfers by default. Measured in bench/ (bench/README.md): on loopback 8 saturates
+#: the registry's ingest; beyond it only memory and connections grow.
+DEFAULT_JOBS = 8
+#: Bytes read from the source per step of the stream; large enough that hashing and sending release
+#: the GIL for most of the time, small enough to keep memory flat.
+CHUNK_SIZE = 1024 * 1024
+
+
+class BlobAction(StrEnum):
+    """What happened to one blob."""
+
+    COPIED = "copied"
+    MOUNTED = "mounted"
+    SKIPPED = "skipped"
+
+
+class CopyAction(StrEnum):
+    """What happened to one image."""
+
+    COPIED = "copied"
+    PRESENT = "present"
+
+
+@dataclass(frozen=True, slots=True)
+class CopyOptions:
+    """Knobs of a copy run.
+
+    Attributes:
+        force: move a destination tag that points at another digest.
+        include_foreign: copy foreign (non-distributable) layers, those with ``urls``.
+        jobs: concurrent blob transfers.
+    """
+
+    force: bool = False
+    include_foreign: bool = False
+    jobs: int = DEFAULT_JOBS
+
+
+class CopyProgress:
+    """Receives progress events; the default does nothing. Methods are called from worker threads."""
+
+    def blob_started(self, digest: Digest, size: int) -> None:
+        """A blob transfer starts (after the destination said it lacks the blob)."""
+
+    def blob_advanced(self, digest: Digest, nbytes: int) -> None:
+        """``nbytes`` more bytes of a blob went through."""
+
+    def blob_finished(self, digest: Digest, action: BlobAction) -> None:
+        """A blob is done, by copy, mount or skip."""
+
+
+@dataclass(slots=True)
+class CopyResult:
+    """The outcome of copying one image.
+
+    ``bytes`` counts blob bytes this image transferred; a blob shared with another image of the same run
+    is counted once, under the image that moved it.
+    """
+
+    source: Reference
+    destination: Reference
+    digest: Digest
+    action: CopyAction
+    blobs: dict[BlobAction, int] = field(default_factory=lambda: dict.fromkeys(BlobAction, 0))
+    bytes: int = 0
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, object]:
+        """The documented ``-o json`` shape."""
+        return {
+            "source": str(self.source),
+            "destination": str(self.destination),
+            "digest": str(self.digest),
+            "action": str(self.action),
+            "blobs": {str(k): v for k, v in self.blobs.items()},
+            "bytes": self.bytes,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class _BlobOutcome:
+    action: BlobAction
+    nbytes: int
+
+
+@dataclass(slots=True)
+class _Plan:
+    """What one image needs: manifests to push (children before parents) and blobs to transfer."""
+
+    levels: list[list[FetchedManifest]] = field(default_factory=list)
+    blobs: dict[Digest, Descriptor] = field(default_factory=dict)
+
+
+class Copier:
+    """Copies images; one instance per run so that blob transfers are shared between images.
+
+    Args:
+        transport: the HTTP transport (pools, TLS, credentials), shared with the caller.
+        options: copy options.
+        progress: receives progress events.
+    """
+
+    def __init__(
+        self,
+        transport: Transport,
+        options: CopyOptions | None = None,
+        progress: CopyProgress | None = None,
+    ) -> None:
+        self.transport = transport
+        self.options = options or CopyOptions()
+        self.progress = progress or CopyProgress()
+        self._pool = ThreadPoolExecutor(
+            max_workers=max(1, self.options.jobs), thread_name_prefix="blob"
+        )
+        self._lock = threading.Lock()
+        #: (registry, repository, digest) -> the transfer making that blob present there.
+        self._transfers: dict[tuple[str, str, Digest], Future[_BlobOutcome]] = {}
+        #: (registry, digest) -> (repository, transfer) of the first destination repository to get it.
+        self._first_copy: dict[tuple[str, Digest], tuple[str, Future[_BlobOutcome]]] = {}
+        #: registries that refused a streamed PATCH; they get monolithic PUTs.
+        self._monolithic: set[str] = set()
+
+    def __enter__(self) -> Copier:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the worker threads."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    # -- images ---------------------------------------------------------------------------------
+
+    def copy_all(
+        self, pairs: Sequence[tuple[Reference, Reference]]
+    ) -> list[CopyResult | PromoterError]:
+        """Copy many images in one run, concurrently; every pair is tried, failures are returned."""
+        if not pairs:
+            return []
+        with ThreadPoolExecutor(
+            max_workers=min(len(pairs), max(1, self.options.jobs)), thread_name_prefix="image"
+        ) as images:
+            futures = [images.submit(self.copy, src, dst) for src, dst in pairs]
+            outcomes: list[CopyResult | PromoterError] = []
+            for future in futures:
+                try:
+                    outcomes.append(future.result())
+                except PromoterError as exc:
+                    outcomes.append(exc)
+            return outcomes
+
+    def copy(self, source: Reference, destination: Reference) -> CopyResult:
+        """Make ``destination`` hold exactly the image ``source`` names.
+
+        Raises:
+            TagConflictError: the destination tag points at another digest and ``force`` is off.
+            InputError: a digest in the destination reference differs from the source's.
+            RegistryError, RegistryUnreachableError, DigestMismatchError: the copy failed; nothing
+                was tagged.
+        """
+        started = time.monotonic()
+        src = Repository(self.transport.session(source.registry), source.repository)
+        dst = Repository(
+            self.transport.session(destination.registry), destination.repository, push=True
+        )
+        dst_ref = destination.tag if destination.tag is not None else destination.digest
+        assert dst_ref is not None  # noqa: S101 - parse_reference guarantees a tag or a digest
+
+        source_head = self._pool.submit(self._source_digest, src, source)
+        dest_head = self._pool.submit(dst.head_manifest, dst_ref)
+        source_digest = source_head.result()
+        existing = dest_head.result()
+
+        if destination.digest is not None and parse_digest(destination.digest) != source_digest:
+            raise InputError(
+                f"destination {destination} names digest {destination.digest}, but the source "
+                f"{source} is {source_digest}"
+            )
+        result = CopyResult(source, destination, source_digest, CopyAction.PRESENT)
+        if existing is not None and existing.digest == source_digest:
+            result.seconds = time.monotonic() - started
+            return (
+                result  # nothing to write: also what keeps immutable-tag repositories re-runnable
+            )
+        if existing is not None and destination.tag is not None and not self.options.force:
+            raise TagConflictError(str(destination), str(existing.digest), str(source_digest))
+
+        plan = self._plan(src, dst, source_digest)
+        self._transfer_blobs(src, dst, plan, result)
+        for level in reversed(plan.levels[1:]):
+            self._map(lambda m: dst.put_manifest(str(m.digest), m.data, m.media_type), level)
+        top = plan.levels[0][0]
+        dst.put_manifest(
+            dst_ref if destination.tag is not None else str(top.digest), top.data, top.media_type
+        )
+        result.action = CopyAction.COPIED
+        result.seconds = time.monotonic() - started
+        return result
+
+    def _source_digest(self, src: Repository, source: Reference) -> Digest:
+        if source.digest is not None:
+            return parse_digest(source.digest)
+        info: ManifestInfo | None = src.head_manifest(source.identifier)
+        if info is None:
+            raise RegistryError(
+                "HEAD",
+                f"{src}/manifests/{source.identifier}",
+                404,
+                details=(RegistryErrorDetail("MANIFEST_UNKNOWN", "manifest unknown"),),
+                what=f"source image {source} not found",
+            )
+        return info.digest
+
+    def _plan(self, src: Repository, dst: Repository, digest: Digest) -> _Plan:
+        """Walk the source manifest tree level by level, skipping subtrees the destination has.
+
+        A manifest the destination already holds by digest was accepted there, so everything it refers
+        to is there too (registries check that on push): its subtree needs no work.
+        """
+        top = src.get_manifest(str(digest))
+        plan = _Plan(levels=[[top]])
+        if dst.head_manifest(str(digest)) is not None:
+            return plan  # the content is there under another tag or none: only the tag is missing
+        level = [top]
+        while level:
+            wanted: dict[Digest, None] = {}
+            for item in level:
+                wanted.update(dict.fromkeys(d.digest for d in item.manifest.manifests))
+                for blob in item.manifest.blobs:
+                    if blob.is_foreign and not self.options.include_foreign:
+                        continue
+                    plan.blobs.setdefault(blob.digest, blob)
+            fetched = self._map(lambda d: self._fetch_if_missing(src, dst, d), list(wanted))
+            level = [m for m in fetched if m is not None]
+            if level:
+                plan.levels.append(level)
+        return plan
+
+    def _fetch_if_missing(
+        self, src: Repository, dst: Repository, digest: Digest
+    ) -> FetchedManifest | None:
+        """The source's child manifest, or None when the destination already has it."""
+        if dst.head_manifest(str(digest)) is not None:
+            return None
+        return src.get_manifest(str(digest))
+
+    # -- blobs ----------------------------------------------------------------------------------
+
+    def _transfer_blobs(
+        self, src: Repository, dst: Repository, plan: _Plan, result: CopyResult
+    ) -> None:
+        owned: list[tuple[Future[_BlobOutcome], bool]] = [
+            self._schedule(src, dst, blob) for blob in plan.blobs.values()
+        ]
+        first_error: BaseException | None = None
+        for future, is_owner in owned:
+            try:
+                outcome = future.result()
+            except BaseException as exc:  # noqa: BLE001 - collected, the first one is re-raised below
+                first_error = first_error or exc
+                continue
+            action = outcome.action if is_owner else BlobAction.SKIPPED
+            result.blobs[action] += 1
+            if is_owner:
+                result.bytes += outcome.nbytes
+        if first_error is not None:
+            raise first_error
+
+    def _schedule(
+        self, src: Repository, dst: Repository, blob: Descriptor
+    ) -> tuple[Future[_BlobOutcome], bool]:
+        """The transfer that makes ``blob`` present in ``dst``, started once per run."""
+        registry = dst.session.registry
+        key = (registry, dst.name, blob.digest)
+        with self._lock:
+            existing = self._transfers.get(key)
+            if existing is not None:
+                return existing, False
+            future: Future[_BlobOutcome] = Future()
+            self._transfers[key] = future
+            first = self._first_copy.get((registry, blob.digest))
+            if first is None:
+                self._first_copy[(registry, blob.digest)] = (dst.name, future)
+        if src.session is dst.session:
+            self._submit(future, src, dst, blob, mount_from=src.name)
+        elif first is not None:
+            mount_repo, first_future = first
+            # Wait for the first copy without holding a worker, then mount from it.
+            first_future.add_done_callback(
+                lambda done: self._submit(
+                    future,
+                    src,
+                    dst,
+                    blob,
+                    mount_from=mount_repo if done.exception() is None else None,
+                )
+            )
+        else:
+            self._submit(future, src, dst, blob, mount_from=None)
+        return future, True
+
+    def _submit(
+        self,
+        future: Future[_BlobOutcome],
+        src: Repository,
+        dst: Repository,
+        blob: Descriptor,
+        *,
+        mount_from: str | None,
+    ) -> None:
+        def work() -> None:
+            try:
+                future.set_result(self._transfer(src, dst, blob, mount_from))
+            except BaseException as exc:  # noqa: BLE001 - handed to whoever waits on the future
+                future.set_exception(exc)
+
+        try:
+            self._pool.submit(work)
+        except RuntimeError as exc:  # the pool is shutting down
+            future.set_exception(exc)
+
+    def _transfer(
+        self, src: Repository, dst: Repository, blob: Descriptor, mount_from: str | None
+    ) -> _BlobOutcome:
+        def attempt() -> _BlobOutcome:
+            if dst.head_blob(blob.digest) is not None:
+                return _BlobOutcome(BlobAction.SKIPPED, 0)
+            location: str | None = None
+            if mount_from is not None:
+                location = dst.start_upload(mount=(blob.digest, mount_from))
+                if location is None:
+                    return _BlobOutcome(BlobAction.MOUNTED, 0)
+            registry = dst.session.registry
+            try:
+                return self._stream(
+                    src, dst, blob, location, monolithic=registry in self._monolithic
+                )
+            except RegistryError as exc:
+                if (
+                    exc.method != "PATCH"
+                    or exc.status not in (405, 501)
+                    or registry in self._monolithic
+                ):
+                    raise
+                log.debug("%s refused a streamed PATCH; using monolithic uploads", registry)
+                with self._lock:
+                    self._monolithic.add(registry)
+                return self._stream(src, dst, blob, None, monolithic=True)
+
+        outcome = self.transport.options.retry.run(attempt)
+        self.progress.blob_finished(blob.digest, outcome.action)
+        return outcome
+
+    def _stream(
+        self,
+        src: Repository,
+        dst: Repository,
+        blob: Descriptor,
+        location: str | None,
+        *,
+        monolithic: bool,
+    ) -> _BlobOutcome:
+        """GET from the source and upload to the destination in one pass, verifying on the way."""
+        what = f"copy blob {blob.digest.short} from {src} to {dst}"
+        response = src.open_blob(blob.digest)
+        try:
+            if location is None:
+                location = dst.start_upload()
+            assert location is not None  # noqa: S101 - start_upload without mount always gives one
+            self.progress.blob_started(blob.digest, blob.size)
+            verifier = DigestVerifier(blob.digest, blob.size)
+            body = self._verified_chunks(
+                iter_body(response, CHUNK_SIZE, f"pull blob {blob.digest.short} from {src}"),
+                verifier,
+                blob,
+                what,
+            )
+            try:
+                if monolithic or blob.size == 0:
+                    # The registry checks ?digest= itself before committing; we check too.
+                    dst.finish_upload(location, blob.digest, blob.size, body)
+                    verifier.verify(what)
+                else:
+                    location = dst.upload_stream(location, blob.size, body)
+                    verifier.verify(what)  # before the PUT that would commit the blob
+                    dst.finish_upload(location, blob.digest)
+            except BaseException:
+                dst.cancel_upload(location)
+                raise
+        finally:
+            response.release_conn()
+        return _BlobOutcome(BlobAction.COPIED, blob.size)
+
+    def _verified_chunks(
+        self, chunks: Iterator[bytes], verifier: DigestVerifier, blob: Descriptor, what: str
+    ) -> Iterator[bytes]:
+        for chunk in chunks:
+            if verifier.seen + len(chunk) > blob.size:
+                raise DigestMismatchError(
+                    f"{what}: the source sent more than the {blob.size} bytes its descriptor says"
+                )
+            verifier.update(chunk)
+            self.progress.blob_advanced(blob.digest, len(chunk))
+            yield chunk
+        verifier.verify(what)
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _map(self, function: Callable[[T], R], items: Sequence[T]) -> list[R]:
+        """Run ``function`` over ``items`` on the worker pool, returning results in order.
+
+        Only called from image threads, never from a pool worker, so waiting here cannot deadlock.
+        """
+        futures = [self._pool.submit(function, item) for item in items]
+        return [f.result() for f in futures]
+
+
+def resolve_digest(transport: Transport, reference: Reference) -> Digest:
+    """The digest a reference resolves to (as ``crane digest``): HEAD, or GET if the registry does not
+    say.
+
+    Raises:
+        RegistryError: the reference does not exist (404) or the registry failed.
+    """
+    repo = Repository(transport.session(reference.registry), reference.repository)
+    info = repo.head_manifest(reference.identifier)
+    if info is None:
+        raise RegistryError(
+            "HEAD",
+            f"{repo}/manifests/{reference.identifier}",
+            404,
+            details=(RegistryErrorDetail("MANIFEST_UNKNOWN", "manifest unknown"),),
+            what=f"image {reference} not found",
+        )
+    return info.digest

@@ -1,0 +1,315 @@
+"""Operations on one repository of one registry (OCI distribution spec v1.1, Docker registry v2 API).
+
+Section names in comments refer to the distribution spec ("spec.md") of opencontainers/distribution-spec.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from urllib.parse import quote, urlencode
+
+import urllib3
+
+from promoter.errors import DigestMismatchError, RegistryError
+from promoter.oci.digest import Digest, compute_digest, parse_digest, verify_bytes
+from promoter.oci.manifest import Manifest, parse_manifest
+from promoter.oci.mediatypes import MANIFEST_ACCEPT
+from promoter.transport.challenge import scope_for
+from promoter.transport.session import RegistrySession
+
+#: Largest tags/list page we ask for: ECR's maximum (its API rejects more).
+TAG_PAGE_SIZE = 1000
+#: Manifests are small; anything bigger than this is refused (the spec suggests at least 4 MiB).
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestInfo:
+    """What a HEAD tells about a manifest."""
+
+    digest: Digest
+    media_type: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedManifest:
+    """A manifest's exact bytes with what they mean."""
+
+    data: bytes
+    media_type: str
+    digest: Digest
+    manifest: Manifest
+
+
+class Repository:
+    """One repository on one registry, with the token scopes it needs.
+
+    Args:
+        session: the registry's session.
+        name: the repository path.
+        push: whether we write here (asks for ``pull,push`` scope instead of ``pull``).
+    """
+
+    def __init__(self, session: RegistrySession, name: str, *, push: bool = False) -> None:
+        self.session = session
+        self.name = name
+        self.scopes: tuple[str, ...] = (
+            scope_for(name, "pull", "push") if push else scope_for(name, "pull"),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.session.registry}/{self.name}"
+
+    # -- manifests (spec: "Pulling manifests", "Pushing Manifests") -------------------------------
+
+    def head_manifest(self, reference: str) -> ManifestInfo | None:
+        """HEAD a manifest by tag or digest; None if the registry does not have it."""
+        response = self.session.request(
+            "HEAD",
+            f"/v2/{self.name}/manifests/{reference}",
+            scopes=self.scopes,
+            headers={"Accept": MANIFEST_ACCEPT},
+            expect=(200, 404),
+            what=f"check manifest {self}:{reference}",
+        )
+        if response.status == 404:
+            return None
+        header = response.headers.get("Docker-Content-Digest")
+        if not header:
+            # Some registries omit the header on HEAD; the bytes tell for sure.
+            fetched = self.get_manifest(reference)
+            return ManifestInfo(fetched.digest, fetched.media_type, len(fetched.data))
+        return ManifestInfo(
+            digest=parse_digest(header),
+            media_type=response.headers.get("Content-Type", ""),
+            size=int(response.headers.get("Content-Length", "0") or 0),
+        )
+
+    def get_manifest(self, reference: str) -> FetchedManifest:
+        """GET a manifest's exact bytes. By digest, the bytes are verified against it."""
+        what = f"pull manifest {self}{'@' if ':' in reference else ':'}{reference}"
+        response = self.session.request(
+            "GET",
+            f"/v2/{self.name}/manifests/{reference}",
+            scopes=self.scopes,
+            headers={"Accept": MANIFEST_ACCEPT},
+            stream=True,
+            what=what,
+        )
+        try:
+            data = response.read(MAX_MANIFEST_BYTES + 1, decode_content=True)
+        finally:
+            response.release_conn()
+        if len(data) > MAX_MANIFEST_BYTES:
+            raise RegistryError(
+                "GET",
+                f"{self}/manifests/{reference}",
+                response.status,
+                what=what + f" (manifest larger than {MAX_MANIFEST_BYTES} bytes)",
+            )
+        media_type = response.headers.get("Content-Type", "")
+        if reference.startswith(("sha256:", "sha512:")):
+            digest = parse_digest(reference)
+            verify_bytes(data, digest, what)
+        else:
+            header = response.headers.get("Docker-Content-Digest")
+            algorithm = (
+                header.split(":", 1)[0] if header and header.startswith("sha512:") else "sha256"
+            )
+            digest = compute_digest(data, algorithm)
+            if header and parse_digest(header) != digest:
+                raise DigestMismatchError(
+                    f"{what}: the registry says {header}, the bytes are {digest}"
+                )
+        return FetchedManifest(data, media_type, digest, parse_manifest(data, media_type, what))
+
+    def put_manifest(self, reference: str, data: bytes, media_type: str) -> None:
+        """PUT manifest bytes unchanged under a tag or digest."""
+        what = f"push manifest {self}{'@' if ':' in reference else ':'}{reference}"
+        response = self.session.request(
+            "PUT",
+            f"/v2/{self.name}/manifests/{reference}",
+            scopes=self.scopes,
+            headers={"Content-Type": media_type},
+            body=data,
+            expect=(200, 201, 202),
+            what=what,
+        )
+        response.release_conn()
+        returned = response.headers.get("Docker-Content-Digest")
+        if returned:
+            expected = compute_digest(data, returned.split(":", 1)[0])
+            if parse_digest(returned) != expected:
+                raise DigestMismatchError(
+                    f"{what}: the registry stored {returned}, but the bytes sent are {expected}"
+                )
+
+    # -- blobs (spec: "Pulling blobs", "Pushing blobs", "Mounting a blob from another repository")
+
+    def head_blob(self, digest: Digest) -> int | None:
+        """The blob's size if the repository has it, else None."""
+        response = self.session.request(
+            "HEAD",
+            f"/v2/{self.name}/blobs/{digest}",
+            scopes=self.scopes,
+            expect=(200, 404),
+            follow_redirects=True,
+            what=f"check blob {digest.short} in {self}",
+        )
+        if response.status == 404:
+            return None
+        return int(response.headers.get("Content-Length", "0") or 0)
+
+    def open_blob(self, digest: Digest) -> urllib3.BaseHTTPResponse:
+        """Start a streaming GET of a blob, following redirects to storage hosts.
+
+        The caller reads it with ``stream()`` and must call ``release_conn()``.
+        """
+        return self.session.request(
+            "GET",
+            f"/v2/{self.name}/blobs/{digest}",
+            scopes=self.scopes,
+            stream=True,
+            follow_redirects=True,
+            what=f"pull blob {digest.short} from {self}",
+        )
+
+    def start_upload(self, mount: tuple[Digest, str] | None = None) -> str | None:
+        """POST an upload session; with ``mount=(digest, from_repository)`` try a cross-repository
+        mount first.
+
+        Returns:
+            The upload location, or None when the registry mounted the blob (201).
+        """
+        path = f"/v2/{self.name}/blobs/uploads/"
+        scopes = self.scopes
+        if mount is not None:
+            digest, source = mount
+            path += "?" + urlencode({"mount": str(digest), "from": source})
+            # The same token must also allow pulling from the repository we mount from.
+            scopes = (*self.scopes, scope_for(source, "pull"))
+        response = self.session.request(
+            "POST",
+            path,
+            scopes=scopes,
+            expect=(201, 202),
+            body=b"",
+            headers={"Content-Length": "0"},
+            what=f"start upload to {self}",
+        )
+        response.release_conn()
+        if response.status == 201 and mount is not None:
+            return None
+        return self._location(response, "start upload")
+
+    def upload_stream(self, location: str, size: int, chunks: Iterable[bytes]) -> str:
+        """One PATCH streaming the whole blob (spec: "Pushing a blob in chunks" with a single chunk).
+
+        Returns:
+            The location to finish the upload at. ECR answers 201 here, Distribution 202.
+        """
+        response = self.session.request(
+            "PATCH",
+            location,
+            scopes=self.scopes,
+            body=chunks,
+            expect=(201, 202, 204),
+            headers={
+                "Content-Type": "application/octet-stream",
+                "Content-Length": str(size),
+                **({"Content-Range": f"0-{size - 1}"} if size else {}),
+            },
+            what=f"upload to {self}",
+        )
+        response.release_conn()
+        return response.headers.get("Location") or location
+
+    def finish_upload(
+        self, location: str, digest: Digest, size: int = 0, chunks: Iterable[bytes] | None = None
+    ) -> None:
+        """PUT ``?digest=`` to close an upload; with ``chunks``, the body is the whole blob
+        (spec: "Pushing a blob monolithically" via POST then PUT)."""
+        separator = "&" if "?" in location else "?"
+        headers = {
+            "Content-Type": "application/octet-stream",
+            "Content-Length": str(size if chunks else 0),
+        }
+        response = self.session.request(
+            "PUT",
+            f"{location}{separator}digest={quote(str(digest))}",
+            scopes=self.scopes,
+            body=chunks if chunks is not None else b"",
+            headers=headers,
+            expect=(201, 204),
+            what=f"finish upload of {digest.short} to {self}",
+        )
+        response.release_conn()
+
+    def cancel_upload(self, location: str) -> None:
+        """DELETE an upload session; best effort (the registry expires abandoned sessions anyway)."""
+        try:
+            response = self.session.request(
+                "DELETE",
+                location,
+                scopes=self.scopes,
+                expect=(200, 202, 204, 404),
+                what=f"cancel upload to {self}",
+                retry=False,
+            )
+            response.release_conn()
+        except RegistryError:
+            pass
+
+    def _location(self, response: urllib3.BaseHTTPResponse, step: str) -> str:
+        location = response.headers.get("Location")
+        if not location:
+            raise RegistryError(
+                "POST",
+                f"{self}/blobs/uploads/",
+                response.status,
+                what=f"{step} to {self} (no Location in the answer)",
+            )
+        return location
+
+    # -- tags (spec: "Listing Tags") --------------------------------------------------------------
+
+    def list_tags(self, page_size: int = TAG_PAGE_SIZE) -> list[str]:
+        """All tags, following ``Link`` pagination."""
+        return list(self._tag_pages(page_size))
+
+    def _tag_pages(self, page_size: int) -> Iterator[str]:
+        path: str | None = f"/v2/{self.name}/tags/list?n={min(page_size, TAG_PAGE_SIZE)}"
+        pages = 0
+        while path is not None and pages < 100_000:
+            pages += 1
+            response = self.session.request(
+                "GET",
+                path,
+                scopes=self.scopes,
+                what=f"list tags of {self}",
+                expect=(200, 404),
+            )
+            if response.status == 404:
+                return
+            try:
+                tags = json.loads(response.data).get("tags") or []
+            except (ValueError, AttributeError) as exc:
+                raise RegistryError(
+                    "GET", f"{self}/tags/list", 200, what=f"list tags of {self} (unreadable answer)"
+                ) from exc
+            yield from (str(t) for t in tags)
+            path = _next_link(response.headers.get("Link"))
+
+
+def _next_link(header: str | None) -> str | None:
+    """The ``rel="next"`` target of a ``Link`` header (RFC 8288), e.g. ``</v2/x/tags/list?n=2&last=b>``."""
+    if not header:
+        return None
+    for part in header.split(","):
+        target, _, params = part.partition(";")
+        if 'rel="next"' in params.replace(" ", "") or "rel=next" in params.replace(" ", ""):
+            return target.strip().strip("<>")
+    return None

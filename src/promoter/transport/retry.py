@@ -1,0 +1,85 @@
+"""Bounded retries with exponential backoff for transient registry failures.
+
+Retried: 408, 429 (honouring ``Retry-After``), 500, 502, 503, 504, connection refused/reset and
+timeouts. Not retried: other 4xx, DNS failures, TLS verification failures (retrying cannot fix them).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TypeVar
+
+from promoter.errors import RegistryError, RegistryUnreachableError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often and how patiently to retry.
+
+    Attributes:
+        attempts: total tries including the first (1 disables retries).
+        base_delay: seconds before the first retry; doubled each time, with jitter.
+        max_delay: upper bound of one computed backoff.
+        max_retry_after: the longest ``Retry-After`` we honour; longer waits fail instead of hanging a
+            sync Job for minutes.
+    """
+
+    attempts: int = 5
+    base_delay: float = 0.5
+    max_delay: float = 8.0
+    max_retry_after: float = 60.0
+
+    def delay(self, attempt: int, error: BaseException) -> float:
+        """Seconds to wait before retry number ``attempt`` (1-based) after ``error``."""
+        if isinstance(error, RegistryError) and error.retry_after is not None:
+            return min(float(error.retry_after), self.max_retry_after)
+        backoff = min(self.base_delay * (2.0 ** (attempt - 1)), self.max_delay)
+        return backoff * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not cryptography
+
+    def run(self, operation: Callable[[], T]) -> T:
+        """Call ``operation`` until it succeeds, fails for good, or attempts run out."""
+        attempt = 1
+        while True:
+            try:
+                return operation()
+            except (RegistryError, RegistryUnreachableError) as exc:
+                if not is_retryable(exc) or attempt >= self.attempts:
+                    raise
+                wait = self.delay(attempt, exc)
+                log.debug("retry %d/%d in %.2fs after: %s", attempt, self.attempts - 1, wait, exc)
+                time.sleep(wait)
+                attempt += 1
+
+
+def is_retryable(error: BaseException) -> bool:
+    """Whether trying again later may succeed."""
+    if isinstance(error, RegistryError | RegistryUnreachableError):
+        return error.retryable
+    return False
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """``Retry-After`` as seconds: either delta-seconds or an HTTP date (RFC 9110, section 10.2.3)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())

@@ -1,0 +1,628 @@
+"""One authenticated HTTP session per registry host.
+
+:class:`Transport` owns the connection pools and TLS settings and hands out one
+:class:`RegistrySession` per registry. A session picks the scheme (HTTPS, or plain HTTP only for
+loopback and ``--insecure-registry`` hosts), runs the Basic/Bearer flow from the registry's challenge,
+caches tokens per scope, follows redirects (never sending the registry's Authorization header to
+another host) and turns failures into :class:`~promoter.errors.RegistryError` and friends.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import logging
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urljoin, urlsplit
+
+import urllib3
+from urllib3.exceptions import (
+    HTTPError,
+    InsecureRequestWarning,
+    MaxRetryError,
+    NameResolutionError,
+    NewConnectionError,
+    ProtocolError,
+    SSLError,
+)
+from urllib3.exceptions import (
+    TimeoutError as Urllib3TimeoutError,
+)
+
+from promoter.authn.store import Credential, find_credential
+from promoter.errors import (
+    ERROR_BODY_LIMIT,
+    AuthenticationError,
+    ConfigError,
+    RegistryError,
+    RegistryErrorDetail,
+    RegistryUnreachableError,
+)
+from promoter.reference import api_host, is_loopback_host
+from promoter.transport.challenge import Challenge, parse_challenge
+from promoter.transport.retry import RETRYABLE_STATUSES, RetryPolicy, parse_retry_after
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "promoter/0.1"
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_MAX_REDIRECTS = 5
+#: Refresh a token this long before the server says it expires.
+_TOKEN_MARGIN_SECONDS = 30.0
+_DEFAULT_TOKEN_SECONDS = 60.0
+
+Body = bytes | Iterable[bytes] | None
+
+
+@dataclass(frozen=True, slots=True)
+class TransportOptions:
+    """Settings shared by every registry session.
+
+    Attributes:
+        ca_file: extra CA certificates (PEM) trusted besides the system store.
+        insecure_registries: hosts for which TLS is not verified and plain HTTP is allowed.
+        endpoints: registry name -> base URL to send its requests to instead (a mirror, a local test
+            registry standing in for a real-looking name); the scheme of the URL is used as given.
+        retry: the retry policy for requests whose body can be sent again.
+        connect_timeout: seconds to establish a connection.
+        read_timeout: seconds of silence on an open connection before giving up.
+        pool_size: connections kept per host; at least the number of concurrent transfers.
+    """
+
+    ca_file: Path | None = None
+    insecure_registries: frozenset[str] = frozenset()
+    endpoints: Mapping[str, str] = field(default_factory=dict)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    connect_timeout: float = 10.0
+    read_timeout: float = 120.0
+    pool_size: int = 16
+
+
+CredentialLoader = Callable[[str], Credential | None]
+
+
+class Transport:
+    """Connection pools and per-registry sessions; share one across a whole run."""
+
+    def __init__(
+        self,
+        options: TransportOptions | None = None,
+        credentials: CredentialLoader = find_credential,
+    ) -> None:
+        self.options = options or TransportOptions()
+        self._credentials = credentials
+        timeout = urllib3.Timeout(
+            connect=self.options.connect_timeout, read=self.options.read_timeout
+        )
+        common: dict[str, Any] = {
+            "num_pools": 32,
+            "maxsize": self.options.pool_size,
+            "timeout": timeout,
+            "retries": False,
+            "headers": {"User-Agent": USER_AGENT},
+        }
+        self._verified = urllib3.PoolManager(ssl_context=self._ssl_context(), **common)
+        self._unverified: urllib3.PoolManager | None = None
+        if self.options.insecure_registries:
+            # The user named these hosts insecure on purpose; the warning would only repeat that.
+            urllib3.disable_warnings(InsecureRequestWarning)
+            self._unverified = urllib3.PoolManager(cert_reqs=ssl.CERT_NONE, **common)
+        self._sessions: dict[str, RegistrySession] = {}
+        self._lock = threading.Lock()
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context()
+        if self.options.ca_file is not None:
+            try:
+                context.load_verify_locations(cafile=str(self.options.ca_file))
+            except (OSError, ssl.SSLError) as exc:
+                raise ConfigError(
+                    f"cannot load CA file {self.options.ca_file}: {exc}; give a PEM file of certificates"
+                ) from exc
+        return context
+
+    def session(self, registry: str) -> RegistrySession:
+        """The session for a registry host (one per host per transport)."""
+        with self._lock:
+            found = self._sessions.get(registry)
+            if found is None:
+                found = RegistrySession(self, registry)
+                self._sessions[registry] = found
+            return found
+
+    def pool_for(self, registry: str) -> urllib3.PoolManager:
+        """The verified pool, or the unverified one for ``--insecure-registry`` hosts."""
+        if self._unverified is not None and registry in self.options.insecure_registries:
+            return self._unverified
+        return self._verified
+
+    def load_credential(self, registry: str) -> Credential | None:
+        """Credentials for ``registry`` from the configured loader."""
+        return self._credentials(registry)
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self._verified.clear()
+        if self._unverified is not None:
+            self._unverified.clear()
+
+
+@dataclass
+class _Token:
+    value: str
+    expires: float
+
+
+class RegistrySession:
+    """Authenticated requests to one registry host. Thread-safe."""
+
+    def __init__(self, transport: Transport, registry: str) -> None:
+        self.transport = transport
+        self.registry = registry
+        self._pool = transport.pool_for(registry)
+        self._base: str | None = None
+        self._challenge: Challenge | None = None
+        self._credential: Credential | None = None
+        self._credential_loaded = False
+        self._tokens: dict[tuple[str, ...], _Token] = {}
+        self._lock = threading.RLock()
+
+    # -- public API -------------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """``scheme://host[:port]`` that requests go to, decided on first use."""
+        with self._lock:
+            if self._base is None:
+                self._base = self._discover_base()
+            return self._base
+
+    def ping(self) -> None:
+        """``GET /v2/``: checks that the registry answers, and learns its auth challenge.
+
+        Raises:
+            RegistryError: the registry answered with something other than 200 or 401.
+        """
+        self.request("GET", "/v2/", scopes=(), what=f"ping {self.registry}")
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        scopes: Sequence[str],
+        headers: Mapping[str, str] | None = None,
+        body: Body = None,
+        expect: Sequence[int] = (200,),
+        stream: bool = False,
+        follow_redirects: bool = False,
+        what: str,
+        retry: bool | None = None,
+    ) -> urllib3.BaseHTTPResponse:
+        """Send one request, authenticating as the registry demands.
+
+        Args:
+            method: HTTP method.
+            path: a path under the registry (``/v2/...``) or an absolute URL it gave us (an upload
+                ``Location``).
+            scopes: token scopes the request needs (``repository:name:pull``).
+            headers: extra headers.
+            body: bytes (replayable), an iterable of chunks (streamed once), or None.
+            expect: statuses that count as success; others raise.
+            stream: leave the body unread so the caller can stream it (then call ``release_conn``).
+            follow_redirects: follow 3xx to any host (blob downloads); the Authorization header goes
+                only to this registry's own host.
+            what: the operation, for error messages ("pull manifest app:1.0").
+            retry: retry transient failures; defaults to True unless the body is a one-shot iterable.
+
+        Raises:
+            RegistryError: an unexpected status (AuthenticationError for 401/403).
+            RegistryUnreachableError: no HTTP answer.
+        """
+        replayable = body is None or isinstance(body, bytes)
+        if retry is None:
+            retry = replayable
+
+        def attempt() -> urllib3.BaseHTTPResponse:
+            return self._send_authenticated(
+                method,
+                path,
+                scopes=scopes,
+                headers=headers or {},
+                body=body,
+                expect=expect,
+                stream=stream,
+                follow_redirects=follow_redirects,
+                what=what,
+                replayable=replayable,
+            )
+
+        if retry:
+            return self.transport.options.retry.run(attempt)
+        return attempt()
+
+    # -- scheme --------------------------------------------------------------------------------
+
+    def _discover_base(self) -> str:
+        endpoint = self.transport.options.endpoints.get(self.registry)
+        if endpoint:
+            return endpoint.rstrip("/")
+        host = api_host(self.registry)
+        may_use_http = (
+            is_loopback_host(host) or self.registry in self.transport.options.insecure_registries
+        )
+        if not may_use_http:
+            return f"https://{host}"
+        # Docker's rule for loopback and insecure registries: try HTTPS, fall back to plain HTTP when
+        # the server does not speak TLS. A certificate that fails verification is not a reason to
+        # fall back (it is a TLS server); that error surfaces on the real request.
+        try:
+            response = self._pool.request(
+                "GET",
+                f"https://{host}/v2/",
+                redirect=False,
+                preload_content=True,
+                timeout=urllib3.Timeout(connect=self.transport.options.connect_timeout, read=10.0),
+            )
+        except SSLError as exc:
+            if _is_certificate_failure(exc):
+                return f"https://{host}"
+            return f"http://{host}"
+        except (NewConnectionError, ProtocolError, MaxRetryError):
+            return f"http://{host}"
+        except HTTPError:
+            return f"https://{host}"
+        self._learn_challenge(response)
+        return f"https://{host}"
+
+    def _absolute(self, path: str) -> str:
+        if path.startswith(("http://", "https://")):
+            return path
+        return (
+            urljoin(self.base_url + "/", path.lstrip("/"))
+            if not path.startswith("/")
+            else self.base_url + path
+        )
+
+    # -- auth -----------------------------------------------------------------------------------
+
+    def _credentials(self) -> Credential | None:
+        with self._lock:
+            if not self._credential_loaded:
+                self._credential = self.transport.load_credential(self.registry)
+                self._credential_loaded = True
+            return self._credential
+
+    def _learn_challenge(self, response: urllib3.BaseHTTPResponse) -> bool:
+        """Remember the registry's challenge from a 401; True if it was new or changed."""
+        header = response.headers.get("WWW-Authenticate")
+        if response.status != 401 or not header:
+            return False
+        challenge = parse_challenge(header)
+        if challenge is None:
+            return False
+        with self._lock:
+            changed = self._challenge is None or (
+                self._challenge.scheme != challenge.scheme
+                or self._challenge.realm != challenge.realm
+            )
+            self._challenge = challenge
+        return changed
+
+    def _authorization(self, scopes: Sequence[str], *, refresh: bool = False) -> str | None:
+        with self._lock:
+            challenge = self._challenge
+        if challenge is None:
+            return None
+        credential = self._credentials()
+        if challenge.scheme == "basic":
+            if credential is None or not credential.password:
+                return None
+            raw = f"{credential.username}:{credential.password}".encode()
+            return "Basic " + base64.b64encode(raw).decode()
+        if challenge.scheme != "bearer":
+            return None
+        key = tuple(sorted(set(scopes)))
+        with self._lock:
+            token = self._tokens.get(key)
+            if token is not None and not refresh and token.expires > time.monotonic():
+                return f"Bearer {token.value}"
+            token = self._fetch_token(challenge, key, credential)
+            self._tokens[key] = token
+        return f"Bearer {token.value}"
+
+    def _forget_token(self, scopes: Sequence[str]) -> None:
+        with self._lock:
+            self._tokens.pop(tuple(sorted(set(scopes))), None)
+
+    def _fetch_token(
+        self, challenge: Challenge, scopes: tuple[str, ...], credential: Credential | None
+    ) -> _Token:
+        """Token flow (distribution "Token Authentication Specification" and its OAuth2 variant)."""
+        realm = challenge.realm
+        if not realm.startswith(("https://", "http://")):
+            raise RegistryUnreachableError(
+                f"{self.registry} sent an auth challenge without a usable realm URL",
+                retryable=False,
+            )
+        what = f"get a token for {self.registry}"
+        service = challenge.service
+        headers: dict[str, str] = {}
+        if credential is not None and credential.identity_token:
+            # An identity token is an OAuth2 refresh token (docker login with a registry that issues one).
+            fields = [
+                ("grant_type", "refresh_token"),
+                ("refresh_token", credential.identity_token),
+                ("service", service),
+                ("client_id", "promoter"),
+                *[("scope", s) for s in scopes],
+            ]
+            response = self._raw(
+                "POST",
+                realm,
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+                body=urlencode(fields).encode(),
+                what=what,
+            )
+        else:
+            if credential is not None and credential.password:
+                raw = f"{credential.username}:{credential.password}".encode()
+                headers["Authorization"] = "Basic " + base64.b64encode(raw).decode()
+            query = [("service", service)] if service else []
+            query += [("scope", s) for s in scopes]
+            url = realm + ("&" if "?" in realm else "?") + urlencode(query) if query else realm
+            response = self._raw("GET", url, headers=headers, body=None, what=what)
+        if response.status != 200:
+            raise _error_from(response, "GET", realm, what, AuthenticationError)
+        try:
+            payload = json.loads(response.data)
+            value = str(payload.get("token") or payload.get("access_token") or "")
+        except (ValueError, AttributeError) as exc:
+            raise AuthenticationError(
+                "GET", _redact(realm), 200, what=what + " (unreadable answer)"
+            ) from exc
+        if not value:
+            raise AuthenticationError(
+                "GET", _redact(realm), 200, what=what + " (no token in answer)"
+            )
+        expires_in = payload.get("expires_in")
+        lifetime = (
+            float(expires_in)
+            if isinstance(expires_in, int | float) and expires_in > 0
+            else _DEFAULT_TOKEN_SECONDS
+        )
+        return _Token(value, time.monotonic() + max(lifetime - _TOKEN_MARGIN_SECONDS, lifetime / 2))
+
+    # -- sending ---------------------------------------------------------------------------------
+
+    def _send_authenticated(
+        self,
+        method: str,
+        path: str,
+        *,
+        scopes: Sequence[str],
+        headers: Mapping[str, str],
+        body: Body,
+        expect: Sequence[int],
+        stream: bool,
+        follow_redirects: bool,
+        what: str,
+        replayable: bool,
+    ) -> urllib3.BaseHTTPResponse:
+        url = self._absolute(path)
+        own_netloc = urlsplit(self.base_url).netloc
+        sends_auth = urlsplit(url).netloc == own_netloc
+        request_headers = dict(headers)
+        for second_try in (False, True):
+            request_headers = dict(headers)
+            auth = self._authorization(scopes, refresh=second_try) if sends_auth else None
+            if auth is not None:
+                request_headers["Authorization"] = auth
+            response = self._raw(
+                method, url, headers=request_headers, body=body, what=what, stream=stream
+            )
+            if response.status != 401 or second_try or not sends_auth:
+                break
+            # 401: learn (or re-learn) the challenge and answer it once. A one-shot streamed body
+            # cannot be sent again; the caller's blob-level retry starts over with a fresh token.
+            learned = self._learn_challenge(response)
+            if auth is not None:
+                self._forget_token(scopes)
+            if not replayable:
+                raise _error_from(response, method, url, what, AuthenticationError, retryable=True)
+            if not learned and auth is None and self._challenge is None:
+                break
+            _discard(response)
+        if follow_redirects:
+            response = self._follow(
+                response,
+                method=method,
+                own_netloc=own_netloc,
+                headers=request_headers,
+                what=what,
+                stream=stream,
+            )
+        if response.status in expect:
+            return response
+        error_class = AuthenticationError if response.status in (401, 403) else RegistryError
+        raise _error_from(response, method, url, what, error_class)
+
+    def _follow(
+        self,
+        response: urllib3.BaseHTTPResponse,
+        *,
+        method: str,
+        own_netloc: str,
+        headers: dict[str, str],
+        what: str,
+        stream: bool,
+    ) -> urllib3.BaseHTTPResponse:
+        url = response.geturl() or ""
+        for _ in range(_MAX_REDIRECTS):
+            location = response.headers.get("Location")
+            if response.status not in _REDIRECTS or not location:
+                return response
+            _discard(response)
+            url = urljoin(url or self.base_url + "/", location)
+            follow_headers = dict(headers)
+            if urlsplit(url).netloc != own_netloc:
+                # Presigned storage URLs (S3 behind ECR) carry their own signature; the registry's
+                # token must never leave the registry's host.
+                follow_headers.pop("Authorization", None)
+            response = self._raw(
+                method, url, headers=follow_headers, body=None, what=what, stream=stream
+            )
+        return response
+
+    def _raw(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        body: Body,
+        what: str,
+        stream: bool = False,
+    ) -> urllib3.BaseHTTPResponse:
+        pool = (
+            self._pool
+            if urlsplit(url).netloc == urlsplit(self.base_url).netloc
+            else self.transport.pool_for("")
+        )
+        started = time.monotonic()
+        try:
+            response = pool.request(
+                method,
+                url,
+                headers=dict(headers),
+                body=body,
+                redirect=False,
+                preload_content=not stream,
+                decode_content=False,
+            )
+        except NameResolutionError as exc:
+            raise RegistryUnreachableError(
+                f"{what}: cannot resolve host {urlsplit(url).hostname}; check the registry name",
+                retryable=False,
+            ) from exc
+        except SSLError as exc:
+            raise RegistryUnreachableError(
+                f"{what}: TLS failure talking to {urlsplit(url).netloc}: {_reason(exc)} "
+                "(use --ca-file for a private CA)",
+                retryable=False,
+            ) from exc
+        except NewConnectionError as exc:
+            raise RegistryUnreachableError(
+                f"{what}: cannot connect to {urlsplit(url).netloc}: {_reason(exc)}"
+            ) from exc
+        except (ProtocolError, Urllib3TimeoutError, MaxRetryError) as exc:
+            raise RegistryUnreachableError(
+                f"{what}: connection to {urlsplit(url).netloc} failed: {_reason(exc)}"
+            ) from exc
+        except HTTPError as exc:
+            raise RegistryUnreachableError(
+                f"{what}: {method} {_redact(url)} failed: {_reason(exc)}"
+            ) from exc
+        log.debug(
+            "%s %s -> %d (%.0f ms)",
+            method,
+            _redact(url),
+            response.status,
+            (time.monotonic() - started) * 1000,
+        )
+        return response
+
+
+def _reason(exc: BaseException) -> str:
+    """A short reason from a urllib3 exception, without its URL (which may carry a signed query)."""
+    inner: BaseException = exc
+    while isinstance(inner, MaxRetryError) and inner.reason is not None:
+        inner = inner.reason
+    text = str(inner)
+    for marker in ("Failed to establish a new connection: ", "Connection aborted.", "): "):
+        if marker in text:
+            text = text.split(marker, 1)[1]
+            break
+    return text.strip(" ()'\"") or type(inner).__name__
+
+
+def _is_certificate_failure(exc: SSLError) -> bool:
+    """Whether a TLS error is a failed certificate check (a TLS server we do not trust)."""
+    seen: set[int] = set()
+    inner: BaseException | None = exc
+    while inner is not None and id(inner) not in seen:
+        seen.add(id(inner))
+        if isinstance(inner, ssl.SSLCertVerificationError):
+            return True
+        inner = inner.__cause__ or inner.__context__
+    return "CERTIFICATE_VERIFY_FAILED" in str(exc)
+
+
+def _redact(url: str) -> str:
+    """The URL without its query string: upload URLs carry session state, presigned URLs signatures."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+
+
+def _discard(response: urllib3.BaseHTTPResponse) -> None:
+    """Drain a little of an unwanted response so its connection can be reused, then release it."""
+    with contextlib.suppress(HTTPError):
+        response.drain_conn()
+    response.release_conn()
+
+
+def _error_from(
+    response: urllib3.BaseHTTPResponse,
+    method: str,
+    url: str,
+    what: str,
+    error_class: type[RegistryError],
+    *,
+    retryable: bool | None = None,
+) -> RegistryError:
+    try:
+        raw = response.read(ERROR_BODY_LIMIT, decode_content=True)
+    except HTTPError:
+        raw = b""
+    _discard(response)
+    details: list[RegistryErrorDetail] = []
+    try:
+        doc = json.loads(raw)
+        for item in doc.get("errors", []) if isinstance(doc, dict) else []:
+            if isinstance(item, dict):
+                details.append(
+                    RegistryErrorDetail(
+                        str(item.get("code", "")), str(item.get("message", ""))[:200]
+                    )
+                )
+    except ValueError:
+        pass
+    return error_class(
+        method=method,
+        url=_redact(url),
+        status=response.status,
+        details=tuple(details),
+        retryable=response.status in RETRYABLE_STATUSES if retryable is None else retryable,
+        what=what,
+        retry_after=parse_retry_after(response.headers.get("Retry-After")),
+    )
+
+
+def iter_body(response: urllib3.BaseHTTPResponse, chunk_size: int, what: str) -> Iterator[bytes]:
+    """Stream a response body in chunks, turning a dropped connection into our error.
+
+    urllib3 enforces Content-Length, so a body cut short raises here instead of ending quietly.
+    """
+    try:
+        yield from response.stream(chunk_size, decode_content=False)
+    except (HTTPError, OSError) as exc:
+        raise RegistryUnreachableError(
+            f"{what}: connection lost while reading: {_reason(exc)}"
+        ) from exc
