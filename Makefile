@@ -4,7 +4,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-DEBS := docker-registry skopeo curl
+DEBS := docker-registry skopeo curl apache2-utils
 STAMP := $(VENV)/.installed
 
 .PHONY: all deps debs venv test lint unit demo bench clean
@@ -17,6 +17,7 @@ debs:
 	command -v docker-registry >/dev/null || missing="$$missing docker-registry"; \
 	command -v skopeo >/dev/null || missing="$$missing skopeo"; \
 	command -v curl >/dev/null || missing="$$missing curl"; \
+	command -v htpasswd >/dev/null || missing="$$missing apache2-utils"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  apt-get update -qq; \

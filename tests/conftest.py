@@ -1,0 +1,174 @@
+"""Shared fixtures. Every test is hermetic: no user config, proxies, cloud or cluster settings leak in."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from devtools.registry import RegistryProcess
+
+from promoter.cli.main import main
+
+_CLEARED_PREFIXES = ("AWS_", "DOCKER_", "REGISTRY_AUTH_FILE", "XDG_", "KUBECONFIG", "CONTAINERS_")
+_PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY")
+
+
+@pytest.fixture(autouse=True)
+def hermetic_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Clear credentials, proxies, AWS and kube settings; HOME points at an empty folder."""
+    for name in list(os.environ):
+        if name.upper().startswith(_CLEARED_PREFIXES) or name.upper() in _PROXY_VARIABLES:
+            monkeypatch.delenv(name, raising=False)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+
+
+# -- real registries (Debian's docker-registry, the CNCF Distribution registry) -------------------
+
+
+def _start(factory: pytest.TempPathFactory, name: str, **kwargs: object) -> RegistryProcess:
+    registry = RegistryProcess(factory.mktemp(name), name=name, **kwargs)  # type: ignore[arg-type]
+    registry.start()
+    return registry
+
+
+@pytest.fixture(scope="session")
+def source_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryProcess]:
+    """A plain-HTTP registry on loopback standing in for the dev registry."""
+    registry = _start(tmp_path_factory, "source")
+    yield registry
+    registry.stop()
+
+
+@pytest.fixture(scope="session")
+def dest_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryProcess]:
+    """A second plain-HTTP registry standing in for the production registry."""
+    registry = _start(tmp_path_factory, "dest")
+    yield registry
+    registry.stop()
+
+
+@pytest.fixture(scope="session")
+def basic_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryProcess]:
+    """A registry behind htpasswd Basic auth."""
+    registry = _start(tmp_path_factory, "basic", auth="basic")
+    yield registry
+    registry.stop()
+
+
+@pytest.fixture(scope="session")
+def token_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryProcess]:
+    """A registry that wants Bearer tokens from a token server in the tests (JWTs it verifies)."""
+    registry = _start(tmp_path_factory, "token", auth="token")
+    yield registry
+    registry.stop()
+
+
+@pytest.fixture(scope="session")
+def tls_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryProcess]:
+    """A registry serving HTTPS with a certificate from a test CA, behind Basic auth."""
+    registry = _start(tmp_path_factory, "tls", auth="basic", tls=True)
+    yield registry
+    registry.stop()
+
+
+@pytest.fixture
+def fresh_registry(tmp_path: Path) -> Iterator[Callable[..., RegistryProcess]]:
+    """Start registries of one's own, for tests that stop, restart or corrupt them."""
+    started: list[RegistryProcess] = []
+
+    def make(**kwargs: object) -> RegistryProcess:
+        registry = RegistryProcess(
+            tmp_path / f"reg{len(started)}", name=f"reg{len(started)}", **kwargs
+        )  # type: ignore[arg-type]
+        registry.start()
+        started.append(registry)
+        return registry
+
+    yield make
+    for registry in started:
+        registry.stop()
+
+
+@pytest.fixture
+def repo() -> str:
+    """A repository name no other test uses."""
+    return f"team/app-{uuid.uuid4().hex[:10]}"
+
+
+def login(registries: Sequence[RegistryProcess], config_dir: Path) -> None:
+    """Write a docker config with credentials for the registries that need them."""
+    auths = {
+        r.host: {"auth": base64.b64encode(f"{r.username}:{r.password}".encode()).decode()}
+        for r in registries
+        if r.username
+    }
+    config_dir.mkdir(parents=True, exist_ok=True)
+    (config_dir / "config.json").write_text(json.dumps({"auths": auths}))
+
+
+@pytest.fixture
+def docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Path]:
+    """Log in to registries through $DOCKER_CONFIG, as a user would with docker login."""
+    config_dir = tmp_path / "docker"
+
+    def use(*registries: RegistryProcess) -> Path:
+        login(registries, config_dir)
+        monkeypatch.setenv("DOCKER_CONFIG", str(config_dir))
+        return config_dir
+
+    return use
+
+
+@dataclass
+class CliRun:
+    """The outcome of one in-process CLI run."""
+
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> dict[str, object]:
+        """The single JSON object printed on stdout."""
+        loaded = json.loads(self.out)
+        assert isinstance(loaded, dict)
+        return loaded
+
+    def json_lines(self) -> list[dict[str, object]]:
+        """One JSON object per stdout line (batch copies)."""
+        return [json.loads(line) for line in self.out.splitlines() if line.strip()]
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliRun]:
+    """Run ``promoter ...`` in-process through main(argv) and capture what it prints."""
+
+    def run(*args: str) -> CliRun:
+        capsys.readouterr()
+        code = main(list(args))
+        captured = capsys.readouterr()
+        return CliRun(code, captured.out, captured.err)
+
+    return run
+
+
+def skopeo(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run Debian's skopeo, an independent registry client, with a bounded time."""
+    done = subprocess.run(
+        ["skopeo", "--insecure-policy", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if check and done.returncode != 0:
+        raise AssertionError(f"skopeo {' '.join(args)} failed: {done.stderr.strip()}")
+    return done

@@ -1,0 +1,130 @@
+"""Pure parts of the transport: challenge parsing, Retry-After, backoff, Link pagination."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+
+import pytest
+
+from promoter.errors import RegistryError, RegistryUnreachableError
+from promoter.remote.repository import _next_link
+from promoter.transport.challenge import parse_challenge, scope_for
+from promoter.transport.retry import RetryPolicy, is_retryable, parse_retry_after
+
+
+@pytest.mark.parametrize(
+    ("header", "scheme", "params"),
+    [
+        (
+            (
+                'Bearer realm="https://auth.example.com/token",service="registry.example.com",'
+                'scope="repository:a/b:pull,push"'
+            ),
+            "bearer",
+            {
+                "realm": "https://auth.example.com/token",
+                "service": "registry.example.com",
+                "scope": "repository:a/b:pull,push",
+            },
+        ),
+        ('Basic realm="Registry Realm"', "basic", {"realm": "Registry Realm"}),
+        ("basic", "basic", {}),
+        (
+            'Bearer realm="x\\"y", error="insufficient_scope"',
+            "bearer",
+            {"realm": 'x"y', "error": "insufficient_scope"},
+        ),
+        ('Basic realm="r", Bearer realm="https://t/token"', "bearer", {"realm": "https://t/token"}),
+        (
+            "Bearer realm=https://t/token,service=reg",
+            "bearer",
+            {"realm": "https://t/token", "service": "reg"},
+        ),
+    ],
+)
+def test_parse_challenge(header: str, scheme: str, params: dict[str, str]) -> None:
+    """WWW-Authenticate parses to scheme and unquoted params; Bearer is preferred when several."""
+    challenge = parse_challenge(header)
+    assert challenge is not None
+    assert challenge.scheme == scheme
+    assert challenge.params == params
+
+
+def test_challenge_scopes_and_garbage() -> None:
+    """Space-separated scopes split; an empty header gives None."""
+    challenge = parse_challenge('Bearer realm="r",scope="repository:a:pull repository:b:pull"')
+    assert challenge is not None
+    assert challenge.scopes == ("repository:a:pull", "repository:b:pull")
+    assert parse_challenge("") is None
+    assert scope_for("a/b", "pull", "push") == "repository:a/b:pull,push"
+
+
+def test_retry_after_seconds_and_dates() -> None:
+    """Retry-After is read as delta-seconds or as an HTTP date; garbage is ignored."""
+    assert parse_retry_after("3") == 3.0
+    assert parse_retry_after(None) is None
+    assert parse_retry_after("soon") is None
+    future = email.utils.formatdate(time.time() + 30, usegmt=True)
+    seconds = parse_retry_after(future)
+    assert seconds is not None
+    assert 25 <= seconds <= 31
+
+
+def _error(status: int, retry_after: float | None = None) -> RegistryError:
+    return RegistryError(
+        "GET", "http://r/v2/", status, retryable=status in (429, 503), retry_after=retry_after
+    )
+
+
+def test_retry_policy_runs_until_success_and_honours_retry_after() -> None:
+    """Retryable failures are retried with Retry-After honoured; the result is returned."""
+    calls: list[int] = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise _error(429, retry_after=0)
+        return "ok"
+
+    assert RetryPolicy(attempts=5, base_delay=0.0).run(flaky) == "ok"
+    assert len(calls) == 3
+
+
+def test_retry_policy_is_bounded_and_skips_permanent_errors() -> None:
+    """Attempts are bounded; a 404 or a DNS failure is not retried at all."""
+    calls: list[int] = []
+
+    def always(error: Exception) -> None:
+        calls.append(1)
+        raise error
+
+    with pytest.raises(RegistryError):
+        RetryPolicy(attempts=3, base_delay=0.0).run(lambda: always(_error(503)))
+    assert len(calls) == 3
+    calls.clear()
+    with pytest.raises(RegistryError):
+        RetryPolicy(attempts=3, base_delay=0.0).run(lambda: always(_error(404)))
+    assert len(calls) == 1
+    calls.clear()
+    dns = RegistryUnreachableError("cannot resolve", retryable=False)
+    with pytest.raises(RegistryUnreachableError):
+        RetryPolicy(attempts=3, base_delay=0.0).run(lambda: always(dns))
+    assert len(calls) == 1
+    assert not is_retryable(ValueError())
+
+
+def test_backoff_grows_and_is_capped() -> None:
+    """Backoff doubles per attempt with jitter and stays under the cap; Retry-After is capped too."""
+    policy = RetryPolicy(base_delay=1.0, max_delay=4.0, max_retry_after=10.0)
+    assert 0.5 <= policy.delay(1, _error(503)) <= 1.0
+    assert 2.0 <= policy.delay(3, _error(503)) <= 4.0
+    assert 2.0 <= policy.delay(9, _error(503)) <= 4.0
+    assert policy.delay(1, _error(429, retry_after=100)) == 10.0
+
+
+def test_next_link() -> None:
+    """The rel="next" target of a Link header is followed; absent or other rels end paging."""
+    assert _next_link('</v2/a/tags/list?n=2&last=b>; rel="next"') == "/v2/a/tags/list?n=2&last=b"
+    assert _next_link(None) is None
+    assert _next_link('</x>; rel="prev"') is None
