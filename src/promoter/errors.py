@@ -91,6 +91,8 @@ class RegistryError(PromoterError):
         details: the registry's own error codes and messages, if its body had them.
         retryable: whether trying again later may succeed (408, 429, 5xx).
         what: a short phrase naming the operation, e.g. "pull manifest library/nginx:1.27".
+        retry_after: seconds the registry asked us to wait (``Retry-After``), if it did.
+        hint: what the user can do about it, when we know.
     """
 
     method: str
@@ -100,6 +102,7 @@ class RegistryError(PromoterError):
     retryable: bool = False
     what: str = ""
     retry_after: float | None = field(default=None, repr=False)
+    hint: str = ""
 
     def __post_init__(self) -> None:
         super().__init__(str(self))
@@ -110,7 +113,8 @@ class RegistryError(PromoterError):
         )
         prefix = f"{self.what}: " if self.what else ""
         suffix = f" ({codes})" if codes else ""
-        return f"{prefix}{self.method} {self.url} answered {self.status}{suffix}"
+        hint = f": {self.hint}" if self.hint else ""
+        return f"{prefix}{self.method} {self.url} answered {self.status}{suffix}{hint}"
 
     @property
     def codes(self) -> tuple[str, ...]:

@@ -20,7 +20,7 @@ from typing import TextIO
 
 from promoter import __version__
 from promoter.authn.store import Credential, find_credential, store_credential
-from promoter.errors import ConfigError, InputError, PromoterError, SafetyError
+from promoter.errors import ConfigError, InputError, PromoterError
 from promoter.reference import Reference, parse_reference
 from promoter.remote.copy import (
     DEFAULT_JOBS,
@@ -334,7 +334,7 @@ def _copy(args: argparse.Namespace, scrub: SecretScrubber) -> int:
         transport.close()
     if len(pairs) == 1 and isinstance(outcomes[0], PromoterError):
         raise outcomes[0]
-    code = EXIT_OK
+    failures: set[int] = set()
     for (source, destination), outcome in zip(pairs, outcomes, strict=True):
         if isinstance(outcome, CopyResult):
             _print_result(outcome, as_json)
@@ -347,11 +347,11 @@ def _copy(args: argparse.Namespace, scrub: SecretScrubber) -> int:
                 )
             )
         _error(message)
-        failed = EXIT_REFUSED if isinstance(outcome, SafetyError) else EXIT_FAILED
-        code = (
-            failed if code == EXIT_OK else max(code, failed) if code != EXIT_FAILED else EXIT_FAILED
-        )
-    return code
+        failures.add(outcome.exit_code)
+    # A batch exits with its worst outcome: any real failure (1) outranks refusals (3).
+    if not failures:
+        return EXIT_OK
+    return EXIT_FAILED if failures - {EXIT_REFUSED} else EXIT_REFUSED
 
 
 def _run_copies(

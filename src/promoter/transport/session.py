@@ -451,8 +451,23 @@ class RegistrySession:
             )
         if response.status in expect:
             return response
-        error_class = AuthenticationError if response.status in (401, 403) else RegistryError
-        raise _error_from(response, method, url, what, error_class)
+        if response.status in (401, 403):
+            error = _error_from(response, method, url, what, AuthenticationError)
+            error.hint = self._auth_hint(response.status)
+            raise error
+        raise _error_from(response, method, url, what, RegistryError)
+
+    def _auth_hint(self, status: int) -> str:
+        """What to do about a refusal, depending on whether we had credentials to offer."""
+        credential = self._credentials()
+        if credential is None:
+            return (
+                f"no credentials for {self.registry} were found; run 'promoter login "
+                f"{self.registry}' (or docker login) or configure a credential helper"
+            )
+        if status == 403:
+            return f"the credentials for {self.registry} are not allowed to do this"
+        return f"the registry did not accept the stored credentials for {self.registry}"
 
     def _follow(
         self,

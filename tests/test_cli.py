@@ -1,0 +1,276 @@
+"""The command line as a user meets it: usage errors, one-line failures, exit codes, login, the
+console script, and the progress display on a terminal."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import pty
+import select
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from devtools import images
+from devtools.registry import RegistryProcess
+from tests.conftest import CliRun
+from tests.test_copy import manifest_digest, push
+
+from promoter.cli.main import main
+
+PROMOTER = Path(sys.executable).parent / "promoter"
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["copy", "UPPER/Case:1", "127.0.0.1:1/x:1"], "invalid repository"),
+        (["copy", "127.0.0.1:1/x:bad tag", "127.0.0.1:1/y"], "invalid"),
+        (["copy", "127.0.0.1:1/x@sha256:123", "127.0.0.1:1/y"], "invalid digest"),
+        (["copy", "https://127.0.0.1:1/x", "127.0.0.1:1/y"], "drop the URL scheme"),
+        (["copy", "127.0.0.1:1/x"], "copy needs SRC and DST"),
+        (["digest", "Bad/Ref"], "invalid repository"),
+        (
+            ["copy", "--ca-file", "/nonexistent/ca.pem", "127.0.0.1:1/x", "127.0.0.1:1/y"],
+            "no such file",
+        ),
+    ],
+)
+def test_bad_input_is_one_line_with_exit_2(
+    args: list[str], fragment: str, cli: Callable[..., CliRun]
+) -> None:
+    """Bad references and options exit 2 with one line naming the problem, no traceback."""
+    result = cli(*args)
+    assert result.code == 2
+    assert fragment in result.err
+    assert len(result.err.strip().splitlines()) == 1
+    assert result.out == ""
+
+
+def test_usage_errors_exit_2(cli: Callable[..., CliRun]) -> None:
+    """argparse usage errors (unknown flag, bad --jobs, no command) exit 2."""
+    assert cli("copy", "--no-such-flag", "a", "b").code == 2
+    assert cli("copy", "--jobs", "0", "a", "b").code == 2
+    assert cli().code == 2
+    assert cli("frobnicate").code == 2
+
+
+def test_unreachable_and_unknown_hosts_exit_1_in_one_line(
+    cli: Callable[..., CliRun],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A refused connection and a host that does not resolve fail with exit 1 and one clear line."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+        port = closed.getsockname()[1]
+        refused = cli("copy", "--retries", "0", f"127.0.0.1:{port}/a:1", f"127.0.0.1:{port}/b:1")
+    assert refused.code == 1
+    assert len(refused.err.strip().splitlines()) == 1
+    assert f"cannot connect to 127.0.0.1:{port}" in refused.err
+
+    real_getaddrinfo = socket.getaddrinfo
+
+    def resolver(host: object, *args: object, **kwargs: object) -> object:
+        if host == "registry.unknown.test":
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return real_getaddrinfo(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    # No DNS traffic leaves the machine: the resolver itself answers "unknown host".
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    unknown = cli("digest", "registry.unknown.test/a:1")
+    assert unknown.code == 1
+    assert "cannot resolve host registry.unknown.test" in unknown.err
+    assert len(unknown.err.strip().splitlines()) == 1
+
+
+def test_batch_file_errors_name_the_line(cli: Callable[..., CliRun], tmp_path: Path) -> None:
+    """A malformed batch line is an input error naming file and line; nothing is copied."""
+    batch = tmp_path / "pairs.txt"
+    batch.write_text("127.0.0.1:1/a:1 127.0.0.1:1/b:1\n\nonly-one-word\n")
+    result = cli("copy", "--batch", str(batch))
+    assert result.code == 2
+    assert f"{batch}:3" in result.err
+    assert cli("copy", "--batch", str(tmp_path / "missing.txt")).code == 2
+
+
+def test_batch_reports_each_failure_and_exits_with_the_worst(
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+    tmp_path: Path,
+) -> None:
+    """Every pair of a batch is tried; a refusal alone exits 3, any other failure exits 1."""
+    good = push(
+        source_registry, repo, images.oci_image([images.layer(10, "g")], seed="g"), tag="good"
+    )
+    push(source_registry, repo, images.oci_image([images.layer(10, "c")], seed="c"), tag="conflict")
+    push(
+        dest_registry,
+        repo,
+        images.oci_image([images.layer(10, "other")], seed="other"),
+        tag="conflict",
+    )
+    s, d = source_registry.host, dest_registry.host
+    batch = tmp_path / "pairs.txt"
+    batch.write_text(f"{s}/{repo}:good {d}/{repo}:good\n{s}/{repo}:conflict {d}/{repo}:conflict\n")
+    refused = cli("copy", "--batch", str(batch), "-o", "json")
+    assert refused.code == 3
+    lines = refused.json_lines()
+    assert lines[0]["digest"] == good
+    assert "refusing to move tag" in str(lines[1]["error"])
+    batch.write_text(batch.read_text() + f"{s}/{repo}:missing {d}/{repo}:missing\n")
+    failed = cli("copy", "--batch", str(batch))
+    assert failed.code == 1
+    assert "present" in failed.out
+    assert failed.err.count("promoter: error:") == 2
+
+
+def test_login_checks_and_stores_credentials(
+    basic_registry: RegistryProcess,
+    source_registry: RegistryProcess,
+    repo: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """login refuses a wrong password without storing it, stores a right one, and copies then work."""
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "d"))
+    config = tmp_path / "d" / "config.json"
+    host = basic_registry.host
+    password = basic_registry.password
+    assert password
+    wrong = main(
+        ["login", host, "-u", "tester", "--password-stdin"], stdin=io.StringIO("wrong-pass\n")
+    )
+    err = capsys.readouterr().err
+    assert wrong == 1
+    assert "401" in err
+    assert "wrong-pass" not in err
+    assert not config.exists()
+
+    assert (
+        main(
+            ["login", host, "-u", "tester", "--password-stdin"], stdin=io.StringIO(password + "\n")
+        )
+        == 0
+    )
+    out, err = capsys.readouterr()
+    assert password not in out + err
+    assert host in json.loads(config.read_text())["auths"]
+    digest = push(
+        source_registry, repo, images.oci_image([images.layer(10, "login")], seed="login")
+    )
+    assert main(["copy", f"{source_registry.host}/{repo}:1.0", f"{host}/{repo}:1.0"]) == 0
+    assert manifest_digest(basic_registry, repo, "1.0") == digest
+
+
+def test_login_needs_a_password(cli: Callable[..., CliRun]) -> None:
+    """login without --password-stdin and without a terminal is an input error."""
+    assert main(["login", "127.0.0.1:1", "-u", "me"], stdin=io.StringIO("")) == 2
+    assert (
+        main(["login", "127.0.0.1:1/repo", "-u", "me", "--password-stdin"], stdin=io.StringIO("x"))
+        == 2
+    )
+
+
+def test_console_script_and_module_entry_points(
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+) -> None:
+    """The installed `promoter` script and `python -m promoter` both run; quiet when not on a terminal."""
+    digest = push(source_registry, repo, images.multi_arch_index("script"))
+    env = {**os.environ, "PYTHONWARNINGS": "error"}
+    done = subprocess.run(
+        [
+            str(PROMOTER),
+            "copy",
+            f"{source_registry.host}/{repo}:1.0",
+            f"{dest_registry.host}/{repo}:1.0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert done.stdout.startswith("copied ")
+    assert digest in done.stdout
+    version = subprocess.run(
+        [sys.executable, "-m", "promoter", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert version.returncode == 0
+    assert version.stdout.startswith("promoter ")
+
+
+@pytest.fixture
+def terminal() -> Iterator[tuple[int, int]]:
+    """A pseudo-terminal (controller, terminal side), closed afterwards."""
+    controller, side = pty.openpty()
+    yield controller, side
+    for fd in (controller, side):
+        with contextlib.suppress(OSError):  # the test closes the terminal side itself
+            os.close(fd)
+
+
+def test_progress_is_shown_on_a_terminal(
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+    terminal: tuple[int, int],
+) -> None:
+    """On a terminal, copy draws byte progress on stderr; the final line still reaches stdout."""
+    push(
+        source_registry,
+        repo,
+        images.oci_image([images.layer(3_000_000, "tty", gzip=False)], seed="tty"),
+    )
+    controller, side = terminal
+    proc = subprocess.Popen(
+        [
+            str(PROMOTER),
+            "copy",
+            f"{source_registry.host}/{repo}:1.0",
+            f"{dest_registry.host}/{repo}:1.0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=side,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "COLUMNS": "120", "TERM": "xterm"},
+    )
+    os.close(side)
+    screen = b""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([controller], [], [], 1.0)
+        if not ready:
+            if proc.poll() is not None:
+                break
+            continue
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # the terminal side closed: the process is done with it
+            break
+        if not chunk:
+            break
+        screen += chunk
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    assert out.startswith("copied ")
+    text = screen.decode(errors="replace")
+    assert "total" in text
+    assert "MiB" in text

@@ -1,0 +1,161 @@
+"""Faults against real registries: corrupt blobs, a registry that dies mid-copy, 429/503, dropped
+connections and registries that refuse streamed uploads."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from devtools import images
+from devtools.fault_proxy import FaultProxy
+from devtools.registry import RegistryProcess
+from tests.conftest import CliRun
+from tests.test_copy import has_blob, manifest_digest, push
+
+
+def test_corrupt_source_blob_is_refused_and_nothing_is_tagged(
+    fresh_registry: Callable[..., RegistryProcess],
+    dest_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+) -> None:
+    """A source blob whose bytes do not match its digest aborts the copy: exit 1, no tag, no blob."""
+    source = fresh_registry()
+    bad = images.layer(300_000, "to-corrupt", gzip=False)
+    image = images.oci_image([images.layer(1000, "fine"), bad], seed="corrupt")
+    push(source, repo, image)
+    bad_digest = images.sha256_digest(bad)
+    path = source.blob_data_path(bad_digest)
+    path.write_bytes(bytes(b ^ 0xFF for b in bad[:1000]) + bad[1000:])  # same size, other bytes
+    result = cli("copy", f"{source.host}/{repo}:1.0", f"{dest_registry.host}/{repo}:1.0")
+    assert result.code == 1
+    assert len(result.err.strip().splitlines()) == 1
+    assert bad_digest in result.err
+    assert "hashes to" in result.err
+    assert manifest_digest(dest_registry, repo, "1.0") is None
+    assert manifest_digest(dest_registry, repo, image.digest) is None
+    assert not has_blob(dest_registry, repo, bad_digest)
+
+
+def test_source_stopped_mid_copy_fails_cleanly_and_a_rerun_completes(
+    fresh_registry: Callable[..., RegistryProcess],
+    dest_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+) -> None:
+    """The source dying at the first blob download fails in one line with no tag; after a restart
+    the same command completes."""
+    source = fresh_registry()
+    image = images.multi_arch_index("dies", layer_sizes=(200_000, 100_000))
+    digest = push(source, repo, image)
+    with FaultProxy(source.url) as proxy:
+        rule = proxy.add_rule("GET", r"/blobs/sha256:", before=source.stop)
+        args = (
+            "copy",
+            "--retries",
+            "1",
+            f"{proxy.host}/{repo}:1.0",
+            f"{dest_registry.host}/{repo}:1.0",
+        )
+        failed = cli(*args)
+        assert rule.fired == 1
+        assert failed.code == 1
+        assert len(failed.err.strip().splitlines()) == 1
+        assert "Traceback" not in failed.err
+        assert proxy.host in failed.err
+        assert manifest_digest(dest_registry, repo, "1.0") is None
+        source.restart()
+        again = cli(*args)
+    assert again.code == 0, again.err
+    assert manifest_digest(dest_registry, repo, "1.0") == digest
+
+
+def test_429_and_503_are_retried_and_the_copy_completes(
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+) -> None:
+    """Throttling and unavailability on every kind of request are retried; Retry-After is honoured."""
+    image = images.multi_arch_index("flaky")
+    digest = push(source_registry, repo, image)
+    with FaultProxy(source_registry.url) as src, FaultProxy(dest_registry.url) as dst:
+        src.add_rule("HEAD", "/manifests/", status=429, headers={"Retry-After": "0"})
+        src.add_rule("GET", "/manifests/", status=503)
+        src.add_rule("GET", "/blobs/", status=503, times=2)
+        dst.add_rule("HEAD", "/manifests/1.0", status=429, headers={"Retry-After": "0"})
+        dst.add_rule("POST", "/blobs/uploads/", status=503)
+        dst.add_rule("PUT", "/manifests/sha256:", status=502)
+        dst.add_rule("PUT", "/manifests/1.0", status=504)
+        result = cli("copy", f"{src.host}/{repo}:1.0", f"{dst.host}/{repo}:1.0", "-o", "json")
+        injected = [h.status for h in src.hits + dst.hits if h.status in (429, 502, 503, 504)]
+    assert result.code == 0, result.err
+    assert result.json()["digest"] == digest
+    assert sorted(injected) == [429, 429, 502, 503, 503, 503, 503, 504]
+    assert manifest_digest(dest_registry, repo, "1.0") == digest
+
+
+def test_persistent_503_gives_up_after_bounded_retries(
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+) -> None:
+    """A registry that keeps answering 503 is tried 1 + --retries times, then the copy fails in one line."""
+    push(source_registry, repo, images.oci_image([images.layer(100, "down")], seed="down"))
+    with FaultProxy(dest_registry.url) as dst:
+        dst.add_rule("HEAD", "/manifests/", status=503, times=100)
+        result = cli(
+            "copy", "--retries", "2", f"{source_registry.host}/{repo}:1.0", f"{dst.host}/{repo}:1.0"
+        )
+        tries = [h for h in dst.hits if h.method == "HEAD" and "/manifests/" in h.path]
+    assert result.code == 1
+    assert "503" in result.err
+    assert len(tries) == 3
+
+
+def test_dropped_upload_connection_is_retried(
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+) -> None:
+    """A connection closed during the streamed PATCH restarts that blob with a fresh upload session."""
+    image = images.oci_image([images.layer(400_000, "drop", gzip=False)], seed="drop")
+    digest = push(source_registry, repo, image)
+    with FaultProxy(dest_registry.url) as dst:
+        rule = dst.add_rule("PATCH", "/blobs/uploads/", drop=True)
+        result = cli("copy", f"{source_registry.host}/{repo}:1.0", f"{dst.host}/{repo}:1.0")
+    assert rule.fired == 1
+    assert result.code == 0, result.err
+    assert manifest_digest(dest_registry, repo, "1.0") == digest
+
+
+def test_registry_without_patch_gets_monolithic_uploads(
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+) -> None:
+    """A 405 to the streamed PATCH switches that registry to POST + PUT-with-body uploads."""
+    image = images.oci_image(
+        [images.layer(200_000, "mono", gzip=False), images.layer(1000, "mono2")], seed="mono"
+    )
+    digest = push(source_registry, repo, image)
+    with FaultProxy(dest_registry.url) as dst:
+        dst.add_rule("PATCH", "/blobs/uploads/", status=405, times=100)
+        result = cli(
+            "copy",
+            "-j",
+            "1",
+            f"{source_registry.host}/{repo}:1.0",
+            f"{dst.host}/{repo}:1.0",
+            "-o",
+            "json",
+        )
+        patches = [h for h in dst.hits if h.method == "PATCH"]
+        blob_puts = [h for h in dst.hits if h.method == "PUT" and "/blobs/uploads/" in h.path]
+    assert result.code == 0, result.err
+    assert result.json()["blobs"]["copied"] == 3  # type: ignore[index]
+    assert len(patches) == 1  # learned once, then every blob goes monolithic
+    assert len(blob_puts) == 3
+    assert manifest_digest(dest_registry, repo, "1.0") == digest
