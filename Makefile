@@ -46,7 +46,7 @@ unit: deps
 test: deps lint unit
 
 demo: deps
-	$(BIN)/python devtools/demo.py
+	$(BIN)/python -m devtools.demo
 
 bench: deps
 	$(BIN)/python bench/run.py

@@ -13,6 +13,9 @@ from devtools.fault_proxy import FaultProxy
 from devtools.registry import RegistryProcess
 from tests.conftest import CliRun, skopeo
 
+from promoter.remote.repository import Repository
+from promoter.transport.session import Transport
+
 
 def push(registry: RegistryProcess, repo: str, image: images.Image, tag: str | None = "1.0") -> str:
     """Seed a registry with the harness's own pusher (not promoter)."""
@@ -429,3 +432,21 @@ def test_digest_command(
     assert missing.code == 1
     assert "not found" in missing.err
     assert "MANIFEST_UNKNOWN" in missing.err
+
+
+def test_tag_listing_follows_link_pagination(source_registry: RegistryProcess, repo: str) -> None:
+    """Tags are listed across pages by following the registry's Link header."""
+    image = images.oci_image([images.layer(10, "tags")], seed="tags")
+    tags = [f"v{i}" for i in range(7)]
+    for tag in tags:
+        push(source_registry, repo, image, tag=tag)
+    transport = Transport()
+    try:
+        with FaultProxy(source_registry.url) as proxy:
+            listed = Repository(transport.session(proxy.host), repo).list_tags(page_size=3)
+            pages = [hit.path for hit in proxy.hits if "/tags/list" in hit.path]
+    finally:
+        transport.close()
+    assert sorted(listed) == sorted(tags)
+    assert len(pages) == 3
+    assert all("n=3" in page for page in pages)
