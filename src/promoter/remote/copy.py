@@ -39,7 +39,7 @@ from promoter.oci.digest import Digest, DigestVerifier, parse_digest
 from promoter.oci.manifest import Descriptor
 from promoter.reference import Reference
 from promoter.remote.repository import FetchedManifest, ManifestInfo, Repository
-from promoter.transport.session import Transport, iter_body
+from promoter.transport.session import Transport, iter_body, release
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -436,7 +436,7 @@ class Copier:
                 dst.cancel_upload(location)
                 raise
         finally:
-            response.release_conn()
+            release(response)
         return _BlobOutcome(BlobAction.COPIED, blob.size)
 
     def _verified_chunks(

@@ -5,6 +5,7 @@ Section names in comments refer to the distribution spec ("spec.md") of opencont
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -12,12 +13,12 @@ from urllib.parse import quote, urlencode
 
 import urllib3
 
-from promoter.errors import DigestMismatchError, RegistryError
+from promoter.errors import DigestMismatchError, RegistryError, RegistryUnreachableError
 from promoter.oci.digest import Digest, compute_digest, parse_digest, verify_bytes
 from promoter.oci.manifest import Manifest, parse_manifest
 from promoter.oci.mediatypes import MANIFEST_ACCEPT
 from promoter.transport.challenge import scope_for
-from promoter.transport.session import RegistrySession
+from promoter.transport.session import RegistrySession, release
 
 #: Largest tags/list page we ask for: ECR's maximum (its API rejects more).
 TAG_PAGE_SIZE = 1000
@@ -39,7 +40,7 @@ class FetchedManifest:
     """A manifest's exact bytes with what they mean."""
 
     data: bytes
-    media_type: str
+    media_type: str  #: as the payload declares it (else as the registry labelled it)
     digest: Digest
     manifest: Manifest
 
@@ -102,7 +103,7 @@ class Repository:
         try:
             data = response.read(MAX_MANIFEST_BYTES + 1, decode_content=True)
         finally:
-            response.release_conn()
+            release(response)
         if len(data) > MAX_MANIFEST_BYTES:
             raise RegistryError(
                 "GET",
@@ -124,7 +125,10 @@ class Repository:
                 raise DigestMismatchError(
                     f"{what}: the registry says {header}, the bytes are {digest}"
                 )
-        return FetchedManifest(data, media_type, digest, parse_manifest(data, media_type, what))
+        manifest = parse_manifest(data, media_type, what)
+        # Push with the type the payload declares: a registry may serve a generic Content-Type, and
+        # Distribution rejects a manifest PUT whose Content-Type disagrees with its mediaType.
+        return FetchedManifest(data, str(manifest.media_type), digest, manifest)
 
     def put_manifest(self, reference: str, data: bytes, media_type: str) -> None:
         """PUT manifest bytes unchanged under a tag or digest."""
@@ -138,7 +142,6 @@ class Repository:
             expect=(200, 201, 202),
             what=what,
         )
-        response.release_conn()
         returned = response.headers.get("Docker-Content-Digest")
         if returned:
             expected = compute_digest(data, returned.split(":", 1)[0])
@@ -166,7 +169,8 @@ class Repository:
     def open_blob(self, digest: Digest) -> urllib3.BaseHTTPResponse:
         """Start a streaming GET of a blob, following redirects to storage hosts.
 
-        The caller reads it with ``stream()`` and must call ``release_conn()``.
+        The caller reads it (:func:`~promoter.transport.session.iter_body`) and must call
+        :func:`~promoter.transport.session.release`.
         """
         return self.session.request(
             "GET",
@@ -200,7 +204,6 @@ class Repository:
             headers={"Content-Length": "0"},
             what=f"start upload to {self}",
         )
-        response.release_conn()
         if response.status == 201 and mount is not None:
             return None
         return self._location(response, "start upload")
@@ -224,7 +227,6 @@ class Repository:
             },
             what=f"upload to {self}",
         )
-        response.release_conn()
         return response.headers.get("Location") or location
 
     def finish_upload(
@@ -237,7 +239,7 @@ class Repository:
             "Content-Type": "application/octet-stream",
             "Content-Length": str(size if chunks else 0),
         }
-        response = self.session.request(
+        self.session.request(
             "PUT",
             f"{location}{separator}digest={quote(str(digest))}",
             scopes=self.scopes,
@@ -246,12 +248,11 @@ class Repository:
             expect=(201, 204),
             what=f"finish upload of {digest.short} to {self}",
         )
-        response.release_conn()
 
     def cancel_upload(self, location: str) -> None:
         """DELETE an upload session; best effort (the registry expires abandoned sessions anyway)."""
-        try:
-            response = self.session.request(
+        with contextlib.suppress(RegistryError, RegistryUnreachableError):
+            self.session.request(
                 "DELETE",
                 location,
                 scopes=self.scopes,
@@ -259,9 +260,6 @@ class Repository:
                 what=f"cancel upload to {self}",
                 retry=False,
             )
-            response.release_conn()
-        except RegistryError:
-            pass
 
     def _location(self, response: urllib3.BaseHTTPResponse, step: str) -> str:
         location = response.headers.get("Location")

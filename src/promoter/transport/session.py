@@ -216,7 +216,7 @@ class RegistrySession:
             headers: extra headers.
             body: bytes (replayable), an iterable of chunks (streamed once), or None.
             expect: statuses that count as success; others raise.
-            stream: leave the body unread so the caller can stream it (then call ``release_conn``).
+            stream: leave the body unread so the caller can stream it (then call :func:`release`).
             follow_redirects: follow 3xx to any host (blob downloads); the Authorization header goes
                 only to this registry's own host.
             what: the operation, for error messages ("pull manifest app:1.0").
@@ -641,3 +641,12 @@ def iter_body(response: urllib3.BaseHTTPResponse, chunk_size: int, what: str) ->
         raise RegistryUnreachableError(
             f"{what}: connection lost while reading: {_reason(exc)}"
         ) from exc
+
+
+def release(response: urllib3.BaseHTTPResponse) -> None:
+    """Give a streamed response's connection back: to the pool if the body was read to its end,
+    else closed, so that unread bytes can never be taken for the next response on it."""
+    remaining = getattr(response, "length_remaining", None)
+    if remaining:
+        response.close()
+    response.release_conn()
