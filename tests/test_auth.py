@@ -263,3 +263,30 @@ def test_redirects_to_storage_never_carry_the_registry_token(
     assert len(_StorageHandler.seen_authorization) == len(image.all_blobs())
     assert _StorageHandler.seen_authorization == [None] * len(image.all_blobs())
     assert manifest_digest(dest_registry, repo, "1.0") == digest
+
+
+def test_relative_redirects_are_resolved_against_the_request(
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+) -> None:
+    """A relative Location on a blob download is followed on the same registry."""
+    image = images.oci_image([images.layer(3000, "relative")], seed="relative")
+    digest = push(source_registry, repo, image)
+    with FaultProxy(source_registry.url) as proxy:
+        rules = [
+            proxy.add_rule(
+                "GET",
+                f"/blobs/{blob.digest}$",
+                status=307,
+                headers={"Location": f"../blobs/{blob.digest}?moved=1"},
+            )
+            for blob in image.all_blobs()
+        ]
+        result = cli("copy", f"{proxy.host}/{repo}:1.0", f"{dest_registry.host}/{repo}:1.0")
+        followed = [h for h in proxy.hits if "moved=1" in h.path]
+    assert result.code == 0, result.err
+    assert all(rule.fired == 1 for rule in rules)
+    assert len(followed) == len(image.all_blobs())
+    assert manifest_digest(dest_registry, repo, "1.0") == digest

@@ -274,3 +274,72 @@ def test_progress_is_shown_on_a_terminal(
     text = screen.decode(errors="replace")
     assert "total" in text
     assert "MiB" in text
+
+
+def test_batch_refuses_two_writes_to_one_destination(
+    cli: Callable[..., CliRun], tmp_path: Path
+) -> None:
+    """Two lines writing the same destination would race; the batch is refused naming both lines."""
+    batch = tmp_path / "pairs.txt"
+    batch.write_text("127.0.0.1:1/a:1 127.0.0.1:2/x:1\n127.0.0.1:1/b:1 127.0.0.1:2/x:1\n")
+    result = cli("copy", "--batch", str(batch))
+    assert result.code == 2
+    assert f"{batch}:2" in result.err
+    assert "line 1" in result.err
+
+
+def test_bare_destination_keeps_tag_and_digest_of_the_source(
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+) -> None:
+    """SRC:tag@digest to a bare repository is pushed under the tag and checked against the digest."""
+    digest = push(
+        source_registry, repo, images.oci_image([images.layer(10, "pin")], seed="pin"), tag="3.1"
+    )
+    result = cli(
+        "copy",
+        f"{source_registry.host}/{repo}:3.1@{digest}",
+        f"{dest_registry.host}/{repo}",
+        "-o",
+        "json",
+    )
+    assert result.code == 0, result.err
+    assert result.json()["destination"] == f"{dest_registry.host}/{repo}:3.1@{digest}"
+    assert manifest_digest(dest_registry, repo, "3.1") == digest
+
+
+def test_json_output_reports_a_single_failure_too(
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+) -> None:
+    """With -o json a failed copy still prints one JSON object naming the error and exit code."""
+    result = cli(
+        "copy",
+        "-o",
+        "json",
+        f"{source_registry.host}/{repo}:nope",
+        f"{dest_registry.host}/{repo}:nope",
+    )
+    assert result.code == 1
+    doc = result.json()
+    assert doc["exitCode"] == 1
+    assert "not found" in str(doc["error"])
+    assert len(result.err.strip().splitlines()) == 1
+
+
+def test_login_accepts_a_url(
+    basic_registry: RegistryProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`promoter login http://host:port/` stores credentials under the host, as docker login does."""
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    password = basic_registry.password or ""
+    code = main(
+        ["login", f"http://{basic_registry.host}/", "-u", "tester", "--password-stdin"],
+        stdin=io.StringIO(password),
+    )
+    assert code == 0
+    assert basic_registry.host in json.loads((tmp_path / "config.json").read_text())["auths"]

@@ -159,3 +159,54 @@ def test_registry_without_patch_gets_monolithic_uploads(
     assert len(patches) == 1  # learned once, then every blob goes monolithic
     assert len(blob_puts) == 3
     assert manifest_digest(dest_registry, repo, "1.0") == digest
+
+
+def test_the_registry_error_code_reaches_the_user(
+    fresh_registry: Callable[..., RegistryProcess],
+    dest_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+) -> None:
+    """A blob missing from the source's storage fails with the registry's own code (BLOB_UNKNOWN);
+    an error body on a non-streamed request (a manifest PUT) keeps its code too."""
+    source = fresh_registry()
+    lost = images.layer(1000, "lost")
+    image = images.oci_image([lost], seed="lost")
+    push(source, repo, image)
+    source.blob_data_path(images.sha256_digest(lost)).unlink()
+    missing = cli("copy", f"{source.host}/{repo}:1.0", f"{dest_registry.host}/{repo}:1.0")
+    assert missing.code == 1
+    assert "BLOB_UNKNOWN" in missing.err
+    assert len(missing.err.strip().splitlines()) == 1
+
+    fine = images.oci_image([images.layer(1000, "fine-code")], seed="fine-code")
+    push(source, repo, fine, tag="2.0")
+    with FaultProxy(dest_registry.url) as dst:
+        body = b'{"errors": [{"code": "TAG_INVALID", "message": "manifest tag did not match URI"}]}'
+        dst.add_rule("PUT", "/manifests/2.0", status=400, body=body)
+        refused = cli("copy", f"{source.host}/{repo}:2.0", f"{dst.host}/{repo}:2.0")
+    assert refused.code == 1
+    assert "TAG_INVALID: manifest tag did not match URI" in refused.err
+
+
+def test_corrupt_blob_is_never_committed_by_a_monolithic_upload(
+    fresh_registry: Callable[..., RegistryProcess],
+    dest_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+) -> None:
+    """With PATCH refused, a corrupt source blob is still caught by promoter before the PUT body ends."""
+    source = fresh_registry()
+    bad = images.layer(3_000_000, "mono-corrupt", gzip=False)
+    push(source, repo, images.oci_image([bad], seed="mono-corrupt"))
+    path = source.blob_data_path(images.sha256_digest(bad))
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF  # the very last byte differs
+    path.write_bytes(bytes(data))
+    with FaultProxy(dest_registry.url) as dst:
+        dst.add_rule("PATCH", "/blobs/uploads/", status=405, times=100)
+        result = cli("copy", f"{source.host}/{repo}:1.0", f"{dst.host}/{repo}:1.0")
+    assert result.code == 1
+    assert "hashes to" in result.err  # promoter's own check, not the registry's DIGEST_INVALID
+    assert not has_blob(dest_registry, repo, images.sha256_digest(bad))
+    assert manifest_digest(dest_registry, repo, "1.0") is None

@@ -11,6 +11,7 @@ from promoter.errors import RegistryError, RegistryUnreachableError
 from promoter.remote.repository import _next_link
 from promoter.transport.challenge import parse_challenge, scope_for
 from promoter.transport.retry import RetryPolicy, is_retryable, parse_retry_after
+from promoter.transport.session import _origin
 
 
 @pytest.mark.parametrize(
@@ -99,9 +100,14 @@ def test_retry_policy_is_bounded_and_skips_permanent_errors() -> None:
         calls.append(1)
         raise error
 
-    with pytest.raises(RegistryError):
+    with pytest.raises(RegistryError) as exhausted:
         RetryPolicy(attempts=3, base_delay=0.0).run(lambda: always(_error(503)))
     assert len(calls) == 3
+    assert not exhausted.value.retryable  # an outer retry will not start over
+    calls.clear()
+    with pytest.raises(RegistryError):
+        RetryPolicy(attempts=3, base_delay=0.0).run(lambda: always(_error(429, retry_after=3600)))
+    assert len(calls) == 1  # a wait longer than we honour fails at once
     calls.clear()
     with pytest.raises(RegistryError):
         RetryPolicy(attempts=3, base_delay=0.0).run(lambda: always(_error(404)))
@@ -120,7 +126,8 @@ def test_backoff_grows_and_is_capped() -> None:
     assert 0.5 <= policy.delay(1, _error(503)) <= 1.0
     assert 2.0 <= policy.delay(3, _error(503)) <= 4.0
     assert 2.0 <= policy.delay(9, _error(503)) <= 4.0
-    assert policy.delay(1, _error(429, retry_after=100)) == 10.0
+    assert policy.delay(1, _error(429, retry_after=7)) == 7.0
+    assert policy.delay(1, _error(429, retry_after=100)) is None
 
 
 def test_next_link() -> None:
@@ -128,3 +135,10 @@ def test_next_link() -> None:
     assert _next_link('</v2/a/tags/list?n=2&last=b>; rel="next"') == "/v2/a/tags/list?n=2&last=b"
     assert _next_link(None) is None
     assert _next_link('</x>; rel="prev"') is None
+
+
+def test_origin_compares_scheme_host_and_effective_port() -> None:
+    """Credentials follow only the same scheme, host and port; default ports are normalised."""
+    assert _origin("https://Reg.example.com/v2/") == _origin("https://reg.example.com:443/x")
+    assert _origin("http://reg.example.com/v2/") != _origin("https://reg.example.com/v2/")
+    assert _origin("https://reg.example.com:5000/") != _origin("https://reg.example.com/")

@@ -9,14 +9,16 @@ is scrubbed of the secrets loaded in this run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import json
 import logging
 import sys
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from promoter import __version__
 from promoter.authn.store import Credential, find_credential, store_credential
@@ -26,12 +28,14 @@ from promoter.remote.copy import (
     DEFAULT_JOBS,
     Copier,
     CopyOptions,
-    CopyProgress,
     CopyResult,
     resolve_digest,
 )
 from promoter.transport.retry import RetryPolicy
 from promoter.transport.session import Transport, TransportOptions
+
+if TYPE_CHECKING:
+    from promoter.cli.progress import TerminalProgress
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -75,6 +79,9 @@ class _ScrubFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.msg = self._scrub(record.getMessage())
         record.args = None
+        if record.exc_info:  # render the traceback now, so that it is scrubbed too
+            record.exc_text = self._scrub(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
         return True
 
 
@@ -283,12 +290,9 @@ def _pair(source_text: str, destination_text: str) -> tuple[Reference, Reference
     source = parse_reference(source_text)
     destination = parse_reference(destination_text, default_tag=None)
     if destination.tag is None and destination.digest is None:
-        # Promotion keeps names: a bare destination repository gets the source's tag (or digest).
-        destination = (
-            destination.with_digest(source.digest)
-            if source.digest is not None
-            else destination.with_tag(source.tag)
-        )
+        # Promotion keeps names: a bare destination repository gets the source's tag and digest
+        # (pushed by tag when there is one, checked against the digest), as crane does.
+        destination = replace(destination, tag=source.tag, digest=source.digest)
     return source, destination
 
 
@@ -297,7 +301,8 @@ def _read_batch(path: Path) -> list[tuple[Reference, Reference]]:
         text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read batch file {path}: {exc.strerror}") from exc
-    pairs = []
+    pairs: list[tuple[Reference, Reference]] = []
+    seen: dict[str, int] = {}
     for number, line in enumerate(text.splitlines(), start=1):
         words = line.split("#", 1)[0].split()
         if not words:
@@ -305,9 +310,17 @@ def _read_batch(path: Path) -> list[tuple[Reference, Reference]]:
         if len(words) != 2:
             raise InputError(f"{path}:{number}: expected 'SRC DST', got {line.strip()!r}")
         try:
-            pairs.append(_pair(words[0], words[1]))
+            pair = _pair(words[0], words[1])
         except InputError as exc:
             raise InputError(f"{path}:{number}: {exc}") from exc
+        # Pairs run concurrently in no set order: two writes to one destination would race.
+        target = str(pair[1])
+        if target in seen:
+            raise InputError(
+                f"{path}:{number}: destination {target} is already written by line {seen[target]}"
+            )
+        seen[target] = number
+        pairs.append(pair)
     if not pairs:
         raise InputError(f"{path}: no 'SRC DST' lines to copy")
     return pairs
@@ -318,21 +331,16 @@ def _copy(args: argparse.Namespace, scrub: SecretScrubber) -> int:
     as_json = getattr(args, "output", "text") == "json"
     transport = _transport(args, scrub, args.jobs)
     options = CopyOptions(force=args.force, include_foreign=args.include_foreign, jobs=args.jobs)
-    progress: CopyProgress | None = None
-    if sys.stderr.isatty() and not getattr(args, "debug", False):
-        from promoter.cli.progress import TerminalProgress  # noqa: PLC0415 - rich only on a terminal
-
-        progress = TerminalProgress()
+    progress = _terminal_progress(args)
+    display = progress if progress is not None else contextlib.nullcontext()
     try:
-        with Copier(transport, options, progress) as copier:
-            if progress is not None:
-                with progress:  # type: ignore[attr-defined]
-                    outcomes = _run_copies(copier, pairs)
-            else:
-                outcomes = _run_copies(copier, pairs)
+        with Copier(transport, options, progress) as copier, display:
+            outcomes = _run_copies(copier, pairs)
     finally:
         transport.close()
     if len(pairs) == 1 and isinstance(outcomes[0], PromoterError):
+        if as_json:
+            _print_failure(pairs[0], outcomes[0], scrub)
         raise outcomes[0]
     failures: set[int] = set()
     for (source, destination), outcome in zip(pairs, outcomes, strict=True):
@@ -341,17 +349,39 @@ def _copy(args: argparse.Namespace, scrub: SecretScrubber) -> int:
             continue
         message = scrub(str(outcome))
         if as_json:
-            print(
-                json.dumps(
-                    {"source": str(source), "destination": str(destination), "error": message}
-                )
-            )
+            _print_failure((source, destination), outcome, scrub)
         _error(message)
         failures.add(outcome.exit_code)
     # A batch exits with its worst outcome: any real failure (1) outranks refusals (3).
     if not failures:
         return EXIT_OK
     return EXIT_FAILED if failures - {EXIT_REFUSED} else EXIT_REFUSED
+
+
+def _terminal_progress(args: argparse.Namespace) -> TerminalProgress | None:
+    """A progress display when standard error is a terminal (and --debug is not logging there)."""
+    if not sys.stderr.isatty() or getattr(args, "debug", False):
+        return None
+    from promoter.cli.progress import TerminalProgress  # noqa: PLC0415 - rich only on a terminal
+
+    return TerminalProgress()
+
+
+def _print_failure(
+    pair: tuple[Reference, Reference], error: PromoterError, scrub: SecretScrubber
+) -> None:
+    """The JSON line for an image that failed, so a -o json reader sees every pair."""
+    source, destination = pair
+    print(
+        json.dumps(
+            {
+                "source": str(source),
+                "destination": str(destination),
+                "error": scrub(str(error)),
+                "exitCode": error.exit_code,
+            }
+        )
+    )
 
 
 def _run_copies(
@@ -405,6 +435,9 @@ def _digest(args: argparse.Namespace, scrub: SecretScrubber) -> int:
 
 def _login(args: argparse.Namespace, scrub: SecretScrubber, stdin: TextIO) -> int:
     registry = args.registry.strip()
+    # Accept what docker login accepts: a URL such as https://registry.example.com/ names its host.
+    if "://" in registry:
+        registry = registry.split("://", 1)[1].rstrip("/")
     if "/" in registry or not registry:
         raise InputError(
             f"login takes a registry host such as registry.example.com:5000, not {registry!r}"

@@ -28,6 +28,7 @@ from enum import StrEnum
 from typing import TypeVar
 
 from promoter.errors import (
+    AuthenticationError,
     DigestMismatchError,
     InputError,
     PromoterError,
@@ -159,6 +160,12 @@ class Copier:
         self._pool = ThreadPoolExecutor(
             max_workers=max(1, self.options.jobs), thread_name_prefix="blob"
         )
+        # Manifest and HEAD requests get their own workers so that an image with nothing to copy
+        # never waits behind another image's large blobs.
+        self._metadata = ThreadPoolExecutor(
+            max_workers=max(2, self.options.jobs), thread_name_prefix="meta"
+        )
+        self._aborted = threading.Event()
         self._lock = threading.Lock()
         #: (registry, repository, digest) -> the transfer making that blob present there.
         self._transfers: dict[tuple[str, str, Digest], Future[_BlobOutcome]] = {}
@@ -170,32 +177,65 @@ class Copier:
     def __enter__(self) -> Copier:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
+            self.abort()
+        else:
+            self.close()
 
     def close(self) -> None:
-        """Stop the worker threads."""
+        """Wait for the worker threads and stop them."""
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._metadata.shutdown(wait=True, cancel_futures=True)
+
+    def abort(self) -> None:
+        """Stop now (Ctrl-C): queued work is dropped and no further manifest or tag is written.
+
+        Transfers already streaming finish in the background but commit nothing that a tag points at.
+        """
+        self._aborted.set()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._metadata.shutdown(wait=False, cancel_futures=True)
+
+    def _check_aborted(self) -> None:
+        if self._aborted.is_set():
+            raise PromoterError("interrupted before the manifests were written; nothing was tagged")
 
     # -- images ---------------------------------------------------------------------------------
 
     def copy_all(
         self, pairs: Sequence[tuple[Reference, Reference]]
     ) -> list[CopyResult | PromoterError]:
-        """Copy many images in one run, concurrently; every pair is tried, failures are returned."""
+        """Copy many images in one run, concurrently; every pair is tried, failures are returned.
+
+        An unexpected exception in one image becomes that image's failure instead of hiding every
+        other image's outcome.
+        """
         if not pairs:
             return []
-        with ThreadPoolExecutor(
+        images = ThreadPoolExecutor(
             max_workers=min(len(pairs), max(1, self.options.jobs)), thread_name_prefix="image"
-        ) as images:
+        )
+        try:
             futures = [images.submit(self.copy, src, dst) for src, dst in pairs]
             outcomes: list[CopyResult | PromoterError] = []
-            for future in futures:
+            for (source, destination), future in zip(pairs, futures, strict=True):
                 try:
                     outcomes.append(future.result())
                 except PromoterError as exc:
                     outcomes.append(exc)
-            return outcomes
+                except Exception as exc:  # noqa: BLE001 - reported per image, with its type
+                    failure = PromoterError(
+                        f"copy {source} -> {destination}: unexpected {type(exc).__name__}: {exc}"
+                    )
+                    failure.__cause__ = exc
+                    outcomes.append(failure)
+        except BaseException:
+            self.abort()
+            images.shutdown(wait=False, cancel_futures=True)
+            raise
+        images.shutdown(wait=True)
+        return outcomes
 
     def copy(self, source: Reference, destination: Reference) -> CopyResult:
         """Make ``destination`` hold exactly the image ``source`` names.
@@ -214,8 +254,8 @@ class Copier:
         dst_ref = destination.tag if destination.tag is not None else destination.digest
         assert dst_ref is not None  # noqa: S101 - parse_reference guarantees a tag or a digest
 
-        source_head = self._pool.submit(self._source_digest, src, source)
-        dest_head = self._pool.submit(dst.head_manifest, dst_ref)
+        source_head = self._metadata.submit(self._source_digest, src, source)
+        dest_head = self._metadata.submit(dst.head_manifest, dst_ref)
         source_digest = source_head.result()
         existing = dest_head.result()
 
@@ -235,8 +275,10 @@ class Copier:
 
         plan = self._plan(src, dst, source_digest)
         self._transfer_blobs(src, dst, plan, result)
+        self._check_aborted()
         for level in reversed(plan.levels[1:]):
             self._map(lambda m: dst.put_manifest(str(m.digest), m.data, m.media_type), level)
+        self._check_aborted()
         top = plan.levels[0][0]
         dst.put_manifest(
             dst_ref if destination.tag is not None else str(top.digest), top.data, top.media_type
@@ -360,12 +402,23 @@ class Copier:
             try:
                 future.set_result(self._transfer(src, dst, blob, mount_from))
             except BaseException as exc:  # noqa: BLE001 - handed to whoever waits on the future
+                self._forget(dst, blob.digest, future)
                 future.set_exception(exc)
 
         try:
             self._pool.submit(work)
         except RuntimeError as exc:  # the pool is shutting down
             future.set_exception(exc)
+
+    def _forget(self, dst: Repository, digest: Digest, future: Future[_BlobOutcome]) -> None:
+        """Drop a failed transfer so that a later image of the run tries the blob afresh."""
+        registry = dst.session.registry
+        with self._lock:
+            if self._transfers.get((registry, dst.name, digest)) is future:
+                del self._transfers[(registry, dst.name, digest)]
+            first = self._first_copy.get((registry, digest))
+            if first is not None and first[1] is future:
+                del self._first_copy[(registry, digest)]
 
     def _transfer(
         self, src: Repository, dst: Repository, blob: Descriptor, mount_from: str | None
@@ -375,9 +428,14 @@ class Copier:
                 return _BlobOutcome(BlobAction.SKIPPED, 0)
             location: str | None = None
             if mount_from is not None:
-                location = dst.start_upload(mount=(blob.digest, mount_from))
-                if location is None:
-                    return _BlobOutcome(BlobAction.MOUNTED, 0)
+                try:
+                    location = dst.start_upload(mount=(blob.digest, mount_from))
+                except AuthenticationError:
+                    # No pull right on the repository to mount from: a plain upload still works.
+                    location = None
+                else:
+                    if location is None:
+                        return _BlobOutcome(BlobAction.MOUNTED, 0)
             registry = dst.session.registry
             try:
                 return self._stream(
@@ -425,12 +483,9 @@ class Copier:
             )
             try:
                 if monolithic or blob.size == 0:
-                    # The registry checks ?digest= itself before committing; we check too.
                     dst.finish_upload(location, blob.digest, blob.size, body)
-                    verifier.verify(what)
                 else:
                     location = dst.upload_stream(location, blob.size, body)
-                    verifier.verify(what)  # before the PUT that would commit the blob
                     dst.finish_upload(location, blob.digest)
             except BaseException:
                 dst.cancel_upload(location)
@@ -442,24 +497,35 @@ class Copier:
     def _verified_chunks(
         self, chunks: Iterator[bytes], verifier: DigestVerifier, blob: Descriptor, what: str
     ) -> Iterator[bytes]:
+        """The source's bytes, hashed on the way, with the last chunk held back until the whole blob
+        verified: a registry never receives every byte of a blob that does not match, so not even a
+        monolithic PUT (which commits when its body ends) can store one. Raising here aborts the
+        request that is sending the body."""
+        held = b""
         for chunk in chunks:
             if verifier.seen + len(chunk) > blob.size:
                 raise DigestMismatchError(
                     f"{what}: the source sent more than the {blob.size} bytes its descriptor says"
                 )
             verifier.update(chunk)
-            self.progress.blob_advanced(blob.digest, len(chunk))
-            yield chunk
+            if held:
+                self.progress.blob_advanced(blob.digest, len(held))
+                yield held
+            held = chunk
         verifier.verify(what)
+        if held:
+            self.progress.blob_advanced(blob.digest, len(held))
+            yield held
 
     # -- helpers ------------------------------------------------------------------------------
 
     def _map(self, function: Callable[[T], R], items: Sequence[T]) -> list[R]:
         """Run ``function`` over ``items`` on the worker pool, returning results in order.
 
-        Only called from image threads, never from a pool worker, so waiting here cannot deadlock.
+        Runs on the metadata workers and is only called from image threads, never from a worker, so
+        waiting here cannot deadlock.
         """
-        futures = [self._pool.submit(function, item) for item in items]
+        futures = [self._metadata.submit(function, item) for item in items]
         return [f.result() for f in futures]
 
 

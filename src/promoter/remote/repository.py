@@ -13,12 +13,18 @@ from urllib.parse import quote, urlencode
 
 import urllib3
 
-from promoter.errors import DigestMismatchError, RegistryError, RegistryUnreachableError
+from promoter.errors import (
+    DigestMismatchError,
+    InvalidDigestError,
+    RegistryError,
+    RegistryUnreachableError,
+    UnsupportedManifestError,
+)
 from promoter.oci.digest import Digest, compute_digest, parse_digest, verify_bytes
 from promoter.oci.manifest import Manifest, parse_manifest
 from promoter.oci.mediatypes import MANIFEST_ACCEPT
 from promoter.transport.challenge import scope_for
-from promoter.transport.session import RegistrySession, release
+from promoter.transport.session import RegistrySession, iter_body, release
 
 #: Largest tags/list page we ask for: ECR's maximum (its API rejects more).
 TAG_PAGE_SIZE = 1000
@@ -68,13 +74,14 @@ class Repository:
 
     def head_manifest(self, reference: str) -> ManifestInfo | None:
         """HEAD a manifest by tag or digest; None if the registry does not have it."""
+        what = f"check manifest {self}{_separator(reference)}{reference}"
         response = self.session.request(
             "HEAD",
             f"/v2/{self.name}/manifests/{reference}",
             scopes=self.scopes,
             headers={"Accept": MANIFEST_ACCEPT},
             expect=(200, 404),
-            what=f"check manifest {self}:{reference}",
+            what=what,
         )
         if response.status == 404:
             return None
@@ -84,87 +91,107 @@ class Repository:
             fetched = self.get_manifest(reference)
             return ManifestInfo(fetched.digest, fetched.media_type, len(fetched.data))
         return ManifestInfo(
-            digest=parse_digest(header),
+            digest=_header_digest(header, what),
             media_type=response.headers.get("Content-Type", ""),
-            size=int(response.headers.get("Content-Length", "0") or 0),
+            size=_header_int(response.headers.get("Content-Length"), what),
         )
 
     def get_manifest(self, reference: str) -> FetchedManifest:
         """GET a manifest's exact bytes. By digest, the bytes are verified against it."""
-        what = f"pull manifest {self}{'@' if ':' in reference else ':'}{reference}"
-        response = self.session.request(
-            "GET",
-            f"/v2/{self.name}/manifests/{reference}",
-            scopes=self.scopes,
-            headers={"Accept": MANIFEST_ACCEPT},
-            stream=True,
-            what=what,
-        )
-        try:
-            data = response.read(MAX_MANIFEST_BYTES + 1, decode_content=True)
-        finally:
-            release(response)
-        if len(data) > MAX_MANIFEST_BYTES:
-            raise RegistryError(
+        what = f"pull manifest {self}{_separator(reference)}{reference}"
+
+        def fetch() -> tuple[bytes, str, str | None]:
+            response = self.session.request(
                 "GET",
-                f"{self}/manifests/{reference}",
-                response.status,
-                what=what + f" (manifest larger than {MAX_MANIFEST_BYTES} bytes)",
+                f"/v2/{self.name}/manifests/{reference}",
+                scopes=self.scopes,
+                headers={"Accept": MANIFEST_ACCEPT},
+                stream=True,
+                what=what,
             )
-        media_type = response.headers.get("Content-Type", "")
+            try:
+                data = b"".join(iter_body(response, MAX_MANIFEST_BYTES + 1, what))
+            finally:
+                release(response)
+            if len(data) > MAX_MANIFEST_BYTES:
+                raise UnsupportedManifestError(
+                    f"{what}: the manifest is larger than {MAX_MANIFEST_BYTES} bytes"
+                )
+            headers = response.headers
+            return data, headers.get("Content-Type", ""), headers.get("Docker-Content-Digest")
+
+        # The request retries itself; this also retries a body cut off while it was read.
+        data, content_type, header = self.session.transport.options.retry.run(fetch)
         if reference.startswith(("sha256:", "sha512:")):
             digest = parse_digest(reference)
             verify_bytes(data, digest, what)
         else:
-            header = response.headers.get("Docker-Content-Digest")
-            algorithm = (
-                header.split(":", 1)[0] if header and header.startswith("sha512:") else "sha256"
-            )
-            digest = compute_digest(data, algorithm)
-            if header and parse_digest(header) != digest:
+            claimed = _header_digest(header, what) if header else None
+            digest = compute_digest(data, claimed.algorithm if claimed else "sha256")
+            if claimed is not None and claimed != digest:
                 raise DigestMismatchError(
-                    f"{what}: the registry says {header}, the bytes are {digest}"
+                    f"{what}: the registry says {claimed}, the bytes are {digest}"
                 )
-        manifest = parse_manifest(data, media_type, what)
+        manifest = parse_manifest(data, content_type, what)
         # Push with the type the payload declares: a registry may serve a generic Content-Type, and
         # Distribution rejects a manifest PUT whose Content-Type disagrees with its mediaType.
         return FetchedManifest(data, str(manifest.media_type), digest, manifest)
 
     def put_manifest(self, reference: str, data: bytes, media_type: str) -> None:
-        """PUT manifest bytes unchanged under a tag or digest."""
-        what = f"push manifest {self}{'@' if ':' in reference else ':'}{reference}"
-        response = self.session.request(
-            "PUT",
-            f"/v2/{self.name}/manifests/{reference}",
-            scopes=self.scopes,
-            headers={"Content-Type": media_type},
-            body=data,
-            expect=(200, 201, 202),
-            what=what,
-        )
+        """PUT manifest bytes unchanged under a tag or digest.
+
+        A PUT retried after a reset can fail although an earlier attempt was committed (an
+        immutable tag then refuses even the identical bytes); what counts is whether the registry
+        now serves these bytes under ``reference``, so that is checked before giving up.
+        """
+        what = f"push manifest {self}{_separator(reference)}{reference}"
+        expected = compute_digest(data)
+        try:
+            response = self.session.request(
+                "PUT",
+                f"/v2/{self.name}/manifests/{reference}",
+                scopes=self.scopes,
+                headers={"Content-Type": media_type},
+                body=data,
+                expect=(200, 201, 202),
+                what=what,
+            )
+        except (RegistryError, RegistryUnreachableError):
+            if self._serves(reference, expected):
+                return
+            raise
         returned = response.headers.get("Docker-Content-Digest")
         if returned:
-            expected = compute_digest(data, returned.split(":", 1)[0])
-            if parse_digest(returned) != expected:
+            stored = _header_digest(returned, what)
+            if stored != compute_digest(data, stored.algorithm):
                 raise DigestMismatchError(
-                    f"{what}: the registry stored {returned}, but the bytes sent are {expected}"
+                    f"{what}: the registry stored {stored}, but the bytes sent are {expected}"
                 )
+
+    def _serves(self, reference: str, digest: Digest) -> bool:
+        """Whether ``reference`` resolves to ``digest`` here now; False when that cannot be told."""
+        try:
+            info = self.head_manifest(reference)
+        except (RegistryError, RegistryUnreachableError, DigestMismatchError):
+            return False
+        return info is not None and info.digest == digest
 
     # -- blobs (spec: "Pulling blobs", "Pushing blobs", "Mounting a blob from another repository")
 
     def head_blob(self, digest: Digest) -> int | None:
         """The blob's size if the repository has it, else None."""
+        what = f"check blob {digest.short} in {self}"
         response = self.session.request(
             "HEAD",
             f"/v2/{self.name}/blobs/{digest}",
             scopes=self.scopes,
             expect=(200, 404),
             follow_redirects=True,
-            what=f"check blob {digest.short} in {self}",
+            what=what,
         )
         if response.status == 404:
             return None
-        return int(response.headers.get("Content-Length", "0") or 0)
+        return _header_int(response.headers.get("Content-Length"), what)
 
     def open_blob(self, digest: Digest) -> urllib3.BaseHTTPResponse:
         """Start a streaming GET of a blob, following redirects to storage hosts.
@@ -233,21 +260,31 @@ class Repository:
         self, location: str, digest: Digest, size: int = 0, chunks: Iterable[bytes] | None = None
     ) -> None:
         """PUT ``?digest=`` to close an upload; with ``chunks``, the body is the whole blob
-        (spec: "Pushing a blob monolithically" via POST then PUT)."""
+        (spec: "Pushing a blob monolithically" via POST then PUT).
+
+        If the PUT fails, the blob may still have been committed by an attempt whose answer was
+        lost (a retry then finds the session gone); the blob being there is what counts.
+        """
         separator = "&" if "?" in location else "?"
         headers = {
             "Content-Type": "application/octet-stream",
-            "Content-Length": str(size if chunks else 0),
+            "Content-Length": str(size if chunks is not None else 0),
         }
-        self.session.request(
-            "PUT",
-            f"{location}{separator}digest={quote(str(digest))}",
-            scopes=self.scopes,
-            body=chunks if chunks is not None else b"",
-            headers=headers,
-            expect=(201, 204),
-            what=f"finish upload of {digest.short} to {self}",
-        )
+        try:
+            self.session.request(
+                "PUT",
+                f"{location}{separator}digest={quote(str(digest))}",
+                scopes=self.scopes,
+                body=chunks if chunks is not None else b"",
+                headers=headers,
+                expect=(201, 204),
+                what=f"finish upload of {digest.short} to {self}",
+            )
+        except (RegistryError, RegistryUnreachableError):
+            with contextlib.suppress(RegistryError, RegistryUnreachableError):
+                if self.head_blob(digest) is not None:
+                    return
+            raise
 
     def cancel_upload(self, location: str) -> None:
         """DELETE an upload session; best effort (the registry expires abandoned sessions anyway)."""
@@ -311,3 +348,27 @@ def _next_link(header: str | None) -> str | None:
         if 'rel="next"' in params.replace(" ", "") or "rel=next" in params.replace(" ", ""):
             return target.strip().strip("<>")
     return None
+
+
+def _separator(reference: str) -> str:
+    """``@`` before a digest, ``:`` before a tag, for messages."""
+    return "@" if ":" in reference else ":"
+
+
+def _header_digest(value: str, what: str) -> Digest:
+    """A digest a registry sent in a header; a malformed one is the registry's fault (exit 1)."""
+    try:
+        return parse_digest(value.strip())
+    except InvalidDigestError as exc:
+        raise DigestMismatchError(f"{what}: the registry sent an invalid digest {value!r}") from exc
+
+
+def _header_int(value: str | None, what: str) -> int:
+    """A non-negative integer header such as Content-Length (0 when absent)."""
+    try:
+        number = int(value or 0)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise UnsupportedManifestError(f"{what}: the registry sent an invalid length {value!r}")
+    return number

@@ -40,23 +40,33 @@ class RetryPolicy:
     max_delay: float = 8.0
     max_retry_after: float = 60.0
 
-    def delay(self, attempt: int, error: BaseException) -> float:
-        """Seconds to wait before retry number ``attempt`` (1-based) after ``error``."""
+    def delay(self, attempt: int, error: BaseException) -> float | None:
+        """Seconds to wait before retry number ``attempt`` (1-based) after ``error``; None when the
+        registry asks for a longer wait than we honour (better to fail than to hang a sync Job)."""
         if isinstance(error, RegistryError) and error.retry_after is not None:
-            return min(float(error.retry_after), self.max_retry_after)
+            if error.retry_after > self.max_retry_after:
+                return None
+            return float(error.retry_after)
         backoff = min(self.base_delay * (2.0 ** (attempt - 1)), self.max_delay)
         return backoff * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not cryptography
 
     def run(self, operation: Callable[[], T]) -> T:
-        """Call ``operation`` until it succeeds, fails for good, or attempts run out."""
+        """Call ``operation`` until it succeeds, fails for good, or attempts run out.
+
+        An error that ran out of attempts is marked not retryable before it propagates, so an outer
+        retry (a whole blob transfer around its requests) does not multiply the attempts.
+        """
         attempt = 1
         while True:
             try:
                 return operation()
             except (RegistryError, RegistryUnreachableError) as exc:
-                if not is_retryable(exc) or attempt >= self.attempts:
+                if not is_retryable(exc):
                     raise
-                wait = self.delay(attempt, exc)
+                wait = self.delay(attempt, exc) if attempt < self.attempts else None
+                if wait is None:
+                    exc.retryable = False
+                    raise
                 log.debug("retry %d/%d in %.2fs after: %s", attempt, self.attempts - 1, wait, exc)
                 time.sleep(wait)
                 attempt += 1

@@ -167,6 +167,9 @@ class RegistrySession:
         self.transport = transport
         self.registry = registry
         self._pool = transport.pool_for(registry)
+        endpoint = transport.options.endpoints.get(registry)
+        #: host[:port] requests go to, known before the scheme is (the pool choice needs it).
+        self._netloc = urlsplit(endpoint).netloc if endpoint else api_host(registry)
         self._base: str | None = None
         self._challenge: Challenge | None = None
         self._credential: Credential | None = None
@@ -178,10 +181,21 @@ class RegistrySession:
 
     @property
     def base_url(self) -> str:
-        """``scheme://host[:port]`` that requests go to, decided on first use."""
+        """``scheme://host[:port]`` that requests go to, decided on first use.
+
+        The first use also pings ``/v2/`` to learn the registry's challenge before any real request,
+        as docker and crane do: a registry that answers anonymous requests with 404 instead of 401
+        would otherwise make a missing tag look free and a present image look missing.
+        """
         with self._lock:
             if self._base is None:
-                self._base = self._discover_base()
+                base, probe = self._discover_base()
+                if probe is None:
+                    probe = self._raw(
+                        "GET", base + "/v2/", headers={}, body=None, what=f"ping {self.registry}"
+                    )
+                self._learn_challenge(probe)
+                self._base = base
             return self._base
 
     def ping(self) -> None:
@@ -250,16 +264,17 @@ class RegistrySession:
 
     # -- scheme --------------------------------------------------------------------------------
 
-    def _discover_base(self) -> str:
+    def _discover_base(self) -> tuple[str, urllib3.BaseHTTPResponse | None]:
+        """The base URL, and the answer to ``GET /v2/`` if finding the scheme already asked it."""
         endpoint = self.transport.options.endpoints.get(self.registry)
         if endpoint:
-            return endpoint.rstrip("/")
+            return endpoint.rstrip("/"), None
         host = api_host(self.registry)
         may_use_http = (
             is_loopback_host(host) or self.registry in self.transport.options.insecure_registries
         )
         if not may_use_http:
-            return f"https://{host}"
+            return f"https://{host}", None
         # Docker's rule for loopback and insecure registries: try HTTPS, fall back to plain HTTP when
         # the server does not speak TLS. A certificate that fails verification is not a reason to
         # fall back (it is a TLS server); that error surfaces on the real request.
@@ -273,14 +288,13 @@ class RegistrySession:
             )
         except SSLError as exc:
             if _is_certificate_failure(exc):
-                return f"https://{host}"
-            return f"http://{host}"
+                return f"https://{host}", None
+            return f"http://{host}", None
         except (NewConnectionError, ProtocolError, MaxRetryError):
-            return f"http://{host}"
+            return f"http://{host}", None
         except HTTPError:
-            return f"https://{host}"
-        self._learn_challenge(response)
-        return f"https://{host}"
+            return f"https://{host}", None
+        return f"https://{host}", response
 
     def _absolute(self, path: str) -> str:
         if path.startswith(("http://", "https://")):
@@ -352,6 +366,10 @@ class RegistrySession:
                 f"{self.registry} sent an auth challenge without a usable realm URL",
                 retryable=False,
             )
+        if realm.startswith("http://") and self.base_url.startswith("https://"):
+            # A TLS registry behind a proxy often advertises an http:// realm; credentials must not
+            # travel in clear text, so ask the same realm over TLS (as go-containerregistry does).
+            realm = "https://" + realm[len("http://") :]
         what = f"get a token for {self.registry}"
         service = challenge.service
         headers: dict[str, str] = {}
@@ -380,7 +398,7 @@ class RegistrySession:
             url = realm + ("&" if "?" in realm else "?") + urlencode(query) if query else realm
             response = self._raw("GET", url, headers=headers, body=None, what=what)
         if response.status != 200:
-            raise _error_from(response, "GET", realm, what, AuthenticationError)
+            raise _error_from(response, "GET", realm, what, AuthenticationError, preloaded=True)
         try:
             payload = json.loads(response.data)
             value = str(payload.get("token") or payload.get("access_token") or "")
@@ -417,8 +435,10 @@ class RegistrySession:
         replayable: bool,
     ) -> urllib3.BaseHTTPResponse:
         url = self._absolute(path)
-        own_netloc = urlsplit(self.base_url).netloc
-        sends_auth = urlsplit(url).netloc == own_netloc
+        own_origin = _origin(self.base_url)
+        # Credentials go only to the registry's own scheme, host and port: never to another host,
+        # and never in clear text to an http:// URL that a TLS registry's proxy may hand out.
+        sends_auth = _origin(url) == own_origin
         request_headers = dict(headers)
         for second_try in (False, True):
             request_headers = dict(headers)
@@ -436,26 +456,37 @@ class RegistrySession:
             if auth is not None:
                 self._forget_token(scopes)
             if not replayable:
-                raise _error_from(response, method, url, what, AuthenticationError, retryable=True)
+                raise _error_from(
+                    response,
+                    method,
+                    url,
+                    what,
+                    AuthenticationError,
+                    preloaded=not stream,
+                    retryable=True,
+                )
             if not learned and auth is None and self._challenge is None:
                 break
             _discard(response)
         if follow_redirects:
-            response = self._follow(
+            response, url = self._follow(
                 response,
+                url=url,
                 method=method,
-                own_netloc=own_netloc,
+                own_origin=own_origin,
                 headers=request_headers,
                 what=what,
                 stream=stream,
             )
         if response.status in expect:
             return response
-        if response.status in (401, 403):
-            error = _error_from(response, method, url, what, AuthenticationError)
+        if response.status in (401, 403) and _origin(url) == own_origin:
+            error = _error_from(
+                response, method, url, what, AuthenticationError, preloaded=not stream
+            )
             error.hint = self._auth_hint(response.status)
             raise error
-        raise _error_from(response, method, url, what, RegistryError)
+        raise _error_from(response, method, url, what, RegistryError, preloaded=not stream)
 
     def _auth_hint(self, status: int) -> str:
         """What to do about a refusal, depending on whether we had credentials to offer."""
@@ -473,28 +504,29 @@ class RegistrySession:
         self,
         response: urllib3.BaseHTTPResponse,
         *,
+        url: str,
         method: str,
-        own_netloc: str,
+        own_origin: tuple[str, str, int],
         headers: dict[str, str],
         what: str,
         stream: bool,
-    ) -> urllib3.BaseHTTPResponse:
-        url = response.geturl() or ""
+    ) -> tuple[urllib3.BaseHTTPResponse, str]:
+        """Follow redirects (blob downloads to storage); returns the last response and its URL."""
         for _ in range(_MAX_REDIRECTS):
             location = response.headers.get("Location")
             if response.status not in _REDIRECTS or not location:
-                return response
+                break
             _discard(response)
-            url = urljoin(url or self.base_url + "/", location)
+            url = urljoin(url, location)  # a Location may be relative to the request URL
             follow_headers = dict(headers)
-            if urlsplit(url).netloc != own_netloc:
+            if _origin(url) != own_origin:
                 # Presigned storage URLs (S3 behind ECR) carry their own signature; the registry's
                 # token must never leave the registry's host.
                 follow_headers.pop("Authorization", None)
             response = self._raw(
                 method, url, headers=follow_headers, body=None, what=what, stream=stream
             )
-        return response
+        return response, url
 
     def _raw(
         self,
@@ -506,11 +538,7 @@ class RegistrySession:
         what: str,
         stream: bool = False,
     ) -> urllib3.BaseHTTPResponse:
-        pool = (
-            self._pool
-            if urlsplit(url).netloc == urlsplit(self.base_url).netloc
-            else self.transport.pool_for("")
-        )
+        pool = self._pool if urlsplit(url).netloc == self._netloc else self.transport.pool_for("")
         started = time.monotonic()
         try:
             response = pool.request(
@@ -600,25 +628,27 @@ def _error_from(
     what: str,
     error_class: type[RegistryError],
     *,
+    preloaded: bool,
     retryable: bool | None = None,
 ) -> RegistryError:
+    """A RegistryError from an error response, with the registry's own codes from its body."""
     try:
-        raw = response.read(ERROR_BODY_LIMIT, decode_content=True)
-    except HTTPError:
+        raw = response.data if preloaded else response.read(ERROR_BODY_LIMIT, decode_content=True)
+    except (HTTPError, OSError):
         raw = b""
+    raw = (raw or b"")[:ERROR_BODY_LIMIT]
     _discard(response)
     details: list[RegistryErrorDetail] = []
     try:
         doc = json.loads(raw)
-        for item in doc.get("errors", []) if isinstance(doc, dict) else []:
-            if isinstance(item, dict):
-                details.append(
-                    RegistryErrorDetail(
-                        str(item.get("code", "")), str(item.get("message", ""))[:200]
-                    )
-                )
     except ValueError:
-        pass
+        doc = None
+    errors = doc.get("errors") if isinstance(doc, dict) else None
+    for item in errors if isinstance(errors, list) else []:
+        if isinstance(item, dict):
+            details.append(
+                RegistryErrorDetail(str(item.get("code", "")), str(item.get("message", ""))[:200])
+            )
     return error_class(
         method=method,
         url=_redact(url),
@@ -646,7 +676,17 @@ def iter_body(response: urllib3.BaseHTTPResponse, chunk_size: int, what: str) ->
 def release(response: urllib3.BaseHTTPResponse) -> None:
     """Give a streamed response's connection back: to the pool if the body was read to its end,
     else closed, so that unread bytes can never be taken for the next response on it."""
-    remaining = getattr(response, "length_remaining", None)
-    if remaining:
+    if not response.closed:  # http.client closes the body once it has been read to its end
         response.close()
     response.release_conn()
+
+
+def _origin(url: str) -> tuple[str, str, int]:
+    """Scheme, host and effective port: what must match before credentials are sent."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return scheme, (parts.hostname or "").lower(), port or (443 if scheme == "https" else 80)
