@@ -91,3 +91,5 @@ def test_docker_hub_api_host_and_loopback() -> None:
     assert is_loopback_host("[::1]:5000")
     assert not is_loopback_host("10.0.0.1:5000")
     assert not is_loopback_host("registry.example.com")
+    assert not is_loopback_host("127.example.com:5000")
+    assert is_loopback_host("127.0.0.2:5000")

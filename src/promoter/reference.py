@@ -10,6 +10,7 @@ This module is pure: no I/O, standard library only.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, replace
 
@@ -163,10 +164,17 @@ def api_host(registry: str) -> str:
 
 
 def is_loopback_host(registry: str) -> bool:
-    """Whether a registry host is on this machine; docker allows plain HTTP only for these by default."""
-    host = (
-        registry.rsplit(":", 1)[0]
-        if not registry.startswith("[")
-        else registry[1:].split("]", 1)[0]
-    )
-    return host == "localhost" or host.startswith("127.") or host == "::1"
+    """Whether a registry host is on this machine; docker allows plain HTTP only for these by default.
+
+    Only ``localhost`` and loopback IP addresses count: a name like ``127.example.com`` does not.
+    """
+    if registry.startswith("["):
+        host = registry[1:].split("]", 1)[0]
+    else:
+        host = registry.rsplit(":", 1)[0] if registry.count(":") == 1 else registry
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
