@@ -15,7 +15,7 @@ import json
 import logging
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -85,24 +85,19 @@ class _ScrubFilter(logging.Filter):
         return True
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected at least 1, got {value}")
-    return value
+def _int_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type for whole numbers of at least ``minimum``."""
 
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected at least {minimum}, got {value}")
+        return value
 
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
-    return value
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -132,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     group.add_argument(
         "--retries",
-        type=_non_negative_int,
+        type=_int_at_least(0),
         default=argparse.SUPPRESS,
         metavar="N",
         help="retries of a failed request on 408/429/5xx or a dropped connection (default 4)",
@@ -183,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     copy.add_argument(
         "-j",
         "--jobs",
-        type=_positive_int,
+        type=_int_at_least(1),
         default=DEFAULT_JOBS,
         metavar="N",
         help=f"concurrent blob transfers (default {DEFAULT_JOBS})",

@@ -39,7 +39,7 @@ from promoter.errors import (
 from promoter.oci.digest import Digest, DigestVerifier, parse_digest
 from promoter.oci.manifest import Descriptor
 from promoter.reference import Reference
-from promoter.remote.repository import FetchedManifest, ManifestInfo, Repository
+from promoter.remote.repository import FetchedManifest, Repository
 from promoter.transport.session import Transport, iter_body, release
 
 log = logging.getLogger(__name__)
@@ -290,16 +290,7 @@ class Copier:
     def _source_digest(self, src: Repository, source: Reference) -> Digest:
         if source.digest is not None:
             return parse_digest(source.digest)
-        info: ManifestInfo | None = src.head_manifest(source.identifier)
-        if info is None:
-            raise RegistryError(
-                "HEAD",
-                f"{src}/manifests/{source.identifier}",
-                404,
-                details=(RegistryErrorDetail("MANIFEST_UNKNOWN", "manifest unknown"),),
-                what=f"source image {source} not found",
-            )
-        return info.digest
+        return _existing_digest(src, source, "source image")
 
     def _plan(self, src: Repository, dst: Repository, digest: Digest) -> _Plan:
         """Walk the source manifest tree level by level, skipping subtrees the destination has.
@@ -537,6 +528,11 @@ def resolve_digest(transport: Transport, reference: Reference) -> Digest:
         RegistryError: the reference does not exist (404) or the registry failed.
     """
     repo = Repository(transport.session(reference.registry), reference.repository)
+    return _existing_digest(repo, reference, "image")
+
+
+def _existing_digest(repo: Repository, reference: Reference, label: str) -> Digest:
+    """The digest ``reference`` has in ``repo``; a missing image is a 404 naming it."""
     info = repo.head_manifest(reference.identifier)
     if info is None:
         raise RegistryError(
@@ -544,6 +540,6 @@ def resolve_digest(transport: Transport, reference: Reference) -> Digest:
             f"{repo}/manifests/{reference.identifier}",
             404,
             details=(RegistryErrorDetail("MANIFEST_UNKNOWN", "manifest unknown"),),
-            what=f"image {reference} not found",
+            what=f"{label} {reference} not found",
         )
     return info.digest
