@@ -17,8 +17,6 @@ import base64
 import binascii
 import json
 import os
-import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -121,6 +119,8 @@ def store_credential(registry: str, username: str, password: str) -> Path | str:
     auths = config.setdefault("auths", {})
     token = base64.b64encode(f"{username}:{password}".encode()).decode()
     auths[key] = {"auth": token}
+    import tempfile  # noqa: PLC0415 - only login writes files; copies should not pay for the import
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".config.json.", dir=path.parent)
     try:
@@ -214,6 +214,8 @@ def _helper_get(helper: str, registry: str) -> Credential | None:
 
 
 def _run_helper(helper: str, action: str, stdin: str, registry: str) -> str | None:
+    import subprocess  # noqa: PLC0415 - helpers are rare; a copy without them skips the import
+
     program = f"docker-credential-{helper}"
     try:
         proc = subprocess.run(

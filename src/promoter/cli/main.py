@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import getpass
 import json
 import logging
 import sys
@@ -440,6 +439,8 @@ def _login(args: argparse.Namespace, scrub: SecretScrubber, stdin: TextIO) -> in
     if args.password_stdin:
         password = stdin.read().rstrip("\r\n")
     elif stdin.isatty():
+        import getpass  # noqa: PLC0415 - only an interactive login prompts
+
         password = getpass.getpass(f"Password for {args.username}@{registry}: ")
     else:
         raise InputError("no password: pass --password-stdin and pipe it in")

@@ -6,7 +6,6 @@ timeouts. Not retried: other 4xx, DNS failures, TLS verification failures (retry
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import random
 import time
@@ -86,6 +85,8 @@ def parse_retry_after(value: str | None) -> float | None:
     value = value.strip()
     if value.isdigit():
         return float(value)
+    import email.utils  # noqa: PLC0415 - the date form is rare; start-up should not pay for it
+
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):

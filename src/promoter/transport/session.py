@@ -101,19 +101,18 @@ class Transport:
         timeout = urllib3.Timeout(
             connect=self.options.connect_timeout, read=self.options.read_timeout
         )
-        common: dict[str, Any] = {
+        self._common: dict[str, Any] = {
             "num_pools": 32,
             "maxsize": self.options.pool_size,
             "timeout": timeout,
             "retries": False,
             "headers": {"User-Agent": USER_AGENT},
         }
-        self._verified = urllib3.PoolManager(ssl_context=self._ssl_context(), **common)
+        # Plain HTTP needs no TLS context; the verified pool is made on the first HTTPS request, since
+        # loading the trust store costs more than a loopback copy's first requests.
+        self._plain = urllib3.PoolManager(**self._common)
+        self._verified: urllib3.PoolManager | None = None
         self._unverified: urllib3.PoolManager | None = None
-        if self.options.insecure_registries:
-            # The user named these hosts insecure on purpose; the warning would only repeat that.
-            urllib3.disable_warnings(InsecureRequestWarning)
-            self._unverified = urllib3.PoolManager(cert_reqs=ssl.CERT_NONE, **common)
         self._sessions: dict[str, RegistrySession] = {}
         self._lock = threading.Lock()
 
@@ -137,11 +136,23 @@ class Transport:
                 self._sessions[registry] = found
             return found
 
-    def pool_for(self, registry: str) -> urllib3.PoolManager:
-        """The verified pool, or the unverified one for ``--insecure-registry`` hosts."""
-        if self._unverified is not None and registry in self.options.insecure_registries:
-            return self._unverified
-        return self._verified
+    def pool_for(self, url: str, registry: str) -> urllib3.PoolManager:
+        """The pool for a URL: plain for http, unverified TLS for ``--insecure-registry`` hosts,
+        verified TLS (the system store plus ``--ca-file``) for everything else."""
+        if url.startswith("http://"):
+            return self._plain
+        with self._lock:
+            if registry in self.options.insecure_registries:
+                if self._unverified is None:
+                    # The user named this host insecure on purpose; the warning would only repeat it.
+                    urllib3.disable_warnings(InsecureRequestWarning)
+                    self._unverified = urllib3.PoolManager(cert_reqs=ssl.CERT_NONE, **self._common)
+                return self._unverified
+            if self._verified is None:
+                self._verified = urllib3.PoolManager(
+                    ssl_context=self._ssl_context(), **self._common
+                )
+            return self._verified
 
     def load_credential(self, registry: str) -> Credential | None:
         """Credentials for ``registry`` from the configured loader."""
@@ -149,9 +160,9 @@ class Transport:
 
     def close(self) -> None:
         """Close every pooled connection."""
-        self._verified.clear()
-        if self._unverified is not None:
-            self._unverified.clear()
+        for pool in (self._plain, self._verified, self._unverified):
+            if pool is not None:
+                pool.clear()
 
 
 @dataclass
@@ -166,7 +177,6 @@ class RegistrySession:
     def __init__(self, transport: Transport, registry: str) -> None:
         self.transport = transport
         self.registry = registry
-        self._pool = transport.pool_for(registry)
         endpoint = transport.options.endpoints.get(registry)
         #: host[:port] requests go to, known before the scheme is (the pool choice needs it).
         self._netloc = urlsplit(endpoint).netloc if endpoint else api_host(registry)
@@ -270,16 +280,36 @@ class RegistrySession:
         if endpoint:
             return endpoint.rstrip("/"), None
         host = api_host(self.registry)
-        may_use_http = (
-            is_loopback_host(host) or self.registry in self.transport.options.insecure_registries
-        )
-        if not may_use_http:
-            return f"https://{host}", None
-        # Docker's rule for loopback and insecure registries: try HTTPS, fall back to plain HTTP when
-        # the server does not speak TLS. A certificate that fails verification is not a reason to
-        # fall back (it is a TLS server); that error surfaces on the real request.
+        if is_loopback_host(host):
+            return self._probe_plain_first(host)
+        if self.registry in self.transport.options.insecure_registries:
+            return self._probe_tls_first(host)
+        return f"https://{host}", None
+
+    def _probe_plain_first(self, host: str) -> tuple[str, urllib3.BaseHTTPResponse | None]:
+        """Loopback: plain HTTP unless the server turns out to speak TLS.
+
+        Loopback registries are nearly always plain, and asking over HTTP first sends nothing secret
+        (a ping carries no credentials) and saves a TLS handshake and loading the trust store. A TLS
+        server answers plain HTTP with 400 (Go's "Client sent an HTTP request to an HTTPS server")
+        or drops the connection.
+        """
         try:
-            response = self._pool.request(
+            response = self._raw(
+                "GET", f"http://{host}/v2/", headers={}, body=None, what=f"ping {self.registry}"
+            )
+        except RegistryUnreachableError:
+            return f"https://{host}", None
+        if response.status == 400 and b"HTTPS" in (response.data or b""):
+            return f"https://{host}", None
+        return f"http://{host}", response
+
+    def _probe_tls_first(self, host: str) -> tuple[str, urllib3.BaseHTTPResponse | None]:
+        """``--insecure-registry`` hosts, as docker treats them: HTTPS (unverified) first, plain
+        HTTP when the server does not speak TLS."""
+        pool = self.transport.pool_for(f"https://{host}/", self.registry)
+        try:
+            response = pool.request(
                 "GET",
                 f"https://{host}/v2/",
                 redirect=False,
@@ -538,7 +568,8 @@ class RegistrySession:
         what: str,
         stream: bool = False,
     ) -> urllib3.BaseHTTPResponse:
-        pool = self._pool if urlsplit(url).netloc == self._netloc else self.transport.pool_for("")
+        owner = self.registry if urlsplit(url).netloc == self._netloc else ""
+        pool = self.transport.pool_for(url, owner)
         started = time.monotonic()
         try:
             response = pool.request(
