@@ -335,7 +335,10 @@ class Copier:
         self, src: Repository, dst: Repository, plan: _Plan, result: CopyResult
     ) -> None:
         owned: list[tuple[Future[_BlobOutcome], bool]] = [
-            self._schedule(src, dst, blob) for blob in plan.blobs.values()
+            # Largest first: the long transfers start at once and the small ones fill the gaps, so
+            # the copy does not end with one big blob streaming alone.
+            self._schedule(src, dst, blob)
+            for blob in sorted(plan.blobs.values(), key=lambda b: b.size, reverse=True)
         ]
         first_error: BaseException | None = None
         for future, is_owner in owned:
