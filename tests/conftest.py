@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import subprocess
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -158,17 +157,3 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliRun]:
         return CliRun(code, captured.out, captured.err)
 
     return run
-
-
-def skopeo(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run Debian's skopeo, an independent registry client, with a bounded time."""
-    done = subprocess.run(
-        ["skopeo", "--insecure-policy", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if check and done.returncode != 0:
-        raise AssertionError(f"skopeo {' '.join(args)} failed: {done.stderr.strip()}")
-    return done

@@ -14,7 +14,7 @@ from devtools import images
 from devtools.fault_proxy import FaultProxy
 from devtools.registry import RegistryProcess
 from tests.conftest import CliRun
-from tests.test_copy import manifest_digest, push, skopeo_raw_digest
+from tests.registry_checks import manifest_digest, push, skopeo_raw_digest
 
 
 def _ca_args(registry: RegistryProcess) -> list[str]:

@@ -20,7 +20,7 @@ import pytest
 from devtools import images
 from devtools.registry import RegistryProcess
 from tests.conftest import CliRun
-from tests.test_copy import manifest_digest, push
+from tests.registry_checks import manifest_digest, push
 
 from promoter.cli.main import main
 

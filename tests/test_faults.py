@@ -9,7 +9,7 @@ from devtools import images
 from devtools.fault_proxy import FaultProxy
 from devtools.registry import RegistryProcess
 from tests.conftest import CliRun
-from tests.test_copy import has_blob, manifest_digest, push
+from tests.registry_checks import has_blob, manifest_digest, push
 
 
 def test_corrupt_source_blob_is_refused_and_nothing_is_tagged(
