@@ -1,0 +1,1 @@
+"""Promotion plans (pure: wanted images + registry facts -> actions) and carrying them out."""
