@@ -11,16 +11,28 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import logging
 import sys
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from promoter import __version__
-from promoter.authn.store import Credential, find_credential, store_credential
+from promoter.authn.store import Credential, store_credential
+from promoter.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_REFUSED,
+    EXIT_USAGE,
+    SecretScrubber,
+    build_transport,
+    configure_logging,
+    error,
+    human_size,
+    int_at_least,
+    log,
+    terminal_progress,
+)
 from promoter.errors import ConfigError, InputError, PromoterError
 from promoter.reference import Reference, parse_reference
 from promoter.remote.copy import (
@@ -30,73 +42,10 @@ from promoter.remote.copy import (
     CopyResult,
     resolve_digest,
 )
-from promoter.transport.retry import RetryPolicy
 from promoter.transport.session import Transport, TransportOptions
 
 if TYPE_CHECKING:
-    from promoter.cli.progress import TerminalProgress
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_REFUSED = 3
-
-log = logging.getLogger("promoter")
-
-
-class SecretScrubber:
-    """Remembers every secret loaded in this run and removes them from text we print or log."""
-
-    def __init__(self) -> None:
-        self._secrets: set[str] = set()
-        self._lock = threading.Lock()
-
-    def load(self, registry: str) -> Credential | None:
-        """A credential loader for :class:`Transport` that records the secrets it hands out."""
-        credential = find_credential(registry)
-        if credential is not None:
-            self.remember(*credential.secrets)
-        return credential
-
-    def remember(self, *secrets: str) -> None:
-        """Add secrets to scrub."""
-        with self._lock:
-            self._secrets.update(s for s in secrets if len(s) >= 4)
-
-    def __call__(self, text: str) -> str:
-        with self._lock:
-            for secret in self._secrets:
-                text = text.replace(secret, "<redacted>")
-        return text
-
-
-class _ScrubFilter(logging.Filter):
-    def __init__(self, scrub: SecretScrubber) -> None:
-        super().__init__()
-        self._scrub = scrub
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = self._scrub(record.getMessage())
-        record.args = None
-        if record.exc_info:  # render the traceback now, so that it is scrubbed too
-            record.exc_text = self._scrub(logging.Formatter().formatException(record.exc_info))
-            record.exc_info = None
-        return True
-
-
-def _int_at_least(minimum: int) -> Callable[[str], int]:
-    """An argparse type for whole numbers of at least ``minimum``."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected at least {minimum}, got {value}")
-        return value
-
-    return parse
+    pass
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -126,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     group.add_argument(
         "--retries",
-        type=_int_at_least(0),
+        type=int_at_least(0),
         default=argparse.SUPPRESS,
         metavar="N",
         help="retries of a failed request on 408/429/5xx or a dropped connection (default 4)",
@@ -177,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     copy.add_argument(
         "-j",
         "--jobs",
-        type=_int_at_least(1),
+        type=int_at_least(1),
         default=DEFAULT_JOBS,
         metavar="N",
         help=f"concurrent blob transfers (default {DEFAULT_JOBS})",
@@ -214,7 +163,7 @@ def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None) -> i
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
     debug = bool(getattr(args, "debug", False))
     scrub = SecretScrubber()
-    _configure_logging(debug, scrub)
+    configure_logging(debug, scrub)
     try:
         if args.command == "copy":
             return _copy(args, scrub)
@@ -222,52 +171,23 @@ def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None) -> i
             return _digest(args, scrub)
         return _login(args, scrub, stdin or sys.stdin)
     except PromoterError as exc:
-        _error(scrub(str(exc)))
+        error(scrub(str(exc)))
         if debug:
             log.exception("details")
         return exc.exit_code
     except KeyboardInterrupt:
-        _error("interrupted")
+        error("interrupted")
         return 130
     except Exception as exc:
         if debug:
             raise
-        _error(scrub(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)"))
+        error(scrub(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)"))
         return EXIT_FAILED
 
 
 def run() -> None:
     """Console-script entry point."""
     sys.exit(main())
-
-
-def _error(message: str) -> None:
-    print(f"promoter: error: {message}", file=sys.stderr)
-
-
-def _configure_logging(debug: bool, scrub: SecretScrubber) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(_ScrubFilter(scrub))
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger("promoter")
-    root.handlers[:] = [handler]
-    root.setLevel(logging.DEBUG if debug else logging.WARNING)
-    root.propagate = False
-
-
-def _transport(
-    args: argparse.Namespace, scrub: SecretScrubber, jobs: int = DEFAULT_JOBS
-) -> Transport:
-    ca_file = getattr(args, "ca_file", None)
-    if ca_file is not None and not ca_file.is_file():
-        raise ConfigError(f"--ca-file {ca_file}: no such file; give a PEM file of CA certificates")
-    options = TransportOptions(
-        ca_file=ca_file,
-        insecure_registries=frozenset(getattr(args, "insecure_registry", None) or ()),
-        retry=RetryPolicy(attempts=getattr(args, "retries", 4) + 1),
-        pool_size=jobs * 2 + 4,
-    )
-    return Transport(options, credentials=scrub.load)
 
 
 def _copy_pairs(args: argparse.Namespace) -> list[tuple[Reference, Reference]]:
@@ -323,9 +243,9 @@ def _read_batch(path: Path) -> list[tuple[Reference, Reference]]:
 def _copy(args: argparse.Namespace, scrub: SecretScrubber) -> int:
     pairs = _copy_pairs(args)
     as_json = getattr(args, "output", "text") == "json"
-    transport = _transport(args, scrub, args.jobs)
+    transport = build_transport(args, scrub, args.jobs)
     options = CopyOptions(force=args.force, include_foreign=args.include_foreign, jobs=args.jobs)
-    progress = _terminal_progress(args)
+    progress = terminal_progress(args)
     display = progress if progress is not None else contextlib.nullcontext()
     try:
         with Copier(transport, options, progress) as copier, display:
@@ -344,21 +264,12 @@ def _copy(args: argparse.Namespace, scrub: SecretScrubber) -> int:
         message = scrub(str(outcome))
         if as_json:
             _print_failure((source, destination), outcome, scrub)
-        _error(message)
+        error(message)
         failures.add(outcome.exit_code)
     # A batch exits with its worst outcome: any real failure (1) outranks refusals (3).
     if not failures:
         return EXIT_OK
     return EXIT_FAILED if failures - {EXIT_REFUSED} else EXIT_REFUSED
-
-
-def _terminal_progress(args: argparse.Namespace) -> TerminalProgress | None:
-    """A progress display when standard error is a terminal (and --debug is not logging there)."""
-    if not sys.stderr.isatty() or getattr(args, "debug", False):
-        return None
-    from promoter.cli.progress import TerminalProgress  # noqa: PLC0415 - rich only on a terminal
-
-    return TerminalProgress()
 
 
 def _print_failure(
@@ -400,22 +311,13 @@ def _print_result(result: CopyResult, as_json: bool) -> None:
     print(
         f"copied  {result.source} -> {result.destination} {result.digest} "
         f"(blobs: {blobs['copied']} copied, {blobs['mounted']} mounted, {blobs['skipped']} skipped; "
-        f"{_size(result.bytes)} in {result.seconds:.2f} s)"
+        f"{human_size(result.bytes)} in {result.seconds:.2f} s)"
     )
-
-
-def _size(nbytes: int) -> str:
-    value = float(nbytes)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{nbytes} B"
 
 
 def _digest(args: argparse.Namespace, scrub: SecretScrubber) -> int:
     reference = parse_reference(args.reference)
-    transport = _transport(args, scrub)
+    transport = build_transport(args, scrub)
     try:
         digest = resolve_digest(transport, reference)
     finally:
