@@ -1,0 +1,427 @@
+"""``promoter.yaml``: the environments of a GitOps repository and how to reach their registries.
+
+The file is small and written by hand, so every mistake in it gets one line that names the file, the
+key path and what is wrong; pydantic checks shapes and types, and its errors are translated here
+because its own report spans several lines and speaks in Python terms (``Input should be a valid
+dictionary``). Relations between keys (``promotesFrom`` naming a known environment, no cycles) are
+checked after the shape, on the validated values.
+
+Example::
+
+    environments:
+      dev:
+        overlay: infra/overlays/dev
+        registry: 111111111111.dkr.ecr.us-east-1.amazonaws.com
+      production:
+        overlay: infra/overlays/production
+        registry: 222222222222.dkr.ecr.us-east-1.amazonaws.com
+        promotesFrom: dev
+    registries:
+      111111111111.dkr.ecr.us-east-1.amazonaws.com:
+        endpoint: http://127.0.0.1:5101
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Hashable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import ErrorDetails
+
+from promoter.errors import ConfigError, InvalidReferenceError
+from promoter.reference import DOCKER_HUB, DOCKER_HUB_ALIASES, parse_reference
+
+CONFIG_NAME: Final = "promoter.yaml"
+
+# Environment names are typed on the command line (`promoter plan production`) and shown as table
+# columns, so they stay plain words.
+_ENVIRONMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+try:
+    from yaml import CSafeLoader as _FastSafeLoader
+except ImportError:  # PyYAML built without libyaml: the same rules, in Python
+    from yaml import SafeLoader as _FastSafeLoader  # type: ignore[assignment]
+
+
+class _ConfigLoader(_FastSafeLoader):
+    """The fast safe loader, refusing duplicate keys.
+
+    YAML parsers silently keep the last of two equal keys; in this file that would drop a whole
+    environment without a word, so a duplicate is an error that names its line.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
+        seen: set[object] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, Hashable) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+# -- values ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrySettings:
+    """How to reach one registry host, beyond what its name says.
+
+    Attributes:
+        endpoint: base URL to send this registry's requests to (a mirror, a proxy, a local test
+            registry) while references keep the registry's own name, as containerd mirrors do.
+        insecure: skip TLS verification and allow plain HTTP for this host.
+        ca_file: extra CA certificates (PEM) to trust, absolute, resolved against the folder of
+            the config file.
+    """
+
+    endpoint: str | None = None
+    insecure: bool = False
+    ca_file: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Environment:
+    """One stage of the pipeline: the overlay that describes it and the registry it pulls from.
+
+    Attributes:
+        name: the key under ``environments``.
+        overlay: the Kustomize overlay folder, absolute, resolved against the config file's folder.
+        registry: registry host (``host[:port]``); images there are managed, all others external.
+        promotes_from: the environment whose images this one receives, or None for the first stage.
+    """
+
+    name: str
+    overlay: Path
+    registry: str
+    promotes_from: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PromoterConfig:
+    """A loaded, validated ``promoter.yaml``.
+
+    Attributes:
+        path: the file it was loaded from.
+        environments: by name, in pipeline order: every environment after the one it promotes
+            from, file order otherwise.
+        registries: per-registry settings by host; hosts not listed use the defaults.
+    """
+
+    path: Path
+    environments: dict[str, Environment]
+    registries: dict[str, RegistrySettings]
+
+    def environment(self, name: str) -> Environment:
+        """The environment called ``name``.
+
+        Raises:
+            ConfigError: no such environment; the message lists the known ones.
+        """
+        try:
+            return self.environments[name]
+        except KeyError:
+            raise ConfigError(
+                f"unknown environment {name!r} in {self.path}; known: {', '.join(self.environments)}"
+            ) from None
+
+    def source_of(self, name: str) -> Environment | None:
+        """The environment ``name`` promotes from, or None when it is the start of the pipeline."""
+        source = self.environment(name).promotes_from
+        return None if source is None else self.environments[source]
+
+    def environment_for_overlay(self, directory: Path) -> Environment | None:
+        """The environment whose overlay is ``directory`` (after resolving both), if any.
+
+        Lets commands that are given an overlay folder find out which registry it pulls from.
+        """
+        wanted = directory.resolve()
+        for environment in self.environments.values():
+            if environment.overlay == wanted:
+                return environment
+        return None
+
+    def registry_settings(self, registry: str) -> RegistrySettings:
+        """Settings for a registry host: those in the file, or the defaults when it is not listed."""
+        return self.registries.get(registry, RegistrySettings())
+
+
+# -- the file's shape --------------------------------------------------------------------------------
+
+
+class _RegistryModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    endpoint: str | None = None
+    insecure: bool = False
+    ca_file: str | None = Field(default=None, alias="caFile")
+
+
+class _EnvironmentModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    overlay: str
+    registry: str
+    promotes_from: str | None = Field(default=None, alias="promotesFrom")
+
+
+class _ConfigModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    environments: dict[str, _EnvironmentModel]
+    registries: dict[str, _RegistryModel] = Field(default_factory=dict)
+
+
+# -- public functions --------------------------------------------------------------------------------
+
+
+def find_config(start: Path) -> Path:
+    """Find ``promoter.yaml`` in ``start`` or the nearest of its parents, as git finds ``.git``.
+
+    Args:
+        start: a folder (or a file, whose folder is used), usually the current directory.
+
+    Raises:
+        ConfigError: no folder from ``start`` up to the root has the file.
+    """
+    folder = start.resolve()
+    if not folder.is_dir():
+        folder = folder.parent
+    for candidate in (folder, *folder.parents):
+        path = candidate / CONFIG_NAME
+        if path.is_file():
+            return path
+    raise ConfigError(f"no {CONFIG_NAME} in {start} or its parents; create one or pass --config")
+
+
+def load_config(path: Path) -> PromoterConfig:
+    """Read and validate a ``promoter.yaml``.
+
+    Relative ``overlay`` and ``caFile`` paths are taken from the file's folder, not the current
+    directory, so that commands give the same answer wherever in the repository they run.
+
+    Raises:
+        ConfigError: one line naming the file, the key path and what is wrong.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(f"cannot read {path}: {reason}") from exc
+    try:
+        data = yaml.load(text, Loader=_ConfigLoader)  # noqa: S506  # a safe loader (CSafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML{_where(exc)}: {_yaml_problem(exc)}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
+    if data is None:
+        raise ConfigError(f"{path}: the file is empty; it needs an 'environments' mapping")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top, got {_describe(data)}")
+    if data.get("registries", {}) is None:
+        # `registries:` with every entry commented out is a natural state, not an error.
+        del data["registries"]
+    if not data.get("environments", True):
+        raise ConfigError(f"{path}: environments: at least one environment is required")
+    try:
+        model = _ConfigModel.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {_explain(exc)}") from None
+    return _build(path, model)
+
+
+# -- building the values -----------------------------------------------------------------------------
+
+
+def _build(path: Path, model: _ConfigModel) -> PromoterConfig:
+    """Check what pydantic cannot (names, hosts, URLs, references between environments)."""
+    folder = path.absolute().parent
+    environments: dict[str, Environment] = {}
+    for name, entry in model.environments.items():
+        where = f"{path}: environments.{name}"
+        if not _ENVIRONMENT_NAME.fullmatch(name):
+            raise ConfigError(
+                f"{path}: environments: invalid environment name {name!r} "
+                "(use letters, digits, '.', '_' and '-')"
+            )
+        if not entry.overlay.strip():
+            raise ConfigError(f"{where}.overlay: must not be empty")
+        environments[name] = Environment(
+            name=name,
+            overlay=(folder / entry.overlay).resolve(),
+            registry=_registry_host(entry.registry, f"{where}.registry"),
+            promotes_from=entry.promotes_from,
+        )
+    _check_sources(path, environments)
+    registries: dict[str, RegistrySettings] = {}
+    for host, settings in model.registries.items():
+        where = f"{path}: registries.{host}"
+        normalised = _registry_host(host, f"{path}: registries")
+        if normalised in registries:
+            raise ConfigError(f"{where}: the same registry as another key in registries")
+        if settings.endpoint is not None:
+            _check_endpoint(settings.endpoint, f"{where}.endpoint")
+        if settings.ca_file is not None and not settings.ca_file.strip():
+            raise ConfigError(f"{where}.caFile: must not be empty")
+        registries[normalised] = RegistrySettings(
+            endpoint=settings.endpoint,
+            insecure=settings.insecure,
+            ca_file=None if settings.ca_file is None else (folder / settings.ca_file).resolve(),
+        )
+    return PromoterConfig(
+        path=path, environments=_pipeline_order(environments), registries=registries
+    )
+
+
+def _registry_host(text: str, where: str) -> str:
+    """The registry host, normalised as image references normalise it (``index.docker.io`` is
+    ``docker.io``), so that it compares equal to the registry of a discovered image."""
+    problem = (
+        f"{where}: {text!r} is not a registry host (expected host[:port], without scheme or path)"
+    )
+    if "/" in text or "@" in text:
+        raise ConfigError(problem)
+    try:
+        reference = parse_reference(f"{text}/x")
+    except InvalidReferenceError:
+        raise ConfigError(problem) from None
+    # A first component without a dot or a colon (and not localhost) is read as a Docker Hub
+    # namespace, not a host: an image written with it would never be in this registry.
+    if reference.registry == DOCKER_HUB and text.lower() not in DOCKER_HUB_ALIASES:
+        raise ConfigError(problem)
+    return reference.registry
+
+
+def _check_endpoint(url: str, where: str) -> None:
+    """An endpoint is where requests go: an http(s) base URL, without credentials or query."""
+    problem = f"expected an http:// or https:// URL like http://127.0.0.1:5000, got {url!r}"
+    try:
+        parts = urlsplit(url)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        raise ConfigError(f"{where}: {problem}") from None
+    if (
+        parts.scheme not in {"http", "https"}
+        or not parts.hostname
+        or not port_ok
+        or parts.query
+        or parts.fragment
+    ):
+        raise ConfigError(f"{where}: {problem}")
+    if parts.username is not None or parts.password is not None:
+        # Credentials come from the docker config or a helper, never from a file kept in Git.
+        raise ConfigError(f"{where}: remove the user name/password from the URL")
+
+
+def _check_sources(path: Path, environments: dict[str, Environment]) -> None:
+    """Every ``promotesFrom`` names a known environment, and following them never loops."""
+    known = ", ".join(environments)
+    for environment in environments.values():
+        source = environment.promotes_from
+        if source is not None and source not in environments:
+            raise ConfigError(
+                f"{path}: environments.{environment.name}.promotesFrom: "
+                f"unknown environment {source!r} (known: {known})"
+            )
+    for environment in environments.values():
+        chain = [environment.name]
+        current = environment.promotes_from
+        while current is not None:
+            if current in chain:
+                loop = [*chain[chain.index(current) :], current]
+                raise ConfigError(
+                    f"{path}: environments.{loop[0]}.promotesFrom: "
+                    f"promotesFrom forms a cycle: {' -> '.join(loop)}"
+                )
+            chain.append(current)
+            current = environments[current].promotes_from
+
+
+def _pipeline_order(environments: dict[str, Environment]) -> dict[str, Environment]:
+    """Order environments so each comes after its source; otherwise keep the file's order.
+
+    At each step the earliest environment in the file whose source is already placed comes next
+    (Kahn's algorithm with file order as the tie-break), so a file already in pipeline order keeps
+    its order exactly. Cycles were refused before, so every environment is placed.
+    """
+    ordered: dict[str, Environment] = {}
+    while len(ordered) < len(environments):
+        for name, environment in environments.items():
+            if name not in ordered and (
+                environment.promotes_from is None or environment.promotes_from in ordered
+            ):
+                ordered[name] = environment
+                break
+    return ordered
+
+
+# -- error messages ----------------------------------------------------------------------------------
+
+
+def _explain(exc: ValidationError) -> str:
+    """pydantic's errors as one line: the first problem (unknown keys first, since a misspelt key
+    also shows up as a missing one), and how many more there are."""
+    errors = sorted(exc.errors(), key=lambda error: error["type"] != "extra_forbidden")
+    message = _describe_error(errors[0])
+    if len(errors) > 1:
+        more = len(errors) - 1
+        message += f" (and {more} more problem{'s' if more > 1 else ''})"
+    return message
+
+
+def _describe_error(error: ErrorDetails) -> str:
+    """One pydantic error in this file's words: ``key.path: what is wrong``."""
+    location = [str(part) for part in error["loc"]]
+    kind = error["type"]
+    value = error["input"]
+    if kind == "extra_forbidden":
+        parent = ".".join(location[:-1])
+        return (
+            f"{parent}: unknown key {location[-1]!r}" if parent else f"unknown key {location[-1]!r}"
+        )
+    if location and location[-1] == "[key]":
+        return f"{'.'.join(location[:-1])}: keys must be strings, got {_describe(value)}"
+    path = ".".join(location)  # pydantic reports keys by alias: as written in the file
+    if kind == "missing":
+        return f"{path}: field required"
+    expected = {
+        "bool_type": "a boolean",
+        "string_type": "a string",
+        "dict_type": "a mapping",
+        "model_type": "a mapping",
+    }.get(kind)
+    if expected is not None:
+        return f"{path}: expected {expected}, got {_describe(value)}"
+    return f"{path}: {error['msg'][:1].lower()}{error['msg'][1:]}"
+
+
+def _describe(value: object) -> str:
+    """A value as the user wrote it, for "expected X, got Y"."""
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return repr(value)
+
+
+def _where(exc: yaml.MarkedYAMLError) -> str:
+    """`` at line L, column C`` from a YAML error, 1-based as editors count."""
+    mark = exc.problem_mark or exc.context_mark
+    return "" if mark is None else f" at line {mark.line + 1}, column {mark.column + 1}"
+
+
+def _yaml_problem(exc: yaml.MarkedYAMLError) -> str:
+    """The parser's own words, on one line."""
+    return " ".join((exc.problem or exc.context or "cannot parse").split())
