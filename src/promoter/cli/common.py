@@ -7,7 +7,8 @@ import argparse
 import logging
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from promoter.authn.store import Credential, find_credential
@@ -97,14 +98,24 @@ def configure_logging(debug: bool, scrub: SecretScrubber) -> None:
 
 
 def build_transport(
-    args: argparse.Namespace, scrub: SecretScrubber, jobs: int = DEFAULT_JOBS
+    args: argparse.Namespace,
+    scrub: SecretScrubber,
+    jobs: int = DEFAULT_JOBS,
+    *,
+    endpoints: Mapping[str, str] | None = None,
+    insecure: Iterable[str] = (),
+    ca_files: Mapping[str, Path] | None = None,
 ) -> Transport:
+    """The transport for a run: the common options, plus per-registry settings from promoter.yaml."""
     ca_file = getattr(args, "ca_file", None)
     if ca_file is not None and not ca_file.is_file():
         raise ConfigError(f"--ca-file {ca_file}: no such file; give a PEM file of CA certificates")
     options = TransportOptions(
         ca_file=ca_file,
-        insecure_registries=frozenset(getattr(args, "insecure_registry", None) or ()),
+        ca_files=dict(ca_files or {}),
+        endpoints=dict(endpoints or {}),
+        insecure_registries=frozenset(getattr(args, "insecure_registry", None) or ())
+        | set(insecure),
         retry=RetryPolicy(attempts=getattr(args, "retries", 4) + 1),
         pool_size=jobs * 2 + 4,
     )

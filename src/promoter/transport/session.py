@@ -66,7 +66,8 @@ class TransportOptions:
     """Settings shared by every registry session.
 
     Attributes:
-        ca_file: extra CA certificates (PEM) trusted besides the system store.
+        ca_file: extra CA certificates (PEM) trusted besides the system store, for every registry.
+        ca_files: registry name -> CA certificates (PEM) trusted for that registry only.
         insecure_registries: hosts for which TLS is not verified and plain HTTP is allowed.
         endpoints: registry name -> base URL to send its requests to instead (a mirror, a local test
             registry standing in for a real-looking name); the scheme of the URL is used as given.
@@ -77,6 +78,7 @@ class TransportOptions:
     """
 
     ca_file: Path | None = None
+    ca_files: Mapping[str, Path] = field(default_factory=dict)
     insecure_registries: frozenset[str] = frozenset()
     endpoints: Mapping[str, str] = field(default_factory=dict)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
@@ -113,17 +115,22 @@ class Transport:
         self._plain = urllib3.PoolManager(**self._common)
         self._verified: urllib3.PoolManager | None = None
         self._unverified: urllib3.PoolManager | None = None
+        #: registries with a CA of their own get a pool of their own.
+        self._private: dict[str, urllib3.PoolManager] = {}
         self._sessions: dict[str, RegistrySession] = {}
         self._lock = threading.Lock()
 
-    def _ssl_context(self) -> ssl.SSLContext:
+    def _ssl_context(self, extra: Path | None = None) -> ssl.SSLContext:
+        """The system trust store plus ``--ca-file`` (and a registry's own CA, if given)."""
         context = ssl.create_default_context()
-        if self.options.ca_file is not None:
+        for ca_file in (self.options.ca_file, extra):
+            if ca_file is None:
+                continue
             try:
-                context.load_verify_locations(cafile=str(self.options.ca_file))
+                context.load_verify_locations(cafile=str(ca_file))
             except (OSError, ssl.SSLError) as exc:
                 raise ConfigError(
-                    f"cannot load CA file {self.options.ca_file}: {exc}; give a PEM file of certificates"
+                    f"cannot load CA file {ca_file}: {exc}; give a PEM file of certificates"
                 ) from exc
         return context
 
@@ -148,6 +155,13 @@ class Transport:
                     urllib3.disable_warnings(InsecureRequestWarning)
                     self._unverified = urllib3.PoolManager(cert_reqs=ssl.CERT_NONE, **self._common)
                 return self._unverified
+            own_ca = self.options.ca_files.get(registry)
+            if own_ca is not None:
+                if registry not in self._private:
+                    self._private[registry] = urllib3.PoolManager(
+                        ssl_context=self._ssl_context(own_ca), **self._common
+                    )
+                return self._private[registry]
             if self._verified is None:
                 self._verified = urllib3.PoolManager(
                     ssl_context=self._ssl_context(), **self._common
@@ -160,7 +174,7 @@ class Transport:
 
     def close(self) -> None:
         """Close every pooled connection."""
-        for pool in (self._plain, self._verified, self._unverified):
+        for pool in (self._plain, self._verified, self._unverified, *self._private.values()):
             if pool is not None:
                 pool.clear()
 
