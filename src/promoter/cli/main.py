@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from promoter import __version__
 from promoter.authn.store import Credential, store_credential
+from promoter.cli import gitops
 from promoter.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -151,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="read the password from standard input (else prompt on a terminal)",
     )
+    gitops.add_commands(commands, common)
     return parser
 
 
@@ -169,6 +171,8 @@ def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None) -> i
             return _copy(args, scrub)
         if args.command == "digest":
             return _digest(args, scrub)
+        if args.command in gitops.GITOPS_COMMANDS:
+            return gitops.run_command(args, scrub)
         return _login(args, scrub, stdin or sys.stdin)
     except PromoterError as exc:
         error(scrub(str(exc)))

@@ -1,0 +1,109 @@
+"""The GitOps commands' arguments. Their work lives in :mod:`promoter.cli.gitops_commands`, loaded only
+when one of them runs: YAML, pydantic and kustomize handling would slow every other command's start
+(the PreSync Job starts the CLI on every sync)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from promoter.cli.common import SecretScrubber, int_at_least
+from promoter.remote.copy import DEFAULT_JOBS
+
+GITOPS_COMMANDS = ("plan", "sync", "status", "promote")
+
+
+def add_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    """Register the GitOps subcommands."""
+    config = argparse.ArgumentParser(add_help=False)
+    config.add_argument(
+        "--config",
+        type=Path,
+        metavar="PATH",
+        help="promoter.yaml to use (default: the nearest one in this folder or above)",
+    )
+
+    plan = commands.add_parser(
+        "plan",
+        parents=[common, config],
+        help="show what a sync of ENV would do",
+        description="Render ENV's overlay, find its images and check each against ENV's registry and "
+        "the registry of the environment it promotes from. Exit 3 when anything blocks a sync.",
+    )
+    plan.add_argument("environment", metavar="ENV")
+    plan.add_argument(
+        "--manifests",
+        metavar="FILE",
+        help="use already rendered manifests ('-' for stdin), e.g. from helm template",
+    )
+
+    sync = commands.add_parser(
+        "sync",
+        parents=[common, config],
+        help="copy every image ENV needs into ENV's registry",
+        description="Carry out the plan for ENV: copy every missing image from the environment it "
+        "promotes from, all in one run. Exits non-zero if any image could not be made present.",
+    )
+    sync.add_argument("environment", metavar="ENV")
+    sync.add_argument("--manifests", metavar="FILE", help="already rendered manifests ('-': stdin)")
+    sync.add_argument("--dry-run", action="store_true", help="only show the plan")
+    sync.add_argument(
+        "--report", type=Path, metavar="FILE", help="write a JSON record of what was copied"
+    )
+    sync.add_argument(
+        "-j",
+        "--jobs",
+        type=int_at_least(1),
+        default=DEFAULT_JOBS,
+        metavar="N",
+        help=f"concurrent blob transfers (default {DEFAULT_JOBS})",
+    )
+
+    commands.add_parser(
+        "status",
+        parents=[common, config],
+        help="which version of each module runs where",
+        description="One row per managed repository (module), one column per environment in "
+        "pipeline order: the tag each overlay asks for, whether that image is in the environment's "
+        "registry, and '<' where an environment is behind the one it promotes from.",
+    )
+
+    promote = commands.add_parser(
+        "promote",
+        parents=[common, config],
+        help="set MODULE's version in ENV's overlay",
+        description="Set the tag (or digest) that the source environment runs into the target "
+        "overlay's kustomization.yaml images: entry, changing nothing else; prints the diff. "
+        "Does not commit: review and commit it as with 'kustomize edit set image'.",
+    )
+    promote.add_argument(
+        "modules",
+        nargs="*",
+        metavar="MODULE",
+        help="repository path of a module, e.g. shop/checkout",
+    )
+    promote.add_argument("--to", required=True, metavar="ENV", dest="target")
+    promote.add_argument("--all", action="store_true", help="promote every module")
+    promote.add_argument(
+        "--pin-digest", action="store_true", help="write the digest instead of the tag"
+    )
+    promote.add_argument(
+        "--sync", action="store_true", help="then copy just those images into the target registry"
+    )
+    promote.add_argument(
+        "-j",
+        "--jobs",
+        type=int_at_least(1),
+        default=DEFAULT_JOBS,
+        metavar="N",
+        help=argparse.SUPPRESS,
+    )
+
+
+def run_command(args: argparse.Namespace, scrub: SecretScrubber) -> int:
+    """Run one of :data:`GITOPS_COMMANDS`."""
+    from promoter.cli import gitops_commands  # noqa: PLC0415 - see the module docstring
+
+    return gitops_commands.run_command(args, scrub)

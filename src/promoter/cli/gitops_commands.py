@@ -1,0 +1,338 @@
+"""What the GitOps commands do: ``plan``, ``sync``, ``status`` and ``promote``, driven by promoter.yaml.
+
+Each environment is a Kustomize overlay and a registry. The overlay is rendered with the real
+kustomize (or read from ``--manifests``), its images are discovered, and those in the environment's
+own registry are planned against the environment it promotes from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from promoter.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_REFUSED,
+    SecretScrubber,
+    build_transport,
+    terminal_progress,
+)
+from promoter.errors import ConfigError, InputError
+from promoter.gitops.config import Environment, PromoterConfig, find_config, load_config
+from promoter.gitops.discover import discover_images, parse_manifests
+from promoter.gitops.overlay import ImageEdit, set_image, unified_diff, write_edit
+from promoter.gitops.render import read_manifests, render_overlay
+from promoter.promote.facts import lookup_digest, plan_images
+from promoter.promote.plan import PlanItem, PlanStatus, blocks_sync, wanted_images
+from promoter.promote.sync import SyncRecord, sync_plan
+from promoter.reference import Reference, parse_reference
+from promoter.remote.copy import DEFAULT_JOBS, Copier, CopyOptions
+from promoter.transport.session import Transport
+
+
+def run_command(args: argparse.Namespace, scrub: SecretScrubber) -> int:
+    """Run one of :data:`GITOPS_COMMANDS`."""
+    config = load_config(args.config if args.config is not None else find_config(Path.cwd()))
+    transport = _transport(config, args, scrub)
+    try:
+        if args.command == "plan":
+            return _plan(config, args, transport)
+        if args.command == "sync":
+            return _sync(config, args, transport)
+        if args.command == "status":
+            return _status(config, args, transport)
+        return _promote(config, args, transport)
+    finally:
+        transport.close()
+
+
+def _transport(
+    config: PromoterConfig, args: argparse.Namespace, scrub: SecretScrubber
+) -> Transport:
+    registries = config.registries
+    return build_transport(
+        args,
+        scrub,
+        getattr(args, "jobs", DEFAULT_JOBS),
+        endpoints={host: s.endpoint for host, s in registries.items() if s.endpoint},
+        insecure=[host for host, s in registries.items() if s.insecure],
+        ca_files={host: s.ca_file for host, s in registries.items() if s.ca_file is not None},
+    )
+
+
+def _as_json(args: argparse.Namespace) -> bool:
+    return getattr(args, "output", "text") == "json"
+
+
+# -- images of an environment ----------------------------------------------------------------
+
+
+def _images(environment: Environment, manifests: str | None = None) -> list[str]:
+    """Every container image the environment's manifests use, as written."""
+    text = read_manifests(manifests) if manifests else render_overlay(environment.overlay)
+    return [found.image for found in discover_images(parse_manifests(text))]
+
+
+def _modules(environment: Environment, images: Iterable[str]) -> dict[str, Reference]:
+    """Managed images by module (repository path in the environment's registry)."""
+    modules: dict[str, Reference] = {}
+    for text in images:
+        reference = parse_reference(text)
+        if reference.registry == environment.registry:
+            modules.setdefault(reference.repository, reference)
+    return modules
+
+
+def _plan_for(
+    config: PromoterConfig,
+    name: str,
+    transport: Transport,
+    manifests: str | None = None,
+    only: set[str] | None = None,
+) -> list[PlanItem]:
+    environment = config.environment(name)
+    source = config.source_of(name)
+    images = _images(environment, manifests)
+    wanted = wanted_images(images, environment.registry, source.registry if source else None)
+    if only is not None:
+        wanted = [
+            w for w in wanted if w.destination is not None and w.destination.repository in only
+        ]
+    return plan_images(transport, wanted)
+
+
+# -- plan --------------------------------------------------------------------------------------
+
+
+def _plan(config: PromoterConfig, args: argparse.Namespace, transport: Transport) -> int:
+    items = _plan_for(config, args.environment, transport, args.manifests)
+    _print_plan(args.environment, items, _as_json(args))
+    return EXIT_REFUSED if blocks_sync(items) else EXIT_OK
+
+
+def _print_plan(environment: str, items: Sequence[PlanItem], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"environment": environment, "images": [i.to_json() for i in items]}))
+        return
+    rows = [("STATUS", "IMAGE", "SOURCE", "DIGEST")]
+    for item in items:
+        image = str(item.destination) if item.destination is not None else item.image
+        rows.append(
+            (
+                str(item.status),
+                image,
+                str(item.source or "-"),
+                item.digest.short if item.digest else "-",
+            )
+        )
+    _table(rows)
+    counts = {status: sum(1 for i in items if i.status is status) for status in PlanStatus}
+    summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
+    print(f"{environment}: {summary or 'no images'}")
+
+
+def _table(rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+
+
+# -- sync --------------------------------------------------------------------------------------
+
+
+def _sync(
+    config: PromoterConfig,
+    args: argparse.Namespace,
+    transport: Transport,
+    only: set[str] | None = None,
+    manifests: str | None = None,
+) -> int:
+    name = args.target if args.command == "promote" else args.environment
+    manifests = manifests if manifests is not None else getattr(args, "manifests", None)
+    items = _plan_for(config, name, transport, manifests, only)
+    if getattr(args, "dry_run", False):
+        _print_plan(name, items, _as_json(args))
+        return EXIT_REFUSED if blocks_sync(items) else EXIT_OK
+    options = CopyOptions(jobs=args.jobs)
+    progress = terminal_progress(args)
+    with Copier(transport, options, progress) as copier:
+        if progress is not None:
+            with progress:
+                records = sync_plan(copier, items)
+        else:
+            records = sync_plan(copier, items)
+    report = getattr(args, "report", None)
+    if report is not None:
+        _write_report(report, name, records)
+    _print_sync(name, records, _as_json(args))
+    failed = [r for r in records if not r.ok]
+    if not failed:
+        return EXIT_OK
+    copy_failures = [r for r in failed if r.item.status is PlanStatus.COPY]
+    return EXIT_FAILED if copy_failures else EXIT_REFUSED
+
+
+def _write_report(path: Path, environment: str, records: Sequence[SyncRecord]) -> None:
+    document = {"environment": environment, "images": [r.to_json() for r in records]}
+    try:
+        path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write report {path}: {exc.strerror}") from exc
+
+
+def _print_sync(environment: str, records: Sequence[SyncRecord], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"environment": environment, "images": [r.to_json() for r in records]}))
+    for record in records:
+        destination = record.item.destination
+        if record.error is not None:
+            print(f"promoter: error: {record.error}", file=sys.stderr)
+        elif not as_json and record.result is not None:
+            print(f"copied  {record.item.source} -> {destination} {record.result.digest}")
+        elif not as_json:
+            print(f"present {destination}")
+    if not as_json:
+        copied = sum(1 for r in records if r.result is not None and r.ok)
+        failed = sum(1 for r in records if not r.ok)
+        print(
+            f"{environment}: {copied} copied, {len(records) - copied - failed} present, "
+            f"{failed} failed"
+        )
+
+
+# -- status ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _StatusCell:
+    """One module in one environment: what its overlay asks for and whether it is there."""
+
+    reference: Reference
+    present: bool
+    behind: bool
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "image": str(self.reference),
+            "tag": self.reference.tag,
+            "digest": self.reference.digest,
+            "present": self.present,
+            "behind": self.behind,
+        }
+
+    def text(self) -> str:
+        version = self.reference.tag or ""
+        if self.reference.digest:
+            version += ("@" if version else "") + self.reference.digest[7:19]
+        return ("< " if self.behind else "") + version + ("" if self.present else " (missing)")
+
+
+def _status(config: PromoterConfig, args: argparse.Namespace, transport: Transport) -> int:
+    names = list(config.environments)
+    per_env = {
+        name: _modules(config.environment(name), _images(config.environment(name)))
+        for name in names
+    }
+    modules = sorted({module for refs in per_env.values() for module in refs})
+    keys = [(name, module) for name in names for module in modules if module in per_env[name]]
+    with ThreadPoolExecutor(max_workers=16, thread_name_prefix="status") as pool:
+        futures = {
+            key: pool.submit(lookup_digest, transport, per_env[key[0]][key[1]]) for key in keys
+        }
+        present = {key: future.result() is not None for key, future in futures.items()}
+    cells: dict[tuple[str, str], _StatusCell] = {}
+    for name, module in keys:
+        reference = per_env[name][module]
+        source = config.source_of(name)
+        upstream = per_env[source.name].get(module) if source is not None else None
+        behind = upstream is not None and (upstream.tag, upstream.digest) != (
+            reference.tag,
+            reference.digest,
+        )
+        cells[(name, module)] = _StatusCell(reference, present[(name, module)], behind)
+    if _as_json(args):
+        document = {
+            "environments": names,
+            "modules": [
+                {
+                    "module": module,
+                    "environments": {
+                        name: cells[(name, module)].to_json()
+                        for name in names
+                        if (name, module) in cells
+                    },
+                }
+                for module in modules
+            ],
+        }
+        print(json.dumps(document))
+        return EXIT_OK
+    table: list[tuple[str, ...]] = [("MODULE", *names)]
+    for module in modules:
+        table.append(
+            (module, *(cells[(n, module)].text() if (n, module) in cells else "-" for n in names))
+        )
+    _table(table)
+    print("'<' behind the environment it promotes from; '(missing)' not in its registry")
+    return EXIT_OK
+
+
+# -- promote -----------------------------------------------------------------------------------
+
+
+def _promote(config: PromoterConfig, args: argparse.Namespace, transport: Transport) -> int:
+    target = config.environment(args.target)
+    source = config.source_of(target.name)
+    if source is None:
+        raise InputError(
+            f"environment {target.name} does not promote from another one "
+            f"(set promotesFrom in {config.path})"
+        )
+    if args.all == bool(args.modules):
+        raise InputError("name the modules to promote, or pass --all (not both)")
+    available = _modules(source, _images(source))
+    current = _modules(target, _images(target))
+    chosen = sorted(available) if args.all else list(dict.fromkeys(args.modules))
+    unknown = [m for m in chosen if m not in available]
+    if unknown:
+        raise InputError(
+            f"{', '.join(unknown)}: not a module of {source.name} "
+            f"(known: {', '.join(sorted(available)) or 'none'})"
+        )
+    edit: ImageEdit | None = None
+    for module in chosen:
+        running = available[module]
+        new_tag, digest = running.tag, running.digest
+        if args.pin_digest:
+            found = lookup_digest(transport, running)
+            if found is None:
+                raise InputError(f"{running} is not in {source.name}'s registry: nothing to pin")
+            new_tag, digest = None, str(found)
+        elif digest is not None:
+            new_tag = None  # the source runs a digest: promote exactly that
+        name = current[module].name if module in current else f"{target.registry}/{module}"
+        updated = set_image(
+            target.overlay,
+            match_repository=module,
+            name=name,
+            new_tag=new_tag,
+            digest=digest,
+            previous=edit,
+        )
+        if updated.after == (edit.after if edit is not None else updated.before):
+            print(f"{target.name} already runs {module} {digest or new_tag}", file=sys.stderr)
+        edit = updated
+    if edit is not None and edit.changed:
+        write_edit(edit)  # one write for all modules: the file is never left half-promoted
+        sys.stdout.write(unified_diff(edit))
+    if args.sync:
+        return _sync(config, args, transport, only=set(chosen))
+    return EXIT_OK

@@ -1,0 +1,134 @@
+"""Promotion plans: which images an environment needs and what must happen to each. Pure.
+
+An environment's overlay names images; those in the environment's own registry are *managed*, every
+other image is *external* (reported, never touched). Each managed image is looked up in the
+environment's registry (the destination) and, when the environment promotes from another one, under
+the same repository path and tag or digest in that environment's registry (the source). The two
+digests decide the status; registry I/O happens elsewhere (:mod:`promoter.promote.facts`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from promoter.errors import InvalidReferenceError
+from promoter.oci.digest import Digest
+from promoter.reference import Reference, parse_reference
+
+
+class PlanStatus(StrEnum):
+    """What a sync has to do for one image."""
+
+    PRESENT = (
+        "present"  #: the destination has it (with the source's digest, when the source has it)
+    )
+    COPY = "copy"  #: missing in the destination, present in the source
+    CONFLICT = "conflict"  #: the destination tag holds another digest than the source's
+    MISSING_SOURCE = "missing-source"  #: in neither registry
+    EXTERNAL = "external"  #: not in the environment's registry: reported, never touched
+
+
+#: Statuses that make a sync fail: nothing can make these images present without a human.
+BLOCKING = frozenset({PlanStatus.CONFLICT, PlanStatus.MISSING_SOURCE})
+
+
+@dataclass(frozen=True, slots=True)
+class PlanItem:
+    """One image of an environment and what to do about it.
+
+    Attributes:
+        image: the image as the manifests write it.
+        destination: the normalised reference in the environment's registry (None when external).
+        source: the same repository path and tag/digest in the source environment's registry.
+        digest: the source's digest when known, else the destination's.
+        status: the decision.
+    """
+
+    image: str
+    destination: Reference | None
+    source: Reference | None
+    digest: Digest | None
+    status: PlanStatus
+
+    def to_json(self) -> dict[str, str | None]:
+        """The documented ``-o json`` entry: image, source, digest, status."""
+        return {
+            "image": str(self.destination) if self.destination is not None else self.image,
+            "source": str(self.source) if self.source is not None else None,
+            "digest": str(self.digest) if self.digest is not None else None,
+            "status": str(self.status),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class WantedImage:
+    """An image an environment needs, with where to promote it from."""
+
+    image: str
+    destination: Reference | None
+    source: Reference | None
+
+
+def wanted_images(
+    images: Iterable[str], registry: str, source_registry: str | None
+) -> list[WantedImage]:
+    """Classify the images an overlay uses: managed ones get a source reference, others are external.
+
+    Each distinct image appears once, in first-seen order.
+
+    Raises:
+        InvalidReferenceError: an image in the manifests does not parse, naming it.
+    """
+    wanted: list[WantedImage] = []
+    seen: set[str] = set()
+    for text in images:
+        if text in seen:
+            continue
+        seen.add(text)
+        try:
+            reference = parse_reference(text)
+        except InvalidReferenceError as exc:
+            raise InvalidReferenceError(f"image in the manifests: {exc}") from exc
+        if reference.registry != registry:
+            wanted.append(WantedImage(text, None, None))
+            continue
+        source = (
+            reference.in_repository(source_registry, reference.repository)
+            if source_registry is not None
+            else None
+        )
+        wanted.append(WantedImage(text, reference, source))
+    return wanted
+
+
+def decide(
+    wanted: WantedImage, destination_digest: Digest | None, source_digest: Digest | None
+) -> PlanItem:
+    """The status of one image from what the two registries hold for it.
+
+    Args:
+        wanted: the image.
+        destination_digest: what its reference resolves to in the environment's registry, or None.
+        source_digest: what the same reference resolves to in the source registry, or None (also
+            when the environment promotes from nowhere).
+    """
+    if wanted.destination is None:
+        return PlanItem(wanted.image, None, None, None, PlanStatus.EXTERNAL)
+    digest = source_digest or destination_digest
+    if destination_digest is not None:
+        if source_digest is None or source_digest == destination_digest:
+            status = PlanStatus.PRESENT
+        else:
+            status = PlanStatus.CONFLICT
+    elif source_digest is not None:
+        status = PlanStatus.COPY
+    else:
+        status = PlanStatus.MISSING_SOURCE
+    return PlanItem(wanted.image, wanted.destination, wanted.source, digest, status)
+
+
+def blocks_sync(items: Iterable[PlanItem]) -> bool:
+    """Whether anything in the plan keeps a sync from making every managed image present."""
+    return any(item.status in BLOCKING for item in items)

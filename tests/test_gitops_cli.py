@@ -1,0 +1,340 @@
+"""plan, sync, status and promote end to end: real kustomize, real registries behind ECR-like names."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from devtools import images
+from devtools.fault_proxy import FaultProxy
+from devtools.registry import RegistryProcess
+from tests.conftest import CliRun
+from tests.registry_checks import manifest_digest, push
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "gitops"
+DEV = "111111111111.dkr.ecr.us-east-1.amazonaws.com"
+PROD = "222222222222.dkr.ecr.us-east-1.amazonaws.com"
+
+
+@dataclass
+class GitOpsRepo:
+    """A copy of examples/gitops wired to the test registries, with its own repository names."""
+
+    root: Path
+    dev: RegistryProcess
+    prod: RegistryProcess
+    prefix: str
+
+    def repo(self, module: str) -> str:
+        """The registry repository of a module in this test."""
+        return f"{self.prefix}/{module}"
+
+    def kustomization(self, env: str) -> Path:
+        """An overlay's kustomization.yaml."""
+        return self.root / "infra" / "overlays" / env / "kustomization.yaml"
+
+    def seed(
+        self, registry: RegistryProcess, module: str, tag: str, seed: str | None = None
+    ) -> str:
+        """Push a small multi-arch image for a module under a tag; returns its digest."""
+        image = images.multi_arch_index(
+            seed or f"{self.prefix}-{module}-{tag}", layer_sizes=(300, 200)
+        )
+        return push(registry, self.repo(module), image, tag=tag)
+
+
+def _point_at(root: Path, dev_url: str, prod_url: str, prefix: str) -> None:
+    """Rewrite the example's endpoints and repository paths for this test."""
+    config = root / "promoter.yaml"
+    text = config.read_text().replace("http://127.0.0.1:5101", dev_url)
+    config.write_text(text.replace("http://127.0.0.1:5102", prod_url))
+    for path in (root / "infra").rglob("*.yaml"):
+        path.write_text(path.read_text().replace("/shop/", f"/{prefix}/"))
+
+
+@pytest.fixture
+def gitops(
+    tmp_path: Path,
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    monkeypatch: pytest.MonkeyPatch,
+) -> GitOpsRepo:
+    """examples/gitops copied to tmp, its dev and production registries being the test registries."""
+    root = tmp_path / "gitops"
+    shutil.copytree(EXAMPLE, root)
+    prefix = f"shop{uuid.uuid4().hex[:8]}"
+    _point_at(root, source_registry.url, dest_registry.url, prefix)
+    monkeypatch.chdir(root / "infra")  # promoter.yaml is found in a parent folder
+    return GitOpsRepo(root, source_registry, dest_registry, prefix)
+
+
+def _statuses(run: CliRun) -> dict[str, str]:
+    return {str(i["image"]): str(i["status"]) for i in run.json()["images"]}  # type: ignore[union-attr]
+
+
+def test_plan_reports_every_status(gitops: GitOpsRepo, cli: Callable[..., CliRun]) -> None:
+    """present, copy, conflict, missing-source and external all come out of real registries; exit 3."""
+    dev, prod = gitops.dev, gitops.prod
+    cart = gitops.seed(dev, "cart", "2.3.1")
+    push(
+        prod,
+        gitops.repo("cart"),
+        images.multi_arch_index(f"{gitops.prefix}-cart-2.3.1", layer_sizes=(300, 200)),
+        tag="2.3.1",
+    )
+    gitops.seed(dev, "checkout", "1.8.0")  # production lacks it: copy
+    gitops.seed(dev, "catalog", "3.0.2", seed="dev-catalog")
+    gitops.seed(prod, "catalog", "3.0.2", seed="other-catalog")  # same tag, other digest: conflict
+    result = cli("plan", "production", "-o", "json")
+    assert result.code == 3, result.err
+    assert result.json()["environment"] == "production"
+    statuses = _statuses(result)
+    assert statuses == {
+        f"{PROD}/{gitops.repo('cart')}:2.3.1": "present",
+        f"{PROD}/{gitops.repo('catalog')}:3.0.2": "conflict",
+        "docker.io/prom/statsd-exporter:v0.26.1": "external",
+        f"{PROD}/{gitops.repo('checkout')}:1.8.0": "copy",
+    }
+    entry = next(i for i in result.json()["images"] if i["status"] == "present")  # type: ignore[union-attr]
+    assert entry["source"] == f"{DEV}/{gitops.repo('cart')}:2.3.1"
+    assert entry["digest"] == cart
+    # Remove checkout from dev's reach: a tag nobody has is missing-source.
+    text = gitops.kustomization("production").read_text().replace("newTag: 1.8.0", "newTag: 9.9.9")
+    gitops.kustomization("production").write_text(text)
+    missing = _statuses(cli("plan", "production", "-o", "json"))
+    assert missing[f"{PROD}/{gitops.repo('checkout')}:9.9.9"] == "missing-source"
+
+
+def test_sync_copies_what_is_missing_reports_it_and_reruns_as_a_no_op(
+    gitops: GitOpsRepo,
+    cli: Callable[..., CliRun],
+    tmp_path: Path,
+) -> None:
+    """sync copies only the overlay's managed images, writes a report, and a re-run only reads."""
+    digests = {
+        "cart": gitops.seed(gitops.dev, "cart", "2.3.1"),
+        "checkout": gitops.seed(gitops.dev, "checkout", "1.8.0"),
+        "catalog": gitops.seed(gitops.dev, "catalog", "3.0.2"),
+    }
+    gitops.seed(gitops.dev, "cart", "2.4.0")  # in dev only: production does not ask for it
+    report = tmp_path / "report.json"
+    first = cli("sync", "production", "--report", str(report))
+    assert first.code == 0, first.err
+    for module, digest in digests.items():
+        tag = {"cart": "2.3.1", "checkout": "1.8.0", "catalog": "3.0.2"}[module]
+        assert manifest_digest(gitops.prod, gitops.repo(module), tag) == digest
+    assert manifest_digest(gitops.prod, gitops.repo("cart"), "2.4.0") is None  # selective
+    record = json.loads(report.read_text())
+    assert record["environment"] == "production"
+    copied = {r["destination"]: r for r in record["images"]}
+    entry = copied[f"{PROD}/{gitops.repo('checkout')}:1.8.0"]
+    assert entry["source"] == f"{DEV}/{gitops.repo('checkout')}:1.8.0"
+    assert entry["digest"] == digests["checkout"]
+    assert entry["bytes"] > 0
+    assert entry["seconds"] >= 0
+
+    with FaultProxy(gitops.prod.url) as proxy:
+        config = gitops.root / "promoter.yaml"
+        config.write_text(config.read_text().replace(gitops.prod.url, proxy.url))
+        again = cli("sync", "production")
+        writes = [h for h in proxy.hits if h.method not in ("GET", "HEAD")]
+    assert again.code == 0, again.err
+    assert "0 copied" in again.out
+    assert writes == []
+
+
+def test_sync_tries_everything_and_fails_on_what_it_cannot_fix(
+    gitops: GitOpsRepo,
+    cli: Callable[..., CliRun],
+) -> None:
+    """With one image missing everywhere, the others are still copied and sync exits non-zero."""
+    gitops.seed(gitops.dev, "cart", "2.3.1")
+    gitops.seed(gitops.dev, "catalog", "3.0.2")
+    result = cli("sync", "production")  # checkout 1.8.0 is in no registry
+    assert result.code == 3
+    assert f"{gitops.repo('checkout')}:1.8.0" in result.err
+    assert manifest_digest(gitops.prod, gitops.repo("cart"), "2.3.1") is not None
+    assert manifest_digest(gitops.prod, gitops.repo("catalog"), "3.0.2") is not None
+    dry = cli("sync", "production", "--dry-run", "-o", "json")
+    assert dry.code == 3
+    assert _statuses(dry)[f"{PROD}/{gitops.repo('checkout')}:1.8.0"] == "missing-source"
+
+
+def test_status_shows_versions_presence_and_who_is_behind(
+    gitops: GitOpsRepo,
+    cli: Callable[..., CliRun],
+) -> None:
+    """One row per module, one column per environment in pipeline order, with behind marks."""
+    gitops.seed(gitops.dev, "cart", "2.4.0")
+    gitops.seed(gitops.dev, "checkout", "1.8.0")
+    gitops.seed(gitops.prod, "checkout", "1.8.0")
+    result = cli("status", "-o", "json")
+    assert result.code == 0, result.err
+    doc = result.json()
+    assert doc["environments"] == ["dev", "production"]
+    rows = {row["module"]: row["environments"] for row in doc["modules"]}  # type: ignore[union-attr]
+    cart = rows[gitops.repo("cart")]
+    assert cart["dev"] == {
+        "image": f"{DEV}/{gitops.repo('cart')}:2.4.0",
+        "tag": "2.4.0",
+        "digest": None,
+        "present": True,
+        "behind": False,
+    }
+    assert cart["production"]["tag"] == "2.3.1"
+    assert cart["production"]["behind"] is True
+    assert cart["production"]["present"] is False
+    assert rows[gitops.repo("checkout")]["production"]["behind"] is False
+    assert rows[gitops.repo("catalog")]["dev"]["present"] is False
+    table = cli("status")
+    assert table.code == 0
+    line = next(ln for ln in table.out.splitlines() if ln.startswith(gitops.repo("cart")))
+    assert "2.4.0" in line
+    assert "< 2.3.1 (missing)" in line
+
+
+def test_promote_changes_only_the_module_keeps_comments_and_can_sync(
+    gitops: GitOpsRepo,
+    cli: Callable[..., CliRun],
+) -> None:
+    """promote rewrites one newTag in place (the rest of the file byte-identical), prints the diff,
+    and --sync copies just that image."""
+    path = gitops.kustomization("production")
+    before = path.read_text()
+    digest = gitops.seed(gitops.dev, "cart", "2.4.0")
+    result = cli("promote", gitops.repo("cart"), "--to", "production", "--sync")
+    assert result.code == 0, result.err
+    assert path.read_text() == before.replace(
+        "newTag: 2.3.1  # one release behind dev", "newTag: 2.4.0  # one release behind dev"
+    )
+    assert "-    newTag: 2.3.1" in result.out
+    assert "+    newTag: 2.4.0" in result.out
+    assert manifest_digest(gitops.prod, gitops.repo("cart"), "2.4.0") == digest
+    assert manifest_digest(gitops.prod, gitops.repo("checkout"), "1.8.0") is None  # not promoted
+
+
+def test_promote_a_patched_module_appends_an_images_entry_and_pins_digests(
+    gitops: GitOpsRepo,
+    cli: Callable[..., CliRun],
+) -> None:
+    """A module set by a patch gets a new images: entry that kustomize applies; --pin-digest writes
+    the digest the source runs."""
+    path = gitops.kustomization("production")
+    before = path.read_text()
+    digest = gitops.seed(gitops.dev, "catalog", "3.1.0")
+    result = cli("promote", gitops.repo("catalog"), "--to", "production", "--pin-digest")
+    assert result.code == 0, result.err
+    assert path.read_text() == before + (
+        f"  - name: {PROD}/{gitops.repo('catalog')}\n    digest: {digest}\n"
+    )
+    plan = cli("plan", "production", "-o", "json")
+    assert f"{PROD}/{gitops.repo('catalog')}@{digest}" in _statuses(plan)
+
+
+def test_promote_all_and_bad_module_names(gitops: GitOpsRepo, cli: Callable[..., CliRun]) -> None:
+    """--all promotes every module of the source; an unknown module is exit 2 naming the known ones."""
+    unknown = cli("promote", "shop/nope", "--to", "production")
+    assert unknown.code == 2
+    assert gitops.repo("cart") in unknown.err
+    assert cli("promote", "--to", "production").code == 2
+    everything = cli("promote", "--all", "--to", "production")
+    assert everything.code == 0, everything.err
+    text = gitops.kustomization("production").read_text()
+    assert "newTag: 2.4.0" in text
+    assert "newTag: 3.1.0" in text
+    assert cli("promote", "--all", "--to", "dev").code == 2  # dev promotes from nowhere
+
+
+def test_plan_from_rendered_manifests_on_stdin(
+    gitops: GitOpsRepo,
+    cli: Callable[..., CliRun],
+    tmp_path: Path,
+) -> None:
+    """--manifests takes already rendered manifests (helm template output) instead of kustomize."""
+    manifests = tmp_path / "rendered.yaml"
+    manifests.write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n"
+        f"    - name: a\n      image: {PROD}/{gitops.repo('helm')}:0.1.0\n"
+    )
+    digest = gitops.seed(gitops.dev, "helm", "0.1.0")
+    result = cli("sync", "production", "--manifests", str(manifests), "-o", "json")
+    assert result.code == 0, result.err
+    assert manifest_digest(gitops.prod, gitops.repo("helm"), "0.1.0") == digest
+
+
+@pytest.mark.parametrize(
+    ("mutate", "fragment"),
+    [
+        (
+            lambda root: shutil.rmtree(root / "infra" / "overlays" / "production"),
+            "overlays/production",
+        ),
+        (
+            lambda root: (root / "infra/overlays/production/kustomization.yaml").write_text(
+                "resources:\n  - does-not-exist.yaml\n"
+            ),
+            "kustomize",
+        ),
+        (
+            lambda root: (root / "promoter.yaml").write_text(
+                (root / "promoter.yaml")
+                .read_text()
+                .replace("promotesFrom: dev", "promotesFrom: dev\n    overlays: x")
+            ),
+            "unknown key",
+        ),
+        (
+            lambda root: (root / "promoter.yaml").write_text(
+                (root / "promoter.yaml")
+                .read_text()
+                .replace(
+                    f"registry: {DEV}\n", f"registry: {DEV}\n    promotesFrom: production\n", 1
+                )
+            ),
+            "cycle",
+        ),
+        (
+            lambda root: (root / "promoter.yaml").write_text(
+                (root / "promoter.yaml").read_text().replace("endpoint: http", "endpoint: 5", 1)
+            ),
+            "endpoint",
+        ),
+    ],
+)
+def test_bad_input_is_one_line_with_exit_2(
+    gitops: GitOpsRepo,
+    cli: Callable[..., CliRun],
+    mutate: Callable[[Path], object],
+    fragment: str,
+) -> None:
+    """A missing overlay, a kustomize failure and config mistakes exit 2 with one line naming them."""
+    mutate(gitops.root)
+    result = cli("plan", "production")
+    assert result.code == 2, result.err
+    assert fragment in result.err
+    assert len(result.err.strip().splitlines()) == 1
+    assert "Traceback" not in result.err
+
+
+def test_unknown_environment_and_no_config(
+    gitops: GitOpsRepo,
+    cli: Callable[..., CliRun],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An unknown environment names the known ones; without promoter.yaml the message says so."""
+    result = cli("plan", "staging")
+    assert result.code == 2
+    assert "dev" in result.err
+    assert "production" in result.err
+    empty = tmp_path / "elsewhere"
+    empty.mkdir()
+    monkeypatch.chdir(empty)
+    none = cli("plan", "production")
+    assert none.code == 2
+    assert "promoter.yaml" in none.err
