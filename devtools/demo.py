@@ -1,13 +1,19 @@
-"""``make demo``: promote a multi-arch image from a local "dev" registry to a local "production" one.
+"""``make demo``: promotion from a local "dev" registry to a local "production" one, end to end.
 
-Two real Distribution registries start on loopback (standing in for two accounts' ECR registries),
-a two-platform image whose platforms share a base layer is built and pushed to "dev", and
-``promoter copy`` promotes it. Then the story a platform engineer cares about: the digests are
-identical, a re-run writes nothing, and a tag that already points elsewhere is refused.
+Two real Distribution registries start on loopback, standing in for two accounts' ECR registries.
+
+Part 1, the engine: a two-platform image whose platforms share a base layer is pushed to "dev" and
+``promoter copy`` promotes it: identical digests, a re-run that writes nothing, a refused tag move.
+
+Part 2, GitOps: examples/gitops (three modules on their own versions, a dev and a production
+overlay) is copied to a scratch folder with its promoter.yaml pointed at the two registries. CI's
+images land in dev; production is brought to what its overlay asks for; then one module is promoted
+as a Git change (``promoter promote``), planned, synced, and ``promoter status`` shows the result.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -90,8 +96,56 @@ def main() -> None:
         say("promoted under a new tag instead; the shared base layer is not sent again")
         images.push_image(dev.url, "shop/checkout", rebuilt, "1.4.3")
         run("copy", f"{dev.host}/shop/checkout:1.4.3", f"{prod.host}/shop/checkout", "-o", "json")
+
+        gitops_story(dev, prod, base)
     shutil.rmtree(WORK, ignore_errors=True)
     say("done: registries stopped, .demo/ removed")
+
+
+def gitops_story(dev: RegistryProcess, prod: RegistryProcess, base: bytes) -> None:
+    """Part 2: promotion as a Git change to the production overlay."""
+    repo = WORK / "gitops"
+    shutil.copytree(ROOT / "examples" / "gitops", repo)
+    config = repo / "promoter.yaml"
+    text = config.read_text().replace("http://127.0.0.1:5101", dev.url)
+    config.write_text(text.replace("http://127.0.0.1:5102", prod.url))
+    say(
+        f"examples/gitops copied to {repo.relative_to(ROOT)}; promoter.yaml points at the two registries"
+    )
+
+    for module, tags in {
+        "cart": ("2.3.1", "2.4.0"),
+        "checkout": ("1.8.0",),
+        "catalog": ("3.0.2", "3.1.0"),
+    }.items():
+        for tag in tags:
+            image = images.oci_index(
+                [
+                    images.oci_image(
+                        [base, images.layer(64 * 1024, f"{module}-{tag}-{arch}")],
+                        arch=arch,
+                        seed=f"{module}-{tag}-{arch}",
+                    )
+                    for arch in ("amd64", "arm64")
+                ]
+            )
+            images.push_image(dev.url, f"shop/{module}", image, tag)
+    say("CI pushed cart 2.3.1 and 2.4.0, checkout 1.8.0, catalog 3.0.2 and 3.1.0 to dev")
+
+    os.chdir(repo)
+    say("production's registry starts empty: sync copies exactly what its overlay names")
+    run("plan", "production", check=False)
+    run("sync", "production")
+    say("which version of each module runs where ('<' = behind the environment it promotes from)")
+    run("status")
+    say("promote cart to production: one edit to the production overlay, shown as a diff")
+    run("promote", "shop/cart", "--to", "production")
+    say("the plan for production now has one image to copy; the rest is present")
+    run("plan", "production")
+    run("sync", "production")
+    say("cart is current in production; catalog still waits for its own promotion")
+    run("status")
+    os.chdir(ROOT)
 
 
 if __name__ == "__main__":

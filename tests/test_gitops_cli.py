@@ -209,9 +209,8 @@ def test_promote_changes_only_the_module_keeps_comments_and_can_sync(
     digest = gitops.seed(gitops.dev, "cart", "2.4.0")
     result = cli("promote", gitops.repo("cart"), "--to", "production", "--sync")
     assert result.code == 0, result.err
-    assert path.read_text() == before.replace(
-        "newTag: 2.3.1  # one release behind dev", "newTag: 2.4.0  # one release behind dev"
-    )
+    assert path.read_text() == before.replace("newTag: 2.3.1  # set by", "newTag: 2.4.0  # set by")
+    assert "--- a/infra/overlays/production/kustomization.yaml" in result.out
     assert "-    newTag: 2.3.1" in result.out
     assert "+    newTag: 2.4.0" in result.out
     assert manifest_digest(gitops.prod, gitops.repo("cart"), "2.4.0") == digest

@@ -332,7 +332,7 @@ def _promote(config: PromoterConfig, args: argparse.Namespace, transport: Transp
         edit = updated
     if edit is not None and edit.changed:
         write_edit(edit)  # one write for all modules: the file is never left half-promoted
-        sys.stdout.write(unified_diff(edit))
+        sys.stdout.write(unified_diff(edit, relative_to=config.path.parent))
     if args.sync:
         return _sync(config, args, transport, only=set(chosen))
     return EXIT_OK

@@ -169,9 +169,16 @@ def write_edit(edit: ImageEdit) -> None:
         raise ConfigError(f"cannot write {edit.path}: {exc.strerror or exc}") from exc
 
 
-def unified_diff(edit: ImageEdit) -> str:
-    """The edit as a unified diff with git's ``a/`` and ``b/`` labels; empty when nothing changes."""
-    label = edit.path.as_posix().lstrip("/")
+def unified_diff(edit: ImageEdit, relative_to: Path | None = None) -> str:
+    """The edit as a unified diff with git's ``a/`` and ``b/`` labels; empty when nothing changes.
+
+    With ``relative_to`` (the repository root, where promoter.yaml lives) the labels are the path
+    inside it, as ``git diff`` would print them.
+    """
+    path = edit.path
+    if relative_to is not None and path.is_relative_to(relative_to):
+        path = path.relative_to(relative_to)
+    label = path.as_posix().lstrip("/")
     lines = difflib.unified_diff(
         edit.before.splitlines(keepends=True),
         edit.after.splitlines(keepends=True),
