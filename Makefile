@@ -50,6 +50,7 @@ demo: deps
 
 bench: deps
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/plan.py
 
 clean:
 	rm -rf $(VENV) .demo bench/.work .pytest_cache .mypy_cache .ruff_cache

@@ -8,6 +8,9 @@ import argparse
 from pathlib import Path
 
 from promoter.cli.common import SecretScrubber, int_at_least
+from promoter.errors import ConfigError
+from promoter.gitops.locate import find_config, overlay_hint
+from promoter.gitops.render import Rendering, start_render
 from promoter.remote.copy import DEFAULT_JOBS
 
 GITOPS_COMMANDS = ("plan", "sync", "status", "promote")
@@ -103,7 +106,27 @@ def add_commands(
 
 
 def run_command(args: argparse.Namespace, scrub: SecretScrubber) -> int:
-    """Run one of :data:`GITOPS_COMMANDS`."""
-    from promoter.cli import gitops_commands  # noqa: PLC0415 - see the module docstring
+    """Run one of :data:`GITOPS_COMMANDS`.
 
-    return gitops_commands.run_command(args, scrub)
+    plan and sync start rendering their overlay first, so kustomize works while the rest of
+    promoter loads; the validated configuration decides afterwards whether that build is used.
+    """
+    early = _start_rendering_early(args)
+    try:
+        from promoter.cli import gitops_commands  # noqa: PLC0415 - see the module docstring
+
+        return gitops_commands.run_command(args, scrub, early)
+    finally:
+        if early is not None:
+            early.cancel()
+
+
+def _start_rendering_early(args: argparse.Namespace) -> Rendering | None:
+    if args.command not in ("plan", "sync") or getattr(args, "manifests", None):
+        return None
+    try:
+        config = args.config if args.config is not None else find_config(Path.cwd())
+        overlay = overlay_hint(config, args.environment)
+        return start_render(overlay) if overlay is not None else None
+    except ConfigError:
+        return None  # the real load reports it properly

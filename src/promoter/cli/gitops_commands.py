@@ -8,6 +8,7 @@ own registry are planned against the environment it promotes from.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from collections.abc import Iterable, Sequence
@@ -26,8 +27,7 @@ from promoter.cli.common import (
 from promoter.errors import ConfigError, InputError
 from promoter.gitops.config import Environment, PromoterConfig, find_config, load_config
 from promoter.gitops.discover import discover_images, parse_manifests
-from promoter.gitops.overlay import ImageEdit, set_image, unified_diff, write_edit
-from promoter.gitops.render import read_manifests, render_overlay
+from promoter.gitops.render import Rendering, read_manifests, render_overlay
 from promoter.promote.facts import lookup_digest, plan_images
 from promoter.promote.plan import PlanItem, PlanStatus, blocks_sync, wanted_images
 from promoter.promote.sync import SyncRecord, sync_plan
@@ -36,15 +36,17 @@ from promoter.remote.copy import DEFAULT_JOBS, Copier, CopyOptions
 from promoter.transport.session import Transport
 
 
-def run_command(args: argparse.Namespace, scrub: SecretScrubber) -> int:
-    """Run one of :data:`GITOPS_COMMANDS`."""
+def run_command(
+    args: argparse.Namespace, scrub: SecretScrubber, early: Rendering | None = None
+) -> int:
+    """Run one of the GitOps commands; ``early`` is a build of the overlay started before loading."""
     config = load_config(args.config if args.config is not None else find_config(Path.cwd()))
     transport = _transport(config, args, scrub)
     try:
         if args.command == "plan":
-            return _plan(config, args, transport)
+            return _plan(config, args, transport, early)
         if args.command == "sync":
-            return _sync(config, args, transport)
+            return _sync(config, args, transport, early=early)
         if args.command == "status":
             return _status(config, args, transport)
         return _promote(config, args, transport)
@@ -73,9 +75,16 @@ def _as_json(args: argparse.Namespace) -> bool:
 # -- images of an environment ----------------------------------------------------------------
 
 
-def _images(environment: Environment, manifests: str | None = None) -> list[str]:
+def _images(
+    environment: Environment, manifests: str | None = None, early: Rendering | None = None
+) -> list[str]:
     """Every container image the environment's manifests use, as written."""
-    text = read_manifests(manifests) if manifests else render_overlay(environment.overlay)
+    if manifests:
+        text = read_manifests(manifests)
+    elif early is not None and early.overlay == environment.overlay:
+        text = early.result()
+    else:
+        text = render_overlay(environment.overlay)
     return [found.image for found in discover_images(parse_manifests(text))]
 
 
@@ -93,12 +102,14 @@ def _plan_for(
     config: PromoterConfig,
     name: str,
     transport: Transport,
+    *,
     manifests: str | None = None,
     only: set[str] | None = None,
+    early: Rendering | None = None,
 ) -> list[PlanItem]:
     environment = config.environment(name)
     source = config.source_of(name)
-    images = _images(environment, manifests)
+    images = _images(environment, manifests, early)
     wanted = wanted_images(images, environment.registry, source.registry if source else None)
     if only is not None:
         wanted = [
@@ -110,8 +121,13 @@ def _plan_for(
 # -- plan --------------------------------------------------------------------------------------
 
 
-def _plan(config: PromoterConfig, args: argparse.Namespace, transport: Transport) -> int:
-    items = _plan_for(config, args.environment, transport, args.manifests)
+def _plan(
+    config: PromoterConfig,
+    args: argparse.Namespace,
+    transport: Transport,
+    early: Rendering | None = None,
+) -> int:
+    items = _plan_for(config, args.environment, transport, manifests=args.manifests, early=early)
     _print_plan(args.environment, items, _as_json(args))
     return EXIT_REFUSED if blocks_sync(items) else EXIT_OK
 
@@ -152,23 +168,22 @@ def _sync(
     config: PromoterConfig,
     args: argparse.Namespace,
     transport: Transport,
+    *,
     only: set[str] | None = None,
     manifests: str | None = None,
+    early: Rendering | None = None,
 ) -> int:
     name = args.target if args.command == "promote" else args.environment
     manifests = manifests if manifests is not None else getattr(args, "manifests", None)
-    items = _plan_for(config, name, transport, manifests, only)
+    items = _plan_for(config, name, transport, manifests=manifests, only=only, early=early)
     if getattr(args, "dry_run", False):
         _print_plan(name, items, _as_json(args))
         return EXIT_REFUSED if blocks_sync(items) else EXIT_OK
     options = CopyOptions(jobs=args.jobs)
     progress = terminal_progress(args)
-    with Copier(transport, options, progress) as copier:
-        if progress is not None:
-            with progress:
-                records = sync_plan(copier, items)
-        else:
-            records = sync_plan(copier, items)
+    display = progress if progress is not None else contextlib.nullcontext()
+    with Copier(transport, options, progress) as copier, display:
+        records = sync_plan(copier, items)
     report = getattr(args, "report", None)
     if report is not None:
         _write_report(report, name, records)
@@ -307,6 +322,9 @@ def _promote(config: PromoterConfig, args: argparse.Namespace, transport: Transp
             f"{', '.join(unknown)}: not a module of {source.name} "
             f"(known: {', '.join(sorted(available)) or 'none'})"
         )
+    # ruamel.yaml loads only here: plan and sync, which run on every sync, do not edit files.
+    from promoter.gitops.overlay import ImageEdit, set_image, unified_diff, write_edit  # noqa: PLC0415
+
     edit: ImageEdit | None = None
     for module in chosen:
         running = available[module]

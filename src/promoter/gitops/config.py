@@ -27,7 +27,7 @@ import re
 from collections.abc import Hashable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
@@ -35,9 +35,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
 from promoter.errors import ConfigError, InvalidReferenceError
-from promoter.reference import DOCKER_HUB, DOCKER_HUB_ALIASES, parse_reference
+from promoter.gitops.locate import CONFIG_NAME, find_config
 
-CONFIG_NAME: Final = "promoter.yaml"
+__all__ = [
+    "CONFIG_NAME",
+    "Environment",
+    "PromoterConfig",
+    "RegistrySettings",
+    "find_config",
+    "load_config",
+]
+from promoter.reference import DOCKER_HUB, DOCKER_HUB_ALIASES, parse_reference
 
 # Environment names are typed on the command line (`promoter plan production`) and shown as table
 # columns, so they stay plain words.
@@ -181,25 +189,6 @@ class _ConfigModel(BaseModel):
 
 
 # -- public functions --------------------------------------------------------------------------------
-
-
-def find_config(start: Path) -> Path:
-    """Find ``promoter.yaml`` in ``start`` or the nearest of its parents, as git finds ``.git``.
-
-    Args:
-        start: a folder (or a file, whose folder is used), usually the current directory.
-
-    Raises:
-        ConfigError: no folder from ``start`` up to the root has the file.
-    """
-    folder = start.resolve()
-    if not folder.is_dir():
-        folder = folder.parent
-    for candidate in (folder, *folder.parents):
-        path = candidate / CONFIG_NAME
-        if path.is_file():
-            return path
-    raise ConfigError(f"no {CONFIG_NAME} in {start} or its parents; create one or pass --config")
 
 
 def load_config(path: Path) -> PromoterConfig:

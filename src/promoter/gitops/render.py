@@ -39,22 +39,61 @@ def render_overlay(overlay: Path, *, timeout: float = RENDER_TIMEOUT) -> str:
         ConfigError: the folder is missing, no Kustomize is installed, the build timed out, or
             Kustomize failed; the message carries Kustomize's own first line of explanation.
     """
-    if not overlay.is_dir():
-        what = "is not a folder" if overlay.exists() else "does not exist"
-        raise ConfigError(f"overlay {overlay} {what}; check the overlay path in promoter.yaml")
-    command = _build_command(overlay)
-    try:
-        finished = subprocess.run(
-            command, capture_output=True, text=True, timeout=timeout, check=False
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise ConfigError(f"kustomize build {overlay} did not finish within {timeout:g} s") from exc
-    except OSError as exc:
-        raise ConfigError(f"cannot run {command[0]}: {exc.strerror or exc}") from exc
-    if finished.returncode != 0:
-        reason = _first_error_line(finished.stderr) or f"exit status {finished.returncode}"
-        raise ConfigError(f"kustomize build {overlay} failed: {reason}")
-    return finished.stdout
+    return start_render(overlay, timeout=timeout).result()
+
+
+def start_render(overlay: Path, *, timeout: float = RENDER_TIMEOUT) -> Rendering:
+    """Start building an overlay in the background (see :func:`render_overlay`).
+
+    The CLI starts the build before it has loaded what validating promoter.yaml needs, so the two
+    overlap: rendering is the floor of every plan.
+
+    Raises:
+        ConfigError: the folder is missing or no Kustomize is installed.
+    """
+    return Rendering(overlay, timeout)
+
+
+class Rendering:
+    """One ``kustomize build`` running as a child process."""
+
+    def __init__(self, overlay: Path, timeout: float) -> None:
+        if not overlay.is_dir():
+            what = "is not a folder" if overlay.exists() else "does not exist"
+            raise ConfigError(f"overlay {overlay} {what}; check the overlay path in promoter.yaml")
+        self.overlay = overlay
+        self._timeout = timeout
+        command = _build_command(overlay)
+        try:
+            self._process = subprocess.Popen(
+                command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+        except OSError as exc:
+            raise ConfigError(f"cannot run {command[0]}: {exc.strerror or exc}") from exc
+
+    def result(self) -> str:
+        """Wait for the build and return its output.
+
+        Raises:
+            ConfigError: the build timed out or failed, with Kustomize's own explanation.
+        """
+        try:
+            stdout, stderr = self._process.communicate(timeout=self._timeout)
+        except subprocess.TimeoutExpired as exc:
+            self.cancel()
+            raise ConfigError(
+                f"kustomize build {self.overlay} did not finish within {self._timeout:g} s"
+            ) from exc
+        if self._process.returncode != 0:
+            reason = _first_error_line(stderr) or f"exit status {self._process.returncode}"
+            raise ConfigError(f"kustomize build {self.overlay} failed: {reason}")
+        return stdout
+
+    def cancel(self) -> None:
+        """Stop the build if it still runs (its result is not wanted after all)."""
+        if self._process.poll() is None:
+            self._process.kill()
+        self._process.communicate()
 
 
 def read_manifests(source: str) -> str:

@@ -479,10 +479,11 @@ class RegistrySession:
         replayable: bool,
     ) -> urllib3.BaseHTTPResponse:
         url = self._absolute(path)
-        own_origin = _origin(self.base_url)
+        base = self.base_url
+        own_origin = _origin(base)
         # Credentials go only to the registry's own scheme, host and port: never to another host,
         # and never in clear text to an http:// URL that a TLS registry's proxy may hand out.
-        sends_auth = _origin(url) == own_origin
+        sends_auth = url.startswith(base + "/") or _origin(url) == own_origin
         request_headers = dict(headers)
         for second_try in (False, True):
             request_headers = dict(headers)
@@ -618,13 +619,14 @@ class RegistrySession:
             raise RegistryUnreachableError(
                 f"{what}: {method} {_redact(url)} failed: {_reason(exc)}"
             ) from exc
-        log.debug(
-            "%s %s -> %d (%.0f ms)",
-            method,
-            _redact(url),
-            response.status,
-            (time.monotonic() - started) * 1000,
-        )
+        if log.isEnabledFor(logging.DEBUG):  # _redact parses the URL: not on every request
+            log.debug(
+                "%s %s -> %d (%.0f ms)",
+                method,
+                _redact(url),
+                response.status,
+                (time.monotonic() - started) * 1000,
+            )
         return response
 
 

@@ -1,0 +1,51 @@
+"""Finding promoter.yaml, and a first look at it that needs no validation machinery.
+
+This module stays light (no pydantic) because the CLI uses it before loading what validation
+needs: the overlay a plan will render can start building while the rest of promoter loads.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Final
+
+from promoter.errors import ConfigError
+
+CONFIG_NAME: Final = "promoter.yaml"
+
+
+def find_config(start: Path) -> Path:
+    """Find ``promoter.yaml`` in ``start`` or the nearest of its parents, as git finds ``.git``.
+
+    Args:
+        start: a folder (or a file, whose folder is used), usually the current directory.
+
+    Raises:
+        ConfigError: no folder from ``start`` up to the root has the file.
+    """
+    folder = start.resolve()
+    if not folder.is_dir():
+        folder = folder.parent
+    for candidate in (folder, *folder.parents):
+        path = candidate / CONFIG_NAME
+        if path.is_file():
+            return path
+    raise ConfigError(f"no {CONFIG_NAME} in {start} or its parents; create one or pass --config")
+
+
+def overlay_hint(config_path: Path, environment: str) -> Path | None:
+    """The overlay folder ``environment`` names in ``config_path``, read without validating.
+
+    Only a guess to start rendering early: None on any doubt, and the caller checks it against the
+    validated configuration before using what was rendered.
+    """
+    import yaml  # noqa: PLC0415 - only when a hint is asked for
+
+    try:
+        document = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+        overlay = document["environments"][environment]["overlay"]
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError):
+        return None
+    if not isinstance(overlay, str) or not overlay:
+        return None
+    return (config_path.parent / overlay).resolve()
