@@ -11,7 +11,7 @@ import argparse
 import contextlib
 import json
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +26,10 @@ from promoter.cli.common import (
 )
 from promoter.errors import ConfigError, InputError
 from promoter.gitops.config import Environment, PromoterConfig, find_config, load_config
-from promoter.gitops.discover import discover_images, parse_manifests
+from promoter.gitops.discover import iter_images, iter_manifests
 from promoter.gitops.render import Rendering, read_manifests, render_overlay
 from promoter.promote.facts import lookup_digest, plan_images
-from promoter.promote.plan import PlanItem, PlanStatus, blocks_sync, wanted_images
+from promoter.promote.plan import PlanItem, PlanStatus, blocks_sync, iter_wanted
 from promoter.promote.sync import SyncRecord, sync_plan
 from promoter.reference import Reference, parse_reference
 from promoter.remote.copy import DEFAULT_JOBS, Copier, CopyOptions
@@ -77,15 +77,15 @@ def _as_json(args: argparse.Namespace) -> bool:
 
 def _images(
     environment: Environment, manifests: str | None = None, early: Rendering | None = None
-) -> list[str]:
-    """Every container image the environment's manifests use, as written."""
+) -> Iterator[str]:
+    """Every container image the environment's manifests use, as written, as they are parsed."""
     if manifests:
         text = read_manifests(manifests)
     elif early is not None and early.overlay == environment.overlay:
         text = early.result()
     else:
         text = render_overlay(environment.overlay)
-    return [found.image for found in discover_images(parse_manifests(text))]
+    return (found.image for found in iter_images(iter_manifests(text)))
 
 
 def _modules(environment: Environment, images: Iterable[str]) -> dict[str, Reference]:
@@ -110,11 +110,11 @@ def _plan_for(
     environment = config.environment(name)
     source = config.source_of(name)
     images = _images(environment, manifests, early)
-    wanted = wanted_images(images, environment.registry, source.registry if source else None)
+    wanted = iter_wanted(images, environment.registry, source.registry if source else None)
     if only is not None:
-        wanted = [
+        wanted = (
             w for w in wanted if w.destination is not None and w.destination.repository in only
-        ]
+        )
     return plan_images(transport, wanted)
 
 

@@ -63,8 +63,18 @@ def parse_manifests(text: str, *, source: str = "manifests") -> list[dict[str, A
     Raises:
         ConfigError: the text is not valid YAML; the message has the line number.
     """
+    return list(iter_manifests(text, source=source))
+
+
+def iter_manifests(text: str, *, source: str = "manifests") -> Iterator[dict[str, Any]]:
+    """:func:`parse_manifests` one document at a time, so that a plan can start looking images up
+    in registries while the rest of the YAML is still being parsed.
+
+    Raises:
+        ConfigError: when the parse reaches invalid YAML (documents before it were yielded).
+    """
     try:
-        loaded = list(yaml.load_all(text, Loader=_FastSafeLoader))  # a safe loader
+        yield from _flatten(yaml.load_all(text, Loader=_FastSafeLoader))  # a safe loader
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = "" if mark is None else f" at line {mark.line + 1}, column {mark.column + 1}"
@@ -72,7 +82,6 @@ def parse_manifests(text: str, *, source: str = "manifests") -> list[dict[str, A
         raise ConfigError(f"{source}: invalid YAML{where}: {problem}") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: invalid YAML: {exc}") from exc
-    return list(_flatten(loaded))
 
 
 def discover_images(documents: Iterable[Mapping[str, Any]]) -> list[FoundImage]:
@@ -81,7 +90,11 @@ def discover_images(documents: Iterable[Mapping[str, Any]]) -> list[FoundImage]:
     Within a pod spec the order is containers, initContainers, ephemeralContainers, each in list
     order. An image used twice is reported twice, once per place.
     """
-    found: list[FoundImage] = []
+    return list(iter_images(documents))
+
+
+def iter_images(documents: Iterable[Mapping[str, Any]]) -> Iterator[FoundImage]:
+    """:func:`discover_images` as the documents arrive."""
     for document in documents:
         kind = _text(document.get("kind"))
         metadata = document.get("metadata")
@@ -96,16 +109,13 @@ def discover_images(documents: Iterable[Mapping[str, Any]]) -> list[FoundImage]:
                         continue
                     image = container.get("image")
                     if isinstance(image, str) and image.strip():
-                        found.append(
-                            FoundImage(
-                                image=image,
-                                kind=kind,
-                                name=name,
-                                container=_text(container.get("name")),
-                                field=field,
-                            )
+                        yield FoundImage(
+                            image=image,
+                            kind=kind,
+                            name=name,
+                            container=_text(container.get("name")),
+                            field=field,
                         )
-    return found
 
 
 def _flatten(documents: Iterable[object]) -> Iterator[dict[str, Any]]:

@@ -6,8 +6,8 @@ hundreds of images costs two HEADs per image and one token per repository.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from promoter.oci.digest import Digest
 from promoter.promote.plan import PlanItem, WantedImage, decide
@@ -28,46 +28,40 @@ def lookup_digest(transport: Transport, reference: Reference) -> Digest | None:
 
 
 def plan_images(
-    transport: Transport, wanted: Sequence[WantedImage], *, lookups: int = DEFAULT_LOOKUPS
+    transport: Transport, wanted: Iterable[WantedImage], *, lookups: int = DEFAULT_LOOKUPS
 ) -> list[PlanItem]:
     """Look every managed image up in its destination and source registry and decide its status.
 
-    A reference pinned by digest that the destination holds is present whatever the source has (the
-    digest names the content), so its source is only asked when the destination lacks it.
+    Lookups start as images arrive, so a plan overlaps them with parsing the manifests. A reference
+    pinned by digest that the destination holds is present whatever the source has (the digest
+    names the content), so its source is only asked when the destination lacks it.
 
     Raises:
         RegistryError, RegistryUnreachableError: a registry failed (other than "not found").
     """
     with ThreadPoolExecutor(max_workers=max(1, lookups), thread_name_prefix="lookup") as pool:
+        futures: dict[Reference, Future[Digest | None]] = {}
 
-        def resolve(references: set[Reference]) -> dict[Reference, Digest | None]:
-            futures = {ref: pool.submit(lookup_digest, transport, ref) for ref in references}
-            return {ref: future.result() for ref, future in futures.items()}
+        def ask(reference: Reference | None) -> None:
+            if reference is not None and reference not in futures:
+                futures[reference] = pool.submit(lookup_digest, transport, reference)
 
-        first = {item.destination for item in wanted if item.destination is not None}
-        first |= {
-            item.source
-            for item in wanted
-            if item.source is not None
-            and item.destination is not None
-            and item.destination.digest is None
-        }
-        digests = resolve(first)
-        digests |= resolve(
-            {
-                item.source
-                for item in wanted
-                if item.source is not None
-                and item.destination is not None
-                and item.destination.digest is not None
-                and digests.get(item.destination) is None
-            }
-        )
+        items = []
+        for item in wanted:
+            items.append(item)
+            ask(item.destination)
+            if item.destination is not None and item.destination.digest is None:
+                ask(item.source)
+        for item in items:
+            pinned = item.destination
+            if pinned is not None and pinned.digest is not None and not futures[pinned].result():
+                ask(item.source)
+        digests = {reference: future.result() for reference, future in futures.items()}
     return [
         decide(
             item,
             digests.get(item.destination) if item.destination is not None else None,
             digests.get(item.source) if item.source is not None else None,
         )
-        for item in wanted
+        for item in items
     ]

@@ -9,7 +9,7 @@ digests decide the status; registry I/O happens elsewhere (:mod:`promoter.promot
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -74,14 +74,20 @@ class WantedImage:
 def wanted_images(
     images: Iterable[str], registry: str, source_registry: str | None
 ) -> list[WantedImage]:
+    """:func:`iter_wanted` as a list."""
+    return list(iter_wanted(images, registry, source_registry))
+
+
+def iter_wanted(
+    images: Iterable[str], registry: str, source_registry: str | None
+) -> Iterator[WantedImage]:
     """Classify the images an overlay uses: managed ones get a source reference, others are external.
 
-    Each distinct image appears once, in first-seen order.
+    Each distinct image appears once, in first-seen order, as soon as it is seen.
 
     Raises:
         InvalidReferenceError: an image in the manifests does not parse, naming it.
     """
-    wanted: list[WantedImage] = []
     seen: set[str] = set()
     for text in images:
         if text in seen:
@@ -92,15 +98,14 @@ def wanted_images(
         except InvalidReferenceError as exc:
             raise InvalidReferenceError(f"image in the manifests: {exc}") from exc
         if reference.registry != registry:
-            wanted.append(WantedImage(text, None, None))
+            yield WantedImage(text, None, None)
             continue
         source = (
             reference.in_repository(source_registry, reference.repository)
             if source_registry is not None
             else None
         )
-        wanted.append(WantedImage(text, reference, source))
-    return wanted
+        yield WantedImage(text, reference, source)
 
 
 def decide(
