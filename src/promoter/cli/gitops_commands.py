@@ -8,31 +8,28 @@ own registry are planned against the environment it promotes from.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from promoter.cli.common import (
-    EXIT_FAILED,
     EXIT_OK,
     EXIT_REFUSED,
     SecretScrubber,
     build_transport,
-    terminal_progress,
 )
-from promoter.errors import ConfigError, InputError
+from promoter.cli.plan_output import as_json, carry_out, print_plan, print_table
+from promoter.errors import InputError
 from promoter.gitops.config import Environment, PromoterConfig, find_config, load_config
 from promoter.gitops.discover import iter_images, iter_manifests
 from promoter.gitops.render import Rendering, read_manifests, render_overlay
 from promoter.promote.facts import lookup_digest, plan_images
-from promoter.promote.plan import PlanItem, PlanStatus, blocks_sync, iter_wanted
-from promoter.promote.sync import SyncRecord, sync_plan
+from promoter.promote.plan import PlanItem, blocks_sync, iter_wanted
 from promoter.reference import Reference, parse_reference
-from promoter.remote.copy import DEFAULT_JOBS, Copier, CopyOptions
+from promoter.remote.copy import DEFAULT_JOBS
 from promoter.transport.session import Transport
 
 
@@ -66,10 +63,6 @@ def _transport(
         insecure=[host for host, s in registries.items() if s.insecure],
         ca_files={host: s.ca_file for host, s in registries.items() if s.ca_file is not None},
     )
-
-
-def _as_json(args: argparse.Namespace) -> bool:
-    return getattr(args, "output", "text") == "json"
 
 
 # -- images of an environment ----------------------------------------------------------------
@@ -128,37 +121,8 @@ def _plan(
     early: Rendering | None = None,
 ) -> int:
     items = _plan_for(config, args.environment, transport, manifests=args.manifests, early=early)
-    _print_plan(args.environment, items, _as_json(args))
+    print_plan(args.environment, items, as_json(args))
     return EXIT_REFUSED if blocks_sync(items) else EXIT_OK
-
-
-def _print_plan(environment: str, items: Sequence[PlanItem], as_json: bool) -> None:
-    if as_json:
-        print(json.dumps({"environment": environment, "images": [i.to_json() for i in items]}))
-        return
-    rows = [("STATUS", "IMAGE", "SOURCE", "DIGEST")]
-    for item in items:
-        image = str(item.destination) if item.destination is not None else item.image
-        rows.append(
-            (
-                str(item.status),
-                image,
-                str(item.source or "-"),
-                item.digest.short if item.digest else "-",
-            )
-        )
-    _table(rows)
-    counts = {status: sum(1 for i in items if i.status is status) for status in PlanStatus}
-    summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
-    print(f"{environment}: {summary or 'no images'}")
-
-
-def _table(rows: Sequence[Sequence[str]]) -> None:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print(
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        )
 
 
 # -- sync --------------------------------------------------------------------------------------
@@ -176,51 +140,7 @@ def _sync(
     name = args.target if args.command == "promote" else args.environment
     manifests = manifests if manifests is not None else getattr(args, "manifests", None)
     items = _plan_for(config, name, transport, manifests=manifests, only=only, early=early)
-    if getattr(args, "dry_run", False):
-        _print_plan(name, items, _as_json(args))
-        return EXIT_REFUSED if blocks_sync(items) else EXIT_OK
-    options = CopyOptions(jobs=args.jobs)
-    progress = terminal_progress(args)
-    display = progress if progress is not None else contextlib.nullcontext()
-    with Copier(transport, options, progress) as copier, display:
-        records = sync_plan(copier, items)
-    report = getattr(args, "report", None)
-    if report is not None:
-        _write_report(report, name, records)
-    _print_sync(name, records, _as_json(args))
-    failed = [r for r in records if not r.ok]
-    if not failed:
-        return EXIT_OK
-    copy_failures = [r for r in failed if r.item.status is PlanStatus.COPY]
-    return EXIT_FAILED if copy_failures else EXIT_REFUSED
-
-
-def _write_report(path: Path, environment: str, records: Sequence[SyncRecord]) -> None:
-    document = {"environment": environment, "images": [r.to_json() for r in records]}
-    try:
-        path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot write report {path}: {exc.strerror}") from exc
-
-
-def _print_sync(environment: str, records: Sequence[SyncRecord], as_json: bool) -> None:
-    if as_json:
-        print(json.dumps({"environment": environment, "images": [r.to_json() for r in records]}))
-    for record in records:
-        destination = record.item.destination
-        if record.error is not None:
-            print(f"promoter: error: {record.error}", file=sys.stderr)
-        elif not as_json and record.result is not None:
-            print(f"copied  {record.item.source} -> {destination} {record.result.digest}")
-        elif not as_json:
-            print(f"present {destination}")
-    if not as_json:
-        copied = sum(1 for r in records if r.result is not None and r.ok)
-        failed = sum(1 for r in records if not r.ok)
-        print(
-            f"{environment}: {copied} copied, {len(records) - copied - failed} present, "
-            f"{failed} failed"
-        )
+    return carry_out(items, args, transport, name)
 
 
 # -- status ------------------------------------------------------------------------------------
@@ -273,7 +193,7 @@ def _status(config: PromoterConfig, args: argparse.Namespace, transport: Transpo
             reference.digest,
         )
         cells[(name, module)] = _StatusCell(reference, present[(name, module)], behind)
-    if _as_json(args):
+    if as_json(args):
         document = {
             "environments": names,
             "modules": [
@@ -295,7 +215,7 @@ def _status(config: PromoterConfig, args: argparse.Namespace, transport: Transpo
         table.append(
             (module, *(cells[(n, module)].text() if (n, module) in cells else "-" for n in names))
         )
-    _table(table)
+    print_table(table)
     print("'<' behind the environment it promotes from; '(missing)' not in its registry")
     return EXIT_OK
 
