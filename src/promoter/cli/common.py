@@ -7,8 +7,7 @@ import argparse
 import logging
 import sys
 import threading
-from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from promoter.authn.store import Credential, find_credential
@@ -19,6 +18,7 @@ from promoter.transport.session import Transport, TransportOptions
 
 if TYPE_CHECKING:
     from promoter.cli.progress import TerminalProgress
+    from promoter.gitops.config import RegistrySettings
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -102,20 +102,19 @@ def build_transport(
     scrub: SecretScrubber,
     jobs: int = DEFAULT_JOBS,
     *,
-    endpoints: Mapping[str, str] | None = None,
-    insecure: Iterable[str] = (),
-    ca_files: Mapping[str, Path] | None = None,
+    registries: Mapping[str, RegistrySettings] | None = None,
 ) -> Transport:
     """The transport for a run: the common options, plus per-registry settings from promoter.yaml."""
+    registries = registries or {}
     ca_file = getattr(args, "ca_file", None)
     if ca_file is not None and not ca_file.is_file():
         raise ConfigError(f"--ca-file {ca_file}: no such file; give a PEM file of CA certificates")
     options = TransportOptions(
         ca_file=ca_file,
-        ca_files=dict(ca_files or {}),
-        endpoints=dict(endpoints or {}),
+        ca_files={host: s.ca_file for host, s in registries.items() if s.ca_file is not None},
+        endpoints={host: s.endpoint for host, s in registries.items() if s.endpoint},
         insecure_registries=frozenset(getattr(args, "insecure_registry", None) or ())
-        | set(insecure),
+        | {host for host, s in registries.items() if s.insecure},
         retry=RetryPolicy(attempts=getattr(args, "retries", 4) + 1),
         pool_size=jobs * 2 + 4,
     )

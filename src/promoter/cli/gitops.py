@@ -8,7 +8,7 @@ import argparse
 from pathlib import Path
 
 from promoter.cli.common import SecretScrubber, int_at_least
-from promoter.errors import ConfigError
+from promoter.errors import ConfigError, InputError
 from promoter.gitops.locate import find_config, overlay_hint
 from promoter.gitops.render import Rendering, start_render
 from promoter.remote.copy import DEFAULT_JOBS
@@ -47,9 +47,30 @@ def add_commands(
         parents=[common, config],
         help="copy every image ENV needs into ENV's registry",
         description="Carry out the plan for ENV: copy every missing image from the environment it "
-        "promotes from, all in one run. Exits non-zero if any image could not be made present.",
+        "promotes from, all in one run. Exits non-zero if any image could not be made present. "
+        "In a cluster, without the Git repository: sync --from-registry SRC_HOST --image DST_REF "
+        "makes each DST_REF present by copying the same repository path and tag or digest from "
+        "SRC_HOST.",
     )
-    sync.add_argument("environment", metavar="ENV")
+    sync.add_argument("environment", metavar="ENV", nargs="?")
+    sync.add_argument(
+        "--from-registry",
+        metavar="HOST",
+        help="copy from this registry instead of an environment of promoter.yaml",
+    )
+    sync.add_argument(
+        "--image",
+        action="append",
+        metavar="DST_REF",
+        help="with --from-registry: an image to make present (repeatable)",
+    )
+    sync.add_argument(
+        "--images-file",
+        action="append",
+        type=Path,
+        metavar="FILE",
+        help="with --from-registry: image references, one per line ('#' comments)",
+    )
     sync.add_argument("--manifests", metavar="FILE", help="already rendered manifests ('-': stdin)")
     sync.add_argument("--dry-run", action="store_true", help="only show the plan")
     sync.add_argument(
@@ -111,6 +132,14 @@ def run_command(args: argparse.Namespace, scrub: SecretScrubber) -> int:
     plan and sync start rendering their overlay first, so kustomize works while the rest of
     promoter loads; the validated configuration decides afterwards whether that build is used.
     """
+    if args.command == "sync" and args.from_registry is not None:
+        from promoter.cli.image_sync import run_image_sync  # noqa: PLC0415 - see the docstring
+
+        return run_image_sync(args, scrub)
+    if args.command == "sync" and (args.image or args.images_file):
+        raise InputError("--image and --images-file go with --from-registry")
+    if args.command == "sync" and args.environment is None:
+        raise InputError("sync needs ENV, or --from-registry HOST with --image DST_REF")
     early = _start_rendering_early(args)
     try:
         from promoter.cli import gitops_commands  # noqa: PLC0415 - see the module docstring

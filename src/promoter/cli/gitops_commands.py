@@ -54,14 +54,8 @@ def run_command(
 def _transport(
     config: PromoterConfig, args: argparse.Namespace, scrub: SecretScrubber
 ) -> Transport:
-    registries = config.registries
     return build_transport(
-        args,
-        scrub,
-        getattr(args, "jobs", DEFAULT_JOBS),
-        endpoints={host: s.endpoint for host, s in registries.items() if s.endpoint},
-        insecure=[host for host, s in registries.items() if s.insecure],
-        ca_files={host: s.ca_file for host, s in registries.items() if s.ca_file is not None},
+        args, scrub, getattr(args, "jobs", DEFAULT_JOBS), registries=config.registries
     )
 
 

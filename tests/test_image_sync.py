@@ -1,0 +1,171 @@
+"""sync --from-registry: the in-cluster form of sync, with no Git checkout and no promoter.yaml."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from devtools import images
+from devtools.fault_proxy import FaultProxy
+from devtools.registry import RegistryProcess
+from tests.conftest import CliRun
+from tests.registry_checks import manifest_digest, push
+
+
+def test_copies_missing_images_and_reruns_read_only(
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+    tmp_path: Path,
+) -> None:
+    """Each --image is made present from --from-registry under the same path and tag; a re-run
+    with everything present sends only HEAD requests and exits 0."""
+    first = push(source_registry, f"{repo}/a", images.multi_arch_index(f"{repo}-a"), tag="1.0")
+    second = push(
+        source_registry,
+        f"{repo}/b",
+        images.oci_image([images.layer(99, repo)], seed=repo),
+        tag="2.0",
+    )
+    listed = tmp_path / "images.txt"
+    listed.write_text(f"# from the rendered manifests\n{dest_registry.host}/{repo}/b:2.0\n")
+    report = tmp_path / "report.json"
+    args = (
+        "sync",
+        "--from-registry",
+        source_registry.host,
+        "--image",
+        f"{dest_registry.host}/{repo}/a:1.0",
+        "--images-file",
+        str(listed),
+    )
+    result = cli(*args, "--report", str(report))
+    assert result.code == 0, result.err
+    assert manifest_digest(dest_registry, f"{repo}/a", "1.0") == first
+    assert manifest_digest(dest_registry, f"{repo}/b", "2.0") == second
+    entries = {e["destination"]: e for e in json.loads(report.read_text())["images"]}
+    assert (
+        entries[f"{dest_registry.host}/{repo}/a:1.0"]["source"]
+        == f"{source_registry.host}/{repo}/a:1.0"
+    )
+    assert entries[f"{dest_registry.host}/{repo}/a:1.0"]["bytes"] > 0
+
+    with FaultProxy(dest_registry.url) as proxy:
+        again = cli(
+            "sync",
+            "--from-registry",
+            source_registry.host,
+            "--image",
+            f"{proxy.host}/{repo}/a:1.0",
+            "-o",
+            "json",
+        )
+        methods = {h.method for h in proxy.hits}
+    assert again.code == 0, again.err
+    assert methods <= {"GET", "HEAD"}
+    assert "PUT" not in methods
+    assert [i["status"] for i in again.json()["images"]] == ["present"]  # type: ignore[index]
+
+
+def test_statuses_and_exit_codes_match_sync_env(
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+) -> None:
+    """An image in neither registry is missing-source (exit 3, others still copied); a tag moved in
+    the destination is a conflict."""
+    digest = push(
+        source_registry,
+        repo,
+        images.oci_image([images.layer(10, "ok")], seed=f"{repo}ok"),
+        tag="ok",
+    )
+    push(
+        source_registry, repo, images.oci_image([images.layer(10, "c1")], seed=f"{repo}c1"), tag="c"
+    )
+    push(dest_registry, repo, images.oci_image([images.layer(10, "c2")], seed=f"{repo}c2"), tag="c")
+    dry = cli(
+        "sync",
+        "--dry-run",
+        "-o",
+        "json",
+        "--from-registry",
+        source_registry.host,
+        "--image",
+        f"{dest_registry.host}/{repo}:ok",
+        "--image",
+        f"{dest_registry.host}/{repo}:c",
+        "--image",
+        f"{dest_registry.host}/{repo}:none",
+    )
+    assert dry.code == 3
+    assert [i["status"] for i in dry.json()["images"]] == ["copy", "conflict", "missing-source"]  # type: ignore[index]
+    assert manifest_digest(dest_registry, repo, "ok") is None  # dry run wrote nothing
+    real = cli(
+        "sync",
+        "--from-registry",
+        source_registry.host,
+        "--image",
+        f"{dest_registry.host}/{repo}:ok",
+        "--image",
+        f"{dest_registry.host}/{repo}:none",
+    )
+    assert real.code == 3
+    assert manifest_digest(dest_registry, repo, "ok") == digest
+    assert f"{repo}:none" in real.err
+
+
+def test_bad_invocations_exit_2(cli: Callable[..., CliRun], tmp_path: Path) -> None:
+    """Missing images, a bad host, --image without --from-registry and ENV with it are usage errors."""
+    assert cli("sync", "--from-registry", "127.0.0.1:1").code == 2
+    bad_host = cli("sync", "--from-registry", "https://x", "--image", "127.0.0.1:1/a:1")
+    assert bad_host.code == 2
+    assert "registry host" in bad_host.err
+    assert cli("sync", "--image", "127.0.0.1:1/a:1").code == 2
+    assert (
+        cli(
+            "sync", "production", "--from-registry", "127.0.0.1:1", "--image", "127.0.0.1:1/a:1"
+        ).code
+        == 2
+    )
+    assert (
+        cli("sync", "--from-registry", "127.0.0.1:1", "--images-file", str(tmp_path / "none")).code
+        == 2
+    )
+    assert cli("sync").code == 2
+
+
+def test_in_cluster_sync_loads_no_yaml_or_pydantic(
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+    tmp_path: Path,
+) -> None:
+    """The PreSync path imports neither PyYAML, ruamel nor pydantic: it starts on every sync."""
+    push(
+        source_registry,
+        repo,
+        images.oci_image([images.layer(10, "imp")], seed=f"{repo}imp"),
+        tag="1",
+    )
+    code = (
+        "import sys; from promoter.cli.main import main; "
+        f"rc = main(['sync', '--from-registry', '{source_registry.host}', "
+        f"'--image', '{dest_registry.host}/{repo}:1']); "
+        "heavy = [m for m in ('yaml', 'ruamel', 'pydantic') if m in sys.modules]; "
+        "print(rc, heavy)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert done.stdout.strip().splitlines()[-1] == "0 []", done.stderr
