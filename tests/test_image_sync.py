@@ -169,3 +169,99 @@ def test_in_cluster_sync_loads_no_yaml_or_pydantic(
         cwd=tmp_path,
     )
     assert done.stdout.strip().splitlines()[-1] == "0 []", done.stderr
+
+
+def test_tag_and_digest_references_keep_tags_identical(
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+) -> None:
+    """image:tag@digest is copied with its tag; a destination tag on another digest is a conflict,
+    not a copy that would fail on the tag."""
+    digest = push(
+        source_registry,
+        repo,
+        images.oci_image([images.layer(10, "td")], seed=f"{repo}td"),
+        tag="1.0",
+    )
+    reference = f"{dest_registry.host}/{repo}:1.0@{digest}"
+    first = cli("sync", "-o", "json", "--from-registry", source_registry.host, "--image", reference)
+    assert first.code == 0, first.err
+    assert manifest_digest(dest_registry, repo, "1.0") == digest
+    assert [i["status"] for i in first.json()["images"]] == ["copy"]  # type: ignore[index]
+    again = cli(
+        "sync",
+        "--dry-run",
+        "-o",
+        "json",
+        "--from-registry",
+        source_registry.host,
+        "--image",
+        reference,
+    )
+    assert [i["status"] for i in again.json()["images"]] == ["present"]  # type: ignore[index]
+
+    other = push(
+        dest_registry, repo, images.oci_image([images.layer(10, "o")], seed=f"{repo}o"), tag="2.0"
+    )
+    assert other != digest
+    push(
+        source_registry,
+        repo,
+        images.oci_image([images.layer(10, "td")], seed=f"{repo}td"),
+        tag="2.0",
+    )
+    clash = cli(
+        "sync",
+        "-o",
+        "json",
+        "--from-registry",
+        source_registry.host,
+        "--image",
+        f"{dest_registry.host}/{repo}:2.0@{digest}",
+    )
+    assert clash.code == 3
+    assert [i["status"] for i in clash.json()["images"]] == ["conflict"]  # type: ignore[index]
+    assert manifest_digest(dest_registry, repo, "2.0") == other
+
+
+def test_a_registry_error_on_one_image_does_not_stop_the_others(
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+) -> None:
+    """A lookup that keeps failing makes that image an error (exit 1); the other images are copied."""
+    good = push(
+        source_registry,
+        f"{repo}/good",
+        images.oci_image([images.layer(10, "g")], seed=f"{repo}g"),
+        tag="1",
+    )
+    push(
+        source_registry,
+        f"{repo}/bad",
+        images.oci_image([images.layer(10, "b")], seed=f"{repo}b"),
+        tag="1",
+    )
+    with FaultProxy(dest_registry.url) as proxy:
+        proxy.add_rule("HEAD", f"/{repo}/bad/manifests/", status=500, times=100)
+        result = cli(
+            "sync",
+            "--retries",
+            "0",
+            "-o",
+            "json",
+            "--from-registry",
+            source_registry.host,
+            "--image",
+            f"{proxy.host}/{repo}/bad:1",
+            "--image",
+            f"{proxy.host}/{repo}/good:1",
+        )
+    assert result.code == 1
+    statuses = {i["image"]: i for i in result.json()["images"]}  # type: ignore[union-attr]
+    assert statuses[f"{proxy.host}/{repo}/bad:1"]["status"] == "error"
+    assert "500" in str(statuses[f"{proxy.host}/{repo}/bad:1"]["error"])
+    assert manifest_digest(dest_registry, f"{repo}/good", "1") == good

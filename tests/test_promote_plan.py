@@ -69,3 +69,15 @@ def test_blocking_statuses_and_bad_images() -> None:
     assert not blocks_sync([decide(wanted, None, A), decide(wanted, A, A)])
     with pytest.raises(InvalidReferenceError, match="image in the manifests"):
         wanted_images(["Bad/Image"], PROD, DEV)
+
+
+def test_tag_and_digest_references() -> None:
+    """For image:tag@digest the destination tag decides: same digest present, other digest
+    conflict, missing tag copy (tags stay identical in both registries)."""
+    [wanted] = wanted_images([f"{PROD}/a:1.0@{A}"], PROD, DEV)
+    assert decide(wanted, A, A, tag_digest=A).status is PlanStatus.PRESENT
+    assert decide(wanted, A, A, tag_digest=B).status is PlanStatus.CONFLICT
+    assert decide(wanted, A, A, tag_digest=None).status is PlanStatus.COPY
+    assert decide(wanted, None, A, tag_digest=None).status is PlanStatus.COPY
+    assert decide(wanted, A, None, tag_digest=None).status is PlanStatus.PRESENT
+    assert decide(wanted, None, None, tag_digest=None).status is PlanStatus.MISSING_SOURCE

@@ -17,17 +17,16 @@ from pathlib import Path
 
 from promoter.cli.common import (
     EXIT_OK,
-    EXIT_REFUSED,
     SecretScrubber,
     build_transport,
 )
-from promoter.cli.plan_output import as_json, carry_out, print_plan, print_table
+from promoter.cli.plan_output import as_json, carry_out, plan_exit_code, print_plan, print_table
 from promoter.errors import InputError
 from promoter.gitops.config import Environment, PromoterConfig, find_config, load_config
 from promoter.gitops.discover import iter_images, iter_manifests
 from promoter.gitops.render import Rendering, read_manifests, render_overlay
 from promoter.promote.facts import lookup_digest, plan_images
-from promoter.promote.plan import PlanItem, blocks_sync, iter_wanted
+from promoter.promote.plan import PlanItem, iter_wanted
 from promoter.reference import Reference, parse_reference
 from promoter.remote.copy import DEFAULT_JOBS
 from promoter.transport.session import Transport
@@ -116,7 +115,7 @@ def _plan(
 ) -> int:
     items = _plan_for(config, args.environment, transport, manifests=args.manifests, early=early)
     print_plan(args.environment, items, as_json(args))
-    return EXIT_REFUSED if blocks_sync(items) else EXIT_OK
+    return plan_exit_code(items)
 
 
 # -- sync --------------------------------------------------------------------------------------

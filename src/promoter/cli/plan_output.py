@@ -26,6 +26,13 @@ def as_json(args: argparse.Namespace) -> bool:
     return getattr(args, "output", "text") == "json"
 
 
+def plan_exit_code(items: Sequence[PlanItem]) -> int:
+    """``plan``'s exit code: 1 if a registry could not be asked, 3 if anything blocks a sync."""
+    if any(item.status is PlanStatus.ERROR for item in items):
+        return EXIT_FAILED
+    return EXIT_REFUSED if blocks_sync(items) else EXIT_OK
+
+
 def carry_out(
     items: Sequence[PlanItem], args: argparse.Namespace, transport: Transport, label: str
 ) -> int:
@@ -36,7 +43,7 @@ def carry_out(
     """
     if getattr(args, "dry_run", False):
         print_plan(label, items, as_json(args))
-        return EXIT_REFUSED if blocks_sync(items) else EXIT_OK
+        return plan_exit_code(items)
     progress = terminal_progress(args)
     display = progress if progress is not None else contextlib.nullcontext()
     with Copier(transport, CopyOptions(jobs=args.jobs), progress) as copier, display:
@@ -48,7 +55,7 @@ def carry_out(
     failed = [r for r in records if not r.ok]
     if not failed:
         return EXIT_OK
-    copy_failures = [r for r in failed if r.item.status is PlanStatus.COPY]
+    copy_failures = [r for r in failed if r.item.status in (PlanStatus.COPY, PlanStatus.ERROR)]
     return EXIT_FAILED if copy_failures else EXIT_REFUSED
 
 
@@ -68,6 +75,9 @@ def print_plan(environment: str, items: Sequence[PlanItem], as_json: bool) -> No
             )
         )
     print_table(rows)
+    for item in items:
+        if item.error is not None:
+            print(f"promoter: error: {item.error}", file=sys.stderr)
     counts = {status: sum(1 for i in items if i.status is status) for status in PlanStatus}
     summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
     print(f"{environment}: {summary or 'no images'}")

@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 
+from promoter.errors import PromoterError
 from promoter.oci.digest import Digest
-from promoter.promote.plan import PlanItem, WantedImage, decide
+from promoter.promote.plan import PlanItem, WantedImage, decide, failed
 from promoter.reference import Reference
 from promoter.remote.repository import Repository
 from promoter.transport.session import Transport
@@ -33,11 +34,10 @@ def plan_images(
     """Look every managed image up in its destination and source registry and decide its status.
 
     Lookups start as images arrive, so a plan overlaps them with parsing the manifests. A reference
-    pinned by digest that the destination holds is present whatever the source has (the digest
-    names the content), so its source is only asked when the destination lacks it.
-
-    Raises:
-        RegistryError, RegistryUnreachableError: a registry failed (other than "not found").
+    pinned by digest alone that the destination holds is present whatever the source has (the
+    digest names the content), so its source is only asked when the destination lacks it; a
+    reference with tag and digest also has its tag looked up in the destination. A registry that
+    fails to answer for one image makes that image an ``error``; the others are planned as usual.
     """
     with ThreadPoolExecutor(max_workers=max(1, lookups), thread_name_prefix="lookup") as pool:
         futures: dict[Reference, Future[Digest | None]] = {}
@@ -46,22 +46,40 @@ def plan_images(
             if reference is not None and reference not in futures:
                 futures[reference] = pool.submit(lookup_digest, transport, reference)
 
+        def answer(reference: Reference | None) -> Digest | None:
+            return futures[reference].result() if reference is not None else None
+
         items = []
         for item in wanted:
             items.append(item)
-            ask(item.destination)
-            if item.destination is not None and item.destination.digest is None:
+            destination = item.destination
+            ask(destination)
+            if destination is None:
+                continue
+            if destination.digest is None or destination.tag is not None:
                 ask(item.source)
+            if destination.digest is not None and destination.tag is not None:
+                ask(destination.with_tag(destination.tag))
+        plan: list[PlanItem] = []
         for item in items:
-            pinned = item.destination
-            if pinned is not None and pinned.digest is not None and not futures[pinned].result():
-                ask(item.source)
-        digests = {reference: future.result() for reference, future in futures.items()}
-    return [
-        decide(
-            item,
-            digests.get(item.destination) if item.destination is not None else None,
-            digests.get(item.source) if item.source is not None else None,
-        )
-        for item in items
-    ]
+            destination = item.destination
+            if destination is None:
+                plan.append(decide(item, None, None))
+                continue
+            try:
+                if (
+                    destination.digest is not None
+                    and destination.tag is None
+                    and not answer(destination)
+                ):
+                    ask(item.source)
+                tagged = (
+                    answer(destination.with_tag(destination.tag))
+                    if destination.digest is not None and destination.tag is not None
+                    else None
+                )
+                source = answer(item.source) if item.source in futures else None
+                plan.append(decide(item, answer(destination), source, tag_digest=tagged))
+            except PromoterError as exc:
+                plan.append(failed(item, str(exc)))
+    return plan

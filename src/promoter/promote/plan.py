@@ -28,6 +28,7 @@ class PlanStatus(StrEnum):
     CONFLICT = "conflict"  #: the destination tag holds another digest than the source's
     MISSING_SOURCE = "missing-source"  #: in neither registry
     EXTERNAL = "external"  #: not in the environment's registry: reported, never touched
+    ERROR = "error"  #: a registry could not be asked (the message says why); the others go on
 
 
 #: Statuses that make a sync fail: nothing can make these images present without a human.
@@ -44,6 +45,7 @@ class PlanItem:
         source: the same repository path and tag/digest in the source environment's registry.
         digest: the source's digest when known, else the destination's.
         status: the decision.
+        error: why the registries could not be asked (status ``error`` only).
     """
 
     image: str
@@ -51,15 +53,19 @@ class PlanItem:
     source: Reference | None
     digest: Digest | None
     status: PlanStatus
+    error: str | None = None
 
     def to_json(self) -> dict[str, str | None]:
-        """The documented ``-o json`` entry: image, source, digest, status."""
-        return {
+        """The documented ``-o json`` entry: image, source, digest, status (and error, if any)."""
+        entry = {
             "image": str(self.destination) if self.destination is not None else self.image,
             "source": str(self.source) if self.source is not None else None,
             "digest": str(self.digest) if self.digest is not None else None,
             "status": str(self.status),
         }
+        if self.error is not None:
+            entry["error"] = self.error
+        return entry
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +115,11 @@ def iter_wanted(
 
 
 def decide(
-    wanted: WantedImage, destination_digest: Digest | None, source_digest: Digest | None
+    wanted: WantedImage,
+    destination_digest: Digest | None,
+    source_digest: Digest | None,
+    *,
+    tag_digest: Digest | None = None,
 ) -> PlanItem:
     """The status of one image from what the two registries hold for it.
 
@@ -118,10 +128,27 @@ def decide(
         destination_digest: what its reference resolves to in the environment's registry, or None.
         source_digest: what the same reference resolves to in the source registry, or None (also
             when the environment promotes from nowhere).
+        tag_digest: for a reference with both tag and digest, what the tag alone resolves to in the
+            environment's registry: a tag on another digest is a conflict, a missing tag is a copy
+            (tags are kept identical in both registries).
     """
-    if wanted.destination is None:
+    destination = wanted.destination
+    if destination is None:
         return PlanItem(wanted.image, None, None, None, PlanStatus.EXTERNAL)
     digest = source_digest or destination_digest
+    if destination.tag is not None and destination.digest is not None:
+        pinned = Digest(*destination.digest.split(":", 1))
+        if tag_digest is not None and tag_digest != pinned:
+            status = PlanStatus.CONFLICT
+        elif tag_digest == pinned:
+            status = PlanStatus.PRESENT
+        elif source_digest is not None:
+            status = PlanStatus.COPY  # the content may be there already; the tag is not
+        elif destination_digest is not None:
+            status = PlanStatus.PRESENT
+        else:
+            status = PlanStatus.MISSING_SOURCE
+        return PlanItem(wanted.image, destination, wanted.source, digest or pinned, status)
     if destination_digest is not None:
         if source_digest is None or source_digest == destination_digest:
             status = PlanStatus.PRESENT
@@ -131,7 +158,12 @@ def decide(
         status = PlanStatus.COPY
     else:
         status = PlanStatus.MISSING_SOURCE
-    return PlanItem(wanted.image, wanted.destination, wanted.source, digest, status)
+    return PlanItem(wanted.image, destination, wanted.source, digest, status)
+
+
+def failed(wanted: WantedImage, error: str) -> PlanItem:
+    """An image whose registries could not be asked; a sync reports it and goes on with the rest."""
+    return PlanItem(wanted.image, wanted.destination, wanted.source, None, PlanStatus.ERROR, error)
 
 
 def blocks_sync(items: Iterable[PlanItem]) -> bool:

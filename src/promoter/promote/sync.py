@@ -29,6 +29,7 @@ class SyncRecord:
         return self.error is None and self.item.status not in (
             PlanStatus.CONFLICT,
             PlanStatus.MISSING_SOURCE,
+            PlanStatus.ERROR,
         )
 
     def to_json(self) -> dict[str, object]:
@@ -36,6 +37,8 @@ class SyncRecord:
         entry: dict[str, object] = {
             **self.item.to_json(),
             "destination": str(self.item.destination) if self.item.destination else self.item.image,
+            # What was copied, which is what the plan saw unless the copy itself says otherwise.
+            **({"digest": str(self.result.digest)} if self.result is not None else {}),
             "bytes": self.result.bytes if self.result is not None else 0,
             "seconds": round(self.result.seconds, 3) if self.result is not None else 0.0,
             "action": str(self.result.action) if self.result is not None else "none",
@@ -52,7 +55,10 @@ def sync_plan(copier: Copier, plan: Sequence[PlanItem]) -> list[SyncRecord]:
     for index, item in enumerate(plan):
         if item.status is PlanStatus.COPY and item.source and item.destination:
             positions[index] = len(pairs)
-            pairs.append((item.source, item.destination))
+            # Copy the digest the plan saw: a tag CI moves between plan and copy is not copied
+            # unchecked (the copier reads the source by digest when it has one).
+            source = item.source.with_digest(str(item.digest)) if item.digest else item.source
+            pairs.append((source, item.destination))
     outcomes = copier.copy_all(pairs)
     records: list[SyncRecord] = []
     for index, item in enumerate(plan):
@@ -63,6 +69,8 @@ def sync_plan(copier: Copier, plan: Sequence[PlanItem]) -> list[SyncRecord]:
             records.append(SyncRecord(item, error=str(outcome)))
         elif isinstance(outcome, CopyResult):
             records.append(SyncRecord(item, result=outcome))
+        elif item.status is PlanStatus.ERROR:
+            records.append(SyncRecord(item, error=item.error))
         elif item.status is PlanStatus.CONFLICT:
             records.append(
                 SyncRecord(
