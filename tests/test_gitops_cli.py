@@ -337,3 +337,39 @@ def test_unknown_environment_and_no_config(
     none = cli("plan", "production")
     assert none.code == 2
     assert "promoter.yaml" in none.err
+
+
+def test_promote_refuses_an_edit_that_would_not_change_what_runs(
+    gitops: GitOpsRepo,
+    cli: Callable[..., CliRun],
+) -> None:
+    """An images: entry that matches by repository but that kustomize never applies (the patch set
+    the full image) is refused with exit 2 and the file is left as it was."""
+    path = gitops.kustomization("production")
+    text = path.read_text() + (
+        f"  - name: catalog\n    newName: {PROD}/{gitops.repo('catalog')}\n    newTag: 3.0.2\n"
+    )
+    path.write_text(text)
+    result = cli("promote", gitops.repo("catalog"), "--to", "production")
+    assert result.code == 2
+    assert "would not change what it runs" in result.err
+    assert len(result.err.strip().splitlines()) == 1
+    assert path.read_text() == text
+
+
+def test_promote_refuses_a_module_the_source_runs_in_two_versions(
+    gitops: GitOpsRepo,
+    cli: Callable[..., CliRun],
+) -> None:
+    """When dev runs two versions of one module, promote names them instead of picking one."""
+    dev = gitops.kustomization("dev")
+    dev.write_text(
+        dev.read_text()
+        + "patches:\n  - target: {kind: CronJob, name: checkout-reconcile}\n    patch: |-\n"
+        "      - op: replace\n        path: /spec/jobTemplate/spec/template/spec/containers/0/image\n"
+        f"        value: {DEV}/{gitops.repo('checkout')}:1.9.0-rc1\n"
+    )
+    result = cli("promote", gitops.repo("checkout"), "--to", "production")
+    assert result.code == 2
+    assert "1.8.0" in result.err
+    assert "1.9.0-rc1" in result.err

@@ -12,8 +12,9 @@ import json
 import sys
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from promoter.cli.common import (
     EXIT_OK,
@@ -30,6 +31,9 @@ from promoter.promote.plan import PlanItem, iter_wanted
 from promoter.reference import Reference, parse_reference
 from promoter.remote.copy import DEFAULT_JOBS
 from promoter.transport.session import Transport
+
+if TYPE_CHECKING:
+    from promoter.gitops.overlay import ImageEdit
 
 
 def run_command(
@@ -226,7 +230,7 @@ def _promote(config: PromoterConfig, args: argparse.Namespace, transport: Transp
         )
     if args.all == bool(args.modules):
         raise InputError("name the modules to promote, or pass --all (not both)")
-    available = _modules(source, _images(source))
+    available = _versions(source)
     current = _modules(target, _images(target))
     chosen = sorted(available) if args.all else list(dict.fromkeys(args.modules))
     unknown = [m for m in chosen if m not in available]
@@ -235,12 +239,28 @@ def _promote(config: PromoterConfig, args: argparse.Namespace, transport: Transp
             f"{', '.join(unknown)}: not a module of {source.name} "
             f"(known: {', '.join(sorted(available)) or 'none'})"
         )
+    if args.all:
+        # A module the target does not deploy has nothing to set; say so instead of adding an
+        # images: entry that would change nothing.
+        for module in [m for m in chosen if m not in current]:
+            print(f"{target.name} does not use {module}; skipped", file=sys.stderr)
+        chosen = [m for m in chosen if m in current]
+    ambiguous = [m for m in chosen if len(available[m]) > 1]
+    if ambiguous:
+        versions = "; ".join(
+            f"{m}: {', '.join(_version(r) for r in available[m])}" for m in ambiguous
+        )
+        raise InputError(
+            f"{source.name} runs more than one version of {versions}; promote by editing "
+            f"{target.name}'s overlay by hand"
+        )
     # ruamel.yaml loads only here: plan and sync, which run on every sync, do not edit files.
-    from promoter.gitops.overlay import ImageEdit, set_image, unified_diff, write_edit  # noqa: PLC0415
+    from promoter.gitops.overlay import set_image, unified_diff, write_edit  # noqa: PLC0415
 
+    wanted: dict[str, tuple[str | None, str | None]] = {}
     edit: ImageEdit | None = None
     for module in chosen:
-        running = available[module]
+        running = available[module][0]
         new_tag, digest = running.tag, running.digest
         if args.pin_digest:
             found = lookup_digest(transport, running)
@@ -249,6 +269,7 @@ def _promote(config: PromoterConfig, args: argparse.Namespace, transport: Transp
             new_tag, digest = None, str(found)
         elif digest is not None:
             new_tag = None  # the source runs a digest: promote exactly that
+        wanted[module] = (new_tag, digest)
         name = current[module].name if module in current else f"{target.registry}/{module}"
         updated = set_image(
             target.overlay,
@@ -263,7 +284,51 @@ def _promote(config: PromoterConfig, args: argparse.Namespace, transport: Transp
         edit = updated
     if edit is not None and edit.changed:
         write_edit(edit)  # one write for all modules: the file is never left half-promoted
+        _check_promotion(target, wanted, edit)
         sys.stdout.write(unified_diff(edit, relative_to=config.path.parent))
     if args.sync:
         return _sync(config, args, transport, only=set(chosen))
     return EXIT_OK
+
+
+def _versions(environment: Environment) -> dict[str, list[Reference]]:
+    """Every distinct reference each module of the environment runs."""
+    versions: dict[str, list[Reference]] = {}
+    for text in _images(environment):
+        reference = parse_reference(text)
+        if reference.registry == environment.registry:
+            found = versions.setdefault(reference.repository, [])
+            if reference not in found:
+                found.append(reference)
+    return versions
+
+
+def _version(reference: Reference) -> str:
+    return reference.digest or reference.tag or ""
+
+
+def _check_promotion(
+    target: Environment, wanted: dict[str, tuple[str | None, str | None]], edit: ImageEdit
+) -> None:
+    """Render the edited overlay and make sure each module now runs what was promoted.
+
+    An entry can match by repository yet not apply (a patch sets the image after the rename, or
+    the target does not deploy the module): then the file is put back and the user told where to
+    look, instead of a diff that changes nothing.
+    """
+    from promoter.gitops.overlay import write_edit  # noqa: PLC0415 - see _promote
+
+    rendered = _versions(target)
+    wrong = []
+    for module, (tag, digest) in wanted.items():
+        runs = rendered.get(module, [])
+        if not runs or any((r.tag != tag and tag is not None) or r.digest != digest for r in runs):
+            shown = ", ".join(str(r) for r in runs) or "no image of it"
+            wrong.append(f"{module} (renders {shown})")
+    if wrong:
+        write_edit(replace(edit, before=edit.after, after=edit.before))
+        raise InputError(
+            f"promoting to {target.name} would not change what it runs: {'; '.join(wrong)}; "
+            "the image is set elsewhere in the overlay (a patch?) or not deployed there; "
+            f"{edit.path} is unchanged"
+        )
