@@ -170,7 +170,7 @@ def test_status_shows_versions_presence_and_who_is_behind(
     cli: Callable[..., CliRun],
 ) -> None:
     """One row per module, one column per environment in pipeline order, with behind marks."""
-    gitops.seed(gitops.dev, "cart", "2.4.0")
+    cart_digest = gitops.seed(gitops.dev, "cart", "2.4.0")
     gitops.seed(gitops.dev, "checkout", "1.8.0")
     gitops.seed(gitops.prod, "checkout", "1.8.0")
     result = cli("status", "-o", "json")
@@ -182,7 +182,7 @@ def test_status_shows_versions_presence_and_who_is_behind(
     assert cart["dev"] == {
         "image": f"{DEV}/{gitops.repo('cart')}:2.4.0",
         "tag": "2.4.0",
-        "digest": None,
+        "digest": cart_digest,
         "present": True,
         "behind": False,
     }
@@ -373,3 +373,17 @@ def test_promote_refuses_a_module_the_source_runs_in_two_versions(
     assert result.code == 2
     assert "1.8.0" in result.err
     assert "1.9.0-rc1" in result.err
+
+
+def test_status_compares_content_not_spelling(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """A module pinned by digest in production that runs dev's exact content is not behind."""
+    digest = gitops.seed(gitops.dev, "cart", "2.4.0")
+    promoted = cli("promote", gitops.repo("cart"), "--to", "production", "--pin-digest", "--sync")
+    assert promoted.code == 0, promoted.err
+    rows = {r["module"]: r["environments"] for r in cli("status", "-o", "json").json()["modules"]}  # type: ignore[union-attr]
+    production = rows[gitops.repo("cart")]["production"]
+    assert production["digest"] == digest
+    assert production["present"] is True
+    assert production["behind"] is False

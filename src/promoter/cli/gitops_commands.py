@@ -26,6 +26,7 @@ from promoter.errors import InputError
 from promoter.gitops.config import Environment, PromoterConfig, find_config, load_config
 from promoter.gitops.discover import iter_images, iter_manifests
 from promoter.gitops.render import Rendering, read_manifests, render_overlay
+from promoter.oci.digest import Digest
 from promoter.promote.facts import lookup_digest, plan_images
 from promoter.promote.plan import PlanItem, iter_wanted
 from promoter.reference import Reference, parse_reference
@@ -145,26 +146,29 @@ def _sync(
 
 @dataclass(frozen=True, slots=True)
 class _StatusCell:
-    """One module in one environment: what its overlay asks for and whether it is there."""
+    """One module in one environment: what its overlay asks for and what its registry holds."""
 
     reference: Reference
-    present: bool
+    resolved: Digest | None  #: what the reference resolves to in the environment's registry
     behind: bool
 
     def to_json(self) -> dict[str, object]:
         return {
             "image": str(self.reference),
             "tag": self.reference.tag,
-            "digest": self.reference.digest,
-            "present": self.present,
+            "digest": str(self.resolved) if self.resolved else self.reference.digest,
+            "present": self.resolved is not None,
             "behind": self.behind,
         }
 
     def text(self) -> str:
         version = self.reference.tag or ""
-        if self.reference.digest:
-            version += ("@" if version else "") + self.reference.digest[7:19]
-        return ("< " if self.behind else "") + version + ("" if self.present else " (missing)")
+        digest = str(self.resolved) if self.resolved else self.reference.digest
+        if digest:
+            short = digest.split(":", 1)[-1][:12]
+            version += f" ({short})" if self.reference.tag else short
+        mark = "" if self.resolved is not None else " (missing)"
+        return ("< " if self.behind else "") + version + mark
 
 
 def _status(config: PromoterConfig, args: argparse.Namespace, transport: Transport) -> int:
@@ -179,17 +183,22 @@ def _status(config: PromoterConfig, args: argparse.Namespace, transport: Transpo
         futures = {
             key: pool.submit(lookup_digest, transport, per_env[key[0]][key[1]]) for key in keys
         }
-        present = {key: future.result() is not None for key, future in futures.items()}
+        resolved = {key: future.result() for key, future in futures.items()}
     cells: dict[tuple[str, str], _StatusCell] = {}
     for name, module in keys:
         reference = per_env[name][module]
         source = config.source_of(name)
-        upstream = per_env[source.name].get(module) if source is not None else None
-        behind = upstream is not None and (upstream.tag, upstream.digest) != (
-            reference.tag,
-            reference.digest,
-        )
-        cells[(name, module)] = _StatusCell(reference, present[(name, module)], behind)
+        behind = False
+        if source is not None and module in per_env[source.name]:
+            upstream = per_env[source.name][module]
+            mine, theirs = resolved[(name, module)], resolved[(source.name, module)]
+            # Behind means other content: compare digests where both registries answered, the
+            # references otherwise (a tag and a pinned digest of the same image are not behind).
+            if mine is not None and theirs is not None:
+                behind = mine != theirs
+            else:
+                behind = (upstream.tag, upstream.digest) != (reference.tag, reference.digest)
+        cells[(name, module)] = _StatusCell(reference, resolved[(name, module)], behind)
     if as_json(args):
         document = {
             "environments": names,
