@@ -273,3 +273,9 @@ def test_invalid_yaml_names_the_source_and_line(text: str, where: str) -> None:
         parse_manifests(text, source="rendered.yaml")
     assert str(caught.value).startswith(f"rendered.yaml: invalid YAML at {where}: ")
     assert "\n" not in str(caught.value)
+
+
+def test_a_date_that_is_no_date_is_a_config_error() -> None:
+    """PyYAML's ValueError for an impossible timestamp becomes a one-line ConfigError (exit 2)."""
+    with pytest.raises(ConfigError, match="invalid YAML value"):
+        parse_manifests("apiVersion: v1\nkind: ConfigMap\ndata:\n  built: 2024-02-30\n")

@@ -75,6 +75,8 @@ def _images(
     elif early is not None and early.overlay == environment.overlay:
         text = early.result()
     else:
+        if early is not None:
+            early.cancel()  # built for an overlay the validated configuration does not name
         text = render_overlay(environment.overlay)
     return (found.image for found in iter_images(iter_manifests(text)))
 
@@ -294,7 +296,9 @@ def _promote(config: PromoterConfig, args: argparse.Namespace, transport: Transp
     if edit is not None and edit.changed:
         write_edit(edit)  # one write for all modules: the file is never left half-promoted
         _check_promotion(target, wanted, edit)
-        sys.stdout.write(unified_diff(edit, relative_to=config.path.parent))
+        diff = unified_diff(edit, relative_to=config.path.parent)
+        # With -o json the diff goes to stderr, so that stdout stays one JSON document (--sync).
+        (sys.stderr if as_json(args) else sys.stdout).write(diff)
     if args.sync:
         return _sync(config, args, transport, only=set(chosen))
     return EXIT_OK

@@ -211,6 +211,8 @@ def load_config(path: Path) -> PromoterConfig:
         raise ConfigError(f"{path}: invalid YAML{_where(exc)}: {_yaml_problem(exc)}") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
+    except ValueError as exc:  # PyYAML's own: a date like 2024-02-30 that is no date
+        raise ConfigError(f"{path}: invalid YAML value: {exc}; quote it") from exc
     if data is None:
         raise ConfigError(f"{path}: the file is empty; it needs an 'environments' mapping")
     if not isinstance(data, dict):

@@ -82,6 +82,8 @@ def iter_manifests(text: str, *, source: str = "manifests") -> Iterator[dict[str
         raise ConfigError(f"{source}: invalid YAML{where}: {problem}") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: invalid YAML: {exc}") from exc
+    except ValueError as exc:  # PyYAML's own: a date like 2024-02-30 that is no date
+        raise ConfigError(f"{source}: invalid YAML value: {exc}") from exc
 
 
 def discover_images(documents: Iterable[Mapping[str, Any]]) -> list[FoundImage]:

@@ -44,7 +44,7 @@ def overlay_hint(config_path: Path, environment: str) -> Path | None:
     try:
         document = yaml.safe_load(config_path.read_text(encoding="utf-8"))
         overlay = document["environments"][environment]["overlay"]
-    except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError):
+    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError, KeyError, TypeError):
         return None
     if not isinstance(overlay, str) or not overlay:
         return None

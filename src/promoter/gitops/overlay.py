@@ -222,7 +222,7 @@ def _plain_is_safe(value: str) -> bool:
         return bool(
             yaml.safe_load(value) == value and YAML(typ="safe", pure=True).load(value) == value
         )
-    except (yaml.YAMLError, YAMLError):
+    except (yaml.YAMLError, YAMLError, ValueError):  # ValueError: a date that is no date
         return False
 
 
@@ -521,6 +521,8 @@ class _ImagesEditor:
             raise ConfigError(f"{self.path}: invalid YAML{_where(exc)}: {_problem(exc)}") from exc
         except YAMLError as exc:
             raise ConfigError(f"{self.path}: invalid YAML: {exc}") from exc
+        except ValueError as exc:  # a value the YAML library cannot construct (2024-02-30)
+            raise ConfigError(f"{self.path}: invalid YAML value: {exc}") from exc
 
     def _load(self, text: str) -> Any:
         try:

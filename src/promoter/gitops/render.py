@@ -39,7 +39,12 @@ def render_overlay(overlay: Path, *, timeout: float = RENDER_TIMEOUT) -> str:
         ConfigError: the folder is missing, no Kustomize is installed, the build timed out, or
             Kustomize failed; the message carries Kustomize's own first line of explanation.
     """
-    return start_render(overlay, timeout=timeout).result()
+    rendering = start_render(overlay, timeout=timeout)
+    try:
+        return rendering.result()
+    except BaseException:
+        rendering.cancel()  # no kustomize left running after Ctrl-C
+        raise
 
 
 def start_render(overlay: Path, *, timeout: float = RENDER_TIMEOUT) -> Rendering:
@@ -66,7 +71,7 @@ class Rendering:
         command = _build_command(overlay)
         try:
             self._process = subprocess.Popen(
-                command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+                command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, encoding="utf-8"
             )
         except OSError as exc:
             raise ConfigError(f"cannot run {command[0]}: {exc.strerror or exc}") from exc
