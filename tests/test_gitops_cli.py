@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import uuid
@@ -387,3 +388,24 @@ def test_status_compares_content_not_spelling(
     assert production["digest"] == digest
     assert production["present"] is True
     assert production["behind"] is False
+
+
+def test_plan_reads_rendered_manifests_from_stdin(
+    gitops: GitOpsRepo,
+    cli: Callable[..., CliRun],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """--manifests - reads what helm template (or any renderer) prints on standard input."""
+    digest = gitops.seed(gitops.dev, "piped", "0.2.0")
+    monkeypatch.setattr(
+        "sys.stdin",
+        io.StringIO(
+            "apiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\nspec:\n  template:\n    spec:\n"
+            f"      containers:\n        - name: a\n          image: {PROD}/{gitops.repo('piped')}:0.2.0\n"
+        ),
+    )
+    result = cli("plan", "production", "--manifests", "-", "-o", "json")
+    assert result.code == 0, result.err
+    [item] = result.json()["images"]  # type: ignore[misc]
+    assert item["status"] == "copy"
+    assert item["digest"] == digest
