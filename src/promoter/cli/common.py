@@ -83,6 +83,18 @@ def int_at_least(minimum: int) -> Callable[[str], int]:
     return parse
 
 
+def add_jobs_option(parser: argparse.ArgumentParser, *, shown: bool = True) -> None:
+    """``-j/--jobs N``: concurrent blob transfers, for every command that copies."""
+    parser.add_argument(
+        "-j",
+        "--jobs",
+        type=int_at_least(1),
+        default=DEFAULT_JOBS,
+        metavar="N",
+        help=f"concurrent blob transfers (default {DEFAULT_JOBS})" if shown else argparse.SUPPRESS,
+    )
+
+
 def error(message: str) -> None:
     print(f"promoter: error: {message}", file=sys.stderr)
 

@@ -7,11 +7,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from promoter.cli.common import SecretScrubber, int_at_least
+from promoter.cli.common import SecretScrubber, add_jobs_option
 from promoter.errors import ConfigError, InputError
 from promoter.gitops.locate import find_config, overlay_hint
 from promoter.gitops.render import Rendering, start_render
-from promoter.remote.copy import DEFAULT_JOBS
 
 GITOPS_COMMANDS = ("plan", "sync", "status", "promote")
 
@@ -76,14 +75,7 @@ def add_commands(
     sync.add_argument(
         "--report", type=Path, metavar="FILE", help="write a JSON record of what was copied"
     )
-    sync.add_argument(
-        "-j",
-        "--jobs",
-        type=int_at_least(1),
-        default=DEFAULT_JOBS,
-        metavar="N",
-        help=f"concurrent blob transfers (default {DEFAULT_JOBS})",
-    )
+    add_jobs_option(sync)
 
     commands.add_parser(
         "status",
@@ -116,14 +108,7 @@ def add_commands(
     promote.add_argument(
         "--sync", action="store_true", help="then copy just those images into the target registry"
     )
-    promote.add_argument(
-        "-j",
-        "--jobs",
-        type=int_at_least(1),
-        default=DEFAULT_JOBS,
-        metavar="N",
-        help=argparse.SUPPRESS,
-    )
+    add_jobs_option(promote, shown=False)
 
 
 def run_command(args: argparse.Namespace, scrub: SecretScrubber) -> int:

@@ -26,6 +26,7 @@ from promoter.cli.common import (
     EXIT_REFUSED,
     EXIT_USAGE,
     SecretScrubber,
+    add_jobs_option,
     build_transport,
     configure_logging,
     error,
@@ -37,7 +38,6 @@ from promoter.cli.common import (
 from promoter.errors import ConfigError, InputError, PromoterError
 from promoter.reference import Reference, parse_reference
 from promoter.remote.copy import (
-    DEFAULT_JOBS,
     Copier,
     CopyOptions,
     CopyResult,
@@ -124,14 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also copy foreign (non-distributable) layers, those with 'urls'",
     )
-    copy.add_argument(
-        "-j",
-        "--jobs",
-        type=int_at_least(1),
-        default=DEFAULT_JOBS,
-        metavar="N",
-        help=f"concurrent blob transfers (default {DEFAULT_JOBS})",
-    )
+    add_jobs_option(copy)
 
     digest = commands.add_parser(
         "digest", parents=[common], help="print the digest a reference resolves to"
