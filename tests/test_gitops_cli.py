@@ -230,10 +230,10 @@ def test_promote_a_patched_module_appends_an_images_entry_and_pins_digests(
     result = cli("promote", gitops.repo("catalog"), "--to", "production", "--pin-digest")
     assert result.code == 0, result.err
     assert path.read_text() == before + (
-        f"  - name: {PROD}/{gitops.repo('catalog')}\n    digest: {digest}\n"
+        f"  - name: {PROD}/{gitops.repo('catalog')}\n    newTag: 3.1.0\n    digest: {digest}\n"
     )
     plan = cli("plan", "production", "-o", "json")
-    assert f"{PROD}/{gitops.repo('catalog')}@{digest}" in _statuses(plan)
+    assert _statuses(plan)[f"{PROD}/{gitops.repo('catalog')}:3.1.0@{digest}"] == "copy"
 
 
 def test_promote_all_and_bad_module_names(gitops: GitOpsRepo, cli: Callable[..., CliRun]) -> None:
@@ -379,7 +379,8 @@ def test_promote_refuses_a_module_the_source_runs_in_two_versions(
 def test_status_compares_content_not_spelling(
     gitops: GitOpsRepo, cli: Callable[..., CliRun]
 ) -> None:
-    """A module pinned by digest in production that runs dev's exact content is not behind."""
+    """A module pinned by digest in production that runs dev's exact content is not behind, and
+    the pin keeps the tag, so the copy in production is tagged."""
     digest = gitops.seed(gitops.dev, "cart", "2.4.0")
     promoted = cli("promote", gitops.repo("cart"), "--to", "production", "--pin-digest", "--sync")
     assert promoted.code == 0, promoted.err
@@ -388,6 +389,7 @@ def test_status_compares_content_not_spelling(
     assert production["digest"] == digest
     assert production["present"] is True
     assert production["behind"] is False
+    assert manifest_digest(gitops.prod, gitops.repo("cart"), "2.4.0") == digest  # tag kept
 
 
 def test_plan_reads_rendered_manifests_from_stdin(

@@ -277,9 +277,9 @@ def _promote(config: PromoterConfig, args: argparse.Namespace, transport: Transp
             found = lookup_digest(transport, running)
             if found is None:
                 raise InputError(f"{running} is not in {source.name}'s registry: nothing to pin")
-            new_tag, digest = None, str(found)
-        elif digest is not None:
-            new_tag = None  # the source runs a digest: promote exactly that
+            # The tag stays beside the digest: the copy keeps it, so the destination registry
+            # never holds an untagged image that a lifecycle policy would expire.
+            digest = str(found)
         wanted[module] = (new_tag, digest)
         name = current[module].name if module in current else f"{target.registry}/{module}"
         updated = set_image(

@@ -92,20 +92,21 @@ def set_image(
     digest: str | None = None,
     previous: ImageEdit | None = None,
 ) -> ImageEdit:
-    """Plan setting the tag or the digest of one image in an overlay's ``images:``.
+    """Plan setting the tag, the digest or both of one image in an overlay's ``images:``.
 
     Every entry whose effective image (``newName`` if present, else ``name``) has the repository
     path ``match_repository`` (the path after the registry host: ``shop/api``) gets ``newTag``
-    set and ``digest`` removed, or ``digest`` set and ``newTag`` removed; no other key or entry is
-    touched. When no entry matches, ``{name: <name>, newTag|digest: ...}`` is appended, and
-    ``images:`` is created at the end of the file if it is absent.
+    set and ``digest`` removed, or ``digest`` set and ``newTag`` removed, or both set (kustomize
+    then renders ``name:tag@digest``, which keeps the tag in a registry that copies it); no other
+    key or entry is touched. When no entry matches, ``{name: <name>, newTag|digest: ...}`` is
+    appended, and ``images:`` is created at the end of the file if it is absent.
 
     Args:
         overlay: the overlay folder.
         match_repository: repository path to look for, as ``Reference.repository`` gives it.
         name: the ``name`` of an appended entry: the image as the resources write it.
-        new_tag: the tag to set; give exactly one of ``new_tag`` and ``digest``.
-        digest: the digest to pin (``sha256:...``).
+        new_tag: the tag to set.
+        digest: the digest to pin (``sha256:...``); give at least one of the two.
         previous: an edit of the same overlay planned before; this one starts from its text and
             keeps its ``before``, so promoting several modules gives one edit and one diff
             without writing in between.
@@ -117,23 +118,24 @@ def set_image(
         ConfigError: no readable kustomization, invalid YAML, or an ``images:`` that is not a list
             of mappings.
         InvalidReferenceError: ``name`` with the tag or digest is not a valid image reference.
-        ValueError: both or neither of ``new_tag`` and ``digest`` were given.
+        ValueError: neither ``new_tag`` nor ``digest`` was given.
     """
-    if (new_tag is None) == (digest is None):
-        raise ValueError("give exactly one of new_tag and digest")
-    if new_tag is not None:
-        parse_reference(f"{name}:{new_tag}")
-        key, value = _NEW_TAG, new_tag
-    else:
-        parse_reference(f"{name}@{digest}")
-        key, value = _DIGEST, str(digest)
+    if new_tag is None and digest is None:
+        raise ValueError("give new_tag, digest or both")
+    parse_reference(name + (f":{new_tag}" if new_tag else "") + (f"@{digest}" if digest else ""))
     if previous is None:
         path = kustomization_path(overlay)
         before = current = _read(path)
     else:
         path, before, current = previous.path, previous.before, previous.after
-    after = _ImagesEditor(current, path).set(match_repository, name, key, value)
-    return ImageEdit(before=before, after=after, path=path, changed=after != before)
+    if new_tag is not None:
+        current = _ImagesEditor(current, path).set(match_repository, name, _NEW_TAG, new_tag)
+    if digest is not None:
+        # With a tag set just before, the entry exists now: the digest joins it (keep_other).
+        current = _ImagesEditor(current, path).set(
+            match_repository, name, _DIGEST, digest, keep_other=new_tag is not None
+        )
+    return ImageEdit(before=before, after=current, path=path, changed=current != before)
 
 
 def write_edit(edit: ImageEdit) -> None:
@@ -277,8 +279,13 @@ class _ImagesEditor:
 
     # -- the edit ------------------------------------------------------------------------------
 
-    def set(self, match_repository: str, name: str, key: str, value: str) -> str:
-        """The new text with ``key: value`` set in every matching entry, or a new entry appended."""
+    def set(
+        self, match_repository: str, name: str, key: str, value: str, *, keep_other: bool = False
+    ) -> str:
+        """The new text with ``key: value`` set in every matching entry, or a new entry appended.
+
+        ``keep_other`` leaves the other of newTag/digest in place instead of replacing it.
+        """
         root = self._compose()
         data = self._load(self.text)
         expected = copy.deepcopy(data) if data is not None else {}
@@ -299,8 +306,9 @@ class _ImagesEditor:
                 matched = list(self._matching_entries(images, match_repository))
                 entries = expected[_IMAGES]
                 for index, entry in matched:
-                    self._set_in_entry(entry, key, value)
-                    entries[index].pop(_DIGEST if key == _NEW_TAG else _NEW_TAG, None)
+                    self._set_in_entry(entry, key, value, keep_other=keep_other)
+                    if not keep_other:
+                        entries[index].pop(_DIGEST if key == _NEW_TAG else _NEW_TAG, None)
                     entries[index][key] = value
                 if not matched:
                     self._append_entry(images, name, key, value)
@@ -341,11 +349,22 @@ class _ImagesEditor:
             return None
         return str(node.value)
 
-    def _set_in_entry(self, entry: MappingNode, key: str, value: str) -> None:
-        """Set ``key`` in one entry and drop the other of newTag/digest, in place where possible."""
+    def _set_in_entry(
+        self, entry: MappingNode, key: str, value: str, *, keep_other: bool = False
+    ) -> None:
+        """Set ``key`` in one entry and drop the other of newTag/digest (unless ``keep_other``), in
+        place where possible."""
         other = _DIGEST if key == _NEW_TAG else _NEW_TAG
         keys = _scalar_keys(entry)
         pairs = _pairs(entry)
+        if keep_other:
+            if key in keys:
+                node = self._one_line_scalar(pairs[keys[key]][1], key)
+                if node.value != value or _tag(node) != _STR_TAG:
+                    self.splices.append((_start(node), _end(node), _scalar(value, node.style)))
+            else:
+                self._add_pair(entry, key, _scalar(value))
+            return
         for present in (key, other):
             if present in keys:
                 self._one_line_scalar(pairs[keys[present]][1], present)
