@@ -56,6 +56,9 @@ class RegistryProcess:
         name: Label used in log file names and error messages, for tests running several.
         token_key_id: How tokens identify their signing key (``x5c`` or ``kid``), so tests can
             cover both ways Distribution accepts.
+        username: The user for ``basic``/``token`` auth (default ``tester``); ECR's data plane
+            wants ``AWS``.
+        password: The password (default: random); ECR tests pass what GetAuthorizationToken gives.
     """
 
     def __init__(
@@ -66,6 +69,8 @@ class RegistryProcess:
         tls: bool = False,
         name: str = "registry",
         token_key_id: KeyIdMode = "x5c",  # noqa: S107 - a header field name, not a secret
+        username: str = "tester",
+        password: str | None = None,
     ) -> None:
         self.workdir = Path(workdir)
         self.auth: AuthMode = auth
@@ -85,8 +90,8 @@ class RegistryProcess:
         self._port_seen = threading.Event()
         self._bind_failed = threading.Event()
         if auth in ("basic", "token"):
-            self.username = "tester"
-            self.password = secrets.token_urlsafe(12)
+            self.username = username
+            self.password = password if password is not None else secrets.token_urlsafe(12)
         if auth == "token":
             self.token_server = TokenServer(
                 username=self.username or "",

@@ -10,13 +10,16 @@ exit 3, everything else exits 1::
     │   ├── InvalidDigestError         a digest does not parse
     │   └── ConfigError                a setting or file the user gave is wrong (CA file, docker config)
     ├── SafetyError                    exit 3: refused on purpose to protect the destination
-    │   └── TagConflictError           the destination tag points at another digest
+    │   ├── TagConflictError           the destination tag points at another digest
+    │   └── ImmutableTagError          the registry refuses to move a tag (ECR immutable tags)
     ├── RegistryError                  a registry answered with an error status
     │   └── AuthenticationError        401/403 after the auth flow ran
     ├── RegistryUnreachableError       connection refused/reset, DNS failure, TLS failure, timeout
     ├── DigestMismatchError            bytes did not hash to the digest that names them
     ├── UnsupportedManifestError       schema 1 or an unknown manifest media type
-    └── CredentialError                a credential helper failed or a stored credential is malformed
+    ├── CredentialError                a credential helper failed or a stored credential is malformed,
+    │                                  or AWS credentials for an ECR registry are missing or refused
+    └── AwsApiError                    an ECR API call (repositories, policies) failed
 
 This module imports nothing from the package, so every layer can use it.
 """
@@ -70,6 +73,22 @@ class TagConflictError(SafetyError):
         self.destination = destination
         self.existing = existing
         self.wanted = wanted
+
+
+class ImmutableTagError(SafetyError):
+    """The destination registry refused to move a tag because its tags are immutable.
+
+    ECR answers such a manifest PUT with 400 ``TAG_INVALID``; ``--force`` cannot override it, so the
+    message says what to do instead.
+    """
+
+    def __init__(self, destination: str, registry_message: str) -> None:
+        super().__init__(
+            f"cannot move tag {destination}: the tag is immutable in the destination repository "
+            f"and points at another digest ({registry_message}); use a new tag, or delete the "
+            "old image first"
+        )
+        self.destination = destination
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,3 +163,16 @@ class UnsupportedManifestError(PromoterError):
 
 class CredentialError(PromoterError):
     """A credential helper failed, or stored credentials are malformed."""
+
+
+class AwsApiError(PromoterError):
+    """An AWS API call on the ECR path (repositories, policies) failed for a reason other than
+    credentials; the message names the call and AWS's error code, never a secret.
+
+    Attributes:
+        code: AWS's error code (``RepositoryNotFoundException``), or empty when there was no answer.
+    """
+
+    def __init__(self, message: str, *, code: str = "") -> None:
+        super().__init__(message)
+        self.code = code

@@ -11,13 +11,18 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from promoter.authn.store import Credential, find_credential
+from promoter.ecr.hosts import is_ecr_host
 from promoter.errors import ConfigError
-from promoter.remote.copy import DEFAULT_JOBS
+from promoter.remote.copy import DEFAULT_JOBS, PrepareDestination
 from promoter.transport.retry import RetryPolicy
 from promoter.transport.session import Transport, TransportOptions
 
 if TYPE_CHECKING:
     from promoter.cli.progress import TerminalProgress
+    from promoter.ecr.api import EcrApi
+    from promoter.ecr.credentials import EcrCredentials
+    from promoter.ecr.repositories import RepositoryPreparer
+    from promoter.ecr.settings import EcrSettings
     from promoter.gitops.config import RegistrySettings
 
 EXIT_OK = 0
@@ -52,6 +57,108 @@ class SecretScrubber:
             for secret in self._secrets:
                 text = text.replace(secret, "<redacted>")
         return text
+
+
+class RegistryCredentials:
+    """The credential loader of a run, for every command: the docker config first, then ECR.
+
+    The docker config (and its credential helpers, ``docker-credential-ecr-login`` included) wins, as
+    for any registry; an ECR host it has nothing for gets a token from the AWS identity (boto3's
+    chain, ``ecr.roleArn``). Every secret handed out is remembered by the scrubber. The ECR objects
+    are made on first use, so runs without ECR never import boto3.
+
+    Args:
+        scrub: the run's scrubber; its loader reads the docker config.
+        ecr_settings: ``registries.<host>.ecr`` from promoter.yaml, by host.
+        not_ecr: ECR-named hosts that are served by something else (an ``endpoint`` without an
+            ``ecr`` section: a mirror or a local stand-in), which get no AWS treatment.
+    """
+
+    def __init__(
+        self,
+        scrub: SecretScrubber,
+        ecr_settings: Mapping[str, EcrSettings],
+        not_ecr: frozenset[str] = frozenset(),
+    ) -> None:
+        self._scrub = scrub
+        self._ecr_settings = dict(ecr_settings)
+        self._not_ecr = not_ecr
+        self._lock = threading.Lock()
+        self._api: EcrApi | None = None
+        self._tokens: EcrCredentials | None = None
+        self._preparer: RepositoryPreparer | None = None
+
+    @property
+    def ecr_api(self) -> EcrApi:
+        """The run's AWS side, shared by tokens, repository creation and grant-pull."""
+        with self._lock:
+            if self._api is None:
+                from promoter.ecr.api import EcrApi  # noqa: PLC0415 - only runs that meet ECR
+
+                self._api = EcrApi(self._ecr_settings)
+            return self._api
+
+    def is_ecr(self, registry: str) -> bool:
+        """Whether ``registry`` is an ECR registry reached as ECR (tokens, repository creation)."""
+        return registry not in self._not_ecr and is_ecr_host(registry)
+
+    def __call__(self, registry: str) -> Credential | None:
+        credential = self._scrub.load(registry)
+        if credential is not None or not self.is_ecr(registry):
+            return credential
+        from promoter.ecr.credentials import EcrCredentials  # noqa: PLC0415 - see the class
+
+        api = self.ecr_api
+        with self._lock:
+            if self._tokens is None:
+                self._tokens = EcrCredentials(api)
+            tokens = self._tokens
+        credential = tokens(registry)
+        if credential is not None:
+            self._scrub.remember(*credential.secrets)
+        return credential
+
+    def prepare_destination(self, registry: str, repository: str) -> None:
+        """The copier's hook: create missing ECR repositories; nothing for other registries."""
+        if not self.is_ecr(registry):
+            return
+        from promoter.ecr.repositories import RepositoryPreparer  # noqa: PLC0415 - see the class
+
+        api = self.ecr_api
+        with self._lock:
+            if self._preparer is None:
+                self._preparer = RepositoryPreparer(api)
+            preparer = self._preparer
+        preparer(registry, repository)
+
+    def immutable_note(self, registry: str, repository: str, tag: str | None) -> str:
+        """A sentence for a refused tag move when an ECR repository keeps that tag immutable,
+        since then ``--force`` cannot help; empty otherwise."""
+        if tag is None or not self.is_ecr(registry):
+            return ""
+        from promoter.ecr.repositories import immutable_tag_setting  # noqa: PLC0415 - see class
+
+        setting = immutable_tag_setting(self.ecr_api, registry, repository, tag)
+        if setting is None:
+            return ""
+        return (
+            f"; the tag is immutable in that ECR repository (imageTagMutability {setting}) and "
+            "cannot be moved, not even with --force: promote under a new tag"
+        )
+
+
+def immutable_note(transport: Transport, registry: str, repository: str, tag: str | None) -> str:
+    """:meth:`RegistryCredentials.immutable_note` for a transport made by :func:`build_transport`."""
+    loader = transport.credential_loader
+    if isinstance(loader, RegistryCredentials):
+        return loader.immutable_note(registry, repository, tag)
+    return ""
+
+
+def destination_preparer(transport: Transport) -> PrepareDestination | None:
+    """The ``prepare_destination`` hook for a transport made by :func:`build_transport`."""
+    loader = transport.credential_loader
+    return loader.prepare_destination if isinstance(loader, RegistryCredentials) else None
 
 
 class ScrubFilter(logging.Filter):
@@ -130,7 +237,11 @@ def build_transport(
         retry=RetryPolicy(attempts=getattr(args, "retries", 4) + 1),
         pool_size=jobs * 2 + 4,
     )
-    return Transport(options, credentials=scrub.load)
+    ecr = {host: s.ecr for host, s in registries.items() if s.ecr is not None}
+    # An endpoint without an ecr section sends an ECR-named host's requests to something that is
+    # not ECR (a mirror, a local registry standing in for it): no tokens, no repository creation.
+    not_ecr = frozenset(h for h, s in registries.items() if s.endpoint and s.ecr is None)
+    return Transport(options, credentials=RegistryCredentials(scrub, ecr, not_ecr))
 
 
 def terminal_progress(args: argparse.Namespace) -> TerminalProgress | None:

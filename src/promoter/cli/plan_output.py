@@ -11,9 +11,17 @@ import contextlib
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
-from promoter.cli.common import EXIT_FAILED, EXIT_OK, EXIT_REFUSED, terminal_progress
+from promoter.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_REFUSED,
+    destination_preparer,
+    immutable_note,
+    terminal_progress,
+)
 from promoter.errors import ConfigError
 from promoter.promote.plan import PlanItem, PlanStatus, blocks_sync
 from promoter.promote.sync import SyncRecord, sync_plan
@@ -46,8 +54,14 @@ def carry_out(
         return plan_exit_code(items)
     progress = terminal_progress(args)
     display = progress if progress is not None else contextlib.nullcontext()
-    with Copier(transport, CopyOptions(jobs=args.jobs), progress) as copier, display:
-        records = sync_plan(copier, items)
+    copier = Copier(
+        transport,
+        CopyOptions(jobs=args.jobs),
+        progress,
+        prepare_destination=destination_preparer(transport),
+    )
+    with copier, display:
+        records = [_explain_conflict(record, transport) for record in sync_plan(copier, items)]
     report = getattr(args, "report", None)
     if report is not None:
         write_report(report, label, records)
@@ -57,6 +71,15 @@ def carry_out(
         return EXIT_OK
     copy_failures = [r for r in failed if r.item.status in (PlanStatus.COPY, PlanStatus.ERROR)]
     return EXIT_FAILED if copy_failures else EXIT_REFUSED
+
+
+def _explain_conflict(record: SyncRecord, transport: Transport) -> SyncRecord:
+    """Say so when a conflicting tag is immutable in its ECR repository: no --force can move it."""
+    destination = record.item.destination
+    if record.item.status is not PlanStatus.CONFLICT or destination is None or not record.error:
+        return record
+    note = immutable_note(transport, destination.registry, destination.repository, destination.tag)
+    return replace(record, error=record.error + note) if note else record
 
 
 def print_plan(environment: str, items: Sequence[PlanItem], as_json: bool) -> None:

@@ -23,10 +23,12 @@ Example::
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Hashable
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -34,6 +36,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_core import ErrorDetails
 
+from promoter.ecr.hosts import is_ecr_host
+from promoter.ecr.settings import EcrSettings, RepositorySettings
 from promoter.errors import ConfigError, InvalidReferenceError
 from promoter.gitops.locate import CONFIG_NAME, find_config
 
@@ -89,11 +93,14 @@ class RegistrySettings:
         insecure: skip TLS verification and allow plain HTTP for this host.
         ca_file: extra CA certificates (PEM) to trust, absolute, resolved against the folder of
             the config file.
+        ecr: how to use the AWS API of an ECR registry (``registries.<host>.ecr``), or None for
+            the defaults (ECR hosts still get tokens and repositories from the ambient identity).
     """
 
     endpoint: str | None = None
     insecure: bool = False
     ca_file: Path | None = None
+    ecr: EcrSettings | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,12 +172,69 @@ class PromoterConfig:
 # -- the file's shape --------------------------------------------------------------------------------
 
 
+class _ExclusionFilterModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    filter_type: str = Field(alias="filterType")
+    pattern: str = Field(alias="filter")
+
+
+class _ScanningModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    scan_on_push: bool = Field(alias="scanOnPush")
+
+
+class _EncryptionModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    encryption_type: str = Field(alias="encryptionType")
+    kms_key: str | None = Field(default=None, alias="kmsKey")
+
+
+class _TagModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    key: str = Field(alias="Key")
+    value: str = Field(alias="Value")
+
+
+class _RepositoryModel(BaseModel):
+    """``ecr.repository``: the keys of the CreateRepository API, plus the two policies."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    image_tag_mutability: str | None = Field(default=None, alias="imageTagMutability")
+    image_tag_mutability_exclusion_filters: list[_ExclusionFilterModel] | None = Field(
+        default=None, alias="imageTagMutabilityExclusionFilters"
+    )
+    image_scanning_configuration: _ScanningModel | None = Field(
+        default=None, alias="imageScanningConfiguration"
+    )
+    encryption_configuration: _EncryptionModel | None = Field(
+        default=None, alias="encryptionConfiguration"
+    )
+    tags: list[_TagModel] | None = None
+    repository_policy: dict[str, Any] | str | None = Field(default=None, alias="repositoryPolicy")
+    lifecycle_policy: dict[str, Any] | str | None = Field(default=None, alias="lifecyclePolicy")
+
+
+class _EcrModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    role_arn: str | None = Field(default=None, alias="roleArn")
+    api_endpoint: str | None = Field(default=None, alias="apiEndpoint")
+    create_repositories: bool = Field(default=True, alias="createRepositories")
+    repository: _RepositoryModel = Field(default_factory=_RepositoryModel)
+
+
 class _RegistryModel(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     endpoint: str | None = None
     insecure: bool = False
     ca_file: str | None = Field(default=None, alias="caFile")
+    ecr: _EcrModel | None = None
 
 
 class _EnvironmentModel(BaseModel):
@@ -266,6 +330,7 @@ def _build(path: Path, model: _ConfigModel) -> PromoterConfig:
             endpoint=settings.endpoint,
             insecure=settings.insecure,
             ca_file=None if settings.ca_file is None else (folder / settings.ca_file).resolve(),
+            ecr=None if settings.ecr is None else _ecr_settings(normalised, settings.ecr, where),
         )
     return PromoterConfig(
         path=path, environments=_pipeline_order(environments), registries=registries
@@ -310,6 +375,75 @@ def _check_endpoint(url: str, where: str) -> None:
     if parts.username is not None or parts.password is not None:
         # Credentials come from the docker config or a helper, never from a file kept in Git.
         raise ConfigError(f"{where}: remove the user name/password from the URL")
+
+
+#: ECR's tag mutability settings (CreateRepository, ``imageTagMutability``).
+_TAG_MUTABILITY = ("MUTABLE", "IMMUTABLE", "MUTABLE_WITH_EXCLUSION", "IMMUTABLE_WITH_EXCLUSION")
+
+
+def _ecr_settings(host: str, model: _EcrModel, where: str) -> EcrSettings:
+    """``registries.<host>.ecr`` as values, checked beyond its shape."""
+    where = f"{where}.ecr"
+    if not is_ecr_host(host):
+        raise ConfigError(
+            f"{where}: {host} is not an ECR registry host "
+            "(<account>.dkr.ecr.<region>.amazonaws.com[.cn])"
+        )
+    if model.role_arn is not None and not re.fullmatch(
+        r"arn:aws[a-z-]*:iam::\d{12}:role/\S+", model.role_arn
+    ):
+        raise ConfigError(
+            f"{where}.roleArn: expected a role ARN like arn:aws:iam::123456789012:role/name, "
+            f"got {model.role_arn!r}"
+        )
+    if model.api_endpoint is not None:
+        _check_endpoint(model.api_endpoint, f"{where}.apiEndpoint")
+    repository = model.repository
+    mutability = repository.image_tag_mutability
+    if mutability is not None and mutability not in _TAG_MUTABILITY:
+        raise ConfigError(
+            f"{where}.repository.imageTagMutability: expected one of "
+            f"{', '.join(_TAG_MUTABILITY)}, got {mutability!r}"
+        )
+    with_exclusion = mutability is not None and mutability.endswith("_WITH_EXCLUSION")
+    if with_exclusion != bool(repository.image_tag_mutability_exclusion_filters):
+        raise ConfigError(
+            f"{where}.repository.imageTagMutabilityExclusionFilters: required with "
+            "imageTagMutability *_WITH_EXCLUSION and only with it"
+        )
+    # The API's own key names and shapes, passed through as CreateRepository takes them.
+    arguments = repository.model_dump(
+        by_alias=True, exclude_none=True, exclude={"repository_policy", "lifecycle_policy"}
+    )
+    return EcrSettings(
+        role_arn=model.role_arn,
+        api_endpoint=model.api_endpoint,
+        create_repositories=model.create_repositories,
+        repository=RepositorySettings(
+            create_arguments=MappingProxyType(arguments),
+            repository_policy=_policy_text(
+                repository.repository_policy, f"{where}.repository.repositoryPolicy"
+            ),
+            lifecycle_policy=_policy_text(
+                repository.lifecycle_policy, f"{where}.repository.lifecyclePolicy"
+            ),
+        ),
+    )
+
+
+def _policy_text(value: dict[str, Any] | str | None, where: str) -> str | None:
+    """A policy written as a YAML mapping or as JSON text, as the JSON text AWS takes."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            loaded = json.loads(value)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: not valid JSON: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{where}: expected a JSON object")
+        return value
+    return json.dumps(value)
 
 
 def _check_sources(path: Path, environments: dict[str, Environment]) -> None:
@@ -388,6 +522,7 @@ def _describe_error(error: ErrorDetails) -> str:
         "string_type": "a string",
         "dict_type": "a mapping",
         "model_type": "a mapping",
+        "list_type": "a list",
     }.get(kind)
     if expected is not None:
         return f"{path}: expected {expected}, got {_describe(value)}"

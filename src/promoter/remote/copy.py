@@ -13,7 +13,11 @@ What a copy guarantees (shared/registry-notes.md has the reasoning and sources):
   destination already has are not walked again; blobs it has (HEAD) are not uploaded; a blob needed
   twice in one run moves once, and a second destination repository of the same registry mounts it
   from the first instead of receiving the bytes again.
-* A destination tag that points at another digest is refused (:class:`TagConflictError`) unless forced.
+* A destination tag that points at another digest is refused (:class:`TagConflictError`) unless forced;
+  a registry that refuses the move itself (ECR's immutable tags) gets :class:`ImmutableTagError`.
+* Before the first write into a destination repository, an optional ``prepare_destination`` hook runs
+  once for it (the CLI passes ECR's repository creation there); an image that is already present
+  never calls it, so re-runs stay read-only.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from typing import TypeVar
 from promoter.errors import (
     AuthenticationError,
     DigestMismatchError,
+    ImmutableTagError,
     InputError,
     PromoterError,
     RegistryError,
@@ -45,6 +50,9 @@ from promoter.transport.session import Transport, iter_body, release
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 R = TypeVar("R")
+
+#: ``(registry, repository) -> None``, called before the first write into a destination repository.
+PrepareDestination = Callable[[str, str], None]
 
 #: Concurrent blob transfers by default. Measured in bench/ (bench/README.md, --jobs sweep): on
 #: the 2-core reference machine 1 is clearly slower, 2 to 16 are equal within noise, because the
@@ -148,6 +156,9 @@ class Copier:
         transport: the HTTP transport (pools, TLS, credentials), shared with the caller.
         options: copy options.
         progress: receives progress events.
+        prepare_destination: called once per destination repository, before the first blob or
+            manifest is written there, e.g. to create the repository on registries that need that
+            (ECR). Its exceptions fail the images that write into that repository.
     """
 
     def __init__(
@@ -155,10 +166,15 @@ class Copier:
         transport: Transport,
         options: CopyOptions | None = None,
         progress: CopyProgress | None = None,
+        *,
+        prepare_destination: PrepareDestination | None = None,
     ) -> None:
         self.transport = transport
         self.options = options or CopyOptions()
         self.progress = progress or CopyProgress()
+        self._prepare_destination = prepare_destination
+        #: (registry, repository) -> the preparation of that destination, run once per run.
+        self._prepared: dict[tuple[str, str], Future[None]] = {}
         self._pool = ThreadPoolExecutor(
             max_workers=max(1, self.options.jobs), thread_name_prefix="blob"
         )
@@ -275,6 +291,7 @@ class Copier:
         if existing is not None and destination.tag is not None and not self.options.force:
             raise TagConflictError(str(destination), str(existing.digest), str(source_digest))
 
+        self._prepare(destination.registry, destination.repository)
         plan = self._plan(src, dst, source_digest)
         self._transfer_blobs(src, dst, plan, result)
         self._check_aborted()
@@ -282,12 +299,41 @@ class Copier:
             self._map(lambda m: dst.put_manifest(str(m.digest), m.data, m.media_type), level)
         self._check_aborted()
         top = plan.levels[0][0]
-        dst.put_manifest(
-            dst_ref if destination.tag is not None else str(top.digest), top.data, top.media_type
-        )
+        try:
+            dst.put_manifest(
+                dst_ref if destination.tag is not None else str(top.digest),
+                top.data,
+                top.media_type,
+            )
+        except RegistryError as exc:
+            refusal = _immutable_tag_refusal(exc)
+            if refusal is None or destination.tag is None:
+                raise
+            raise ImmutableTagError(str(destination), refusal) from exc
         result.action = CopyAction.COPIED
         result.seconds = time.monotonic() - started
         return result
+
+    def _prepare(self, registry: str, repository: str) -> None:
+        """Run the ``prepare_destination`` hook for a repository once; later callers wait for it
+        and share its outcome, so concurrent images into one repository never race to create it."""
+        if self._prepare_destination is None:
+            return
+        key = (registry, repository)
+        with self._lock:
+            future = self._prepared.get(key)
+            owner = future is None
+            if future is None:
+                future = Future()
+                self._prepared[key] = future
+        if owner:
+            try:
+                self._prepare_destination(registry, repository)
+            except BaseException as exc:
+                future.set_exception(exc)
+                raise
+            future.set_result(None)
+        future.result()
 
     def _source_digest(self, src: Repository, source: Reference) -> Digest:
         if source.digest is not None:
@@ -538,6 +584,20 @@ def resolve_digest(transport: Transport, reference: Reference) -> Digest:
     """
     repo = Repository(transport.session(reference.registry), reference.repository)
     return _existing_digest(repo, reference, "image")
+
+
+def _immutable_tag_refusal(exc: RegistryError) -> str | None:
+    """The registry's words when it refused a tagged manifest PUT because the tag is immutable.
+
+    ECR answers ``400`` with code ``TAG_INVALID`` and a message saying the tag "cannot be
+    overwritten because the tag is immutable" (older wording: "the repository is immutable").
+    """
+    if exc.status != 400:
+        return None
+    for detail in exc.details:
+        if detail.code == "TAG_INVALID" and "immutable" in detail.message.lower():
+            return detail.message or detail.code
+    return None
 
 
 def _existing_digest(repo: Repository, reference: Reference, label: str) -> Digest:

@@ -172,6 +172,11 @@ class Transport:
         """Credentials for ``registry`` from the configured loader."""
         return self._credentials(registry)
 
+    @property
+    def credential_loader(self) -> CredentialLoader:
+        """The loader this transport was given, so that callers can reach what they passed in."""
+        return self._credentials
+
     def close(self) -> None:
         """Close every pooled connection."""
         for pool in (self._plain, self._verified, self._unverified, *self._private.values()):

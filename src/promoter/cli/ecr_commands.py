@@ -1,0 +1,137 @@
+"""``promoter ecr ...``: AWS-side setup for promoting between ECR registries.
+
+``ecr grant-pull`` lets the next environment's account pull from the source registry by merging a
+statement into each source repository's policy. The AWS identity running it needs
+``ecr:DescribeRepositories``, ``ecr:GetRepositoryPolicy`` and ``ecr:SetRepositoryPolicy`` there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from promoter.cli.common import EXIT_OK, RegistryCredentials, SecretScrubber
+from promoter.ecr.hosts import EcrRegistry, parse_ecr_host
+from promoter.errors import ConfigError, InputError
+from promoter.gitops.locate import CONFIG_NAME
+
+if TYPE_CHECKING:
+    from promoter.gitops.config import PromoterConfig
+
+ECR_COMMANDS = ("ecr",)
+
+
+def add_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    """Register ``ecr`` and its subcommands."""
+    ecr = commands.add_parser(
+        "ecr", parents=[common], help="ECR setup: repository policies for cross-account pulls"
+    )
+    actions = ecr.add_subparsers(dest="ecr_command", metavar="ACTION")
+    actions.required = True
+    grant = actions.add_parser(
+        "grant-pull",
+        parents=[common],
+        help="let another account pull from the source registry's repositories",
+        description="Merge a statement allowing DEST_ACCOUNT to pull (ecr:BatchGetImage, "
+        "ecr:GetDownloadUrlForLayer, ecr:BatchCheckLayerAvailability) into the policy of each "
+        "repository of the source registry, keeping the policy's other statements. Re-running "
+        "changes nothing.",
+    )
+    grant.add_argument(
+        "--account", required=True, metavar="DEST_ACCOUNT", help="the 12-digit account to allow"
+    )
+    grant.add_argument(
+        "--repository",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a repository to grant on (repeatable; default: every repository of the registry)",
+    )
+    grant.add_argument(
+        "--registry",
+        metavar="HOST",
+        help="the source ECR registry (default: the only ECR registry in promoter.yaml that "
+        "another environment promotes from)",
+    )
+    grant.add_argument(
+        "--config",
+        type=Path,
+        metavar="PATH",
+        help="promoter.yaml for registry settings (default: the nearest one, if any)",
+    )
+    grant.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the resulting policies as JSON, change nothing",
+    )
+
+
+def run_command(args: argparse.Namespace, scrub: SecretScrubber) -> int:
+    """Run ``ecr grant-pull``."""
+    from promoter.ecr.policy import grant_pull  # noqa: PLC0415 - only this command needs it
+
+    config = _config(args)
+    registry = _source_registry(args, config)
+    settings = config.registries if config is not None else {}
+    ecr = {host: s.ecr for host, s in settings.items() if s.ecr is not None}
+    api = RegistryCredentials(scrub, ecr).ecr_api
+    changes = grant_pull(api, registry, args.account, args.repository, dry_run=args.dry_run)
+    if args.dry_run or getattr(args, "output", "text") == "json":
+        document = {
+            "registry": registry.host,
+            "account": args.account,
+            "dryRun": bool(args.dry_run),
+            "repositories": [change.to_json() for change in changes],
+        }
+        print(json.dumps(document, indent=2))
+        return EXIT_OK
+    for change in changes:
+        verb = "granted  " if change.changed else "unchanged"
+        print(f"{verb} {registry.host}/{change.repository}: pull for account {args.account}")
+    if not changes:
+        print(f"{registry.host} has no repositories")
+    return EXIT_OK
+
+
+def _config(args: argparse.Namespace) -> PromoterConfig | None:
+    """promoter.yaml when given or found here or above; grant-pull works without one."""
+    from promoter.gitops.config import find_config, load_config  # noqa: PLC0415 - pydantic
+
+    if args.config is not None:
+        return load_config(args.config)
+    try:
+        path = find_config(Path.cwd())
+    except ConfigError:
+        return None
+    return load_config(path)
+
+
+def _source_registry(args: argparse.Namespace, config: PromoterConfig | None) -> EcrRegistry:
+    """``--registry``, or the one ECR registry of promoter.yaml that others promote from."""
+    if args.registry is not None:
+        found = parse_ecr_host(args.registry.strip())
+        if found is None:
+            raise InputError(
+                f"--registry {args.registry!r} is not an ECR registry host "
+                "(<account>.dkr.ecr.<region>.amazonaws.com)"
+            )
+        return found
+    sources: dict[str, EcrRegistry] = {}
+    if config is not None:
+        for environment in config.environments.values():
+            if environment.promotes_from is None:
+                continue
+            source = config.environments[environment.promotes_from]
+            parsed = parse_ecr_host(source.registry)
+            if parsed is not None:
+                sources[parsed.host] = parsed
+    if len(sources) != 1:
+        where = f"{config.path} has {len(sources)}" if config is not None else f"no {CONFIG_NAME}"
+        raise InputError(
+            f"give --registry HOST: {where} ECR registries that another environment promotes from"
+        )
+    return next(iter(sources.values()))

@@ -1,0 +1,578 @@
+"""ECR end to end: the AWS API served by moto's server mode, the registry API by a real Distribution
+registry behind htpasswd (user AWS, password from moto's GetAuthorizationToken), reached through
+promoter.yaml's endpoint under real-looking ECR host names."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from devtools import images
+from devtools.fault_proxy import FaultProxy
+from devtools.registry import RegistryProcess
+from moto.moto_server.threaded_moto_server import MotoRequestHandler
+from moto.server import DomainDispatcherApplication, create_backend_app
+from tests.conftest import CliRun
+from tests.registry_checks import manifest_digest, push
+from werkzeug.serving import make_server
+
+from promoter.reference import parse_reference
+from promoter.remote.copy import Copier
+from promoter.transport.session import Transport
+
+ACCOUNT = "111111111111"
+OTHER_ACCOUNT = "222222222222"
+REGION = "us-east-1"
+HOST = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com"
+READY_TIMEOUT_S = 10.0
+_KEYS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+@dataclass
+class Moto:
+    """moto's server on loopback: the ECR and STS APIs."""
+
+    url: str
+
+    def reset(self) -> None:
+        """Forget every repository, policy and role of earlier tests."""
+        request = urllib.request.Request(f"{self.url}/moto-api/reset", method="POST")  # noqa: S310
+        with urllib.request.urlopen(request, timeout=5):  # noqa: S310 - loopback http only
+            pass
+
+    def ecr(self, **keys: str) -> Any:
+        """A boto3 ECR client for checking what promoter did (ambient test keys by default)."""
+        return boto3.client("ecr", region_name=REGION, endpoint_url=self.url, **(keys or _KEYS))
+
+
+@pytest.fixture(scope="module")
+def moto() -> Iterator[Moto]:
+    """moto's server mode on a kernel-chosen loopback port, ready within a bounded wait."""
+    server = make_server(
+        "127.0.0.1",
+        0,
+        DomainDispatcherApplication(create_backend_app),
+        threaded=True,
+        request_handler=MotoRequestHandler,
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/moto-api/data.json", timeout=1):  # noqa: S310
+                break
+        except OSError:
+            if time.monotonic() > deadline:
+                server.shutdown()
+                raise
+            time.sleep(0.05)
+    yield Moto(url)
+    server.shutdown()
+    thread.join(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def ecr_registry(moto: Moto, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryProcess]:
+    """The data plane of account 111111111111: Basic auth with the password moto's token carries."""
+    token = moto.ecr().get_authorization_token(registryIds=[ACCOUNT])["authorizationData"][0]
+    user, _, password = base64.b64decode(token["authorizationToken"]).decode().partition(":")
+    registry = RegistryProcess(
+        tmp_path_factory.mktemp("ecr"), name="ecr", auth="basic", username=user, password=password
+    )
+    registry.start()
+    yield registry
+    registry.stop()
+
+
+@pytest.fixture
+def aws(moto: Moto, monkeypatch: pytest.MonkeyPatch) -> Moto:
+    """Ambient AWS credentials for this test only, moto emptied, account 111111111111."""
+    moto.reset()
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("MOTO_ACCOUNT_ID", ACCOUNT)
+    return moto
+
+
+def write_config(path: Path, registries: dict[str, Any]) -> Path:
+    """A promoter.yaml (JSON is YAML) with one environment and the given registry settings."""
+    document = {
+        "environments": {
+            "dev": {"overlay": "dev", "registry": HOST},
+            "production": {
+                "overlay": "prod",
+                "registry": f"{OTHER_ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com",
+                "promotesFrom": "dev",
+            },
+        },
+        "registries": registries,
+    }
+    path.write_text(json.dumps(document))
+    return path
+
+
+def seed(registry: RegistryProcess, repo: str, tag: str = "1.0", salt: str = "") -> str:
+    """A small image in the source registry; returns its digest."""
+    image = images.oci_image([images.layer(300, repo + salt)], seed=repo + salt)
+    return push(registry, repo, image, tag=tag)
+
+
+def sync(cli: Callable[..., CliRun], source: RegistryProcess, config: Path, *refs: str) -> CliRun:
+    """``promoter sync --from-registry SRC --image REF... --config FILE -o json``."""
+    images_args = [arg for ref in refs for arg in ("--image", ref)]
+    return cli(
+        "sync", "--from-registry", source.host, *images_args, "--config", str(config), "-o", "json"
+    )
+
+
+SETTINGS = {
+    "imageTagMutability": "IMMUTABLE_WITH_EXCLUSION",
+    "imageTagMutabilityExclusionFilters": [{"filterType": "WILDCARD", "filter": "latest"}],
+    "imageScanningConfiguration": {"scanOnPush": True},
+    "encryptionConfiguration": {"encryptionType": "AES256"},
+    "tags": [{"Key": "team", "Value": "shop"}],
+    "repositoryPolicy": {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ci",
+                "Effect": "Allow",
+                "Principal": {"AWS": "arn:aws:iam::333333333333:root"},
+                "Action": ["ecr:BatchGetImage"],
+            }
+        ],
+    },
+    "lifecyclePolicy": {
+        "rules": [
+            {
+                "rulePriority": 1,
+                "selection": {
+                    "tagStatus": "untagged",
+                    "countType": "imageCountMoreThan",
+                    "countNumber": 5,
+                },
+                "action": {"type": "expire"},
+            }
+        ]
+    },
+}
+
+
+def test_sync_creates_the_repository_with_settings_and_reruns_read_only(
+    aws: Moto,
+    ecr_registry: RegistryProcess,
+    source_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+    tmp_path: Path,
+) -> None:
+    """With credentials only from the AWS identity, a missing repository is created with the
+    configured settings and policies before the push; a re-run sends only HEADs and one token call."""
+    digest = seed(source_registry, repo)
+    settings = {"apiEndpoint": aws.url, "repository": SETTINGS}
+    config = write_config(
+        tmp_path / "promoter.yaml", {HOST: {"endpoint": ecr_registry.url, "ecr": settings}}
+    )
+    result = sync(cli, source_registry, config, f"{HOST}/{repo}:1.0")
+    assert result.code == 0, result.err
+    assert manifest_digest(ecr_registry, repo, "1.0") == digest
+    assert ecr_registry.password is not None
+    assert ecr_registry.password not in result.out + result.err
+
+    ecr = aws.ecr()
+    [made] = ecr.describe_repositories(repositoryNames=[repo])["repositories"]
+    assert made["imageTagMutability"] == "IMMUTABLE_WITH_EXCLUSION"
+    assert made["imageTagMutabilityExclusionFilters"] == [
+        {"filterType": "WILDCARD", "filter": "latest"}
+    ]
+    assert made["imageScanningConfiguration"] == {"scanOnPush": True}
+    assert made["encryptionConfiguration"]["encryptionType"] == "AES256"
+    tags = ecr.list_tags_for_resource(resourceArn=made["repositoryArn"])["tags"]
+    assert tags == [{"Key": "team", "Value": "shop"}]
+    policy = json.loads(ecr.get_repository_policy(repositoryName=repo)["policyText"])
+    assert policy["Statement"][0]["Sid"] == "ci"
+    lifecycle = json.loads(ecr.get_lifecycle_policy(repositoryName=repo)["lifecyclePolicyText"])
+    assert lifecycle["rules"][0]["selection"]["tagStatus"] == "untagged"
+
+    with FaultProxy(ecr_registry.url) as registry_proxy, FaultProxy(aws.url) as api_proxy:
+        settings["apiEndpoint"] = api_proxy.url
+        write_config(config, {HOST: {"endpoint": registry_proxy.url, "ecr": settings}})
+        again = sync(cli, source_registry, config, f"{HOST}/{repo}:1.0")
+        registry_methods = {hit.method for hit in registry_proxy.hits}
+        api_calls = len(api_proxy.hits)
+    assert again.code == 0, again.err
+    assert [i["status"] for i in again.json()["images"]] == ["present"]  # type: ignore[index]
+    assert registry_methods <= {"GET", "HEAD"}
+    assert api_calls == 1  # GetAuthorizationToken only: no repository call when nothing is written
+
+
+def test_an_existing_repository_is_left_as_it_is(
+    aws: Moto,
+    ecr_registry: RegistryProcess,
+    source_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+    tmp_path: Path,
+) -> None:
+    """A destination repository that exists keeps its own settings; the image is pushed into it."""
+    aws.ecr().create_repository(repositoryName=repo, imageTagMutability="MUTABLE")
+    digest = seed(source_registry, repo)
+    settings = {"apiEndpoint": aws.url, "repository": SETTINGS}
+    config = write_config(
+        tmp_path / "promoter.yaml", {HOST: {"endpoint": ecr_registry.url, "ecr": settings}}
+    )
+    result = sync(cli, source_registry, config, f"{HOST}/{repo}:1.0")
+    assert result.code == 0, result.err
+    assert manifest_digest(ecr_registry, repo, "1.0") == digest
+    [kept] = aws.ecr().describe_repositories(repositoryNames=[repo])["repositories"]
+    assert kept["imageTagMutability"] == "MUTABLE"
+    assert aws.ecr().list_tags_for_resource(resourceArn=kept["repositoryArn"])["tags"] == []
+    with pytest.raises(aws.ecr().exceptions.RepositoryPolicyNotFoundException):
+        aws.ecr().get_repository_policy(repositoryName=repo)
+
+
+def test_immutable_repository_reruns_succeed_and_a_moved_tag_is_refused(
+    aws: Moto,
+    ecr_registry: RegistryProcess,
+    source_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+    tmp_path: Path,
+) -> None:
+    """Into an IMMUTABLE repository a re-run writes nothing and succeeds; a source tag that now
+    names other content is refused with a message saying the destination tag is immutable."""
+    seed(source_registry, repo)
+    config = write_config(
+        tmp_path / "promoter.yaml",
+        {
+            HOST: {
+                "endpoint": ecr_registry.url,
+                "ecr": {"apiEndpoint": aws.url, "repository": {"imageTagMutability": "IMMUTABLE"}},
+            }
+        },
+    )
+    assert sync(cli, source_registry, config, f"{HOST}/{repo}:1.0").code == 0
+    again = sync(cli, source_registry, config, f"{HOST}/{repo}:1.0")
+    assert again.code == 0, again.err
+
+    seed(source_registry, repo, salt="rebuilt")  # CI moved the source tag
+    moved = sync(cli, source_registry, config, f"{HOST}/{repo}:1.0")
+    assert moved.code == 3
+    [entry] = moved.json()["images"]  # type: ignore[misc]
+    assert entry["status"] == "conflict"
+    assert "immutable" in entry["error"]
+
+
+def test_force_reports_the_registrys_immutable_tag_refusal(
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+) -> None:
+    """copy --force onto a tag the registry keeps immutable fails with exit 3 and says the tag is
+    immutable (ECR's 400 TAG_INVALID answer to the manifest PUT, replayed in front of a registry)."""
+    seed(source_registry, repo)
+    seed(dest_registry, repo, salt="older")
+    ecr_answer = json.dumps(
+        {
+            "errors": [
+                {
+                    "code": "TAG_INVALID",
+                    "message": f"The image tag '1.0' already exists in the '{repo}' repository and "
+                    "cannot be overwritten because the tag is immutable.",
+                }
+            ]
+        }
+    ).encode()
+    with FaultProxy(dest_registry.url) as proxy:
+        proxy.add_rule("PUT", r"/manifests/1\.0$", status=400, body=ecr_answer)
+        result = cli(
+            "copy", "--force", f"{source_registry.host}/{repo}:1.0", f"{proxy.host}/{repo}:1.0"
+        )
+    assert result.code == 3
+    assert "tag is immutable" in result.err
+    assert len(result.err.strip().splitlines()) == 1
+
+
+def test_docker_config_credentials_are_used_before_aws(
+    ecr_registry: RegistryProcess,
+    source_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Credentials for an ECR host in the docker config are used as for any registry; with no AWS
+    identity at all and repository creation off, the copy needs no AWS call."""
+    digest = seed(source_registry, repo)
+    auth = base64.b64encode(f"{ecr_registry.username}:{ecr_registry.password}".encode()).decode()
+    (tmp_path / "docker").mkdir()
+    (tmp_path / "docker" / "config.json").write_text(json.dumps({"auths": {HOST: {"auth": auth}}}))
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
+    settings = {"apiEndpoint": "http://127.0.0.1:9", "createRepositories": False}
+    config = write_config(
+        tmp_path / "promoter.yaml", {HOST: {"endpoint": ecr_registry.url, "ecr": settings}}
+    )
+    result = sync(cli, source_registry, config, f"{HOST}/{repo}:1.0")
+    assert result.code == 0, result.err
+    assert manifest_digest(ecr_registry, repo, "1.0") == digest
+
+
+def test_role_arn_is_assumed(
+    aws: Moto,
+    ecr_registry: RegistryProcess,
+    source_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With ecr.roleArn, ECR calls use the assumed role: the repository lands in the role's account,
+    not in the ambient identity's."""
+    monkeypatch.delenv("MOTO_ACCOUNT_ID")  # the ambient keys are moto's default account now
+    seed(source_registry, repo)
+    role = f"arn:aws:iam::{ACCOUNT}:role/promoter"
+    settings = {"apiEndpoint": aws.url, "roleArn": role}
+    config = write_config(
+        tmp_path / "promoter.yaml", {HOST: {"endpoint": ecr_registry.url, "ecr": settings}}
+    )
+    result = sync(cli, source_registry, config, f"{HOST}/{repo}:1.0")
+    assert result.code == 0, result.err
+    sts = boto3.client("sts", region_name=REGION, endpoint_url=aws.url, **_KEYS)
+    keys = sts.assume_role(RoleArn=role, RoleSessionName="check")["Credentials"]
+    as_role = aws.ecr(
+        aws_access_key_id=keys["AccessKeyId"],
+        aws_secret_access_key=keys["SecretAccessKey"],
+        aws_session_token=keys["SessionToken"],
+    )
+    [made] = as_role.describe_repositories(repositoryNames=[repo])["repositories"]
+    assert made["registryId"] == ACCOUNT
+    assert aws.ecr().describe_repositories()["repositories"] == []
+
+
+def test_missing_aws_credentials_are_one_line(
+    ecr_registry: RegistryProcess,
+    source_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No AWS identity (and no docker config) is a one-line credential error, exit 1."""
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    seed(source_registry, repo)
+    config = write_config(
+        tmp_path / "promoter.yaml",
+        {HOST: {"endpoint": ecr_registry.url, "ecr": {"apiEndpoint": "http://127.0.0.1:9"}}},
+    )
+    result = sync(cli, source_registry, config, f"{HOST}/{repo}:1.0")
+    assert result.code == 1
+    [entry] = result.json()["images"]  # type: ignore[misc]
+    assert "no AWS credentials found" in entry["error"]
+
+
+def test_unreachable_aws_api_is_one_line(
+    aws: Moto,
+    ecr_registry: RegistryProcess,
+    source_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+    tmp_path: Path,
+) -> None:
+    """An AWS endpoint nobody listens on is reported as unreachable, naming the endpoint."""
+    seed(source_registry, repo)
+    config = write_config(
+        tmp_path / "promoter.yaml",
+        {HOST: {"endpoint": ecr_registry.url, "ecr": {"apiEndpoint": "http://127.0.0.1:9"}}},
+    )
+    result = sync(cli, source_registry, config, f"{HOST}/{repo}:1.0")
+    assert result.code == 1
+    [entry] = result.json()["images"]  # type: ignore[misc]
+    assert "cannot reach the AWS API at http://127.0.0.1:9" in entry["error"]
+
+
+# -- grant-pull ------------------------------------------------------------------------------------
+
+
+def _policy(aws: Moto, repository: str) -> dict[str, Any] | None:
+    try:
+        return json.loads(aws.ecr().get_repository_policy(repositoryName=repository)["policyText"])  # type: ignore[no-any-return]
+    except aws.ecr().exceptions.RepositoryPolicyNotFoundException:
+        return None
+
+
+def test_grant_pull_merges_and_is_idempotent(
+    aws: Moto, cli: Callable[..., CliRun], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """grant-pull adds the destination account's pull statement to every repository of the source
+    registry named by promoter.yaml, keeps other statements, and changes nothing when re-run."""
+    ecr = aws.ecr()
+    for name in ("shop/cart", "shop/catalog"):
+        ecr.create_repository(repositoryName=name)
+    other = {
+        "Sid": "ci",
+        "Effect": "Allow",
+        "Principal": {"AWS": "arn:aws:iam::333333333333:root"},
+        "Action": ["ecr:BatchGetImage"],
+    }
+    ecr.set_repository_policy(
+        repositoryName="shop/cart",
+        policyText=json.dumps({"Version": "2012-10-17", "Statement": [other]}),
+    )
+    write_config(tmp_path / "promoter.yaml", {HOST: {"ecr": {"apiEndpoint": aws.url}}})
+    monkeypatch.chdir(tmp_path)
+    result = cli("ecr", "grant-pull", "--account", OTHER_ACCOUNT)
+    assert result.code == 0, result.err
+    assert result.out.count("granted") == 2
+    cart, catalog = _policy(aws, "shop/cart"), _policy(aws, "shop/catalog")
+    assert cart is not None
+    assert catalog is not None
+    assert cart["Statement"][0] == other
+    ours = cart["Statement"][1]
+    assert ours["Sid"] == f"promoter-pull-{OTHER_ACCOUNT}"
+    assert ours["Principal"] == {"AWS": f"arn:aws:iam::{OTHER_ACCOUNT}:root"}
+    assert sorted(ours["Action"]) == [
+        "ecr:BatchCheckLayerAvailability",
+        "ecr:BatchGetImage",
+        "ecr:GetDownloadUrlForLayer",
+    ]
+    assert catalog["Statement"] == [ours]
+
+    again = cli("ecr", "grant-pull", "--account", OTHER_ACCOUNT, "--registry", HOST)
+    assert again.code == 0, again.err
+    assert again.out.count("unchanged") == 2
+    assert _policy(aws, "shop/cart") == cart
+
+
+def test_grant_pull_dry_run_prints_and_changes_nothing(
+    aws: Moto, cli: Callable[..., CliRun], tmp_path: Path
+) -> None:
+    """--dry-run prints the policies grant-pull would set, as JSON, and sets none of them."""
+    aws.ecr().create_repository(repositoryName="shop/cart")
+    aws.ecr().create_repository(repositoryName="shop/other")
+    config = write_config(tmp_path / "promoter.yaml", {HOST: {"ecr": {"apiEndpoint": aws.url}}})
+    result = cli(
+        "ecr",
+        "grant-pull",
+        "--account",
+        OTHER_ACCOUNT,
+        "--repository",
+        "shop/cart",
+        "--registry",
+        HOST,
+        "--config",
+        str(config),
+        "--dry-run",
+    )
+    assert result.code == 0, result.err
+    document = result.json()
+    [entry] = document["repositories"]  # type: ignore[misc]
+    assert entry["repository"] == "shop/cart"
+    assert entry["changed"] is True
+    assert entry["policy"]["Statement"][0]["Sid"] == f"promoter-pull-{OTHER_ACCOUNT}"
+    assert _policy(aws, "shop/cart") is None
+
+
+def test_grant_pull_needs_a_registry(
+    cli: Callable[..., CliRun], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --registry and without a promoter.yaml naming one source ECR registry, exit 2."""
+    monkeypatch.chdir(tmp_path)
+    result = cli("ecr", "grant-pull", "--account", OTHER_ACCOUNT)
+    assert result.code == 2
+    assert "--registry" in result.err
+
+
+@pytest.mark.parametrize(
+    ("ecr", "message"),
+    [
+        ({"roleARN": "x"}, "ecr: unknown key 'roleARN'"),
+        ({"repository": {"imageTagMutability": "FROZEN"}}, "imageTagMutability: expected one of"),
+        (
+            {
+                "repository": {
+                    "imageTagMutability": "IMMUTABLE",
+                    "imageTagMutabilityExclusionFilters": [
+                        {"filterType": "WILDCARD", "filter": "x"}
+                    ],
+                }
+            },
+            "imageTagMutabilityExclusionFilters: required with",
+        ),
+        ({"repository": {"tags": {"team": "shop"}}}, "repository.tags: expected a list"),
+        ({"createRepositories": "yes"}, "createRepositories: expected a boolean"),
+        ({"roleArn": "promoter"}, "roleArn: expected a role ARN"),
+        ({"apiEndpoint": "localhost:5000"}, "apiEndpoint: expected an http"),
+        ({"repository": {"repositoryPolicy": "{not json"}}, "repositoryPolicy: not valid JSON"),
+    ],
+)
+def test_bad_ecr_settings_exit_2(
+    ecr: dict[str, Any], message: str, cli: Callable[..., CliRun], tmp_path: Path
+) -> None:
+    """A wrong key or value under registries.<host>.ecr is one line naming it, exit 2."""
+    config = write_config(tmp_path / "promoter.yaml", {HOST: {"ecr": ecr}})
+    result = cli(
+        "ecr", "grant-pull", "--account", OTHER_ACCOUNT, "--config", str(config), "--dry-run"
+    )
+    assert result.code == 2
+    assert message in result.err
+    assert len(result.err.strip().splitlines()) == 1
+
+
+def test_ecr_section_only_for_ecr_hosts(cli: Callable[..., CliRun], tmp_path: Path) -> None:
+    """An ecr section under a registry that is not an ECR host is refused, exit 2."""
+    config = write_config(tmp_path / "promoter.yaml", {"registry.example.com": {"ecr": {}}})
+    result = cli(
+        "ecr", "grant-pull", "--account", OTHER_ACCOUNT, "--config", str(config), "--registry", HOST
+    )
+    assert result.code == 2
+    assert "is not an ECR registry host" in result.err
+
+
+def test_prepare_destination_runs_once_per_repository_before_writes(
+    source_registry: RegistryProcess, dest_registry: RegistryProcess, repo: str
+) -> None:
+    """The copier calls its prepare_destination hook once per destination repository, however many
+    images go there concurrently, and not at all for an image that is already present."""
+    calls: list[tuple[str, str]] = []
+    lock = threading.Lock()
+
+    def prepare(registry: str, repository: str) -> None:
+        with lock:
+            calls.append((registry, repository))
+        time.sleep(0.05)  # let the other images arrive while the first prepares
+
+    pairs = []
+    for tag in ("1", "2", "3"):
+        seed(source_registry, repo, tag=tag, salt=tag)
+        pairs.append(
+            (
+                parse_reference(f"{source_registry.host}/{repo}:{tag}"),
+                parse_reference(f"{dest_registry.host}/{repo}:{tag}"),
+            )
+        )
+    transport = Transport()
+    try:
+        with Copier(transport, prepare_destination=prepare) as copier:
+            outcomes = copier.copy_all(pairs)
+        assert all(not isinstance(o, Exception) for o in outcomes), outcomes
+        assert calls == [(dest_registry.host, repo)]
+        calls.clear()
+        with Copier(transport, prepare_destination=prepare) as copier:
+            copier.copy(*pairs[0])
+        assert calls == []
+    finally:
+        transport.close()
