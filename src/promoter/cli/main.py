@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from promoter import __version__
 from promoter.authn.store import Credential, store_credential
-from promoter.cli import gitops
+from promoter.cli import argocd, ecr_commands, gitops
 from promoter.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -29,13 +29,15 @@ from promoter.cli.common import (
     add_jobs_option,
     build_transport,
     configure_logging,
+    destination_preparer,
     error,
     human_size,
+    immutable_note,
     int_at_least,
     log,
     terminal_progress,
 )
-from promoter.errors import ConfigError, InputError, PromoterError
+from promoter.errors import ConfigError, InputError, PromoterError, TagConflictError
 from promoter.reference import Reference, parse_reference
 from promoter.remote.copy import (
     Copier,
@@ -146,6 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="read the password from standard input (else prompt on a terminal)",
     )
     gitops.add_commands(commands, common)
+    ecr_commands.add_commands(commands, common)
+    argocd.add_commands(commands, common)
     return parser
 
 
@@ -166,6 +170,10 @@ def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None) -> i
             return _digest(args, scrub)
         if args.command in gitops.GITOPS_COMMANDS:
             return gitops.run_command(args, scrub)
+        if args.command in ecr_commands.ECR_COMMANDS:
+            return ecr_commands.run_command(args, scrub)
+        if args.command in argocd.ARGOCD_COMMANDS:
+            return argocd.run_command(args, scrub)
         return _login(args, scrub, stdin or sys.stdin)
     except PromoterError as exc:
         error(scrub(str(exc)))
@@ -245,10 +253,14 @@ def _copy(args: argparse.Namespace, scrub: SecretScrubber) -> int:
     progress = terminal_progress(args)
     display = progress if progress is not None else contextlib.nullcontext()
     try:
-        with Copier(transport, options, progress) as copier, display:
+        copier = Copier(
+            transport, options, progress, prepare_destination=destination_preparer(transport)
+        )
+        with copier, display:
             outcomes = _run_copies(copier, pairs)
     finally:
         transport.close()
+    outcomes = [_explain_conflict(outcome, transport) for outcome in outcomes]
     if len(pairs) == 1 and isinstance(outcomes[0], PromoterError):
         if as_json:
             _print_failure(pairs[0], outcomes[0], scrub)
@@ -267,6 +279,21 @@ def _copy(args: argparse.Namespace, scrub: SecretScrubber) -> int:
     if not failures:
         return EXIT_OK
     return EXIT_FAILED if failures - {EXIT_REFUSED} else EXIT_REFUSED
+
+
+def _explain_conflict(
+    outcome: CopyResult | PromoterError, transport: Transport
+) -> CopyResult | PromoterError:
+    """A refused tag move into an ECR repository that keeps the tag immutable says so."""
+    if not isinstance(outcome, TagConflictError):
+        return outcome
+    destination = parse_reference(outcome.destination)
+    note = immutable_note(transport, destination.registry, destination.repository, destination.tag)
+    if not note:
+        return outcome
+    explained = TagConflictError(outcome.destination, outcome.existing, outcome.wanted)
+    explained.args = (str(outcome).removesuffix(" (use --force to move it)") + note,)
+    return explained
 
 
 def _print_failure(

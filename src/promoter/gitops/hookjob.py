@@ -1,0 +1,176 @@
+"""The Argo CD PreSync hook that copies an environment's images before Argo CD applies them.
+
+Pure: builds Kubernetes objects as plain mappings from settings and an image list, does no I/O.
+``promoter argocd generate`` appends them to an overlay's rendered manifests; the Helm chart and the
+Kustomize component under ``deploy/`` build the same Job by hand, and the tests hold all three to
+the same checks.
+
+Why each setting is what it is (see ``docs/argocd.md`` and ``shared/argocd-notes.md``):
+
+- ``argocd.argoproj.io/hook: PreSync``: a failed PreSync hook stops the sync, so nothing that names
+  a missing image is applied.
+- ``hook-delete-policy: BeforeHookCreation``: a failed Job stays for inspection until the next sync.
+- a negative sync wave, and the ServiceAccount one wave earlier: hooks of a wave must exist and be
+  healthy before the next wave starts, and a ServiceAccount that is an ordinary resource would only
+  be applied in the Sync phase, after the hook that needs it.
+- ``generateName`` instead of a name: Argo CD appends about 27 characters (``<rev7>-<phase>-<unix
+  time>``), so the prefix is kept well below 63 - 27.
+- ``activeDeadlineSeconds`` and ``backoffLimit``: Argo CD has no timeout of its own for a hook.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+#: The longest suffix Argo CD appends to a hook's ``generateName`` (``<rev7>-<phase>-<unix time>``).
+ARGOCD_NAME_SUFFIX: Final = 27
+#: Kubernetes' limit for a Job's name (it becomes the ``job-name`` label of its pods).
+NAME_LIMIT: Final = 63
+#: The annotation EKS's pod identity webhook reads to give a ServiceAccount's pods an IAM role (IRSA).
+IRSA_ANNOTATION: Final = "eks.amazonaws.com/role-arn"
+#: The user the container image runs as (see the Dockerfile); Kubernetes checks runAsNonRoot with it.
+IMAGE_UID: Final = 10001
+#: A writable emptyDir for the read-only container, also its HOME; a path in the pod, not here.
+SCRATCH_DIR: Final = "/tmp"  # noqa: S108
+
+
+@dataclass(frozen=True, slots=True)
+class HookSettings:
+    """How the hook Job runs; the defaults are those documented in ``docs/argocd.md``.
+
+    Attributes:
+        image: the promoter container image the Job runs.
+        pull_policy: the container's imagePullPolicy.
+        service_account: the ServiceAccount the Job's pod runs as.
+        create_service_account: also emit that ServiceAccount (as an earlier PreSync hook).
+        role_arn: the IAM role for IRSA, written as the ServiceAccount's annotation when created.
+        name: the ``generateName`` prefix of the Job (without the trailing dash).
+        requests: container resource requests.
+        limits: container resource limits.
+        active_deadline_seconds: the Job's time limit; Argo CD has none of its own for hooks.
+        backoff_limit: retries of a failed pod.
+        sync_wave: the Job's sync wave; negative, so that it runs before hooks at the default wave.
+    """
+
+    image: str
+    pull_policy: str = "IfNotPresent"
+    service_account: str = "promoter-hook"
+    create_service_account: bool = True
+    role_arn: str | None = None
+    name: str = "promoter-hook"
+    requests: dict[str, str] = field(default_factory=lambda: {"cpu": "100m", "memory": "128Mi"})
+    limits: dict[str, str] = field(default_factory=lambda: {"cpu": "1", "memory": "512Mi"})
+    active_deadline_seconds: int = 600
+    backoff_limit: int = 1
+    sync_wave: int = -5
+
+    def __post_init__(self) -> None:
+        if len(self.name) + 1 + ARGOCD_NAME_SUFFIX > NAME_LIMIT:
+            raise ValueError(
+                f"hook name {self.name!r} is too long: with Argo CD's suffix it would exceed "
+                f"{NAME_LIMIT} characters (keep it at most {NAME_LIMIT - ARGOCD_NAME_SUFFIX - 1})"
+            )
+        if self.sync_wave >= 0:
+            raise ValueError(f"the hook's sync wave must be negative, got {self.sync_wave}")
+
+
+def hook_objects(
+    settings: HookSettings, source_registry: str, images: Sequence[str]
+) -> list[dict[str, Any]]:
+    """The ServiceAccount (when it is to be created) and the PreSync Job for ``images``.
+
+    Args:
+        settings: how the Job runs.
+        source_registry: the registry host to copy from (the ``promotesFrom`` environment's).
+        images: destination references the Job makes present, in the order given.
+
+    Raises:
+        ValueError: no images (a Job with nothing to do would fail on every sync).
+    """
+    if not images:
+        raise ValueError("a hook Job needs at least one image")
+    objects: list[dict[str, Any]] = []
+    if settings.create_service_account:
+        objects.append(_service_account(settings))
+    objects.append(_job(settings, source_registry, images))
+    return objects
+
+
+def _hook_annotations(wave: int) -> dict[str, str]:
+    return {
+        "argocd.argoproj.io/hook": "PreSync",
+        "argocd.argoproj.io/hook-delete-policy": "BeforeHookCreation",
+        "argocd.argoproj.io/sync-wave": str(wave),
+    }
+
+
+def _labels() -> dict[str, str]:
+    return {"app.kubernetes.io/name": "promoter-hook", "app.kubernetes.io/component": "presync"}
+
+
+def _service_account(settings: HookSettings) -> dict[str, Any]:
+    annotations = _hook_annotations(settings.sync_wave - 1)
+    if settings.role_arn:
+        annotations[IRSA_ANNOTATION] = settings.role_arn
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {
+            "name": settings.service_account,
+            "labels": _labels(),
+            "annotations": annotations,
+        },
+    }
+
+
+def _job(settings: HookSettings, source_registry: str, images: Sequence[str]) -> dict[str, Any]:
+    args = ["sync", "--from-registry", source_registry]
+    for image in images:
+        args += ["--image", image]
+    container = {
+        "name": "promoter",
+        "image": settings.image,
+        "imagePullPolicy": settings.pull_policy,
+        "command": ["promoter"],
+        "args": args,
+        "env": [{"name": "HOME", "value": SCRATCH_DIR}],
+        "resources": {"requests": dict(settings.requests), "limits": dict(settings.limits)},
+        "securityContext": {
+            "runAsNonRoot": True,
+            "readOnlyRootFilesystem": True,
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "volumeMounts": [{"name": "tmp", "mountPath": SCRATCH_DIR}],
+    }
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "generateName": f"{settings.name}-",
+            "labels": _labels(),
+            "annotations": _hook_annotations(settings.sync_wave),
+        },
+        "spec": {
+            "backoffLimit": settings.backoff_limit,
+            "activeDeadlineSeconds": settings.active_deadline_seconds,
+            "template": {
+                "metadata": {"labels": _labels()},
+                "spec": {
+                    "serviceAccountName": settings.service_account,
+                    "restartPolicy": "Never",
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": IMAGE_UID,
+                        "runAsGroup": IMAGE_UID,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [container],
+                    "volumes": [{"name": "tmp", "emptyDir": {}}],
+                },
+            },
+        },
+    }
