@@ -411,3 +411,56 @@ def test_plan_reads_rendered_manifests_from_stdin(
     [item] = result.json()["images"]  # type: ignore[misc]
     assert item["status"] == "copy"
     assert item["digest"] == digest
+
+
+def _use_hook_component(gitops: GitOpsRepo, listed: str) -> Path:
+    """Give the production overlay the Kustomize hook component and its image file."""
+    component = Path(__file__).resolve().parent.parent / "deploy" / "kustomize" / "promoter-hook"
+    overlay = gitops.root / "infra" / "overlays" / "production"
+    shutil.copytree(component, gitops.root / "deploy" / "promoter-hook")
+    (overlay / "promoter-images.txt").write_text(listed)
+    path = gitops.kustomization("production")
+    path.write_text(
+        path.read_text()
+        + "components:\n  - ../../../deploy/promoter-hook\n"
+        + "configMapGenerator:\n  - name: promoter-hook\n    literals:\n"
+        + f"      - sourceRegistry={DEV}\n    files:\n      - promoter-images.txt\n"
+    )
+    return overlay / "promoter-images.txt"
+
+
+def test_plan_reports_a_hook_file_that_lacks_an_image(
+    gitops: GitOpsRepo,
+    cli: Callable[..., CliRun],
+) -> None:
+    """With the Kustomize component, an image the overlay runs but promoter-images.txt lacks blocks
+    the plan (exit 3): the PreSync hook would not copy it. The hook's own image is not planned."""
+    for module, tag in (("cart", "2.3.1"), ("checkout", "1.8.0"), ("catalog", "3.0.2")):
+        gitops.seed(gitops.dev, module, tag)
+        gitops.seed(gitops.prod, module, tag)
+    _use_hook_component(gitops, f"{PROD}/{gitops.repo('cart')}:2.3.1\n")
+    result = cli("plan", "production", "-o", "json")
+    assert result.code == 3, result.err
+    doc = result.json()
+    assert set(doc["hookFile"]["missing"]) == {  # type: ignore[index]
+        f"{PROD}/{gitops.repo('checkout')}:1.8.0",
+        f"{PROD}/{gitops.repo('catalog')}:3.0.2",
+    }
+    assert all("promoter" not in str(i["image"]).rsplit("/", 1)[-1] for i in doc["images"])  # type: ignore[union-attr]
+    table = cli("plan", "production")
+    assert "lacks" in table.err
+
+
+def test_promote_keeps_the_hook_file_current(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """promote rewrites promoter-images.txt to what the overlay now runs, keeping its header."""
+    path = _use_hook_component(gitops, "# images the hook copies\n")
+    gitops.seed(gitops.dev, "cart", "2.4.0")
+    result = cli("promote", gitops.repo("cart"), "--to", "production")
+    assert result.code == 0, result.err
+    assert path.read_text() == "# images the hook copies\n" + "".join(
+        f"{PROD}/{gitops.repo(m)}:{t}\n"
+        for m, t in sorted((("cart", "2.4.0"), ("catalog", "3.0.2"), ("checkout", "1.8.0")))
+    )
+    assert "promoter-images.txt" in result.out

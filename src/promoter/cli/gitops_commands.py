@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from promoter.cli.common import (
     EXIT_OK,
+    EXIT_REFUSED,
     SecretScrubber,
     build_transport,
 )
@@ -25,6 +26,7 @@ from promoter.cli.plan_output import as_json, carry_out, plan_exit_code, print_p
 from promoter.errors import InputError
 from promoter.gitops.config import Environment, PromoterConfig, find_config, load_config
 from promoter.gitops.discover import iter_images, iter_manifests
+from promoter.gitops.hookfile import drift, hook_images_path, is_hook, rewritten
 from promoter.gitops.render import Rendering, read_manifests, render_overlay
 from promoter.oci.digest import Digest
 from promoter.promote.facts import lookup_digest, plan_images
@@ -69,7 +71,11 @@ def _transport(
 def _images(
     environment: Environment, manifests: str | None = None, early: Rendering | None = None
 ) -> Iterator[str]:
-    """Every container image the environment's manifests use, as written, as they are parsed."""
+    """Every container image the environment's manifests use, as written, as they are parsed.
+
+    Argo CD hook objects are left out: their image is the promoter Job's own, deployed with the
+    hook, not something the environment promotes.
+    """
     if manifests:
         text = read_manifests(manifests)
     elif early is not None and early.overlay == environment.overlay:
@@ -78,7 +84,8 @@ def _images(
         if early is not None:
             early.cancel()  # built for an overlay the validated configuration does not name
         text = render_overlay(environment.overlay)
-    return (found.image for found in iter_images(iter_manifests(text)))
+    documents = (d for d in iter_manifests(text) if not is_hook(d))
+    return (found.image for found in iter_images(documents))
 
 
 def _modules(environment: Environment, images: Iterable[str]) -> dict[str, Reference]:
@@ -121,8 +128,37 @@ def _plan(
     early: Rendering | None = None,
 ) -> int:
     items = _plan_for(config, args.environment, transport, manifests=args.manifests, early=early)
-    print_plan(args.environment, items, as_json(args))
-    return plan_exit_code(items)
+    environment = config.environment(args.environment)
+    hook_file = None if args.manifests else hook_images_path(environment.overlay)
+    difference = drift(hook_file, _managed(items)) if hook_file is not None else None
+    print_plan(args.environment, items, as_json(args), hook_file=difference)
+    if difference is not None and not as_json(args):
+        shown = (
+            difference.path.relative_to(config.path.parent)
+            if difference.path.is_relative_to(config.path.parent)
+            else difference.path
+        )
+        if difference.missing:
+            print(
+                f"promoter: error: {shown} lacks {', '.join(difference.missing)}: the PreSync hook "
+                "would not copy it; run promoter promote or add it",
+                file=sys.stderr,
+            )
+        if difference.extra:
+            print(
+                f"promoter: warning: {shown} lists {', '.join(difference.extra)}, which the "
+                "overlay does not run",
+                file=sys.stderr,
+            )
+    code = plan_exit_code(items)
+    if code == EXIT_OK and difference is not None and difference.missing:
+        return EXIT_REFUSED  # the hook would leave an image the overlay runs uncopied
+    return code
+
+
+def _managed(items: Iterable[PlanItem]) -> list[str]:
+    """The managed images of a plan, as the manifests write them (the hook file's form)."""
+    return [item.image for item in items if item.destination is not None]
 
 
 # -- sync --------------------------------------------------------------------------------------
@@ -297,6 +333,21 @@ def _promote(config: PromoterConfig, args: argparse.Namespace, transport: Transp
         write_edit(edit)  # one write for all modules: the file is never left half-promoted
         _check_promotion(target, wanted, edit)
         diff = unified_diff(edit, relative_to=config.path.parent)
+        hook_file = hook_images_path(target.overlay)
+        if hook_file is not None:
+            # The Kustomize component's list must name what the overlay now runs, or the PreSync
+            # hook would not copy the promoted image.
+            managed = [
+                text
+                for text in _images(target)
+                if parse_reference(text).registry == target.registry
+            ]
+            before, after = rewritten(hook_file, managed)
+            listed = replace(
+                edit, before=before, after=after, path=hook_file, changed=after != before
+            )
+            write_edit(listed)
+            diff += unified_diff(listed, relative_to=config.path.parent)
         # With -o json the diff goes to stderr, so that stdout stays one JSON document (--sync).
         (sys.stderr if as_json(args) else sys.stdout).write(diff)
     if args.sync:

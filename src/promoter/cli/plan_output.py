@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from promoter.cli.common import (
     EXIT_FAILED,
@@ -27,6 +28,9 @@ from promoter.promote.plan import PlanItem, PlanStatus, blocks_sync
 from promoter.promote.sync import SyncRecord, sync_plan
 from promoter.remote.copy import Copier, CopyOptions
 from promoter.transport.session import Transport
+
+if TYPE_CHECKING:
+    from promoter.gitops.hookfile import HookFileDrift
 
 
 def as_json(args: argparse.Namespace) -> bool:
@@ -82,9 +86,22 @@ def _explain_conflict(record: SyncRecord, transport: Transport) -> SyncRecord:
     return replace(record, error=record.error + note) if note else record
 
 
-def print_plan(environment: str, items: Sequence[PlanItem], as_json: bool) -> None:
+def print_plan(
+    environment: str,
+    items: Sequence[PlanItem],
+    as_json: bool,
+    *,
+    hook_file: HookFileDrift | None = None,
+) -> None:
+    """The plan as a table, or as ``{"environment", "images"[, "hookFile"]}`` JSON."""
     if as_json:
-        print(json.dumps({"environment": environment, "images": [i.to_json() for i in items]}))
+        document: dict[str, object] = {
+            "environment": environment,
+            "images": [i.to_json() for i in items],
+        }
+        if hook_file is not None:
+            document["hookFile"] = hook_file.to_json()
+        print(json.dumps(document))
         return
     rows = [("STATUS", "IMAGE", "SOURCE", "DIGEST")]
     for item in items:

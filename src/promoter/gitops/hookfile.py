@@ -1,0 +1,81 @@
+"""The Kustomize component's image list: ``promoter-images.txt`` in an overlay.
+
+The component (deploy/kustomize/promoter-hook) hands the PreSync Job the images to promote through
+this file, one destination reference per line. An image the overlay runs but the file lacks would
+be applied without having been copied, so ``plan`` reports the difference and ``promote`` rewrites
+the file with the overlay. Pure apart from reading and writing that one file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from promoter.errors import ConfigError
+
+HOOK_IMAGES_FILE: Final = "promoter-images.txt"
+_HOOK_ANNOTATION: Final = "argocd.argoproj.io/hook"
+
+
+@dataclass(frozen=True, slots=True)
+class HookFileDrift:
+    """How the image file differs from what the overlay runs."""
+
+    path: Path
+    missing: tuple[str, ...] = field(default=())  #: run by the overlay, not in the file
+    extra: tuple[str, ...] = field(default=())  #: in the file, not run by the overlay
+
+    def to_json(self) -> dict[str, object]:
+        """The ``hookFile`` entry of ``plan -o json``."""
+        return {"path": str(self.path), "missing": list(self.missing), "extra": list(self.extra)}
+
+
+def is_hook(document: Mapping[str, Any]) -> bool:
+    """Whether a manifest is an Argo CD hook (the promoter Job itself): its image is not promoted."""
+    metadata = document.get("metadata")
+    annotations = metadata.get("annotations") if isinstance(metadata, Mapping) else None
+    return isinstance(annotations, Mapping) and _HOOK_ANNOTATION in annotations
+
+
+def hook_images_path(overlay: Path) -> Path | None:
+    """The overlay's image file, or None when the overlay does not use the component's file."""
+    path = overlay / HOOK_IMAGES_FILE
+    return path if path.is_file() else None
+
+
+def read_hook_images(path: Path) -> list[str]:
+    """The references in the file, without comments and blank lines."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from exc
+    return [entry for line in text.splitlines() if (entry := line.split("#", 1)[0].strip())]
+
+
+def drift(path: Path, running: Iterable[str]) -> HookFileDrift | None:
+    """How the file differs from the managed images the overlay runs; None when they agree."""
+    listed = set(read_hook_images(path))
+    wanted = set(running)
+    missing, extra = tuple(sorted(wanted - listed)), tuple(sorted(listed - wanted))
+    return HookFileDrift(path, missing, extra) if missing or extra else None
+
+
+def rewritten(path: Path, running: Iterable[str]) -> tuple[str, str]:
+    """The file's text before and after listing exactly ``running``, sorted.
+
+    Comment and blank lines at the top (the file's explanation) are kept; the list below them is
+    replaced.
+    """
+    try:
+        before = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from exc
+    header: list[str] = []
+    for line in before.splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            break
+        header.append(line)
+    after = "\n".join([*header, *sorted(set(running))]) + "\n"
+    return before, after
