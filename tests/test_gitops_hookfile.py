@@ -36,8 +36,19 @@ def test_rewrite_keeps_the_header_and_sorts(tmp_path: Path) -> None:
     assert after == "# one reference per line\n\nr/a:1\nr/b:2\n"
 
 
-def test_hook_objects_are_recognised() -> None:
-    """A manifest with Argo CD's hook annotation is a hook; others are not."""
-    assert is_hook({"metadata": {"annotations": {"argocd.argoproj.io/hook": "PreSync"}}})
+def test_only_promoters_own_hook_is_recognised() -> None:
+    """The hook Job running promoter sync --from-registry is recognised; other hooks (a migration
+    Job) and ordinary objects are not, so their images are still promoted."""
+    annotations = {"argocd.argoproj.io/hook": "PreSync"}
+
+    def job(command: list[str], args: list[str]) -> dict[str, object]:
+        container = {"name": "c", "image": "x", "command": command, "args": args}
+        return {
+            "metadata": {"annotations": annotations},
+            "spec": {"template": {"spec": {"containers": [container]}}},
+        }
+
+    assert is_hook(job(["promoter"], ["sync", "--from-registry", "r", "--image", "i"]))
+    assert not is_hook(job(["/migrate"], ["up"]))
     assert not is_hook({"metadata": {"annotations": {"other": "x"}}})
     assert not is_hook({"kind": "Deployment"})

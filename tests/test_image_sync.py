@@ -265,3 +265,41 @@ def test_a_registry_error_on_one_image_does_not_stop_the_others(
     assert statuses[f"{proxy.host}/{repo}/bad:1"]["status"] == "error"
     assert "500" in str(statuses[f"{proxy.host}/{repo}/bad:1"]["error"])
     assert manifest_digest(dest_registry, f"{repo}/good", "1") == good
+
+
+def test_a_promoter_yaml_with_only_registries_is_enough(
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+    tmp_path: Path,
+) -> None:
+    """The hook packagings mount promoter.yaml with just registry settings: --config takes it, and
+    its endpoints carry real-looking registry names to the local registries."""
+    src_host, dst_host = (
+        "111111111111.dkr.ecr.us-east-1.amazonaws.com",
+        "222222222222.dkr.ecr.us-east-1.amazonaws.com",
+    )
+    config = tmp_path / "promoter.yaml"
+    config.write_text(
+        "registries:\n"
+        f"  {src_host}: {{endpoint: '{source_registry.url}'}}\n"
+        f"  {dst_host}: {{endpoint: '{dest_registry.url}'}}\n"
+    )
+    digest = push(
+        source_registry,
+        repo,
+        images.oci_image([images.layer(10, "cfg")], seed=f"{repo}cfg"),
+        tag="1",
+    )
+    result = cli(
+        "sync",
+        "--config",
+        str(config),
+        "--from-registry",
+        src_host,
+        "--image",
+        f"{dst_host}/{repo}:1",
+    )
+    assert result.code == 0, result.err
+    assert manifest_digest(dest_registry, repo, "1") == digest

@@ -30,6 +30,7 @@ from tests.registry_checks import manifest_digest, push
 from promoter.cli import argocd
 from promoter.cli.common import SecretScrubber
 from promoter.errors import ConfigError, InputError
+from promoter.gitops.hookjob import HookSettings, hook_objects
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -83,6 +84,8 @@ def check_job(job: Mapping[str, Any], *, generated_name: bool = True) -> None:
     spec = job["spec"]
     assert spec["backoffLimit"] >= 0
     assert spec["activeDeadlineSeconds"] > 0
+    if generated_name:  # a new name each sync: BeforeHookCreation cannot clean up, the TTL does
+        assert spec["ttlSecondsAfterFinished"] > 0
     pod = spec["template"]["spec"]
     assert pod["restartPolicy"] == "Never"
     assert pod["serviceAccountName"]
@@ -527,3 +530,27 @@ def test_package_installs_with_plain_pip_into_a_fresh_venv(tmp_path: Path) -> No
         check=True,
     )
     assert version.stdout.startswith("promoter ")
+
+
+def test_registry_settings_reach_the_generated_job() -> None:
+    """With promoter.yaml registry settings, the hook carries them in a ConfigMap hook one wave
+    before the Job, mounted and passed with --config; every object stays schema-valid."""
+    settings = (
+        "registries:\n  111111111111.dkr.ecr.us-east-1.amazonaws.com:\n    ecr: {roleArn: arn}\n"
+    )
+    objects = hook_objects(
+        HookSettings(image="promoter:0.1.0"),
+        "111111111111.dkr.ecr.us-east-1.amazonaws.com",
+        ["222222222222.dkr.ecr.us-east-1.amazonaws.com/shop/cart:1.0"],
+        registry_settings=settings,
+    )
+    validate(objects)
+    config = only(objects, "ConfigMap")
+    job = only(objects, "Job")
+    check_job(job)
+    assert check_hook(config, wave_below=check_hook(job)) < check_hook(job)
+    assert config["data"]["promoter.yaml"] == settings
+    pod = job["spec"]["template"]["spec"]
+    assert {"name": "config", "configMap": {"name": config["metadata"]["name"]}} in pod["volumes"]
+    args = pod["containers"][0]["args"]
+    assert args[args.index("--config") + 1] == "/etc/promoter/promoter.yaml"

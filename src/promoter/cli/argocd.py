@@ -168,11 +168,32 @@ def _generate(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     else:
         from promoter.gitops.hookjob import hook_objects  # noqa: PLC0415
 
-        hook = hook_objects(settings, source.registry, images)
+        hook = hook_objects(
+            settings, source.registry, images, registry_settings=_registry_settings(config.path)
+        )
     text = manifests if manifests.endswith("\n") else f"{manifests}\n"
     sys.stdout.write(text + _dump(hook))
     sys.stdout.flush()
     return EXIT_OK
+
+
+def _registry_settings(path: Path) -> str | None:
+    """promoter.yaml's ``registries`` section alone, for the Job (None when there is none).
+
+    The Job needs endpoints, ECR roles and repository settings as the repository states them;
+    ``caFile`` names a file in the repository that the pod does not have, so it is left out with a
+    warning (mount the CA into the image, or use a registry with a public certificate).
+    """
+    import yaml  # noqa: PLC0415 - generate only
+
+    document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    registries = document.get("registries") if isinstance(document, dict) else None
+    if not isinstance(registries, dict) or not registries:
+        return None
+    for host, entry in registries.items():
+        if isinstance(entry, dict) and entry.pop("caFile", None) is not None:
+            log.warning("registries.%s.caFile is not available to the hook Job; left out", host)
+    return yaml.safe_dump({"registries": registries}, sort_keys=False)
 
 
 def _managed_images(found_images: list[FoundImage], registry: str) -> list[str]:

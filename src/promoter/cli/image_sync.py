@@ -81,4 +81,5 @@ def _transport(args: argparse.Namespace, scrub: SecretScrubber) -> Transport:
         return build_transport(args, scrub, jobs)
     from promoter.gitops.config import load_config  # noqa: PLC0415 - only with a promoter.yaml
 
-    return build_transport(args, scrub, jobs, registries=load_config(config_path).registries)
+    config = load_config(config_path, registries_only=True)
+    return build_transport(args, scrub, jobs, registries=config.registries)

@@ -255,11 +255,16 @@ class _ConfigModel(BaseModel):
 # -- public functions --------------------------------------------------------------------------------
 
 
-def load_config(path: Path) -> PromoterConfig:
+def load_config(path: Path, *, registries_only: bool = False) -> PromoterConfig:
     """Read and validate a ``promoter.yaml``.
 
     Relative ``overlay`` and ``caFile`` paths are taken from the file's folder, not the current
     directory, so that commands give the same answer wherever in the repository they run.
+
+    Args:
+        path: the file.
+        registries_only: accept a file without ``environments`` (the in-cluster sync only needs the
+            ``registries`` settings, which the hook packagings mount on their own).
 
     Raises:
         ConfigError: one line naming the file, the key path and what is wrong.
@@ -277,6 +282,8 @@ def load_config(path: Path) -> PromoterConfig:
         raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
     except ValueError as exc:  # PyYAML's own: a date like 2024-02-30 that is no date
         raise ConfigError(f"{path}: invalid YAML value: {exc}; quote it") from exc
+    if data is None and registries_only:
+        data = {}
     if data is None:
         raise ConfigError(f"{path}: the file is empty; it needs an 'environments' mapping")
     if not isinstance(data, dict):
@@ -284,7 +291,9 @@ def load_config(path: Path) -> PromoterConfig:
     if data.get("registries", {}) is None:
         # `registries:` with every entry commented out is a natural state, not an error.
         del data["registries"]
-    if not data.get("environments", True):
+    if registries_only:
+        data.setdefault("environments", {})
+    elif not data.get("environments", True):
         raise ConfigError(f"{path}: environments: at least one environment is required")
     try:
         model = _ConfigModel.model_validate(data)

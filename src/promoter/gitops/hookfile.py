@@ -33,10 +33,23 @@ class HookFileDrift:
 
 
 def is_hook(document: Mapping[str, Any]) -> bool:
-    """Whether a manifest is an Argo CD hook (the promoter Job itself): its image is not promoted."""
+    """Whether a manifest is promoter's own PreSync hook: an Argo CD hook whose container runs
+    ``promoter sync --from-registry``. Its image is the hook's, not one the environment promotes;
+    every other object, other hooks included (a migration Job), is planned as usual."""
     metadata = document.get("metadata")
     annotations = metadata.get("annotations") if isinstance(metadata, Mapping) else None
-    return isinstance(annotations, Mapping) and _HOOK_ANNOTATION in annotations
+    if not isinstance(annotations, Mapping) or _HOOK_ANNOTATION not in annotations:
+        return False
+    spec = document.get("spec")
+    template = spec.get("template") if isinstance(spec, Mapping) else None
+    pod = template.get("spec") if isinstance(template, Mapping) else None
+    containers = pod.get("containers") if isinstance(pod, Mapping) else None
+    return any(
+        isinstance(c, Mapping)
+        and list(c.get("command") or [])[-1:] == ["promoter"]
+        and list(c.get("args") or [])[:2] == ["sync", "--from-registry"]
+        for c in containers or []
+    )
 
 
 def hook_images_path(overlay: Path) -> Path | None:

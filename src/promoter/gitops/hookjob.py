@@ -9,7 +9,11 @@ Why each setting is what it is (see ``docs/argocd.md`` and ``shared/argocd-notes
 
 - ``argocd.argoproj.io/hook: PreSync``: a failed PreSync hook stops the sync, so nothing that names
   a missing image is applied.
-- ``hook-delete-policy: BeforeHookCreation``: a failed Job stays for inspection until the next sync.
+- ``hook-delete-policy: BeforeHookCreation``: a failed Job stays for inspection until the next sync
+  re-creates it. A ``generateName`` Job gets a new name every sync, so Argo CD never finds the old
+  one to delete: ``ttlSecondsAfterFinished`` (a day by default) removes finished Jobs instead.
+- registry settings from promoter.yaml (``registries``: endpoints, ECR role, repository settings)
+  travel in a ConfigMap hook one wave earlier, passed to the Job with ``--config``.
 - a negative sync wave, and the ServiceAccount one wave earlier: hooks of a wave must exist and be
   healthy before the next wave starts, and a ServiceAccount that is an ordinary resource would only
   be applied in the Sync phase, after the hook that needs it.
@@ -34,6 +38,8 @@ IRSA_ANNOTATION: Final = "eks.amazonaws.com/role-arn"
 IMAGE_UID: Final = 10001
 #: A writable emptyDir for the read-only container, also its HOME; a path in the pod, not here.
 SCRATCH_DIR: Final = "/tmp"  # noqa: S108
+#: Where the registry settings ConfigMap is mounted in the Job's pod.
+CONFIG_DIR: Final = "/etc/promoter"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +58,7 @@ class HookSettings:
         active_deadline_seconds: the Job's time limit; Argo CD has none of its own for hooks.
         backoff_limit: retries of a failed pod.
         sync_wave: the Job's sync wave; negative, so that it runs before hooks at the default wave.
+        ttl_seconds_after_finished: how long a finished Job (and its pod and logs) is kept.
     """
 
     image: str
@@ -65,6 +72,7 @@ class HookSettings:
     active_deadline_seconds: int = 600
     backoff_limit: int = 1
     sync_wave: int = -5
+    ttl_seconds_after_finished: int = 86400
 
     def __post_init__(self) -> None:
         if len(self.name) + 1 + ARGOCD_NAME_SUFFIX > NAME_LIMIT:
@@ -77,14 +85,20 @@ class HookSettings:
 
 
 def hook_objects(
-    settings: HookSettings, source_registry: str, images: Sequence[str]
+    settings: HookSettings,
+    source_registry: str,
+    images: Sequence[str],
+    *,
+    registry_settings: str | None = None,
 ) -> list[dict[str, Any]]:
-    """The ServiceAccount (when it is to be created) and the PreSync Job for ``images``.
+    """The ServiceAccount (when it is to be created), the registry settings ConfigMap (when there
+    are settings) and the PreSync Job for ``images``.
 
     Args:
         settings: how the Job runs.
         source_registry: the registry host to copy from (the ``promotesFrom`` environment's).
         images: destination references the Job makes present, in the order given.
+        registry_settings: a promoter.yaml holding only ``registries``, for the Job's ``--config``.
 
     Raises:
         ValueError: no images (a Job with nothing to do would fail on every sync).
@@ -94,8 +108,25 @@ def hook_objects(
     objects: list[dict[str, Any]] = []
     if settings.create_service_account:
         objects.append(_service_account(settings))
-    objects.append(_job(settings, source_registry, images))
+    if registry_settings is not None:
+        objects.append(_config_map(settings, registry_settings))
+    objects.append(
+        _job(settings, source_registry, images, with_config=registry_settings is not None)
+    )
     return objects
+
+
+def _config_map(settings: HookSettings, registry_settings: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": f"{settings.name}-config",
+            "labels": _labels(),
+            "annotations": _hook_annotations(settings.sync_wave - 1),
+        },
+        "data": {"promoter.yaml": registry_settings},
+    }
 
 
 def _hook_annotations(wave: int) -> dict[str, str]:
@@ -125,10 +156,15 @@ def _service_account(settings: HookSettings) -> dict[str, Any]:
     }
 
 
-def _job(settings: HookSettings, source_registry: str, images: Sequence[str]) -> dict[str, Any]:
+def _job(
+    settings: HookSettings, source_registry: str, images: Sequence[str], *, with_config: bool
+) -> dict[str, Any]:
     args = ["sync", "--from-registry", source_registry]
+    if with_config:
+        args += ["--config", f"{CONFIG_DIR}/promoter.yaml"]
     for image in images:
         args += ["--image", image]
+    mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": SCRATCH_DIR}]
     container = {
         "name": "promoter",
         "image": settings.image,
@@ -144,8 +180,12 @@ def _job(settings: HookSettings, source_registry: str, images: Sequence[str]) ->
             "capabilities": {"drop": ["ALL"]},
             "seccompProfile": {"type": "RuntimeDefault"},
         },
-        "volumeMounts": [{"name": "tmp", "mountPath": SCRATCH_DIR}],
+        "volumeMounts": mounts,
     }
+    volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {}}]
+    if with_config:
+        mounts.append({"name": "config", "mountPath": CONFIG_DIR, "readOnly": True})
+        volumes.append({"name": "config", "configMap": {"name": f"{settings.name}-config"}})
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -156,6 +196,7 @@ def _job(settings: HookSettings, source_registry: str, images: Sequence[str]) ->
         },
         "spec": {
             "backoffLimit": settings.backoff_limit,
+            "ttlSecondsAfterFinished": settings.ttl_seconds_after_finished,
             "activeDeadlineSeconds": settings.active_deadline_seconds,
             "template": {
                 "metadata": {"labels": _labels()},
@@ -169,7 +210,7 @@ def _job(settings: HookSettings, source_registry: str, images: Sequence[str]) ->
                         "seccompProfile": {"type": "RuntimeDefault"},
                     },
                     "containers": [container],
-                    "volumes": [{"name": "tmp", "emptyDir": {}}],
+                    "volumes": volumes,
                 },
             },
         },
