@@ -303,3 +303,19 @@ def test_a_promoter_yaml_with_only_registries_is_enough(
     )
     assert result.code == 0, result.err
     assert manifest_digest(dest_registry, repo, "1") == digest
+
+
+def test_bare_word_hosts_are_refused_and_empty_lists_are_no_work(
+    cli: Callable[..., CliRun],
+    tmp_path: Path,
+) -> None:
+    """--from-registry foo is not read as Docker Hub; an images file with only comments does
+    nothing and succeeds, so a hook for an overlay without managed images never blocks a sync."""
+    bare = cli("sync", "--from-registry", "foo", "--image", "127.0.0.1:1/a:1")
+    assert bare.code == 2
+    assert "registry host" in bare.err
+    listed = tmp_path / "images.txt"
+    listed.write_text("# nothing promoted yet\n")
+    empty = cli("sync", "--from-registry", "127.0.0.1:1", "--images-file", str(listed))
+    assert empty.code == 0
+    assert "nothing to promote" in empty.err

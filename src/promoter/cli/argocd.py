@@ -151,7 +151,8 @@ def _generate(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
             f"{source_dir} is the overlay of no environment in {config.path} ({overlays})"
         )
     settings = _hook_settings(args, environ)
-    manifests = render_overlay(source_dir)
+    # Argo CD gives a plugin command 90 s; stop first, so that our message is the one shown.
+    manifests = render_overlay(source_dir, timeout=80)
     documents = parse_manifests(manifests, source=f"kustomize build {source_dir}")
     if not documents:
         # Printing nothing would let Argo CD prune every resource of the application.

@@ -329,27 +329,25 @@ def _promote(config: PromoterConfig, args: argparse.Namespace, transport: Transp
         if updated.after == (edit.after if edit is not None else updated.before):
             print(f"{target.name} already runs {module} {digest or new_tag}", file=sys.stderr)
         edit = updated
+    diff = ""
     if edit is not None and edit.changed:
         write_edit(edit)  # one write for all modules: the file is never left half-promoted
         _check_promotion(target, wanted, edit)
         diff = unified_diff(edit, relative_to=config.path.parent)
-        hook_file = hook_images_path(target.overlay)
-        if hook_file is not None:
-            # The Kustomize component's list must name what the overlay now runs, or the PreSync
-            # hook would not copy the promoted image.
-            managed = [
-                text
-                for text in _images(target)
-                if parse_reference(text).registry == target.registry
-            ]
-            before, after = rewritten(hook_file, managed)
-            listed = replace(
-                edit, before=before, after=after, path=hook_file, changed=after != before
-            )
-            write_edit(listed)
-            diff += unified_diff(listed, relative_to=config.path.parent)
-        # With -o json the diff goes to stderr, so that stdout stays one JSON document (--sync).
-        (sys.stderr if as_json(args) else sys.stdout).write(diff)
+    hook_file = hook_images_path(target.overlay)
+    if hook_file is not None and edit is not None:
+        # The Kustomize component's list must name what the overlay runs, or the PreSync hook would
+        # not copy the promoted image; rewritten even when the overlay already had the version, so
+        # that a promote also repairs a stale list.
+        managed = [
+            text for text in _images(target) if parse_reference(text).registry == target.registry
+        ]
+        before, after = rewritten(hook_file, managed)
+        listed = replace(edit, before=before, after=after, path=hook_file, changed=after != before)
+        write_edit(listed)
+        diff += unified_diff(listed, relative_to=config.path.parent)
+    # With -o json the diff goes to stderr, so that stdout stays one JSON document (--sync).
+    (sys.stderr if as_json(args) else sys.stdout).write(diff)
     if args.sync:
         return _sync(config, args, transport, only=set(chosen))
     return EXIT_OK

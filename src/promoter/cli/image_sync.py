@@ -11,9 +11,10 @@ unless a promoter.yaml supplies registry settings.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from promoter.cli.common import SecretScrubber, build_transport
+from promoter.cli.common import EXIT_OK, SecretScrubber, build_transport
 from promoter.cli.plan_output import carry_out
 from promoter.errors import ConfigError, InputError, InvalidReferenceError
 from promoter.gitops.locate import CONFIG_NAME
@@ -32,8 +33,12 @@ def run_image_sync(args: argparse.Namespace, scrub: SecretScrubber) -> int:
     texts = list(args.image or [])
     for path in args.images_file or []:
         texts.extend(_read_images_file(path))
-    if not texts:
+    if not texts and not args.images_file:
         raise InputError("--from-registry needs at least one --image DST_REF or --images-file FILE")
+    if not texts:
+        # An overlay that runs no image of its registry yet: the hook must not fail every sync.
+        print("nothing to promote: the images files list no image", file=sys.stderr)
+        return EXIT_OK
     wanted = []
     for text in dict.fromkeys(texts):
         try:
@@ -51,13 +56,18 @@ def run_image_sync(args: argparse.Namespace, scrub: SecretScrubber) -> int:
 
 
 def _registry(text: str) -> str:
-    """A registry host as references name it (``host[:port]``), validated."""
+    """A registry host as references name it (``host[:port]``), validated.
+
+    A bare word is refused rather than read as a Docker Hub repository (``foo`` -> docker.io).
+    """
+    host = text.strip()
+    problem = f"--from-registry {text!r} is not a registry host; give host[:port] without a scheme"
+    if not ("." in host or ":" in host or host == "localhost"):
+        raise InputError(problem)
     try:
-        return parse_reference(f"{text.strip()}/x").registry
+        return parse_reference(f"{host}/x").registry
     except InvalidReferenceError as exc:
-        raise InputError(
-            f"--from-registry {text!r} is not a registry host; give host[:port] without a scheme"
-        ) from exc
+        raise InputError(problem) from exc
 
 
 def _read_images_file(path: Path) -> list[str]:
