@@ -75,6 +75,7 @@ class Rule:
     before: Callable[[], None] | None
     body: bytes | None
     drop: bool
+    lose_answer: bool = False
     fired: int = 0
 
     def matches(self, method: str, target: str) -> bool:
@@ -153,6 +154,7 @@ class FaultProxy:
         before: Callable[[], None] | None = None,
         body: bytes | None = None,
         drop: bool = False,
+        lose_answer: bool = False,
     ) -> Rule:
         """Script a fault for the next ``times`` requests that match.
 
@@ -171,6 +173,8 @@ class FaultProxy:
             before: Callback run when the rule fires, before answering or forwarding.
             body: Body of the injected answer; a distribution-style JSON error by default.
             drop: Close the connection instead of answering.
+            lose_answer: Forward the request, let the upstream act on it, then close the
+                connection without relaying the answer: a commit whose reply was lost.
 
         Returns:
             The rule, whose ``fired`` count tests can check.
@@ -184,6 +188,7 @@ class FaultProxy:
             before=before,
             body=body,
             drop=drop,
+            lose_answer=lose_answer,
         )
         with self._lock:
             self.rules.append(rule)
@@ -273,7 +278,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             body = rule.body if rule.body is not None else _error_body(rule.status)
             self._answer(rule.status, rule.headers, body)
             return
-        self._forward()
+        self._forward(lose_answer=rule is not None and rule.lose_answer)
 
     # request bodies ----------------------------------------------------------------------------
 
@@ -323,7 +328,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    def _forward(self) -> None:
+    def _forward(self, *, lose_answer: bool = False) -> None:
         owner = self._owner
         upstream = http.client.HTTPConnection(
             owner.upstream_host, owner.upstream_port, timeout=_UPSTREAM_TIMEOUT_S
@@ -334,6 +339,11 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             except (OSError, http.client.HTTPException):
                 self.close_connection = True
                 self._answer(502, {}, _error_body(502, "upstream unreachable"))
+                return
+            if lose_answer:
+                response.read()  # the upstream has done the work; the client never hears of it
+                owner.record(self.command, self.path, DROPPED)
+                self.close_connection = True
                 return
             self._relay(response)
         finally:

@@ -210,3 +210,23 @@ def test_corrupt_blob_is_never_committed_by_a_monolithic_upload(
     assert "hashes to" in result.err  # promoter's own check, not the registry's DIGEST_INVALID
     assert not has_blob(dest_registry, repo, images.sha256_digest(bad))
     assert manifest_digest(dest_registry, repo, "1.0") is None
+
+
+def test_a_commit_whose_answer_was_lost_is_not_a_failure(
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+) -> None:
+    """The registry commits the blob and the tag, but the answers never arrive: the retried PUTs
+    find the upload session gone or the work done, and a HEAD shows the registry holds it."""
+    image = images.oci_image([images.layer(50_000, "lost-answer", gzip=False)], seed="lost-answer")
+    digest = push(source_registry, repo, image)
+    with FaultProxy(dest_registry.url) as dst:
+        blob_commit = dst.add_rule("PUT", r"/blobs/uploads/.*digest=", lose_answer=True)
+        tag_commit = dst.add_rule("PUT", "/manifests/1.0$", lose_answer=True)
+        result = cli("copy", f"{source_registry.host}/{repo}:1.0", f"{dst.host}/{repo}:1.0")
+    assert blob_commit.fired == 1
+    assert tag_commit.fired == 1
+    assert result.code == 0, result.err
+    assert manifest_digest(dest_registry, repo, "1.0") == digest
