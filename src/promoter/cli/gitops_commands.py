@@ -89,13 +89,25 @@ def _images(
 
 
 def _modules(environment: Environment, images: Iterable[str]) -> dict[str, Reference]:
-    """Managed images by module (repository path in the environment's registry)."""
-    modules: dict[str, Reference] = {}
-    for text in images:
+    """Managed images by module (repository path in the environment's registry), the first
+    version each module runs."""
+    return {module: refs[0] for module, refs in _versions(environment, images).items()}
+
+
+def _versions(environment: Environment, images: Iterable[str]) -> dict[str, list[Reference]]:
+    """Every distinct reference each module of the environment runs."""
+    versions: dict[str, list[Reference]] = {}
+    for text in _own_images(environment, images):
         reference = parse_reference(text)
-        if reference.registry == environment.registry:
-            modules.setdefault(reference.repository, reference)
-    return modules
+        found = versions.setdefault(reference.repository, [])
+        if reference not in found:
+            found.append(reference)
+    return versions
+
+
+def _own_images(environment: Environment, images: Iterable[str]) -> list[str]:
+    """The images of the environment's own registry, as the manifests write them."""
+    return [text for text in images if parse_reference(text).registry == environment.registry]
 
 
 def _plan_for(
@@ -277,7 +289,7 @@ def _promote(config: PromoterConfig, args: argparse.Namespace, transport: Transp
         )
     if args.all == bool(args.modules):
         raise InputError("name the modules to promote, or pass --all (not both)")
-    available = _versions(source)
+    available = _versions(source, _images(source))
     current = _modules(target, _images(target))
     chosen = sorted(available) if args.all else list(dict.fromkeys(args.modules))
     unknown = [m for m in chosen if m not in available]
@@ -330,22 +342,14 @@ def _promote(config: PromoterConfig, args: argparse.Namespace, transport: Transp
             print(f"{target.name} already runs {module} {digest or new_tag}", file=sys.stderr)
         edit = updated
     diff = ""
+    rendered: list[str] | None = None  # the target after the edit, rendered once for both uses
     if edit is not None and edit.changed:
         write_edit(edit)  # one write for all modules: the file is never left half-promoted
-        _check_promotion(target, wanted, edit)
+        rendered = list(_images(target))
+        _check_promotion(target, wanted, edit, rendered)
         diff = unified_diff(edit, relative_to=config.path.parent)
-    hook_file = hook_images_path(target.overlay)
-    if hook_file is not None and edit is not None:
-        # The Kustomize component's list must name what the overlay runs, or the PreSync hook would
-        # not copy the promoted image; rewritten even when the overlay already had the version, so
-        # that a promote also repairs a stale list.
-        managed = [
-            text for text in _images(target) if parse_reference(text).registry == target.registry
-        ]
-        before, after = rewritten(hook_file, managed)
-        listed = replace(edit, before=before, after=after, path=hook_file, changed=after != before)
-        write_edit(listed)
-        diff += unified_diff(listed, relative_to=config.path.parent)
+    if edit is not None:
+        diff += _rewrite_hook_file(config, target, edit, rendered)
     # With -o json the diff goes to stderr, so that stdout stays one JSON document (--sync).
     (sys.stderr if as_json(args) else sys.stdout).write(diff)
     if args.sync:
@@ -353,24 +357,36 @@ def _promote(config: PromoterConfig, args: argparse.Namespace, transport: Transp
     return EXIT_OK
 
 
-def _versions(environment: Environment) -> dict[str, list[Reference]]:
-    """Every distinct reference each module of the environment runs."""
-    versions: dict[str, list[Reference]] = {}
-    for text in _images(environment):
-        reference = parse_reference(text)
-        if reference.registry == environment.registry:
-            found = versions.setdefault(reference.repository, [])
-            if reference not in found:
-                found.append(reference)
-    return versions
-
-
 def _version(reference: Reference) -> str:
     return reference.digest or reference.tag or ""
 
 
+def _rewrite_hook_file(
+    config: PromoterConfig, target: Environment, edit: ImageEdit, rendered: list[str] | None
+) -> str:
+    """Make the Kustomize component's list name what the overlay runs; returns its diff.
+
+    Otherwise the PreSync hook would not copy the promoted image. Rewritten even when the overlay
+    already had the version, so that a promote also repairs a stale list.
+    """
+    from promoter.gitops.overlay import unified_diff, write_edit  # noqa: PLC0415 - see _promote
+
+    hook_file = hook_images_path(target.overlay)
+    if hook_file is None:
+        return ""
+    if rendered is None:
+        rendered = list(_images(target))
+    before, after = rewritten(hook_file, _own_images(target, rendered))
+    listed = replace(edit, before=before, after=after, path=hook_file, changed=after != before)
+    write_edit(listed)
+    return unified_diff(listed, relative_to=config.path.parent)
+
+
 def _check_promotion(
-    target: Environment, wanted: dict[str, tuple[str | None, str | None]], edit: ImageEdit
+    target: Environment,
+    wanted: dict[str, tuple[str | None, str | None]],
+    edit: ImageEdit,
+    rendered: Iterable[str],
 ) -> None:
     """Render the edited overlay and make sure each module now runs what was promoted.
 
@@ -380,10 +396,10 @@ def _check_promotion(
     """
     from promoter.gitops.overlay import write_edit  # noqa: PLC0415 - see _promote
 
-    rendered = _versions(target)
+    versions = _versions(target, rendered)
     wrong = []
     for module, (tag, digest) in wanted.items():
-        runs = rendered.get(module, [])
+        runs = versions.get(module, [])
         if not runs or any((r.tag != tag and tag is not None) or r.digest != digest for r in runs):
             shown = ", ".join(str(r) for r in runs) or "no image of it"
             wrong.append(f"{module} (renders {shown})")
