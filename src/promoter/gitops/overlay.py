@@ -1,12 +1,9 @@
 """Editing the ``images:`` list of an overlay's kustomization, the way a reviewer wants to see it.
 
-A promotion is a Git change someone reviews, so the diff must be the one value that moved: comments,
-key order, quoting, indentation and blank lines everywhere else stay byte for byte. ruamel.yaml's
-round-trip dumper cannot promise that (it applies one indentation to every sequence in the file and
-normalises spacing after colons), so ruamel.yaml is used for what it does exactly: composing the
-file into nodes that carry their start and end offsets. The edit is then a splice of the original
-text at those offsets, and the result is parsed again and compared with the intended data, so a
-splice that went wrong is refused instead of written.
+This module holds the kustomization-level API: finding an overlay's kustomization file as Kustomize
+does (``kustomization_path``), planning an edit as a value (``set_image`` gives an ``ImageEdit``),
+writing it atomically (``write_edit``) and showing it as a diff (``unified_diff``). The edit of the
+text itself, a splice that keeps every other byte of the file, is ``promoter.gitops.splice``'s.
 
 Kustomize's ``images:`` entries (https://kubectl.docs.kubernetes.io/references/kustomize/kustomization/images/)
 have ``name`` (the image as written in the resources), ``newName``, ``newTag`` and ``digest``
@@ -15,35 +12,20 @@ have ``name`` (the image as written in the resources), ``newName``, ``newTag`` a
 
 from __future__ import annotations
 
-import copy
 import difflib
-import json
 import os
 import stat
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
-import yaml
-from ruamel.yaml import YAML
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
-
-from promoter.errors import ConfigError, InvalidReferenceError
+from promoter.errors import ConfigError
+from promoter.gitops.splice import DIGEST, NEW_TAG, ImagesEditor
 from promoter.reference import parse_reference
 
 #: The file names Kustomize looks for in a folder, in its order.
 KUSTOMIZATION_NAMES: Final = ("kustomization.yaml", "kustomization.yml", "Kustomization")
-
-_NAME: Final = "name"
-_NEW_NAME: Final = "newName"
-_NEW_TAG: Final = "newTag"
-_DIGEST: Final = "digest"
-_IMAGES: Final = "images"
-_STR_TAG: Final = "tag:yaml.org,2002:str"
-_NULL_TAG: Final = "tag:yaml.org,2002:null"
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,11 +111,11 @@ def set_image(
     else:
         path, before, current = previous.path, previous.before, previous.after
     if new_tag is not None:
-        current = _ImagesEditor(current, path).set(match_repository, name, _NEW_TAG, new_tag)
+        current = ImagesEditor(current, path).set(match_repository, name, NEW_TAG, new_tag)
     if digest is not None:
         # With a tag set just before, the entry exists now: the digest joins it (keep_other).
-        current = _ImagesEditor(current, path).set(
-            match_repository, name, _DIGEST, digest, keep_other=new_tag is not None
+        current = ImagesEditor(current, path).set(
+            match_repository, name, DIGEST, digest, keep_other=new_tag is not None
         )
     return ImageEdit(before=before, after=current, path=path, changed=current != before)
 
@@ -202,360 +184,3 @@ def _read(path: Path) -> str:
         raise ConfigError(f"cannot read {path}: not UTF-8 text") from exc
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
-
-
-def _repository_of(image: str) -> str | None:
-    """The repository path of an image name, or None when it does not parse (it cannot match)."""
-    try:
-        return parse_reference(image, default_tag=None).repository
-    except InvalidReferenceError:
-        return None
-
-
-def _plain_is_safe(value: str) -> bool:
-    """Whether ``value`` can be written unquoted and still read back as the same string.
-
-    Checked with both YAML 1.1 (PyYAML; Go's yaml libraries still read ``yes`` or ``0777`` the 1.1
-    way in places) and YAML 1.2 (ruamel.yaml), so a tag like ``1.10`` is quoted and ``v1.10`` not.
-    """
-    if not value or value != value.strip() or "\n" in value:
-        return False
-    try:
-        return bool(
-            yaml.safe_load(value) == value and YAML(typ="safe", pure=True).load(value) == value
-        )
-    except (yaml.YAMLError, YAMLError, ValueError):  # ValueError: a date that is no date
-        return False
-
-
-def _scalar(value: str, style: str | None = None) -> str:
-    """``value`` as a YAML scalar, in the quoting style of the value it replaces when it had one."""
-    if style == "'":
-        return "'" + value.replace("'", "''") + "'"
-    if style == '"' or not _plain_is_safe(value):
-        return json.dumps(value)  # a JSON string is a valid YAML double-quoted scalar
-    return value
-
-
-def _tag(node: Node) -> str:
-    """A node's resolved tag as text (ruamel.yaml may hold it as a ``Tag`` object)."""
-    tag = node.tag
-    return str(getattr(tag, "value", tag))
-
-
-def _start(node: Node) -> int:
-    return int(node.start_mark.index)
-
-
-def _end(node: Node) -> int:
-    return int(node.end_mark.index)
-
-
-def _column(node: Node) -> int:
-    return int(node.start_mark.column)
-
-
-def _pairs(mapping: MappingNode) -> list[tuple[Node, Node]]:
-    return list(mapping.value)
-
-
-def _scalar_keys(mapping: MappingNode) -> dict[str, int]:
-    """Index of each pair by its key, for keys that are plain scalars (first one wins)."""
-    keys: dict[str, int] = {}
-    for index, (key, _) in enumerate(_pairs(mapping)):
-        if isinstance(key, ScalarNode) and isinstance(key.value, str):
-            keys.setdefault(key.value, index)
-    return keys
-
-
-class _ImagesEditor:
-    """One planned edit of one file's text: collects splices, applies them, checks the result."""
-
-    def __init__(self, text: str, path: Path) -> None:
-        self.text = text
-        self.path = path
-        self.newline = "\r\n" if "\r\n" in text else "\n"
-        self.splices: list[tuple[int, int, str]] = []
-
-    # -- the edit ------------------------------------------------------------------------------
-
-    def set(
-        self, match_repository: str, name: str, key: str, value: str, *, keep_other: bool = False
-    ) -> str:
-        """The new text with ``key: value`` set in every matching entry, or a new entry appended.
-
-        ``keep_other`` leaves the other of newTag/digest in place instead of replacing it.
-        """
-        root = self._compose()
-        data = self._load(self.text)
-        expected = copy.deepcopy(data) if data is not None else {}
-        if root is None:
-            self._append_images_key(None, name, key, value)
-            expected[_IMAGES] = [{_NAME: name, key: value}]
-        elif not isinstance(root, MappingNode) or not isinstance(expected, dict):
-            raise ConfigError(f"{self.path}: expected a mapping at the top of the kustomization")
-        elif (images_index := _scalar_keys(root).get(_IMAGES)) is None:
-            self._append_images_key(root, name, key, value)
-            expected[_IMAGES] = [{_NAME: name, key: value}]
-        else:
-            images_key, images = _pairs(root)[images_index]
-            if isinstance(images, ScalarNode) and _tag(images) == _NULL_TAG:
-                self._fill_empty_images(root, images_key, images, name=name, key=key, value=value)
-                expected[_IMAGES] = [{_NAME: name, key: value}]
-            elif isinstance(images, SequenceNode):
-                matched = list(self._matching_entries(images, match_repository))
-                entries = expected[_IMAGES]
-                for index, entry in matched:
-                    self._set_in_entry(entry, key, value, keep_other=keep_other)
-                    if not keep_other:
-                        entries[index].pop(_DIGEST if key == _NEW_TAG else _NEW_TAG, None)
-                    entries[index][key] = value
-                if not matched:
-                    self._append_entry(images, name, key, value)
-                    entries.append({_NAME: name, key: value})
-            else:
-                raise ConfigError(f"{self.path}: images: expected a list of images")
-        after = self._apply()
-        if after != self.text and self._load(after) != expected:
-            raise ConfigError(
-                f"{self.path}: cannot change images: without disturbing the rest of the file; "
-                "edit it by hand"
-            )
-        return after
-
-    def _matching_entries(
-        self, images: SequenceNode, repository: str
-    ) -> Iterator[tuple[int, MappingNode]]:
-        """Entries (and their positions) whose effective image (``newName``, else ``name``) is in
-        ``repository``."""
-        for index, entry in enumerate(images.value):
-            if not isinstance(entry, MappingNode):
-                raise ConfigError(f"{self.path}: images: every entry must be a mapping with a name")
-            names = [
-                value
-                for field in (_NEW_NAME, _NAME)
-                if (value := self._text_value(entry, field))  # an empty newName renames nothing
-            ]
-            if names and _repository_of(names[0]) == repository:
-                yield index, entry
-
-    def _text_value(self, entry: MappingNode, key: str) -> str | None:
-        """The text of ``key`` in an entry; None when absent, null or not a scalar."""
-        position = _scalar_keys(entry).get(key)
-        if position is None:
-            return None
-        node = _pairs(entry)[position][1]
-        if not isinstance(node, ScalarNode) or _tag(node) == _NULL_TAG:
-            return None
-        return str(node.value)
-
-    def _set_in_entry(
-        self, entry: MappingNode, key: str, value: str, *, keep_other: bool = False
-    ) -> None:
-        """Set ``key`` in one entry and drop the other of newTag/digest (unless ``keep_other``), in
-        place where possible."""
-        other = _DIGEST if key == _NEW_TAG else _NEW_TAG
-        keys = _scalar_keys(entry)
-        pairs = _pairs(entry)
-        if keep_other:
-            if key in keys:
-                node = self._one_line_scalar(pairs[keys[key]][1], key)
-                if node.value != value or _tag(node) != _STR_TAG:
-                    self.splices.append((_start(node), _end(node), _scalar(value, node.style)))
-            else:
-                self._add_pair(entry, key, _scalar(value))
-            return
-        for present in (key, other):
-            if present in keys:
-                self._one_line_scalar(pairs[keys[present]][1], present)
-        if key in keys:
-            node = self._one_line_scalar(pairs[keys[key]][1], key)
-            if node.value != value or _tag(node) != _STR_TAG:
-                self.splices.append((_start(node), _end(node), _scalar(value, node.style)))
-            if other in keys:
-                self._remove_pair(entry, keys[other])
-        elif other in keys:
-            # Turn `digest: sha256:...` into `newTag: 1.2` (or back) where it stands. The old
-            # value's quotes are not carried over: a tag is often quoted only because it looks
-            # like a number, which says nothing about how a digest should be written.
-            old_key, old_value = pairs[keys[other]]
-            self.splices.append((_start(old_key), _end(old_value), f"{key}: {_scalar(value)}"))
-        else:
-            self._add_pair(entry, key, _scalar(value))
-
-    def _one_line_scalar(self, node: Node, key: str) -> ScalarNode:
-        """The value node of ``key``, refused when its text spans lines (block scalars ``|`` and
-        ``>``, folded plain text): their end offsets include line breaks, and splicing them is
-        not worth the risk for a value that is one word."""
-        if (
-            not isinstance(node, ScalarNode)
-            or node.style in {"|", ">"}
-            or node.start_mark.line != node.end_mark.line
-        ):
-            raise ConfigError(
-                f"{self.path}: images: {key} must be a one-line plain or quoted string"
-            )
-        return node
-
-    # -- splices -------------------------------------------------------------------------------
-
-    def _remove_pair(self, mapping: MappingNode, index: int) -> None:
-        """Remove one pair: its whole line when it has one, else just its text and a separator."""
-        pairs = _pairs(mapping)
-        key, value = pairs[index]
-        line_start = self.text.rfind("\n", 0, _start(key)) + 1
-        line_end = self._rest_of_line_end(_end(value))
-        if (
-            not mapping.flow_style
-            and not self.text[line_start : _start(key)].strip()
-            and line_end is not None
-        ):
-            self.splices.append((line_start, line_end, ""))
-        elif index + 1 < len(pairs):
-            self.splices.append((_start(key), _start(pairs[index + 1][0]), ""))
-        else:
-            self.splices.append((self._pair_end(*pairs[index - 1]), _end(value), ""))
-
-    def _add_pair(self, mapping: MappingNode, key: str, value_text: str) -> None:
-        """Add ``key: value`` after the last pair, at the column of the mapping's keys."""
-        pairs = _pairs(mapping)
-        last_end = self._pair_end(*pairs[-1])
-        if mapping.flow_style:
-            self.splices.append((last_end, last_end, f", {key}: {value_text}"))
-            return
-        indent = " " * _column(pairs[0][0])
-        self._insert_lines(last_end, [f"{indent}{key}: {value_text}"])
-
-    def _append_entry(self, images: SequenceNode, name: str, key: str, value: str) -> None:
-        """Append ``{name, key: value}`` to ``images:``, shaped like the entries already there."""
-        entry = f"{_NAME}: {_scalar(name)}", f"{key}: {_scalar(value)}"
-        flow_entry = "{" + ", ".join(entry) + "}"
-        if images.flow_style:
-            if images.value:
-                at = self._content_end(images.value[-1])
-                self.splices.append((at, at, f", {flow_entry}"))
-            else:
-                closing = self.text.rfind("]", 0, _end(images))
-                self.splices.append((closing, closing, flow_entry))
-            return
-        first = images.value[0]
-        dash = _column(images)
-        same_line = first.start_mark.line == images.start_mark.line
-        item = _column(first) if same_line else dash + 2
-        after_dash = " " * max(item - dash - 1, 1)
-        if isinstance(first, MappingNode) and first.flow_style:
-            lines = [f"{' ' * dash}-{after_dash}{flow_entry}"]
-        else:
-            lines = [f"{' ' * dash}-{after_dash}{entry[0]}", f"{' ' * item}{entry[1]}"]
-        self._insert_lines(self._content_end(images), lines)
-
-    def _fill_empty_images(
-        self,
-        root: MappingNode,
-        images_key: Node,
-        images: ScalarNode,
-        *,
-        name: str,
-        key: str,
-        value: str,
-    ) -> None:
-        """Give ``images:`` (written empty, ``~`` or ``null``) its first entry."""
-        if images.value:
-            flow = f"[{{{_NAME}: {_scalar(name)}, {key}: {_scalar(value)}}}]"
-            self.splices.append((_start(images), _end(images), flow))
-            return
-        dash = _column(images_key) + self._sequence_offset(root)
-        self._insert_lines(_end(images_key), self._block_entry(dash, name, key, value))
-
-    def _append_images_key(self, root: MappingNode | None, name: str, key: str, value: str) -> None:
-        """Add ``images:`` with one entry at the end of the file (inside a flow mapping: at its end)."""
-        entry = f"{{{_NAME}: {_scalar(name)}, {key}: {_scalar(value)}}}"
-        if root is not None and root.flow_style:
-            at = self._pair_end(*_pairs(root)[-1])
-            self.splices.append((at, at, f", {_IMAGES}: [{entry}]"))
-            return
-        column = _column(_pairs(root)[0][0]) if root is not None and root.value else 0
-        offset = self._sequence_offset(root) if root is not None else 0
-        lines = [f"{' ' * column}{_IMAGES}:", *self._block_entry(column + offset, name, key, value)]
-        end = len(self.text)
-        prefix = "" if not self.text or self.text.endswith("\n") else self.newline
-        self.splices.append((end, end, prefix + "".join(line + self.newline for line in lines)))
-
-    def _block_entry(self, dash: int, name: str, key: str, value: str) -> list[str]:
-        return [
-            f"{' ' * dash}- {_NAME}: {_scalar(name)}",
-            f"{' ' * (dash + 2)}{key}: {_scalar(value)}",
-        ]
-
-    def _sequence_offset(self, root: MappingNode | None) -> int:
-        """How far this file indents a block list under its key (``resources:\\n  - a`` is 2)."""
-        for key, value in _pairs(root) if root is not None else []:
-            if isinstance(value, SequenceNode) and not value.flow_style:
-                return max(_column(value) - _column(key), 0)
-        return 0
-
-    def _insert_lines(self, after: int, lines: list[str]) -> None:
-        """Insert whole lines after the line holding offset ``after``."""
-        newline_at = self.text.find("\n", after)
-        if newline_at < 0:
-            at, prefix = len(self.text), self.newline
-        else:
-            at, prefix = newline_at + 1, ""
-        self.splices.append((at, at, prefix + "".join(line + self.newline for line in lines)))
-
-    def _rest_of_line_end(self, offset: int) -> int | None:
-        """The start of the next line when only blanks or a comment follow ``offset``, else None."""
-        newline_at = self.text.find("\n", offset)
-        end = len(self.text) if newline_at < 0 else newline_at + 1
-        rest = self.text[offset:end].strip()
-        return end if not rest or rest.startswith("#") else None
-
-    def _content_end(self, node: Node) -> int:
-        """Where a node's own text ends. A block collection's end mark points at the next token
-        (possibly lines further down, past comments), so descend to its last value instead."""
-        if isinstance(node, MappingNode) and not node.flow_style and node.value:
-            return self._pair_end(*node.value[-1])
-        if isinstance(node, SequenceNode) and not node.flow_style and node.value:
-            return self._content_end(node.value[-1])
-        return _end(node)
-
-    def _pair_end(self, key: Node, value: Node) -> int:
-        """Where a ``key: value`` pair's text ends; an empty value (``key:``) ends with its key."""
-        if isinstance(value, ScalarNode) and not value.value and _tag(value) == _NULL_TAG:
-            return _end(key)
-        return self._content_end(value)
-
-    def _apply(self) -> str:
-        text = self.text
-        for start, end, replacement in sorted(self.splices, reverse=True):
-            text = text[:start] + replacement + text[end:]
-        return text
-
-    # -- parsing -------------------------------------------------------------------------------
-
-    def _compose(self) -> Node | None:
-        try:
-            return YAML(typ="rt").compose(self.text)  # type: ignore[no-any-return]
-        except MarkedYAMLError as exc:
-            raise ConfigError(f"{self.path}: invalid YAML{_where(exc)}: {_problem(exc)}") from exc
-        except YAMLError as exc:
-            raise ConfigError(f"{self.path}: invalid YAML: {exc}") from exc
-        except ValueError as exc:  # a value the YAML library cannot construct (2024-02-30)
-            raise ConfigError(f"{self.path}: invalid YAML value: {exc}") from exc
-
-    def _load(self, text: str) -> Any:
-        try:
-            return YAML(typ="safe", pure=True).load(text)
-        except MarkedYAMLError as exc:
-            raise ConfigError(f"{self.path}: invalid YAML{_where(exc)}: {_problem(exc)}") from exc
-        except YAMLError as exc:
-            raise ConfigError(f"{self.path}: invalid YAML: {exc}") from exc
-
-
-def _where(exc: MarkedYAMLError) -> str:
-    mark = exc.problem_mark or exc.context_mark
-    return "" if mark is None else f" at line {mark.line + 1}, column {mark.column + 1}"
-
-
-def _problem(exc: MarkedYAMLError) -> str:
-    return " ".join(str(exc.problem or exc.context or "cannot parse").split())
