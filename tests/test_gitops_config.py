@@ -7,14 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from promoter.errors import ConfigError, InputError
-from promoter.gitops.config import (
+from promoter.cli.exit_codes import exit_code_for
+from promoter.config.load import (
     CONFIG_NAME,
     Environment,
     RegistrySettings,
     find_config,
     load_config,
 )
+from promoter.errors import ConfigError, InputError
 
 DEV = "111111111111.dkr.ecr.us-east-1.amazonaws.com"
 PROD = "222222222222.dkr.ecr.us-east-1.amazonaws.com"
@@ -134,7 +135,7 @@ def test_unknown_environment_is_an_input_error_listing_the_known_ones(tmp_path: 
         config.environment("stage")
     assert str(caught.value) == f"unknown environment 'stage' in {path}; known: dev, production"
     assert isinstance(caught.value, InputError)
-    assert caught.value.exit_code == 2
+    assert exit_code_for(caught.value) == 2
 
 
 def test_environment_for_overlay_matches_resolved_folders(
@@ -282,7 +283,7 @@ def test_bad_config_gives_one_line_naming_file_and_key(
         load_config(path)
     assert str(caught.value) == f"{path}: {message}"
     assert "\n" not in str(caught.value)
-    assert caught.value.exit_code == 2
+    assert exit_code_for(caught.value) == 2
 
 
 @pytest.mark.parametrize(

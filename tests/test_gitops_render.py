@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from promoter.cli.exit_codes import exit_code_for
 from promoter.errors import ConfigError
 from promoter.gitops.discover import FoundImage, discover_images, parse_manifests
 from promoter.gitops.render import read_manifests, render_overlay
@@ -205,7 +206,7 @@ def test_kustomize_failure_shows_kustomizes_message(tmp_path: Path) -> None:
     assert f"{overlay}/missing.yaml" in message
     assert "\n" not in message
     assert "command failed" not in message
-    assert caught.value.exit_code == 2
+    assert exit_code_for(caught.value) == 2
 
 
 def test_multi_line_kustomize_error_becomes_one_line(tmp_path: Path) -> None:

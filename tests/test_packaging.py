@@ -27,10 +27,10 @@ from devtools import images
 from devtools.registry import RegistryProcess
 from tests.registry_checks import manifest_digest, push
 
+from promoter.app.runtime import SecretScrubber
+from promoter.argocd.hookjob import HookSettings, hook_objects
 from promoter.cli import argocd
-from promoter.cli.common import SecretScrubber
 from promoter.errors import ConfigError, InputError
-from promoter.gitops.hookjob import HookSettings, hook_objects
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"

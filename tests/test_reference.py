@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from promoter.cli.exit_codes import exit_code_for
 from promoter.errors import InvalidReferenceError
+from promoter.oci.digest import parse_digest
 from promoter.reference import Reference, api_host, is_loopback_host, parse_reference
 
 D = "sha256:" + "a" * 64
@@ -21,8 +23,8 @@ D = "sha256:" + "a" * 64
         ("localhost/app", Reference("localhost", "app", "latest")),
         ("localhost:5000/app:v1", Reference("localhost:5000", "app", "v1")),
         ("127.0.0.1:5000/team/app:v1", Reference("127.0.0.1:5000", "team/app", "v1")),
-        (f"ghcr.io/o/app@{D}", Reference("ghcr.io", "o/app", None, D)),
-        (f"ghcr.io/o/app:v2@{D}", Reference("ghcr.io", "o/app", "v2", D)),
+        (f"ghcr.io/o/app@{D}", Reference("ghcr.io", "o/app", None, parse_digest(D))),
+        (f"ghcr.io/o/app:v2@{D}", Reference("ghcr.io", "o/app", "v2", parse_digest(D))),
         (
             "111111111111.dkr.ecr.us-east-1.amazonaws.com/svc/api:2024.1",
             Reference("111111111111.dkr.ecr.us-east-1.amazonaws.com", "svc/api", "2024.1"),
@@ -67,7 +69,7 @@ def test_rejects_with_a_message_naming_the_input(text: str, fragment: str) -> No
     with pytest.raises(InvalidReferenceError) as info:
         parse_reference(text)
     assert fragment in str(info.value)
-    assert info.value.exit_code == 2
+    assert exit_code_for(info.value) == 2
 
 
 def test_no_default_tag_when_asked() -> None:

@@ -10,8 +10,8 @@ import pytest
 from promoter.errors import RegistryError, RegistryUnreachableError
 from promoter.remote.repository import _next_link
 from promoter.transport.challenge import parse_challenge, scope_for
+from promoter.transport.responses import origin as _origin
 from promoter.transport.retry import RetryPolicy, is_retryable, parse_retry_after
-from promoter.transport.session import _origin
 
 
 @pytest.mark.parametrize(

@@ -1,10 +1,11 @@
 """The one exception tree of promoter.
 
-Every error the package raises on purpose derives from :class:`PromoterError`. The CLI maps the three
-branches below it to exit codes in one place (``promoter.cli.main``): input errors exit 2, safety refusals
-exit 3, everything else exits 1::
+Every error the package raises on purpose derives from :class:`PromoterError`. What an error means for an
+operation's outcome (:mod:`promoter.outcome`: refused for a :class:`SafetyError`, failed otherwise) and the
+exit code the CLI gives it (``promoter.cli.exit_codes``: 2 for input, 3 for refusals, 1 for the rest) are
+decided in those two places, not here::
 
-    PromoterError                      exit 1 unless a subclass says otherwise
+    PromoterError                      failed (exit 1) unless a branch below says otherwise
     ├── InputError                     exit 2: the user's input is wrong; fix it and run again
     │   ├── InvalidReferenceError      an image reference does not parse
     │   ├── InvalidDigestError         a digest does not parse
@@ -19,7 +20,12 @@ exit 3, everything else exits 1::
     ├── UnsupportedManifestError       schema 1 or an unknown manifest media type
     ├── CredentialError                a credential helper failed or a stored credential is malformed,
     │                                  or AWS credentials for an ECR registry are missing or refused
-    └── AwsApiError                    an ECR API call (repositories, policies) failed
+    ├── AwsApiError                    an ECR API call (repositories, policies) failed
+    └── DeadlineExceededError          the operation's deadline passed before it was done
+
+Messages say what happened in the library's own words. What the user can do about it is the error's
+``hint`` (plain words) and, where a front end has its own way to say it (a CLI flag, an API argument), its
+``remedy``: the CLI prints ``--force`` for :attr:`Remedy.FORCE`, a Python caller reads ``force=True``.
 
 This module imports nothing from the package, so every layer can use it.
 """
@@ -27,21 +33,45 @@ This module imports nothing from the package, so every layer can use it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 #: The most bytes of a registry's error body kept for a message; bodies can be large HTML pages.
 ERROR_BODY_LIMIT = 4096
 
 
-class PromoterError(Exception):
-    """Base of every error promoter raises on purpose; its message is one line for the user."""
+class Remedy(StrEnum):
+    """What a front end can offer the user for an error, each in its own terms."""
 
-    exit_code = 1
+    FORCE = "force"  #: moving the destination tag on purpose (CLI ``--force``, API ``force=True``)
+    TRUST_CA = "trust-ca"  #: trusting a private certificate authority (CLI ``--ca-file``)
+    LOG_IN = "log-in"  #: storing credentials for the registry (``promoter login``, docker login)
+
+
+class PromoterError(Exception):
+    """Base of every error promoter raises on purpose; its message is one line for the user.
+
+    Args:
+        message: what happened.
+        hint: what the user can do about it, in plain words (no command-line flags).
+        remedy: the same advice as a code that a front end turns into its own words.
+    """
+
+    def __init__(self, message: str = "", *, hint: str = "", remedy: Remedy | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
+        self.remedy = remedy
+
+    @property
+    def message(self) -> str:
+        """The message without the hint."""
+        return str(self.args[0]) if self.args else ""
+
+    def __str__(self) -> str:
+        return f"{self.message}; {self.hint}" if self.hint else self.message
 
 
 class InputError(PromoterError):
     """The user's input is wrong: a reference, a flag, a file. Exit code 2."""
-
-    exit_code = 2
 
 
 class InvalidReferenceError(InputError):
@@ -59,16 +89,27 @@ class ConfigError(InputError):
 class SafetyError(PromoterError):
     """promoter refused on purpose to protect the destination. Exit code 3."""
 
-    exit_code = 3
-
 
 class TagConflictError(SafetyError):
-    """The destination tag already points at a different digest and ``--force`` was not given."""
+    """The destination tag already points at a different digest and the copy was not forced.
 
-    def __init__(self, destination: str, existing: str, wanted: str) -> None:
+    Attributes:
+        destination, existing, wanted: the tag's reference, the digest it holds, the source's digest.
+    """
+
+    def __init__(
+        self,
+        destination: str,
+        existing: str,
+        wanted: str,
+        *,
+        hint: str = "forcing the copy moves it",
+        remedy: Remedy | None = Remedy.FORCE,
+    ) -> None:
         super().__init__(
-            f"refusing to move tag {destination}: it points at {existing}, the source is {wanted} "
-            "(use --force to move it)"
+            f"refusing to move tag {destination}: it points at {existing}, the source is {wanted}",
+            hint=hint,
+            remedy=remedy,
         )
         self.destination = destination
         self.existing = existing
@@ -78,15 +119,15 @@ class TagConflictError(SafetyError):
 class ImmutableTagError(SafetyError):
     """The destination registry refused to move a tag because its tags are immutable.
 
-    ECR answers such a manifest PUT with 400 ``TAG_INVALID``; ``--force`` cannot override it, so the
-    message says what to do instead.
+    ECR answers such a manifest PUT with 400 ``TAG_INVALID``; forcing cannot override it, so the hint
+    says what to do instead.
     """
 
     def __init__(self, destination: str, registry_message: str) -> None:
         super().__init__(
             f"cannot move tag {destination}: the tag is immutable in the destination repository "
-            f"and points at another digest ({registry_message}); use a new tag, or delete the "
-            "old image first"
+            f"and points at another digest ({registry_message})",
+            hint="use a new tag, or delete the old image first",
         )
         self.destination = destination
 
@@ -112,6 +153,7 @@ class RegistryError(PromoterError):
         what: a short phrase naming the operation, e.g. "pull manifest library/nginx:1.27".
         retry_after: seconds the registry asked us to wait (``Retry-After``), if it did.
         hint: what the user can do about it, when we know.
+        remedy: the same advice as a code for front ends (:class:`Remedy`).
     """
 
     method: str
@@ -122,18 +164,23 @@ class RegistryError(PromoterError):
     what: str = ""
     retry_after: float | None = field(default=None, repr=False)
     hint: str = ""
+    remedy: Remedy | None = None
 
     def __post_init__(self) -> None:
-        super().__init__(str(self))
+        Exception.__init__(self, self.message)
 
-    def __str__(self) -> str:
+    @property
+    def message(self) -> str:
+        """What the registry answered, without the hint."""
         codes = ", ".join(
             f"{d.code}: {d.message}" if d.message else d.code for d in self.details if d.code
         )
         prefix = f"{self.what}: " if self.what else ""
         suffix = f" ({codes})" if codes else ""
-        hint = f": {self.hint}" if self.hint else ""
-        return f"{prefix}{self.method} {self.url} answered {self.status}{suffix}{hint}"
+        return f"{prefix}{self.method} {self.url} answered {self.status}{suffix}"
+
+    def __str__(self) -> str:
+        return f"{self.message}: {self.hint}" if self.hint else self.message
 
     @property
     def codes(self) -> tuple[str, ...]:
@@ -148,8 +195,15 @@ class AuthenticationError(RegistryError):
 class RegistryUnreachableError(PromoterError):
     """No HTTP answer: connection refused or reset, DNS failure, TLS failure, timeout."""
 
-    def __init__(self, message: str, *, retryable: bool = True) -> None:
-        super().__init__(message)
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool = True,
+        hint: str = "",
+        remedy: Remedy | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint, remedy=remedy)
         self.retryable = retryable
 
 
@@ -176,3 +230,8 @@ class AwsApiError(PromoterError):
     def __init__(self, message: str, *, code: str = "") -> None:
         super().__init__(message)
         self.code = code
+
+
+class DeadlineExceededError(PromoterError):
+    """The operation's deadline (:class:`promoter.deadline.Deadline`) passed before it was done; what
+    was written so far is complete in itself (a tag is never written on incomplete content)."""

@@ -5,7 +5,7 @@ accept). Docker Hub's defaults live here and nowhere else: a reference without a
 ``docker.io``, a one-component Docker Hub repository lives under ``library/``, and a reference with
 neither tag nor digest means ``latest`` unless the caller asks for no default.
 
-This module is pure: no I/O, standard library only.
+This module is pure: no I/O; it uses only the standard library and :mod:`promoter.oci.digest`.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass, replace
 
 from promoter.errors import InvalidReferenceError
+from promoter.oci.digest import Digest, parse_digest
 
 DOCKER_HUB = "docker.io"
 #: Where Docker Hub's registry API really answers.
@@ -45,13 +46,13 @@ class Reference:
         registry: registry host, with port if any (``docker.io``, ``127.0.0.1:5000``).
         repository: repository path (``library/nginx``).
         tag: the tag, or None for a digest-only reference.
-        digest: ``sha256:<hex>``, or None.
+        digest: the content digest (``sha256:<hex>``), or None.
     """
 
     registry: str
     repository: str
     tag: str | None = None
-    digest: str | None = None
+    digest: Digest | None = None
 
     def __str__(self) -> str:
         text = self.name
@@ -70,7 +71,7 @@ class Reference:
     def identifier(self) -> str:
         """What to ask the registry for: the digest when there is one (it wins over a tag), else the tag."""
         if self.digest is not None:
-            return self.digest
+            return str(self.digest)
         if self.tag is None:  # unreachable through parse_reference; kept for hand-built values
             raise InvalidReferenceError(f"reference {self} has neither tag nor digest")
         return self.tag
@@ -79,7 +80,7 @@ class Reference:
         """A copy with another tag (and no digest)."""
         return replace(self, tag=tag, digest=None)
 
-    def with_digest(self, digest: str) -> Reference:
+    def with_digest(self, digest: Digest) -> Reference:
         """A copy pinned to ``digest``, keeping the tag for display."""
         return replace(self, digest=digest)
 
@@ -109,14 +110,15 @@ def parse_reference(text: str, *, default_tag: str | None = DEFAULT_TAG) -> Refe
         raise InvalidReferenceError(
             f"invalid image reference {original!r}: drop the URL scheme (write host/repository:tag)"
         )
-    digest: str | None = None
+    digest: Digest | None = None
     if "@" in text:
-        text, digest = text.split("@", 1)
-        if not _DIGEST.fullmatch(digest):
+        text, digest_text = text.split("@", 1)
+        if not _DIGEST.fullmatch(digest_text):
             raise InvalidReferenceError(
                 f"invalid digest in image reference {original!r}: expected sha256:<64 hex> "
                 "(or sha512:<128 hex>), lower case"
             )
+        digest = parse_digest(digest_text)
     tag: str | None = None
     colon = text.rfind(":")
     if colon > text.rfind("/"):
@@ -178,3 +180,26 @@ def is_loopback_host(registry: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def parse_registry_host(text: str) -> str:
+    """A registry host as image references name it (``host[:port]``), normalised as references are
+    (``index.docker.io`` is ``docker.io``).
+
+    A bare word (``foo``) is refused rather than read as a Docker Hub namespace: an image written with it
+    would never be in that registry. Docker Hub's own names are accepted.
+
+    Raises:
+        InvalidReferenceError: ``text`` is not a registry host; the message names it.
+    """
+    host = text.strip()
+    problem = f"{text!r} is not a registry host (expected host[:port], without scheme or path)"
+    if not host or "/" in host or "@" in host:
+        raise InvalidReferenceError(problem)
+    try:
+        reference = parse_reference(f"{host}/x")
+    except InvalidReferenceError:
+        raise InvalidReferenceError(problem) from None
+    if reference.registry == DOCKER_HUB and host.lower() not in DOCKER_HUB_ALIASES:
+        raise InvalidReferenceError(problem)
+    return reference.registry

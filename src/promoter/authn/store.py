@@ -17,7 +17,7 @@ import base64
 import binascii
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,20 +33,35 @@ _TOKEN_USERNAME = "<token>"  # noqa: S105 - a marker docker defines, not a secre
 
 @dataclass(frozen=True, slots=True)
 class Credential:
-    """Credentials for one registry. ``repr`` never shows the secrets."""
+    """Credentials for one registry. ``repr`` never shows the secrets.
+
+    Attributes:
+        username, password: for HTTP Basic and the token flow.
+        identity_token: an OAuth2 refresh token (``docker login`` with a registry that issues one).
+        source: where it came from, for messages: ``docker config auths``, ``credential helper
+            ecr-login``, ``AWS identity arn:...``.
+        renew_at: ``time.monotonic()`` seconds after which it should be fetched again (a token about to
+            expire), or None when it does not expire.
+    """
 
     username: str = ""
     password: str = ""
     identity_token: str = ""
+    source: str = field(default="", compare=False)
+    renew_at: float | None = field(default=None, compare=False)
 
     def __repr__(self) -> str:
         kind = "identity-token" if self.identity_token else "password"
-        return f"Credential(username={self.username!r}, {kind}=<redacted>)"
+        return f"Credential(username={self.username!r}, {kind}=<redacted>, source={self.source!r})"
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        """The secret values, so output can be scrubbed of them."""
-        return tuple(s for s in (self.password, self.identity_token) if s)
+        """Every form of the secret values, so output can be scrubbed of them: the password, the
+        identity token, and the base64 ``user:password`` that HTTP Basic sends."""
+        found = [s for s in (self.password, self.identity_token) if s]
+        if self.password:
+            found.append(base64.b64encode(f"{self.username}:{self.password}".encode()).decode())
+        return tuple(found)
 
 
 def docker_config_path() -> Path:
@@ -72,33 +87,65 @@ def containers_auth_paths() -> list[Path]:
 
 
 def find_credential(registry: str) -> Credential | None:
-    """The credential for ``registry`` (a host, as in a reference), or None for anonymous access.
+    """The credential for ``registry`` (a host, as in a reference), or None for anonymous access:
+    the docker config first, then the containers auth.json files.
 
     Raises:
         ConfigError: a config file exists but is not valid JSON.
         CredentialError: a configured credential helper is missing or fails.
     """
+    return docker_config_credential(registry) or containers_auth_credential(registry)
+
+
+def docker_config_credential(registry: str) -> Credential | None:
+    """The docker config's credential for ``registry``: ``credHelpers[host]``, then ``auths[host]``,
+    then ``credsStore``, as docker reads them; None when it has none.
+
+    Raises:
+        ConfigError: the file exists but is not valid JSON.
+        CredentialError: a configured credential helper is missing or fails.
+    """
     config_path = docker_config_path()
     config = _read_json(config_path)
-    if config is not None:
-        helper = (config.get("credHelpers") or {}).get(_config_host(registry)) or (
-            config.get("credHelpers") or {}
-        ).get(registry)
-        if helper:
-            return _helper_get(str(helper), registry)
-        found = _from_auths(config.get("auths") or {}, registry, config_path)
-        if found is not None:
-            return found
-        store = config.get("credsStore")
-        if store:
-            return _helper_get(str(store), registry)
+    if config is None:
+        return None
+    helper = (config.get("credHelpers") or {}).get(_config_host(registry)) or (
+        config.get("credHelpers") or {}
+    ).get(registry)
+    if helper:
+        return _helper_get(str(helper), registry)
+    found = _from_auths(config.get("auths") or {}, registry, config_path)
+    if found is not None:
+        return _labelled(found, f"docker config auths ({config_path})")
+    store = config.get("credsStore")
+    if store:
+        return _helper_get(str(store), registry)
+    return None
+
+
+def containers_auth_credential(registry: str) -> Credential | None:
+    """The credential for ``registry`` in the first containers auth.json that has one (podman's and
+    skopeo's file), or None.
+
+    Raises:
+        ConfigError: a file exists but is not valid JSON.
+    """
     for path in containers_auth_paths():
         data = _read_json(path)
         if data is not None:
             found = _from_auths(data.get("auths") or {}, registry, path)
             if found is not None:
-                return found
+                return _labelled(found, f"containers auth.json ({path})")
     return None
+
+
+def _labelled(credential: Credential, source: str) -> Credential:
+    return Credential(
+        username=credential.username,
+        password=credential.password,
+        identity_token=credential.identity_token,
+        source=source,
+    )
 
 
 def store_credential(registry: str, username: str, password: str) -> Path | str:
@@ -208,9 +255,10 @@ def _helper_get(helper: str, registry: str) -> Credential | None:
         raise CredentialError(
             f"docker-credential-{helper} gave an unreadable answer for {registry}"
         ) from exc
+    source = f"credential helper {helper}"
     if username == _TOKEN_USERNAME:
-        return Credential(identity_token=secret)
-    return Credential(username=username, password=secret)
+        return Credential(identity_token=secret, source=source)
+    return Credential(username=username, password=secret, source=source)
 
 
 def _run_helper(helper: str, action: str, stdin: str, registry: str) -> str | None:

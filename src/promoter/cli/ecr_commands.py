@@ -12,13 +12,14 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from promoter.cli.common import EXIT_OK, RegistryCredentials, SecretScrubber
+from promoter.app.runtime import Runtime, RuntimeSettings, SecretScrubber
+from promoter.cli.exit_codes import EXIT_OK
+from promoter.config.locate import CONFIG_NAME
 from promoter.ecr.hosts import EcrRegistry, parse_ecr_host
 from promoter.errors import ConfigError, InputError
-from promoter.gitops.locate import CONFIG_NAME
 
 if TYPE_CHECKING:
-    from promoter.gitops.config import PromoterConfig
+    from promoter.config.values import PromoterConfig
 
 ECR_COMMANDS = ("ecr",)
 
@@ -76,10 +77,13 @@ def run_command(args: argparse.Namespace, scrub: SecretScrubber) -> int:
 
     config = _config(args)
     registry = _source_registry(args, config)
-    settings = config.registries if config is not None else {}
-    ecr = {host: s.ecr for host, s in settings.items() if s.ecr is not None}
-    api = RegistryCredentials(scrub, ecr).ecr_api
-    changes = grant_pull(api, registry, args.account, args.repository, dry_run=args.dry_run)
+    if not (len(args.account) == 12 and args.account.isdigit()):
+        raise InputError(f"--account {args.account!r} is not a 12-digit AWS account id")
+    settings = RuntimeSettings(registries=dict(config.registries) if config is not None else {})
+    with Runtime(settings, scrubber=scrub) as runtime:
+        changes = grant_pull(
+            runtime.ecr_api, registry, args.account, args.repository, dry_run=args.dry_run
+        )
     if args.dry_run or getattr(args, "output", "text") == "json":
         document = {
             "registry": registry.host,
@@ -99,7 +103,7 @@ def run_command(args: argparse.Namespace, scrub: SecretScrubber) -> int:
 
 def _config(args: argparse.Namespace) -> PromoterConfig | None:
     """promoter.yaml when given or found here or above; grant-pull works without one."""
-    from promoter.gitops.config import find_config, load_config  # noqa: PLC0415 - pydantic
+    from promoter.config.load import find_config, load_config  # noqa: PLC0415 - pydantic
 
     if args.config is not None:
         return load_config(args.config)

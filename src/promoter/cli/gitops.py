@@ -7,9 +7,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from promoter.cli.common import SecretScrubber, add_jobs_option
+from promoter.app.runtime import SecretScrubber
+from promoter.cli.common import add_jobs_option
+from promoter.config.locate import find_config, overlay_hint
 from promoter.errors import ConfigError, InputError
-from promoter.gitops.locate import find_config, overlay_hint
 from promoter.gitops.render import Rendering, start_render
 
 GITOPS_COMMANDS = ("plan", "sync", "status", "promote")

@@ -1,9 +1,9 @@
-"""``promoter`` command line.
+"""``promoter`` command line: parsing, calling :mod:`promoter.app`, printing, exit codes.
 
-Exit codes (README "Exit codes"): 0 done; 1 failed; 2 bad input or usage; 3 refused by a safety rule.
-Errors are one line on standard error; ``--debug`` adds the traceback and HTTP logging. Credentials
-are never printed: messages carry no headers, URLs lose their query strings, and every line we print
-is scrubbed of the secrets loaded in this run.
+Exit codes (README "Exit codes", :mod:`promoter.cli.exit_codes`): 0 done; 1 failed; 2 bad input or usage;
+3 refused by a safety rule. Errors are one line on standard error; ``--debug`` adds the traceback and HTTP
+logging. Credentials are never printed: messages carry no headers, URLs lose their query strings, and every
+line we print is scrubbed of the secrets loaded in this run.
 """
 
 from __future__ import annotations
@@ -13,42 +13,41 @@ import contextlib
 import json
 import sys
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
-from promoter import __version__
+from promoter.app.batch import Pair, copy_images, pair, read_pairs
+from promoter.app.runtime import Runtime, SecretScrubber, registry_settings_of
+from promoter.app.wire import copy_failure_json, copy_result_json
+from promoter.authn.chain import StaticCredentials
 from promoter.authn.store import Credential, store_credential
 from promoter.cli import argocd, ecr_commands, gitops
 from promoter.cli.common import (
-    EXIT_FAILED,
-    EXIT_OK,
-    EXIT_REFUSED,
-    EXIT_USAGE,
-    SecretScrubber,
     add_jobs_option,
-    build_transport,
+    as_json,
+    build_runtime,
     configure_logging,
-    destination_preparer,
     error,
     human_size,
-    immutable_note,
     int_at_least,
     log,
     terminal_progress,
 )
-from promoter.errors import ConfigError, InputError, PromoterError, TagConflictError
-from promoter.reference import Reference, parse_reference
-from promoter.remote.copy import (
-    Copier,
-    CopyOptions,
-    CopyResult,
-    resolve_digest,
+from promoter.cli.exit_codes import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    cli_message,
+    exit_code_for,
+    exit_code_of,
 )
-from promoter.transport.session import Transport, TransportOptions
-
-if TYPE_CHECKING:
-    pass
+from promoter.errors import InputError, PromoterError
+from promoter.outcome import outcome_of, worst
+from promoter.reference import parse_reference
+from promoter.remote.copy import CopyOptions, CopyResult
+from promoter.remote.repository import resolve_digest
+from promoter.version import __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,11 +126,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="also copy foreign (non-distributable) layers, those with 'urls'",
     )
     add_jobs_option(copy)
+    _add_config_option(copy)
 
     digest = commands.add_parser(
         "digest", parents=[common], help="print the digest a reference resolves to"
     )
     digest.add_argument("reference", metavar="REF")
+    _add_config_option(digest)
 
     login = commands.add_parser(
         "login",
@@ -151,6 +152,16 @@ def build_parser() -> argparse.ArgumentParser:
     ecr_commands.add_commands(commands, common)
     argocd.add_commands(commands, common)
     return parser
+
+
+def _add_config_option(parser: argparse.ArgumentParser) -> None:
+    """``--config PATH``: registry settings (endpoints, CAs, ECR) from a promoter.yaml."""
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="PATH",
+        help="promoter.yaml whose registries: settings (endpoints, CAs, ECR) apply",
+    )
 
 
 def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None) -> int:
@@ -176,13 +187,13 @@ def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None) -> i
             return argocd.run_command(args, scrub)
         return _login(args, scrub, stdin or sys.stdin)
     except PromoterError as exc:
-        error(scrub(str(exc)))
+        error(scrub(cli_message(exc)))
         if debug:
             log.exception("details")
-        return exc.exit_code
+        return exit_code_for(exc)
     except KeyboardInterrupt:
         error("interrupted")
-        return 130
+        return EXIT_INTERRUPTED
     except Exception as exc:
         if debug:
             raise
@@ -195,138 +206,55 @@ def run() -> None:
     sys.exit(main())
 
 
-def _copy_pairs(args: argparse.Namespace) -> list[tuple[Reference, Reference]]:
+def _copy_pairs(args: argparse.Namespace) -> list[Pair]:
     if args.batch is not None:
         if args.source or args.destination:
             raise InputError("give either SRC DST or --batch FILE, not both")
-        return _read_batch(args.batch)
+        return read_pairs(args.batch)
     if not args.source or not args.destination:
         raise InputError("copy needs SRC and DST (or --batch FILE); see 'promoter copy --help'")
-    return [_pair(args.source, args.destination)]
+    return [pair(args.source, args.destination)]
 
 
-def _pair(source_text: str, destination_text: str) -> tuple[Reference, Reference]:
-    source = parse_reference(source_text)
-    destination = parse_reference(destination_text, default_tag=None)
-    if destination.tag is None and destination.digest is None:
-        # Promotion keeps names: a bare destination repository gets the source's tag and digest
-        # (pushed by tag when there is one, checked against the digest), as crane does.
-        destination = replace(destination, tag=source.tag, digest=source.digest)
-    return source, destination
-
-
-def _read_batch(path: Path) -> list[tuple[Reference, Reference]]:
-    try:
-        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read batch file {path}: {exc.strerror}") from exc
-    pairs: list[tuple[Reference, Reference]] = []
-    seen: dict[str, int] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
-        words = line.split("#", 1)[0].split()
-        if not words:
-            continue
-        if len(words) != 2:
-            raise InputError(f"{path}:{number}: expected 'SRC DST', got {line.strip()!r}")
-        try:
-            pair = _pair(words[0], words[1])
-        except InputError as exc:
-            raise InputError(f"{path}:{number}: {exc}") from exc
-        # Pairs run concurrently in no set order: two writes to one destination would race.
-        target = str(pair[1])
-        if target in seen:
-            raise InputError(
-                f"{path}:{number}: destination {target} is already written by line {seen[target]}"
-            )
-        seen[target] = number
-        pairs.append(pair)
-    if not pairs:
-        raise InputError(f"{path}: no 'SRC DST' lines to copy")
-    return pairs
+def _copy_runtime(args: argparse.Namespace, scrub: SecretScrubber) -> Runtime:
+    """The runtime for ``copy`` and ``digest``: promoter.yaml's registry settings with --config."""
+    config = getattr(args, "config", None)
+    return build_runtime(args, scrub, registries=registry_settings_of(config))
 
 
 def _copy(args: argparse.Namespace, scrub: SecretScrubber) -> int:
     pairs = _copy_pairs(args)
-    as_json = getattr(args, "output", "text") == "json"
-    transport = build_transport(args, scrub, args.jobs)
-    options = CopyOptions(force=args.force, include_foreign=args.include_foreign, jobs=args.jobs)
     progress = terminal_progress(args)
     display = progress if progress is not None else contextlib.nullcontext()
-    try:
-        copier = Copier(
-            transport, options, progress, prepare_destination=destination_preparer(transport)
-        )
-        with copier, display:
-            outcomes = _run_copies(copier, pairs)
-    finally:
-        transport.close()
-    outcomes = [_explain_conflict(outcome, transport) for outcome in outcomes]
+    options = CopyOptions(force=args.force, include_foreign=args.include_foreign, jobs=args.jobs)
+    with _copy_runtime(args, scrub) as runtime, display:
+        outcomes = copy_images(runtime, pairs, options=options, progress=progress)
     if len(pairs) == 1 and isinstance(outcomes[0], PromoterError):
-        if as_json:
-            _print_failure(pairs[0], outcomes[0], scrub)
+        if as_json(args):
+            failure = outcomes[0]
+            print(
+                json.dumps(
+                    copy_failure_json(pairs[0], scrub(cli_message(failure)), exit_code_for(failure))
+                )
+            )
         raise outcomes[0]
-    failures: set[int] = set()
-    for (source, destination), outcome in zip(pairs, outcomes, strict=True):
+    for copied_pair, outcome in zip(pairs, outcomes, strict=True):
         if isinstance(outcome, CopyResult):
-            _print_result(outcome, as_json)
+            _print_result(outcome, as_json(args))
             continue
-        message = scrub(str(outcome))
-        if as_json:
-            _print_failure((source, destination), outcome, scrub)
+        message = scrub(cli_message(outcome))
+        if as_json(args):
+            print(json.dumps(copy_failure_json(copied_pair, message, exit_code_for(outcome))))
         error(message)
-        failures.add(outcome.exit_code)
     # A batch exits with its worst outcome: any real failure (1) outranks refusals (3).
-    if not failures:
-        return EXIT_OK
-    return EXIT_FAILED if failures - {EXIT_REFUSED} else EXIT_REFUSED
-
-
-def _explain_conflict(
-    outcome: CopyResult | PromoterError, transport: Transport
-) -> CopyResult | PromoterError:
-    """A refused tag move into an ECR repository that keeps the tag immutable says so."""
-    if not isinstance(outcome, TagConflictError):
-        return outcome
-    destination = parse_reference(outcome.destination)
-    note = immutable_note(transport, destination.registry, destination.repository, destination.tag)
-    if not note:
-        return outcome
-    explained = TagConflictError(outcome.destination, outcome.existing, outcome.wanted)
-    explained.args = (str(outcome).removesuffix(" (use --force to move it)") + note,)
-    return explained
-
-
-def _print_failure(
-    pair: tuple[Reference, Reference], error: PromoterError, scrub: SecretScrubber
-) -> None:
-    """The JSON line for an image that failed, so a -o json reader sees every pair."""
-    source, destination = pair
-    print(
-        json.dumps(
-            {
-                "source": str(source),
-                "destination": str(destination),
-                "error": scrub(str(error)),
-                "exitCode": error.exit_code,
-            }
-        )
+    return exit_code_of(
+        worst(outcome_of(o) if isinstance(o, PromoterError) else outcome_of(None) for o in outcomes)
     )
 
 
-def _run_copies(
-    copier: Copier, pairs: list[tuple[Reference, Reference]]
-) -> list[CopyResult | PromoterError]:
-    if len(pairs) == 1:
-        try:
-            return [copier.copy(*pairs[0])]
-        except PromoterError as exc:
-            return [exc]
-    return copier.copy_all(pairs)
-
-
-def _print_result(result: CopyResult, as_json: bool) -> None:
-    if as_json:
-        print(json.dumps(result.to_json()))
+def _print_result(result: CopyResult, json_output: bool) -> None:
+    if json_output:
+        print(json.dumps(copy_result_json(result)))
         return
     if result.action == "present":
         print(f"present {result.destination} {result.digest} (nothing to copy)")
@@ -341,12 +269,9 @@ def _print_result(result: CopyResult, as_json: bool) -> None:
 
 def _digest(args: argparse.Namespace, scrub: SecretScrubber) -> int:
     reference = parse_reference(args.reference)
-    transport = build_transport(args, scrub)
-    try:
-        digest = resolve_digest(transport, reference)
-    finally:
-        transport.close()
-    if getattr(args, "output", "text") == "json":
+    with _copy_runtime(args, scrub) as runtime:
+        digest = resolve_digest(runtime.transport, reference)
+    if as_json(args):
         print(json.dumps({"reference": str(reference), "digest": str(digest)}))
     else:
         print(digest)
@@ -372,19 +297,16 @@ def _login(args: argparse.Namespace, scrub: SecretScrubber, stdin: TextIO) -> in
         raise InputError("no password: pass --password-stdin and pipe it in")
     if not password:
         raise InputError("empty password on standard input")
-    scrub.remember(password)
-    credential = Credential(username=args.username, password=password)
-    transport = Transport(
-        TransportOptions(
-            ca_file=getattr(args, "ca_file", None),
-            insecure_registries=frozenset(getattr(args, "insecure_registry", None) or ()),
-        ),
-        credentials=lambda _host: credential,
+    credential = Credential(
+        username=args.username, password=password, source=f"the password given for {args.username}"
     )
-    try:
-        transport.session(registry).ping()
-    finally:
-        transport.close()
+    scrub.remember(*credential.secrets)
+    with build_runtime(args, scrub, registries={}) as runtime:
+        checker = Runtime(
+            runtime.settings, scrubber=scrub, credentials=StaticCredentials(credential)
+        )
+        with checker:
+            checker.transport.session(registry).ping()
     where = store_credential(registry, args.username, password)
     print(f"Login succeeded: credentials for {registry} stored in {where}", file=sys.stderr)
     return EXIT_OK

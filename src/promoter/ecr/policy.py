@@ -122,7 +122,7 @@ def grant_pull(
         CredentialError, AwsApiError: AWS refused or failed.
     """
     if not (len(account) == 12 and account.isdigit()):
-        raise InputError(f"--account {account!r} is not a 12-digit AWS account id")
+        raise InputError(f"account {account!r} is not a 12-digit AWS account id")
     names = list(dict.fromkeys(repositories)) or list(_all_repositories(api, registry))
     changes = []
     for name in names:

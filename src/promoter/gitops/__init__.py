@@ -1,4 +1,3 @@
-"""GitOps side: promoter.yaml, kustomize rendering, image discovery in manifests, overlay editing.
-
-Never talks HTTP: registry facts come from promoter.promote and promoter.remote through the CLI.
-"""
+"""GitOps logic that needs no registry: rendering overlays with the real kustomize (``render``), finding
+images in manifests (``discover``), editing overlays (``overlay``, ``splice``), and the Kustomize component's
+image list (``hookfile``). Never talks HTTP."""

@@ -15,12 +15,8 @@ from typing import Any, Final
 
 import yaml
 
+from promoter.config.yaml_input import FastSafeLoader, yaml_error_line
 from promoter.errors import ConfigError
-
-try:
-    from yaml import CSafeLoader as _FastSafeLoader
-except ImportError:  # PyYAML built without libyaml: the same rules, in Python
-    from yaml import SafeLoader as _FastSafeLoader  # type: ignore[assignment]
 
 #: Where pod specs live inside a document, for any kind (a Pod's own spec is handled apart).
 _POD_SPEC_PATHS: Final = (
@@ -74,16 +70,12 @@ def iter_manifests(text: str, *, source: str = "manifests") -> Iterator[dict[str
         ConfigError: when the parse reaches invalid YAML (documents before it were yielded).
     """
     try:
-        yield from _flatten(yaml.load_all(text, Loader=_FastSafeLoader))  # a safe loader
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = "" if mark is None else f" at line {mark.line + 1}, column {mark.column + 1}"
-        problem = " ".join((exc.problem or exc.context or "cannot parse").split())
-        raise ConfigError(f"{source}: invalid YAML{where}: {problem}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: invalid YAML: {exc}") from exc
-    except ValueError as exc:  # PyYAML's own: a date like 2024-02-30 that is no date
-        raise ConfigError(f"{source}: invalid YAML value: {exc}") from exc
+        yield from _flatten(yaml.load_all(text, Loader=FastSafeLoader))  # a safe loader
+    except (
+        yaml.YAMLError,
+        ValueError,
+    ) as exc:  # ValueError: a date like 2024-02-30 that is no date
+        raise ConfigError(yaml_error_line(source, exc)) from exc
 
 
 def discover_images(documents: Iterable[Mapping[str, Any]]) -> list[FoundImage]:

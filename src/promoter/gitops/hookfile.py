@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from promoter.config.lists import read_list_file
 from promoter.errors import ConfigError
 
 HOOK_IMAGES_FILE: Final = "promoter-images.txt"
@@ -59,12 +60,12 @@ def hook_images_path(overlay: Path) -> Path | None:
 
 
 def read_hook_images(path: Path) -> list[str]:
-    """The references in the file, without comments and blank lines."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read {path}: {exc}") from exc
-    return [entry for line in text.splitlines() if (entry := line.split("#", 1)[0].strip())]
+    """The references in the file, without comments and blank lines.
+
+    Raises:
+        ConfigError: the file cannot be read.
+    """
+    return [entry for _, entry in read_list_file(path, "image list")]
 
 
 def drift(path: Path, running: Iterable[str]) -> HookFileDrift | None:

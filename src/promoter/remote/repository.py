@@ -13,18 +13,22 @@ from urllib.parse import quote, urlencode
 
 import urllib3
 
+from promoter.deadline import Deadline
 from promoter.errors import (
     DigestMismatchError,
     InvalidDigestError,
     RegistryError,
+    RegistryErrorDetail,
     RegistryUnreachableError,
     UnsupportedManifestError,
 )
 from promoter.oci.digest import Digest, compute_digest, parse_digest, verify_bytes
 from promoter.oci.manifest import Manifest, parse_manifest
 from promoter.oci.mediatypes import MANIFEST_ACCEPT
+from promoter.reference import Reference
+from promoter.transport.body import iter_body, release
 from promoter.transport.challenge import scope_for
-from promoter.transport.session import RegistrySession, iter_body, release
+from promoter.transport.session import RegistrySession, Transport
 
 #: Largest tags/list page we ask for: ECR's maximum (its API rejects more).
 TAG_PAGE_SIZE = 1000
@@ -58,13 +62,39 @@ class Repository:
         session: the registry's session.
         name: the repository path.
         push: whether we write here (asks for ``pull,push`` scope instead of ``pull``).
+        deadline: bounds every request made through this object, retries included.
     """
 
-    def __init__(self, session: RegistrySession, name: str, *, push: bool = False) -> None:
+    def __init__(
+        self,
+        session: RegistrySession,
+        name: str,
+        *,
+        push: bool = False,
+        deadline: Deadline | None = None,
+    ) -> None:
         self.session = session
         self.name = name
+        self.deadline = deadline
         self.scopes: tuple[str, ...] = (
             scope_for(name, "pull", "push") if push else scope_for(name, "pull"),
+        )
+
+    @classmethod
+    def of(
+        cls,
+        transport: Transport,
+        reference: Reference,
+        *,
+        push: bool = False,
+        deadline: Deadline | None = None,
+    ) -> Repository:
+        """The repository ``reference`` names, reached through ``transport``."""
+        return cls(
+            transport.session(reference.registry),
+            reference.repository,
+            push=push,
+            deadline=deadline,
         )
 
     def __str__(self) -> str:
@@ -79,6 +109,7 @@ class Repository:
             "HEAD",
             f"/v2/{self.name}/manifests/{reference}",
             scopes=self.scopes,
+            deadline=self.deadline,
             headers={"Accept": MANIFEST_ACCEPT},
             expect=(200, 404),
             what=what,
@@ -105,6 +136,7 @@ class Repository:
                 "GET",
                 f"/v2/{self.name}/manifests/{reference}",
                 scopes=self.scopes,
+                deadline=self.deadline,
                 headers={"Accept": MANIFEST_ACCEPT},
                 stream=True,
                 what=what,
@@ -121,7 +153,9 @@ class Repository:
             return data, headers.get("Content-Type", ""), headers.get("Docker-Content-Digest")
 
         # The request retries itself; this also retries a body cut off while it was read.
-        data, content_type, header = self.session.transport.options.retry.run(fetch)
+        data, content_type, header = self.session.transport.options.retry.run(
+            fetch, deadline=self.deadline, what=what
+        )
         if reference.startswith(("sha256:", "sha512:")):
             digest = parse_digest(reference)
             verify_bytes(data, digest, what)
@@ -151,6 +185,7 @@ class Repository:
                 "PUT",
                 f"/v2/{self.name}/manifests/{reference}",
                 scopes=self.scopes,
+                deadline=self.deadline,
                 headers={"Content-Type": media_type},
                 body=data,
                 expect=(200, 201, 202),
@@ -185,6 +220,7 @@ class Repository:
             "HEAD",
             f"/v2/{self.name}/blobs/{digest}",
             scopes=self.scopes,
+            deadline=self.deadline,
             expect=(200, 404),
             follow_redirects=True,
             what=what,
@@ -203,6 +239,7 @@ class Repository:
             "GET",
             f"/v2/{self.name}/blobs/{digest}",
             scopes=self.scopes,
+            deadline=self.deadline,
             stream=True,
             follow_redirects=True,
             what=f"pull blob {digest.short} from {self}",
@@ -226,6 +263,7 @@ class Repository:
             "POST",
             path,
             scopes=scopes,
+            deadline=self.deadline,
             expect=(201, 202),
             body=b"",
             headers={"Content-Length": "0"},
@@ -245,6 +283,7 @@ class Repository:
             "PATCH",
             location,
             scopes=self.scopes,
+            deadline=self.deadline,
             body=chunks,
             expect=(201, 202, 204),
             headers={
@@ -275,6 +314,7 @@ class Repository:
                 "PUT",
                 f"{location}{separator}digest={quote(str(digest))}",
                 scopes=self.scopes,
+                deadline=self.deadline,
                 body=chunks if chunks is not None else b"",
                 headers=headers,
                 expect=(201, 204),
@@ -293,6 +333,7 @@ class Repository:
                 "DELETE",
                 location,
                 scopes=self.scopes,
+                deadline=self.deadline,
                 expect=(200, 202, 204, 404),
                 what=f"cancel upload to {self}",
                 retry=False,
@@ -324,6 +365,7 @@ class Repository:
                 "GET",
                 path,
                 scopes=self.scopes,
+                deadline=self.deadline,
                 what=f"list tags of {self}",
                 expect=(200, 404),
             )
@@ -372,3 +414,43 @@ def _header_int(value: str | None, what: str) -> int:
     if number < 0:
         raise UnsupportedManifestError(f"{what}: the registry sent an invalid length {value!r}")
     return number
+
+
+def lookup_digest(
+    transport: Transport, reference: Reference, *, deadline: Deadline | None = None
+) -> Digest | None:
+    """What ``reference`` resolves to (HEAD, or GET when the registry names no digest), or None when
+    the registry does not have it.
+
+    Raises:
+        RegistryError, RegistryUnreachableError: the registry could not be asked.
+    """
+    info = Repository.of(transport, reference, deadline=deadline).head_manifest(
+        reference.identifier
+    )
+    return info.digest if info is not None else None
+
+
+def resolve_digest(
+    transport: Transport,
+    reference: Reference,
+    *,
+    label: str = "image",
+    deadline: Deadline | None = None,
+) -> Digest:
+    """The digest ``reference`` resolves to (as ``crane digest``).
+
+    Raises:
+        RegistryError: the reference does not exist (404 ``MANIFEST_UNKNOWN``, naming it as ``label``)
+            or the registry failed.
+    """
+    found = lookup_digest(transport, reference, deadline=deadline)
+    if found is None:
+        raise RegistryError(
+            "HEAD",
+            f"{reference.name}/manifests/{reference.identifier}",
+            404,
+            details=(RegistryErrorDetail("MANIFEST_UNKNOWN", "manifest unknown"),),
+            what=f"{label} {reference} not found",
+        )
+    return found

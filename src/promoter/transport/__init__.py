@@ -1,2 +1,3 @@
-"""HTTP to registries: connection pools, TLS, scheme choice, retries with backoff, the Basic/Bearer auth
-flow and redirects. Everything that speaks HTTP lives here or above; nothing below imports urllib3."""
+"""HTTP to registries: connection pools and TLS (``pools``), scheme discovery (``discovery``), the auth flow
+(``auth``), retries with backoff (``retry``), errors from answers (``responses``), body streams (``body``),
+and the per-registry session that ties them together (``session``)."""

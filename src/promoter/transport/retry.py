@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from promoter.errors import RegistryError, RegistryUnreachableError
+from promoter.deadline import Deadline
+from promoter.errors import DeadlineExceededError, RegistryError, RegistryUnreachableError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -49,11 +50,23 @@ class RetryPolicy:
         backoff = min(self.base_delay * (2.0 ** (attempt - 1)), self.max_delay)
         return backoff * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not cryptography
 
-    def run(self, operation: Callable[[], T]) -> T:
-        """Call ``operation`` until it succeeds, fails for good, or attempts run out.
+    def run(
+        self,
+        operation: Callable[[], T],
+        *,
+        deadline: Deadline | None = None,
+        what: str = "operation",
+    ) -> T:
+        """Call ``operation`` until it succeeds, fails for good, or attempts or time run out.
 
         An error that ran out of attempts is marked not retryable before it propagates, so an outer
-        retry (a whole blob transfer around its requests) does not multiply the attempts.
+        retry (a whole blob transfer around its requests) does not multiply the attempts. With a
+        deadline, no wait goes past it: a retry that could not start in time fails at once with
+        :class:`~promoter.errors.DeadlineExceededError`, carrying the last error as its cause.
+
+        Raises:
+            RegistryError, RegistryUnreachableError: the last attempt's error.
+            DeadlineExceededError: the deadline passed.
         """
         attempt = 1
         while True:
@@ -66,6 +79,12 @@ class RetryPolicy:
                 if wait is None:
                     exc.retryable = False
                     raise
+                if deadline is not None and wait >= deadline.remaining():
+                    exc.retryable = False
+                    raise DeadlineExceededError(
+                        f"{what}: gave up after the {deadline.seconds:g} s deadline; last error: "
+                        f"{exc}"
+                    ) from exc
                 log.debug("retry %d/%d in %.2fs after: %s", attempt, self.attempts - 1, wait, exc)
                 time.sleep(wait)
                 attempt += 1

@@ -4,7 +4,7 @@ An environment's overlay names images; those in the environment's own registry a
 other image is *external* (reported, never touched). Each managed image is looked up in the
 environment's registry (the destination) and, when the environment promotes from another one, under
 the same repository path and tag or digest in that environment's registry (the source). The two
-digests decide the status; registry I/O happens elsewhere (:mod:`promoter.promote.facts`).
+digests decide the status; registry I/O happens elsewhere (:mod:`promoter.planning.lookup`).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from enum import StrEnum
 
 from promoter.errors import InvalidReferenceError
 from promoter.oci.digest import Digest
+from promoter.outcome import Outcome, worst
 from promoter.reference import Reference, parse_reference
 
 
@@ -55,17 +56,13 @@ class PlanItem:
     status: PlanStatus
     error: str | None = None
 
-    def to_json(self) -> dict[str, str | None]:
-        """The documented ``-o json`` entry: image, source, digest, status (and error, if any)."""
-        entry = {
-            "image": str(self.destination) if self.destination is not None else self.image,
-            "source": str(self.source) if self.source is not None else None,
-            "digest": str(self.digest) if self.digest is not None else None,
-            "status": str(self.status),
-        }
-        if self.error is not None:
-            entry["error"] = self.error
-        return entry
+    @property
+    def outcome(self) -> Outcome:
+        """What this image means for a sync: failed when a registry could not be asked, refused
+        when a human must act (conflict, missing source), done otherwise."""
+        if self.status is PlanStatus.ERROR:
+            return Outcome.FAILED
+        return Outcome.REFUSED if self.status in BLOCKING else Outcome.DONE
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +79,21 @@ def wanted_images(
 ) -> list[WantedImage]:
     """:func:`iter_wanted` as a list."""
     return list(iter_wanted(images, registry, source_registry))
+
+
+def in_registry(reference: Reference, registry: str) -> bool:
+    """Whether an image is *managed* by the environment whose registry is ``registry``: the one rule
+    for "images in this environment's registry" (plan, sync, status, promote and the hook use it)."""
+    return reference.registry == registry
+
+
+def own_images(images: Iterable[str], registry: str) -> list[str]:
+    """The distinct images of ``registry`` among ``images``, in first-use order, as written.
+
+    Raises:
+        InvalidReferenceError: an image does not parse, naming it.
+    """
+    return [w.image for w in iter_wanted(images, registry, None) if w.destination is not None]
 
 
 def iter_wanted(
@@ -103,7 +115,7 @@ def iter_wanted(
             reference = parse_reference(text)
         except InvalidReferenceError as exc:
             raise InvalidReferenceError(f"image in the manifests: {exc}") from exc
-        if reference.registry != registry:
+        if not in_registry(reference, registry):
             yield WantedImage(text, None, None)
             continue
         source = (
@@ -137,7 +149,7 @@ def decide(
         return PlanItem(wanted.image, None, None, None, PlanStatus.EXTERNAL)
     digest = source_digest or destination_digest
     if destination.tag is not None and destination.digest is not None:
-        pinned = Digest(*destination.digest.split(":", 1))
+        pinned = destination.digest
         if tag_digest is not None and tag_digest != pinned:
             status = PlanStatus.CONFLICT
         elif tag_digest == pinned:
@@ -169,3 +181,8 @@ def failed(wanted: WantedImage, error: str) -> PlanItem:
 def blocks_sync(items: Iterable[PlanItem]) -> bool:
     """Whether anything in the plan keeps a sync from making every managed image present."""
     return any(item.status in BLOCKING for item in items)
+
+
+def plan_outcome(items: Iterable[PlanItem]) -> Outcome:
+    """The plan's outcome: the worst of its images'."""
+    return worst(item.outcome for item in items)

@@ -25,21 +25,23 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Hashable
-from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
+from promoter.config.locate import CONFIG_NAME, find_config
+from promoter.config.schema import ConfigModel, EcrModel
+from promoter.config.values import Environment, PromoterConfig, RegistrySettings
+from promoter.config.yaml_input import UniqueKeyLoader, yaml_error_line
 from promoter.ecr.hosts import is_ecr_host
 from promoter.ecr.settings import EcrSettings, RepositorySettings
 from promoter.errors import ConfigError, InvalidReferenceError
-from promoter.gitops.locate import CONFIG_NAME, find_config
+from promoter.reference import parse_registry_host
 
 __all__ = [
     "CONFIG_NAME",
@@ -49,208 +51,10 @@ __all__ = [
     "find_config",
     "load_config",
 ]
-from promoter.reference import DOCKER_HUB, DOCKER_HUB_ALIASES, parse_reference
 
 # Environment names are typed on the command line (`promoter plan production`) and shown as table
 # columns, so they stay plain words.
 _ENVIRONMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-
-try:
-    from yaml import CSafeLoader as _FastSafeLoader
-except ImportError:  # PyYAML built without libyaml: the same rules, in Python
-    from yaml import SafeLoader as _FastSafeLoader  # type: ignore[assignment]
-
-
-class _ConfigLoader(_FastSafeLoader):
-    """The fast safe loader, refusing duplicate keys.
-
-    YAML parsers silently keep the last of two equal keys; in this file that would drop a whole
-    environment without a word, so a duplicate is an error that names its line.
-    """
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
-        seen: set[object] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if isinstance(key, Hashable) and key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-# -- values ------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RegistrySettings:
-    """How to reach one registry host, beyond what its name says.
-
-    Attributes:
-        endpoint: base URL to send this registry's requests to (a mirror, a proxy, a local test
-            registry) while references keep the registry's own name, as containerd mirrors do.
-        insecure: skip TLS verification and allow plain HTTP for this host.
-        ca_file: extra CA certificates (PEM) to trust, absolute, resolved against the folder of
-            the config file.
-        ecr: how to use the AWS API of an ECR registry (``registries.<host>.ecr``), or None for
-            the defaults (ECR hosts still get tokens and repositories from the ambient identity).
-    """
-
-    endpoint: str | None = None
-    insecure: bool = False
-    ca_file: Path | None = None
-    ecr: EcrSettings | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Environment:
-    """One stage of the pipeline: the overlay that describes it and the registry it pulls from.
-
-    Attributes:
-        name: the key under ``environments``.
-        overlay: the Kustomize overlay folder, absolute, resolved against the config file's folder.
-        registry: registry host (``host[:port]``); images there are managed, all others external.
-        promotes_from: the environment whose images this one receives, or None for the first stage.
-    """
-
-    name: str
-    overlay: Path
-    registry: str
-    promotes_from: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class PromoterConfig:
-    """A loaded, validated ``promoter.yaml``.
-
-    Attributes:
-        path: the file it was loaded from.
-        environments: by name, in pipeline order: every environment after the one it promotes
-            from, file order otherwise.
-        registries: per-registry settings by host; hosts not listed use the defaults.
-    """
-
-    path: Path
-    environments: dict[str, Environment]
-    registries: dict[str, RegistrySettings]
-
-    def environment(self, name: str) -> Environment:
-        """The environment called ``name``.
-
-        Raises:
-            ConfigError: no such environment; the message lists the known ones.
-        """
-        try:
-            return self.environments[name]
-        except KeyError:
-            raise ConfigError(
-                f"unknown environment {name!r} in {self.path}; known: {', '.join(self.environments)}"
-            ) from None
-
-    def source_of(self, name: str) -> Environment | None:
-        """The environment ``name`` promotes from, or None when it is the start of the pipeline."""
-        source = self.environment(name).promotes_from
-        return None if source is None else self.environments[source]
-
-    def environment_for_overlay(self, directory: Path) -> Environment | None:
-        """The environment whose overlay is ``directory`` (after resolving both), if any.
-
-        Lets commands that are given an overlay folder find out which registry it pulls from.
-        """
-        wanted = directory.resolve()
-        for environment in self.environments.values():
-            if environment.overlay == wanted:
-                return environment
-        return None
-
-    def registry_settings(self, registry: str) -> RegistrySettings:
-        """Settings for a registry host: those in the file, or the defaults when it is not listed."""
-        return self.registries.get(registry, RegistrySettings())
-
-
-# -- the file's shape --------------------------------------------------------------------------------
-
-
-class _ExclusionFilterModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    filter_type: str = Field(alias="filterType")
-    pattern: str = Field(alias="filter")
-
-
-class _ScanningModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    scan_on_push: bool = Field(alias="scanOnPush")
-
-
-class _EncryptionModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    encryption_type: str = Field(alias="encryptionType")
-    kms_key: str | None = Field(default=None, alias="kmsKey")
-
-
-class _TagModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    key: str = Field(alias="Key")
-    value: str = Field(alias="Value")
-
-
-class _RepositoryModel(BaseModel):
-    """``ecr.repository``: the keys of the CreateRepository API, plus the two policies."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    image_tag_mutability: str | None = Field(default=None, alias="imageTagMutability")
-    image_tag_mutability_exclusion_filters: list[_ExclusionFilterModel] | None = Field(
-        default=None, alias="imageTagMutabilityExclusionFilters"
-    )
-    image_scanning_configuration: _ScanningModel | None = Field(
-        default=None, alias="imageScanningConfiguration"
-    )
-    encryption_configuration: _EncryptionModel | None = Field(
-        default=None, alias="encryptionConfiguration"
-    )
-    tags: list[_TagModel] | None = None
-    repository_policy: dict[str, Any] | str | None = Field(default=None, alias="repositoryPolicy")
-    lifecycle_policy: dict[str, Any] | str | None = Field(default=None, alias="lifecyclePolicy")
-
-
-class _EcrModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    role_arn: str | None = Field(default=None, alias="roleArn")
-    api_endpoint: str | None = Field(default=None, alias="apiEndpoint")
-    create_repositories: bool = Field(default=True, alias="createRepositories")
-    repository: _RepositoryModel = Field(default_factory=_RepositoryModel)
-
-
-class _RegistryModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    endpoint: str | None = None
-    insecure: bool = False
-    ca_file: str | None = Field(default=None, alias="caFile")
-    ecr: _EcrModel | None = None
-
-
-class _EnvironmentModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    overlay: str
-    registry: str
-    promotes_from: str | None = Field(default=None, alias="promotesFrom")
-
-
-class _ConfigModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    environments: dict[str, _EnvironmentModel]
-    registries: dict[str, _RegistryModel] = Field(default_factory=dict)
-
 
 # -- public functions --------------------------------------------------------------------------------
 
@@ -275,13 +79,12 @@ def load_config(path: Path, *, registries_only: bool = False) -> PromoterConfig:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise ConfigError(f"cannot read {path}: {reason}") from exc
     try:
-        data = yaml.load(text, Loader=_ConfigLoader)  # noqa: S506  # a safe loader (CSafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML{_where(exc)}: {_yaml_problem(exc)}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
-    except ValueError as exc:  # PyYAML's own: a date like 2024-02-30 that is no date
-        raise ConfigError(f"{path}: invalid YAML value: {exc}; quote it") from exc
+        data = yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506  # a safe loader (CSafeLoader)
+    except (
+        yaml.YAMLError,
+        ValueError,
+    ) as exc:  # ValueError: a date like 2024-02-30 that is no date
+        raise ConfigError(yaml_error_line(str(path), exc)) from exc
     if data is None and registries_only:
         data = {}
     if data is None:
@@ -296,7 +99,7 @@ def load_config(path: Path, *, registries_only: bool = False) -> PromoterConfig:
     elif not data.get("environments", True):
         raise ConfigError(f"{path}: environments: at least one environment is required")
     try:
-        model = _ConfigModel.model_validate(data)
+        model = ConfigModel.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(f"{path}: {_explain(exc)}") from None
     return _build(path, model)
@@ -305,7 +108,7 @@ def load_config(path: Path, *, registries_only: bool = False) -> PromoterConfig:
 # -- building the values -----------------------------------------------------------------------------
 
 
-def _build(path: Path, model: _ConfigModel) -> PromoterConfig:
+def _build(path: Path, model: ConfigModel) -> PromoterConfig:
     """Check what pydantic cannot (names, hosts, URLs, references between environments)."""
     folder = path.absolute().parent
     environments: dict[str, Environment] = {}
@@ -349,20 +152,10 @@ def _build(path: Path, model: _ConfigModel) -> PromoterConfig:
 def _registry_host(text: str, where: str) -> str:
     """The registry host, normalised as image references normalise it (``index.docker.io`` is
     ``docker.io``), so that it compares equal to the registry of a discovered image."""
-    problem = (
-        f"{where}: {text!r} is not a registry host (expected host[:port], without scheme or path)"
-    )
-    if "/" in text or "@" in text:
-        raise ConfigError(problem)
     try:
-        reference = parse_reference(f"{text}/x")
-    except InvalidReferenceError:
-        raise ConfigError(problem) from None
-    # A first component without a dot or a colon (and not localhost) is read as a Docker Hub
-    # namespace, not a host: an image written with it would never be in this registry.
-    if reference.registry == DOCKER_HUB and text.lower() not in DOCKER_HUB_ALIASES:
-        raise ConfigError(problem)
-    return reference.registry
+        return parse_registry_host(text)
+    except InvalidReferenceError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def _check_endpoint(url: str, where: str) -> None:
@@ -390,7 +183,7 @@ def _check_endpoint(url: str, where: str) -> None:
 _TAG_MUTABILITY = ("MUTABLE", "IMMUTABLE", "MUTABLE_WITH_EXCLUSION", "IMMUTABLE_WITH_EXCLUSION")
 
 
-def _ecr_settings(host: str, model: _EcrModel, where: str) -> EcrSettings:
+def _ecr_settings(host: str, model: EcrModel, where: str) -> EcrSettings:
     """``registries.<host>.ecr`` as values, checked beyond its shape."""
     where = f"{where}.ecr"
     if not is_ecr_host(host):
@@ -549,14 +342,3 @@ def _describe(value: object) -> str:
     if isinstance(value, bool):
         return str(value).lower()
     return repr(value)
-
-
-def _where(exc: yaml.MarkedYAMLError) -> str:
-    """`` at line L, column C`` from a YAML error, 1-based as editors count."""
-    mark = exc.problem_mark or exc.context_mark
-    return "" if mark is None else f" at line {mark.line + 1}, column {mark.column + 1}"
-
-
-def _yaml_problem(exc: yaml.MarkedYAMLError) -> str:
-    """The parser's own words, on one line."""
-    return " ".join((exc.problem or exc.context or "cannot parse").split())

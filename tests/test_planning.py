@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from promoter.app.wire import plan_item_json
 from promoter.errors import InvalidReferenceError
 from promoter.oci.digest import Digest
-from promoter.promote.plan import PlanStatus, blocks_sync, decide, wanted_images
+from promoter.planning.plan import PlanStatus, blocks_sync, decide, wanted_images
 
 A = Digest("sha256", "a" * 64)
 B = Digest("sha256", "b" * 64)
@@ -32,7 +33,7 @@ def test_decision_table(
     item = decide(wanted, destination, source)
     assert item.status is status
     assert item.digest == digest
-    assert item.to_json() == {
+    assert plan_item_json(item) == {
         "image": f"{PROD}/shop/cart:1.0",
         "source": f"{DEV}/shop/cart:1.0",
         "digest": str(digest) if digest else None,
@@ -49,7 +50,7 @@ def test_classification_keeps_order_dedupes_and_marks_external() -> None:
     assert wanted[1].destination is None
     assert decide(wanted[1], None, None).status is PlanStatus.EXTERNAL
     assert wanted[2].source is not None
-    assert wanted[2].source.digest == "sha256:" + "c" * 64
+    assert str(wanted[2].source.digest) == "sha256:" + "c" * 64
     assert wanted[2].source.registry == DEV
 
 

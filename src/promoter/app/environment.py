@@ -1,0 +1,67 @@
+"""An environment's images: render (or read) its manifests, discover the images, and sort out the ones
+its own registry holds (its *modules*: repository paths in that registry).
+
+Argo CD hook objects of promoter itself are left out: their image is the promoter Job's own, deployed with
+the hook, not something the environment promotes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from promoter.config.values import Environment
+from promoter.gitops.discover import iter_images, iter_manifests
+from promoter.gitops.hookfile import is_hook
+from promoter.gitops.render import Rendering, read_manifests, render_overlay
+from promoter.planning.plan import own_images
+from promoter.reference import Reference, parse_reference
+
+
+def environment_images(
+    environment: Environment,
+    *,
+    manifests: str | None = None,
+    rendering: Rendering | None = None,
+) -> Iterator[str]:
+    """Every container image the environment's manifests use, as written, as they are parsed.
+
+    Args:
+        environment: the environment.
+        manifests: already rendered manifests to read instead (a path, ``-`` for standard input).
+        rendering: a build of the overlay started earlier; used when it is of this environment's
+            overlay, stopped otherwise.
+
+    Raises:
+        ConfigError: the overlay cannot be rendered or the manifests are not valid YAML.
+    """
+    if manifests:
+        text = read_manifests(manifests)
+    elif rendering is not None and rendering.overlay == environment.overlay:
+        text = rendering.result()
+    else:
+        if rendering is not None:
+            rendering.cancel()  # built for an overlay the validated configuration does not name
+        text = render_overlay(environment.overlay)
+    documents = (d for d in iter_manifests(text) if not is_hook(d))
+    return (found.image for found in iter_images(documents))
+
+
+def module_versions(environment: Environment, images: Iterable[str]) -> dict[str, list[Reference]]:
+    """Every distinct reference each module of the environment runs, by module (repository path in
+    the environment's registry), modules and versions in first-use order.
+
+    Raises:
+        InvalidReferenceError: an image does not parse.
+    """
+    versions: dict[str, list[Reference]] = {}
+    for text in own_images(images, environment.registry):
+        reference = parse_reference(text)
+        found = versions.setdefault(reference.repository, [])
+        if reference not in found:
+            found.append(reference)
+    return versions
+
+
+def modules(environment: Environment, images: Iterable[str]) -> dict[str, Reference]:
+    """The first version each module of the environment runs, by module."""
+    return {module: refs[0] for module, refs in module_versions(environment, images).items()}

@@ -1,0 +1,94 @@
+"""Planning an environment: what a sync would do for each of its images.
+
+Each managed image is looked up in the environment's registry and, under the same repository path and tag
+or digest, in the registry of the environment it promotes from (:mod:`promoter.planning`). When the overlay
+uses the Kustomize component's image list, the list is checked against what the overlay runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from promoter.app.runtime import Runtime
+from promoter.config.values import PromoterConfig
+from promoter.deadline import Deadline
+from promoter.gitops.hookfile import HookFileDrift, drift, hook_images_path
+from promoter.gitops.render import Rendering
+from promoter.outcome import Outcome, worst
+from promoter.planning.lookup import plan_images
+from promoter.planning.plan import PlanItem, iter_wanted, plan_outcome
+
+
+@dataclass(frozen=True, slots=True)
+class EnvironmentPlan:
+    """The plan of one environment.
+
+    Attributes:
+        environment: its name (or a label such as ``from HOST`` for the in-cluster sync).
+        items: one entry per distinct image, in first-use order, external images included.
+        hook_file: how the Kustomize component's image list differs from what the overlay runs, when
+            the overlay has one and it differs.
+    """
+
+    environment: str
+    items: Sequence[PlanItem]
+    hook_file: HookFileDrift | None = None
+
+    @property
+    def outcome(self) -> Outcome:
+        """Failed when a registry could not be asked; refused when something blocks a sync (a
+        conflict, a missing source, an image the hook's list lacks); done otherwise."""
+        lacking = self.hook_file is not None and bool(self.hook_file.missing)
+        return worst([plan_outcome(self.items), Outcome.REFUSED if lacking else Outcome.DONE])
+
+    @property
+    def managed(self) -> list[str]:
+        """The managed images, as the manifests write them (the hook list's form)."""
+        return [item.image for item in self.items if item.destination is not None]
+
+
+def plan_environment(
+    runtime: Runtime,
+    config: PromoterConfig,
+    name: str,
+    *,
+    manifests: str | None = None,
+    only: set[str] | None = None,
+    rendering: Rendering | None = None,
+    check_hook_file: bool = False,
+    deadline: Deadline | None = None,
+) -> EnvironmentPlan:
+    """Plan environment ``name`` of ``config``.
+
+    Args:
+        runtime: reaches the registries.
+        config: promoter.yaml.
+        name: the environment.
+        manifests: already rendered manifests to read instead of rendering the overlay.
+        only: plan just these modules (repository paths).
+        rendering: a build of the overlay started earlier (see :func:`environment_images`).
+        check_hook_file: compare the Kustomize component's image list with the plan.
+        deadline: bounds the registry lookups.
+
+    Raises:
+        ConfigError: unknown environment, or the overlay cannot be rendered.
+        InvalidReferenceError: an image in the manifests does not parse.
+    """
+    from promoter.app.environment import environment_images  # noqa: PLC0415 - YAML: not for the hook
+
+    environment = config.environment(name)
+    source = config.source_of(name)
+    images = environment_images(environment, manifests=manifests, rendering=rendering)
+    wanted = iter_wanted(images, environment.registry, source.registry if source else None)
+    if only is not None:
+        wanted = (
+            w for w in wanted if w.destination is not None and w.destination.repository in only
+        )
+    items = plan_images(runtime.transport, wanted, deadline=deadline)
+    difference = None
+    if check_hook_file and not manifests:
+        hook_file = hook_images_path(environment.overlay)
+        if hook_file is not None:
+            difference = drift(hook_file, [i.image for i in items if i.destination is not None])
+    return EnvironmentPlan(name, items, difference)

@@ -1,0 +1,272 @@
+"""The runtime of a run or a process: settings in, transport, credential chain, ECR preparer and secret
+scrubber out.
+
+Every front end builds one :class:`Runtime` (the CLI per command, the webhook once per process, a Python
+caller through :class:`promoter.Session`) and hands it to the operations of this package. The ECR objects
+are made on first use, so runs that never meet ECR never import boto3.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING
+
+from promoter.authn.chain import CredentialChain, CredentialSource, docker_sources
+from promoter.authn.store import Credential
+from promoter.config.values import RegistrySettings
+from promoter.ecr.hosts import is_ecr_host
+from promoter.errors import ConfigError, TagConflictError
+from promoter.reference import Reference, parse_reference
+from promoter.remote.copy import DEFAULT_JOBS
+from promoter.transport.auth import CredentialProvider
+from promoter.transport.pools import TransportOptions
+from promoter.transport.retry import RetryPolicy
+from promoter.transport.session import Transport
+
+if TYPE_CHECKING:
+    from promoter.ecr.api import EcrApi
+    from promoter.ecr.repositories import RepositoryPreparer
+    from promoter.ecr.settings import EcrSettings
+
+
+class SecretScrubber:
+    """Remembers every secret of a run (passwords, the base64 form Basic auth sends, identity tokens,
+    registry tokens) and removes them from text that is printed or logged. Thread-safe."""
+
+    #: Shorter strings are not secrets worth scrubbing (and would mangle ordinary words).
+    MIN_LENGTH = 4
+
+    def __init__(self) -> None:
+        self._secrets: set[str] = set()
+        self._lock = threading.Lock()
+
+    def remember(self, *secrets: str) -> None:
+        """Add secrets to scrub."""
+        with self._lock:
+            self._secrets.update(s for s in secrets if len(s) >= self.MIN_LENGTH)
+
+    def __call__(self, text: str) -> str:
+        with self._lock:
+            secrets = sorted(self._secrets, key=len, reverse=True)
+        for secret in secrets:
+            text = text.replace(secret, "<redacted>")
+        return text
+
+
+def _frozen(mapping: Mapping[str, RegistrySettings] | None) -> Mapping[str, RegistrySettings]:
+    return MappingProxyType(dict(mapping or {}))
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeSettings:
+    """How to reach registries, for every operation of a run.
+
+    Attributes:
+        ca_file: extra CA certificates (PEM) trusted for every registry.
+        insecure_registries: hosts reached over plain HTTP or unverified TLS.
+        retries: retries of a failed request (408, 429, 5xx, dropped connections).
+        jobs: concurrent blob transfers.
+        registries: promoter.yaml's ``registries:`` settings by host (endpoints, CAs, ECR).
+        credential_ttl: seconds a credential without expiry (docker config) is kept before it is read
+            again; a long-running process picks up rotated credentials after this.
+    """
+
+    ca_file: Path | None = None
+    insecure_registries: frozenset[str] = frozenset()
+    retries: int = 4
+    jobs: int = DEFAULT_JOBS
+    registries: Mapping[str, RegistrySettings] = field(default_factory=lambda: _frozen(None))
+    credential_ttl: float = 300.0
+
+    def transport_options(self) -> TransportOptions:
+        """The transport's options.
+
+        Raises:
+            ConfigError: ``ca_file`` does not exist.
+        """
+        if self.ca_file is not None and not self.ca_file.is_file():
+            raise ConfigError(
+                f"CA file {self.ca_file}: no such file", hint="give a PEM file of CA certificates"
+            )
+        registries = self.registries
+        return TransportOptions(
+            ca_file=self.ca_file,
+            ca_files={h: s.ca_file for h, s in registries.items() if s.ca_file is not None},
+            endpoints={h: s.endpoint for h, s in registries.items() if s.endpoint},
+            insecure_registries=frozenset(self.insecure_registries)
+            | {h for h, s in registries.items() if s.insecure},
+            retry=RetryPolicy(attempts=self.retries + 1),
+            pool_size=self.jobs * 2 + 4,
+        )
+
+    @property
+    def ecr_settings(self) -> dict[str, EcrSettings]:
+        """``registries.<host>.ecr`` by host."""
+        return {h: s.ecr for h, s in self.registries.items() if s.ecr is not None}
+
+    @property
+    def not_ecr(self) -> frozenset[str]:
+        """ECR-named hosts served by something else: an ``endpoint`` without an ``ecr`` section (a
+        mirror, a local registry standing in for ECR) gets no tokens and no repository creation."""
+        return frozenset(h for h, s in self.registries.items() if s.endpoint and s.ecr is None)
+
+
+class Runtime:
+    """Transport, credential chain, ECR side and scrubber of one run or process. Thread-safe.
+
+    Args:
+        settings: how to reach registries.
+        scrubber: the scrubber to feed; a new one by default.
+        credentials: a credential provider to use instead of the chain (``promoter login`` checks
+            one given credential).
+
+    Raises:
+        ConfigError: the CA file does not exist.
+    """
+
+    def __init__(
+        self,
+        settings: RuntimeSettings | None = None,
+        *,
+        scrubber: SecretScrubber | None = None,
+        credentials: CredentialProvider | None = None,
+    ) -> None:
+        self.settings = settings or RuntimeSettings()
+        self.scrubber = scrubber or SecretScrubber()
+        self._lock = threading.Lock()
+        self._api: EcrApi | None = None
+        self._preparer: RepositoryPreparer | None = None
+        if credentials is None:
+            credentials = CredentialChain(
+                [*docker_sources(), _LazyEcrSource(self)],
+                remember=self.scrubber.remember,
+                ttl=self.settings.credential_ttl,
+            )
+        self.credentials = credentials
+        self.transport = Transport(
+            self.settings.transport_options(), credentials, remember=self.scrubber.remember
+        )
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection pools."""
+        self.transport.close()
+
+    # -- ECR ---------------------------------------------------------------------------------------
+
+    @property
+    def ecr_api(self) -> EcrApi:
+        """The AWS side, shared by tokens, repository creation and grant-pull; made on first use."""
+        with self._lock:
+            if self._api is None:
+                from promoter.ecr.api import EcrApi  # noqa: PLC0415 - only runs that meet ECR
+
+                self._api = EcrApi(self.settings.ecr_settings)
+            return self._api
+
+    def is_ecr(self, registry: str) -> bool:
+        """Whether ``registry`` is an ECR registry reached as ECR (tokens, repository creation)."""
+        return registry not in self.settings.not_ecr and is_ecr_host(registry)
+
+    def prepare_destination(self, registry: str, repository: str) -> None:
+        """The copier's hook: create a missing ECR repository; nothing for other registries.
+
+        Raises:
+            CredentialError, ConfigError, AwsApiError: AWS refused or failed.
+        """
+        if not self.is_ecr(registry):
+            return
+        from promoter.ecr.repositories import RepositoryPreparer  # noqa: PLC0415 - see ecr_api
+
+        api = self.ecr_api
+        with self._lock:
+            if self._preparer is None:
+                self._preparer = RepositoryPreparer(api)
+            preparer = self._preparer
+        preparer(registry, repository)
+
+    def immutable_hint(self, destination: Reference) -> str | None:
+        """The explanation for a refused tag move when an ECR repository keeps that tag immutable
+        (then forcing cannot move it either); None otherwise, and on any AWS failure."""
+        if destination.tag is None or not self.is_ecr(destination.registry):
+            return None
+        from promoter.ecr.repositories import immutable_tag_setting  # noqa: PLC0415 - see ecr_api
+
+        setting = immutable_tag_setting(
+            self.ecr_api, destination.registry, destination.repository, destination.tag
+        )
+        if setting is None:
+            return None
+        return (
+            f"the tag is immutable in that ECR repository (imageTagMutability {setting}) and "
+            "cannot be moved, not even by forcing the copy: promote under a new tag"
+        )
+
+    def explain_conflict(self, error: TagConflictError) -> TagConflictError:
+        """The same refusal, with :meth:`immutable_hint` as its hint when there is one."""
+        hint = self.immutable_hint(parse_reference(error.destination))
+        if hint is None:
+            return error
+        explained = TagConflictError(
+            error.destination, error.existing, error.wanted, hint=hint, remedy=None
+        )
+        explained.__cause__ = error
+        return explained
+
+
+class _LazyEcrSource:
+    """The AWS identity as the chain's last source, made on first use so that runs without ECR never
+    import boto3."""
+
+    name = "AWS identity"
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        self._source: CredentialSource | None = None
+        self._lock = threading.Lock()
+
+    def _real(self) -> CredentialSource:
+        with self._lock:
+            if self._source is None:
+                from promoter.ecr.credentials import EcrTokenSource  # noqa: PLC0415
+
+                self._source = EcrTokenSource(self._runtime.ecr_api, is_ecr=self._runtime.is_ecr)
+            return self._source
+
+    def lookup(self, registry: str) -> Credential | None:
+        """An ECR token for an ECR host; None for any other host (without loading boto3)."""
+        if not self._runtime.is_ecr(registry):
+            return None
+        return self._real().lookup(registry)
+
+    def renew(self, registry: str) -> Credential | None:
+        """A fresh ECR token."""
+        if not self._runtime.is_ecr(registry):
+            return None
+        return self._real().renew(registry)
+
+    def describe(self, registry: str, credential: Credential) -> str:
+        """``AWS identity <arn>``."""
+        return self._real().describe(registry, credential)
+
+
+def registry_settings_of(path: Path | None) -> Mapping[str, RegistrySettings]:
+    """promoter.yaml's ``registries:`` alone (the in-cluster sync needs only these), or nothing.
+
+    Raises:
+        ConfigError: the file is invalid.
+    """
+    if path is None:
+        return _frozen(None)
+    from promoter.config.load import load_config  # noqa: PLC0415 - pydantic only with a file
+
+    return _frozen(load_config(path, registries_only=True).registries)

@@ -1,0 +1,283 @@
+"""The Python API: a :class:`Session` owns connection pools and credentials, and offers every operation
+the CLI has, on plain values.
+
+    >>> import promoter
+    >>> with promoter.Session() as session:                                   # doctest: +SKIP
+    ...     result = session.copy("dev.example.com/shop/cart:1.4", "prod.example.com/shop/cart")
+    ...     plan = session.plan("production", config="promoter.yaml")
+
+Timeouts are in seconds and bound an operation as a whole (retries and waits included); every error is a
+:class:`promoter.errors.PromoterError` (see that module's tree).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from promoter.app.batch import Pair, copy_images, pair
+from promoter.app.runtime import Runtime, RuntimeSettings, SecretScrubber
+from promoter.config.values import PromoterConfig, RegistrySettings
+from promoter.deadline import Deadline
+from promoter.errors import PromoterError
+from promoter.oci.digest import Digest
+from promoter.reference import Reference, parse_reference
+from promoter.remote.copy import DEFAULT_JOBS, CopyOptions, CopyProgress, CopyResult
+from promoter.remote.repository import resolve_digest
+
+if TYPE_CHECKING:  # these load kustomize and YAML handling; the in-cluster sync needs neither
+    from promoter.app.plan import EnvironmentPlan
+    from promoter.app.promote import Promotion
+    from promoter.app.status import StatusMatrix
+    from promoter.app.sync import SyncReport
+
+#: ``promoter.yaml`` as a loaded value, or the path of one.
+ConfigLike = PromoterConfig | Path | str
+
+
+def deadline_after(timeout: float | None) -> Deadline | None:
+    """A deadline ``timeout`` seconds from now; None for no timeout.
+
+    Raises:
+        ValueError: ``timeout`` is not positive.
+    """
+    return None if timeout is None else Deadline.after(timeout)
+
+
+def load(config: ConfigLike) -> PromoterConfig:
+    """promoter.yaml as a value (a path is loaded and validated).
+
+    Raises:
+        ConfigError: the file is invalid; one line naming the key.
+    """
+    if isinstance(config, PromoterConfig):
+        return config
+    from promoter.config.load import load_config  # noqa: PLC0415 - pydantic only when asked for
+
+    return load_config(Path(config))
+
+
+class Session:
+    """Connection pools, credentials (renewed as they expire) and settings for many operations.
+
+    Use it as a context manager, or call :meth:`close`. Thread-safe: operations may run concurrently.
+
+    Args:
+        config: promoter.yaml (a path or a loaded value); its ``registries:`` settings apply to every
+            operation, and its environments to :meth:`plan`, :meth:`sync`, :meth:`status` and
+            :meth:`promote`.
+        ca_file: extra CA certificates (PEM) for every registry.
+        insecure_registries: hosts reached over plain HTTP or unverified TLS.
+        retries: retries of a failed request.
+        jobs: concurrent blob transfers.
+        progress: receives blob progress events of copies.
+        runtime: an existing runtime to share (front ends that build their own); the other
+            connection arguments are then ignored.
+    """
+
+    def __init__(
+        self,
+        config: ConfigLike | None = None,
+        *,
+        ca_file: Path | None = None,
+        insecure_registries: Iterable[str] = (),
+        retries: int = 4,
+        jobs: int = DEFAULT_JOBS,
+        progress: CopyProgress | None = None,
+        runtime: Runtime | None = None,
+    ) -> None:
+        self.config = load(config) if config is not None else None
+        registries: Mapping[str, RegistrySettings] = (
+            self.config.registries if self.config is not None else {}
+        )
+        self.runtime = runtime or Runtime(
+            RuntimeSettings(
+                ca_file=ca_file,
+                insecure_registries=frozenset(insecure_registries),
+                retries=retries,
+                jobs=jobs,
+                registries=registries,
+            )
+        )
+        self.progress = progress
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection pools."""
+        self.runtime.close()
+
+    @property
+    def scrubber(self) -> SecretScrubber:
+        """Removes every secret this session has met from a text."""
+        return self.runtime.scrubber
+
+    def _config(self) -> PromoterConfig:
+        if self.config is None:
+            from promoter.config.load import find_config, load_config  # noqa: PLC0415
+
+            self.config = load_config(find_config(Path.cwd()))
+        return self.config
+
+    # -- images -------------------------------------------------------------------------------------
+
+    def copy(
+        self,
+        source: str | Reference,
+        destination: str | Reference,
+        *,
+        force: bool = False,
+        include_foreign: bool = False,
+        timeout: float | None = None,
+    ) -> CopyResult:
+        """Make ``destination`` hold exactly the image ``source`` names, every platform, digest-exact.
+
+        A destination without tag or digest keeps the source's tag (or digest).
+
+        Raises:
+            InvalidReferenceError: a reference does not parse.
+            TagConflictError: the destination tag points at another digest and ``force`` is off.
+            ImmutableTagError: the registry refuses to move the tag.
+            RegistryError, RegistryUnreachableError, DigestMismatchError, CredentialError,
+            DeadlineExceededError: the copy failed; nothing was tagged.
+        """
+        (outcome,) = self.copy_batch(
+            [pair(source, destination)],
+            force=force,
+            include_foreign=include_foreign,
+            timeout=timeout,
+        )
+        if isinstance(outcome, PromoterError):
+            raise outcome
+        return outcome
+
+    def copy_batch(
+        self,
+        pairs: Sequence[Pair] | Sequence[tuple[str, str]],
+        *,
+        force: bool = False,
+        include_foreign: bool = False,
+        timeout: float | None = None,
+    ) -> list[CopyResult | PromoterError]:
+        """Copy many images in one run (shared blobs move once); each pair's result or error in its
+        place, never raised. Destinations follow :meth:`copy`'s naming rule."""
+        parsed = [pair(s, d) for s, d in pairs]
+        options = CopyOptions(
+            force=force, include_foreign=include_foreign, jobs=self.runtime.settings.jobs
+        )
+        return copy_images(
+            self.runtime,
+            parsed,
+            options=options,
+            progress=self.progress,
+            deadline=deadline_after(timeout),
+        )
+
+    def digest(self, reference: str | Reference, *, timeout: float | None = None) -> Digest:
+        """The digest ``reference`` resolves to (as ``crane digest``).
+
+        Raises:
+            RegistryError: 404 when it does not exist; any other registry failure.
+        """
+        ref = reference if isinstance(reference, Reference) else parse_reference(reference)
+        return resolve_digest(self.runtime.transport, ref, deadline=deadline_after(timeout))
+
+    def make_present(
+        self,
+        references: Iterable[str],
+        *,
+        from_registry: str,
+        timeout: float | None = None,
+    ) -> SyncReport:
+        """Make each destination reference present by copying the same repository path and tag or
+        digest from ``from_registry`` (what the PreSync hook does). See
+        :func:`promoter.app.sync.make_present`."""
+        from promoter.app.sync import make_present  # noqa: PLC0415
+
+        return make_present(
+            self.runtime,
+            references,
+            from_registry,
+            progress=self.progress,
+            deadline=deadline_after(timeout),
+        )
+
+    # -- environments -------------------------------------------------------------------------------
+
+    def plan(
+        self, environment: str, *, manifests: str | None = None, timeout: float | None = None
+    ) -> EnvironmentPlan:
+        """What a sync of ``environment`` would do; see :func:`promoter.app.plan.plan_environment`."""
+        from promoter.app.plan import plan_environment  # noqa: PLC0415
+
+        return plan_environment(
+            self.runtime,
+            self._config(),
+            environment,
+            manifests=manifests,
+            check_hook_file=True,
+            deadline=deadline_after(timeout),
+        )
+
+    def sync(
+        self,
+        environment: str,
+        *,
+        manifests: str | None = None,
+        modules: Iterable[str] | None = None,
+        timeout: float | None = None,
+    ) -> SyncReport:
+        """Copy every image ``environment`` needs into its registry; see
+        :func:`promoter.app.sync.sync_environment`."""
+        from promoter.app.sync import sync_environment  # noqa: PLC0415
+
+        return sync_environment(
+            self.runtime,
+            self._config(),
+            environment,
+            manifests=manifests,
+            only=set(modules) if modules is not None else None,
+            progress=self.progress,
+            deadline=deadline_after(timeout),
+        )
+
+    def status(self, *, timeout: float | None = None) -> StatusMatrix:
+        """Which version of each module every environment runs; see
+        :func:`promoter.app.status.status_matrix`."""
+        from promoter.app.status import status_matrix  # noqa: PLC0415
+
+        return status_matrix(self.runtime, self._config(), deadline=deadline_after(timeout))
+
+    def promote(
+        self,
+        modules: Sequence[str] = (),
+        *,
+        to: str,
+        every_module: bool = False,
+        pin_digest: bool = False,
+        timeout: float | None = None,
+    ) -> Promotion:
+        """Set the version ``to``'s source environment runs into ``to``'s overlay; see
+        :func:`promoter.app.promote.promote`."""
+        from promoter.app.promote import promote  # noqa: PLC0415
+
+        return promote(
+            self.runtime,
+            self._config(),
+            to,
+            modules,
+            every_module=every_module,
+            pin_digest=pin_digest,
+            deadline=deadline_after(timeout),
+        )

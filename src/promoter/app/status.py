@@ -1,0 +1,110 @@
+"""The status matrix: which version of each module every environment runs, and who is behind.
+
+One row per module (a repository path managed somewhere), one column per environment in pipeline order.
+A cell holds what the overlay asks for, what that resolves to in the environment's registry, and whether
+the environment runs other content than the one it promotes from (digests compared where both registries
+answer, references otherwise).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from promoter.app.environment import environment_images, modules
+from promoter.app.runtime import Runtime
+from promoter.config.values import PromoterConfig
+from promoter.deadline import Deadline
+from promoter.oci.digest import Digest
+from promoter.reference import Reference
+from promoter.remote.repository import lookup_digest
+
+#: Concurrent lookups for the matrix.
+STATUS_LOOKUPS = 16
+
+
+@dataclass(frozen=True, slots=True)
+class StatusCell:
+    """One module in one environment.
+
+    Attributes:
+        reference: what the environment's overlay asks for.
+        resolved: what that resolves to in the environment's registry; None when it is not there.
+        behind: whether the environment runs other content than the one it promotes from.
+    """
+
+    reference: Reference
+    resolved: Digest | None
+    behind: bool
+
+    @property
+    def present(self) -> bool:
+        """Whether the image is in the environment's registry."""
+        return self.resolved is not None
+
+    @property
+    def digest(self) -> Digest | None:
+        """The content digest when known: the registry's answer, else the pinned digest."""
+        return self.resolved or self.reference.digest
+
+
+@dataclass(frozen=True, slots=True)
+class StatusMatrix:
+    """Modules by environments.
+
+    Attributes:
+        environments: names in pipeline order.
+        modules: repository paths, sorted.
+        cells: by (environment, module); a module an environment does not deploy has no cell.
+    """
+
+    environments: Sequence[str]
+    modules: Sequence[str]
+    cells: dict[tuple[str, str], StatusCell]
+
+    def cell(self, environment: str, module: str) -> StatusCell | None:
+        """The cell, or None when the environment does not deploy the module."""
+        return self.cells.get((environment, module))
+
+
+def status_matrix(
+    runtime: Runtime, config: PromoterConfig, *, deadline: Deadline | None = None
+) -> StatusMatrix:
+    """Render every environment, find its modules, and look each version up in its registry.
+
+    Raises:
+        ConfigError: an overlay cannot be rendered.
+        RegistryError, RegistryUnreachableError, DeadlineExceededError: a registry could not be asked.
+    """
+    names = list(config.environments)
+    per_env = {
+        name: modules(config.environment(name), environment_images(config.environment(name)))
+        for name in names
+    }
+    all_modules = sorted({module for refs in per_env.values() for module in refs})
+    keys = [(n, m) for n in names for m in all_modules if m in per_env[n]]
+    with ThreadPoolExecutor(max_workers=STATUS_LOOKUPS, thread_name_prefix="status") as pool:
+        futures = {
+            key: pool.submit(
+                lookup_digest, runtime.transport, per_env[key[0]][key[1]], deadline=deadline
+            )
+            for key in keys
+        }
+        resolved = {key: future.result() for key, future in futures.items()}
+    cells: dict[tuple[str, str], StatusCell] = {}
+    for name, module in keys:
+        reference = per_env[name][module]
+        source = config.source_of(name)
+        behind = False
+        if source is not None and module in per_env[source.name]:
+            upstream = per_env[source.name][module]
+            mine, theirs = resolved[(name, module)], resolved[(source.name, module)]
+            # Behind means other content: compare digests where both registries answered, the
+            # references otherwise (a tag and a pinned digest of the same image are not behind).
+            if mine is not None and theirs is not None:
+                behind = mine != theirs
+            else:
+                behind = (upstream.tag, upstream.digest) != (reference.tag, reference.digest)
+        cells[(name, module)] = StatusCell(reference, resolved[(name, module)], behind)
+    return StatusMatrix(names, all_modules, cells)

@@ -1,0 +1,170 @@
+"""Carrying plans out: an environment's sync, and making a list of references present (what the
+in-cluster hook and the admission webhook call).
+
+One copy run serves every image of a sync, so blobs shared between images move once; every image is tried
+and has a record; the report's outcome is the worst of its records'.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+
+from promoter.app.plan import EnvironmentPlan, plan_environment
+from promoter.app.runtime import Runtime
+from promoter.config.values import PromoterConfig
+from promoter.deadline import Deadline
+from promoter.errors import InputError, InvalidReferenceError
+from promoter.gitops.render import Rendering
+from promoter.outcome import Outcome, worst
+from promoter.planning.execute import SyncRecord, sync_plan
+from promoter.planning.lookup import plan_images
+from promoter.planning.plan import PlanItem, PlanStatus, WantedImage
+from promoter.reference import parse_reference, parse_registry_host
+from promoter.remote.copy import Copier, CopyOptions, CopyProgress
+
+
+@dataclass(frozen=True, slots=True)
+class SyncReport:
+    """What a sync did.
+
+    Attributes:
+        environment: the environment's name, or ``from HOST`` for a list of references.
+        records: one per managed image, in plan order.
+    """
+
+    environment: str
+    records: Sequence[SyncRecord]
+
+    @property
+    def outcome(self) -> Outcome:
+        """Done when every managed image is present now; refused when only conflicts or missing
+        sources remain; failed when a copy or a lookup failed."""
+        return worst(record.outcome for record in self.records)
+
+    @property
+    def copied(self) -> int:
+        """Images copied in this run."""
+        return sum(1 for r in self.records if r.result is not None and r.ok)
+
+    @property
+    def failed(self) -> int:
+        """Images that are not present now."""
+        return sum(1 for r in self.records if not r.ok)
+
+
+def carry_out(
+    runtime: Runtime,
+    plan: EnvironmentPlan,
+    *,
+    progress: CopyProgress | None = None,
+    deadline: Deadline | None = None,
+) -> SyncReport:
+    """Copy every ``copy`` image of ``plan`` in one run and record every managed image's outcome.
+
+    A conflict whose tag is immutable in its ECR repository says so in its record.
+    """
+    copier = Copier(
+        runtime.transport,
+        CopyOptions(jobs=runtime.settings.jobs),
+        progress,
+        prepare_destination=runtime.prepare_destination,
+    )
+    with copier:
+        records = sync_plan(copier, plan.items, deadline=deadline)
+    return SyncReport(plan.environment, [_explained(runtime, r) for r in records])
+
+
+def _explained(runtime: Runtime, record: SyncRecord) -> SyncRecord:
+    """Say so when a conflicting tag is immutable in its ECR repository: forcing cannot move it."""
+    destination = record.item.destination
+    if record.item.status is not PlanStatus.CONFLICT or destination is None or not record.error:
+        return record
+    hint = runtime.immutable_hint(destination)
+    return replace(record, error=f"{record.error}; {hint}") if hint else record
+
+
+def sync_environment(
+    runtime: Runtime,
+    config: PromoterConfig,
+    name: str,
+    *,
+    manifests: str | None = None,
+    only: set[str] | None = None,
+    rendering: Rendering | None = None,
+    progress: CopyProgress | None = None,
+    deadline: Deadline | None = None,
+) -> SyncReport:
+    """Plan environment ``name`` and carry the plan out (see :func:`plan_environment`)."""
+    plan = plan_environment(
+        runtime,
+        config,
+        name,
+        manifests=manifests,
+        only=only,
+        rendering=rendering,
+        deadline=deadline,
+    )
+    return carry_out(runtime, plan, progress=progress, deadline=deadline)
+
+
+def wanted_from(references: Iterable[str], source_registry: str) -> list[WantedImage]:
+    """Each destination reference with the same repository path and tag or digest in
+    ``source_registry``; duplicates once, in first-seen order.
+
+    Raises:
+        InputError: ``source_registry`` is not a registry host, or a reference does not parse.
+    """
+    try:
+        source_host = parse_registry_host(source_registry)
+    except InvalidReferenceError as exc:
+        raise InputError(f"source registry: {exc}") from None
+    wanted = []
+    for text in dict.fromkeys(references):
+        destination = parse_reference(text)
+        wanted.append(
+            WantedImage(
+                text, destination, destination.in_repository(source_host, destination.repository)
+            )
+        )
+    return wanted
+
+
+def plan_references(
+    runtime: Runtime,
+    references: Iterable[str],
+    source_registry: str,
+    *,
+    deadline: Deadline | None = None,
+) -> EnvironmentPlan:
+    """Plan making each reference present by copying it from ``source_registry`` (same path, tag and
+    digest), without promoter.yaml environments.
+
+    Raises:
+        InputError: see :func:`wanted_from`.
+    """
+    wanted = wanted_from(references, source_registry)
+    label = f"from {parse_registry_host(source_registry)}"
+    items: list[PlanItem] = plan_images(runtime.transport, wanted, deadline=deadline)
+    return EnvironmentPlan(label, items)
+
+
+def make_present(
+    runtime: Runtime,
+    references: Iterable[str],
+    source_registry: str,
+    *,
+    progress: CopyProgress | None = None,
+    deadline: Deadline | None = None,
+) -> SyncReport:
+    """Make each destination reference present, copying what is missing from ``source_registry``.
+
+    What the PreSync hook runs on every sync and the admission webhook on demand: when everything is
+    present it only sends HEAD requests. Statuses, records and outcome are those of an environment's
+    sync.
+
+    Raises:
+        InputError: ``source_registry`` is not a registry host, or a reference does not parse.
+    """
+    plan = plan_references(runtime, references, source_registry, deadline=deadline)
+    return carry_out(runtime, plan, progress=progress, deadline=deadline)

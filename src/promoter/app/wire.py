@@ -1,0 +1,246 @@
+"""The JSON shapes promoter prints and writes, as TypedDicts, and the one function per value that makes
+them. ``-o json``, ``--report`` and (later) the webhook's answers and the status page use these, so a shape
+is defined once. Keys are camelCase, as Kubernetes and the README's examples write them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, NotRequired, TypedDict
+
+from promoter.remote.blobs import BlobAction
+
+if TYPE_CHECKING:  # values only: importing their modules would load YAML handling for the hook
+    from promoter.app.plan import EnvironmentPlan
+    from promoter.app.promote import Promotion
+    from promoter.app.status import StatusCell, StatusMatrix
+    from promoter.app.sync import SyncReport
+    from promoter.gitops.hookfile import HookFileDrift
+    from promoter.planning.execute import SyncRecord
+    from promoter.planning.plan import PlanItem
+    from promoter.reference import Reference
+    from promoter.remote.copy import CopyResult
+
+
+class BlobCountsJson(TypedDict):
+    copied: int
+    mounted: int
+    skipped: int
+
+
+class CopyResultJson(TypedDict):
+    """One image of ``copy -o json``."""
+
+    source: str
+    destination: str
+    digest: str
+    action: str  #: copied | present
+    blobs: BlobCountsJson
+    bytes: int
+
+
+class CopyFailureJson(TypedDict):
+    """An image of ``copy -o json`` that failed or was refused."""
+
+    source: str
+    destination: str
+    error: str
+    exitCode: int
+
+
+class PlanItemJson(TypedDict):
+    """One image of a plan."""
+
+    image: str
+    source: str | None
+    digest: str | None
+    status: str
+    error: NotRequired[str]
+
+
+class HookFileJson(TypedDict):
+    path: str
+    missing: list[str]
+    extra: list[str]
+
+
+class PlanJson(TypedDict):
+    """``plan -o json`` and ``sync --dry-run -o json``."""
+
+    environment: str
+    images: list[PlanItemJson]
+    hookFile: NotRequired[HookFileJson]
+
+
+class SyncRecordJson(PlanItemJson):
+    """One image of ``sync -o json`` and ``--report``."""
+
+    destination: str
+    bytes: int
+    seconds: float
+    action: str  #: copied | present | none
+
+
+class SyncJson(TypedDict):
+    environment: str
+    images: list[SyncRecordJson]
+
+
+class StatusCellJson(TypedDict):
+    image: str
+    tag: str | None
+    digest: str | None
+    present: bool
+    behind: bool
+
+
+class StatusModuleJson(TypedDict):
+    module: str
+    environments: dict[str, StatusCellJson]
+
+
+class StatusJson(TypedDict):
+    """``status -o json``."""
+
+    environments: list[str]
+    modules: list[StatusModuleJson]
+
+
+class EditJson(TypedDict):
+    path: str
+    changed: bool
+
+
+class PromotionJson(TypedDict):
+    target: str
+    modules: list[str]
+    edits: list[EditJson]
+    notes: list[str]
+
+
+def _text(value: object | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def copy_result_json(result: CopyResult) -> CopyResultJson:
+    """The documented ``copy -o json`` line for a copied or present image."""
+    return {
+        "source": str(result.source),
+        "destination": str(result.destination),
+        "digest": str(result.digest),
+        "action": str(result.action),
+        "blobs": {
+            "copied": result.blobs.get(BlobAction.COPIED, 0),
+            "mounted": result.blobs.get(BlobAction.MOUNTED, 0),
+            "skipped": result.blobs.get(BlobAction.SKIPPED, 0),
+        },
+        "bytes": result.bytes,
+    }
+
+
+def copy_failure_json(
+    pair: tuple[Reference, Reference], message: str, exit_code: int
+) -> CopyFailureJson:
+    """The ``copy -o json`` line for an image that failed, so a reader sees every pair."""
+    source, destination = pair
+    return {
+        "source": str(source),
+        "destination": str(destination),
+        "error": message,
+        "exitCode": exit_code,
+    }
+
+
+def plan_item_json(item: PlanItem) -> PlanItemJson:
+    """One plan entry: image, source, digest, status (and error, if any)."""
+    entry: PlanItemJson = {
+        "image": str(item.destination) if item.destination is not None else item.image,
+        "source": _text(item.source),
+        "digest": _text(item.digest),
+        "status": str(item.status),
+    }
+    if item.error is not None:
+        entry["error"] = item.error
+    return entry
+
+
+def hook_file_json(drift: HookFileDrift) -> HookFileJson:
+    """The ``hookFile`` entry of a plan."""
+    return {"path": str(drift.path), "missing": list(drift.missing), "extra": list(drift.extra)}
+
+
+def plan_json(plan: EnvironmentPlan) -> PlanJson:
+    """A whole plan."""
+    document: PlanJson = {
+        "environment": plan.environment,
+        "images": [plan_item_json(i) for i in plan.items],
+    }
+    if plan.hook_file is not None:
+        document["hookFile"] = hook_file_json(plan.hook_file)
+    return document
+
+
+def sync_record_json(record: SyncRecord) -> SyncRecordJson:
+    """A ``--report`` entry: source, destination, digest, bytes, seconds, action (and error)."""
+    item = record.item
+    result = record.result
+    entry: SyncRecordJson = {
+        **plan_item_json(item),
+        "destination": str(item.destination) if item.destination else item.image,
+        "bytes": result.bytes if result is not None else 0,
+        "seconds": round(result.seconds, 3) if result is not None else 0.0,
+        "action": str(result.action) if result is not None else "none",
+    }
+    if result is not None:
+        # What was copied, which is what the plan saw unless the copy itself says otherwise.
+        entry["digest"] = str(result.digest)
+    entry.pop("error", None)
+    if record.error is not None:
+        entry["error"] = record.error
+    return entry
+
+
+def sync_json(report: SyncReport) -> SyncJson:
+    """A whole sync."""
+    return {
+        "environment": report.environment,
+        "images": [sync_record_json(r) for r in report.records],
+    }
+
+
+def status_cell_json(cell: StatusCell) -> StatusCellJson:
+    """One module in one environment."""
+    return {
+        "image": str(cell.reference),
+        "tag": cell.reference.tag,
+        "digest": _text(cell.digest),
+        "present": cell.present,
+        "behind": cell.behind,
+    }
+
+
+def status_json(matrix: StatusMatrix) -> StatusJson:
+    """The whole matrix."""
+    return {
+        "environments": list(matrix.environments),
+        "modules": [
+            {
+                "module": module,
+                "environments": {
+                    name: status_cell_json(cell)
+                    for name in matrix.environments
+                    if (cell := matrix.cell(name, module)) is not None
+                },
+            }
+            for module in matrix.modules
+        ],
+    }
+
+
+def promotion_json(promotion: Promotion) -> PromotionJson:
+    """What a promotion wrote."""
+    return {
+        "target": promotion.target,
+        "modules": list(promotion.modules),
+        "edits": [{"path": str(e.path), "changed": e.changed} for e in promotion.edits],
+        "notes": list(promotion.notes),
+    }

@@ -1,0 +1,229 @@
+"""The credential chain: where a registry's credential comes from, asked again when it stops working.
+
+Sources are asked in order, first hit wins (docker's rule): the docker config (``credHelpers``, ``auths``,
+``credsStore``), then the containers auth.json files, then (for ECR hosts, added by the runtime) the AWS
+identity. The chain keeps what it found per registry, and asks again:
+
+* when a credential's ``renew_at`` has passed (an ECR token is renewed before it expires: 12 hours, ECR
+  user guide, "Private registry authentication");
+* after ``ttl`` seconds for credentials that do not expire (a docker config a long-running process reads may
+  be rotated under it);
+* when a registry refuses a credential (:meth:`CredentialChain.refused`): a source whose token the registry
+  calls expired is asked for a fresh one once; otherwise the source is passed over for that registry and the
+  next one is asked (a stale ``docker login`` entry for an ECR host falls back to the AWS identity).
+
+No HTTP here: the transport reports refusals, the chain only decides what to offer next.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from promoter.authn.store import (
+    Credential,
+    containers_auth_credential,
+    docker_config_credential,
+)
+
+#: Seconds a credential without an expiry is kept before its source is read again.
+DEFAULT_TTL = 300.0
+#: Refused sources remembered per registry for messages.
+_REFUSALS_KEPT = 4
+
+
+class CredentialSource(Protocol):
+    """One place credentials come from."""
+
+    name: str  #: how messages call the source when it has nothing or was refused
+
+    def lookup(self, registry: str) -> Credential | None:
+        """The credential for ``registry``, or None when this source has none."""
+
+    def renew(self, registry: str) -> Credential | None:
+        """A fresh credential after the registry called the current one expired; None when this
+        source cannot make a new one."""
+
+    def describe(self, registry: str, credential: Credential) -> str:
+        """The source of ``credential`` as a message names it (``AWS identity arn:...``)."""
+
+
+class FunctionSource:
+    """A source made of a lookup function, for sources whose credentials cannot be renewed."""
+
+    def __init__(self, name: str, lookup: Callable[[str], Credential | None]) -> None:
+        self.name = name
+        self._lookup = lookup
+
+    def lookup(self, registry: str) -> Credential | None:
+        """Ask the function."""
+        return self._lookup(registry)
+
+    def renew(self, registry: str) -> Credential | None:  # noqa: ARG002 - interface
+        """Files and helpers give the same answer again: nothing to renew."""
+        return None
+
+    def describe(self, registry: str, credential: Credential) -> str:  # noqa: ARG002 - interface
+        """The label the credential carries."""
+        return credential.source or self.name
+
+
+def docker_sources() -> list[CredentialSource]:
+    """The sources every registry has: the docker config, then the containers auth.json files."""
+    return [
+        FunctionSource("docker config", docker_config_credential),
+        FunctionSource("containers auth.json", containers_auth_credential),
+    ]
+
+
+@dataclass(slots=True)
+class _Entry:
+    """What the chain currently offers for one registry."""
+
+    credential: Credential | None
+    source: int  #: index of the source it came from (len(sources) for none)
+    found_at: float
+    refused: dict[int, float] = field(default_factory=dict)  #: source index -> when it was refused
+    refusals: list[str] = field(default_factory=list)  #: messages' names of refused sources
+
+
+class CredentialChain:
+    """Credentials per registry from a list of sources, renewed as described in the module docstring.
+
+    Thread-safe; one chain serves a whole process.
+
+    Args:
+        sources: the sources in the order they are asked.
+        remember: called with every secret handed out, so that output can be scrubbed of it.
+        ttl: seconds before a credential without expiry, or a refusal, is forgotten.
+        clock: monotonic seconds, replaceable in tests.
+    """
+
+    def __init__(
+        self,
+        sources: Sequence[CredentialSource] | None = None,
+        *,
+        remember: Callable[..., None] | None = None,
+        ttl: float = DEFAULT_TTL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.sources = list(sources) if sources is not None else docker_sources()
+        self._remember = remember
+        self._ttl = ttl
+        self._clock = clock
+        self._entries: dict[str, _Entry] = {}
+        self._lock = threading.Lock()
+        self._registry_locks: dict[str, threading.Lock] = {}
+
+    def get(self, registry: str) -> Credential | None:
+        """The credential to send to ``registry`` now, or None for anonymous access.
+
+        Raises:
+            ConfigError, CredentialError: a source is broken (unreadable config, failing helper,
+                no AWS identity).
+        """
+        with self._lock_for(registry):
+            entry = self._entries.get(registry)
+            now = self._clock()
+            if entry is not None and self._fresh(entry, now):
+                return entry.credential
+            found = self._find(registry, start=0, refused=self._live_refusals(entry, now), now=now)
+            found.refusals = entry.refusals if entry is not None else []
+            self._entries[registry] = found
+            return found.credential
+
+    def refused(self, registry: str, credential: Credential, *, expired: bool) -> Credential | None:
+        """The registry refused ``credential``: what to offer instead, or None when nothing is left.
+
+        Args:
+            registry: the registry host.
+            credential: the credential that was sent.
+            expired: whether the registry said the credential (token) has expired; then its source is
+                asked for a fresh one before the next source is tried.
+        """
+        with self._lock_for(registry):
+            now = self._clock()
+            entry = self._entries.get(registry)
+            if entry is None or entry.credential is None:
+                return None
+            if entry.credential != credential:
+                return entry.credential  # another request already moved on
+            source = self.sources[entry.source]
+            label = source.describe(registry, credential)
+            if expired:
+                fresh = source.renew(registry)
+                if fresh is not None and fresh != credential:
+                    self._offer(fresh)
+                    entry.credential, entry.found_at = fresh, now
+                    return fresh
+            entry.refused[entry.source] = now
+            entry.refusals = [*entry.refusals, label][-_REFUSALS_KEPT:]
+            following = self._find(registry, start=entry.source + 1, refused=entry.refused, now=now)
+            following.refusals = entry.refusals
+            self._entries[registry] = following
+            return following.credential
+
+    def refusals(self, registry: str) -> list[str]:
+        """The sources refused for ``registry`` so far, as messages name them, oldest first."""
+        with self._lock_for(registry):
+            entry = self._entries.get(registry)
+            return list(entry.refusals) if entry is not None else []
+
+    def forget(self) -> None:
+        """Drop every credential and refusal, so that each source is asked again."""
+        with self._lock:
+            self._entries.clear()
+
+    # -- inside ------------------------------------------------------------------------------------
+
+    def _lock_for(self, registry: str) -> threading.Lock:
+        with self._lock:
+            return self._registry_locks.setdefault(registry, threading.Lock())
+
+    def _fresh(self, entry: _Entry, now: float) -> bool:
+        credential = entry.credential
+        if credential is not None and credential.renew_at is not None:
+            return now < credential.renew_at
+        return now - entry.found_at < self._ttl
+
+    def _live_refusals(self, entry: _Entry | None, now: float) -> dict[int, float]:
+        if entry is None:
+            return {}
+        return {i: at for i, at in entry.refused.items() if now - at < self._ttl}
+
+    def _find(self, registry: str, *, start: int, refused: dict[int, float], now: float) -> _Entry:
+        for index in range(start, len(self.sources)):
+            if index in refused:
+                continue
+            credential = self.sources[index].lookup(registry)
+            if credential is not None:
+                self._offer(credential)
+                return _Entry(credential, index, now, dict(refused))
+        return _Entry(None, len(self.sources), now, dict(refused))
+
+    def _offer(self, credential: Credential) -> None:
+        if self._remember is not None:
+            self._remember(*credential.secrets)
+
+
+class StaticCredentials:
+    """One fixed credential for one registry (``promoter login`` checks the credentials it is given):
+    the same interface as :class:`CredentialChain`, nothing to renew."""
+
+    def __init__(self, credential: Credential) -> None:
+        self._credential = credential
+
+    def get(self, registry: str) -> Credential | None:  # noqa: ARG002 - interface
+        """The credential."""
+        return self._credential
+
+    def refused(self, registry: str, credential: Credential, *, expired: bool) -> Credential | None:  # noqa: ARG002
+        """Nothing else to offer."""
+        return None
+
+    def refusals(self, registry: str) -> list[str]:  # noqa: ARG002 - interface
+        """The credential given, when it was refused."""
+        return [self._credential.source or "the credentials given"]

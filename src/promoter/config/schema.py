@@ -1,0 +1,89 @@
+"""promoter.yaml's shape as pydantic models (strict types, no unknown keys); keys keep the file's own
+names through aliases, so errors name them as written. Relations between keys are checked by
+:mod:`promoter.config.load` on the validated values."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ExclusionFilterModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    filter_type: str = Field(alias="filterType")
+    pattern: str = Field(alias="filter")
+
+
+class ScanningModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    scan_on_push: bool = Field(alias="scanOnPush")
+
+
+class EncryptionModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    encryption_type: str = Field(alias="encryptionType")
+    kms_key: str | None = Field(default=None, alias="kmsKey")
+
+
+class TagModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    key: str = Field(alias="Key")
+    value: str = Field(alias="Value")
+
+
+class RepositoryModel(BaseModel):
+    """``ecr.repository``: the keys of the CreateRepository API, plus the two policies."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    image_tag_mutability: str | None = Field(default=None, alias="imageTagMutability")
+    image_tag_mutability_exclusion_filters: list[ExclusionFilterModel] | None = Field(
+        default=None, alias="imageTagMutabilityExclusionFilters"
+    )
+    image_scanning_configuration: ScanningModel | None = Field(
+        default=None, alias="imageScanningConfiguration"
+    )
+    encryption_configuration: EncryptionModel | None = Field(
+        default=None, alias="encryptionConfiguration"
+    )
+    tags: list[TagModel] | None = None
+    repository_policy: dict[str, Any] | str | None = Field(default=None, alias="repositoryPolicy")
+    lifecycle_policy: dict[str, Any] | str | None = Field(default=None, alias="lifecyclePolicy")
+
+
+class EcrModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    role_arn: str | None = Field(default=None, alias="roleArn")
+    api_endpoint: str | None = Field(default=None, alias="apiEndpoint")
+    create_repositories: bool = Field(default=True, alias="createRepositories")
+    repository: RepositoryModel = Field(default_factory=RepositoryModel)
+
+
+class RegistryModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    endpoint: str | None = None
+    insecure: bool = False
+    ca_file: str | None = Field(default=None, alias="caFile")
+    ecr: EcrModel | None = None
+
+
+class EnvironmentModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    overlay: str
+    registry: str
+    promotes_from: str | None = Field(default=None, alias="promotesFrom")
+
+
+class ConfigModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    environments: dict[str, EnvironmentModel]
+    registries: dict[str, RegistryModel] = Field(default_factory=dict)

@@ -1,0 +1,99 @@
+"""promoter.yaml's content as plain values: environments, registries and their settings.
+
+No pydantic and no YAML here: every layer that needs the values (the runtime, the hook, the webhook) can
+import them without paying for validation machinery.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from promoter.ecr.settings import EcrSettings
+from promoter.errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrySettings:
+    """How to reach one registry host, beyond what its name says.
+
+    Attributes:
+        endpoint: base URL to send this registry's requests to (a mirror, a proxy, a local test
+            registry) while references keep the registry's own name, as containerd mirrors do.
+        insecure: skip TLS verification and allow plain HTTP for this host.
+        ca_file: extra CA certificates (PEM) to trust, absolute, resolved against the folder of
+            the config file.
+        ecr: how to use the AWS API of an ECR registry (``registries.<host>.ecr``), or None for
+            the defaults (ECR hosts still get tokens and repositories from the ambient identity).
+    """
+
+    endpoint: str | None = None
+    insecure: bool = False
+    ca_file: Path | None = None
+    ecr: EcrSettings | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Environment:
+    """One stage of the pipeline: the overlay that describes it and the registry it pulls from.
+
+    Attributes:
+        name: the key under ``environments``.
+        overlay: the Kustomize overlay folder, absolute, resolved against the config file's folder.
+        registry: registry host (``host[:port]``); images there are managed, all others external.
+        promotes_from: the environment whose images this one receives, or None for the first stage.
+    """
+
+    name: str
+    overlay: Path
+    registry: str
+    promotes_from: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PromoterConfig:
+    """A loaded, validated ``promoter.yaml``.
+
+    Attributes:
+        path: the file it was loaded from.
+        environments: by name, in pipeline order: every environment after the one it promotes
+            from, file order otherwise.
+        registries: per-registry settings by host; hosts not listed use the defaults.
+    """
+
+    path: Path
+    environments: dict[str, Environment]
+    registries: dict[str, RegistrySettings]
+
+    def environment(self, name: str) -> Environment:
+        """The environment called ``name``.
+
+        Raises:
+            ConfigError: no such environment; the message lists the known ones.
+        """
+        try:
+            return self.environments[name]
+        except KeyError:
+            raise ConfigError(
+                f"unknown environment {name!r} in {self.path}; known: {', '.join(self.environments)}"
+            ) from None
+
+    def source_of(self, name: str) -> Environment | None:
+        """The environment ``name`` promotes from, or None when it is the start of the pipeline."""
+        source = self.environment(name).promotes_from
+        return None if source is None else self.environments[source]
+
+    def environment_for_overlay(self, directory: Path) -> Environment | None:
+        """The environment whose overlay is ``directory`` (after resolving both), if any.
+
+        Lets commands that are given an overlay folder find out which registry it pulls from.
+        """
+        wanted = directory.resolve()
+        for environment in self.environments.values():
+            if environment.overlay == wanted:
+                return environment
+        return None
+
+    def registry_settings(self, registry: str) -> RegistrySettings:
+        """Settings for a registry host: those in the file, or the defaults when it is not listed."""
+        return self.registries.get(registry, RegistrySettings())

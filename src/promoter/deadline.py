@@ -1,0 +1,66 @@
+"""Deadlines: a point in time by which a whole operation must be over. Pure (standard library only).
+
+A deadline bounds an operation as a whole, retries and backoff waits included, where a timeout bounds one
+read. The admission webhook has at most 30 s per review (Kubernetes ``timeoutSeconds``), the PreSync hook its
+Job's ``activeDeadlineSeconds``; every operation that talks to registries takes one.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from promoter.errors import DeadlineExceededError
+
+
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    """A moment on the monotonic clock (``time.monotonic()`` seconds).
+
+    Attributes:
+        at: the monotonic time after which the operation has failed.
+        seconds: the budget it was made with, for messages.
+    """
+
+    at: float
+    seconds: float
+
+    @classmethod
+    def after(cls, seconds: float) -> Deadline:
+        """The deadline ``seconds`` from now.
+
+        Raises:
+            ValueError: ``seconds`` is not positive.
+        """
+        if seconds <= 0:
+            raise ValueError(f"a deadline needs a positive number of seconds, got {seconds}")
+        return cls(time.monotonic() + seconds, seconds)
+
+    def remaining(self) -> float:
+        """Seconds left, never negative."""
+        return max(0.0, self.at - time.monotonic())
+
+    @property
+    def expired(self) -> bool:
+        """Whether the moment has passed."""
+        return time.monotonic() >= self.at
+
+    def check(self, what: str) -> None:
+        """Raise if the deadline has passed.
+
+        Raises:
+            DeadlineExceededError: naming ``what`` and the budget.
+        """
+        if self.expired:
+            raise DeadlineExceededError(f"{what}: gave up after the {self.seconds:g} s deadline")
+
+    def cap(self, seconds: float) -> float:
+        """``seconds``, or what is left of the deadline when that is less (at least a millisecond,
+        so that a timeout of zero never means "wait forever" to a library)."""
+        return max(0.001, min(seconds, self.remaining()))
+
+
+def earliest(*deadlines: Deadline | None) -> Deadline | None:
+    """The earliest of the given deadlines (None when none is given)."""
+    given = [d for d in deadlines if d is not None]
+    return min(given, key=lambda d: d.at) if given else None

@@ -1,1 +1,0 @@
-"""Promotion plans (pure: wanted images + registry facts -> actions) and carrying them out."""

@@ -1,0 +1,76 @@
+"""Walking an image: which manifests and blobs a destination lacks, children before parents.
+
+A manifest the destination already holds by digest was accepted there, so everything it refers to is there
+too (registries check that on push: distribution spec, "Pushing Manifests"): its subtree needs no work.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+
+from promoter.oci.digest import Digest
+from promoter.oci.manifest import Descriptor
+from promoter.remote.repository import FetchedManifest, Repository
+
+
+@dataclass(slots=True)
+class ImageWalk:
+    """What one image needs in a destination.
+
+    Attributes:
+        levels: manifests by depth; ``levels[0]`` is the top manifest alone, each later level the
+            children the destination lacks. Pushed deepest first, the top last.
+        blobs: config and layer blobs of those manifests, by digest.
+    """
+
+    levels: list[list[FetchedManifest]] = field(default_factory=list)
+    blobs: dict[Digest, Descriptor] = field(default_factory=dict)
+
+    @property
+    def top(self) -> FetchedManifest:
+        """The manifest the tag will point at."""
+        return self.levels[0][0]
+
+
+def walk_image(
+    src: Repository, dst: Repository, digest: Digest, *, include_foreign: bool, workers: Executor
+) -> ImageWalk:
+    """Walk the source manifest tree of ``digest`` level by level, skipping subtrees ``dst`` has.
+
+    Args:
+        src, dst: source and destination repositories.
+        digest: the top manifest's digest in the source.
+        include_foreign: also list foreign (non-distributable) layers, those with ``urls``.
+        workers: runs the lookups of one level concurrently; the caller must not be one of its
+            threads (waiting here would then deadlock).
+
+    Raises:
+        RegistryError, RegistryUnreachableError, DigestMismatchError, UnsupportedManifestError.
+    """
+    fetch = workers.submit(src.get_manifest, str(digest))
+    present = dst.head_manifest(str(digest)) is not None
+    walk = ImageWalk(levels=[[fetch.result()]])
+    if present:
+        return walk  # the content is there under another tag or none: only the tag is missing
+    level = walk.levels[0]
+    while level:
+        wanted: dict[Digest, None] = {}
+        for item in level:
+            wanted.update(dict.fromkeys(d.digest for d in item.manifest.manifests))
+            for blob in item.manifest.blobs:
+                if blob.is_foreign and not include_foreign:
+                    continue
+                walk.blobs.setdefault(blob.digest, blob)
+        futures = [workers.submit(_fetch_if_missing, src, dst, d) for d in wanted]
+        level = [m for m in (f.result() for f in futures) if m is not None]
+        if level:
+            walk.levels.append(level)
+    return walk
+
+
+def _fetch_if_missing(src: Repository, dst: Repository, digest: Digest) -> FetchedManifest | None:
+    """The source's child manifest, or None when the destination already has it."""
+    if dst.head_manifest(str(digest)) is not None:
+        return None
+    return src.get_manifest(str(digest))

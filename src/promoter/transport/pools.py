@@ -1,0 +1,125 @@
+"""Connection pools and TLS settings, shared by every registry session of a transport."""
+
+from __future__ import annotations
+
+import ssl
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import urllib3
+from urllib3.exceptions import InsecureRequestWarning
+
+from promoter.errors import ConfigError, Remedy
+from promoter.transport.retry import RetryPolicy
+from promoter.version import __version__
+
+USER_AGENT = f"promoter/{__version__}"
+
+
+@dataclass(frozen=True, slots=True)
+class TransportOptions:
+    """Settings shared by every registry session.
+
+    Attributes:
+        ca_file: extra CA certificates (PEM) trusted besides the system store, for every registry.
+        ca_files: registry name -> CA certificates (PEM) trusted for that registry only.
+        insecure_registries: hosts for which TLS is not verified and plain HTTP is allowed.
+        endpoints: registry name -> base URL to send its requests to instead (a mirror, a local test
+            registry standing in for a real-looking name); the scheme of the URL is used as given.
+        retry: the retry policy for requests whose body can be sent again.
+        connect_timeout: seconds to establish a connection.
+        read_timeout: seconds of silence on an open connection before giving up.
+        pool_size: connections kept per host; at least the number of concurrent transfers.
+    """
+
+    ca_file: Path | None = None
+    ca_files: Mapping[str, Path] = field(default_factory=dict)
+    insecure_registries: frozenset[str] = frozenset()
+    endpoints: Mapping[str, str] = field(default_factory=dict)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    connect_timeout: float = 10.0
+    read_timeout: float = 120.0
+    pool_size: int = 16
+
+
+class ConnectionPools:
+    """urllib3 pool managers: plain HTTP, verified TLS, unverified TLS for insecure hosts, and one per
+    registry that has a CA of its own. TLS contexts are made on first use: loading the trust store
+    costs more than a loopback copy's first requests."""
+
+    def __init__(self, options: TransportOptions) -> None:
+        self.options = options
+        timeout = urllib3.Timeout(connect=options.connect_timeout, read=options.read_timeout)
+        self._common: dict[str, Any] = {
+            "num_pools": 32,
+            "maxsize": options.pool_size,
+            "timeout": timeout,
+            "retries": False,
+            "headers": {"User-Agent": USER_AGENT},
+        }
+        self._plain = urllib3.PoolManager(**self._common)
+        self._verified: urllib3.PoolManager | None = None
+        self._unverified: urllib3.PoolManager | None = None
+        self._private: dict[str, urllib3.PoolManager] = {}
+        self._lock = threading.Lock()
+
+    def _ssl_context(self, extra: Path | None = None) -> ssl.SSLContext:
+        """The system trust store plus the common CA file (and a registry's own CA, if given).
+
+        Raises:
+            ConfigError: a CA file cannot be loaded.
+        """
+        context = ssl.create_default_context()
+        for ca_file in (self.options.ca_file, extra):
+            if ca_file is None:
+                continue
+            try:
+                context.load_verify_locations(cafile=str(ca_file))
+            except (OSError, ssl.SSLError) as exc:
+                raise ConfigError(
+                    f"cannot load CA file {ca_file}: {exc}",
+                    hint="give a PEM file of certificates",
+                    remedy=Remedy.TRUST_CA,
+                ) from exc
+        return context
+
+    def pool_for(self, url: str, registry: str) -> urllib3.PoolManager:
+        """The pool for a URL: plain for http, unverified TLS for insecure hosts, verified TLS (the
+        system store plus the CA files) for everything else.
+
+        Args:
+            url: the request URL.
+            registry: the registry the URL belongs to, or "" for another host (storage redirects).
+        """
+        if url.startswith("http://"):
+            return self._plain
+        with self._lock:
+            if registry in self.options.insecure_registries:
+                if self._unverified is None:
+                    # The user named this host insecure on purpose; the warning would only repeat it.
+                    urllib3.disable_warnings(InsecureRequestWarning)
+                    self._unverified = urllib3.PoolManager(cert_reqs=ssl.CERT_NONE, **self._common)
+                return self._unverified
+            own_ca = self.options.ca_files.get(registry)
+            if own_ca is not None:
+                if registry not in self._private:
+                    self._private[registry] = urllib3.PoolManager(
+                        ssl_context=self._ssl_context(own_ca), **self._common
+                    )
+                return self._private[registry]
+            if self._verified is None:
+                self._verified = urllib3.PoolManager(
+                    ssl_context=self._ssl_context(), **self._common
+                )
+            return self._verified
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        with self._lock:
+            pools = [self._plain, self._verified, self._unverified, *self._private.values()]
+        for pool in pools:
+            if pool is not None:
+                pool.clear()

@@ -1,0 +1,111 @@
+"""Turning HTTP answers and failures into promoter's errors, and the URL facts they need.
+
+Every message built here names the request without its query string (upload URLs carry session state,
+presigned storage URLs carry signatures) and never a header.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import ssl
+from urllib.parse import urlsplit
+
+import urllib3
+from urllib3.exceptions import HTTPError, MaxRetryError, SSLError
+
+from promoter.errors import ERROR_BODY_LIMIT, RegistryError, RegistryErrorDetail
+from promoter.transport.retry import RETRYABLE_STATUSES, parse_retry_after
+
+
+def redact(url: str) -> str:
+    """The URL without its query string: upload URLs carry session state, presigned URLs signatures."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+
+
+def origin(url: str) -> tuple[str, str, int]:
+    """Scheme, host and effective port: what must match before credentials are sent."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return scheme, (parts.hostname or "").lower(), port or (443 if scheme == "https" else 80)
+
+
+def reason(exc: BaseException) -> str:
+    """A short reason from a urllib3 exception, without its URL (which may carry a signed query)."""
+    inner: BaseException = exc
+    while isinstance(inner, MaxRetryError) and inner.reason is not None:
+        inner = inner.reason
+    text = str(inner)
+    for marker in ("Failed to establish a new connection: ", "Connection aborted.", "): "):
+        if marker in text:
+            text = text.split(marker, 1)[1]
+            break
+    return text.strip(" ()'\"") or type(inner).__name__
+
+
+def is_certificate_failure(exc: SSLError) -> bool:
+    """Whether a TLS error is a failed certificate check (a TLS server we do not trust)."""
+    seen: set[int] = set()
+    inner: BaseException | None = exc
+    while inner is not None and id(inner) not in seen:
+        seen.add(id(inner))
+        if isinstance(inner, ssl.SSLCertVerificationError):
+            return True
+        inner = inner.__cause__ or inner.__context__
+    return "CERTIFICATE_VERIFY_FAILED" in str(exc)
+
+
+def discard(response: urllib3.BaseHTTPResponse) -> None:
+    """Drain a little of an unwanted response so its connection can be reused, then release it."""
+    with contextlib.suppress(HTTPError):
+        response.drain_conn()
+    response.release_conn()
+
+
+def error_from(
+    response: urllib3.BaseHTTPResponse,
+    method: str,
+    url: str,
+    what: str,
+    error_class: type[RegistryError],
+    *,
+    preloaded: bool,
+    retryable: bool | None = None,
+) -> RegistryError:
+    """A RegistryError from an error response, with the registry's own codes from its body.
+
+    The body is read up to :data:`~promoter.errors.ERROR_BODY_LIMIT` bytes and the response released.
+    Error codes come from the distribution spec's ``{"errors": [{"code", "message"}]}`` shape
+    (distribution spec, "Error Codes").
+    """
+    try:
+        raw = response.data if preloaded else response.read(ERROR_BODY_LIMIT, decode_content=True)
+    except (HTTPError, OSError):
+        raw = b""
+    raw = (raw or b"")[:ERROR_BODY_LIMIT]
+    discard(response)
+    details: list[RegistryErrorDetail] = []
+    try:
+        doc = json.loads(raw)
+    except ValueError:
+        doc = None
+    errors = doc.get("errors") if isinstance(doc, dict) else None
+    for item in errors if isinstance(errors, list) else []:
+        if isinstance(item, dict):
+            details.append(
+                RegistryErrorDetail(str(item.get("code", "")), str(item.get("message", ""))[:200])
+            )
+    return error_class(
+        method=method,
+        url=redact(url),
+        status=response.status,
+        details=tuple(details),
+        retryable=response.status in RETRYABLE_STATUSES if retryable is None else retryable,
+        what=what,
+        retry_after=parse_retry_after(response.headers.get("Retry-After")),
+    )
