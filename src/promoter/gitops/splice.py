@@ -21,9 +21,10 @@ from typing import Any, Final
 
 import yaml
 from ruamel.yaml import YAML
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.error import YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from promoter.config.yaml_input import yaml_error_line
 from promoter.errors import ConfigError, InvalidReferenceError
 from promoter.reference import parse_reference
 
@@ -384,26 +385,12 @@ class ImagesEditor:
     def _compose(self) -> Node | None:
         try:
             return YAML(typ="rt").compose(self.text)  # type: ignore[no-any-return]
-        except MarkedYAMLError as exc:
-            raise ConfigError(f"{self.path}: invalid YAML{_where(exc)}: {_problem(exc)}") from exc
-        except YAMLError as exc:
-            raise ConfigError(f"{self.path}: invalid YAML: {exc}") from exc
-        except ValueError as exc:  # a value the YAML library cannot construct (2024-02-30)
-            raise ConfigError(f"{self.path}: invalid YAML value: {exc}") from exc
+        except (YAMLError, ValueError) as exc:  # ValueError: a date that is no date (2024-02-30)
+            raise ConfigError(yaml_error_line(str(self.path), exc)) from exc
 
     def _load(self, text: str) -> Any:
         try:
             return YAML(typ="safe", pure=True).load(text)
-        except MarkedYAMLError as exc:
-            raise ConfigError(f"{self.path}: invalid YAML{_where(exc)}: {_problem(exc)}") from exc
-        except YAMLError as exc:
-            raise ConfigError(f"{self.path}: invalid YAML: {exc}") from exc
+        except (YAMLError, ValueError) as exc:
+            raise ConfigError(yaml_error_line(str(self.path), exc)) from exc
 
-
-def _where(exc: MarkedYAMLError) -> str:
-    mark = exc.problem_mark or exc.context_mark
-    return "" if mark is None else f" at line {mark.line + 1}, column {mark.column + 1}"
-
-
-def _problem(exc: MarkedYAMLError) -> str:
-    return " ".join(str(exc.problem or exc.context or "cannot parse").split())
