@@ -83,30 +83,16 @@ def promote(
         raise InputError("name the modules to promote, or ask for every module (not both)")
     available = module_versions(source, environment_images(source))
     current = modules(target, environment_images(target))
-    wanted_modules = sorted(available) if every_module else list(dict.fromkeys(chosen))
-    unknown = [m for m in wanted_modules if m not in available]
-    if unknown:
-        raise InputError(
-            f"{', '.join(unknown)}: not a module of {source.name} "
-            f"(known: {', '.join(sorted(available)) or 'none'})"
-        )
     notes: list[str] = []
-    if every_module:
-        # A module the target does not deploy has nothing to set; say so instead of adding an
-        # images: entry that would change nothing.
-        notes += [
-            f"{target.name} does not use {m}; skipped" for m in wanted_modules if m not in current
-        ]
-        wanted_modules = [m for m in wanted_modules if m in current]
-    ambiguous = [m for m in wanted_modules if len(available[m]) > 1]
-    if ambiguous:
-        versions = "; ".join(
-            f"{m}: {', '.join(_version(r) for r in available[m])}" for m in ambiguous
-        )
-        raise InputError(
-            f"{source.name} runs more than one version of {versions}; promote by editing "
-            f"{target.name}'s overlay by hand"
-        )
+    wanted_modules = _choose(
+        source,
+        target,
+        available=available,
+        current=current,
+        chosen=chosen,
+        every_module=every_module,
+        notes=notes,
+    )
     # ruamel.yaml loads only here: plan and sync, which run on every sync, do not edit files.
     from promoter.gitops.overlay import set_image, unified_diff  # noqa: PLC0415
 
