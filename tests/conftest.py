@@ -5,13 +5,16 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from devtools import images
 from devtools.registry import RegistryProcess
+from tests.registry_checks import push
 
 from promoter.cli.main import main
 
@@ -157,3 +160,62 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliRun]:
         return CliRun(code, captured.out, captured.err)
 
     return run
+
+
+# -- a GitOps repository wired to the test registries ---------------------------------------------
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "gitops"
+DEV = "111111111111.dkr.ecr.us-east-1.amazonaws.com"
+PROD = "222222222222.dkr.ecr.us-east-1.amazonaws.com"
+
+
+@dataclass
+class GitOpsRepo:
+    """A copy of examples/gitops wired to the test registries, with its own repository names."""
+
+    root: Path
+    dev: RegistryProcess
+    prod: RegistryProcess
+    prefix: str
+
+    def repo(self, module: str) -> str:
+        """The registry repository of a module in this test."""
+        return f"{self.prefix}/{module}"
+
+    def kustomization(self, env: str) -> Path:
+        """An overlay's kustomization.yaml."""
+        return self.root / "infra" / "overlays" / env / "kustomization.yaml"
+
+    def seed(
+        self, registry: RegistryProcess, module: str, tag: str, seed: str | None = None
+    ) -> str:
+        """Push a small multi-arch image for a module under a tag; returns its digest."""
+        image = images.multi_arch_index(
+            seed or f"{self.prefix}-{module}-{tag}", layer_sizes=(300, 200)
+        )
+        return push(registry, self.repo(module), image, tag=tag)
+
+
+def _point_at(root: Path, dev_url: str, prod_url: str, prefix: str) -> None:
+    """Rewrite the example's endpoints and repository paths for this test."""
+    config = root / "promoter.yaml"
+    text = config.read_text().replace("http://127.0.0.1:5101", dev_url)
+    config.write_text(text.replace("http://127.0.0.1:5102", prod_url))
+    for path in (root / "infra").rglob("*.yaml"):
+        path.write_text(path.read_text().replace("/shop/", f"/{prefix}/"))
+
+
+@pytest.fixture
+def gitops(
+    tmp_path: Path,
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    monkeypatch: pytest.MonkeyPatch,
+) -> GitOpsRepo:
+    """examples/gitops copied to tmp, its dev and production registries being the test registries."""
+    root = tmp_path / "gitops"
+    shutil.copytree(EXAMPLE, root)
+    prefix = f"shop{uuid.uuid4().hex[:8]}"
+    _point_at(root, source_registry.url, dest_registry.url, prefix)
+    monkeypatch.chdir(root / "infra")  # promoter.yaml is found in a parent folder
+    return GitOpsRepo(root, source_registry, dest_registry, prefix)
