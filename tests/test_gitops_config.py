@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from promoter.cli.exit_codes import exit_code_for
+from promoter.cli.exit_codes import cli_message, exit_code_for
 from promoter.config.load import (
     CONFIG_NAME,
     Environment,
@@ -178,7 +178,7 @@ def test_find_config_without_a_file_says_what_to_do(tmp_path: Path) -> None:
     start.mkdir()
     with pytest.raises(ConfigError) as caught:
         find_config(start)
-    assert str(caught.value) == (
+    assert cli_message(caught.value) == (
         f"no promoter.yaml in {start} or its parents; create one or pass --config"
     )
 

@@ -45,6 +45,7 @@ class Remedy(StrEnum):
     FORCE = "force"  #: moving the destination tag on purpose (CLI ``--force``, API ``force=True``)
     TRUST_CA = "trust-ca"  #: trusting a private certificate authority (CLI ``--ca-file``)
     LOG_IN = "log-in"  #: storing credentials for the registry (``promoter login``, docker login)
+    NAME_CONFIG = "name-config"  #: naming a promoter.yaml explicitly (CLI ``--config``)
 
 
 class PromoterError(Exception):

@@ -5,7 +5,7 @@ is defined once. Keys are camelCase, as Kubernetes and the README's examples wri
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NotRequired, TypedDict
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 from promoter.remote.blobs import BlobAction
 
@@ -14,6 +14,7 @@ if TYPE_CHECKING:  # values only: importing their modules would load YAML handli
     from promoter.app.promote import Promotion
     from promoter.app.status import StatusCell, StatusMatrix
     from promoter.app.sync import SyncReport
+    from promoter.ecr.policy import PolicyChange
     from promoter.gitops.hookfile import HookFileDrift
     from promoter.planning.execute import SyncRecord
     from promoter.planning.plan import PlanItem
@@ -103,6 +104,14 @@ class StatusJson(TypedDict):
 
     environments: list[str]
     modules: list[StatusModuleJson]
+
+
+class PolicyChangeJson(TypedDict):
+    """One repository of ``ecr grant-pull -o json`` / ``--dry-run``."""
+
+    repository: str
+    changed: bool
+    policy: dict[str, Any]
 
 
 class EditJson(TypedDict):
@@ -234,6 +243,11 @@ def status_json(matrix: StatusMatrix) -> StatusJson:
             for module in matrix.modules
         ],
     }
+
+
+def policy_change_json(change: PolicyChange) -> PolicyChangeJson:
+    """One repository's policy after ``ecr grant-pull``."""
+    return {"repository": change.repository, "changed": change.changed, "policy": change.policy}
 
 
 def promotion_json(promotion: Promotion) -> PromotionJson:

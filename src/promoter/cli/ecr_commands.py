@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from promoter.app.runtime import Runtime, RuntimeSettings, SecretScrubber
+from promoter.app.wire import policy_change_json
 from promoter.cli.exit_codes import EXIT_OK
 from promoter.config.locate import CONFIG_NAME
 from promoter.ecr.hosts import EcrRegistry, parse_ecr_host
@@ -89,7 +90,7 @@ def run_command(args: argparse.Namespace, scrub: SecretScrubber) -> int:
             "registry": registry.host,
             "account": args.account,
             "dryRun": bool(args.dry_run),
-            "repositories": [change.to_json() for change in changes],
+            "repositories": [policy_change_json(change) for change in changes],
         }
         print(json.dumps(document, indent=2))
         return EXIT_OK

@@ -24,6 +24,7 @@ _BY_OUTCOME = {Outcome.DONE: EXIT_OK, Outcome.REFUSED: EXIT_REFUSED, Outcome.FAI
 _REMEDY_TEXT = {
     Remedy.FORCE: "use --force to move it",
     Remedy.TRUST_CA: "use --ca-file for a private CA",
+    Remedy.NAME_CONFIG: "create one or pass --config",
 }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Final
 
-from promoter.errors import ConfigError
+from promoter.errors import ConfigError, Remedy
 
 CONFIG_NAME: Final = "promoter.yaml"
 
@@ -30,7 +30,11 @@ def find_config(start: Path) -> Path:
         path = candidate / CONFIG_NAME
         if path.is_file():
             return path
-    raise ConfigError(f"no {CONFIG_NAME} in {start} or its parents; create one or pass --config")
+    raise ConfigError(
+        f"no {CONFIG_NAME} in {start} or its parents",
+        hint="create one or name one explicitly",
+        remedy=Remedy.NAME_CONFIG,
+    )
 
 
 def overlay_hint(config_path: Path, environment: str) -> Path | None:

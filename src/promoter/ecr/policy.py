@@ -100,10 +100,6 @@ class PolicyChange:
     policy: dict[str, Any]
     changed: bool
 
-    def to_json(self) -> dict[str, object]:
-        """The ``-o json`` / ``--dry-run`` shape."""
-        return {"repository": self.repository, "changed": self.changed, "policy": self.policy}
-
 
 def grant_pull(
     api: EcrApi,

@@ -28,10 +28,6 @@ class HookFileDrift:
     missing: tuple[str, ...] = field(default=())  #: run by the overlay, not in the file
     extra: tuple[str, ...] = field(default=())  #: in the file, not run by the overlay
 
-    def to_json(self) -> dict[str, object]:
-        """The ``hookFile`` entry of ``plan -o json``."""
-        return {"path": str(self.path), "missing": list(self.missing), "extra": list(self.extra)}
-
 
 def is_hook(document: Mapping[str, Any]) -> bool:
     """Whether a manifest is promoter's own PreSync hook: an Argo CD hook whose container runs
