@@ -218,3 +218,15 @@ def test_session_config_paths_are_checked_with_one_line_errors(tmp_path: Path) -
         promoter.Session(config=missing)
     assert str(missing) in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+def test_a_session_without_config_uses_the_nearest_promoter_yaml_and_its_registries(
+    gitops: GitOpsRepo,
+) -> None:
+    """Session() finds promoter.yaml from the current folder up and reaches registries through its
+    endpoints (the example's ECR-like names exist nowhere else)."""
+    gitops.seed(gitops.dev, "cart", "2.3.1")
+    with promoter.Session() as session:
+        plan = session.plan("production")
+    cart = next(i for i in plan.items if i.destination and "cart" in i.destination.repository)
+    assert cart.status is PlanStatus.COPY

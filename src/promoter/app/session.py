@@ -12,7 +12,9 @@ Timeouts are in seconds and bound an operation as a whole (retries and waits inc
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -92,6 +94,8 @@ class Session:
         registries: Mapping[str, RegistrySettings] = (
             self.config.registries if self.config is not None else {}
         )
+        self._owns_runtime = runtime is None
+        self._lock = threading.Lock()
         self.runtime = runtime or Runtime(
             RuntimeSettings(
                 ca_file=ca_file,
@@ -124,11 +128,25 @@ class Session:
         return self.runtime.scrubber
 
     def _config(self) -> PromoterConfig:
-        if self.config is None:
-            from promoter.config.load import find_config, load_config  # noqa: PLC0415
+        """promoter.yaml: the one given, else the nearest one from the current folder up, whose
+        ``registries:`` settings then replace the runtime's (a runtime passed in is kept as given).
 
-            self.config = load_config(find_config(Path.cwd()))
-        return self.config
+        Raises:
+            ConfigError: none is found, or it is invalid.
+        """
+        with self._lock:
+            if self.config is None:
+                from promoter.config.load import find_config, load_config  # noqa: PLC0415
+
+                self.config = load_config(find_config(Path.cwd()))
+                if self._owns_runtime:
+                    previous = self.runtime
+                    self.runtime = Runtime(
+                        replace(previous.settings, registries=self.config.registries),
+                        scrubber=previous.scrubber,
+                    )
+                    previous.close()
+            return self.config
 
     # -- images -------------------------------------------------------------------------------------
 
@@ -221,9 +239,10 @@ class Session:
         """What a sync of ``environment`` would do; see :func:`promoter.app.plan.plan_environment`."""
         from promoter.app.plan import plan_environment  # noqa: PLC0415
 
+        config = self._config()  # first: it may bring the registries' settings
         return plan_environment(
             self.runtime,
-            self._config(),
+            config,
             environment,
             manifests=manifests,
             check_hook_file=True,
@@ -242,9 +261,10 @@ class Session:
         :func:`promoter.app.sync.sync_environment`."""
         from promoter.app.sync import sync_environment  # noqa: PLC0415
 
+        config = self._config()
         return sync_environment(
             self.runtime,
-            self._config(),
+            config,
             environment,
             manifests=manifests,
             only=set(modules) if modules is not None else None,
@@ -257,7 +277,8 @@ class Session:
         :func:`promoter.app.status.status_matrix`."""
         from promoter.app.status import status_matrix  # noqa: PLC0415
 
-        return status_matrix(self.runtime, self._config(), deadline=deadline_after(timeout))
+        config = self._config()
+        return status_matrix(self.runtime, config, deadline=deadline_after(timeout))
 
     def promote(
         self,
@@ -272,9 +293,10 @@ class Session:
         :func:`promoter.app.promote.promote`."""
         from promoter.app.promote import promote  # noqa: PLC0415
 
+        config = self._config()
         return promote(
             self.runtime,
-            self._config(),
+            config,
             to,
             modules,
             every_module=every_module,
