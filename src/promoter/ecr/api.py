@@ -4,6 +4,8 @@ One :class:`EcrApi` serves a whole run. Clients are made once per registry (boto
 thread-safe, sessions are not, so making them is serialised); with ``ecr.roleArn`` the role is
 assumed first and assumed again when its credentials come within a few minutes of expiring.
 boto3 is imported on the first call, so a run that never reaches an ECR registry does not load it.
+The STS client that names the identity (:meth:`EcrApi.caller_arn`) is made only when a message
+needs that name.
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ from promoter.errors import AwsApiError, CredentialError, PromoterError
 RENEW_BEFORE = dt.timedelta(minutes=5)
 #: The session name CloudTrail shows for promoter's AssumeRole calls.
 ROLE_SESSION_NAME = "promoter"
+#: sts:GetCallerIdentity only names the identity in a message, so it gets one short try: a slow or
+#: unreachable STS endpoint must not hold up the error it is meant to explain.
+_IDENTITY_CONNECT_SECONDS = 2
+_IDENTITY_READ_SECONDS = 5
 
 #: AWS error codes that mean "these credentials are not good enough", whichever API says it.
 _CREDENTIAL_CODES = frozenset(
@@ -43,6 +49,7 @@ _CREDENTIAL_CODES = frozenset(
 @dataclass(frozen=True, slots=True)
 class _Clients:
     ecr: Any
+    session: Any  #: the boto3 session the clients come from (with the assumed role's keys)
     renew_at: dt.datetime | None  #: when assumed-role credentials need renewing; None: never
 
 
@@ -64,6 +71,8 @@ class EcrApi:
         self._settings = dict(settings or {})
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self._clients: dict[str, _Clients] = {}
+        #: host -> (the clients an STS client was made beside, that STS client)
+        self._identity: dict[str, tuple[_Clients, Any]] = {}
         self._lock = threading.Lock()
 
     def settings(self, registry: EcrRegistry) -> EcrSettings:
@@ -99,6 +108,56 @@ class EcrApi:
         except (BotoCoreError, ClientError) as exc:
             raise _translate(exc, what, self.settings(registry), unreachable) from None
         return answer
+
+    def caller_arn(self, registry: EcrRegistry) -> str:
+        """The ARN of the AWS identity that ECR calls for ``registry`` are made with, for messages.
+
+        Asks ``sts:GetCallerIdentity`` (STS API reference, "GetCallerIdentity": no permission is
+        needed to call it) through the registry's ``apiEndpoint`` and ``roleArn`` settings, so with a
+        role it names the assumed role's session
+        (``arn:aws:sts::111111111111:assumed-role/<role>/promoter``). One try, with 2 s to connect
+        and 5 s to answer.
+
+        Returns:
+            The ARN as AWS gives it, e.g. ``arn:aws:iam::111111111111:user/ci``.
+
+        Raises:
+            CredentialError: no AWS credentials, AWS refused them, or the endpoint is unreachable.
+            AwsApiError: any other AWS error, or an answer without an ARN.
+        """
+        what = f"sts:GetCallerIdentity for {registry.host}"
+        clients = self._clients_for(registry, CredentialError)
+        from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415 - loaded already
+
+        try:
+            answer: dict[str, Any] = self._identity_client(registry, clients).get_caller_identity()
+        except (BotoCoreError, ClientError) as exc:
+            raise _translate(exc, what, self.settings(registry), CredentialError) from None
+        arn = answer.get("Arn")
+        if not isinstance(arn, str) or not arn:
+            raise AwsApiError(f"{what}: the answer names no ARN")
+        return arn
+
+    def _identity_client(self, registry: EcrRegistry, clients: _Clients) -> Any:
+        """An STS client from the same session as the registry's ECR client, made on first use (and
+        again when the role's keys were renewed)."""
+        with self._lock:
+            made = self._identity.get(registry.host)
+            if made is not None and made[0] is clients:
+                return made[1]
+            from botocore.config import Config  # noqa: PLC0415 - loaded with boto3 already
+
+            config = Config(
+                retries={"max_attempts": 1, "mode": "standard"},
+                connect_timeout=_IDENTITY_CONNECT_SECONDS,
+                read_timeout=_IDENTITY_READ_SECONDS,
+                user_agent_extra="promoter",
+            )
+            sts = clients.session.client(
+                "sts", endpoint_url=self.settings(registry).api_endpoint, config=config
+            )
+            self._identity[registry.host] = (clients, sts)
+            return sts
 
     def _clients_for(self, registry: EcrRegistry, unreachable: type[PromoterError]) -> _Clients:
         with self._lock:
@@ -144,7 +203,7 @@ class EcrApi:
             ecr = session.client("ecr", endpoint_url=settings.api_endpoint, config=config)
         except (BotoCoreError, ClientError) as exc:
             raise _translate(exc, what, settings, unreachable) from None
-        return _Clients(ecr=ecr, renew_at=renew_at)
+        return _Clients(ecr=ecr, session=session, renew_at=renew_at)
 
 
 def _action(operation: str) -> str:
