@@ -161,17 +161,26 @@ class AuthFlow:
             else:
                 self._tokens.pop(tuple(sorted(set(scopes))), None)
 
-    def refused(self, credential: Credential | None, error: RegistryError) -> Credential | None:
+    def refused(
+        self, credential: Credential | None, error: RegistryError, *, maybe_expired: bool = False
+    ) -> Credential | None:
         """The registry refused a request sent with ``credential``: the next one to try, or None.
 
         A token the registry calls expired (ECR: 403 ``DENIED: Your authorization token has
         expired``) is renewed by its source; any other refusal moves on to the next source.
+
+        Args:
+            credential: the credential the request carried.
+            error: the refusal.
+            maybe_expired: take a refusal that gives no reason for an expired token too. The answer
+                to a HEAD has no body, so ECR cannot say "expired" there; the session sets this for
+                the first such refusal of a request only, so that a renewed credential that is
+                refused again passes over its source.
         """
         if credential is None:
             return None
-        replacement = self._credentials.refused(
-            self.registry, credential, expired=says_expired(error)
-        )
+        expired = says_expired(error) or (maybe_expired and not error.details)
+        replacement = self._credentials.refused(self.registry, credential, expired=expired)
         if replacement is not None and replacement != credential:
             self.forget_tokens()
             return replacement

@@ -49,6 +49,9 @@ log = logging.getLogger(__name__)
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _MAX_REDIRECTS = 5
+#: Credentials one request may try after a refusal: a stale docker login, a stale auth.json entry,
+#: then the AWS identity's token renewed once. Bounds a registry that calls every token expired.
+_MAX_REPLACEMENTS = 3
 
 Body = bytes | Iterable[bytes] | None
 
@@ -246,7 +249,8 @@ class RegistrySession:
         # Credentials go only to the registry's own scheme, host and port: never to another host,
         # and never in clear text to an http:// URL that a TLS registry's proxy may hand out.
         sends_auth = url.startswith(base + "/") or origin(url) == own_origin
-        replaced = False
+        replacements = 0
+        guessed_expiry = False
         while True:
             response, request_headers, credential = self._send_once(
                 method,
@@ -278,14 +282,25 @@ class RegistrySession:
             error = error_from(
                 response, method, url, what, AuthenticationError, preloaded=not stream
             )
-            # The registry refused the credential: ask the chain for a renewed or another one, once
-            # per request (a token ECR calls expired, a stale docker login entry for an ECR host).
-            replacement = None if replaced else self.auth.refused(credential, error)
+            # The registry refused the credential: ask the chain for a renewed or another one (a
+            # token ECR calls expired, a stale docker login entry for an ECR host) and try again, a
+            # bounded number of times. Every refusal is reported, so the chain passes over each
+            # refused source and the message names all of them. A refusal without a reason (the
+            # answer to a HEAD has no body) is taken for an expired token once per request.
+            unexplained = not error.details
+            replacement = (
+                self.auth.refused(
+                    credential, error, maybe_expired=unexplained and not guessed_expiry
+                )
+                if replacements < _MAX_REPLACEMENTS
+                else None
+            )
+            guessed_expiry = guessed_expiry or unexplained
             if replacement is None:
                 error.hint, error.remedy = self.auth.hint(response.status, credential)
                 raise error
             log.debug("%s refused %s; trying again", self.registry, credential)
-            replaced = True
+            replacements += 1
             if not replayable:
                 error.retryable = True  # the caller's own retry starts over with the new credential
                 raise error
