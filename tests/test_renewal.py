@@ -29,7 +29,7 @@ from promoter.ecr.api import EcrApi
 from promoter.ecr.credentials import EcrTokenSource
 from promoter.ecr.hosts import is_ecr_host
 from promoter.ecr.settings import EcrSettings
-from promoter.errors import AuthenticationError
+from promoter.errors import AuthenticationError, CredentialError
 from promoter.reference import parse_reference
 from promoter.remote.copy import Copier, CopyOptions, CopyResult
 from promoter.remote.repository import Repository
@@ -410,8 +410,9 @@ def test_a_refusal_renews_or_moves_to_the_next_source(
 
 
 def test_refusals_are_listed_in_order_until_nothing_is_left() -> None:
-    """When every source is refused the chain offers nothing and lists each refused source once,
-    oldest first; a refused source is not asked again within the TTL, and is after it."""
+    """When every source is refused there is no replacement, each refused source is listed once,
+    oldest first, and the last refused credential stays on offer (never anonymous); after the TTL
+    the first source is asked again."""
     clock = Clock()
     sources = [FakeSource("a", clock=clock), FakeSource("b", clock=clock)]
     chain = CredentialChain(sources, ttl=300.0, clock=clock)
@@ -421,11 +422,64 @@ def test_refusals_are_listed_in_order_until_nothing_is_left() -> None:
     assert offered is not None
     assert chain.refused("r", offered, expired=False) is None
     assert chain.refusals("r") == ["a (described)", "b (described)"]
-    assert chain.get("r") is None
+    assert chain.get("r") == offered
     clock.now += 300.0
     again = chain.get("r")
     assert again is not None
     assert again.password == "a-2"
+
+
+def test_a_refusal_with_no_alternative_keeps_the_credential() -> None:
+    """A 403 for one repository must not turn the rest of the run anonymous: with no other source,
+    the refused credential stays on offer and the refusal is only listed."""
+    only = FakeSource("a")
+    chain = CredentialChain([only])
+    offered = chain.get("r")
+    assert offered is not None
+    assert chain.refused("r", offered, expired=False) is None
+    assert chain.get("r") == offered
+    assert chain.refusals("r") == ["a (described)"]
+
+
+def test_a_source_that_fails_while_asked_after_a_refusal_is_named_with_its_reason() -> None:
+    """A stale docker login with no AWS identity: the refusal and the missing identity both show."""
+
+    class Broken:
+        name = "AWS identity"
+
+        def lookup(self, registry: str) -> Credential | None:
+            raise CredentialError(f"no AWS credentials found for {registry}")
+
+        def renew(self, registry: str) -> Credential | None:
+            return self.lookup(registry)
+
+        def describe(self, registry: str, credential: Credential) -> str:  # noqa: ARG002
+            return f"AWS identity for {registry}"
+
+    chain = CredentialChain([FakeSource("docker"), Broken()])
+    offered = chain.get("r")
+    assert offered is not None
+    assert chain.refused("r", offered, expired=False) is None
+    assert chain.refusals("r") == [
+        "docker (described)",
+        "AWS identity (no AWS credentials found for r)",
+    ]
+
+
+def test_a_renewed_credential_refused_at_once_is_not_renewed_again() -> None:
+    """A fresh token called expired within a second of its renewal passes over its source."""
+    clock = Clock()
+    chain = CredentialChain(
+        [FakeSource("a", renews=True, clock=clock), FakeSource("b")], clock=clock
+    )
+    offered = chain.get("r")
+    assert offered is not None
+    renewed = chain.refused("r", offered, expired=True)
+    assert renewed is not None
+    assert renewed.username == "a"
+    following = chain.refused("r", renewed, expired=True)
+    assert following is not None
+    assert following.username == "b"
 
 
 def test_a_refusal_of_a_credential_already_replaced_offers_the_current_one() -> None:

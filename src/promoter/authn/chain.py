@@ -10,7 +10,8 @@ identity. The chain keeps what it found per registry, and asks again:
   be rotated under it);
 * when a registry refuses a credential (:meth:`CredentialChain.refused`): a source whose token the registry
   calls expired is asked for a fresh one once; otherwise the source is passed over for that registry and the
-  next one is asked (a stale ``docker login`` entry for an ECR host falls back to the AWS identity).
+  next one is asked (a stale ``docker login`` entry for an ECR host falls back to the AWS identity). When
+  no other source has a credential, the refused one stays on offer: refusals never turn a run anonymous.
 
 No HTTP here: the transport reports refusals, the chain only decides what to offer next.
 """
@@ -28,11 +29,14 @@ from promoter.authn.store import (
     containers_auth_credential,
     docker_config_credential,
 )
+from promoter.errors import PromoterError
 
 #: Seconds a credential without an expiry is kept before its source is read again.
 DEFAULT_TTL = 300.0
 #: Refused sources remembered per registry for messages.
 _REFUSALS_KEPT = 4
+#: Seconds after a renewal on refusal during which another "expired" refusal is not believed.
+_RENEWED_GRACE = 1.0
 
 
 class CredentialSource(Protocol):
@@ -88,6 +92,7 @@ class _Entry:
     found_at: float
     refused: dict[int, float] = field(default_factory=dict)  #: source index -> when it was refused
     refusals: list[str] = field(default_factory=list)  #: messages' names of refused sources
+    renewed_at: float | None = None  #: when a refusal last made the source renew the credential
 
 
 class CredentialChain:
@@ -130,19 +135,30 @@ class CredentialChain:
             now = self._clock()
             if entry is not None and self._fresh(entry, now):
                 return entry.credential
-            found = self._find(registry, start=0, refused=self._live_refusals(entry, now), now=now)
+            refused = self._live_refusals(entry, now)
+            found = self._find(registry, start=0, refused=refused, now=now)
+            if found.credential is None and refused:
+                # Every source that has something was refused: offer the first of them again
+                # rather than nothing (a refusal may be about one repository, not the credential).
+                found = self._find(registry, start=min(refused), refused={}, now=now)
+                found.refused = refused
             found.refusals = entry.refusals if entry is not None else []
             self._entries[registry] = found
             return found.credential
 
     def refused(self, registry: str, credential: Credential, *, expired: bool) -> Credential | None:
-        """The registry refused ``credential``: what to offer instead, or None when nothing is left.
+        """The registry refused ``credential``: what to offer instead, or None when nothing else is.
+
+        A source whose credential the registry called expired is asked for a fresh one, unless it
+        handed out a fresh one less than a second ago (a token refused at once did not expire). Any
+        other refusal passes over the source for this registry and asks the next ones; a source that
+        fails while asked is named with its reason. When no other source has a credential, the
+        refused one stays on offer (a 403 may concern one repository only) and None is returned.
 
         Args:
             registry: the registry host.
             credential: the credential that was sent.
-            expired: whether the registry said the credential (token) has expired; then its source is
-                asked for a fresh one before the next source is tried.
+            expired: whether the refusal may mean that the credential (a token) expired.
         """
         with self._lock_for(registry):
             now = self._clock()
@@ -152,16 +168,29 @@ class CredentialChain:
             if entry.credential != credential:
                 return entry.credential  # another request already moved on
             source = self.sources[entry.source]
-            label = source.describe(registry, credential)
-            if expired:
-                fresh = source.renew(registry)
+            recently = entry.renewed_at is not None and now - entry.renewed_at < _RENEWED_GRACE
+            if expired and not recently:
+                try:
+                    fresh = source.renew(registry)
+                except PromoterError as exc:
+                    fresh = None
+                    entry.refusals = self._noted(entry.refusals, f"{source.name} ({exc.message})")
                 if fresh is not None and fresh != credential:
                     self._offer(fresh)
-                    entry.credential, entry.found_at = fresh, now
+                    entry.credential, entry.found_at, entry.renewed_at = fresh, now, now
                     return fresh
             entry.refused[entry.source] = now
-            entry.refusals = [*entry.refusals, label][-_REFUSALS_KEPT:]
-            following = self._find(registry, start=entry.source + 1, refused=entry.refused, now=now)
+            entry.refusals = self._noted(entry.refusals, source.describe(registry, credential))
+            following = self._find(
+                registry,
+                start=entry.source + 1,
+                refused=entry.refused,
+                now=now,
+                failures=entry.refusals,
+            )
+            if following.credential is None:
+                entry.refusals = following.refusals or entry.refusals
+                return None
             following.refusals = entry.refusals
             self._entries[registry] = following
             return following.credential
@@ -194,15 +223,36 @@ class CredentialChain:
             return {}
         return {i: at for i, at in entry.refused.items() if now - at < self._ttl}
 
-    def _find(self, registry: str, *, start: int, refused: dict[int, float], now: float) -> _Entry:
+    def _find(
+        self,
+        registry: str,
+        *,
+        start: int,
+        refused: dict[int, float],
+        now: float,
+        failures: list[str] | None = None,
+    ) -> _Entry:
+        """The first credential from ``start`` on, skipping refused sources. With ``failures``, a
+        source that raises is noted there (with its reason) and passed over instead of raising."""
+        notes = list(failures) if failures is not None else []
         for index in range(start, len(self.sources)):
             if index in refused:
                 continue
-            credential = self.sources[index].lookup(registry)
+            try:
+                credential = self.sources[index].lookup(registry)
+            except PromoterError as exc:
+                if failures is None:
+                    raise
+                notes = self._noted(notes, f"{self.sources[index].name} ({exc.message})")
+                continue
             if credential is not None:
                 self._offer(credential)
-                return _Entry(credential, index, now, dict(refused))
-        return _Entry(None, len(self.sources), now, dict(refused))
+                return _Entry(credential, index, now, dict(refused), notes)
+        return _Entry(None, len(self.sources), now, dict(refused), notes)
+
+    @staticmethod
+    def _noted(notes: list[str], note: str) -> list[str]:
+        return [*notes, note][-_REFUSALS_KEPT:]
 
     def _offer(self, credential: Credential) -> None:
         if self._remember is not None:
