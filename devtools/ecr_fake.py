@@ -41,7 +41,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
-from typing import Any, cast
+from typing import Any
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
@@ -360,23 +360,6 @@ class EcrRegistryProxy(FaultProxy):
         return None
 
 
-class _Dripping:
-    """A response whose body comes in pieces of ``size`` bytes, each after ``delay`` seconds."""
-
-    def __init__(self, response: http.client.HTTPResponse, size: int, delay: float) -> None:
-        self._response = response
-        self._size = size
-        self._delay = delay
-
-    def read(self, amount: int) -> bytes:
-        """At most ``size`` bytes, after the delay."""
-        time.sleep(self._delay)
-        return self._response.read(min(amount, self._size))
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._response, name)
-
-
 class _EcrProxyHandler(_ProxyHandler):
     """Checks the ECR credential, then lets :class:`FaultProxy` apply its rules and forward."""
 
@@ -406,13 +389,15 @@ class _EcrProxyHandler(_ProxyHandler):
         finally:
             proxy.slots.release()
 
-    def _relay(self, response: http.client.HTTPResponse) -> None:
+    def _relay(
+        self, response: http.client.HTTPResponse, *, drip: tuple[int, float] | None = None
+    ) -> None:
         proxy = self._ecr
         if (
-            proxy.blob_chunk_delay > 0
+            drip is None
+            and proxy.blob_chunk_delay > 0
             and self.command == "GET"
             and _BLOB_DOWNLOAD.search(self.path)
         ):
-            dripping = _Dripping(response, proxy.blob_chunk_size, proxy.blob_chunk_delay)
-            response = cast("http.client.HTTPResponse", dripping)
-        super()._relay(response)
+            drip = (proxy.blob_chunk_size, proxy.blob_chunk_delay)
+        super()._relay(response, drip=drip)

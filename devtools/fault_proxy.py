@@ -12,6 +12,7 @@ import http.client
 import json
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
@@ -76,6 +77,8 @@ class Rule:
     body: bytes | None
     drop: bool
     lose_answer: bool = False
+    drip: tuple[int, float] | None = None
+    after: Callable[[], None] | None = None
     fired: int = 0
 
     def matches(self, method: str, target: str) -> bool:
@@ -155,6 +158,8 @@ class FaultProxy:
         body: bytes | None = None,
         drop: bool = False,
         lose_answer: bool = False,
+        drip: tuple[int, float] | None = None,
+        after: Callable[[], None] | None = None,
     ) -> Rule:
         """Script a fault for the next ``times`` requests that match.
 
@@ -175,6 +180,11 @@ class FaultProxy:
             drop: Close the connection instead of answering.
             lose_answer: Forward the request, let the upstream act on it, then close the
                 connection without relaying the answer: a commit whose reply was lost.
+            drip: ``(size, seconds)``: forward, then relay the answer's body in pieces of ``size``
+                bytes, each after ``seconds``: a source that keeps a connection alive without
+                making progress. The relay stops when the client goes away.
+            after: Callback run once the upstream has answered, before the answer is relayed (or
+                lost): with ``lose_answer``, a commit whose reply is late and then never comes.
 
         Returns:
             The rule, whose ``fired`` count tests can check.
@@ -189,6 +199,8 @@ class FaultProxy:
             body=body,
             drop=drop,
             lose_answer=lose_answer,
+            drip=drip,
+            after=after,
         )
         with self._lock:
             self.rules.append(rule)
@@ -278,7 +290,11 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             body = rule.body if rule.body is not None else _error_body(rule.status)
             self._answer(rule.status, rule.headers, body)
             return
-        self._forward(lose_answer=rule is not None and rule.lose_answer)
+        self._forward(
+            lose_answer=rule is not None and rule.lose_answer,
+            drip=rule.drip if rule is not None else None,
+            after=rule.after if rule is not None else None,
+        )
 
     # request bodies ----------------------------------------------------------------------------
 
@@ -328,7 +344,13 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    def _forward(self, *, lose_answer: bool = False) -> None:
+    def _forward(
+        self,
+        *,
+        lose_answer: bool = False,
+        drip: tuple[int, float] | None = None,
+        after: Callable[[], None] | None = None,
+    ) -> None:
         owner = self._owner
         upstream = http.client.HTTPConnection(
             owner.upstream_host, owner.upstream_port, timeout=_UPSTREAM_TIMEOUT_S
@@ -340,12 +362,14 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 self._answer(502, {}, _error_body(502, "upstream unreachable"))
                 return
+            if after is not None:
+                after()
             if lose_answer:
                 response.read()  # the upstream has done the work; the client never hears of it
                 owner.record(self.command, self.path, DROPPED)
                 self.close_connection = True
                 return
-            self._relay(response)
+            self._relay(response, drip=drip)
         finally:
             upstream.close()
 
@@ -366,7 +390,9 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             upstream.send(b"0\r\n\r\n")
         return upstream.getresponse()
 
-    def _relay(self, response: http.client.HTTPResponse) -> None:
+    def _relay(
+        self, response: http.client.HTTPResponse, *, drip: tuple[int, float] | None = None
+    ) -> None:
         owner = self._owner
         status = response.status
         owner.record(self.command, self.path, status)
@@ -387,15 +413,20 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if bodiless:
             return
+        piece, pause = drip if drip is not None else (_CHUNK, 0.0)
         try:
             while True:
-                data = response.read(_CHUNK)
+                if pause:
+                    time.sleep(pause)  # the fault itself: a body that drips
+                data = response.read(piece)
                 if not data:
                     break
                 if length is not None:
                     self.wfile.write(data)
                 else:
                     self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                if pause:
+                    self.wfile.flush()
             if length is None:
                 self.wfile.write(b"0\r\n\r\n")
         except (OSError, http.client.HTTPException):

@@ -19,7 +19,7 @@ from tests.registry_checks import has_blob, manifest_digest, push, skopeo_raw_di
 
 import promoter
 from promoter.app.wire import plan_json, status_json, sync_json
-from promoter.errors import DeadlineExceededError, PromoterError, TagConflictError
+from promoter.errors import DeadlineExceededError, InputError, PromoterError, TagConflictError
 from promoter.oci.digest import Digest, parse_digest
 from promoter.outcome import Outcome
 from promoter.planning.plan import PlanStatus
@@ -230,3 +230,91 @@ def test_a_session_without_config_uses_the_nearest_promoter_yaml_and_its_registr
         plan = session.plan("production")
     cart = next(i for i in plan.items if i.destination and "cart" in i.destination.repository)
     assert cart.status is PlanStatus.COPY
+
+
+@pytest.mark.parametrize("what", ["blob", "manifest"])
+def test_a_deadline_bounds_a_body_that_drips(
+    source_registry: RegistryProcess, dest_registry: RegistryProcess, repo: str, what: str
+) -> None:
+    """A body sent a few bytes at a time (each restarting the read timeout) ends at the deadline."""
+    push(
+        source_registry, repo, images.oci_image([images.layer(4000, "dr")], seed="api-dr"), tag="1"
+    )
+    path = r"/blobs/sha256:" if what == "blob" else r"/manifests/sha256:"
+    with FaultProxy(source_registry.url) as proxy:
+        proxy.add_rule("GET", path, drip=(16 if what == "blob" else 4, 0.05), times=20)
+        with promoter.Session(insecure_registries=[proxy.host]) as session:
+            started = time.monotonic()
+            with pytest.raises(DeadlineExceededError):
+                session.copy(
+                    f"{proxy.host}/{repo}:1", f"{dest_registry.host}/{repo}:1", timeout=1.5
+                )
+            elapsed = time.monotonic() - started
+    assert elapsed < 4.0
+    assert manifest_digest(dest_registry, repo, "1") is None
+
+
+def test_a_tag_written_whose_answer_was_lost_at_the_deadline_is_reported_copied(
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+    stalled: threading.Event,
+) -> None:
+    """When the tag PUT's answer never comes, the copy asks whether the tag holds the image before
+    it reports anything: the truth, not a deadline error for a tag that was written."""
+    digest = push(
+        source_registry, repo, images.oci_image([images.layer(100, "lt")], seed="api-lt"), tag="1"
+    )
+    with FaultProxy(dest_registry.url) as proxy:
+        proxy.add_rule(
+            "PUT", r"/manifests/1$", after=lambda: stalled.wait(STALL_S), lose_answer=True
+        )
+        with promoter.Session(insecure_registries=[proxy.host]) as session:
+            result = session.copy(
+                f"{source_registry.host}/{repo}:1", f"{proxy.host}/{repo}:1", timeout=2.0
+            )
+    assert result.action is CopyAction.COPIED
+    assert manifest_digest(dest_registry, repo, "1") == digest
+
+
+def test_a_batch_refuses_two_copies_into_one_destination(
+    source_registry: RegistryProcess, dest_registry: RegistryProcess, repo: str
+) -> None:
+    """Two images into one tag would race: the API refuses the batch before copying anything."""
+    with promoter.Session() as session, pytest.raises(InputError, match="written by two copies"):
+        session.copy_batch(
+            [
+                (f"{source_registry.host}/{repo}:a", f"{dest_registry.host}/{repo}:x"),
+                (f"{source_registry.host}/{repo}:b", f"{dest_registry.host}/{repo}:x"),
+            ]
+        )
+
+
+def test_a_deadline_bounds_the_wait_for_another_requests_discovery(
+    source_registry: RegistryProcess, repo: str, stalled: threading.Event
+) -> None:
+    """A call with a deadline does not inherit another thread's wait for a registry that stalls its
+    first answer: it gives up at its own deadline."""
+    push(source_registry, repo, images.oci_image([images.layer(20, "lk")], seed="api-lk"), tag="1")
+    with FaultProxy(source_registry.url) as proxy:
+        reached = threading.Event()
+
+        def stall() -> None:
+            reached.set()
+            stalled.wait(STALL_S)
+
+        proxy.add_rule("GET", r"^/v2/$", before=stall, times=1)
+        with promoter.Session(insecure_registries=[proxy.host]) as session:
+            first = threading.Thread(
+                target=lambda: session.digest(f"{proxy.host}/{repo}:1", timeout=STALL_S),
+                daemon=True,
+            )
+            first.start()
+            assert reached.wait(5.0), "the first request never reached the registry"
+            started = time.monotonic()
+            with pytest.raises(DeadlineExceededError, match="waiting for another request"):
+                session.digest(f"{proxy.host}/{repo}:1", timeout=1.0)
+            elapsed = time.monotonic() - started
+            stalled.set()
+            first.join(timeout=10)
+    assert elapsed < 3.0

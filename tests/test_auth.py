@@ -290,3 +290,41 @@ def test_relative_redirects_are_resolved_against_the_request(
     assert all(rule.fired == 1 for rule in rules)
     assert len(followed) == len(image.all_blobs())
     assert manifest_digest(dest_registry, repo, "1.0") == digest
+
+
+@pytest.mark.parametrize("kind", ["basic", "token"])
+def test_a_refused_docker_login_falls_back_to_auth_json(
+    kind: str,
+    source_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+) -> None:
+    """A stale password in the docker config gives way to the containers auth.json, whether the
+    registry asks for Basic itself or its token server does; with both stale, one line names both."""
+    secured: RegistryProcess = request.getfixturevalue(f"{kind}_registry")
+    digest = push(source_registry, repo, images.oci_image([images.layer(60, kind)], seed=repo))
+
+    def write(path: Path, password: str) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        token = base64.b64encode(f"{secured.username}:{password}".encode()).decode()
+        path.write_text(json.dumps({"auths": {secured.host: {"auth": token}}}))
+        return path
+
+    write(tmp_path / "docker" / "config.json", "stale-password")
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
+    auth_json = write(tmp_path / "auth.json", str(secured.password))
+    monkeypatch.setenv("REGISTRY_AUTH_FILE", str(auth_json))
+    done = cli("copy", f"{source_registry.host}/{repo}:1.0", f"{secured.host}/{repo}:1.0")
+    assert done.code == 0, done.err
+    assert manifest_digest(secured, repo, "1.0") == digest
+    write(auth_json, "also-stale")
+    refused = cli("copy", f"{source_registry.host}/{repo}:1.0", f"{secured.host}/{repo}:2.0")
+    assert refused.code == 1
+    line = refused.err.strip()
+    assert "\n" not in line
+    assert "docker config auths" in line
+    assert "containers auth.json" in line
+    assert "stale" not in line

@@ -7,8 +7,12 @@ Job's ``activeDeadlineSeconds``; every operation that talks to registries takes 
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Protocol
 
 from promoter.errors import DeadlineExceededError
 
@@ -30,10 +34,10 @@ class Deadline:
         """The deadline ``seconds`` from now.
 
         Raises:
-            ValueError: ``seconds`` is not positive.
+            ValueError: ``seconds`` is not a positive, finite number.
         """
-        if seconds <= 0:
-            raise ValueError(f"a deadline needs a positive number of seconds, got {seconds}")
+        if not isinstance(seconds, int | float) or not math.isfinite(seconds) or seconds <= 0:
+            raise ValueError(f"a deadline needs a positive number of seconds, got {seconds!r}")
         return cls(time.monotonic() + seconds, seconds)
 
     def remaining(self) -> float:
@@ -58,6 +62,35 @@ class Deadline:
         """``seconds``, or what is left of the deadline when that is less (at least a millisecond,
         so that a timeout of zero never means "wait forever" to a library)."""
         return max(0.001, min(seconds, self.remaining()))
+
+
+class _Lock(Protocol):
+    def acquire(self, blocking: bool = ..., timeout: float = ...) -> bool: ...
+
+    def release(self) -> None: ...
+
+
+@contextmanager
+def hold(lock: _Lock, deadline: Deadline | None, what: str) -> Iterator[None]:
+    """Hold ``lock``, waiting for it no longer than the deadline allows (for ever without one).
+
+    Another thread may hold the lock across a slow request (scheme discovery, a token fetch); a caller
+    with a deadline gives up waiting instead of inheriting that thread's wait.
+
+    Raises:
+        DeadlineExceededError: the lock was not free before the deadline.
+    """
+    if deadline is None:
+        lock.acquire()
+    elif not lock.acquire(timeout=max(deadline.remaining(), 0.001)):
+        raise DeadlineExceededError(
+            f"{what}: gave up after the {deadline.seconds:g} s deadline (waiting for another "
+            "request to the same registry)"
+        )
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def earliest(*deadlines: Deadline | None) -> Deadline | None:

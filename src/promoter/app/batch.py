@@ -38,6 +38,20 @@ def pair(source: str | Reference, destination: str | Reference) -> Pair:
     return src, dst
 
 
+def check_destinations(pairs: Sequence[Pair]) -> None:
+    """Refuse two pairs that write one destination: they run concurrently in no set order, so the
+    tag would end on either image while both report success.
+
+    Raises:
+        InputError: naming the destination.
+    """
+    seen: set[str] = set()
+    for _, destination in pairs:
+        if str(destination) in seen:
+            raise InputError(f"destination {destination} is written by two copies of one batch")
+        seen.add(str(destination))
+
+
 def read_pairs(path: Path) -> list[Pair]:
     """A batch file: one ``SRC DST`` pair per line (``#`` comments; ``-`` reads standard input).
 
@@ -80,7 +94,12 @@ def copy_images(
 ) -> list[CopyResult | PromoterError]:
     """Copy every pair in one run (blobs shared between images move once); each pair's result or
     error in its place. A refused tag move into an ECR repository that keeps the tag immutable says
-    so (forcing cannot help there)."""
+    so (forcing cannot help there).
+
+    Raises:
+        InputError: two pairs write one destination (see :func:`check_destinations`).
+    """
+    check_destinations(pairs)
     options = options or CopyOptions(jobs=runtime.settings.jobs)
     copier = Copier(
         runtime.transport, options, progress, prepare_destination=runtime.prepare_destination

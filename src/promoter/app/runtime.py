@@ -29,7 +29,6 @@ from promoter.transport.session import Transport
 
 if TYPE_CHECKING:
     from promoter.ecr.api import EcrApi
-    from promoter.ecr.repositories import RepositoryPreparer
     from promoter.ecr.settings import EcrSettings
 
 
@@ -139,7 +138,6 @@ class Runtime:
         self.scrubber = scrubber or SecretScrubber()
         self._lock = threading.Lock()
         self._api: EcrApi | None = None
-        self._preparer: RepositoryPreparer | None = None
         if credentials is None:
             credentials = CredentialChain(
                 [*docker_sources(), _LazyEcrSource(self)],
@@ -187,12 +185,10 @@ class Runtime:
             return
         from promoter.ecr.repositories import RepositoryPreparer  # noqa: PLC0415 - see ecr_api
 
-        api = self.ecr_api
-        with self._lock:
-            if self._preparer is None:
-                self._preparer = RepositoryPreparer(api)
-            preparer = self._preparer
-        preparer(registry, repository)
+        # A preparer of its own per call: the copier already prepares each repository once per run,
+        # and what a preparer remembers must not outlive the run (a repository deleted since
+        # would never be created again in a long-running process).
+        RepositoryPreparer(self.ecr_api)(registry, repository)
 
     def immutable_hint(self, destination: Reference) -> str | None:
         """The explanation for a refused tag move when an ECR repository keeps that tag immutable

@@ -83,7 +83,7 @@ class Session:
         self,
         config: ConfigLike | None = None,
         *,
-        ca_file: Path | None = None,
+        ca_file: Path | str | None = None,
         insecure_registries: Iterable[str] = (),
         retries: int = 4,
         jobs: int = DEFAULT_JOBS,
@@ -98,7 +98,7 @@ class Session:
         self._lock = threading.Lock()
         self.runtime = runtime or Runtime(
             RuntimeSettings(
-                ca_file=ca_file,
+                ca_file=Path(ca_file) if ca_file is not None else None,
                 insecure_registries=frozenset(insecure_registries),
                 retries=retries,
                 jobs=jobs,
@@ -161,7 +161,9 @@ class Session:
     ) -> CopyResult:
         """Make ``destination`` hold exactly the image ``source`` names, every platform, digest-exact.
 
-        A destination without tag or digest keeps the source's tag (or digest).
+        A destination without tag or digest keeps the source's tag (or digest). That rule reads the
+        text: a :class:`~promoter.reference.Reference` is taken as given (``parse_reference`` gives
+        a bare name ``latest``; build it with ``tag=None`` to keep the source's tag).
 
         Raises:
             InvalidReferenceError: a reference does not parse.
@@ -213,7 +215,7 @@ class Session:
 
     def make_present(
         self,
-        references: Iterable[str],
+        references: str | Iterable[str],
         *,
         from_registry: str,
         timeout: float | None = None,
@@ -225,7 +227,7 @@ class Session:
 
         return make_present(
             self.runtime,
-            references,
+            [references] if isinstance(references, str) else references,
             from_registry,
             progress=self.progress,
             deadline=deadline_after(timeout),

@@ -20,11 +20,11 @@ EXIT_INTERRUPTED = 130
 
 _BY_OUTCOME = {Outcome.DONE: EXIT_OK, Outcome.REFUSED: EXIT_REFUSED, Outcome.FAILED: EXIT_FAILED}
 
-#: What the command line offers for an error's remedy.
+#: What the command line adds to an error's message for its remedy (worded as the CLI always did).
 _REMEDY_TEXT = {
-    Remedy.FORCE: "use --force to move it",
-    Remedy.TRUST_CA: "use --ca-file for a private CA",
-    Remedy.NAME_CONFIG: "create one or pass --config",
+    Remedy.FORCE: " (use --force to move it)",
+    Remedy.TRUST_CA: " (use --ca-file for a private CA)",
+    Remedy.NAME_CONFIG: "; create one or pass --config",
 }
 
 
@@ -41,9 +41,9 @@ def exit_code_for(error: BaseException) -> int:
 
 
 def cli_message(error: PromoterError) -> str:
-    """The error's one line, with its remedy in the command line's terms (``--force``) where the CLI
-    has one, else its hint."""
+    """The error's one line, with its remedy in the command line's terms (``(use --force to move
+    it)``) where the CLI has one, else its hint."""
     text = _REMEDY_TEXT.get(error.remedy) if error.remedy is not None else None
     if text is None:
         return str(error)
-    return f"{error.message}; {text}"
+    return error.message + text

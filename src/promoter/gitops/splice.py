@@ -393,4 +393,3 @@ class ImagesEditor:
             return YAML(typ="safe", pure=True).load(text)
         except (YAMLError, ValueError) as exc:
             raise ConfigError(yaml_error_line(str(self.path), exc)) from exc
-

@@ -258,7 +258,12 @@ class BlobTransfers:
             self._progress.blob_started(blob.digest, blob.size)
             verifier = DigestVerifier(blob.digest, blob.size)
             body = self._verified_chunks(
-                iter_body(response, CHUNK_SIZE, f"pull blob {blob.digest.short} from {src}"),
+                iter_body(
+                    response,
+                    CHUNK_SIZE,
+                    f"pull blob {blob.digest.short} from {src}",
+                    deadline=self._deadline,
+                ),
                 verifier,
                 blob,
                 what,

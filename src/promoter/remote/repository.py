@@ -15,6 +15,7 @@ import urllib3
 
 from promoter.deadline import Deadline
 from promoter.errors import (
+    DeadlineExceededError,
     DigestMismatchError,
     InvalidDigestError,
     RegistryError,
@@ -34,6 +35,11 @@ from promoter.transport.session import RegistrySession, Transport
 TAG_PAGE_SIZE = 1000
 #: Manifests are small; anything bigger than this is refused (the spec suggests at least 4 MiB).
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
+#: Seconds granted, past an operation's deadline, to the requests that tell what a lost answer did
+#: (is the tag or blob there now?) and that cancel an abandoned upload: the truth is worth that much.
+AFTERMATH_SECONDS = 3.0
+#: What a request may fail with when there is no telling what the registry did.
+_NO_ANSWER = (RegistryError, RegistryUnreachableError, DeadlineExceededError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +148,9 @@ class Repository:
                 what=what,
             )
             try:
-                data = b"".join(iter_body(response, MAX_MANIFEST_BYTES + 1, what))
+                data = b"".join(
+                    iter_body(response, MAX_MANIFEST_BYTES + 1, what, deadline=self.deadline)
+                )
             finally:
                 release(response)
             if len(data) > MAX_MANIFEST_BYTES:
@@ -191,8 +199,8 @@ class Repository:
                 expect=(200, 201, 202),
                 what=what,
             )
-        except (RegistryError, RegistryUnreachableError):
-            if self._serves(reference, expected):
+        except _NO_ANSWER:
+            if self._aftermath()._serves(reference, expected):
                 return
             raise
         returned = response.headers.get("Docker-Content-Digest")
@@ -207,9 +215,16 @@ class Repository:
         """Whether ``reference`` resolves to ``digest`` here now; False when that cannot be told."""
         try:
             info = self.head_manifest(reference)
-        except (RegistryError, RegistryUnreachableError, DigestMismatchError):
+        except (*_NO_ANSWER, DigestMismatchError):
             return False
         return info is not None and info.digest == digest
+
+    def _aftermath(self) -> Repository:
+        """This repository with a short deadline of its own, for checks and clean-up after a request
+        whose answer was lost (its own deadline may be what cut it short)."""
+        clone = Repository(self.session, self.name, deadline=Deadline.after(AFTERMATH_SECONDS))
+        clone.scopes = self.scopes
+        return clone
 
     # -- blobs (spec: "Pulling blobs", "Pushing blobs", "Mounting a blob from another repository")
 
@@ -320,20 +335,21 @@ class Repository:
                 expect=(201, 204),
                 what=f"finish upload of {digest.short} to {self}",
             )
-        except (RegistryError, RegistryUnreachableError):
-            with contextlib.suppress(RegistryError, RegistryUnreachableError):
-                if self.head_blob(digest) is not None:
+        except _NO_ANSWER:
+            with contextlib.suppress(*_NO_ANSWER):
+                if self._aftermath().head_blob(digest) is not None:
                     return
             raise
 
     def cancel_upload(self, location: str) -> None:
-        """DELETE an upload session; best effort (the registry expires abandoned sessions anyway)."""
-        with contextlib.suppress(RegistryError, RegistryUnreachableError):
+        """DELETE an upload session; best effort (the registry expires abandoned sessions anyway),
+        sent even when the run's deadline has passed (with a short one of its own)."""
+        with contextlib.suppress(*_NO_ANSWER):
             self.session.request(
                 "DELETE",
                 location,
                 scopes=self.scopes,
-                deadline=self.deadline,
+                deadline=Deadline.after(AFTERMATH_SECONDS),
                 expect=(200, 202, 204, 404),
                 what=f"cancel upload to {self}",
                 retry=False,

@@ -19,7 +19,7 @@ from typing import Protocol
 import urllib3
 
 from promoter.authn.store import Credential
-from promoter.deadline import Deadline
+from promoter.deadline import Deadline, hold
 from promoter.errors import AuthenticationError, RegistryError, RegistryUnreachableError, Remedy
 from promoter.transport.challenge import Challenge, parse_challenge
 from promoter.transport.responses import error_from, redact
@@ -59,10 +59,15 @@ class RawSender(Protocol):
         """Send it."""
 
 
+#: Credentials a token fetch may try after the token server refused one.
+_MAX_TOKEN_REPLACEMENTS = 3
+
+
 @dataclass(frozen=True, slots=True)
 class _Token:
     value: str
     expires: float  #: monotonic seconds
+    fetched_with: Credential | None = None  #: the credential the token server accepted
 
 
 class AuthFlow:
@@ -88,6 +93,7 @@ class AuthFlow:
         self._remember = remember
         self._challenge: Challenge | None = None
         self._tokens: dict[tuple[str, ...], _Token] = {}
+        self._fetching: dict[tuple[str, ...], threading.Lock] = {}
         self._lock = threading.RLock()
 
     @property
@@ -149,9 +155,44 @@ class AuthFlow:
             token = self._tokens.get(key)
             if token is not None and not refresh and token.expires > time.monotonic():
                 return f"Bearer {token.value}", credential
-            token = self._fetch_token(challenge, key, credential, base_url, deadline)
-            self._tokens[key] = token
-        return f"Bearer {token.value}", credential
+            fetching = self._fetching.setdefault(key, threading.Lock())
+        # One fetch per scope set at a time, without holding up requests whose token is cached; a
+        # caller with a deadline waits for another thread's fetch only as long as it allows.
+        with hold(fetching, deadline, f"get a token for {self.registry}"):
+            with self._lock:
+                token = self._tokens.get(key)
+            fresh = token is not None and token.expires > time.monotonic()
+            if not fresh or refresh:
+                token, credential = self._fetch_with_fallback(
+                    challenge, key, credential, base_url, deadline
+                )
+                with self._lock:
+                    self._tokens[key] = token
+            assert token is not None  # noqa: S101 - fetched above when not fresh
+        return f"Bearer {token.value}", token.fetched_with
+
+    def _fetch_with_fallback(
+        self,
+        challenge: Challenge,
+        key: tuple[str, ...],
+        credential: Credential | None,
+        base_url: str,
+        deadline: Deadline | None,
+    ) -> tuple[_Token, Credential | None]:
+        """Fetch a token; when the token server refuses the credential, ask the provider for another
+        one and try again (a bounded number of times), as for a registry's own refusal."""
+        for _ in range(_MAX_TOKEN_REPLACEMENTS):
+            try:
+                return self._fetch_token(challenge, key, credential, base_url, deadline), credential
+            except AuthenticationError as error:
+                if credential is None or error.status not in (401, 403):
+                    raise
+                replacement = self.refused(credential, error)
+                if replacement is None:
+                    error.hint, error.remedy = self.hint(error.status, credential)
+                    raise
+                credential = replacement
+        return self._fetch_token(challenge, key, credential, base_url, deadline), credential
 
     def forget_tokens(self, scopes: Sequence[str] | None = None) -> None:
         """Drop the token for ``scopes`` (all tokens when None), so the next request fetches anew."""
@@ -276,7 +317,11 @@ class AuthFlow:
             if isinstance(expires_in, int | float) and expires_in > 0
             else DEFAULT_TOKEN_SECONDS
         )
-        return _Token(value, time.monotonic() + max(lifetime - TOKEN_MARGIN_SECONDS, lifetime / 2))
+        return _Token(
+            value,
+            time.monotonic() + max(lifetime - TOKEN_MARGIN_SECONDS, lifetime / 2),
+            credential,
+        )
 
 
 def says_expired(error: RegistryError) -> bool:

@@ -82,8 +82,8 @@ class RetryPolicy:
                 if deadline is not None and wait >= deadline.remaining():
                     exc.retryable = False
                     raise DeadlineExceededError(
-                        f"{what}: gave up after the {deadline.seconds:g} s deadline; last error: "
-                        f"{exc}"
+                        f"{what}: gave up, the next try (in {wait:.1f} s) would pass the "
+                        f"{deadline.seconds:g} s deadline; last error: {exc}"
                     ) from exc
                 log.debug("retry %d/%d in %.2fs after: %s", attempt, self.attempts - 1, wait, exc)
                 time.sleep(wait)

@@ -30,7 +30,7 @@ from urllib3.exceptions import (
 
 from promoter.authn.chain import CredentialChain
 from promoter.authn.store import Credential
-from promoter.deadline import Deadline
+from promoter.deadline import Deadline, hold
 from promoter.errors import (
     AuthenticationError,
     RegistryError,
@@ -132,7 +132,9 @@ class RegistrySession:
         as docker and crane do: a registry that answers anonymous requests with 404 instead of 401
         would otherwise make a missing tag look free and a present image look missing.
         """
-        with self._lock:
+        if self._base is not None:
+            return self._base
+        with hold(self._lock, deadline, f"ping {self.registry}"):
             if self._base is None:
                 base, probe = discover_base(self, deadline)
                 if probe is None:
