@@ -104,7 +104,7 @@ def test_plan_sync_status_and_promote_through_one_session(gitops: GitOpsRepo) ->
         assert status_json(matrix)["environments"] == ["dev", "production"]
         promotion = session.promote([gitops.repo("cart")], to="production")
         assert "+    newTag: 2.4.0" in promotion.diff
-        assert promotion.modules == [gitops.repo("cart")]
+        assert promotion.modules == (gitops.repo("cart"),)
         synced = session.sync("production", modules=[gitops.repo("cart")])
         assert synced.copied == 1
         after = session.status().cell("production", gitops.repo("cart"))
@@ -318,3 +318,40 @@ def test_a_deadline_bounds_the_wait_for_another_requests_discovery(
             stalled.set()
             first.join(timeout=10)
     assert elapsed < 3.0
+
+
+def test_the_api_takes_one_name_for_many_and_refuses_what_it_cannot_do(
+    gitops: GitOpsRepo, source_registry: RegistryProcess, dest_registry: RegistryProcess, repo: str
+) -> None:
+    """A lone string is one module or reference; a module typo, an unknown environment and a
+    closed session are refused with one-line errors instead of doing nothing."""
+    gitops.seed(gitops.dev, "cart", "2.3.1")
+    push(
+        source_registry, repo, images.oci_image([images.layer(30, "one")], seed="api-one"), tag="1"
+    )
+    session = promoter.Session(config=gitops.root / "promoter.yaml")
+    with session:
+        report = session.sync("production", modules=gitops.repo("cart"))
+        assert [str(r.item.destination).rsplit("/", 1)[-1] for r in report.records] == [
+            "cart:2.3.1"
+        ]
+        with pytest.raises(InputError, match="not a module of production"):
+            session.sync("production", modules=[gitops.repo("nope")])
+        with pytest.raises(InputError, match="unknown environment 'prod'"):
+            session.status().cell("prod", gitops.repo("cart"))
+        present = session.make_present(
+            f"{dest_registry.host}/{repo}:1", from_registry=source_registry.host
+        )
+        assert present.copied == 1
+    with pytest.raises(InputError, match="closed"):
+        session.digest(f"{dest_registry.host}/{repo}:1")
+
+
+def test_the_package_exports_its_api_without_loading_it() -> None:
+    """Every public name resolves from `promoter`, and `dir()` lists them for completion."""
+    names = set(dir(promoter))
+    for name in ("Session", "copy", "plan", "sync", "status", "PlanStatus", "CopyResult", "Digest"):
+        assert name in names
+        assert getattr(promoter, name) is not None
+    with pytest.raises(AttributeError):
+        promoter.nothing_here  # noqa: B018 - the attribute access is the test

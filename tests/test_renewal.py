@@ -23,7 +23,7 @@ from devtools.registry import RegistryProcess
 from tests.conftest import CliRun
 from tests.registry_checks import manifest_digest, push, skopeo_raw_digest
 
-from promoter.authn.chain import CredentialChain, docker_sources
+from promoter.authn.chain import REFUSED_RECHECK, CredentialChain, docker_sources
 from promoter.authn.store import Credential
 from promoter.ecr.api import EcrApi
 from promoter.ecr.credentials import EcrTokenSource
@@ -439,6 +439,23 @@ def test_a_refusal_with_no_alternative_keeps_the_credential() -> None:
     assert chain.refused("r", offered, expired=False) is None
     assert chain.get("r") == offered
     assert chain.refusals("r") == ["a (described)"]
+
+
+def test_a_repaired_credential_is_picked_up_seconds_after_a_refusal() -> None:
+    """After a refusal nothing could replace, the source is read again within seconds, not after
+    the whole TTL: an operator's repaired docker login reaches a long-running process."""
+    clock = Clock()
+    source = FakeSource("docker", clock=clock)
+    chain = CredentialChain([source], ttl=300.0, clock=clock)
+    stale = chain.get("r")
+    assert stale is not None
+    assert chain.refused("r", stale, expired=False) is None
+    assert chain.get("r") == stale
+    clock.now += REFUSED_RECHECK
+    repaired = chain.get("r")
+    assert repaired is not None
+    assert repaired.password != stale.password
+    assert source.lookups == 2
 
 
 def test_a_source_that_fails_while_asked_after_a_refusal_is_named_with_its_reason() -> None:

@@ -30,35 +30,89 @@ from typing import TYPE_CHECKING, Any
 from promoter.version import __version__
 
 if TYPE_CHECKING:
-    from promoter.api import copy, digest, plan, promote, status, sync
-    from promoter.app.session import Session
+    from promoter.api import (
+        copy,
+        copy_batch,
+        digest,
+        make_present,
+        plan,
+        promote,
+        status,
+        sync,
+    )
+    from promoter.app.plan import EnvironmentPlan
+    from promoter.app.promote import Promotion
+    from promoter.app.session import Session, SessionOptions
+    from promoter.app.status import StatusCell, StatusMatrix
+    from promoter.app.sync import SyncReport
     from promoter.deadline import Deadline
+    from promoter.errors import DeadlineExceededError, PromoterError
+    from promoter.oci.digest import Digest, parse_digest
     from promoter.outcome import Outcome
+    from promoter.planning.execute import SyncRecord
+    from promoter.planning.plan import PlanItem, PlanStatus
+    from promoter.reference import Reference, parse_reference
+    from promoter.remote.copy import CopyAction, CopyResult
+
+#: Each public name and the module it lives in; loaded on first use (PEP 562).
+_HOMES = {
+    **dict.fromkeys(
+        ("copy", "copy_batch", "digest", "make_present", "plan", "promote", "status", "sync"),
+        "promoter.api",
+    ),
+    "Session": "promoter.app.session",
+    "SessionOptions": "promoter.app.session",
+    "EnvironmentPlan": "promoter.app.plan",
+    "Promotion": "promoter.app.promote",
+    "StatusCell": "promoter.app.status",
+    "StatusMatrix": "promoter.app.status",
+    "SyncReport": "promoter.app.sync",
+    "Deadline": "promoter.deadline",
+    "DeadlineExceededError": "promoter.errors",
+    "PromoterError": "promoter.errors",
+    "Digest": "promoter.oci.digest",
+    "parse_digest": "promoter.oci.digest",
+    "Outcome": "promoter.outcome",
+    "SyncRecord": "promoter.planning.execute",
+    "PlanItem": "promoter.planning.plan",
+    "PlanStatus": "promoter.planning.plan",
+    "Reference": "promoter.reference",
+    "parse_reference": "promoter.reference",
+    "CopyAction": "promoter.remote.copy",
+    "CopyResult": "promoter.remote.copy",
+}
 
 __all__ = [
+    "CopyAction",
+    "CopyResult",
     "Deadline",
+    "DeadlineExceededError",
+    "Digest",
+    "EnvironmentPlan",
     "Outcome",
+    "PlanItem",
+    "PlanStatus",
+    "PromoterError",
+    "Promotion",
+    "Reference",
     "Session",
+    "SessionOptions",
+    "StatusCell",
+    "StatusMatrix",
+    "SyncRecord",
+    "SyncReport",
     "__version__",
     "copy",
+    "copy_batch",
     "digest",
+    "make_present",
+    "parse_digest",
+    "parse_reference",
     "plan",
     "promote",
     "status",
     "sync",
 ]
-
-_HOMES = {
-    "Session": "promoter.app.session",
-    "Deadline": "promoter.deadline",
-    "Outcome": "promoter.outcome",
-    "copy": "promoter.api",
-    "digest": "promoter.api",
-    "plan": "promoter.api",
-    "promote": "promoter.api",
-    "status": "promoter.api",
-    "sync": "promoter.api",
-}
 
 
 def __getattr__(name: str) -> Any:
@@ -71,3 +125,8 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module(home), name)
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    """The public names, loaded or not, for completion and ``help(promoter)``."""
+    return sorted(__all__)

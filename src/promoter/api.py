@@ -1,22 +1,25 @@
 """One-shot forms of the Python API: each opens a :class:`~promoter.app.session.Session`, runs one
 operation and closes it. For several operations, use a session: it keeps connections and tokens.
 
-Timeouts are in seconds for the whole operation; errors are :class:`promoter.errors.PromoterError`.
+Every function takes the session's connection options as keywords (``ca_file``,
+``insecure_registries``, ``retries``, ``jobs``, ``progress``: :class:`SessionOptions`) and ``config``
+(promoter.yaml, a path or a loaded value). Timeouts are in seconds for the whole operation; errors are
+:class:`promoter.errors.PromoterError`, as the matching :class:`Session` method documents.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Unpack
 
-from promoter.app.session import ConfigLike, Session
+from promoter.app.session import ConfigLike, Session, SessionOptions
 
 if TYPE_CHECKING:
     from promoter.app.plan import EnvironmentPlan
     from promoter.app.promote import Promotion
     from promoter.app.status import StatusMatrix
     from promoter.app.sync import SyncReport
+    from promoter.errors import PromoterError
     from promoter.oci.digest import Digest
     from promoter.reference import Reference
     from promoter.remote.copy import CopyResult
@@ -27,26 +30,59 @@ def copy(
     destination: str | Reference,
     *,
     force: bool = False,
+    include_foreign: bool = False,
     config: ConfigLike | None = None,
-    ca_file: Path | None = None,
-    insecure_registries: Iterable[str] = (),
     timeout: float | None = None,
+    **options: Unpack[SessionOptions],
 ) -> CopyResult:
     """Copy one image digest-exact, every platform (see :meth:`Session.copy`)."""
-    with Session(config, ca_file=ca_file, insecure_registries=insecure_registries) as session:
-        return session.copy(source, destination, force=force, timeout=timeout)
+    with Session(config, **options) as session:
+        return session.copy(
+            source, destination, force=force, include_foreign=include_foreign, timeout=timeout
+        )
+
+
+def copy_batch(
+    pairs: Sequence[tuple[str, str]],
+    *,
+    force: bool = False,
+    include_foreign: bool = False,
+    config: ConfigLike | None = None,
+    timeout: float | None = None,
+    **options: Unpack[SessionOptions],
+) -> list[CopyResult | PromoterError]:
+    """Copy many images in one run; each pair's result or error in its place (see
+    :meth:`Session.copy_batch`)."""
+    with Session(config, **options) as session:
+        return list(
+            session.copy_batch(pairs, force=force, include_foreign=include_foreign, timeout=timeout)
+        )
 
 
 def digest(
     reference: str | Reference,
     *,
     config: ConfigLike | None = None,
-    insecure_registries: Iterable[str] = (),
     timeout: float | None = None,
+    **options: Unpack[SessionOptions],
 ) -> Digest:
     """The digest a reference resolves to (see :meth:`Session.digest`)."""
-    with Session(config, insecure_registries=insecure_registries) as session:
+    with Session(config, **options) as session:
         return session.digest(reference, timeout=timeout)
+
+
+def make_present(
+    references: str | Iterable[str],
+    *,
+    from_registry: str,
+    config: ConfigLike | None = None,
+    timeout: float | None = None,
+    **options: Unpack[SessionOptions],
+) -> SyncReport:
+    """Make each destination reference present from ``from_registry`` (see
+    :meth:`Session.make_present`)."""
+    with Session(config, **options) as session:
+        return session.make_present(references, from_registry=from_registry, timeout=timeout)
 
 
 def plan(
@@ -55,10 +91,11 @@ def plan(
     config: ConfigLike | None = None,
     manifests: str | None = None,
     timeout: float | None = None,
+    **options: Unpack[SessionOptions],
 ) -> EnvironmentPlan:
     """What a sync of ``environment`` would do (see :meth:`Session.plan`); ``config`` defaults to the
     nearest promoter.yaml."""
-    with Session(config) as session:
+    with Session(config, **options) as session:
         return session.plan(environment, manifests=manifests, timeout=timeout)
 
 
@@ -67,28 +104,38 @@ def sync(
     *,
     config: ConfigLike | None = None,
     manifests: str | None = None,
-    modules: Iterable[str] | None = None,
+    modules: str | Iterable[str] | None = None,
     timeout: float | None = None,
+    **options: Unpack[SessionOptions],
 ) -> SyncReport:
     """Copy every image ``environment`` needs into its registry (see :meth:`Session.sync`)."""
-    with Session(config) as session:
+    with Session(config, **options) as session:
         return session.sync(environment, manifests=manifests, modules=modules, timeout=timeout)
 
 
-def status(*, config: ConfigLike | None = None, timeout: float | None = None) -> StatusMatrix:
+def status(
+    *,
+    config: ConfigLike | None = None,
+    timeout: float | None = None,
+    **options: Unpack[SessionOptions],
+) -> StatusMatrix:
     """Which version of each module every environment runs (see :meth:`Session.status`)."""
-    with Session(config) as session:
+    with Session(config, **options) as session:
         return session.status(timeout=timeout)
 
 
 def promote(
-    modules: Sequence[str] = (),
+    modules: str | Sequence[str] = (),
     *,
     to: str,
     config: ConfigLike | None = None,
     every_module: bool = False,
     pin_digest: bool = False,
+    timeout: float | None = None,
+    **options: Unpack[SessionOptions],
 ) -> Promotion:
     """Edit ``to``'s overlay to run what its source runs (see :meth:`Session.promote`)."""
-    with Session(config) as session:
-        return session.promote(modules, to=to, every_module=every_module, pin_digest=pin_digest)
+    with Session(config, **options) as session:
+        return session.promote(
+            modules, to=to, every_module=every_module, pin_digest=pin_digest, timeout=timeout
+        )

@@ -7,12 +7,12 @@ uses the Kustomize component's image list, the list is checked against what the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from promoter.app.runtime import Runtime
 from promoter.config.values import PromoterConfig
 from promoter.deadline import Deadline
+from promoter.errors import InputError
 from promoter.gitops.hookfile import HookFileDrift, drift, hook_images_path
 from promoter.gitops.render import Rendering
 from promoter.outcome import Outcome, worst
@@ -32,7 +32,7 @@ class EnvironmentPlan:
     """
 
     environment: str
-    items: Sequence[PlanItem]
+    items: tuple[PlanItem, ...]
     hook_file: HookFileDrift | None = None
 
     @property
@@ -65,14 +65,21 @@ def plan_environment(
         runtime: reaches the registries.
         config: promoter.yaml.
         name: the environment.
-        manifests: already rendered manifests to read instead of rendering the overlay.
-        only: plan just these modules (repository paths).
+        manifests: a file of already rendered manifests (``helm template`` output) to read instead
+            of rendering the overlay, or ``-`` for standard input.
+        only: plan just these modules (repository paths); each must be a module of the
+            environment.
         rendering: a build of the overlay started earlier (see :func:`environment_images`).
         check_hook_file: compare the Kustomize component's image list with the plan.
         deadline: bounds the registry lookups.
 
+    Returns:
+        The plan; an image whose registry could not be asked (an error, the deadline) is an
+        ``error`` item, never an exception.
+
     Raises:
         ConfigError: unknown environment, or the overlay cannot be rendered.
+        InputError: a module in ``only`` that the environment does not run.
         InvalidReferenceError: an image in the manifests does not parse.
     """
     from promoter.app.environment import environment_images  # noqa: PLC0415 - YAML: not for the hook
@@ -85,7 +92,11 @@ def plan_environment(
         wanted = (
             w for w in wanted if w.destination is not None and w.destination.repository in only
         )
-    items = plan_images(runtime.transport, wanted, deadline=deadline)
+    items = tuple(plan_images(runtime.transport, wanted, deadline=deadline))
+    if only is not None:
+        unknown = sorted(set(only) - {i.destination.repository for i in items if i.destination})
+        if unknown:
+            raise InputError(f"{', '.join(unknown)}: not a module of {name}")
     difference = None
     if check_hook_file and not manifests:
         hook_file = hook_images_path(environment.overlay)

@@ -9,7 +9,7 @@ component's image list, when the overlay has one, is rewritten to match. Nothing
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from promoter.app.environment import environment_images, module_versions, modules
@@ -18,6 +18,7 @@ from promoter.config.values import Environment, PromoterConfig
 from promoter.deadline import Deadline
 from promoter.errors import InputError
 from promoter.gitops.hookfile import hook_images_path, rewritten
+from promoter.outcome import Outcome
 from promoter.planning.plan import own_images
 from promoter.reference import Reference
 from promoter.remote.repository import lookup_digest
@@ -40,10 +41,20 @@ class Promotion:
     """
 
     target: str
-    modules: Sequence[str]
-    edits: Sequence[ImageEdit] = field(default_factory=list)
+    modules: tuple[str, ...]
+    edits: tuple[ImageEdit, ...] = ()
     diff: str = ""
-    notes: Sequence[str] = field(default_factory=list)
+    notes: tuple[str, ...] = ()
+
+    @property
+    def outcome(self) -> Outcome:
+        """Always done: a promotion that cannot be made raises instead."""
+        return Outcome.DONE
+
+    @property
+    def changed(self) -> bool:
+        """Whether any file was written."""
+        return any(edit.changed for edit in self.edits)
 
 
 def promote(
@@ -123,8 +134,10 @@ def promote(
             notes.append(f"{target.name} already runs {module} {digest or new_tag}")
         edit = updated
     edits = _write(target, wanted, edit) if edit is not None else []
-    diff = "".join(unified_diff(e, relative_to=config.path.parent) for e in edits)
-    return Promotion(target.name, wanted_modules, edits, diff, notes)
+    # Paths relative to promoter.yaml's folder, however the configuration was named (--config x).
+    folder = config.path.parent.absolute()
+    diff = "".join(unified_diff(e, relative_to=folder) for e in edits)
+    return Promotion(target.name, tuple(wanted_modules), tuple(edits), diff, tuple(notes))
 
 
 def _write(

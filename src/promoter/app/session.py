@@ -17,13 +17,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 from promoter.app.batch import Pair, copy_images, pair
 from promoter.app.runtime import Runtime, RuntimeSettings, SecretScrubber
 from promoter.config.values import PromoterConfig, RegistrySettings
 from promoter.deadline import Deadline
-from promoter.errors import PromoterError
+from promoter.errors import InputError, PromoterError
 from promoter.oci.digest import Digest
 from promoter.reference import Reference, parse_reference
 from promoter.remote.copy import DEFAULT_JOBS, CopyOptions, CopyProgress, CopyResult
@@ -37,6 +37,21 @@ if TYPE_CHECKING:  # these load kustomize and YAML handling; the in-cluster sync
 
 #: ``promoter.yaml`` as a loaded value, or the path of one.
 ConfigLike = PromoterConfig | Path | str
+
+
+class SessionOptions(TypedDict, total=False):
+    """The connection options of :class:`Session`, accepted by every one-shot function too."""
+
+    ca_file: Path | str | None
+    insecure_registries: Iterable[str]
+    retries: int
+    jobs: int
+    progress: CopyProgress | None
+
+
+def _names(value: str | Iterable[str]) -> list[str]:
+    """One name or many: a lone string is one name, not its characters."""
+    return [value] if isinstance(value, str) else list(value)
 
 
 def deadline_after(timeout: float | None) -> Deadline | None:
@@ -106,6 +121,7 @@ class Session:
             )
         )
         self.progress = progress
+        self._closed = False
 
     def __enter__(self) -> Session:
         return self
@@ -119,8 +135,13 @@ class Session:
         self.close()
 
     def close(self) -> None:
-        """Close the connection pools."""
+        """Close the connection pools; the session cannot be used afterwards."""
+        self._closed = True
         self.runtime.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise InputError("this promoter.Session is closed; open a new one")
 
     @property
     def scrubber(self) -> SecretScrubber:
@@ -165,8 +186,19 @@ class Session:
         text: a :class:`~promoter.reference.Reference` is taken as given (``parse_reference`` gives
         a bare name ``latest``; build it with ``tag=None`` to keep the source's tag).
 
+        Args:
+            source: the image to copy (a reference string or a ``Reference``).
+            destination: where to; a repository without tag or digest keeps the source's.
+            force: move a destination tag that holds another digest.
+            include_foreign: also copy foreign (non-distributable) layers.
+            timeout: seconds for the whole copy.
+
+        Returns:
+            The result: digest, action (copied or present), blob counts, bytes, seconds.
+
         Raises:
             InvalidReferenceError: a reference does not parse.
+            InputError: the session is closed.
             TagConflictError: the destination tag points at another digest and ``force`` is off.
             ImmutableTagError: the registry refuses to move the tag.
             RegistryError, RegistryUnreachableError, DigestMismatchError, CredentialError,
@@ -191,7 +223,13 @@ class Session:
         timeout: float | None = None,
     ) -> list[CopyResult | PromoterError]:
         """Copy many images in one run (shared blobs move once); each pair's result or error in its
-        place, never raised. Destinations follow :meth:`copy`'s naming rule."""
+        place, never raised. Destinations follow :meth:`copy`'s naming rule.
+
+        Raises:
+            InvalidReferenceError: a reference does not parse.
+            InputError: two pairs write one destination, or the session is closed.
+        """
+        self._check_open()
         parsed = [pair(s, d) for s, d in pairs]
         options = CopyOptions(
             force=force, include_foreign=include_foreign, jobs=self.runtime.settings.jobs
@@ -208,8 +246,11 @@ class Session:
         """The digest ``reference`` resolves to (as ``crane digest``).
 
         Raises:
-            RegistryError: 404 when it does not exist; any other registry failure.
+            InvalidReferenceError: the reference does not parse.
+            RegistryError: 404 ``MANIFEST_UNKNOWN`` when it does not exist; any other answer.
+            RegistryUnreachableError, CredentialError, DeadlineExceededError: no answer in time.
         """
+        self._check_open()
         ref = reference if isinstance(reference, Reference) else parse_reference(reference)
         return resolve_digest(self.runtime.transport, ref, deadline=deadline_after(timeout))
 
@@ -221,13 +262,26 @@ class Session:
         timeout: float | None = None,
     ) -> SyncReport:
         """Make each destination reference present by copying the same repository path and tag or
-        digest from ``from_registry`` (what the PreSync hook does). See
-        :func:`promoter.app.sync.make_present`."""
+        digest from ``from_registry`` (what the PreSync hook and the webhook do).
+
+        Args:
+            references: destination references (one string, or many).
+            from_registry: the registry host to copy from (``host[:port]``).
+            timeout: seconds for the whole operation.
+
+        Returns:
+            One record per reference; images that failed or ran out of time are failed records.
+
+        Raises:
+            InputError: ``from_registry`` is not a registry host, or the session is closed.
+            InvalidReferenceError: a reference does not parse.
+        """
+        self._check_open()
         from promoter.app.sync import make_present  # noqa: PLC0415
 
         return make_present(
             self.runtime,
-            [references] if isinstance(references, str) else references,
+            _names(references),
             from_registry,
             progress=self.progress,
             deadline=deadline_after(timeout),
@@ -238,7 +292,24 @@ class Session:
     def plan(
         self, environment: str, *, manifests: str | None = None, timeout: float | None = None
     ) -> EnvironmentPlan:
-        """What a sync of ``environment`` would do; see :func:`promoter.app.plan.plan_environment`."""
+        """What a sync of ``environment`` would do.
+
+        Args:
+            environment: an environment of promoter.yaml.
+            manifests: a file of rendered manifests to read instead of rendering the overlay
+                (``-`` for standard input).
+            timeout: seconds for the registry lookups as a whole.
+
+        Returns:
+            The plan: one item per distinct image with its status (present, copy, conflict,
+            missing-source, external, error) and how the hook's image list differs, if it does.
+
+        Raises:
+            ConfigError: no promoter.yaml, an unknown environment, an overlay that does not render.
+            InvalidReferenceError: an image in the manifests does not parse.
+            InputError: the session is closed.
+        """
+        self._check_open()
         from promoter.app.plan import plan_environment  # noqa: PLC0415
 
         config = self._config()  # first: it may bring the registries' settings
@@ -256,11 +327,25 @@ class Session:
         environment: str,
         *,
         manifests: str | None = None,
-        modules: Iterable[str] | None = None,
+        modules: str | Iterable[str] | None = None,
         timeout: float | None = None,
     ) -> SyncReport:
-        """Copy every image ``environment`` needs into its registry; see
-        :func:`promoter.app.sync.sync_environment`."""
+        """Copy every image ``environment`` needs into its registry, in one run.
+
+        Args:
+            environment: an environment of promoter.yaml.
+            manifests: as :meth:`plan`.
+            modules: sync only these modules (repository paths; one string or many).
+            timeout: seconds for the whole sync.
+
+        Returns:
+            One record per managed image; ``outcome`` is done when all are present now.
+
+        Raises:
+            ConfigError, InvalidReferenceError: as :meth:`plan`.
+            InputError: a module the environment does not run, or the session is closed.
+        """
+        self._check_open()
         from promoter.app.sync import sync_environment  # noqa: PLC0415
 
         config = self._config()
@@ -269,14 +354,21 @@ class Session:
             config,
             environment,
             manifests=manifests,
-            only=set(modules) if modules is not None else None,
+            only=set(_names(modules)) if modules is not None else None,
             progress=self.progress,
             deadline=deadline_after(timeout),
         )
 
     def status(self, *, timeout: float | None = None) -> StatusMatrix:
-        """Which version of each module every environment runs; see
-        :func:`promoter.app.status.status_matrix`."""
+        """Which version of each module every environment runs, and who is behind.
+
+        Raises:
+            ConfigError: no promoter.yaml, or an overlay that does not render.
+            RegistryError, RegistryUnreachableError, CredentialError, DeadlineExceededError: a
+                registry could not be asked.
+            InputError: the session is closed.
+        """
+        self._check_open()
         from promoter.app.status import status_matrix  # noqa: PLC0415
 
         config = self._config()
@@ -284,15 +376,32 @@ class Session:
 
     def promote(
         self,
-        modules: Sequence[str] = (),
+        modules: str | Sequence[str] = (),
         *,
         to: str,
         every_module: bool = False,
         pin_digest: bool = False,
         timeout: float | None = None,
     ) -> Promotion:
-        """Set the version ``to``'s source environment runs into ``to``'s overlay; see
-        :func:`promoter.app.promote.promote`."""
+        """Set the version ``to``'s source environment runs into ``to``'s overlay (nothing is
+        committed), check what the edited overlay renders, and rewrite the hook's image list.
+
+        Args:
+            modules: repository paths (one string or many), unless ``every_module``.
+            to: the target environment.
+            every_module: every module of the source that the target deploys.
+            pin_digest: write the digest beside the tag.
+            timeout: seconds for the registry lookups (``pin_digest``).
+
+        Returns:
+            The files written, their diff and notes (modules skipped or already in place).
+
+        Raises:
+            InputError: no source environment, unknown or ambiguous modules, an edit that would
+                not change what the target runs (the file is put back), or a closed session.
+            ConfigError: an overlay cannot be read, rendered or written.
+        """
+        self._check_open()
         from promoter.app.promote import promote  # noqa: PLC0415
 
         config = self._config()
@@ -300,7 +409,7 @@ class Session:
             self.runtime,
             config,
             to,
-            modules,
+            _names(modules),
             every_module=every_module,
             pin_digest=pin_digest,
             deadline=deadline_after(timeout),

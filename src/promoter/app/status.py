@@ -16,6 +16,7 @@ from promoter.app.environment import environment_images, modules
 from promoter.app.runtime import Runtime
 from promoter.config.values import PromoterConfig
 from promoter.deadline import Deadline
+from promoter.errors import InputError
 from promoter.oci.digest import Digest
 from promoter.reference import Reference
 from promoter.remote.repository import lookup_digest
@@ -64,7 +65,15 @@ class StatusMatrix:
     cells: dict[tuple[str, str], StatusCell]
 
     def cell(self, environment: str, module: str) -> StatusCell | None:
-        """The cell, or None when the environment does not deploy the module."""
+        """The cell, or None when the environment does not deploy the module.
+
+        Raises:
+            InputError: ``environment`` is not one of the matrix's environments.
+        """
+        if environment not in self.environments:
+            raise InputError(
+                f"unknown environment {environment!r}; known: {', '.join(self.environments)}"
+            )
         return self.cells.get((environment, module))
 
 

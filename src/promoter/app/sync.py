@@ -7,7 +7,7 @@ and has a record; the report's outcome is the worst of its records'.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from promoter.app.plan import EnvironmentPlan, plan_environment
@@ -29,12 +29,13 @@ class SyncReport:
     """What a sync did.
 
     Attributes:
-        environment: the environment's name, or ``from HOST`` for a list of references.
+        environment: the environment's name, or ``from HOST`` for :func:`make_present` (a label
+            for reports).
         records: one per managed image, in plan order.
     """
 
     environment: str
-    records: Sequence[SyncRecord]
+    records: tuple[SyncRecord, ...]
 
     @property
     def outcome(self) -> Outcome:
@@ -72,7 +73,7 @@ def carry_out(
     )
     with copier:
         records = sync_plan(copier, plan.items, deadline=deadline)
-    return SyncReport(plan.environment, [_explained(runtime, r) for r in records])
+    return SyncReport(plan.environment, tuple(_explained(runtime, r) for r in records))
 
 
 def _explained(runtime: Runtime, record: SyncRecord) -> SyncRecord:
@@ -95,7 +96,17 @@ def sync_environment(
     progress: CopyProgress | None = None,
     deadline: Deadline | None = None,
 ) -> SyncReport:
-    """Plan environment ``name`` and carry the plan out (see :func:`plan_environment`)."""
+    """Plan environment ``name`` and carry the plan out in one copy run.
+
+    Args: as :func:`~promoter.app.plan.plan_environment`, plus ``progress`` for blob events.
+
+    Returns:
+        One record per managed image; its outcome is the worst of theirs (an image that ran out of
+        time is a failed record, never an exception).
+
+    Raises:
+        ConfigError, InputError, InvalidReferenceError: as :func:`plan_environment`.
+    """
     plan = plan_environment(
         runtime,
         config,
@@ -146,7 +157,7 @@ def plan_references(
     wanted = wanted_from(references, source_registry)
     label = f"from {parse_registry_host(source_registry)}"
     items: list[PlanItem] = plan_images(runtime.transport, wanted, deadline=deadline)
-    return EnvironmentPlan(label, items)
+    return EnvironmentPlan(label, tuple(items))
 
 
 def make_present(

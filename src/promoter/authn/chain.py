@@ -7,7 +7,8 @@ identity. The chain keeps what it found per registry, and asks again:
 * when a credential's ``renew_at`` has passed (an ECR token is renewed before it expires: 12 hours, ECR
   user guide, "Private registry authentication");
 * after ``ttl`` seconds for credentials that do not expire (a docker config a long-running process reads may
-  be rotated under it);
+  be rotated under it), and a few seconds after a refusal that no other source could answer (a repaired
+  ``docker login`` is picked up soon);
 * when a registry refuses a credential (:meth:`CredentialChain.refused`): a source whose token the registry
   calls expired is asked for a fresh one once; otherwise the source is passed over for that registry and the
   next one is asked (a stale ``docker login`` entry for an ECR host falls back to the AWS identity). When
@@ -37,6 +38,9 @@ DEFAULT_TTL = 300.0
 _REFUSALS_KEPT = 4
 #: Seconds after a renewal on refusal during which another "expired" refusal is not believed.
 _RENEWED_GRACE = 1.0
+#: Seconds a refused credential that nothing replaced is kept before the sources are read again, so
+#: that a repaired ``docker login`` reaches a long-running process soon, not after the whole TTL.
+REFUSED_RECHECK = 5.0
 
 
 class CredentialSource(Protocol):
@@ -93,6 +97,7 @@ class _Entry:
     refused: dict[int, float] = field(default_factory=dict)  #: source index -> when it was refused
     refusals: list[str] = field(default_factory=list)  #: messages' names of refused sources
     renewed_at: float | None = None  #: when a refusal last made the source renew the credential
+    recheck_at: float | None = None  #: when to read the sources again after an unfixed refusal
 
 
 class CredentialChain:
@@ -190,6 +195,7 @@ class CredentialChain:
             )
             if following.credential is None:
                 entry.refusals = following.refusals or entry.refusals
+                entry.recheck_at = now + REFUSED_RECHECK
                 return None
             following.refusals = entry.refusals
             self._entries[registry] = following
@@ -213,6 +219,8 @@ class CredentialChain:
             return self._registry_locks.setdefault(registry, threading.Lock())
 
     def _fresh(self, entry: _Entry, now: float) -> bool:
+        if entry.recheck_at is not None and now >= entry.recheck_at:
+            return False
         credential = entry.credential
         if credential is not None and credential.renew_at is not None:
             return now < credential.renew_at

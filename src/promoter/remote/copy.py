@@ -89,7 +89,7 @@ class CopyOptions:
     jobs: int = DEFAULT_JOBS
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class CopyResult:
     """The outcome of copying one image.
 
@@ -277,11 +277,14 @@ class Copier:
                 f"destination {destination} names digest {destination.digest}, but the source "
                 f"{source} is {source_digest}"
             )
-        result = CopyResult(source, destination, source_digest, CopyAction.PRESENT)
         if existing is not None and existing.digest == source_digest:
-            result.seconds = time.monotonic() - started
-            return (
-                result  # nothing to write: also what keeps immutable-tag repositories re-runnable
+            # Nothing to write: also what keeps immutable-tag repositories re-runnable.
+            return CopyResult(
+                source,
+                destination,
+                source_digest,
+                CopyAction.PRESENT,
+                seconds=time.monotonic() - started,
             )
         if existing is not None and destination.tag is not None and not self.options.force:
             raise TagConflictError(str(destination), str(existing.digest), str(source_digest))
@@ -294,7 +297,7 @@ class Copier:
             include_foreign=self.options.include_foreign,
             workers=self._metadata,
         )
-        result.blobs, result.bytes = run.transfers.transfer_all(src, dst, list(walk.blobs.values()))
+        blobs, moved = run.transfers.transfer_all(src, dst, list(walk.blobs.values()))
         self._check_aborted()
         for level in reversed(walk.levels[1:]):
             pushes = [
@@ -316,9 +319,15 @@ class Copier:
             if refusal is None or destination.tag is None:
                 raise
             raise ImmutableTagError(str(destination), refusal) from exc
-        result.action = CopyAction.COPIED
-        result.seconds = time.monotonic() - started
-        return result
+        return CopyResult(
+            source,
+            destination,
+            source_digest,
+            CopyAction.COPIED,
+            blobs=blobs,
+            bytes=moved,
+            seconds=time.monotonic() - started,
+        )
 
     def _prepare(self, run: _Run, registry: str, repository: str) -> None:
         """Run the ``prepare_destination`` hook for a repository once per run; later callers wait for

@@ -45,7 +45,10 @@ def reason(exc: BaseException) -> str:
         if marker in text:
             text = text.split(marker, 1)[1]
             break
-    return text.strip(" ()'\"") or type(inner).__name__
+    text = text.strip(" '\"").removeprefix("(")
+    if text.count("(") > text.count(")"):
+        text += ")"  # urllib3's "Read timed out. (read timeout=10.0)" lost its end to the split
+    return text.strip() or type(inner).__name__
 
 
 def is_certificate_failure(exc: SSLError) -> bool:
