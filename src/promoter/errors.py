@@ -46,6 +46,7 @@ class Remedy(StrEnum):
     TRUST_CA = "trust-ca"  #: trusting a private certificate authority (CLI ``--ca-file``)
     LOG_IN = "log-in"  #: storing credentials for the registry (``promoter login``, docker login)
     NAME_CONFIG = "name-config"  #: naming a promoter.yaml explicitly (CLI ``--config``)
+    NAME_REGISTRY = "name-registry"  #: naming the registry to act on (CLI ``--registry``)
 
 
 class PromoterError(Exception):

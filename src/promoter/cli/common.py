@@ -17,13 +17,13 @@ from promoter.remote.copy import DEFAULT_JOBS
 if TYPE_CHECKING:
     from promoter.cli.progress import TerminalProgress
     from promoter.config.values import RegistrySettings
-    from promoter.transport.auth import CredentialProvider
 
 __all__ = [
     "SecretScrubber",
     "add_jobs_option",
     "as_json",
     "build_runtime",
+    "build_runtime_settings",
     "configure_logging",
     "error",
     "human_size",
@@ -106,15 +106,11 @@ def configure_logging(debug: bool, scrub: SecretScrubber) -> None:
     root.propagate = False
 
 
-def build_runtime(
-    args: argparse.Namespace,
-    scrub: SecretScrubber,
-    *,
-    registries: Mapping[str, RegistrySettings] | None = None,
-    credentials: CredentialProvider | None = None,
-) -> Runtime:
-    """The runtime for a command: the common options, plus per-registry settings from promoter.yaml
-    (and a fixed credential instead of the chain, for ``login``).
+def build_runtime_settings(
+    args: argparse.Namespace, *, registries: Mapping[str, RegistrySettings] | None = None
+) -> RuntimeSettings:
+    """The runtime settings of a command: the common options, plus per-registry settings from
+    promoter.yaml.
 
     Raises:
         ConfigError: ``--ca-file`` names no file.
@@ -122,14 +118,27 @@ def build_runtime(
     ca_file = getattr(args, "ca_file", None)
     if ca_file is not None and not ca_file.is_file():
         raise ConfigError(f"--ca-file {ca_file}: no such file; give a PEM file of CA certificates")
-    settings = RuntimeSettings(
+    return RuntimeSettings(
         ca_file=ca_file,
         insecure_registries=frozenset(getattr(args, "insecure_registry", None) or ()),
         retries=getattr(args, "retries", 4),
         jobs=getattr(args, "jobs", DEFAULT_JOBS),
         registries=dict(registries or {}),
     )
-    return Runtime(settings, scrubber=scrub, credentials=credentials)
+
+
+def build_runtime(
+    args: argparse.Namespace,
+    scrub: SecretScrubber,
+    *,
+    registries: Mapping[str, RegistrySettings] | None = None,
+) -> Runtime:
+    """The runtime for a command (see :func:`build_runtime_settings`).
+
+    Raises:
+        ConfigError: ``--ca-file`` names no file.
+    """
+    return Runtime(build_runtime_settings(args, registries=registries), scrubber=scrub)
 
 
 def terminal_progress(args: argparse.Namespace) -> TerminalProgress | None:

@@ -15,8 +15,6 @@ from typing import TYPE_CHECKING
 from promoter.app.runtime import Runtime, RuntimeSettings, SecretScrubber
 from promoter.app.wire import policy_change_json
 from promoter.cli.exit_codes import EXIT_OK
-from promoter.config.locate import CONFIG_NAME
-from promoter.ecr.hosts import EcrRegistry, parse_ecr_host
 from promoter.errors import ConfigError, InputError
 
 if TYPE_CHECKING:
@@ -74,30 +72,38 @@ def add_commands(
 
 def run_command(args: argparse.Namespace, scrub: SecretScrubber) -> int:
     """Run ``ecr grant-pull``."""
-    from promoter.ecr.policy import grant_pull  # noqa: PLC0415 - only this command needs it
+    from promoter.app.access import grant_pull_access, source_ecr_registry  # noqa: PLC0415
 
-    config = _config(args)
-    registry = _source_registry(args, config)
     if not (len(args.account) == 12 and args.account.isdigit()):
         raise InputError(f"--account {args.account!r} is not a 12-digit AWS account id")
+    config = _config(args)
+    try:
+        registry = source_ecr_registry(config, args.registry)
+    except InputError as exc:
+        # The same finding in this command's words: --registry is how to name the registry.
+        raise InputError(
+            str(exc)
+            .replace("name the source registry", "give --registry HOST")
+            .replace("registry '", "--registry '", 1)
+        ) from None
     settings = RuntimeSettings(registries=dict(config.registries) if config is not None else {})
     with Runtime(settings, scrubber=scrub) as runtime:
-        changes = grant_pull(
-            runtime.ecr_api, registry, args.account, args.repository, dry_run=args.dry_run
+        grant = grant_pull_access(
+            runtime, registry, args.account, args.repository, dry_run=args.dry_run
         )
     if args.dry_run or getattr(args, "output", "text") == "json":
         document = {
             "registry": registry.host,
             "account": args.account,
             "dryRun": bool(args.dry_run),
-            "repositories": [policy_change_json(change) for change in changes],
+            "repositories": [policy_change_json(change) for change in grant.changes],
         }
         print(json.dumps(document, indent=2))
         return EXIT_OK
-    for change in changes:
+    for change in grant.changes:
         verb = "granted  " if change.changed else "unchanged"
         print(f"{verb} {registry.host}/{change.repository}: pull for account {args.account}")
-    if not changes:
+    if not grant.changes:
         print(f"{registry.host} has no repositories")
     return EXIT_OK
 
@@ -113,30 +119,3 @@ def _config(args: argparse.Namespace) -> PromoterConfig | None:
     except ConfigError:
         return None
     return load_config(path)
-
-
-def _source_registry(args: argparse.Namespace, config: PromoterConfig | None) -> EcrRegistry:
-    """``--registry``, or the one ECR registry of promoter.yaml that others promote from."""
-    if args.registry is not None:
-        found = parse_ecr_host(args.registry.strip())
-        if found is None:
-            raise InputError(
-                f"--registry {args.registry!r} is not an ECR registry host "
-                "(<account>.dkr.ecr.<region>.amazonaws.com)"
-            )
-        return found
-    sources: dict[str, EcrRegistry] = {}
-    if config is not None:
-        for environment in config.environments.values():
-            if environment.promotes_from is None:
-                continue
-            source = config.environments[environment.promotes_from]
-            parsed = parse_ecr_host(source.registry)
-            if parsed is not None:
-                sources[parsed.host] = parsed
-    if len(sources) != 1:
-        where = f"{config.path} has {len(sources)}" if config is not None else f"no {CONFIG_NAME}"
-        raise InputError(
-            f"give --registry HOST: {where} ECR registries that another environment promotes from"
-        )
-    return next(iter(sources.values()))

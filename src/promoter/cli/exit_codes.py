@@ -25,6 +25,7 @@ _REMEDY_TEXT = {
     Remedy.FORCE: " (use --force to move it)",
     Remedy.TRUST_CA: " (use --ca-file for a private CA)",
     Remedy.NAME_CONFIG: "; create one or pass --config",
+    Remedy.NAME_REGISTRY: "; give --registry HOST",
 }
 
 

@@ -16,16 +16,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
+from promoter.app.access import login, login_host
 from promoter.app.batch import Pair, copy_images, pair, read_pairs
 from promoter.app.runtime import Runtime, SecretScrubber, registry_settings_of
 from promoter.app.wire import copy_failure_json, copy_result_json
-from promoter.authn.chain import StaticCredentials
-from promoter.authn.store import Credential, store_credential
 from promoter.cli import argocd, ecr_commands, gitops
 from promoter.cli.common import (
     add_jobs_option,
     as_json,
     build_runtime,
+    build_runtime_settings,
     configure_logging,
     error,
     human_size,
@@ -279,14 +279,7 @@ def _digest(args: argparse.Namespace, scrub: SecretScrubber) -> int:
 
 
 def _login(args: argparse.Namespace, scrub: SecretScrubber, stdin: TextIO) -> int:
-    registry = args.registry.strip()
-    # Accept what docker login accepts: a URL such as https://registry.example.com/ names its host.
-    if "://" in registry:
-        registry = registry.split("://", 1)[1].rstrip("/")
-    if "/" in registry or not registry:
-        raise InputError(
-            f"login takes a registry host such as registry.example.com:5000, not {registry!r}"
-        )
+    registry = login_host(args.registry)
     if args.password_stdin:
         password = stdin.read().rstrip("\r\n")
     elif stdin.isatty():
@@ -297,16 +290,8 @@ def _login(args: argparse.Namespace, scrub: SecretScrubber, stdin: TextIO) -> in
         raise InputError("no password: pass --password-stdin and pipe it in")
     if not password:
         raise InputError("empty password on standard input")
-    credential = Credential(
-        username=args.username, password=password, source=f"the password given for {args.username}"
-    )
-    scrub.remember(*credential.secrets)
-    with build_runtime(args, scrub, registries={}) as runtime:
-        checker = Runtime(
-            runtime.settings, scrubber=scrub, credentials=StaticCredentials(credential)
-        )
-        with checker:
-            checker.transport.session(registry).ping()
-    where = store_credential(registry, args.username, password)
+    scrub.remember(password)
+    settings = build_runtime_settings(args)
+    where = login(settings, registry, args.username, password, scrubber=scrub)
     print(f"Login succeeded: credentials for {registry} stored in {where}", file=sys.stderr)
     return EXIT_OK

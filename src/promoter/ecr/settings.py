@@ -1,6 +1,6 @@
 """Per-registry ECR settings, as promoter.yaml's ``registries.<host>.ecr`` gives them.
 
-Plain values: validation of the YAML happens in :mod:`promoter.gitops.config`, which builds these.
+Plain values: validation of the YAML happens in :mod:`promoter.config.load`, which builds these.
 """
 
 from __future__ import annotations
