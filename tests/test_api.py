@@ -355,3 +355,23 @@ def test_the_package_exports_its_api_without_loading_it() -> None:
         assert getattr(promoter, name) is not None
     with pytest.raises(AttributeError):
         promoter.nothing_here  # noqa: B018 - the attribute access is the test
+
+
+def test_a_batch_refuses_two_copies_into_one_tag_however_they_are_spelt(
+    source_registry: RegistryProcess, dest_registry: RegistryProcess, repo: str
+) -> None:
+    """`repo:1.0` and `repo:1.0@sha256:...` write the same tag: the batch is refused as a race."""
+    pinned = f"{dest_registry.host}/{repo}:1.0@sha256:{'a' * 64}"
+    with promoter.Session() as session:
+        with pytest.raises(InputError, match="written by two copies"):
+            session.copy_batch(
+                [
+                    (f"{source_registry.host}/{repo}:a", pinned),
+                    (f"{source_registry.host}/{repo}:b", f"{dest_registry.host}/{repo}:1.0"),
+                ]
+            )
+        with pytest.raises(InputError, match="pairs"):
+            session.copy_batch(("a", "b"))  # type: ignore[arg-type]
+        for bad in (0, -1, float("nan"), True):
+            with pytest.raises(InputError, match="timeout"):
+                session.digest(f"{dest_registry.host}/{repo}:1.0", timeout=bad)

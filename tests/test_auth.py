@@ -328,3 +328,37 @@ def test_a_refused_docker_login_falls_back_to_auth_json(
     assert "docker config auths" in line
     assert "containers auth.json" in line
     assert "stale" not in line
+
+
+def test_a_403_for_one_repository_leaves_the_credential_for_the_others(
+    basic_registry: RegistryProcess,
+    repo: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A credential the registry accepted, refused for one repository (a permission), is neither
+    passed over for a stale second source nor dropped: other repositories keep working."""
+    import promoter  # noqa: PLC0415 - the API tier of this check
+    from promoter.errors import AuthenticationError  # noqa: PLC0415
+
+    digest = push(basic_registry, repo, images.oci_image([images.layer(40, "pm")], seed=repo))
+    with FaultProxy(basic_registry.url) as proxy:
+        proxy.add_rule(None, r"^/v2/forbidden/", status=403, times=100)
+
+        def write(path: Path, password: str) -> Path:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            token = base64.b64encode(f"{basic_registry.username}:{password}".encode()).decode()
+            path.write_text(json.dumps({"auths": {proxy.host: {"auth": token}}}))
+            return path
+
+        write(tmp_path / "docker" / "config.json", str(basic_registry.password))
+        monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker"))
+        monkeypatch.setenv("REGISTRY_AUTH_FILE", str(write(tmp_path / "auth.json", "stale")))
+        with promoter.Session(insecure_registries=[proxy.host]) as session:
+            assert str(session.digest(f"{proxy.host}/{repo}:1.0")) == digest
+            with pytest.raises(AuthenticationError) as denied:
+                session.digest(f"{proxy.host}/forbidden/app:1.0")
+            for _ in range(3):
+                assert str(session.digest(f"{proxy.host}/{repo}:1.0")) == digest
+    assert "not allowed to do this" in str(denied.value)
+    assert "docker config auths" in str(denied.value)

@@ -458,6 +458,42 @@ def test_a_repaired_credential_is_picked_up_seconds_after_a_refusal() -> None:
     assert source.lookups == 2
 
 
+def test_refusals_under_traffic_do_not_postpone_the_re_read() -> None:
+    """A refusal every second does not push the re-read back: the sources are asked again
+    REFUSED_RECHECK seconds after the first refusal."""
+    clock = Clock()
+    source = FakeSource("docker", clock=clock)
+    chain = CredentialChain([source], ttl=300.0, clock=clock)
+    offered = chain.get("r")
+    for _ in range(int(REFUSED_RECHECK)):
+        assert offered is not None
+        chain.refused("r", offered, expired=False)
+        clock.now += 1.0
+        offered = chain.get("r")
+    assert source.lookups == 2
+
+
+def test_a_proven_credential_is_kept_and_unexplained_refusals_renew_once_a_minute() -> None:
+    """A credential the registry accepted before is not passed over on a refusal; a refusal without
+    a reason renews a token at most once a minute (a denied repository asked again and again)."""
+    clock = Clock()
+    renewing = FakeSource("aws", renews=True, clock=clock)
+    chain = CredentialChain([renewing, FakeSource("other")], clock=clock)
+    offered = chain.get("r")
+    assert offered is not None
+    assert chain.refused("r", offered, expired=False, proven=True) is None
+    assert chain.get("r") == offered
+    renewed = chain.refused("r", offered, expired=False, maybe_expired=True, proven=True)
+    assert renewed is not None
+    for _ in range(5):
+        clock.now += 1.0
+        assert chain.refused("r", renewed, expired=False, maybe_expired=True, proven=True) is None
+    assert renewing.renewals == 1
+    clock.now += 60.0
+    assert chain.refused("r", renewed, expired=False, maybe_expired=True, proven=True) is not None
+    assert renewing.renewals == 2
+
+
 def test_a_source_that_fails_while_asked_after_a_refusal_is_named_with_its_reason() -> None:
     """A stale docker login with no AWS identity: the refusal and the missing identity both show."""
 

@@ -57,9 +57,7 @@ def login(
     """
     if not password:
         raise InputError("empty password")
-    credential = Credential(
-        username=username, password=password, source=f"the password given for {username}"
-    )
+    credential = Credential(username=username, password=password)
     scrubber = scrubber or SecretScrubber()
     scrubber.remember(*credential.secrets)
     with Runtime(settings, scrubber=scrubber, credentials=StaticCredentials(credential)) as runtime:

@@ -38,18 +38,24 @@ def pair(source: str | Reference, destination: str | Reference) -> Pair:
     return src, dst
 
 
+def written(destination: Reference) -> str:
+    """What a copy to ``destination`` writes last: its tag, or its digest when it has no tag
+    (``repo:1.0`` and ``repo:1.0@sha256:...`` both write the tag ``1.0``)."""
+    return f"{destination.name}:{destination.tag}" if destination.tag else str(destination)
+
+
 def check_destinations(pairs: Sequence[Pair]) -> None:
-    """Refuse two pairs that write one destination: they run concurrently in no set order, so the
-    tag would end on either image while both report success.
+    """Refuse two pairs that write one tag: they run concurrently in no set order, so the tag would
+    end on either image while both report success.
 
     Raises:
         InputError: naming the destination.
     """
     seen: set[str] = set()
     for _, destination in pairs:
-        if str(destination) in seen:
+        if written(destination) in seen:
             raise InputError(f"destination {destination} is written by two copies of one batch")
-        seen.add(str(destination))
+        seen.add(written(destination))
 
 
 def read_pairs(path: Path) -> list[Pair]:
@@ -72,10 +78,10 @@ def read_pairs(path: Path) -> list[Pair]:
             found = pair(words[0], words[1])
         except InputError as exc:
             raise InputError(f"{path}:{number}: {exc}") from exc
-        target = str(found[1])
+        target = written(found[1])
         if target in seen:
             raise InputError(
-                f"{path}:{number}: destination {target} is already written by line {seen[target]}"
+                f"{path}:{number}: destination {found[1]} is already written by line {seen[target]}"
             )
         seen[target] = number
         pairs.append(found)

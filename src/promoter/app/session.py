@@ -54,13 +54,34 @@ def _names(value: str | Iterable[str]) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
+def _modules(value: str | Iterable[str] | None) -> set[str] | None:
+    """The modules a sync is limited to; None for all.
+
+    Raises:
+        InputError: an empty selection (a sync of nothing would report done).
+    """
+    if value is None:
+        return None
+    names = set(_names(value))
+    if not names:
+        raise InputError("modules: name at least one module, or leave it out to sync them all")
+    return names
+
+
 def deadline_after(timeout: float | None) -> Deadline | None:
     """A deadline ``timeout`` seconds from now; None for no timeout.
 
     Raises:
-        ValueError: ``timeout`` is not positive.
+        InputError: ``timeout`` is not a positive, finite number of seconds.
     """
-    return None if timeout is None else Deadline.after(timeout)
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool):
+        raise InputError(f"timeout must be a number of seconds, got {timeout!r}")
+    try:
+        return Deadline.after(timeout)
+    except ValueError as exc:
+        raise InputError(f"timeout: {exc}") from None
 
 
 def load(config: ConfigLike) -> PromoterConfig:
@@ -109,7 +130,7 @@ class Session:
         registries: Mapping[str, RegistrySettings] = (
             self.config.registries if self.config is not None else {}
         )
-        self._owns_runtime = runtime is None
+        self._found: tuple[PromoterConfig, Runtime] | None = None
         self._lock = threading.Lock()
         self.runtime = runtime or Runtime(
             RuntimeSettings(
@@ -138,6 +159,8 @@ class Session:
         """Close the connection pools; the session cannot be used afterwards."""
         self._closed = True
         self.runtime.close()
+        if self._found is not None:
+            self._found[1].close()
 
     def _check_open(self) -> None:
         if self._closed:
@@ -148,26 +171,30 @@ class Session:
         """Removes every secret this session has met from a text."""
         return self.runtime.scrubber
 
-    def _config(self) -> PromoterConfig:
-        """promoter.yaml: the one given, else the nearest one from the current folder up, whose
-        ``registries:`` settings then replace the runtime's (a runtime passed in is kept as given).
+    def _environments(self) -> tuple[PromoterConfig, Runtime]:
+        """promoter.yaml and the runtime for environment operations.
+
+        The configuration given to the session, with the session's runtime; without one, the nearest
+        promoter.yaml from the current folder up, with a runtime of its own that applies its
+        ``registries:`` settings (as ``promoter plan`` does). Copies and digests keep the session's
+        runtime either way, so their behaviour never depends on which operation ran first.
 
         Raises:
             ConfigError: none is found, or it is invalid.
         """
         with self._lock:
-            if self.config is None:
+            if self.config is not None:
+                return self.config, self.runtime
+            if self._found is None:
                 from promoter.config.load import find_config, load_config  # noqa: PLC0415
 
-                self.config = load_config(find_config(Path.cwd()))
-                if self._owns_runtime:
-                    previous = self.runtime
-                    self.runtime = Runtime(
-                        replace(previous.settings, registries=self.config.registries),
-                        scrubber=previous.scrubber,
-                    )
-                    previous.close()
-            return self.config
+                found = load_config(find_config(Path.cwd()))
+                runtime = Runtime(
+                    replace(self.runtime.settings, registries=found.registries),
+                    scrubber=self.runtime.scrubber,
+                )
+                self._found = (found, runtime)
+            return self._found
 
     # -- images -------------------------------------------------------------------------------------
 
@@ -230,6 +257,8 @@ class Session:
             InputError: two pairs write one destination, or the session is closed.
         """
         self._check_open()
+        if any(isinstance(p, str) or len(p) != 2 for p in pairs):
+            raise InputError("copy_batch takes a list of (source, destination) pairs")
         parsed = [pair(s, d) for s, d in pairs]
         options = CopyOptions(
             force=force, include_foreign=include_foreign, jobs=self.runtime.settings.jobs
@@ -312,9 +341,9 @@ class Session:
         self._check_open()
         from promoter.app.plan import plan_environment  # noqa: PLC0415
 
-        config = self._config()  # first: it may bring the registries' settings
+        config, runtime = self._environments()
         return plan_environment(
-            self.runtime,
+            runtime,
             config,
             environment,
             manifests=manifests,
@@ -348,13 +377,13 @@ class Session:
         self._check_open()
         from promoter.app.sync import sync_environment  # noqa: PLC0415
 
-        config = self._config()
+        config, runtime = self._environments()
         return sync_environment(
-            self.runtime,
+            runtime,
             config,
             environment,
             manifests=manifests,
-            only=set(_names(modules)) if modules is not None else None,
+            only=_modules(modules),
             progress=self.progress,
             deadline=deadline_after(timeout),
         )
@@ -371,8 +400,8 @@ class Session:
         self._check_open()
         from promoter.app.status import status_matrix  # noqa: PLC0415
 
-        config = self._config()
-        return status_matrix(self.runtime, config, deadline=deadline_after(timeout))
+        config, runtime = self._environments()
+        return status_matrix(runtime, config, deadline=deadline_after(timeout))
 
     def promote(
         self,
@@ -404,9 +433,9 @@ class Session:
         self._check_open()
         from promoter.app.promote import promote  # noqa: PLC0415
 
-        config = self._config()
+        config, runtime = self._environments()
         return promote(
-            self.runtime,
+            runtime,
             config,
             to,
             _names(modules),

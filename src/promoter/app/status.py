@@ -8,9 +8,10 @@ answer, references otherwise).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from promoter.app.environment import environment_images, modules
 from promoter.app.runtime import Runtime
@@ -60,9 +61,9 @@ class StatusMatrix:
         cells: by (environment, module); a module an environment does not deploy has no cell.
     """
 
-    environments: Sequence[str]
-    modules: Sequence[str]
-    cells: dict[tuple[str, str], StatusCell]
+    environments: tuple[str, ...]
+    modules: tuple[str, ...]
+    cells: Mapping[tuple[str, str], StatusCell]
 
     def cell(self, environment: str, module: str) -> StatusCell | None:
         """The cell, or None when the environment does not deploy the module.
@@ -116,4 +117,4 @@ def status_matrix(
             else:
                 behind = (upstream.tag, upstream.digest) != (reference.tag, reference.digest)
         cells[(name, module)] = StatusCell(reference, resolved[(name, module)], behind)
-    return StatusMatrix(names, all_modules, cells)
+    return StatusMatrix(tuple(names), tuple(all_modules), MappingProxyType(cells))

@@ -38,6 +38,8 @@ DEFAULT_TTL = 300.0
 _REFUSALS_KEPT = 4
 #: Seconds after a renewal on refusal during which another "expired" refusal is not believed.
 _RENEWED_GRACE = 1.0
+#: Seconds after a renewal during which a refusal without a reason does not renew again.
+_UNEXPLAINED_GRACE = 60.0
 #: Seconds a refused credential that nothing replaced is kept before the sources are read again, so
 #: that a repaired ``docker login`` reaches a long-running process soon, not after the whole TTL.
 REFUSED_RECHECK = 5.0
@@ -151,7 +153,15 @@ class CredentialChain:
             self._entries[registry] = found
             return found.credential
 
-    def refused(self, registry: str, credential: Credential, *, expired: bool) -> Credential | None:
+    def refused(
+        self,
+        registry: str,
+        credential: Credential,
+        *,
+        expired: bool,
+        maybe_expired: bool = False,
+        proven: bool = False,
+    ) -> Credential | None:
         """The registry refused ``credential``: what to offer instead, or None when nothing else is.
 
         A source whose credential the registry called expired is asked for a fresh one, unless it
@@ -163,7 +173,12 @@ class CredentialChain:
         Args:
             registry: the registry host.
             credential: the credential that was sent.
-            expired: whether the refusal may mean that the credential (a token) expired.
+            expired: the registry said the credential (a token) expired.
+            maybe_expired: the registry gave no reason (the answer to a HEAD has no body); the
+                source renews at most once a minute on such refusals, so that a repository the
+                credential may not read does not cost a token request every time.
+            proven: the registry accepted this credential before: it is not passed over (the
+                refusal concerns something else), only re-read from its source a few seconds on.
         """
         with self._lock_for(registry):
             now = self._clock()
@@ -173,8 +188,9 @@ class CredentialChain:
             if entry.credential != credential:
                 return entry.credential  # another request already moved on
             source = self.sources[entry.source]
-            recently = entry.renewed_at is not None and now - entry.renewed_at < _RENEWED_GRACE
-            if expired and not recently:
+            grace = _RENEWED_GRACE if expired else _UNEXPLAINED_GRACE
+            recently = entry.renewed_at is not None and now - entry.renewed_at < grace
+            if (expired or maybe_expired) and not recently:
                 try:
                     fresh = source.renew(registry)
                 except PromoterError as exc:
@@ -184,6 +200,10 @@ class CredentialChain:
                     self._offer(fresh)
                     entry.credential, entry.found_at, entry.renewed_at = fresh, now, now
                     return fresh
+            if proven:
+                if entry.recheck_at is None:
+                    entry.recheck_at = now + REFUSED_RECHECK
+                return None
             entry.refused[entry.source] = now
             entry.refusals = self._noted(entry.refusals, source.describe(registry, credential))
             following = self._find(
@@ -195,7 +215,8 @@ class CredentialChain:
             )
             if following.credential is None:
                 entry.refusals = following.refusals or entry.refusals
-                entry.recheck_at = now + REFUSED_RECHECK
+                if entry.recheck_at is None:  # a deadline that traffic cannot push back
+                    entry.recheck_at = now + REFUSED_RECHECK
                 return None
             following.refusals = entry.refusals
             self._entries[registry] = following
@@ -278,8 +299,17 @@ class StaticCredentials:
         """The credential."""
         return self._credential
 
-    def refused(self, registry: str, credential: Credential, *, expired: bool) -> Credential | None:  # noqa: ARG002
+    def refused(
+        self,
+        registry: str,
+        credential: Credential,
+        *,
+        expired: bool,
+        maybe_expired: bool = False,
+        proven: bool = False,
+    ) -> Credential | None:
         """Nothing else to offer."""
+        del registry, credential, expired, maybe_expired, proven
         return None
 
     def refusals(self, registry: str) -> list[str]:  # noqa: ARG002 - interface

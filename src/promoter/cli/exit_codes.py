@@ -20,12 +20,12 @@ EXIT_INTERRUPTED = 130
 
 _BY_OUTCOME = {Outcome.DONE: EXIT_OK, Outcome.REFUSED: EXIT_REFUSED, Outcome.FAILED: EXIT_FAILED}
 
-#: What the command line adds to an error's message for its remedy (worded as the CLI always did).
+#: How the command line words an error with a remedy (as the CLI always did); {} is the message.
 _REMEDY_TEXT = {
-    Remedy.FORCE: " (use --force to move it)",
-    Remedy.TRUST_CA: " (use --ca-file for a private CA)",
-    Remedy.NAME_CONFIG: "; create one or pass --config",
-    Remedy.NAME_REGISTRY: "; give --registry HOST",
+    Remedy.FORCE: "{} (use --force to move it)",
+    Remedy.TRUST_CA: "{} (use --ca-file for a private CA)",
+    Remedy.NAME_CONFIG: "{}; create one or pass --config",
+    Remedy.NAME_REGISTRY: "give --registry HOST: {}",
 }
 
 
@@ -47,4 +47,4 @@ def cli_message(error: PromoterError) -> str:
     text = _REMEDY_TEXT.get(error.remedy) if error.remedy is not None else None
     if text is None:
         return str(error)
-    return error.message + text
+    return text.format(error.message)

@@ -199,9 +199,15 @@ class Repository:
                 expect=(200, 201, 202),
                 what=what,
             )
-        except _NO_ANSWER:
-            if self._aftermath()._serves(reference, expected):
+        except _NO_ANSWER as exc:
+            served = self._aftermath()._serves(reference, expected)
+            if served:
                 return
+            if served is None and not exc.hint:
+                exc.hint = (
+                    f"the registry may have written {reference} anyway (asking it afterwards got "
+                    "no answer either): check it before trusting this failure"
+                )
             raise
         returned = response.headers.get("Docker-Content-Digest")
         if returned:
@@ -211,12 +217,12 @@ class Repository:
                     f"{what}: the registry stored {stored}, but the bytes sent are {expected}"
                 )
 
-    def _serves(self, reference: str, digest: Digest) -> bool:
-        """Whether ``reference`` resolves to ``digest`` here now; False when that cannot be told."""
+    def _serves(self, reference: str, digest: Digest) -> bool | None:
+        """Whether ``reference`` resolves to ``digest`` here now; None when that cannot be told."""
         try:
             info = self.head_manifest(reference)
         except (*_NO_ANSWER, DigestMismatchError):
-            return False
+            return None
         return info is not None and info.digest == digest
 
     def _aftermath(self) -> Repository:

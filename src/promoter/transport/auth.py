@@ -36,8 +36,18 @@ class CredentialProvider(Protocol):
     def get(self, registry: str) -> Credential | None:
         """The credential for ``registry`` now, or None for anonymous access."""
 
-    def refused(self, registry: str, credential: Credential, *, expired: bool) -> Credential | None:
-        """``registry`` refused ``credential``: another one to try, or None."""
+    def refused(
+        self,
+        registry: str,
+        credential: Credential,
+        *,
+        expired: bool,
+        maybe_expired: bool = False,
+        proven: bool = False,
+    ) -> Credential | None:
+        """``registry`` refused ``credential``: another one to try, or None. ``expired``: the
+        registry said so; ``maybe_expired``: it gave no reason; ``proven``: the registry accepted
+        this credential before (then its source is not passed over)."""
 
     def refusals(self, registry: str) -> list[str]:
         """The sources refused for ``registry``, as messages name them."""
@@ -94,6 +104,8 @@ class AuthFlow:
         self._challenge: Challenge | None = None
         self._tokens: dict[tuple[str, ...], _Token] = {}
         self._fetching: dict[tuple[str, ...], threading.Lock] = {}
+        #: credentials this registry has accepted: a later 403 is about permissions, not them.
+        self._proven: set[Credential] = set()
         self._lock = threading.RLock()
 
     @property
@@ -202,6 +214,12 @@ class AuthFlow:
             else:
                 self._tokens.pop(tuple(sorted(set(scopes))), None)
 
+    def prove(self, credential: Credential) -> None:
+        """The registry accepted ``credential`` (it answered something other than 401/403)."""
+        if credential not in self._proven:
+            with self._lock:
+                self._proven.add(credential)
+
     def refused(
         self, credential: Credential | None, error: RegistryError, *, maybe_expired: bool = False
     ) -> Credential | None:
@@ -220,8 +238,16 @@ class AuthFlow:
         """
         if credential is None:
             return None
-        expired = says_expired(error) or (maybe_expired and not error.details)
-        replacement = self._credentials.refused(self.registry, credential, expired=expired)
+        expired = says_expired(error)
+        maybe = maybe_expired and not error.details and not expired
+        proven = credential in self._proven
+        if error.status == 403 and proven and not expired and not maybe:
+            # A credential this registry accepted, refused one thing with a reason: a permission
+            # (a repository it may not read), not a bad credential; other sources are not asked.
+            return None
+        replacement = self._credentials.refused(
+            self.registry, credential, expired=expired, maybe_expired=maybe, proven=proven
+        )
         if replacement is not None and replacement != credential:
             self.forget_tokens()
             return replacement
@@ -232,10 +258,14 @@ class AuthFlow:
         refused = self._credentials.refusals(self.registry)
         if credential is None and not refused:
             advice = (
-                f"no credentials for {self.registry} were found; log in to it (promoter login, "
-                "docker login) or configure a credential helper"
+                f"no credentials for {self.registry} were found; run 'promoter login "
+                f"{self.registry}' (or docker login) or configure a credential helper"
             )
             return advice, Remedy.LOG_IN
+        if not refused and (credential is None or not credential.source):
+            if status == 403:
+                return f"the credentials for {self.registry} are not allowed to do this", None
+            return f"the registry did not accept the stored credentials for {self.registry}", None
         names = refused or [credential.source if credential and credential.source else "stored"]
         sources = ", then ".join(dict.fromkeys(names))
         if status == 403:

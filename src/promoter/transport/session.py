@@ -33,6 +33,7 @@ from promoter.authn.store import Credential
 from promoter.deadline import Deadline, hold
 from promoter.errors import (
     AuthenticationError,
+    DeadlineExceededError,
     RegistryError,
     RegistryUnreachableError,
     Remedy,
@@ -277,6 +278,8 @@ class RegistrySession:
                     stream=stream,
                     deadline=deadline,
                 )
+            if credential is not None and response.status not in (401, 403):
+                self.auth.prove(credential)
             if response.status in expect:
                 return response
             if response.status not in (401, 403) or origin(url) != own_origin:
@@ -458,6 +461,11 @@ class RegistrySession:
                 f"{what}: cannot connect to {urlsplit(url).netloc}: {reason(exc)}"
             ) from exc
         except (ProtocolError, Urllib3TimeoutError, MaxRetryError) as exc:
+            if deadline is not None and deadline.expired:
+                raise DeadlineExceededError(
+                    f"{what}: gave up after the {deadline.seconds:g} s deadline (no answer from "
+                    f"{urlsplit(url).netloc})"
+                ) from exc
             raise RegistryUnreachableError(
                 f"{what}: connection to {urlsplit(url).netloc} failed: {reason(exc)}"
             ) from exc
