@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -375,3 +376,20 @@ def test_a_batch_refuses_two_copies_into_one_tag_however_they_are_spelt(
         for bad in (0, -1, float("nan"), True):
             with pytest.raises(InputError, match="timeout"):
                 session.digest(f"{dest_registry.host}/{repo}:1.0", timeout=bad)
+
+
+def test_a_deadline_bounds_a_kustomize_build_that_does_not_finish(
+    gitops: GitOpsRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A render stuck on something outside promoter (a remote base that never answers) ends at the
+    plan's deadline with a deadline error, not after kustomize's own two minutes."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    script = fake / "kustomize"
+    script.write_text("#!/bin/sh\nexec sleep 30\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
+    started = time.monotonic()
+    with pytest.raises(DeadlineExceededError, match="kustomize build"):
+        promoter.plan("production", config=gitops.root / "promoter.yaml", timeout=1.0)
+    assert time.monotonic() - started < 4.0

@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from promoter.config.values import Environment
+from promoter.deadline import Deadline
+from promoter.errors import ConfigError, DeadlineExceededError
 from promoter.gitops.discover import iter_images, iter_manifests
 from promoter.gitops.hookfile import is_hook
-from promoter.gitops.render import Rendering, read_manifests, render_overlay
+from promoter.gitops.render import RENDER_TIMEOUT, Rendering, read_manifests, render_overlay
 from promoter.planning.plan import own_images
 from promoter.reference import Reference, parse_reference
 
@@ -22,6 +24,7 @@ def environment_images(
     *,
     manifests: str | None = None,
     rendering: Rendering | None = None,
+    deadline: Deadline | None = None,
 ) -> Iterator[str]:
     """Every container image the environment's manifests use, as written, as they are parsed.
 
@@ -30,20 +33,35 @@ def environment_images(
         manifests: already rendered manifests to read instead (a path, ``-`` for standard input).
         rendering: a build of the overlay started earlier; used when it is of this environment's
             overlay, stopped otherwise.
+        deadline: bounds a render that is not done yet (kustomize fetching a remote base).
 
     Raises:
         ConfigError: the overlay cannot be rendered or the manifests are not valid YAML.
+        DeadlineExceededError: the render was still running at the deadline.
     """
-    if manifests:
-        text = read_manifests(manifests)
-    elif rendering is not None and rendering.overlay == environment.overlay:
-        text = rendering.result()
-    else:
-        if rendering is not None:
-            rendering.cancel()  # built for an overlay the validated configuration does not name
-        text = render_overlay(environment.overlay)
+    text = read_manifests(manifests) if manifests else _rendered(environment, rendering, deadline)
     documents = (d for d in iter_manifests(text) if not is_hook(d))
     return (found.image for found in iter_images(documents))
+
+
+def _rendered(
+    environment: Environment, rendering: Rendering | None, deadline: Deadline | None
+) -> str:
+    """The overlay's manifests: the early build when it is of this overlay, else a new one."""
+    try:
+        if rendering is not None and rendering.overlay == environment.overlay:
+            return rendering.result()
+        if rendering is not None:
+            rendering.cancel()  # built for an overlay the validated configuration does not name
+        timeout = RENDER_TIMEOUT if deadline is None else deadline.cap(RENDER_TIMEOUT)
+        return render_overlay(environment.overlay, timeout=timeout)
+    except ConfigError as exc:
+        if deadline is not None and deadline.expired:
+            raise DeadlineExceededError(
+                f"kustomize build {environment.overlay}: gave up after the "
+                f"{deadline.seconds:g} s deadline"
+            ) from exc
+        raise
 
 
 def module_versions(environment: Environment, images: Iterable[str]) -> dict[str, list[Reference]]:

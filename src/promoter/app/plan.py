@@ -86,7 +86,9 @@ def plan_environment(
 
     environment = config.environment(name)
     source = config.source_of(name)
-    images = environment_images(environment, manifests=manifests, rendering=rendering)
+    images = environment_images(
+        environment, manifests=manifests, rendering=rendering, deadline=deadline
+    )
     wanted = iter_wanted(images, environment.registry, source.registry if source else None)
     if only is not None:
         wanted = (

@@ -89,7 +89,10 @@ def status_matrix(
     """
     names = list(config.environments)
     per_env = {
-        name: modules(config.environment(name), environment_images(config.environment(name)))
+        name: modules(
+            config.environment(name),
+            environment_images(config.environment(name), deadline=deadline),
+        )
         for name in names
     }
     all_modules = sorted({module for refs in per_env.values() for module in refs})
