@@ -131,6 +131,8 @@ def wanted_from(references: Iterable[str], source_registry: str) -> list[WantedI
     except InvalidReferenceError as exc:
         raise InputError(f"source registry: {exc}") from None
     wanted = []
+    if isinstance(references, str):  # one reference, not its characters
+        references = [references]
     for text in dict.fromkeys(references):
         destination = parse_reference(text)
         wanted.append(

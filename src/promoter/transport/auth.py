@@ -166,7 +166,7 @@ class AuthFlow:
         with self._lock:
             token = self._tokens.get(key)
             if token is not None and not refresh and token.expires > time.monotonic():
-                return f"Bearer {token.value}", credential
+                return f"Bearer {token.value}", token.fetched_with
             fetching = self._fetching.setdefault(key, threading.Lock())
         # One fetch per scope set at a time, without holding up requests whose token is cached; a
         # caller with a deadline waits for another thread's fetch only as long as it allows.
