@@ -7,7 +7,7 @@ import time
 import pytest
 
 from promoter.cli.exit_codes import cli_message, exit_code_for, exit_code_of
-from promoter.deadline import Deadline, earliest
+from promoter.deadline import Deadline
 from promoter.errors import (
     ConfigError,
     DeadlineExceededError,
@@ -104,8 +104,6 @@ def test_a_deadline_counts_down_and_caps_timeouts() -> None:
     assert past.cap(10.0) == pytest.approx(0.001)
     with pytest.raises(DeadlineExceededError, match="copy x: gave up after the 2 s deadline"):
         past.check("copy x")
-    assert earliest(None, deadline, past) is past
-    assert earliest(None, None) is None
     with pytest.raises(ValueError, match="positive"):
         Deadline.after(0)
 

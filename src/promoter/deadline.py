@@ -91,9 +91,3 @@ def hold(lock: _Lock, deadline: Deadline | None, what: str) -> Iterator[None]:
         yield
     finally:
         lock.release()
-
-
-def earliest(*deadlines: Deadline | None) -> Deadline | None:
-    """The earliest of the given deadlines (None when none is given)."""
-    given = [d for d in deadlines if d is not None]
-    return min(given, key=lambda d: d.at) if given else None

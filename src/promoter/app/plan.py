@@ -42,11 +42,6 @@ class EnvironmentPlan:
         lacking = self.hook_file is not None and bool(self.hook_file.missing)
         return worst([plan_outcome(self.items), Outcome.REFUSED if lacking else Outcome.DONE])
 
-    @property
-    def managed(self) -> list[str]:
-        """The managed images, as the manifests write them (the hook list's form)."""
-        return [item.image for item in self.items if item.destination is not None]
-
 
 def plan_environment(
     runtime: Runtime,

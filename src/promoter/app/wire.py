@@ -11,7 +11,6 @@ from promoter.remote.blobs import BlobAction
 
 if TYPE_CHECKING:  # values only: importing their modules would load YAML handling for the hook
     from promoter.app.plan import EnvironmentPlan
-    from promoter.app.promote import Promotion
     from promoter.app.status import StatusCell, StatusMatrix
     from promoter.app.sync import SyncReport
     from promoter.ecr.policy import PolicyChange
@@ -112,18 +111,6 @@ class PolicyChangeJson(TypedDict):
     repository: str
     changed: bool
     policy: dict[str, Any]
-
-
-class EditJson(TypedDict):
-    path: str
-    changed: bool
-
-
-class PromotionJson(TypedDict):
-    target: str
-    modules: list[str]
-    edits: list[EditJson]
-    notes: list[str]
 
 
 def _text(value: object | None) -> str | None:
@@ -248,13 +235,3 @@ def status_json(matrix: StatusMatrix) -> StatusJson:
 def policy_change_json(change: PolicyChange) -> PolicyChangeJson:
     """One repository's policy after ``ecr grant-pull``."""
     return {"repository": change.repository, "changed": change.changed, "policy": change.policy}
-
-
-def promotion_json(promotion: Promotion) -> PromotionJson:
-    """What a promotion wrote."""
-    return {
-        "target": promotion.target,
-        "modules": list(promotion.modules),
-        "edits": [{"path": str(e.path), "changed": e.changed} for e in promotion.edits],
-        "notes": list(promotion.notes),
-    }

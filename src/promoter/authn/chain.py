@@ -228,11 +228,6 @@ class CredentialChain:
             entry = self._entries.get(registry)
             return list(entry.refusals) if entry is not None else []
 
-    def forget(self) -> None:
-        """Drop every credential and refusal, so that each source is asked again."""
-        with self._lock:
-            self._entries.clear()
-
     # -- inside ------------------------------------------------------------------------------------
 
     def _lock_for(self, registry: str) -> threading.Lock:

@@ -121,11 +121,6 @@ class RegistrySession:
 
     # -- public API -------------------------------------------------------------------------------
 
-    @property
-    def base_url(self) -> str:
-        """``scheme://host[:port]`` that requests go to, decided on first use (see :meth:`base`)."""
-        return self.base()
-
     def base(self, deadline: Deadline | None = None) -> str:
         """``scheme://host[:port]`` that requests go to, decided on first use.
 
