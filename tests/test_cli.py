@@ -343,3 +343,16 @@ def test_login_accepts_a_url(
     )
     assert code == 0
     assert basic_registry.host in json.loads((tmp_path / "config.json").read_text())["auths"]
+
+
+def test_grant_pull_without_a_source_registry_says_which_option_names_it(
+    cli: Callable[..., CliRun], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no promoter.yaml and no --registry, one line tells the user to give --registry (exit 2)."""
+    monkeypatch.chdir(tmp_path)
+    result = cli("ecr", "grant-pull", "--account", "123456789012")
+    assert result.code == 2
+    assert result.err.strip() == (
+        "promoter: error: give --registry HOST: no promoter.yaml ECR registries that another "
+        "environment promotes from"
+    )

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from promoter.app.runtime import Runtime, RuntimeSettings, SecretScrubber
 from promoter.app.wire import policy_change_json
 from promoter.cli.exit_codes import EXIT_OK
+from promoter.ecr.hosts import parse_ecr_host
 from promoter.errors import ConfigError, InputError
 
 if TYPE_CHECKING:
@@ -77,15 +78,12 @@ def run_command(args: argparse.Namespace, scrub: SecretScrubber) -> int:
     if not (len(args.account) == 12 and args.account.isdigit()):
         raise InputError(f"--account {args.account!r} is not a 12-digit AWS account id")
     config = _config(args)
-    try:
-        registry = source_ecr_registry(config, args.registry)
-    except InputError as exc:
-        # The same finding in this command's words: --registry is how to name the registry.
+    if args.registry is not None and parse_ecr_host(args.registry.strip()) is None:
         raise InputError(
-            str(exc)
-            .replace("name the source registry", "give --registry HOST")
-            .replace("registry '", "--registry '", 1)
-        ) from None
+            f"--registry {args.registry!r} is not an ECR registry host "
+            "(<account>.dkr.ecr.<region>.amazonaws.com)"
+        )
+    registry = source_ecr_registry(config, args.registry)
     settings = RuntimeSettings(registries=dict(config.registries) if config is not None else {})
     with Runtime(settings, scrubber=scrub) as runtime:
         grant = grant_pull_access(
