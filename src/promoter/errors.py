@@ -18,10 +18,12 @@ decided in those two places, not here::
     ├── RegistryUnreachableError       connection refused/reset, DNS failure, TLS failure, timeout
     ├── DigestMismatchError            bytes did not hash to the digest that names them
     ├── UnsupportedManifestError       schema 1 or an unknown manifest media type
+    ├── AnswerTooLargeError            a registry's answer is larger than the cap promoter reads
     ├── CredentialError                a credential helper failed or a stored credential is malformed,
     │                                  or AWS credentials for an ECR registry are missing or refused
     ├── AwsApiError                    an ECR API call (repositories, policies) failed
-    └── DeadlineExceededError          the operation's deadline passed before it was done
+    ├── DeadlineExceededError          the operation's deadline passed before it was done
+    └── RunInterruptedError            the run was interrupted (Ctrl-C, SIGTERM) before it was done
 
 Messages say what happened in the library's own words. What the user can do about it is the error's
 ``hint`` (plain words) and, where a front end has its own way to say it (a CLI flag, an API argument), its
@@ -217,6 +219,11 @@ class UnsupportedManifestError(PromoterError):
     """A manifest is Docker schema 1 or of a media type promoter does not know."""
 
 
+class AnswerTooLargeError(PromoterError):
+    """A registry's answer (a manifest, a token, a tag list, an error body) is larger than the cap
+    promoter reads for it; reading stopped at the cap, so memory stays bounded."""
+
+
 class CredentialError(PromoterError):
     """A credential helper failed, or stored credentials are malformed."""
 
@@ -237,3 +244,8 @@ class AwsApiError(PromoterError):
 class DeadlineExceededError(PromoterError):
     """The operation's deadline (:class:`promoter.deadline.Deadline`) passed before it was done; what
     was written so far is complete in itself (a tag is never written on incomplete content)."""
+
+
+class RunInterruptedError(PromoterError):
+    """The run was interrupted (Ctrl-C, SIGTERM) before this operation was done; what was written so
+    far is complete in itself (a tag is never written on incomplete content)."""

@@ -72,6 +72,10 @@ class RuntimeSettings:
         registries: promoter.yaml's ``registries:`` settings by host (endpoints, CAs, ECR).
         credential_ttl: seconds a credential without expiry (docker config) is kept before it is read
             again; a long-running process picks up rotated credentials after this.
+        answer_timeout: seconds a registry may take to answer one request as a whole (status line,
+            headers and a body read whole), however slowly it drips them.
+        stall_window, stall_bytes: a streaming blob that moves fewer than ``stall_bytes`` bytes in
+            ``stall_window`` seconds is stalled: cut and retried within the run's deadline.
     """
 
     ca_file: Path | None = None
@@ -80,6 +84,9 @@ class RuntimeSettings:
     jobs: int = DEFAULT_JOBS
     registries: Mapping[str, RegistrySettings] = field(default_factory=lambda: _frozen(None))
     credential_ttl: float = 300.0
+    answer_timeout: float = 120.0
+    stall_window: float = 30.0
+    stall_bytes: int = 64 * 1024
 
     def transport_options(self) -> TransportOptions:
         """The transport's options.
@@ -99,6 +106,9 @@ class RuntimeSettings:
             insecure_registries=frozenset(self.insecure_registries)
             | {h for h, s in registries.items() if s.insecure},
             retry=RetryPolicy(attempts=self.retries + 1),
+            read_timeout=self.answer_timeout,
+            stall_window=self.stall_window,
+            stall_bytes=self.stall_bytes,
             pool_size=self.jobs * 2 + 4,
         )
 

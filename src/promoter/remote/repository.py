@@ -27,9 +27,9 @@ from promoter.oci.digest import Digest, compute_digest, parse_digest, verify_byt
 from promoter.oci.manifest import Manifest, parse_manifest
 from promoter.oci.mediatypes import MANIFEST_ACCEPT
 from promoter.reference import Reference
-from promoter.transport.body import iter_body, release
 from promoter.transport.challenge import scope_for
 from promoter.transport.session import RegistrySession, Transport
+from promoter.transport.watch import cleaning_up
 
 #: Largest tags/list page we ask for: ECR's maximum (its API rejects more).
 TAG_PAGE_SIZE = 1000
@@ -144,21 +144,15 @@ class Repository:
                 scopes=self.scopes,
                 deadline=self.deadline,
                 headers={"Accept": MANIFEST_ACCEPT},
-                stream=True,
                 what=what,
+                limit=MAX_MANIFEST_BYTES,
             )
-            try:
-                data = b"".join(
-                    iter_body(response, MAX_MANIFEST_BYTES + 1, what, deadline=self.deadline)
-                )
-            finally:
-                release(response)
-            if len(data) > MAX_MANIFEST_BYTES:
-                raise UnsupportedManifestError(
-                    f"{what}: the manifest is larger than {MAX_MANIFEST_BYTES} bytes"
-                )
             headers = response.headers
-            return data, headers.get("Content-Type", ""), headers.get("Docker-Content-Digest")
+            return (
+                response.data,
+                headers.get("Content-Type", ""),
+                headers.get("Docker-Content-Digest"),
+            )
 
         # The request retries itself; this also retries a body cut off while it was read.
         data, content_type, header = self.session.transport.options.retry.run(
@@ -253,8 +247,8 @@ class Repository:
     def open_blob(self, digest: Digest) -> urllib3.BaseHTTPResponse:
         """Start a streaming GET of a blob, following redirects to storage hosts.
 
-        The caller reads it (:func:`~promoter.transport.session.iter_body`) and must call
-        :func:`~promoter.transport.session.release`.
+        The caller reads it (:func:`~promoter.transport.body.iter_body`) and must call
+        :func:`~promoter.transport.body.release`.
         """
         return self.session.request(
             "GET",
@@ -349,8 +343,9 @@ class Repository:
 
     def cancel_upload(self, location: str) -> None:
         """DELETE an upload session; best effort (the registry expires abandoned sessions anyway),
-        sent even when the run's deadline has passed (with a short one of its own)."""
-        with contextlib.suppress(*_NO_ANSWER):
+        sent even when the run's deadline has passed or the run was interrupted (with a short
+        deadline of its own)."""
+        with contextlib.suppress(*_NO_ANSWER), cleaning_up():
             self.session.request(
                 "DELETE",
                 location,

@@ -1,16 +1,59 @@
-"""Streaming response bodies: reading them in chunks and giving their connections back."""
+"""Response bodies: streaming them in chunks, reading small ones whole under a cap, and giving their
+connections back."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import urllib3
 from urllib3.exceptions import HTTPError
 
 from promoter.deadline import Deadline
-from promoter.errors import DeadlineExceededError, RegistryUnreachableError
+from promoter.errors import (
+    AnswerTooLargeError,
+    DeadlineExceededError,
+    RegistryUnreachableError,
+    RunInterruptedError,
+)
 from promoter.transport.responses import reason
+from promoter.transport.watch import Broken, Exchange, exchange_of
+
+#: Bytes asked of the socket per read while a body streams: small enough that a slow but moving body
+#: shows progress to the stall rule, large enough to cost nothing on a fast link.
+_READ_SIZE = 256 * 1024
+
+
+def broken_error(
+    exchange: Exchange | None,
+    what: str,
+    peer: str,
+    exc: BaseException | None,
+    deadline: Deadline | None,
+) -> DeadlineExceededError | RegistryUnreachableError | RunInterruptedError:
+    """The error for an exchange that failed while sending or reading: why the watchdog cut it, when
+    it did, else the connection's own failure."""
+    why = exchange.broken if exchange is not None else None
+    if why is Broken.INTERRUPTED:
+        return RunInterruptedError(f"{what}: interrupted")
+    if why is Broken.DEADLINE or (why is None and deadline is not None and deadline.expired):
+        seconds = deadline.seconds if deadline is not None else 0
+        return DeadlineExceededError(
+            f"{what}: gave up after the {seconds:g} s deadline (waiting for {peer})"
+        )
+    if why is Broken.NO_ANSWER and exchange is not None:
+        return RegistryUnreachableError(
+            f"{what}: no complete answer from {peer} within {exchange.pace.answer_seconds:g} s"
+        )
+    if why is Broken.STALLED and exchange is not None:
+        pace = exchange.pace
+        return RegistryUnreachableError(
+            f"{what}: stalled: {peer} moved less than {pace.stall_bytes} bytes in "
+            f"{pace.stall_window:g} s"
+        )
+    return RegistryUnreachableError(
+        f"{what}: connection to {peer} lost: {reason(exc) if exc is not None else 'cut'}"
+    )
 
 
 def iter_body(
@@ -20,43 +63,91 @@ def iter_body(
     *,
     deadline: Deadline | None = None,
 ) -> Iterator[bytes]:
-    """Stream a response body in chunks of at most ``chunk_size`` bytes, turning a dropped connection
-    into our error.
+    """Stream a response body in chunks of about ``chunk_size`` bytes (the last may be shorter),
+    turning a dropped, stalled or overdue connection into our error.
 
-    urllib3 enforces Content-Length, so a body cut short raises here instead of ending quietly. With a
-    deadline, a watchdog shuts the connection down when it passes: a body that drips a byte at a time
-    (each byte restarting the socket's read timeout) or stalls cannot outlast it.
+    urllib3 enforces Content-Length, so a body cut short raises here instead of ending quietly. The
+    exchange's watchdog (:mod:`promoter.transport.watch`) cuts a body that stalls or outlasts the
+    deadline, however it drips.
 
     Raises:
-        RegistryUnreachableError: the connection was lost while reading.
+        RegistryUnreachableError: the connection was lost or stalled while reading.
         DeadlineExceededError: the deadline passed while reading.
     """
-    watchdog = None
-    if deadline is not None:
-        watchdog = threading.Timer(deadline.remaining(), response.shutdown)
-        watchdog.daemon = True
-        watchdog.start()
+    exchange = exchange_of(response)
+    pending: list[bytes] = []
+    size = 0
     try:
-        for chunk in response.stream(chunk_size, decode_content=False):
+        while True:
+            piece = response.read1(_READ_SIZE, decode_content=False)
+            if not piece:
+                break
+            if exchange is not None:
+                exchange.moved(len(piece))
             if deadline is not None:
                 deadline.check(what)
-            yield chunk
+            pending.append(piece)
+            size += len(piece)
+            if size >= chunk_size:
+                yield b"".join(pending)
+                pending, size = [], 0
     except (HTTPError, OSError) as exc:
-        if deadline is not None and deadline.expired:
-            raise DeadlineExceededError(
-                f"{what}: gave up after the {deadline.seconds:g} s deadline while reading"
-            ) from exc
-        raise RegistryUnreachableError(
-            f"{what}: connection lost while reading: {reason(exc)}"
-        ) from exc
-    finally:
-        if watchdog is not None:
-            watchdog.cancel()
+        raise broken_error(exchange, what, _peer(response), exc, deadline) from exc
+    if exchange is not None and exchange.broken is not None:
+        # Cut: the end of the stream is not the end of the body (without a Content-Length,
+        # nothing else would tell).
+        raise broken_error(exchange, what, _peer(response), None, deadline)
+    if pending:
+        yield b"".join(pending)
+
+
+def read_whole(
+    response: urllib3.BaseHTTPResponse,
+    limit: int,
+    what: str,
+    exchange: Exchange | None = None,
+    *,
+    truncate: bool = False,
+) -> bytes:
+    """Read a body whole, refusing it as soon as it grows past ``limit`` bytes (with ``truncate``,
+    keeping its first ``limit`` bytes and closing the connection instead).
+
+    Raises:
+        AnswerTooLargeError: the body (or its announced Content-Length) exceeds ``limit``.
+        urllib3 HTTPError, OSError: the connection failed (the caller words it).
+    """
+    announced = response.headers.get("Content-Length", "")
+    if announced.isdigit() and int(announced) > limit and not truncate:
+        response.close()
+        raise AnswerTooLargeError(f"{what}: the answer is {announced} bytes, more than {limit}")
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        piece = response.read1(min(_READ_SIZE, limit + 1 - size), decode_content=False)
+        if not piece:
+            return b"".join(parts)
+        size += len(piece)
+        if exchange is not None:
+            exchange.moved(len(piece))
+        if size > limit:
+            response.close()
+            if truncate:
+                return b"".join(parts) + piece[: limit - (size - len(piece))]
+            raise AnswerTooLargeError(f"{what}: the answer is larger than {limit} bytes")
+        parts.append(piece)
 
 
 def release(response: urllib3.BaseHTTPResponse) -> None:
     """Give a streamed response's connection back: to the pool if the body was read to its end,
     else closed, so that unread bytes can never be taken for the next response on it."""
+    exchange = exchange_of(response)
+    if exchange is not None:
+        exchange.finish()
     if not response.closed:  # http.client closes the body once it has been read to its end
         response.close()
     response.release_conn()
+
+
+def _peer(response: urllib3.BaseHTTPResponse) -> str:
+    url = response.url or ""
+    return urlsplit(url).netloc or "the registry"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import urllib3
-from urllib3.exceptions import HTTPError, MaxRetryError, NewConnectionError, ProtocolError, SSLError
+from urllib3.exceptions import SSLError
 
 from promoter.errors import RegistryUnreachableError
 from promoter.reference import api_host, is_loopback_host
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from promoter.deadline import Deadline
     from promoter.transport.session import RegistrySession
 
-#: Seconds an insecure host's HTTPS probe may wait for an answer.
+#: Seconds a probe for the scheme may wait for an answer.
 _PROBE_READ_TIMEOUT = 10.0
 
 
@@ -47,19 +47,21 @@ def _plain_first(
     """Loopback: plain HTTP unless the server turns out to speak TLS.
 
     A TLS server answers plain HTTP with 400 (Go's "Client sent an HTTP request to an HTTPS server")
-    or drops the connection.
+    or drops the connection; after a drop, HTTPS is tried, and when that fails too the drop is what
+    is reported (a server that does not answer is not a TLS failure). A refused connection is
+    reported at once: nothing listens there.
     """
     try:
-        response = session.raw(
-            "GET",
-            f"http://{host}/v2/",
-            headers={},
-            body=None,
-            what=f"ping {session.registry}",
-            deadline=deadline,
-        )
-    except RegistryUnreachableError:
-        return f"https://{host}", None
+        response = _probe(session, f"http://{host}/v2/", deadline)
+    except RegistryUnreachableError as plain_failure:
+        if not plain_failure.retryable:
+            raise
+        try:
+            return f"https://{host}", _probe(session, f"https://{host}/v2/", deadline)
+        except RegistryUnreachableError as tls_failure:
+            if _is_certificate_failure(tls_failure):
+                raise
+            raise plain_failure from None
     if response.status == 400 and b"HTTPS" in (response.data or b""):
         return f"https://{host}", None
     return f"http://{host}", response
@@ -70,23 +72,29 @@ def _tls_first(
 ) -> tuple[str, urllib3.BaseHTTPResponse | None]:
     """Insecure hosts, as docker treats them: HTTPS (unverified) first, plain HTTP when the server
     does not speak TLS."""
-    transport = session.transport
-    pool = transport.pool_for(f"https://{host}/", session.registry)
-    read = _PROBE_READ_TIMEOUT if deadline is None else deadline.cap(_PROBE_READ_TIMEOUT)
     try:
-        response = pool.request(
-            "GET",
-            f"https://{host}/v2/",
-            redirect=False,
-            preload_content=True,
-            timeout=urllib3.Timeout(connect=transport.options.connect_timeout, read=read),
-        )
-    except SSLError as exc:
-        if is_certificate_failure(exc):
+        return f"https://{host}", _probe(session, f"https://{host}/v2/", deadline)
+    except RegistryUnreachableError as exc:
+        if _is_certificate_failure(exc):
             return f"https://{host}", None
         return f"http://{host}", None
-    except (NewConnectionError, ProtocolError, MaxRetryError):
-        return f"http://{host}", None
-    except HTTPError:
-        return f"https://{host}", None
-    return f"https://{host}", response
+
+
+def _probe(
+    session: RegistrySession, url: str, deadline: Deadline | None
+) -> urllib3.BaseHTTPResponse:
+    """``GET /v2/`` to find the scheme, answered within the probe's shorter time."""
+    return session.raw(
+        "GET",
+        url,
+        headers={},
+        body=None,
+        what=f"ping {session.registry}",
+        deadline=deadline,
+        answer_seconds=_PROBE_READ_TIMEOUT,
+    )
+
+
+def _is_certificate_failure(error: RegistryUnreachableError) -> bool:
+    cause = error.__cause__
+    return isinstance(cause, SSLError) and is_certificate_failure(cause)

@@ -10,13 +10,51 @@ from pathlib import Path
 from typing import Any
 
 import urllib3
+from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.exceptions import InsecureRequestWarning
 
 from promoter.errors import ConfigError, Remedy
 from promoter.transport.retry import RetryPolicy
+from promoter.transport.watch import Pace, attach_current
 from promoter.version import __version__
 
 USER_AGENT = f"promoter/{__version__}"
+#: The most bytes of an answer read whole (a token, a tag list, an error, the ping); manifests have their
+#: own cap (``promoter.remote.repository.MAX_MANIFEST_BYTES``) and blobs stream.
+ANSWER_LIMIT = 4 * 1024 * 1024
+
+
+class _WatchedHTTPConnection(HTTPConnection):
+    """A connection that attaches itself to the exchange being sent on this thread
+    (:mod:`promoter.transport.watch`), so the watchdog can cut it."""
+
+    def connect(self) -> None:
+        attach_current(self)
+        super().connect()
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        attach_current(self)
+        super().request(*args, **kwargs)
+
+
+class _WatchedHTTPSConnection(HTTPSConnection):
+    """:class:`_WatchedHTTPConnection` over TLS."""
+
+    def connect(self) -> None:
+        attach_current(self)
+        super().connect()
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        attach_current(self)
+        super().request(*args, **kwargs)
+
+
+class _WatchedHTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +69,13 @@ class TransportOptions:
             registry standing in for a real-looking name); the scheme of the URL is used as given.
         retry: the retry policy for requests whose body can be sent again.
         connect_timeout: seconds to establish a connection.
-        read_timeout: seconds of silence on an open connection before giving up.
+        read_timeout: seconds a registry may take to answer a request as a whole (status line,
+            headers and a body read whole), however it drips them; also the longest silence on a
+            connection.
+        stall_window: seconds over which a streaming body (a blob) must move ``stall_bytes``.
+        stall_bytes: the fewest bytes a streaming body must move in each window; less is a stall,
+            retried like a dropped connection.
+        answer_limit: the most bytes of an answer read whole (a token, a tag list, an error body).
         pool_size: connections kept per host; at least the number of concurrent transfers.
     """
 
@@ -42,7 +86,15 @@ class TransportOptions:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     connect_timeout: float = 10.0
     read_timeout: float = 120.0
+    stall_window: float = 30.0
+    stall_bytes: int = 64 * 1024
+    answer_limit: int = ANSWER_LIMIT
     pool_size: int = 16
+
+    @property
+    def pace(self) -> Pace:
+        """The rules every exchange is held to (:mod:`promoter.transport.watch`)."""
+        return Pace(self.read_timeout, self.stall_window, self.stall_bytes)
 
 
 class ConnectionPools:
@@ -60,11 +112,17 @@ class ConnectionPools:
             "retries": False,
             "headers": {"User-Agent": USER_AGENT},
         }
-        self._plain = urllib3.PoolManager(**self._common)
+        self._plain = self._manager()
         self._verified: urllib3.PoolManager | None = None
         self._unverified: urllib3.PoolManager | None = None
         self._private: dict[str, urllib3.PoolManager] = {}
         self._lock = threading.Lock()
+
+    def _manager(self, **extra: Any) -> urllib3.PoolManager:
+        """A pool manager whose connections can be watched (:mod:`promoter.transport.watch`)."""
+        manager = urllib3.PoolManager(**self._common, **extra)
+        manager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+        return manager
 
     def _ssl_context(self, extra: Path | None = None) -> ssl.SSLContext:
         """The system trust store plus the common CA file (and a registry's own CA, if given).
@@ -101,19 +159,15 @@ class ConnectionPools:
                 if self._unverified is None:
                     # The user named this host insecure on purpose; the warning would only repeat it.
                     urllib3.disable_warnings(InsecureRequestWarning)
-                    self._unverified = urllib3.PoolManager(cert_reqs=ssl.CERT_NONE, **self._common)
+                    self._unverified = self._manager(cert_reqs=ssl.CERT_NONE)
                 return self._unverified
             own_ca = self.options.ca_files.get(registry)
             if own_ca is not None:
                 if registry not in self._private:
-                    self._private[registry] = urllib3.PoolManager(
-                        ssl_context=self._ssl_context(own_ca), **self._common
-                    )
+                    self._private[registry] = self._manager(ssl_context=self._ssl_context(own_ca))
                 return self._private[registry]
             if self._verified is None:
-                self._verified = urllib3.PoolManager(
-                    ssl_context=self._ssl_context(), **self._common
-                )
+                self._verified = self._manager(ssl_context=self._ssl_context())
             return self._verified
 
     def close(self) -> None:

@@ -16,6 +16,7 @@ from urllib3.exceptions import HTTPError, MaxRetryError, SSLError
 
 from promoter.errors import ERROR_BODY_LIMIT, RegistryError, RegistryErrorDetail
 from promoter.transport.retry import RETRYABLE_STATUSES, parse_retry_after
+from promoter.transport.watch import exchange_of
 
 
 def redact(url: str) -> str:
@@ -63,10 +64,23 @@ def is_certificate_failure(exc: SSLError) -> bool:
     return "CERTIFICATE_VERIFY_FAILED" in str(exc)
 
 
+#: The most bytes of an unwanted body (a redirect's, a 401's) read so its connection can be reused; a
+#: longer or endless one closes the connection instead.
+DRAIN_LIMIT = 64 * 1024
+
+
 def discard(response: urllib3.BaseHTTPResponse) -> None:
-    """Drain a little of an unwanted response so its connection can be reused, then release it."""
-    with contextlib.suppress(HTTPError):
-        response.drain_conn()
+    """Give an unwanted response's connection back: drained to the pool when what is left of its body
+    is known and small, else closed (a body without end is never read)."""
+    left = response.length_remaining
+    if left is not None and left <= DRAIN_LIMIT:
+        with contextlib.suppress(HTTPError, OSError):
+            response.drain_conn()
+    else:
+        response.close()
+    exchange = exchange_of(response)
+    if exchange is not None:
+        exchange.finish()
     response.release_conn()
 
 
@@ -87,7 +101,7 @@ def error_from(
     (distribution spec, "Error Codes").
     """
     try:
-        raw = response.data if preloaded else response.read(ERROR_BODY_LIMIT, decode_content=True)
+        raw = response.data if preloaded else response.read(ERROR_BODY_LIMIT, decode_content=False)
     except (HTTPError, OSError):
         raw = b""
     raw = (raw or b"")[:ERROR_BODY_LIMIT]

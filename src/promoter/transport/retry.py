@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import logging
 import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
 
 from promoter.deadline import Deadline
-from promoter.errors import DeadlineExceededError, RegistryError, RegistryUnreachableError
+from promoter.errors import (
+    DeadlineExceededError,
+    RegistryError,
+    RegistryUnreachableError,
+    RunInterruptedError,
+)
+from promoter.transport.watch import interrupted, pause
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -62,11 +67,13 @@ class RetryPolicy:
         An error that ran out of attempts is marked not retryable before it propagates, so an outer
         retry (a whole blob transfer around its requests) does not multiply the attempts. With a
         deadline, no wait goes past it: a retry that could not start in time fails at once with
-        :class:`~promoter.errors.DeadlineExceededError`, carrying the last error as its cause.
+        :class:`~promoter.errors.DeadlineExceededError`, carrying the last error as its cause. After
+        an interrupt (:func:`promoter.transport.watch.interrupt`) no retry starts.
 
         Raises:
             RegistryError, RegistryUnreachableError: the last attempt's error.
             DeadlineExceededError: the deadline passed.
+            RunInterruptedError: the run was interrupted.
         """
         attempt = 1
         while True:
@@ -75,6 +82,8 @@ class RetryPolicy:
             except (RegistryError, RegistryUnreachableError) as exc:
                 if not is_retryable(exc):
                     raise
+                if interrupted():
+                    raise RunInterruptedError(f"{what}: interrupted") from exc
                 wait = self.delay(attempt, exc) if attempt < self.attempts else None
                 if wait is None:
                     exc.retryable = False
@@ -86,7 +95,8 @@ class RetryPolicy:
                         f"{deadline.seconds:g} s deadline; last error: {exc}"
                     ) from exc
                 log.debug("retry %d/%d in %.2fs after: %s", attempt, self.attempts - 1, wait, exc)
-                time.sleep(wait)
+                if not pause(wait):
+                    raise RunInterruptedError(f"{what}: interrupted") from exc
                 attempt += 1
 
 

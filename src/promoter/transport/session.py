@@ -9,40 +9,34 @@ into :class:`~promoter.errors.RegistryError` and friends (:mod:`~promoter.transp
 
 from __future__ import annotations
 
+import io
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from urllib.parse import urljoin, urlsplit
 
 import urllib3
-from urllib3.exceptions import (
-    HTTPError,
-    MaxRetryError,
-    NameResolutionError,
-    NewConnectionError,
-    ProtocolError,
-    SSLError,
-)
-from urllib3.exceptions import (
-    TimeoutError as Urllib3TimeoutError,
-)
+from urllib3.exceptions import HTTPError, NameResolutionError, NewConnectionError, SSLError
 
 from promoter.authn.chain import CredentialChain
 from promoter.authn.store import Credential
 from promoter.deadline import Deadline, hold
 from promoter.errors import (
+    ERROR_BODY_LIMIT,
     AuthenticationError,
-    DeadlineExceededError,
     RegistryError,
     RegistryUnreachableError,
     Remedy,
 )
-from promoter.reference import api_host
+from promoter.reference import api_host, is_loopback_host
 from promoter.transport.auth import AuthFlow, CredentialProvider
+from promoter.transport.body import broken_error, read_whole
 from promoter.transport.discovery import discover_base
-from promoter.transport.pools import ConnectionPools, TransportOptions
+from promoter.transport.pools import USER_AGENT, ConnectionPools, TransportOptions
 from promoter.transport.responses import discard, error_from, origin, reason, redact
+from promoter.transport.watch import Exchange, hand_over, sending_on_this_thread, watch
 
 __all__ = ["Body", "RegistrySession", "Transport", "TransportOptions"]
 
@@ -169,6 +163,7 @@ class RegistrySession:
         what: str,
         retry: bool | None = None,
         deadline: Deadline | None = None,
+        limit: int | None = None,
     ) -> urllib3.BaseHTTPResponse:
         """Send one request, authenticating as the registry demands.
 
@@ -187,11 +182,14 @@ class RegistrySession:
             what: the operation, for error messages ("pull manifest app:1.0").
             retry: retry transient failures; defaults to True unless the body is a one-shot iterable.
             deadline: when the whole request, retries and waits included, must be over.
+            limit: the most bytes of the body when it is read whole (not ``stream``); the options'
+                ``answer_limit`` by default.
 
         Raises:
             RegistryError: an unexpected status (AuthenticationError for 401/403).
-            RegistryUnreachableError: no HTTP answer.
+            RegistryUnreachableError: no (complete) HTTP answer, or a stalled one.
             DeadlineExceededError: the deadline passed.
+            AnswerTooLargeError: the body read whole is larger than ``limit``.
         """
         replayable = body is None or isinstance(body, bytes)
         if retry is None:
@@ -212,6 +210,7 @@ class RegistrySession:
                 what=what,
                 replayable=replayable,
                 deadline=deadline,
+                limit=limit,
             )
 
         if retry:
@@ -240,6 +239,7 @@ class RegistrySession:
         what: str,
         replayable: bool,
         deadline: Deadline | None,
+        limit: int | None,
     ) -> urllib3.BaseHTTPResponse:
         url = self._absolute(path, deadline)
         base = self.base(deadline)
@@ -261,6 +261,7 @@ class RegistrySession:
                 replayable=replayable,
                 sends_auth=sends_auth,
                 deadline=deadline,
+                limit=limit,
             )
             if follow_redirects:
                 response, url = self._follow(
@@ -272,6 +273,7 @@ class RegistrySession:
                     what=what,
                     stream=stream,
                     deadline=deadline,
+                    limit=limit,
                 )
             if credential is not None and response.status not in (401, 403):
                 self.auth.prove(credential)
@@ -318,6 +320,7 @@ class RegistrySession:
         replayable: bool,
         sends_auth: bool,
         deadline: Deadline | None,
+        limit: int | None,
     ) -> tuple[urllib3.BaseHTTPResponse, dict[str, str], Credential | None]:
         """One request, answering a 401 challenge once; returns the response, the headers sent and the
         credential behind them."""
@@ -342,6 +345,7 @@ class RegistrySession:
                 what=what,
                 stream=stream,
                 deadline=deadline,
+                limit=limit,
             )
             if response.status != 401 or second_try or not sends_auth:
                 break
@@ -376,14 +380,30 @@ class RegistrySession:
         what: str,
         stream: bool,
         deadline: Deadline | None,
+        limit: int | None,
     ) -> tuple[urllib3.BaseHTTPResponse, str]:
-        """Follow redirects (blob downloads to storage); returns the last response and its URL."""
+        """Follow redirects (blob downloads to storage); returns the last response and its URL.
+
+        Raises:
+            RegistryError: a redirect to a URL that is not http or https (not retried).
+        """
         for _ in range(_MAX_REDIRECTS):
             location = response.headers.get("Location")
             if response.status not in _REDIRECTS or not location:
                 break
             discard(response)
-            url = urljoin(url, location)  # a Location may be relative to the request URL
+            target = urljoin(url, location)  # a Location may be relative to the request URL
+            scheme = urlsplit(target).scheme.lower()
+            if scheme not in ("http", "https"):
+                raise RegistryError(
+                    method,
+                    redact(url),
+                    response.status,
+                    what=what,
+                    hint=f"it redirects to a {scheme or 'scheme-less'} URL; only http and https "
+                    "are followed",
+                )
+            url = target
             follow_headers = dict(headers)
             if origin(url) != own_origin:
                 # Presigned storage URLs (S3 behind ECR) carry their own signature; the registry's
@@ -397,6 +417,7 @@ class RegistrySession:
                 what=what,
                 stream=stream,
                 deadline=deadline,
+                limit=limit,
             )
         return response, url
 
@@ -410,70 +431,175 @@ class RegistrySession:
         what: str,
         stream: bool = False,
         deadline: Deadline | None = None,
+        limit: int | None = None,
+        answer_seconds: float | None = None,
     ) -> urllib3.BaseHTTPResponse:
-        """One HTTP exchange, no auth flow and no retry; failures without an answer become
-        :class:`~promoter.errors.RegistryUnreachableError`.
+        """One HTTP exchange, no auth flow and no retry, watched as a whole
+        (:mod:`~promoter.transport.watch`): the answer must come within the answer time however it
+        drips, a streamed body must keep moving, and nothing outlasts the deadline.
 
-        With a deadline, the connect and read timeouts are cut to what is left of it.
+        Args:
+            limit: the most bytes of a body read whole (default ``answer_limit`` of the options).
+            stream: leave the body unread; the caller streams it
+                (:func:`~promoter.transport.body.iter_body`) and releases it.
+            answer_seconds: a shorter wait for the answer than the options' ``read_timeout``.
+
+        Raises:
+            RegistryUnreachableError: no (complete) answer, a stall, a refused connection.
+            DeadlineExceededError: the deadline passed.
+            AnswerTooLargeError: a body read whole is larger than ``limit``.
+            RunInterruptedError: the run was interrupted.
         """
-        owner = self.registry if urlsplit(url).netloc == self._netloc else ""
+        parts = urlsplit(url)
+        peer = parts.netloc
+        owner = self.registry if peer == self._netloc else ""
         pool = self.transport.pool_for(url, owner)
         options = self.transport.options
-        timeout = urllib3.Timeout(connect=options.connect_timeout, read=options.read_timeout)
+        pace = options.pace
+        if answer_seconds is not None and answer_seconds < pace.answer_seconds:
+            pace = replace(pace, answer_seconds=answer_seconds)
+        connect, read = options.connect_timeout, pace.answer_seconds
         if deadline is not None:
             deadline.check(what)
-            timeout = urllib3.Timeout(
-                connect=deadline.cap(options.connect_timeout),
-                read=deadline.cap(options.read_timeout),
-            )
+            connect, read = deadline.cap(connect), deadline.cap(read)
+        exchange = Exchange(pace, deadline)
+        if body is not None and not isinstance(body, bytes):
+            body = exchange.sending(body)
+        watch(exchange)
+        if exchange.broken is not None:  # interrupted before it started
+            raise broken_error(exchange, what, peer, None, deadline)
         started = time.monotonic()
+        handed_over = False
         try:
-            response = pool.request(
+            response = self._send(
+                pool,
                 method,
                 url,
-                headers=dict(headers),
+                headers={"User-Agent": USER_AGENT, **headers},
                 body=body,
-                redirect=False,
-                preload_content=not stream,
-                decode_content=False,
-                timeout=timeout,
+                timeout=urllib3.Timeout(connect=connect, read=read),
+                exchange=exchange,
+                what=what,
+                deadline=deadline,
             )
+            if log.isEnabledFor(logging.DEBUG):  # redact parses the URL: not on every request
+                log.debug(
+                    "%s %s -> %d (%.0f ms)",
+                    method,
+                    redact(url),
+                    response.status,
+                    (time.monotonic() - started) * 1000,
+                )
+            if stream:
+                hand_over(response, exchange)
+                handed_over = True
+                return response
+            return self._read_whole(response, exchange, what, peer, limit=limit, deadline=deadline)
+        finally:
+            if not handed_over:
+                exchange.finish()
+
+    def _send(
+        self,
+        pool: urllib3.PoolManager,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        body: Body,
+        timeout: urllib3.Timeout,
+        exchange: Exchange,
+        what: str,
+        deadline: Deadline | None,
+    ) -> urllib3.BaseHTTPResponse:
+        """Send the request and receive the status line and headers, turning failures into our
+        errors (see :meth:`raw`)."""
+        parts = urlsplit(url)
+        peer = parts.netloc
+        try:
+            with sending_on_this_thread(exchange):
+                response = pool.request(
+                    method,
+                    url,
+                    headers=dict(headers),  # replaces the pool's own headers: User-Agent included
+                    body=body,
+                    redirect=False,
+                    preload_content=False,
+                    decode_content=False,
+                    timeout=timeout,
+                )
         except NameResolutionError as exc:
             raise RegistryUnreachableError(
-                f"{what}: cannot resolve host {urlsplit(url).hostname}",
+                f"{what}: cannot resolve host {parts.hostname}",
                 retryable=False,
                 hint="check the registry name",
             ) from exc
         except SSLError as exc:
+            if exchange.broken is not None:
+                raise broken_error(exchange, what, peer, exc, deadline) from exc
             raise RegistryUnreachableError(
-                f"{what}: TLS failure talking to {urlsplit(url).netloc}: {reason(exc)}",
+                f"{what}: TLS failure talking to {peer}: {reason(exc)}",
                 retryable=False,
                 hint="trust the registry's CA if it uses a private one",
                 remedy=Remedy.TRUST_CA,
             ) from exc
         except NewConnectionError as exc:
+            # Nothing listens there: on this machine that does not change in a few seconds.
             raise RegistryUnreachableError(
-                f"{what}: cannot connect to {urlsplit(url).netloc}: {reason(exc)}"
+                f"{what}: cannot connect to {peer}: {reason(exc)}",
+                retryable=not is_loopback_host(peer),
             ) from exc
-        except (ProtocolError, Urllib3TimeoutError, MaxRetryError) as exc:
-            if deadline is not None and deadline.expired:
-                raise DeadlineExceededError(
-                    f"{what}: gave up after the {deadline.seconds:g} s deadline (no answer from "
-                    f"{urlsplit(url).netloc})"
-                ) from exc
+        except (HTTPError, OSError) as exc:
+            if exchange.broken is not None or (deadline is not None and deadline.expired):
+                raise broken_error(exchange, what, peer, exc, deadline) from exc
             raise RegistryUnreachableError(
-                f"{what}: connection to {urlsplit(url).netloc} failed: {reason(exc)}"
+                f"{what}: connection to {peer} failed: {reason(exc)}"
             ) from exc
-        except HTTPError as exc:
-            raise RegistryUnreachableError(
-                f"{what}: {method} {redact(url)} failed: {reason(exc)}"
-            ) from exc
-        if log.isEnabledFor(logging.DEBUG):  # redact parses the URL: not on every request
-            log.debug(
-                "%s %s -> %d (%.0f ms)",
-                method,
-                redact(url),
-                response.status,
-                (time.monotonic() - started) * 1000,
-            )
+        if exchange.broken is not None:
+            # Cut while the headers arrived: http.client takes the end of the stream for the end
+            # of the headers, so what came back is not the registry's answer.
+            response.close()
+            response.release_conn()
+            raise broken_error(exchange, what, peer, None, deadline)
         return response
+
+    def _read_whole(
+        self,
+        response: urllib3.BaseHTTPResponse,
+        exchange: Exchange,
+        what: str,
+        peer: str,
+        *,
+        limit: int | None,
+        deadline: Deadline | None,
+    ) -> urllib3.BaseHTTPResponse:
+        """The response with its body read whole under the cap, its connection given back. An error
+        answer's body is only read up to :data:`~promoter.errors.ERROR_BODY_LIMIT` (the rest is
+        dropped with the connection): it is only ever quoted."""
+        error_answer = response.status >= 300
+        cap = self.transport.options.answer_limit if limit is None else limit
+        try:
+            data = read_whole(
+                response,
+                ERROR_BODY_LIMIT if error_answer else cap,
+                what,
+                exchange,
+                truncate=error_answer,
+            )
+            if exchange.broken is not None:  # cut: the end of the stream was not the body's end
+                raise broken_error(exchange, what, peer, None, deadline)
+        except (HTTPError, OSError) as exc:
+            response.close()
+            raise broken_error(exchange, what, peer, exc, deadline) from exc
+        finally:
+            exchange.finish()
+            response.release_conn()
+        return urllib3.HTTPResponse(
+            body=io.BytesIO(data),
+            headers=response.headers,
+            status=response.status,
+            reason=response.reason,
+            request_url=response.url,
+            preload_content=True,
+            decode_content=False,
+        )
