@@ -156,10 +156,24 @@ def _service_account(settings: HookSettings) -> dict[str, Any]:
     }
 
 
+def run_timeout(active_deadline_seconds: int) -> int:
+    """The ``--timeout`` a hook Job passes to promoter: 80 % of its ``activeDeadlineSeconds``, so that
+    promoter gives up and says why before Kubernetes kills the pod silently (the rest covers
+    scheduling and the image pull, which the Job's deadline counts too). The Helm chart and the
+    Kustomize component apply the same rule."""
+    return active_deadline_seconds * 4 // 5
+
+
 def _job(
     settings: HookSettings, source_registry: str, images: Sequence[str], *, with_config: bool
 ) -> dict[str, Any]:
-    args = ["sync", "--from-registry", source_registry]
+    args = [
+        "sync",
+        "--timeout",
+        str(run_timeout(settings.active_deadline_seconds)),
+        "--from-registry",
+        source_registry,
+    ]
     if with_config:
         args += ["--config", f"{CONFIG_DIR}/promoter.yaml"]
     for image in images:

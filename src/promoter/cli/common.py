@@ -6,13 +6,19 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import signal
 import sys
-from collections.abc import Callable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from promoter.app.runtime import Runtime, RuntimeSettings, SecretScrubber
 from promoter.errors import ConfigError
 from promoter.remote.copy import DEFAULT_JOBS
+from promoter.transport.watch import interrupt, interrupted
 
 if TYPE_CHECKING:
     from promoter.cli.progress import TerminalProgress
@@ -24,12 +30,14 @@ __all__ = [
     "as_json",
     "build_runtime",
     "build_runtime_settings",
+    "check_output_path",
     "configure_logging",
     "error",
     "human_size",
     "int_at_least",
     "log",
     "print_table",
+    "stop_on_signals",
     "terminal_progress",
     "warn",
 ]
@@ -167,3 +175,43 @@ def human_size(nbytes: int) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{nbytes} B"
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """Ctrl-C (SIGINT) and SIGTERM stop the run promptly while the block runs: the first cuts every
+    registry exchange and stops retries (:func:`promoter.transport.watch.interrupt`), so each operation
+    ends with an "interrupted" error and the command reports what completed; a second one exits at
+    once (130), without a traceback. Outside the main thread (a caller's thread), nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(_signum: int, _frame: object) -> None:
+        if interrupted():
+            os.write(2, b"promoter: error: interrupted again: stopping at once\n")
+            os._exit(130)
+        interrupt()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def check_output_path(path: Path, what: str) -> None:
+    """Check, before any work starts, that a file can be written at ``path``.
+
+    Raises:
+        ConfigError: ``path`` is a directory, its directory does not exist, or either is not
+            writable.
+    """
+    parent = path.parent if str(path.parent) else Path()
+    if path.is_dir():
+        raise ConfigError(f"{what} {path}: is a directory; give a file name")
+    if not parent.is_dir():
+        raise ConfigError(f"{what} {path}: directory {parent} does not exist; create it first")
+    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise ConfigError(f"{what} {path}: not writable; choose another path")

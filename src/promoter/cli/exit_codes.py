@@ -5,11 +5,12 @@
 | 1 | failed: a registry error, an unreachable host, a digest mismatch, a credential failure, a deadline |
 | 2 | bad input or usage: a reference, an option, a file |
 | 3 | refused by a safety rule: a destination tag that would move |
+| 130 | interrupted (Ctrl-C, SIGTERM): what completed is reported, nothing half-written is tagged |
 """
 
 from __future__ import annotations
 
-from promoter.errors import InputError, PromoterError, Remedy
+from promoter.errors import InputError, PromoterError, Remedy, RunInterruptedError
 from promoter.outcome import Outcome, outcome_of
 
 EXIT_OK = 0
@@ -17,6 +18,10 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_REFUSED = 3
 EXIT_INTERRUPTED = 130
+
+#: Seconds a command that talks to registries may run (``--timeout``): well inside the 600 s
+#: ``activeDeadlineSeconds`` of the hook Job, whose packagings pass 80 % of theirs explicitly.
+DEFAULT_TIMEOUT = 480.0
 
 _BY_OUTCOME = {Outcome.DONE: EXIT_OK, Outcome.REFUSED: EXIT_REFUSED, Outcome.FAILED: EXIT_FAILED}
 
@@ -38,6 +43,8 @@ def exit_code_for(error: BaseException) -> int:
     """The exit code of a command that ended with ``error``: 2 for bad input, else by outcome."""
     if isinstance(error, InputError):
         return EXIT_USAGE
+    if isinstance(error, RunInterruptedError):
+        return EXIT_INTERRUPTED
     return exit_code_of(outcome_of(error))
 
 

@@ -49,6 +49,7 @@ def _plan(
         manifests=args.manifests,
         rendering=early,
         check_hook_file=True,
+        deadline=args.deadline,
     )
     print_plan(plan, as_json(args))
     if plan.hook_file is not None and not as_json(args):
@@ -84,12 +85,20 @@ def _sync(
 ) -> int:
     name = args.target if args.command == "promote" else args.environment
     manifests = getattr(args, "manifests", None)
-    plan = plan_environment(runtime, config, name, manifests=manifests, only=only, rendering=early)
+    plan = plan_environment(
+        runtime,
+        config,
+        name,
+        manifests=manifests,
+        only=only,
+        rendering=early,
+        deadline=args.deadline,
+    )
     return sync_and_print(plan, args, runtime)
 
 
 def _status(config: PromoterConfig, args: argparse.Namespace, runtime: Runtime) -> int:
-    matrix = status_matrix(runtime, config)
+    matrix = status_matrix(runtime, config, deadline=args.deadline)
     if as_json(args):
         print(json.dumps(status_json(matrix)))
         return EXIT_OK
@@ -125,6 +134,7 @@ def _promote(config: PromoterConfig, args: argparse.Namespace, runtime: Runtime)
         args.modules,
         every_module=args.all,
         pin_digest=args.pin_digest,
+        deadline=args.deadline,
     )
     for note in promotion.notes:
         print(note, file=sys.stderr)

@@ -52,5 +52,5 @@ def run_image_sync(args: argparse.Namespace, scrub: SecretScrubber) -> int:
     if config_path is None and (Path.cwd() / CONFIG_NAME).is_file():
         config_path = Path.cwd() / CONFIG_NAME
     with build_runtime(args, scrub, registries=registry_settings_of(config_path)) as runtime:
-        plan = plan_references(runtime, texts, source_registry)
+        plan = plan_references(runtime, texts, source_registry, deadline=args.deadline)
         return sync_and_print(plan, args, runtime)

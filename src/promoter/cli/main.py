@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,9 +32,11 @@ from promoter.cli.common import (
     human_size,
     int_at_least,
     log,
+    stop_on_signals,
     terminal_progress,
 )
 from promoter.cli.exit_codes import (
+    DEFAULT_TIMEOUT,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -42,11 +45,13 @@ from promoter.cli.exit_codes import (
     exit_code_for,
     exit_code_of,
 )
+from promoter.deadline import Deadline
 from promoter.errors import InputError, PromoterError
 from promoter.outcome import outcome_of, worst
 from promoter.reference import parse_reference
 from promoter.remote.copy import CopyOptions, CopyResult
 from promoter.remote.repository import resolve_digest
+from promoter.transport.watch import interrupted
 from promoter.version import __version__
 
 
@@ -81,6 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         metavar="N",
         help="retries of a failed request on 408/429/5xx or a dropped connection (default 4)",
+    )
+    group.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=argparse.SUPPRESS,
+        metavar="SECONDS",
+        help=f"give up on the whole run after SECONDS (default {DEFAULT_TIMEOUT:g}; 0 for no "
+        "limit); keep it below the hook Job's activeDeadlineSeconds",
     )
     group.add_argument(
         "-o",
@@ -154,6 +167,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _seconds(text: str) -> float:
+    """An argparse type for ``--timeout``: a non-negative, finite number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more seconds, got {text!r}")
+    return value
+
+
 def _add_config_option(parser: argparse.ArgumentParser) -> None:
     """``--config PATH``: registry settings (endpoints, CAs, ECR) from a promoter.yaml."""
     parser.add_argument(
@@ -174,6 +198,16 @@ def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None) -> i
     debug = bool(getattr(args, "debug", False))
     scrub = SecretScrubber()
     configure_logging(debug, scrub)
+    timeout = getattr(args, "timeout", DEFAULT_TIMEOUT)
+    args.deadline = Deadline.after(timeout) if timeout > 0 else None
+    with stop_on_signals():
+        code = _run_command(args, scrub, stdin, debug=debug)
+    return EXIT_INTERRUPTED if interrupted() else code
+
+
+def _run_command(
+    args: argparse.Namespace, scrub: SecretScrubber, stdin: TextIO | None, *, debug: bool
+) -> int:
     try:
         if args.command == "copy":
             return _copy(args, scrub)
@@ -228,7 +262,9 @@ def _copy(args: argparse.Namespace, scrub: SecretScrubber) -> int:
     display = progress if progress is not None else contextlib.nullcontext()
     options = CopyOptions(force=args.force, include_foreign=args.include_foreign, jobs=args.jobs)
     with _copy_runtime(args, scrub) as runtime, display:
-        outcomes = copy_images(runtime, pairs, options=options, progress=progress)
+        outcomes = copy_images(
+            runtime, pairs, options=options, progress=progress, deadline=args.deadline
+        )
     if len(pairs) == 1 and isinstance(outcomes[0], PromoterError):
         if as_json(args):
             failure = outcomes[0]
@@ -270,7 +306,7 @@ def _print_result(result: CopyResult, json_output: bool) -> None:
 def _digest(args: argparse.Namespace, scrub: SecretScrubber) -> int:
     reference = parse_reference(args.reference)
     with _copy_runtime(args, scrub) as runtime:
-        digest = resolve_digest(runtime.transport, reference)
+        digest = resolve_digest(runtime.transport, reference, deadline=args.deadline)
     if as_json(args):
         print(json.dumps({"reference": str(reference), "digest": str(digest)}))
     else:
@@ -292,6 +328,8 @@ def _login(args: argparse.Namespace, scrub: SecretScrubber, stdin: TextIO) -> in
         raise InputError("empty password on standard input")
     scrub.remember(password)
     settings = build_runtime_settings(args)
-    where = login(settings, registry, args.username, password, scrubber=scrub)
+    where = login(
+        settings, registry, args.username, password, scrubber=scrub, deadline=args.deadline
+    )
     print(f"Login succeeded: credentials for {registry} stored in {where}", file=sys.stderr)
     return EXIT_OK

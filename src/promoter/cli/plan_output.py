@@ -16,7 +16,7 @@ from promoter.app.plan import EnvironmentPlan
 from promoter.app.runtime import Runtime
 from promoter.app.sync import SyncReport, carry_out
 from promoter.app.wire import plan_json, sync_json
-from promoter.cli.common import as_json, error, print_table, terminal_progress
+from promoter.cli.common import as_json, check_output_path, error, print_table, terminal_progress
 from promoter.cli.exit_codes import exit_code_of
 from promoter.errors import ConfigError
 from promoter.planning.plan import PlanStatus
@@ -32,10 +32,12 @@ def sync_and_print(plan: EnvironmentPlan, args: argparse.Namespace, runtime: Run
         print_plan(plan, as_json(args))
         return exit_code_of(plan.outcome)
     report_path: Path | None = getattr(args, "report", None)
+    if report_path is not None:
+        check_output_path(report_path, "--report")
     progress = terminal_progress(args)
     display = progress if progress is not None else contextlib.nullcontext()
     with display:
-        report = carry_out(runtime, plan, progress=progress)
+        report = carry_out(runtime, plan, progress=progress, deadline=args.deadline)
     if report_path is not None:
         write_report(report_path, report)
     print_sync(report, as_json(args))
@@ -68,14 +70,18 @@ def print_plan(plan: EnvironmentPlan, json_output: bool) -> None:
 
 
 def write_report(path: Path, report: SyncReport) -> None:
-    """``--report FILE``: the sync's JSON, indented.
+    """``--report FILE``: the sync's JSON, indented, written whole or not at all (a temporary file
+    beside it, renamed over it).
 
     Raises:
         ConfigError: the file cannot be written.
     """
+    partial = path.with_name(f".{path.name}.partial")
     try:
-        path.write_text(json.dumps(sync_json(report), indent=2) + "\n", encoding="utf-8")
+        partial.write_text(json.dumps(sync_json(report), indent=2) + "\n", encoding="utf-8")
+        partial.replace(path)
     except OSError as exc:
+        partial.unlink(missing_ok=True)
         raise ConfigError(f"cannot write report {path}: {exc.strerror}") from exc
 
 

@@ -44,9 +44,14 @@ def is_hook(document: Mapping[str, Any]) -> bool:
     return any(
         isinstance(c, Mapping)
         and list(c.get("command") or [])[-1:] == ["promoter"]
-        and list(c.get("args") or [])[:2] == ["sync", "--from-registry"]
+        and _runs_sync_from_registry(c.get("args"))
         for c in containers or []
     )
+
+
+def _runs_sync_from_registry(args: object) -> bool:
+    """``sync ... --from-registry ...``, whatever options come between (``--timeout``)."""
+    return isinstance(args, list) and args[:1] == ["sync"] and "--from-registry" in args
 
 
 def hook_images_path(overlay: Path) -> Path | None:
