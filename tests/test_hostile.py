@@ -1,0 +1,325 @@
+"""Registries that misbehave (devtools.hostile_registry) cost promoter bounded memory and bounded time,
+and end in one clear line with the documented exit code: endless bodies stop at their cap, drips and
+stalls are cut by the exchange's watchdog or the run's deadline, a refused loopback connection is not
+retried, a dropped answer is not called a TLS failure, a redirect off HTTP is not followed, and an
+interrupt stops the run at once saying what completed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from devtools.fault_proxy import FaultProxy
+from devtools.hostile_registry import (
+    HostileRegistry,
+    drip_body,
+    drip_head,
+    drop,
+    endless,
+    redirect,
+    stall,
+)
+from devtools.images import Image, layer, oci_image
+from devtools.peak_rss import Measured, run_measured
+from devtools.registry import RegistryProcess
+
+from promoter.app.batch import copy_images, pair
+from promoter.app.runtime import Runtime, RuntimeSettings
+from promoter.errors import RegistryUnreachableError
+from promoter.reference import parse_reference
+from promoter.remote.copy import CopyResult
+from promoter.remote.repository import lookup_digest
+from promoter.transport.pools import ANSWER_LIMIT
+from promoter.version import __version__
+
+#: Far below what an endless body would cost in the time it runs (1.5 GiB in 2 s before the cap).
+MEMORY_CEILING_MIB = 150
+LAYER_BYTES = 300_000
+
+
+def _image(seed: str) -> Image:
+    return oci_image([layer(LAYER_BYTES, seed, gzip=False)], seed=seed)
+
+
+@pytest.fixture
+def hostile() -> Iterator[HostileRegistry]:
+    with HostileRegistry() as registry:
+        registry.add_image("app", "1.0", _image("hostile-app"))
+        yield registry
+
+
+def promoter(tmp_path: Path, *args: str, timeout: float = 90.0) -> Measured:
+    """The CLI as a separate process, its peak memory measured from outside."""
+    return run_measured(
+        [sys.executable, "-m", "promoter", *args], out_dir=tmp_path, timeout=timeout
+    )
+
+
+def one_line(run: Measured) -> str:
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1, run.stderr
+    assert "Traceback" not in run.stderr
+    return lines[0]
+
+
+def test_an_endless_manifest_stops_at_the_manifest_cap_with_flat_memory(
+    tmp_path: Path, hostile: HostileRegistry, dest_registry: RegistryProcess, repo: str
+) -> None:
+    hostile.misbehave("GET", r"/manifests/", endless())
+    run = promoter(tmp_path, "copy", f"{hostile.host}/app:1.0", f"{dest_registry.host}/{repo}:1.0")
+    assert run.returncode == 1
+    line = one_line(run)
+    assert line.startswith("promoter: error: pull manifest")
+    assert f"larger than {16 * 1024 * 1024} bytes" in line
+    assert run.peak_mib < MEMORY_CEILING_MIB
+
+
+def test_an_endless_token_answer_stops_at_the_answer_cap(
+    tmp_path: Path, dest_registry: RegistryProcess, repo: str
+) -> None:
+    with HostileRegistry(token_realm=True) as registry:
+        registry.add_image("app", "1.0", _image("hostile-token"))
+        registry.misbehave("GET", r"^/token", endless())
+        run = promoter(
+            tmp_path, "copy", f"{registry.host}/app:1.0", f"{dest_registry.host}/{repo}:1.0"
+        )
+    assert run.returncode == 1
+    assert f"larger than {ANSWER_LIMIT} bytes" in one_line(run)
+    assert run.peak_mib < MEMORY_CEILING_MIB
+
+
+def test_endless_error_and_challenge_bodies_are_never_read_to_their_end(
+    tmp_path: Path, hostile: HostileRegistry, dest_registry: RegistryProcess, repo: str
+) -> None:
+    """A 401 without end before the token dance, then a 404 without end: neither is drained."""
+    hostile.token_realm = True
+    hostile.misbehave("GET", r"^/v2/$", endless(status=401), times=1)
+    hostile.misbehave("GET", r"/manifests/1\.0$", endless(status=404))
+    hostile.misbehave("HEAD", r"/manifests/1\.0$", endless(status=404))
+    run = promoter(tmp_path, "copy", f"{hostile.host}/app:1.0", f"{dest_registry.host}/{repo}:1.0")
+    assert run.returncode == 1
+    assert "answered 404" in one_line(run)
+    assert run.peak_mib < MEMORY_CEILING_MIB
+    assert hostile.requests("GET", r"^/token")  # the challenge in the endless 401 was understood
+
+
+def test_headers_dripped_for_ever_end_at_the_run_timeout(
+    tmp_path: Path, hostile: HostileRegistry, dest_registry: RegistryProcess, repo: str
+) -> None:
+    hostile.misbehave(None, r"/manifests/1\.0$", drip_head(0.05))
+    run = promoter(
+        tmp_path,
+        "copy",
+        "--timeout",
+        "2",
+        f"{hostile.host}/app:1.0",
+        f"{dest_registry.host}/{repo}:1.0",
+    )
+    assert run.returncode == 1
+    line = one_line(run)
+    assert "gave up after the 2 s deadline" in line
+    assert hostile.host in line
+
+
+def _runtime(**settings: float) -> Runtime:
+    return Runtime(RuntimeSettings(**settings))  # type: ignore[arg-type]
+
+
+def test_an_answer_that_never_completes_is_no_answer_within_the_answer_time(
+    hostile: HostileRegistry, dest_registry: RegistryProcess, repo: str
+) -> None:
+    """A per-byte read timeout never fires on a drip; the answer time bounds the exchange whole."""
+    hostile.misbehave(None, r"/manifests/1\.0$", drip_head(0.05))
+    with _runtime(answer_timeout=1.0, retries=0) as runtime:
+        (outcome,) = copy_images(
+            runtime, [pair(f"{hostile.host}/app:1.0", f"{dest_registry.host}/{repo}:1.0")]
+        )
+    assert isinstance(outcome, RegistryUnreachableError)
+    assert f"no complete answer from {hostile.host} within 1 s" in str(outcome)
+
+
+def test_a_dripping_blob_is_a_stall_retried_then_reported_naming_the_blob(
+    hostile: HostileRegistry, dest_registry: RegistryProcess, repo: str
+) -> None:
+    image = _image("hostile-app")
+    blob = image.blobs[-1]
+    hostile.misbehave("GET", f"/blobs/{blob.digest}", drip_body(0.05, 16))
+    with _runtime(stall_window=0.5, stall_bytes=4096, retries=1) as runtime:
+        (outcome,) = copy_images(
+            runtime, [pair(f"{hostile.host}/app:1.0", f"{dest_registry.host}/{repo}:1.0")]
+        )
+    assert isinstance(outcome, RegistryUnreachableError)
+    message = str(outcome)
+    assert "stalled" in message
+    assert f"{hostile.host}/app" in message
+    assert blob.digest.removeprefix("sha256:")[:12] in message
+    assert len(hostile.requests("GET", f"/blobs/{blob.digest}")) == 2  # one retry, then reported
+    with _runtime() as runtime:
+        reference = parse_reference(f"{dest_registry.host}/{repo}:1.0")
+        assert lookup_digest(runtime.transport, reference) is None  # nothing tagged
+
+
+def test_a_blob_that_stops_half_way_is_retried_and_the_copy_completes(
+    hostile: HostileRegistry, dest_registry: RegistryProcess, repo: str
+) -> None:
+    image = _image("hostile-app")
+    blob = image.blobs[-1]
+    hostile.misbehave("GET", f"/blobs/{blob.digest}", stall(after=LAYER_BYTES // 2), times=1)
+    with _runtime(stall_window=0.5, stall_bytes=4096) as runtime:
+        (outcome,) = copy_images(
+            runtime, [pair(f"{hostile.host}/app:1.0", f"{dest_registry.host}/{repo}:1.0")]
+        )
+    assert isinstance(outcome, CopyResult), outcome
+    assert str(outcome.digest) == image.digest
+    assert len(hostile.requests("GET", f"/blobs/{blob.digest}")) == 2
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_a_refused_loopback_connection_is_reported_at_once_not_retried(
+    tmp_path: Path, dest_registry: RegistryProcess, repo: str
+) -> None:
+    port = _closed_port()
+    run = promoter(
+        tmp_path, "--debug", "copy", f"127.0.0.1:{port}/app:1.0", f"{dest_registry.host}/{repo}:1"
+    )
+    assert run.returncode == 1
+    assert f"cannot connect to 127.0.0.1:{port}" in run.stderr
+    assert "retry 1/" not in run.stderr  # promoter.transport.retry logs each retry
+    assert "TLS" not in run.stderr
+
+
+def test_a_dropped_ping_is_no_answer_not_a_tls_failure(
+    tmp_path: Path, hostile: HostileRegistry, dest_registry: RegistryProcess, repo: str
+) -> None:
+    hostile.misbehave("GET", r"^/v2/$", drop())
+    run = promoter(
+        tmp_path,
+        "copy",
+        "--retries",
+        "0",
+        f"{hostile.host}/app:1.0",
+        f"{dest_registry.host}/{repo}:1.0",
+    )
+    assert run.returncode == 1
+    line = one_line(run)
+    assert "TLS" not in line
+    assert f"connection to {hostile.host} failed" in line
+
+
+def test_a_redirect_off_http_is_refused_without_retrying(
+    tmp_path: Path, hostile: HostileRegistry, dest_registry: RegistryProcess, repo: str
+) -> None:
+    blob = _image("hostile-app").blobs[-1]
+    hostile.misbehave("GET", f"/blobs/{blob.digest}", redirect("file:///etc/passwd"))
+    run = promoter(tmp_path, "copy", f"{hostile.host}/app:1.0", f"{dest_registry.host}/{repo}:1.0")
+    assert run.returncode == 1
+    assert "only http and https are followed" in one_line(run)
+    assert len(hostile.requests("GET", f"/blobs/{blob.digest}")) == 1
+
+
+def test_every_request_names_promoter_and_its_version(
+    tmp_path: Path, hostile: HostileRegistry, dest_registry: RegistryProcess, repo: str
+) -> None:
+    run = promoter(tmp_path, "copy", f"{hostile.host}/app:1.0", f"{dest_registry.host}/{repo}:1.0")
+    assert run.returncode == 0, run.stderr
+    assert hostile.seen
+    assert {seen.headers.get("User-Agent") for seen in hostile.seen} == {f"promoter/{__version__}"}
+
+
+# -- interrupts ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_an_interrupt_stops_a_stalled_batch_at_once_saying_what_completed(
+    tmp_path: Path,
+    hostile: HostileRegistry,
+    dest_registry: RegistryProcess,
+    repo: str,
+    signum: signal.Signals,
+) -> None:
+    """The first image is copied, the second's blob stalls: the interrupt ends the run (130) without
+    a traceback, the output's "copied" lines are exactly what the destination holds, the stalled
+    image is not tagged and its upload session is cancelled."""
+    stalled = _image("hostile-stalled")
+    hostile.add_image("stalled", "2.0", stalled)
+    hostile.misbehave("GET", f"/blobs/{stalled.blobs[-1].digest}", stall(after=1000))
+    patching = threading.Event()
+    batch = tmp_path / "batch.txt"
+    batch.write_text(
+        f"{hostile.host}/app:1.0 {{dest}}/{repo}/app:1.0\n"
+        f"{hostile.host}/stalled:2.0 {{dest}}/{repo}/stalled:2.0\n".replace("{dest}", "DEST")
+    )
+    with FaultProxy(dest_registry.url) as proxy:
+        # The stalled blob's upload is under way once its PATCH reaches the destination.
+        proxy.add_rule("PATCH", "/stalled/blobs/uploads/", before=patching.set)
+        batch.write_text(batch.read_text().replace("DEST", proxy.host))
+        process = subprocess.Popen(
+            [sys.executable, "-m", "promoter", "copy", "--jobs", "1", "--batch", str(batch)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert patching.wait(60), "the stalled blob's upload never started"
+            process.send_signal(signum)
+            out, err = process.communicate(timeout=20)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+        deletes = [hit for hit in proxy.hits if hit.method == "DELETE" and "/uploads/" in hit.path]
+    assert process.returncode == 130, err
+    assert "Traceback" not in err
+    assert "interrupted" in err
+    with _runtime() as runtime:
+        stalled_ref = parse_reference(f"{dest_registry.host}/{repo}/stalled:2.0")
+        assert lookup_digest(runtime.transport, stalled_ref) is None
+        app_ref = parse_reference(f"{dest_registry.host}/{repo}/app:1.0")
+        app_present = lookup_digest(runtime.transport, app_ref) is not None
+    assert ("copied" in out and "/app:1.0" in out) == app_present
+    assert "stalled:2.0" not in out
+    assert len(deletes) == 1, (out, err, proxy.hits)  # the stalled upload is cancelled
+
+
+def test_a_second_interrupt_exits_at_once_without_a_traceback(
+    hostile: HostileRegistry, dest_registry: RegistryProcess, repo: str
+) -> None:
+    blob = _image("hostile-app").blobs[-1]
+    rule = hostile.misbehave("GET", f"/blobs/{blob.digest}", stall(after=1000))
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "promoter",
+            "copy",
+            f"{hostile.host}/app:1.0",
+            f"{dest_registry.host}/{repo}:1.0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert rule.started.wait(60), "the stalled blob was never asked for"
+        os.kill(process.pid, signal.SIGINT)
+        os.kill(process.pid, signal.SIGINT)
+        _, err = process.communicate(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 130, err
+    assert "Traceback" not in err
+    assert "interrupted" in err
