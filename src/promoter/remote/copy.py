@@ -15,6 +15,9 @@ What a copy guarantees (shared/registry-notes.md has the reasoning and sources):
   same registry mounts it from the first instead of receiving the bytes again.
 * A destination tag that points at another digest is refused (:class:`TagConflictError`) unless forced;
   a registry that refuses the move itself (ECR's immutable tags) gets :class:`ImmutableTagError`.
+* "Same content" compares bytes or digests of one algorithm, never spellings: a source that names its
+  manifests ``sha512:`` and a destination that answers ``sha256:`` for the same bytes agree
+  (:meth:`Repository.same_content`).
 * Before the first write into a destination repository, an optional ``prepare_destination`` hook runs
   once per run for it (the runtime passes ECR's repository creation there); an image that is already
   present never calls it, so re-runs stay read-only.
@@ -272,12 +275,14 @@ class Copier:
         source_digest = source_head.result()
         existing = dest_head.result()
 
-        if destination.digest is not None and destination.digest != source_digest:
+        if destination.digest is not None and not src.same_content(
+            source_digest, destination.digest
+        ):
             raise InputError(
                 f"destination {destination} names digest {destination.digest}, but the source "
                 f"{source} is {source_digest}"
             )
-        if existing is not None and existing.digest == source_digest:
+        if existing is not None and dst.same_content(existing.digest, source_digest):
             # Nothing to write: also what keeps immutable-tag repositories re-runnable.
             return CopyResult(
                 source,
@@ -309,11 +314,8 @@ class Copier:
         self._check_aborted()
         top = walk.top
         try:
-            dst.put_manifest(
-                dst_ref if destination.tag is not None else str(top.digest),
-                top.data,
-                top.media_type,
-            )
+            # The destination's own spelling: a digest destination is known to name these bytes.
+            dst.put_manifest(dst_ref, top.data, top.media_type)
         except RegistryError as exc:
             refusal = _immutable_tag_refusal(exc)
             if refusal is None or destination.tag is None:
