@@ -413,7 +413,8 @@ def _check_tag(dst: Repository, destination: Reference, written: FetchedManifest
     """Check, with one HEAD, that the tag just written holds the bytes written: another writer may
     have moved it between our PUT and now (the registry keeps the last PUT; distribution spec,
     "Pushing Manifests" lets any PUT replace a tag). Compared by bytes, in the algorithm the registry
-    answers with.
+    answers with. The HEAD gets a few seconds past the run's deadline if the write used it up
+    (:meth:`Repository.check_written`): a tag that was written is not reported as a deadline failure.
 
     Raises:
         TagMovedError: the tag holds other content, or is gone; both digests are named (ours spelled
@@ -422,7 +423,7 @@ def _check_tag(dst: Repository, destination: Reference, written: FetchedManifest
             the hint says the tag was written but is unchecked.
     """
     try:
-        found = dst.head_manifest(str(destination.tag))
+        found = dst.check_written(str(destination.tag))
     except (RegistryError, RegistryUnreachableError, DeadlineExceededError) as exc:
         if not exc.hint:
             exc.hint = (

@@ -224,6 +224,19 @@ class Repository:
                     f"{what}: the registry stored {stored}, but the bytes sent are {expected}"
                 )
 
+    def check_written(self, reference: str) -> ManifestInfo | None:
+        """HEAD a manifest that was just written (:meth:`head_manifest`), granted
+        :data:`AFTERMATH_SECONDS` past this repository's deadline when less than that is left: what
+        a write did is worth knowing even when the write itself used up the time.
+
+        Raises:
+            RegistryError, RegistryUnreachableError, DeadlineExceededError: no answer.
+            DigestMismatchError: the registry sent an invalid digest.
+        """
+        if self.deadline is not None and self.deadline.remaining() < AFTERMATH_SECONDS:
+            return self._aftermath().head_manifest(reference)
+        return self.head_manifest(reference)
+
     def _serves(self, reference: str, data: bytes) -> bool | None:
         """Whether ``reference`` resolves to exactly ``data`` here now (compared in the algorithm the
         registry answers with); None when that cannot be told."""
