@@ -12,6 +12,7 @@ decided in those two places, not here::
     │   └── ConfigError                a setting or file the user gave is wrong (CA file, docker config)
     ├── SafetyError                    exit 3: refused on purpose to protect the destination
     │   ├── TagConflictError           the destination tag points at another digest
+    │   ├── TagMovedError              another writer moved the tag right after promoter wrote it
     │   └── ImmutableTagError          the registry refuses to move a tag (ECR immutable tags)
     ├── RegistryError                  a registry answered with an error status
     │   └── AuthenticationError        401/403 after the auth flow ran
@@ -118,6 +119,26 @@ class TagConflictError(SafetyError):
         self.destination = destination
         self.existing = existing
         self.wanted = wanted
+
+
+class TagMovedError(SafetyError):
+    """The destination tag was written, but the check right after found it on other content (or gone):
+    another writer moved it in between, so promoter does not claim the copy. Forcing cannot help.
+
+    Attributes:
+        destination, written, found: the tag's reference, the digest promoter wrote, the digest the
+            tag holds now (None when the tag is gone).
+    """
+
+    def __init__(self, destination: str, written: str, found: str | None) -> None:
+        now = f"it now points at {found}" if found is not None else "it no longer exists"
+        super().__init__(
+            f"tag {destination} was moved by another writer: promoter wrote {written}, {now}",
+            hint="two promotions wrote this tag at once; decide which image it should hold",
+        )
+        self.destination = destination
+        self.written = written
+        self.found = found
 
 
 class ImmutableTagError(SafetyError):

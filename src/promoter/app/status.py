@@ -2,8 +2,8 @@
 
 One row per module (a repository path managed somewhere), one column per environment in pipeline order.
 A cell holds what the overlay asks for, what that resolves to in the environment's registry, and whether
-the environment runs other content than the one it promotes from (digests compared where both registries
-answer, references otherwise).
+the environment runs other content than the one it promotes from (content compared where both registries
+answer, by digest in one algorithm or else by the bytes; references otherwise).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from promoter.deadline import Deadline
 from promoter.errors import InputError
 from promoter.oci.digest import Digest
 from promoter.reference import Reference
-from promoter.remote.repository import lookup_digest
+from promoter.remote.repository import lookup_digest, same_content
 
 #: Concurrent lookups for the matrix.
 STATUS_LOOKUPS = 16
@@ -86,6 +86,8 @@ def status_matrix(
     Raises:
         ConfigError: an overlay cannot be rendered.
         RegistryError, RegistryUnreachableError, DeadlineExceededError: a registry could not be asked.
+        DigestMismatchError, UnsupportedManifestError: the bytes needed to compare digests of two
+            algorithms were not what their digest names.
     """
     names = list(config.environments)
     per_env = {
@@ -113,10 +115,13 @@ def status_matrix(
         if source is not None and module in per_env[source.name]:
             upstream = per_env[source.name][module]
             mine, theirs = resolved[(name, module)], resolved[(source.name, module)]
-            # Behind means other content: compare digests where both registries answered, the
-            # references otherwise (a tag and a pinned digest of the same image are not behind).
+            # Behind means other content: compare content where both registries answered (digests
+            # of one algorithm, else the bytes), the references otherwise (a tag and a pinned
+            # digest of the same image are not behind).
             if mine is not None and theirs is not None:
-                behind = mine != theirs
+                behind = not same_content(
+                    runtime.transport, reference, mine, theirs, deadline=deadline
+                )
             else:
                 behind = (upstream.tag, upstream.digest) != (reference.tag, reference.digest)
         cells[(name, module)] = StatusCell(reference, resolved[(name, module)], behind)

@@ -51,6 +51,27 @@ def compute_digest(data: bytes, algorithm: str = "sha256") -> Digest:
     return Digest(algorithm, hashlib.new(algorithm, data).hexdigest())
 
 
+def same_digest(first: Digest, second: Digest) -> bool | None:
+    """Whether two digests name the same content, as far as the digests alone can tell.
+
+    Digests of one algorithm are equal exactly when the content is (OCI image spec, "Digests": the
+    digest is a content identifier). Digests of two algorithms (``sha512:`` from one registry,
+    ``sha256:`` from another, for the same bytes) say nothing about each other: only the bytes can
+    tell, by :func:`hashes_to`. Never compare the spellings.
+
+    Returns:
+        True or False when both use one algorithm; None when they do not.
+    """
+    if first.algorithm != second.algorithm:
+        return None
+    return first == second
+
+
+def hashes_to(data: bytes, digest: Digest) -> bool:
+    """Whether ``data`` is the content ``digest`` names, hashed with ``digest``'s own algorithm."""
+    return compute_digest(data, digest.algorithm) == digest
+
+
 class DigestVerifier:
     """Hashes bytes as they stream past and checks them against the expected digest and size."""
 

@@ -1,7 +1,10 @@
 """Registry facts a plan needs: what each wanted reference resolves to in each registry.
 
 HEAD requests only, concurrently, each registry session shared across the run so that a plan of
-hundreds of images costs two HEADs per image and one token per repository.
+hundreds of images costs two HEADs per image and one token per repository. Where the two registries
+answer in different digest algorithms (a source that names its manifests ``sha512:``), the content
+decides, not the spelling: one GET of the destination's manifest tells whether it is the source's
+(:func:`~promoter.remote.repository.same_content`).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from promoter.errors import PromoterError
 from promoter.oci.digest import Digest
 from promoter.planning.plan import PlanItem, WantedImage, decide, failed
 from promoter.reference import Reference
-from promoter.remote.repository import lookup_digest
+from promoter.remote.repository import lookup_digest, same_content
 from promoter.transport.session import Transport
 
 #: Concurrent HEAD requests while planning. Measured with bench/plan.py (500 images): 4 -> 1.37 s,
@@ -36,6 +39,9 @@ def plan_images(
     digest names the content), so its source is only asked when the destination lacks it; a
     reference with tag and digest also has its tag looked up in the destination. A registry that
     fails to answer for one image makes that image an ``error``; the others are planned as usual.
+    A destination answer in another digest algorithm than the one it is compared with is spelled
+    in that one when the bytes are the same, so :func:`~promoter.planning.plan.decide` compares
+    content.
 
     Args:
         transport: reaches the registries.
@@ -85,7 +91,28 @@ def plan_images(
                     else None
                 )
                 source = answer(item.source) if item.source in futures else None
-                plan.append(decide(item, answer(destination), source, tag_digest=tagged))
+                found = _spelled(transport, destination, answer(destination), source, deadline)
+                tagged = _spelled(transport, destination, tagged, destination.digest, deadline)
+                plan.append(decide(item, found, source, tag_digest=tagged))
             except PromoterError as exc:
                 plan.append(failed(item, str(exc)))
     return plan
+
+
+def _spelled(
+    transport: Transport,
+    destination: Reference,
+    found: Digest | None,
+    wanted: Digest | None,
+    deadline: Deadline | None,
+) -> Digest | None:
+    """``found`` (a destination answer) spelled as ``wanted`` when both name the same bytes, else
+    unchanged: digests of two algorithms compare by content, never by spelling.
+
+    Raises:
+        PromoterError: the destination's bytes were needed and could not be had.
+    """
+    if found is None or wanted is None:
+        return found
+    same = same_content(transport, destination, found, wanted, deadline=deadline)
+    return wanted if same else found

@@ -135,6 +135,11 @@ def decide(
 ) -> PlanItem:
     """The status of one image from what the two registries hold for it.
 
+    Digests are compared as given, so they must be comparable: the lookup (``plan_images``) spells a
+    destination answer in the algorithm it is compared with when the bytes are the same (a
+    ``sha256:`` answer for a source's ``sha512:`` content), so two spellings of one content never
+    look like a conflict.
+
     Args:
         wanted: the image.
         destination_digest: what its reference resolves to in the environment's registry, or None.

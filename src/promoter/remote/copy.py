@@ -15,6 +15,14 @@ What a copy guarantees (shared/registry-notes.md has the reasoning and sources):
   same registry mounts it from the first instead of receiving the bytes again.
 * A destination tag that points at another digest is refused (:class:`TagConflictError`) unless forced;
   a registry that refuses the move itself (ECR's immutable tags) gets :class:`ImmutableTagError`.
+* "Same content" compares bytes or digests of one algorithm, never spellings: a source that names its
+  manifests ``sha512:`` and a destination that answers ``sha256:`` for the same bytes agree
+  (:meth:`Repository.same_content`).
+* The tag written last is checked right after (one HEAD): if another writer moved it in between, the
+  copy is not claimed but reported as :class:`TagMovedError` naming both digests.
+* A manifest PUT answered ``MANIFEST_BLOB_UNKNOWN`` (Distribution's filesystem driver can say so right
+  after concurrent writers uploaded the same blobs) is retried once, after the manifest's blobs and
+  child manifests were checked (HEAD) and whatever is missing was uploaded again.
 * Before the first write into a destination repository, an optional ``prepare_destination`` hook runs
   once per run for it (the runtime passes ECR's repository creation there); an image that is already
   present never calls it, so re-runs stay read-only.
@@ -33,16 +41,19 @@ from enum import StrEnum
 
 from promoter.deadline import Deadline
 from promoter.errors import (
+    DeadlineExceededError,
     ImmutableTagError,
     InputError,
     PromoterError,
     RegistryError,
+    RegistryUnreachableError,
     TagConflictError,
+    TagMovedError,
 )
-from promoter.oci.digest import Digest
+from promoter.oci.digest import Digest, compute_digest, hashes_to
 from promoter.reference import Reference
 from promoter.remote.blobs import BlobAction, BlobTransfers, CopyProgress
-from promoter.remote.repository import Repository, resolve_digest
+from promoter.remote.repository import FetchedManifest, Repository, resolve_digest
 from promoter.remote.walk import walk_image
 from promoter.transport.session import Transport
 
@@ -249,6 +260,8 @@ class Copier:
 
         Raises:
             TagConflictError: the destination tag points at another digest and ``force`` is off.
+            TagMovedError: the tag was written, but another writer moved it before the check right
+                after (whether forced or not).
             InputError: the destination names neither tag nor digest, or a digest that differs from
                 the source's.
             RegistryError, RegistryUnreachableError, DigestMismatchError: the copy failed; nothing
@@ -272,12 +285,14 @@ class Copier:
         source_digest = source_head.result()
         existing = dest_head.result()
 
-        if destination.digest is not None and destination.digest != source_digest:
+        if destination.digest is not None and not src.same_content(
+            source_digest, destination.digest
+        ):
             raise InputError(
                 f"destination {destination} names digest {destination.digest}, but the source "
                 f"{source} is {source_digest}"
             )
-        if existing is not None and existing.digest == source_digest:
+        if existing is not None and dst.same_content(existing.digest, source_digest):
             # Nothing to write: also what keeps immutable-tag repositories re-runnable.
             return CopyResult(
                 source,
@@ -301,7 +316,7 @@ class Copier:
         self._check_aborted()
         for level in reversed(walk.levels[1:]):
             pushes = [
-                self._metadata.submit(dst.put_manifest, str(m.digest), m.data, m.media_type)
+                self._metadata.submit(self._put_manifest, run, src, dst, str(m.digest), m)
                 for m in level
             ]
             for push in pushes:
@@ -309,16 +324,15 @@ class Copier:
         self._check_aborted()
         top = walk.top
         try:
-            dst.put_manifest(
-                dst_ref if destination.tag is not None else str(top.digest),
-                top.data,
-                top.media_type,
-            )
+            # The destination's own spelling: a digest destination is known to name these bytes.
+            self._put_manifest(run, src, dst, dst_ref, top)
         except RegistryError as exc:
             refusal = _immutable_tag_refusal(exc)
             if refusal is None or destination.tag is None:
                 raise
             raise ImmutableTagError(str(destination), refusal) from exc
+        if destination.tag is not None:
+            _check_tag(dst, destination, top)
         return CopyResult(
             source,
             destination,
@@ -328,6 +342,45 @@ class Copier:
             bytes=moved,
             seconds=time.monotonic() - started,
         )
+
+    def _put_manifest(
+        self, run: _Run, src: Repository, dst: Repository, reference: str, manifest: FetchedManifest
+    ) -> None:
+        """PUT a manifest; a ``MANIFEST_BLOB_UNKNOWN`` answer gets one more PUT after what the
+        manifest refers to was checked and made present again (:meth:`_restore`).
+
+        Distribution's filesystem driver links a blob into a repository in steps that are not
+        atomic, so a manifest PUT right after concurrent writers uploaded the same blobs can be told
+        a blob is unknown that a HEAD a moment later finds (distribution spec, "Pushing Manifests":
+        the registry checks that every referenced blob and manifest is present). Once, not in a
+        loop: a blob that stays unknown is a real failure.
+        """
+        try:
+            dst.put_manifest(reference, manifest.data, manifest.media_type)
+        except RegistryError as exc:
+            if "MANIFEST_BLOB_UNKNOWN" not in exc.codes:
+                raise
+            self._restore(run, src, dst, manifest)
+            dst.put_manifest(reference, manifest.data, manifest.media_type)
+
+    def _restore(
+        self, run: _Run, src: Repository, dst: Repository, manifest: FetchedManifest
+    ) -> None:
+        """Make everything ``manifest`` refers to present in ``dst`` again: child manifests the
+        destination lacks (HEAD) are fetched from the source, restored and PUT by digest; blobs go
+        through a fresh set of transfers, which HEADs each one (or mounts it within one registry)
+        and uploads only what is missing (the run's own transfers remember these blobs as done)."""
+        self._check_aborted()
+        for child in manifest.manifest.manifests:
+            if dst.head_manifest(str(child.digest)) is None:
+                fetched = src.get_manifest(str(child.digest))
+                self._restore(run, src, dst, fetched)
+                dst.put_manifest(str(child.digest), fetched.data, fetched.media_type)
+        blobs = [
+            b for b in manifest.manifest.blobs if not b.is_foreign or self.options.include_foreign
+        ]
+        self._new_run(run.deadline).transfers.transfer_all(src, dst, blobs)
+        self._check_aborted()
 
     def _prepare(self, run: _Run, registry: str, repository: str) -> None:
         """Run the ``prepare_destination`` hook for a repository once per run; later callers wait for
@@ -354,6 +407,34 @@ class Copier:
         if source.digest is not None:
             return source.digest
         return resolve_digest(self.transport, source, label="source image", deadline=deadline)
+
+
+def _check_tag(dst: Repository, destination: Reference, written: FetchedManifest) -> None:
+    """Check, with one HEAD, that the tag just written holds the bytes written: another writer may
+    have moved it between our PUT and now (the registry keeps the last PUT; distribution spec,
+    "Pushing Manifests" lets any PUT replace a tag). Compared by bytes, in the algorithm the registry
+    answers with. The HEAD gets a few seconds past the run's deadline if the write used it up
+    (:meth:`Repository.check_written`): a tag that was written is not reported as a deadline failure.
+
+    Raises:
+        TagMovedError: the tag holds other content, or is gone; both digests are named (ours spelled
+            in the registry's algorithm).
+        RegistryError, RegistryUnreachableError, DeadlineExceededError: the check got no answer;
+            the hint says the tag was written but is unchecked.
+    """
+    try:
+        found = dst.check_written(str(destination.tag))
+    except (RegistryError, RegistryUnreachableError, DeadlineExceededError) as exc:
+        if not exc.hint:
+            exc.hint = (
+                f"{written.digest} was written under {destination}, but whether the tag still "
+                "holds it could not be checked"
+            )
+        raise
+    if found is not None and hashes_to(written.data, found.digest):
+        return
+    ours = compute_digest(written.data, found.digest.algorithm) if found else written.digest
+    raise TagMovedError(str(destination), str(ours), str(found.digest) if found else None)
 
 
 def _immutable_tag_refusal(exc: RegistryError) -> str | None:

@@ -23,7 +23,14 @@ from promoter.errors import (
     RegistryUnreachableError,
     UnsupportedManifestError,
 )
-from promoter.oci.digest import Digest, compute_digest, parse_digest, verify_bytes
+from promoter.oci.digest import (
+    Digest,
+    compute_digest,
+    hashes_to,
+    parse_digest,
+    same_digest,
+    verify_bytes,
+)
 from promoter.oci.manifest import Manifest, parse_manifest
 from promoter.oci.mediatypes import MANIFEST_ACCEPT
 from promoter.reference import Reference
@@ -194,7 +201,7 @@ class Repository:
                 what=what,
             )
         except _NO_ANSWER as exc:
-            served = self._aftermath()._serves(reference, expected)
+            served = self._aftermath()._serves(reference, data)
             if served:
                 return
             if served is None and not exc.hint:
@@ -211,13 +218,48 @@ class Repository:
                     f"{what}: the registry stored {stored}, but the bytes sent are {expected}"
                 )
 
-    def _serves(self, reference: str, digest: Digest) -> bool | None:
-        """Whether ``reference`` resolves to ``digest`` here now; None when that cannot be told."""
+    def check_written(self, reference: str) -> ManifestInfo | None:
+        """HEAD a manifest that was just written (:meth:`head_manifest`), granted
+        :data:`AFTERMATH_SECONDS` past this repository's deadline when less than that is left: what
+        a write did is worth knowing even when the write itself used up the time.
+
+        Raises:
+            RegistryError, RegistryUnreachableError, DeadlineExceededError: no answer.
+            DigestMismatchError: the registry sent an invalid digest.
+        """
+        if self.deadline is not None and self.deadline.remaining() < AFTERMATH_SECONDS:
+            return self._aftermath().head_manifest(reference)
+        return self.head_manifest(reference)
+
+    def _serves(self, reference: str, data: bytes) -> bool | None:
+        """Whether ``reference`` resolves to exactly ``data`` here now (compared in the algorithm the
+        registry answers with); None when that cannot be told."""
         try:
             info = self.head_manifest(reference)
         except (*_NO_ANSWER, DigestMismatchError):
             return None
-        return info is not None and info.digest == digest
+        return info is not None and hashes_to(data, info.digest)
+
+    def same_content(self, found: Digest, wanted: Digest) -> bool:
+        """Whether ``found``, a manifest digest this repository answered with, names the same bytes
+        as ``wanted``: the one rule for "already present" and "the tag holds what we wrote".
+
+        Digests of one algorithm decide by themselves. Of two (a source that names its manifests
+        ``sha512:``, a destination that answers ``sha256:`` for the same bytes) they cannot be
+        compared, so the bytes are fetched here by ``found`` (verified against it) and hashed with
+        ``wanted``'s algorithm: one GET, only in that case (OCI image spec, "Digests": a digest
+        identifies content; two algorithms are two names for it).
+
+        Raises:
+            RegistryError, RegistryUnreachableError, DeadlineExceededError: the bytes could not be
+                fetched.
+            DigestMismatchError: the registry served other bytes than ``found`` names.
+            UnsupportedManifestError: the bytes are no manifest promoter knows.
+        """
+        same = same_digest(found, wanted)
+        if same is not None:
+            return same
+        return hashes_to(self.get_manifest(str(found)).data, wanted)
 
     def _aftermath(self) -> Repository:
         """This repository with a short deadline of its own, for checks and clean-up after a request
@@ -471,3 +513,22 @@ def resolve_digest(
             what=f"{label} {reference} not found",
         )
     return found
+
+
+def same_content(
+    transport: Transport,
+    reference: Reference,
+    found: Digest,
+    wanted: Digest,
+    *,
+    deadline: Deadline | None = None,
+) -> bool:
+    """Whether ``found``, what ``reference`` resolved to in its registry, names the same bytes as
+    ``wanted`` (:meth:`Repository.same_content`: by digest when both use one algorithm, else by the
+    bytes, fetched from ``reference``'s repository by ``found``).
+
+    Raises:
+        RegistryError, RegistryUnreachableError, DeadlineExceededError, DigestMismatchError,
+        UnsupportedManifestError: the bytes were needed and could not be had.
+    """
+    return Repository.of(transport, reference, deadline=deadline).same_content(found, wanted)
