@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from promoter.errors import LINE_SHOWN, InputError, PromoterError, Remedy, one_line
+from promoter.errors import CUT_MARK, LINE_SHOWN, InputError, PromoterError, Remedy, one_line
 from promoter.outcome import Outcome, outcome_of
 
 if TYPE_CHECKING:
@@ -65,6 +65,7 @@ def cli_message(error: PromoterError, scrub: SecretScrubber | None = None) -> st
     else:  # the error's own wording of its hint ("; hint", or ": hint" for a registry's error)
         full = str(error)
         before, after = "", full[len(message) :] if full.startswith(message) else ""
-    room = max(LINE_SHOWN - len(before) - len(after), LINE_SHOWN // 2)
+    mark = len(CUT_MARK.format(len(message)))
+    room = max(LINE_SHOWN - len(before) - len(after) - mark, LINE_SHOWN // 2)
     line = one_line(before + one_line(message, room) + after, LINE_SHOWN)
     return scrub(line) if scrub is not None else line
