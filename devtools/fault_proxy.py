@@ -48,6 +48,13 @@ _ERROR_CODES = {
     404: "NOT_FOUND",
     429: "TOOMANYREQUESTS",
 }
+#: How an echoing rule (``add_rule(echo=...)``) words the Authorization header it echoes.
+ECHO_STYLES = ("plain", "ansi", "long", "split")
+#: The length of an echo of style "long": more than a client should keep of an error body.
+LONG_ECHO_CHARS = 10_000
+#: Where an echo of style "split" starts the header's credentials: so that a client cutting the
+#: message at 200 characters cuts the credentials in two.
+SPLIT_ECHO_AT = 190
 DROPPED = 0
 """Status recorded in ``hits`` when a rule dropped the connection without an answer."""
 
@@ -79,11 +86,15 @@ class Rule:
     lose_answer: bool = False
     drip: tuple[int, float] | None = None
     after: Callable[[], None] | None = None
+    echo: str | None = None
     fired: int = 0
 
-    def matches(self, method: str, target: str) -> bool:
-        """Whether this rule still has firings left and applies to the request."""
+    def matches(self, method: str, target: str, *, authorized: bool = True) -> bool:
+        """Whether this rule still has firings left and applies to the request (an echoing rule
+        only to requests that carry an Authorization header)."""
         if self.remaining <= 0:
+            return False
+        if self.echo is not None and not authorized:
             return False
         if self.method is not None and self.method.upper() != method:
             return False
@@ -160,6 +171,7 @@ class FaultProxy:
         lose_answer: bool = False,
         drip: tuple[int, float] | None = None,
         after: Callable[[], None] | None = None,
+        echo: str | None = None,
     ) -> Rule:
         """Script a fault for the next ``times`` requests that match.
 
@@ -185,6 +197,12 @@ class FaultProxy:
                 making progress. The relay stops when the client goes away.
             after: Callback run once the upstream has answered, before the answer is relayed (or
                 lost): with ``lose_answer``, a commit whose reply is late and then never comes.
+            echo: answer ``status`` with a distribution-style error whose message echoes the
+                request's Authorization header, as a registry or a WAF in front of one may; the
+                rule then only matches requests that carry one. Styles (:data:`ECHO_STYLES`):
+                ``plain``; ``ansi``, wrapped in ANSI escapes, CR/LF, a bell and a bidi override;
+                ``long``, inside a message of :data:`LONG_ECHO_CHARS` characters; ``split``, its
+                credentials starting at character :data:`SPLIT_ECHO_AT` of the message.
 
         Returns:
             The rule, whose ``fired`` count tests can check.
@@ -201,7 +219,10 @@ class FaultProxy:
             lose_answer=lose_answer,
             drip=drip,
             after=after,
+            echo=echo,
         )
+        if echo is not None and (echo not in ECHO_STYLES or status is None):
+            raise ValueError(f"echo needs a status and one of {ECHO_STYLES}, got {echo!r}")
         with self._lock:
             self.rules.append(rule)
         return rule
@@ -211,11 +232,11 @@ class FaultProxy:
         with self._lock:
             self.rules.clear()
 
-    def take_rule(self, method: str, target: str) -> Rule | None:
+    def take_rule(self, method: str, target: str, *, authorized: bool = True) -> Rule | None:
         """Claim one firing of the first matching rule (atomically across handler threads)."""
         with self._lock:
             for rule in self.rules:
-                if rule.matches(method, target):
+                if rule.matches(method, target, authorized=authorized):
                     rule.remaining -= 1
                     rule.fired += 1
                     return rule
@@ -270,7 +291,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         owner = self._owner
-        rule = owner.take_rule(self.command, self.path)
+        authorization = self.headers.get("Authorization")
+        rule = owner.take_rule(self.command, self.path, authorized=authorization is not None)
         if rule is not None and rule.before is not None:
             try:
                 rule.before()
@@ -288,6 +310,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         if rule is not None and rule.status is not None:
             self._discard_body()
             body = rule.body if rule.body is not None else _error_body(rule.status)
+            if rule.echo is not None:
+                body = _error_body(rule.status, _echo(rule.echo, authorization or ""))
             self._answer(rule.status, rule.headers, body)
             return
         self._forward(
@@ -439,3 +463,20 @@ def _error_body(status: int, message: str = "injected by devtools fault proxy") 
     """A distribution-style error document, so clients parse injected errors like real ones."""
     code = _ERROR_CODES.get(status, "UNAVAILABLE" if status >= 500 else "UNKNOWN")
     return json.dumps({"errors": [{"code": code, "message": message, "detail": None}]}).encode()
+
+
+def _echo(style: str, authorization: str) -> str:
+    """An error message that echoes ``authorization`` in ``style`` (see ``add_rule``)."""
+    if style == "ansi":
+        return (
+            f"\x1b[31mrequest blocked\x1b[0m\r\nAuthorization: {authorization}\x07\n"
+            "\u202eesrever\x1b]0;title\x07\x1b[2J"
+        )
+    if style == "long":
+        head = f"request blocked; Authorization: {authorization}; "
+        return head + "x" * (LONG_ECHO_CHARS - len(head))
+    if style == "split":
+        scheme, _, credentials = authorization.partition(" ")
+        lead = f"request blocked; Authorization: {scheme} "
+        return lead.rjust(SPLIT_ECHO_AT, "-") + credentials
+    return f"request blocked; received Authorization: {authorization}"

@@ -40,6 +40,37 @@ from enum import StrEnum
 
 #: The most bytes of a registry's error body kept for a message; bodies can be large HTML pages.
 ERROR_BODY_LIMIT = 4096
+#: Characters of one piece of registry text (an error code or message) shown in a message.
+REGISTRY_TEXT_SHOWN = 200
+#: Characters of an error code shown (the spec's codes are short upper-case words).
+REGISTRY_CODE_SHOWN = 64
+#: Entries of a registry's ``errors`` array shown; the rest are counted.
+REGISTRY_DETAILS_SHOWN = 3
+#: Characters of a URL shown in a message.
+URL_SHOWN = 300
+#: Characters of a printed error line (before the front end's remedy or hint is added).
+LINE_SHOWN = 1000
+#: What replaces the end of a cut text; ``{}`` is how many characters were cut. The scrubber knows
+#: this mark: a secret cut in two by it is still removed (``promoter.app.runtime.SecretScrubber``).
+CUT_MARK = " [... {} more characters]"
+
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def one_line(text: str, limit: int | None = None) -> str:
+    """``text`` as one printable line, cut to ``limit`` characters.
+
+    Every character that :meth:`str.isprintable` calls unprintable (control characters such as
+    ESC, which starts ANSI escape sequences, line and paragraph separators, bidirectional
+    overrides, lone surrogates) is written as its Python escape (``\\x1b``, ``\\n``,
+    ``\\u202e``), so text from a registry can neither break the line nor drive the terminal. A
+    longer result is cut to ``limit`` characters and ends with :data:`CUT_MARK`.
+    """
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else _ESCAPES.get(c) or ascii(c)[1:-1] for c in text)
+    if limit is not None and len(text) > limit:
+        text = text[:limit] + CUT_MARK.format(len(text) - limit)
+    return text
 
 
 class Remedy(StrEnum):
@@ -196,13 +227,22 @@ class RegistryError(PromoterError):
 
     @property
     def message(self) -> str:
-        """What the registry answered, without the hint."""
+        """What the registry answered, without the hint: one line, with the registry's own text
+        escaped and cut (:func:`one_line`; at most :data:`REGISTRY_DETAILS_SHOWN` entries of
+        :data:`REGISTRY_TEXT_SHOWN` characters)."""
+        shown = [d for d in self.details if d.code][:REGISTRY_DETAILS_SHOWN]
         codes = ", ".join(
-            f"{d.code}: {d.message}" if d.message else d.code for d in self.details if d.code
+            one_line(d.code, REGISTRY_CODE_SHOWN)
+            + (f": {one_line(d.message, REGISTRY_TEXT_SHOWN)}" if d.message else "")
+            for d in shown
         )
-        prefix = f"{self.what}: " if self.what else ""
+        more = sum(1 for d in self.details if d.code) - len(shown)
+        if more:
+            codes += f" and {more} more"
+        prefix = f"{one_line(self.what)}: " if self.what else ""
         suffix = f" ({codes})" if codes else ""
-        return f"{prefix}{self.method} {self.url} answered {self.status}{suffix}"
+        url = one_line(self.url, URL_SHOWN)
+        return f"{prefix}{self.method} {url} answered {self.status}{suffix}"
 
     def __str__(self) -> str:
         return f"{self.message}: {self.hint}" if self.hint else self.message

@@ -7,7 +7,8 @@ uses the Kustomize component's image list, the list is checked against what the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 
 from promoter.app.runtime import Runtime
 from promoter.config.values import PromoterConfig
@@ -17,7 +18,7 @@ from promoter.gitops.hookfile import HookFileDrift, drift, hook_images_path
 from promoter.gitops.render import Rendering
 from promoter.outcome import Outcome, worst
 from promoter.planning.lookup import plan_images
-from promoter.planning.plan import PlanItem, iter_wanted, plan_outcome
+from promoter.planning.plan import PlanItem, WantedImage, iter_wanted, plan_outcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +90,7 @@ def plan_environment(
         wanted = (
             w for w in wanted if w.destination is not None and w.destination.repository in only
         )
-    items = tuple(plan_images(runtime.transport, wanted, deadline=deadline))
+    items = look_up(runtime, wanted, deadline=deadline)
     if only is not None:
         unknown = sorted(set(only) - {i.destination.repository for i in items if i.destination})
         if unknown:
@@ -100,3 +101,14 @@ def plan_environment(
         if hook_file is not None:
             difference = drift(hook_file, [i.image for i in items if i.destination is not None])
     return EnvironmentPlan(name, items, difference)
+
+
+def look_up(
+    runtime: Runtime, wanted: Iterable[WantedImage], *, deadline: Deadline | None = None
+) -> tuple[PlanItem, ...]:
+    """The plan items of ``wanted`` (:func:`~promoter.planning.lookup.plan_images`), their error
+    texts scrubbed of the run's secrets: a plan is printed, written to reports and returned to
+    Python callers, and a registry may echo a credential in its error message."""
+    items = plan_images(runtime.transport, wanted, deadline=deadline)
+    scrub = runtime.scrubber
+    return tuple(replace(i, error=scrub(i.error)) if i.error else i for i in items)

@@ -8,18 +8,28 @@ are made on first use, so runs that never meet ECR never import boto3.
 
 from __future__ import annotations
 
+import contextlib
+import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 from promoter.authn.chain import CredentialChain, CredentialSource, docker_sources
 from promoter.authn.store import Credential
 from promoter.config.values import RegistrySettings
 from promoter.ecr.hosts import is_ecr_host
-from promoter.errors import ConfigError, TagConflictError
+from promoter.errors import (
+    CUT_MARK,
+    ConfigError,
+    PromoterError,
+    RegistryError,
+    RegistryErrorDetail,
+    TagConflictError,
+)
 from promoter.reference import Reference, parse_reference
 from promoter.remote.copy import DEFAULT_JOBS
 from promoter.transport.auth import CredentialProvider
@@ -33,27 +43,111 @@ if TYPE_CHECKING:
 
 
 class SecretScrubber:
-    """Remembers every secret of a run (passwords, the base64 form Basic auth sends, identity tokens,
-    registry tokens) and removes them from text that is printed or logged. Thread-safe."""
+    """Remembers every secret of a run and removes it from text that is printed, logged or handed to a
+    Python caller. Thread-safe.
+
+    What it is given (a password, an identity token, the base64 ``user:password`` of Basic auth, a
+    registry token as fetched, an ECR token) is learned in every form a server might echo back: as
+    given, percent-encoded, and for base64 text also without padding and in the URL-safe alphabet.
+    A secret that a cut (:data:`promoter.errors.CUT_MARK`) split in two is removed too: the part
+    before the mark, when at least :attr:`MIN_LENGTH` characters of it begin a secret.
+    """
 
     #: Shorter strings are not secrets worth scrubbing (and would mangle ordinary words).
     MIN_LENGTH = 4
+    REDACTED = "<redacted>"
 
     def __init__(self) -> None:
         self._secrets: set[str] = set()
+        self._ordered: list[str] = []
         self._lock = threading.Lock()
 
     def remember(self, *secrets: str) -> None:
-        """Add secrets to scrub."""
+        """Add secrets to scrub, in every form (see the class docstring)."""
+        forms = {form for secret in secrets for form in secret_forms(secret)}
         with self._lock:
-            self._secrets.update(s for s in secrets if len(s) >= self.MIN_LENGTH)
+            new = {f for f in forms if len(f) >= self.MIN_LENGTH} - self._secrets
+            if new:
+                self._secrets |= new
+                self._ordered = sorted(self._secrets, key=len, reverse=True)
 
     def __call__(self, text: str) -> str:
         with self._lock:
-            secrets = sorted(self._secrets, key=len, reverse=True)
-        for secret in secrets:
-            text = text.replace(secret, "<redacted>")
+            secrets = self._ordered
+        if not secrets:
+            return text
+        for secret in secrets:  # longest first: a padded form before its unpadded prefix
+            if secret in text:
+                text = text.replace(secret, self.REDACTED)
+        if " [... " in text:
+            text = self._cut_tails(text, secrets)
         return text
+
+    def _cut_tails(self, text: str, secrets: list[str]) -> str:
+        """Remove the start of a secret that a cut mark split: the characters just before a mark
+        that begin a secret (at least :attr:`MIN_LENGTH` of them)."""
+        pieces: list[str] = []
+        done = 0
+        for mark in _CUT.finditer(text):
+            before = text[done : mark.start()]
+            pieces.append(self._without_secret_start(before, secrets) + mark.group(0))
+            done = mark.end()
+        pieces.append(text[done:])
+        return "".join(pieces)
+
+    def _without_secret_start(self, before: str, secrets: list[str]) -> str:
+        for secret in secrets:
+            for size in range(min(len(secret) - 1, len(before)), self.MIN_LENGTH - 1, -1):
+                if before.endswith(secret[:size]):
+                    return before[:-size] + self.REDACTED
+        return before
+
+    def error(self, error: BaseException) -> BaseException:
+        """Scrub ``error`` in place, with its causes, so that ``str()``, ``repr()`` and tracebacks
+        show no secret; returns it. Fields are scrubbed before they are formatted (and cut), so a
+        cut cannot hide a secret from the scrubber."""
+        seen: set[int] = set()
+        current: BaseException | None = error
+        while current is not None and id(current) not in seen:
+            seen.add(id(current))
+            self._scrub_fields(current)
+            current = current.__cause__ or current.__context__
+        return error
+
+    def _scrub_fields(self, error: BaseException) -> None:
+        if isinstance(error, RegistryError):
+            error.details = tuple(
+                RegistryErrorDetail(self(d.code), self(d.message)) for d in error.details
+            )
+            error.url, error.what = self(error.url), self(error.what)
+        if isinstance(error, PromoterError):
+            error.hint = self(error.hint)
+        with contextlib.suppress(AttributeError, TypeError):  # exceptions that fix their args
+            error.args = tuple(self(a) if isinstance(a, str) else a for a in error.args)
+        notes = getattr(error, "__notes__", None)
+        if isinstance(notes, list):
+            notes[:] = [self(n) if isinstance(n, str) else n for n in notes]
+
+
+#: A cut mark (:data:`promoter.errors.CUT_MARK`) with its count.
+_CUT = re.compile(re.escape(CUT_MARK).replace(r"\{\}", r"\d+"))
+
+
+def secret_forms(secret: str) -> set[str]:
+    """The forms in which ``secret`` may come back from a server: as given, percent-encoded (a
+    form body or query), and, for base64 text (Basic auth's ``user:password``, an ECR token),
+    without padding and in the URL-safe alphabet."""
+    if not secret:
+        return set()
+    forms = {secret, quote(secret, safe="")}
+    if _BASE64.fullmatch(secret):
+        for form in (secret, secret.translate(_URL_SAFE)):
+            forms |= {form, form.rstrip("="), quote(form, safe="")}
+    return forms
+
+
+_BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
+_URL_SAFE = str.maketrans("+/", "-_")
 
 
 def _frozen(mapping: Mapping[str, RegistrySettings] | None) -> Mapping[str, RegistrySettings]:

@@ -12,12 +12,13 @@ Timeouts are in seconds and bound an operation as a whole (retries and waits inc
 
 from __future__ import annotations
 
+import functools
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING, Concatenate, ParamSpec, TypedDict, TypeVar
 
 from promoter.app.batch import Pair, copy_images, pair
 from promoter.app.runtime import Runtime, RuntimeSettings, SecretScrubber
@@ -47,6 +48,34 @@ class SessionOptions(TypedDict, total=False):
     retries: int
     jobs: int
     progress: CopyProgress | None
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _scrubbed(
+    operation: Callable[Concatenate[Session, _P], _R],
+) -> Callable[Concatenate[Session, _P], _R]:
+    """What leaves the Python API through an operation carries no secret of the session: an error
+    it raises, and the errors it returns in a list (:meth:`Session.copy_batch`), are scrubbed in
+    place (message, fields, causes), as the CLI scrubs what it prints. Reports scrub their own
+    error texts where they are made (:mod:`promoter.app.plan`, :mod:`promoter.app.sync`)."""
+
+    def run(self: Session, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            result = operation(self, *args, **kwargs)
+        except BaseException as exc:
+            self.scrubber.error(exc)
+            raise
+        if isinstance(result, list):
+            for item in result:
+                if isinstance(item, BaseException):
+                    self.scrubber.error(item)
+        return result
+
+    functools.update_wrapper(run, operation)  # name and docstring of the operation, for help()
+    return run
 
 
 def _names(value: str | Iterable[str]) -> list[str]:
@@ -198,6 +227,7 @@ class Session:
 
     # -- images -------------------------------------------------------------------------------------
 
+    @_scrubbed
     def copy(
         self,
         source: str | Reference,
@@ -241,6 +271,7 @@ class Session:
             raise outcome
         return outcome
 
+    @_scrubbed
     def copy_batch(
         self,
         pairs: Sequence[Pair] | Sequence[tuple[str, str]],
@@ -271,6 +302,7 @@ class Session:
             deadline=deadline_after(timeout),
         )
 
+    @_scrubbed
     def digest(self, reference: str | Reference, *, timeout: float | None = None) -> Digest:
         """The digest ``reference`` resolves to (as ``crane digest``).
 
@@ -283,6 +315,7 @@ class Session:
         ref = reference if isinstance(reference, Reference) else parse_reference(reference)
         return resolve_digest(self.runtime.transport, ref, deadline=deadline_after(timeout))
 
+    @_scrubbed
     def make_present(
         self,
         references: str | Iterable[str],
@@ -318,6 +351,7 @@ class Session:
 
     # -- environments -------------------------------------------------------------------------------
 
+    @_scrubbed
     def plan(
         self, environment: str, *, manifests: str | None = None, timeout: float | None = None
     ) -> EnvironmentPlan:
@@ -351,6 +385,7 @@ class Session:
             deadline=deadline_after(timeout),
         )
 
+    @_scrubbed
     def sync(
         self,
         environment: str,
@@ -388,6 +423,7 @@ class Session:
             deadline=deadline_after(timeout),
         )
 
+    @_scrubbed
     def status(self, *, timeout: float | None = None) -> StatusMatrix:
         """Which version of each module every environment runs, and who is behind.
 
@@ -403,6 +439,7 @@ class Session:
         config, runtime = self._environments()
         return status_matrix(runtime, config, deadline=deadline_after(timeout))
 
+    @_scrubbed
     def promote(
         self,
         modules: str | Sequence[str] = (),

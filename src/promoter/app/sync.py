@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
-from promoter.app.plan import EnvironmentPlan, plan_environment
+from promoter.app.plan import EnvironmentPlan, look_up, plan_environment
 from promoter.app.runtime import Runtime
 from promoter.config.values import PromoterConfig
 from promoter.deadline import Deadline
@@ -18,8 +18,7 @@ from promoter.errors import InputError, InvalidReferenceError
 from promoter.gitops.render import Rendering
 from promoter.outcome import Outcome, worst
 from promoter.planning.execute import SyncRecord, sync_plan
-from promoter.planning.lookup import plan_images
-from promoter.planning.plan import PlanItem, PlanStatus, WantedImage
+from promoter.planning.plan import PlanStatus, WantedImage
 from promoter.reference import parse_reference, parse_registry_host
 from promoter.remote.copy import Copier, CopyOptions, CopyProgress
 
@@ -73,7 +72,17 @@ def carry_out(
     )
     with copier:
         records = sync_plan(copier, plan.items, deadline=deadline)
-    return SyncReport(plan.environment, tuple(_explained(runtime, r) for r in records))
+    return SyncReport(
+        plan.environment, tuple(_explained(runtime, _scrubbed(runtime, r)) for r in records)
+    )
+
+
+def _scrubbed(runtime: Runtime, record: SyncRecord) -> SyncRecord:
+    """The record without the run's secrets in its error text or cause (a registry may echo a
+    credential in its error message; reports are printed, written and returned)."""
+    if record.cause is not None:
+        runtime.scrubber.error(record.cause)
+    return replace(record, error=runtime.scrubber(record.error)) if record.error else record
 
 
 def _explained(runtime: Runtime, record: SyncRecord) -> SyncRecord:
@@ -158,8 +167,7 @@ def plan_references(
     """
     wanted = wanted_from(references, source_registry)
     label = f"from {parse_registry_host(source_registry)}"
-    items: list[PlanItem] = plan_images(runtime.transport, wanted, deadline=deadline)
-    return EnvironmentPlan(label, tuple(items))
+    return EnvironmentPlan(label, look_up(runtime, wanted, deadline=deadline))
 
 
 def make_present(

@@ -17,6 +17,7 @@ import base64
 import binascii
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,11 @@ HELPER_TIMEOUT_SECONDS = 30
 _HELPER_NOT_FOUND = "credentials not found"
 #: docker's marker for an identity token in a credential helper's answer.
 _TOKEN_USERNAME = "<token>"  # noqa: S105 - a marker docker defines, not a secret
+#: The largest credentials file (docker config, auth.json) or helper answer read, in bytes; real ones
+#: are a few kilobytes, and a bigger one is refused rather than read into memory.
+CREDENTIALS_FILE_LIMIT = 1024 * 1024
+#: What a credential helper's name may be: it becomes part of a program name looked up on PATH.
+_HELPER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +48,8 @@ class Credential:
             ecr-login``, ``AWS identity arn:...``.
         renew_at: ``time.monotonic()`` seconds after which it should be fetched again (a token about to
             expire), or None when it does not expire.
+        raw: the credential as its source handed it over, when that is a secret of its own (an ECR
+            ``authorizationToken``); only scrubbed, never sent.
     """
 
     username: str = ""
@@ -49,6 +57,7 @@ class Credential:
     identity_token: str = ""
     source: str = field(default="", compare=False)
     renew_at: float | None = field(default=None, compare=False)
+    raw: str = field(default="", compare=False)
 
     def __repr__(self) -> str:
         kind = "identity-token" if self.identity_token else "password"
@@ -56,9 +65,10 @@ class Credential:
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        """Every form of the secret values, so output can be scrubbed of them: the password, the
-        identity token, and the base64 ``user:password`` that HTTP Basic sends."""
-        found = [s for s in (self.password, self.identity_token) if s]
+        """The secret values, so output can be scrubbed of them: the password, the identity token,
+        the base64 ``user:password`` that HTTP Basic sends, and the raw form. The scrubber adds the
+        variants a server may echo (unpadded, URL-safe, percent-encoded)."""
+        found = [s for s in (self.password, self.identity_token, self.raw) if s]
         if self.password:
             found.append(base64.b64encode(f"{self.username}:{self.password}".encode()).decode())
         return tuple(found)
@@ -109,17 +119,16 @@ def docker_config_credential(registry: str) -> Credential | None:
     config = _read_json(config_path)
     if config is None:
         return None
-    helper = (config.get("credHelpers") or {}).get(_config_host(registry)) or (
-        config.get("credHelpers") or {}
-    ).get(registry)
+    helpers = _mapping(config, "credHelpers", config_path)
+    helper = helpers.get(_config_host(registry)) or helpers.get(registry)
     if helper:
-        return _helper_get(str(helper), registry)
-    found = _from_auths(config.get("auths") or {}, registry, config_path)
+        return _helper_get(_helper_name(helper, config_path), registry)
+    found = _from_auths(_mapping(config, "auths", config_path), registry, config_path)
     if found is not None:
         return _labelled(found, f"docker config auths ({config_path})")
     store = config.get("credsStore")
     if store:
-        return _helper_get(str(store), registry)
+        return _helper_get(_helper_name(store, config_path), registry)
     return None
 
 
@@ -133,7 +142,7 @@ def containers_auth_credential(registry: str) -> Credential | None:
     for path in containers_auth_paths():
         data = _read_json(path)
         if data is not None:
-            found = _from_auths(data.get("auths") or {}, registry, path)
+            found = _from_auths(_mapping(data, "auths", path), registry, path)
             if found is not None:
                 return _labelled(found, f"containers auth.json ({path})")
     return None
@@ -158,12 +167,14 @@ def store_credential(registry: str, username: str, password: str) -> Path | str:
     path = docker_config_path()
     config = _read_json(path) or {}
     key = _config_host(registry)
-    helper = (config.get("credHelpers") or {}).get(key) or config.get("credsStore")
+    helper = _mapping(config, "credHelpers", path).get(key) or config.get("credsStore")
     if helper:
+        helper = _helper_name(helper, path)
         payload = json.dumps({"ServerURL": key, "Username": username, "Secret": password})
-        _run_helper(str(helper), "store", payload, registry)
+        _run_helper(helper, "store", payload, registry)
         return f"docker-credential-{helper}"
-    auths = config.setdefault("auths", {})
+    auths = _mapping(config, "auths", path)
+    config["auths"] = auths
     token = base64.b64encode(f"{username}:{password}".encode()).decode()
     auths[key] = {"auth": token}
     import tempfile  # noqa: PLC0415 - only login writes files; copies should not pay for the import
@@ -194,40 +205,124 @@ def _normalise_key(key: str) -> str:
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
+    """A credentials file as a JSON object; None when it does not exist or is empty.
+
+    Raises:
+        ConfigError: it cannot be read, is larger than :data:`CREDENTIALS_FILE_LIMIT`, is not UTF-8,
+            not JSON, nested too deeply to parse, or not an object; the message names the file.
+    """
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            data = handle.read(CREDENTIALS_FILE_LIMIT + 1)
     except FileNotFoundError:
         return None
     except OSError as exc:
         raise ConfigError(f"cannot read credentials file {path}: {exc.strerror}") from exc
+    if len(data) > CREDENTIALS_FILE_LIMIT:
+        raise ConfigError(
+            f"credentials file {path} is larger than {CREDENTIALS_FILE_LIMIT // 1024} KiB; "
+            "it cannot be a docker config: fix or remove it"
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"credentials file {path} is not UTF-8 text (byte {exc.start}); fix or remove it"
+        ) from None
     if not text.strip():
         return None
     try:
-        data = json.loads(text)
+        loaded = json.loads(text)
     except ValueError as exc:
         raise ConfigError(
             f"credentials file {path} is not valid JSON: {exc}; fix or remove it"
-        ) from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"credentials file {path} must hold a JSON object")
-    return data
+        ) from None
+    except RecursionError:
+        raise ConfigError(
+            f"credentials file {path} is nested too deeply to be a docker config; fix or remove it"
+        ) from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"credentials file {path} must hold a JSON object; fix or remove it")
+    return loaded
+
+
+def _mapping(config: dict[str, Any], key: str, path: Path) -> dict[str, Any]:
+    """``config[key]`` when it is a JSON object (an empty one when absent or null).
+
+    Raises:
+        ConfigError: it is something else (``credHelpers`` written as a list).
+    """
+    value = config.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(
+            f"credentials file {path}: {key!r} must be a JSON object keyed by registry host, "
+            f"not {_json_kind(value)}; fix or remove it"
+        )
+    return value
+
+
+def _helper_name(value: object, path: Path) -> str:
+    """A credential helper's name from the docker config (``ecr-login`` for
+    ``docker-credential-ecr-login``).
+
+    Raises:
+        ConfigError: not a name (a number, an object, a path).
+    """
+    if isinstance(value, str) and _HELPER_NAME.fullmatch(value):
+        return value
+    raise ConfigError(
+        f"credentials file {path}: a credential helper must be named by a word such as "
+        f"'ecr-login', not {_json_kind(value)}; fix or remove it"
+    )
+
+
+def _json_kind(value: object) -> str:
+    """How a message names a JSON value's type, without showing the value (it may be a secret)."""
+    kinds = {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}
+    return next((k for t, k in kinds.items() if isinstance(value, t)), "a number")
+
+
+def _text_field(entry: dict[str, Any], key: str, registry: str, path: Path) -> str:
+    """A string field of an ``auths`` entry ('' when absent).
+
+    Raises:
+        ConfigError: the field is not a string.
+    """
+    value = entry.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ConfigError(
+            f"credentials file {path}: {key!r} of the entry for {registry} must be a string, "
+            f"not {_json_kind(value)}; log in again"
+        )
+    return value
 
 
 def _from_auths(auths: dict[str, Any], registry: str, path: Path) -> Credential | None:
     wanted = _normalise_key(registry)
     for key, entry in auths.items():
-        if _normalise_key(str(key)) != wanted or not isinstance(entry, dict):
+        if _normalise_key(str(key)) != wanted:
             continue
-        if entry.get("identitytoken"):
-            username = ""
-            if entry.get("auth"):
-                username = _decode_auth(str(entry["auth"]), registry, path)[0]
-            return Credential(username=username, identity_token=str(entry["identitytoken"]))
-        if entry.get("auth"):
-            username, password = _decode_auth(str(entry["auth"]), registry, path)
+        if not isinstance(entry, dict):
+            raise ConfigError(
+                f"credentials file {path}: the auths entry for {registry} must be a JSON object, "
+                f"not {_json_kind(entry)}; log in again"
+            )
+        auth = _text_field(entry, "auth", registry, path)
+        identity_token = _text_field(entry, "identitytoken", registry, path)
+        if identity_token:
+            username = _decode_auth(auth, registry, path)[0] if auth else ""
+            return Credential(username=username, identity_token=identity_token)
+        if auth:
+            username, password = _decode_auth(auth, registry, path)
             return Credential(username=username, password=password)
-        if entry.get("username") and entry.get("password"):
-            return Credential(username=str(entry["username"]), password=str(entry["password"]))
+        username = _text_field(entry, "username", registry, path)
+        password = _text_field(entry, "password", registry, path)
+        if username and password:
+            return Credential(username=username, password=password)
     return None
 
 
@@ -245,32 +340,56 @@ def _decode_auth(value: str, registry: str, path: Path) -> tuple[str, str]:
 
 
 def _helper_get(helper: str, registry: str) -> Credential | None:
+    """Ask ``docker-credential-<helper>`` for the registry's credential.
+
+    Raises:
+        CredentialError: the helper is missing, fails or does not answer in time.
+        ConfigError: its answer is not UTF-8 JSON with string ``Username`` and ``Secret``; bad
+            input like a broken docker config. The answer itself is never shown.
+    """
+    program = f"docker-credential-{helper}"
     out = _run_helper(helper, "get", _config_host(registry), registry)
     if out is None:
         return None
+    unreadable = ConfigError(
+        f"credential helper {program} answered for {registry} with something other than the "
+        'JSON object {"Username": ..., "Secret": ...} that helpers print (the answer is not '
+        f"shown: it may hold a secret); check or reinstall {program}"
+    )
     try:
-        answer = json.loads(out)
-        username, secret = str(answer["Username"]), str(answer["Secret"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise CredentialError(
-            f"docker-credential-{helper} gave an unreadable answer for {registry}"
-        ) from exc
+        answer = json.loads(out.decode("utf-8"))
+    except (ValueError, RecursionError):
+        raise unreadable from None
+    if not isinstance(answer, dict):
+        raise unreadable
+    username, secret = answer.get("Username"), answer.get("Secret")
+    if not isinstance(username, str) or not isinstance(secret, str):
+        raise unreadable
     source = f"credential helper {helper}"
     if username == _TOKEN_USERNAME:
         return Credential(identity_token=secret, source=source)
     return Credential(username=username, password=secret, source=source)
 
 
-def _run_helper(helper: str, action: str, stdin: str, registry: str) -> str | None:
+def _run_helper(helper: str, action: str, stdin: str, registry: str) -> bytes | None:
+    """Run ``docker-credential-<helper> <action>``; its standard output, or None when it has no
+    credentials for the registry.
+
+    What a failing helper prints is never shown: a helper may echo what it was given (``store``
+    is given the secret) or hold secrets in its errors.
+
+    Raises:
+        CredentialError: it is missing, fails or times out.
+        ConfigError: it prints more than :data:`CREDENTIALS_FILE_LIMIT` bytes.
+    """
     import subprocess  # noqa: PLC0415 - helpers are rare; a copy without them skips the import
 
     program = f"docker-credential-{helper}"
     try:
         proc = subprocess.run(
             [program, action],
-            input=stdin,
+            input=stdin.encode(),
             capture_output=True,
-            text=True,
             timeout=HELPER_TIMEOUT_SECONDS,
             check=False,
         )
@@ -279,17 +398,25 @@ def _run_helper(helper: str, action: str, stdin: str, registry: str) -> str | No
             f"credential helper {program} (configured for {registry}) is not on PATH; install it "
             "or remove it from the docker config"
         ) from exc
-    except subprocess.TimeoutExpired as exc:
+    except subprocess.TimeoutExpired:
         raise CredentialError(
             f"credential helper {program} did not answer within {HELPER_TIMEOUT_SECONDS} s"
-        ) from exc
+        ) from None  # the exception holds what the helper printed so far
     if proc.returncode != 0:
-        message = (proc.stdout.strip() or proc.stderr.strip()).splitlines()
-        first = message[0] if message else f"exit status {proc.returncode}"
-        if action == "get" and _HELPER_NOT_FOUND in first.lower():
+        said = (proc.stdout + proc.stderr).decode("utf-8", "replace").lower()
+        if action == "get" and _HELPER_NOT_FOUND in said:
             return None
-        # Helpers' messages do not contain the secret; we still only show their first line.
         raise CredentialError(
-            f"credential helper {program} {action} failed for {registry}: {first}"
+            f"credential helper {program} {action} failed for {registry} (exit status "
+            f"{proc.returncode}); its output is not shown, since it may hold secrets: run "
+            f"'echo {_config_host(registry)} | {program} get' to see it"
+            if action == "get"
+            else f"credential helper {program} {action} failed for {registry} (exit status "
+            f"{proc.returncode}); its output is not shown, since it may hold secrets"
+        )
+    if len(proc.stdout) > CREDENTIALS_FILE_LIMIT:
+        raise ConfigError(
+            f"credential helper {program} printed more than {CREDENTIALS_FILE_LIMIT // 1024} KiB "
+            f"for {registry}; check or reinstall it"
         )
     return proc.stdout

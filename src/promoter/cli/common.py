@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from promoter.app.runtime import Runtime, RuntimeSettings, SecretScrubber
-from promoter.errors import ConfigError
+from promoter.errors import LINE_SHOWN, ConfigError, one_line
 from promoter.remote.copy import DEFAULT_JOBS
 from promoter.transport.watch import interrupt, interrupted
 
@@ -88,14 +88,27 @@ def add_jobs_option(parser: argparse.ArgumentParser, *, shown: bool = True) -> N
     )
 
 
+#: The run's scrubber, set by :func:`configure_logging`: every error and warning line passes it.
+_scrub: SecretScrubber | None = None
+
+
+def _line(message: str) -> str:
+    """The one place a printed error or warning line is made: scrubbed of the run's secrets, then
+    escaped to one line and cut to :data:`~promoter.errors.LINE_SHOWN` characters."""
+    if _scrub is not None:
+        message = _scrub(message)
+    line = one_line(message, LINE_SHOWN)
+    return _scrub(line) if _scrub is not None else line  # a secret split by the cut
+
+
 def error(message: str) -> None:
-    """An error line on standard error."""
-    print(f"promoter: error: {message}", file=sys.stderr)
+    """An error line on standard error (see :func:`_line`)."""
+    print(f"promoter: error: {_line(message)}", file=sys.stderr)
 
 
 def warn(message: str) -> None:
-    """A warning line on standard error."""
-    print(f"promoter: warning: {message}", file=sys.stderr)
+    """A warning line on standard error (see :func:`_line`)."""
+    print(f"promoter: warning: {_line(message)}", file=sys.stderr)
 
 
 def as_json(args: argparse.Namespace) -> bool:
@@ -104,7 +117,11 @@ def as_json(args: argparse.Namespace) -> bool:
 
 
 def configure_logging(debug: bool, scrub: SecretScrubber) -> None:
-    """Log to standard error through the scrubber; DEBUG with ``--debug``, else warnings."""
+    """Log to standard error through the scrubber; DEBUG with ``--debug``, else warnings. urllib3's
+    warnings go through the same scrubbing handler (never its debug lines: they show whole URLs,
+    query strings included); error and warning lines (:func:`error`) use the same scrubber."""
+    global _scrub  # noqa: PLW0603 - one scrubber per CLI run, like the logging handlers below
+    _scrub = scrub
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(ScrubFilter(scrub))
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
@@ -112,6 +129,10 @@ def configure_logging(debug: bool, scrub: SecretScrubber) -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if debug else logging.WARNING)
     root.propagate = False
+    urllib3_log = logging.getLogger("urllib3")
+    urllib3_log.handlers[:] = [handler]
+    urllib3_log.setLevel(logging.WARNING)
+    urllib3_log.propagate = False
 
 
 def build_runtime_settings(

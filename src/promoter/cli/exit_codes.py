@@ -10,8 +10,21 @@
 
 from __future__ import annotations
 
-from promoter.errors import InputError, PromoterError, Remedy, RunInterruptedError
+from typing import TYPE_CHECKING
+
+from promoter.errors import (
+    CUT_MARK,
+    LINE_SHOWN,
+    InputError,
+    PromoterError,
+    Remedy,
+    RunInterruptedError,
+    one_line,
+)
 from promoter.outcome import Outcome, outcome_of
+
+if TYPE_CHECKING:
+    from promoter.app.runtime import SecretScrubber
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -48,10 +61,26 @@ def exit_code_for(error: BaseException) -> int:
     return exit_code_of(outcome_of(error))
 
 
-def cli_message(error: PromoterError) -> str:
-    """The error's one line, with its remedy in the command line's terms (``(use --force to move
-    it)``) where the CLI has one, else its hint."""
-    text = _REMEDY_TEXT.get(error.remedy) if error.remedy is not None else None
-    if text is None:
-        return str(error)
-    return text.format(error.message)
+def cli_message(error: PromoterError, scrub: SecretScrubber | None = None) -> str:
+    """The error's one line as the command line prints it (on standard error, and in ``-o json``):
+    scrubbed of the run's secrets, escaped to one line and cut (:func:`promoter.errors.one_line`),
+    with its remedy in the command line's terms (``(use --force to move it)``) where the CLI has
+    one, else its hint.
+
+    The error's fields are scrubbed first (in place, before anything formats or cuts them); the
+    message is then cut so that the line, remedy or hint included, fits in
+    :data:`~promoter.errors.LINE_SHOWN` characters.
+    """
+    if scrub is not None:
+        scrub.error(error)
+    message = error.message
+    template = _REMEDY_TEXT.get(error.remedy) if error.remedy is not None else None
+    if template is not None:
+        before, _, after = template.partition("{}")
+    else:  # the error's own wording of its hint ("; hint", or ": hint" for a registry's error)
+        full = str(error)
+        before, after = "", full[len(message) :] if full.startswith(message) else ""
+    mark = len(CUT_MARK.format(len(message)))
+    room = max(LINE_SHOWN - len(before) - len(after) - mark, LINE_SHOWN // 2)
+    line = one_line(before + one_line(message, room) + after, LINE_SHOWN)
+    return scrub(line) if scrub is not None else line

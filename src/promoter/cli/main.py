@@ -221,17 +221,18 @@ def _run_command(
             return argocd.run_command(args, scrub)
         return _login(args, scrub, stdin or sys.stdin)
     except PromoterError as exc:
-        error(scrub(cli_message(exc)))
+        error(cli_message(exc, scrub))
         if debug:
             log.exception("details")
         return exit_code_for(exc)
     except KeyboardInterrupt:
         error("interrupted")
         return EXIT_INTERRUPTED
-    except Exception as exc:
-        if debug:
-            raise
-        error(scrub(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)"))
+    except Exception as exc:  # noqa: BLE001 - the last resort: one scrubbed line, exit 1
+        scrub.error(exc)
+        if debug:  # the traceback through the scrubbing log handler, never Python's own printer
+            log.exception("internal error")
+        error(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)")
         return EXIT_FAILED
 
 
@@ -270,7 +271,7 @@ def _copy(args: argparse.Namespace, scrub: SecretScrubber) -> int:
             failure = outcomes[0]
             print(
                 json.dumps(
-                    copy_failure_json(pairs[0], scrub(cli_message(failure)), exit_code_for(failure))
+                    copy_failure_json(pairs[0], cli_message(failure, scrub), exit_code_for(failure))
                 )
             )
         raise outcomes[0]
@@ -278,7 +279,7 @@ def _copy(args: argparse.Namespace, scrub: SecretScrubber) -> int:
         if isinstance(outcome, CopyResult):
             _print_result(outcome, as_json(args))
             continue
-        message = scrub(cli_message(outcome))
+        message = cli_message(outcome, scrub)
         if as_json(args):
             print(json.dumps(copy_failure_json(copied_pair, message, exit_code_for(outcome))))
         error(message)

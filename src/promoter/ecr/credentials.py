@@ -207,7 +207,8 @@ class EcrTokenSource:
         data = answer.get("authorizationData") or []
         if not data or not data[0].get("authorizationToken"):
             raise CredentialError(f"ECR returned no authorization token for {ecr.host}")
-        decoded = decode_token(str(data[0]["authorizationToken"]), ecr.host)
+        token = str(data[0]["authorizationToken"])
+        decoded = decode_token(token, ecr.host)
         # The one conversion from AWS's wall-clock expiry to the monotonic clock that renew_at
         # uses: both clocks are read together, so later wall-clock steps change nothing.
         wall, monotonic = self._api.now(), self._clock()
@@ -220,6 +221,7 @@ class EcrTokenSource:
             password=decoded.password,
             source=self._label(ecr),
             renew_at=renew_at,
+            raw=token,  # scrubbed as fetched, besides the password and its Basic form
         )
         self._tokens[ecr.host] = credential
         return credential

@@ -114,8 +114,10 @@ def error_from(
     errors = doc.get("errors") if isinstance(doc, dict) else None
     for item in errors if isinstance(errors, list) else []:
         if isinstance(item, dict):
+            # Kept whole (the body is capped above): RegistryError cuts it when formatting, after
+            # the scrubber has seen all of it, so a cut cannot hide half a secret from it.
             details.append(
-                RegistryErrorDetail(str(item.get("code", "")), str(item.get("message", ""))[:200])
+                RegistryErrorDetail(str(item.get("code", "")), str(item.get("message", "")))
             )
     return error_class(
         method=method,
