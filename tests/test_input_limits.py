@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
 import sys
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -10,7 +15,10 @@ from typing import Any
 import pytest
 
 import promoter.config.load
+from promoter.config.input_files import InputCap
 from promoter.config.load import load_config
+from promoter.errors import ConfigError
+from promoter.gitops.render import Rendering
 
 # -- validation stays linear -----------------------------------------------------------------------
 
@@ -70,3 +78,218 @@ def test_three_thousand_environments_load_in_pipeline_order(tmp_path: Path) -> N
     config = load_config(_pipeline(tmp_path, 3000))
     assert list(config.environments) == [f"env-{index}" for index in reversed(range(3000))]
     assert config.source_of("env-0") == config.environments["env-1"]
+
+
+# -- the real CLI, its exit code, its one line and its peak memory ---------------------------------
+
+#: Runs the CLI like the console script and, as it exits, records the process's peak resident size
+#: (VmHWM, in KiB) in the file named first: the measure covers promoter alone, not kustomize.
+_MEASURED_CLI = """\
+import sys
+from promoter.cli.main import main
+code = main(sys.argv[2:])
+with open("/proc/self/status") as status:
+    peak = next(line.split()[1] for line in status if line.startswith("VmHWM:"))
+with open(sys.argv[1], "w") as out:
+    out.write(peak)
+sys.exit(code)
+"""
+#: What a run that refuses a hostile input may use at most, far below what the input would cost.
+PEAK_LIMIT_MIB = 200
+
+
+@dataclass(frozen=True)
+class Run:
+    """One CLI run in a child process."""
+
+    code: int
+    out: str
+    err: str
+    peak_mib: float
+
+    @property
+    def error_line(self) -> str:
+        """Standard error, which must be exactly one line."""
+        lines = self.err.splitlines()
+        assert len(lines) == 1, self.err
+        return lines[0]
+
+
+def run_cli(
+    *args: str | Path, cwd: Path | None = None, stdin: bytes | None = None, timeout: float = 60
+) -> Run:
+    """``promoter ARGS`` as a child process, with its exit code, output and peak memory."""
+    with tempfile.NamedTemporaryFile("r", suffix=".peak") as peak:
+        done = subprocess.run(
+            [sys.executable, "-c", _MEASURED_CLI, peak.name, *map(str, args)],
+            cwd=cwd,
+            input=stdin if stdin is not None else b"",
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+        recorded = Path(peak.name).read_text()
+    assert recorded, done.stderr.decode(errors="replace")
+    return Run(
+        done.returncode,
+        done.stdout.decode("utf-8", "replace"),
+        done.stderr.decode("utf-8", "replace"),
+        int(recorded) / 1024,
+    )
+
+
+def alias_bomb(levels: int = 9, width: int = 10, indent: str = "") -> str:
+    """Billion laughs: ``width ** levels`` strings from about a kilobyte of YAML, as a mapping's keys."""
+    lines = [
+        f'{indent}l0: &l0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]'
+    ]
+    lines += [
+        f"{indent}l{level}: &l{level} [{', '.join([f'*l{level - 1}'] * width)}]"
+        for level in range(1, levels + 1)
+    ]
+    return "\n".join(lines) + "\n"
+
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "gitops"
+DEV = "111111111111.dkr.ecr.us-east-1.amazonaws.com"
+PROD = "222222222222.dkr.ecr.us-east-1.amazonaws.com"
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A copy of examples/gitops whose registries nobody answers (these runs must not get that far)."""
+    root = tmp_path / "repo"
+    shutil.copytree(EXAMPLE, root)
+    return root
+
+
+def test_an_alias_bomb_in_promoter_yaml_stops_argocd_generate_in_one_line(repo: Path) -> None:
+    """A billion-laughs repositoryPolicy is refused before validation: exit 2, small and fast."""
+    bomb = alias_bomb(indent="            ").replace("l0: &l0", "Version: &l0", 1)
+    (repo / "promoter.yaml").write_text(
+        (repo / "promoter.yaml").read_text().split("\nregistries:")[0]
+        + f"\nregistries:\n  {PROD}:\n    ecr:\n      repository:\n"
+        + f"        repositoryPolicy:\n          Statement:\n{bomb}"
+    )
+    run = run_cli("argocd", "generate", cwd=repo / "infra" / "overlays" / "production")
+    assert run.code == 2
+    assert run.out == ""  # nothing for Argo CD to apply (or prune by)
+    assert run.error_line.startswith(f"promoter: error: {repo / 'promoter.yaml'}: YAML alias of ")
+    assert run.error_line.endswith(
+        "aliases are not accepted in this file; write the value out where it is used"
+    )
+    assert run.peak_mib < PEAK_LIMIT_MIB
+
+
+def test_promoter_yaml_takes_no_aliases_at_all(repo: Path) -> None:
+    """Even one harmless alias in promoter.yaml is refused, naming the anchored value's place."""
+    config = repo / "promoter.yaml"
+    config.write_text(
+        f"environments:\n  dev:\n    overlay: infra/overlays/dev\n    registry: &dev {DEV}\n"
+        "  production:\n    overlay: infra/overlays/production\n    registry: *dev\n"
+    )
+    run = run_cli("plan", "production", "--config", config)
+    assert run.code == 2
+    assert run.error_line == (
+        f"promoter: error: {config}: YAML alias of the value at line 4, column 15: aliases are not "
+        "accepted in this file; write the value out where it is used"
+    )
+
+
+def test_an_alias_bomb_in_rendered_manifests_is_refused(repo: Path) -> None:
+    """--manifests with a billion laughs under a ConfigMap: exit 2 in one line, memory flat."""
+    manifests = repo / "bomb.yaml"
+    manifests.write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: laughs}\ndata:\n"
+        + alias_bomb(indent="  ")
+    )
+    run = run_cli("plan", "production", "--manifests", manifests, cwd=repo)
+    assert run.code == 2
+    assert run.error_line == (
+        f"promoter: error: manifests from {manifests}: YAML aliases in the document at line 1 expand "
+        "beyond the limit of 1,000,000 characters and values that aliases may add; write the values out"
+    )
+    assert run.peak_mib < PEAK_LIMIT_MIB
+
+
+def test_a_few_aliases_in_rendered_manifests_are_fine(repo: Path) -> None:
+    """Helm output that shares an env list through an anchor still plans (its image is external)."""
+    manifests = repo / "shared.yaml"
+    manifests.write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n"
+        "    - {name: a, image: busybox:1.36, env: &env [{name: A, value: '1'}]}\n"
+        "    - {name: b, image: busybox:1.36, env: *env}\n"
+    )
+    run = run_cli("plan", "production", "--manifests", manifests, "-o", "json", cwd=repo)
+    assert run.code == 0, run.err
+    [image] = json.loads(run.out)["images"]
+    assert (image["image"], image["status"]) == ("busybox:1.36", "external")
+
+
+@pytest.mark.parametrize(
+    ("args", "name", "limit"),
+    [
+        (("plan", "production", "--manifests", "/dev/zero"), "manifests from /dev/zero", "32 MiB"),
+        (("plan", "production", "--config", "/dev/zero"), "/dev/zero", "2 MiB"),
+        (
+            ("sync", "--from-registry", DEV, "--images-file", "/dev/zero"),
+            "images file /dev/zero",
+            "4 MiB",
+        ),
+        (("copy", "--batch", "/dev/zero"), "batch file /dev/zero", "4 MiB"),
+    ],
+)
+def test_endless_inputs_stop_at_their_cap(
+    repo: Path, args: tuple[str, ...], name: str, limit: str
+) -> None:
+    """An input without end is read only up to its documented cap, then refused in one line."""
+    run = run_cli(*args, cwd=repo)
+    assert run.code == 2
+    assert run.error_line.startswith(f"promoter: error: {name} is larger than {limit}, the limit")
+    assert run.peak_mib < PEAK_LIMIT_MIB
+
+
+def test_kustomize_output_is_read_up_to_the_cap(tmp_path: Path) -> None:
+    """A real kustomize build that prints more than the cap is stopped, and its output refused."""
+    overlay = tmp_path / "overlay"
+    overlay.mkdir()
+    (overlay / "big.txt").write_text(("x" * 99 + "\n") * 1000)
+    (overlay / "kustomization.yaml").write_text(
+        "configMapGenerator:\n  - name: big\n    files: [big.txt]\n"
+    )
+    cap = InputCap("rendered manifests", 10_000, "split the application")
+    rendering = Rendering(overlay, timeout=60, cap=cap)
+    with pytest.raises(ConfigError) as caught:
+        rendering.result()
+    assert str(caught.value) == (
+        f"the output of kustomize build {overlay} is larger than 10000 bytes, the limit for "
+        "rendered manifests; split the application"
+    )
+    assert (
+        len(Rendering(overlay, timeout=60).result()) > 10_000
+    )  # the same build, under the real cap
+
+
+@pytest.mark.parametrize("flag", ["--images-file", "--batch"])
+@pytest.mark.parametrize("from_stdin", [False, True])
+def test_list_files_that_are_not_utf8_are_bad_input(
+    tmp_path: Path, flag: str, from_stdin: bool
+) -> None:
+    """Non-UTF-8 --images-file / --batch (a file or standard input): exit 2, one line, a remedy."""
+    data = b"localhost:5000/a:1 localhost:5001/a:1\n\xff\xfe localhost:5000/b:1\n"
+    path = tmp_path / "list.txt"
+    path.write_bytes(data)
+    source = "-" if from_stdin else str(path)
+    command = (
+        ["sync", "--from-registry", "localhost:5000", "--images-file", source]
+        if flag == "--images-file"
+        else ["copy", "--batch", source]
+    )
+    run = run_cli(*command, stdin=data if from_stdin else None)
+    what = "images file" if flag == "--images-file" else "batch file"
+    where = f"{what} from standard input" if from_stdin else f"{what} {path}"
+    assert run.code == 2
+    assert run.error_line == (
+        f"promoter: error: cannot read {where}: not UTF-8 text (byte 0xff at offset 38); "
+        "save it as UTF-8"
+    )

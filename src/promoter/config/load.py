@@ -31,14 +31,12 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
-import yaml
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from promoter.config.locate import CONFIG_NAME, find_config
+from promoter.config.locate import CONFIG_NAME, find_config, read_config_document
 from promoter.config.schema import ConfigModel, EcrModel
 from promoter.config.values import Environment, PromoterConfig, RegistrySettings
-from promoter.config.yaml_input import UniqueKeyLoader, yaml_error_line
 from promoter.ecr.hosts import is_ecr_host
 from promoter.ecr.settings import EcrSettings, RepositorySettings
 from promoter.errors import ConfigError, InvalidReferenceError
@@ -74,18 +72,7 @@ def load_config(path: Path, *, registries_only: bool = False) -> PromoterConfig:
     Raises:
         ConfigError: one line naming the file, the key path and what is wrong.
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ConfigError(f"cannot read {path}: {reason}") from exc
-    try:
-        data = yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506  # a safe loader (CSafeLoader)
-    except (
-        yaml.YAMLError,
-        ValueError,
-    ) as exc:  # ValueError: a date like 2024-02-30 that is no date
-        raise ConfigError(yaml_error_line(str(path), exc)) from exc
+    data = read_config_document(path)
     if data is None and registries_only:
         data = {}
     if data is None:
@@ -243,6 +230,8 @@ def _policy_text(value: dict[str, Any] | str | None, where: str) -> str | None:
             loaded = json.loads(value)
         except ValueError as exc:
             raise ConfigError(f"{where}: not valid JSON: {exc}") from None
+        except RecursionError:
+            raise ConfigError(f"{where}: not valid JSON: nested too deeply") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"{where}: expected a JSON object")
         return value
