@@ -293,3 +293,246 @@ def test_list_files_that_are_not_utf8_are_bad_input(
         f"promoter: error: cannot read {where}: not UTF-8 text (byte 0xff at offset 38); "
         "save it as UTF-8"
     )
+
+
+# -- credentials typed into references and hosts are refused, never repeated -----------------------
+
+PASSWORD = "S3cretPW-7f1c"
+CREDENTIALS_HINT = "remove it, and store credentials with promoter login or docker login instead"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ("copy", f"user:{PASSWORD}@reg.example.com/app:1", "localhost:5000/app:1"),
+            "image reference '***@reg.example.com/app:1' has a user name or password in it; "
+            + CREDENTIALS_HINT,
+        ),
+        (
+            ("copy", "reg.example.com/app:1", f"https://u:{PASSWORD}@localhost:5000/app:1"),
+            "image reference 'https://***@localhost:5000/app:1' has a user name or password in "
+            "it; " + CREDENTIALS_HINT,
+        ),
+        (
+            ("digest", f"u:{PASSWORD}@nginx:latest"),
+            "image reference '***@nginx:latest' has a user name or password in it; "
+            + CREDENTIALS_HINT,
+        ),
+        (
+            ("digest", f"u:pa/{PASSWORD}@localhost:5000/app@sha256:{'a' * 64}"),
+            f"image reference '***@localhost:5000/app@sha256:{'a' * 64}' has a user name or "
+            "password in it; " + CREDENTIALS_HINT,
+        ),
+        (
+            ("login", "-u", "u", "--password-stdin", f"u:{PASSWORD}@reg.example.com"),
+            (
+                "login takes a registry host, not credentials: remove the user name/password from "
+                "'***@reg.example.com'; give the user with --username and the password on standard input"
+            ),
+        ),
+        (
+            ("login", "-u", "u", "--password-stdin", f"https://u:{PASSWORD}@reg.example.com/"),
+            (
+                "login takes a registry host, not credentials: remove the user name/password from "
+                "'https://***@reg.example.com/'; give the user with --username and the password on "
+                "standard input"
+            ),
+        ),
+        (
+            ("sync", "--from-registry", f"u:{PASSWORD}@reg.example.com", "--image", "r.io/a:1"),
+            "--from-registry: registry host '***@reg.example.com' has a user name or password in "
+            "it; " + CREDENTIALS_HINT,
+        ),
+        (
+            ("ecr", "grant-pull", "--registry", f"u:{PASSWORD}@{DEV}", "--account", "222222222222"),
+            f"--registry: registry host '***@{DEV}' has a user name or password in it; "
+            + CREDENTIALS_HINT,
+        ),
+    ],
+)
+@pytest.mark.parametrize("debug", [False, True])
+def test_credentials_in_a_reference_or_host_are_refused_unrepeated(
+    tmp_path: Path, args: tuple[str, ...], message: str, debug: bool
+) -> None:
+    """user:pw@host in a reference, a URL or a registry host: exit 2, password never printed."""
+    run = run_cli(*args, *(["--debug"] if debug else []), cwd=tmp_path, stdin=b"x\n")
+    assert run.code == 2, run.err
+    assert PASSWORD not in run.out + run.err
+    if not debug:  # --debug adds the traceback, which must not have it either
+        assert run.error_line == f"promoter: error: {message}"
+
+
+def test_credentials_in_a_batch_file_are_not_repeated(tmp_path: Path) -> None:
+    """A --batch line with credentials, as a pair or alone, is refused without the password."""
+    batch = tmp_path / "pairs.txt"
+    for line, message in [
+        (
+            f"u:{PASSWORD}@reg.example.com/a:1 localhost:5000/a:1",
+            f"{batch}:1: image reference '***@reg.example.com/a:1' has a user name or password "
+            "in it; " + CREDENTIALS_HINT,
+        ),
+        (
+            f"u:{PASSWORD}@reg.example.com/a:1",
+            f"{batch}:1: expected 'SRC DST', got '***@reg.example.com/a:1'",
+        ),
+    ]:
+        batch.write_text(line + "\n")
+        for debug in ([], ["--debug"]):
+            run = run_cli("copy", "--batch", batch, *debug)
+            assert run.code == 2
+            assert PASSWORD not in run.out + run.err
+        assert run_cli("copy", "--batch", batch).error_line == f"promoter: error: {message}"
+
+
+def _config_with(folder: Path, registry: str = DEV, registries: str = "") -> Path:
+    path = folder / "promoter.yaml"
+    path.write_text(
+        f"environments:\n  dev:\n    overlay: o/dev\n    registry: '{registry}'\n"
+        + (f"registries:\n{registries}" if registries else "")
+    )
+    return path
+
+
+@pytest.mark.parametrize(
+    ("registry", "registries", "message"),
+    [
+        (
+            f"u:{PASSWORD}@{DEV}",
+            "",
+            f"environments.dev.registry: registry host '***@{DEV}' has a user name or password "
+            "in it; " + CREDENTIALS_HINT,
+        ),
+        (
+            DEV,
+            f"  'u:{PASSWORD}@{DEV}': {{}}\n",
+            f"registries: registry host '***@{DEV}' has a user name or password in it; "
+            + CREDENTIALS_HINT,
+        ),
+        (
+            DEV,
+            f"  {DEV}: {{endpoint: 'ftp://u:{PASSWORD}@mirror'}}\n",
+            (
+                f"registries.{DEV}.endpoint: remove the user name/password from the URL "
+                "('ftp://***@mirror'); store credentials with promoter login or docker login instead"
+            ),
+        ),
+        (
+            DEV,
+            f"  {DEV}: {{endpoint: 'http://u:{PASSWORD}@mirror:99999'}}\n",
+            (
+                f"registries.{DEV}.endpoint: remove the user name/password from the URL "
+                "('http://***@mirror:99999'); store credentials with promoter login or docker login "
+                "instead"
+            ),
+        ),
+    ],
+)
+def test_credentials_in_promoter_yaml_are_refused_unrepeated(
+    tmp_path: Path, registry: str, registries: str, message: str
+) -> None:
+    """Credentials in an environment's registry, a registries key or an endpoint: exit 2, unprinted."""
+    config = _config_with(tmp_path, registry, registries)
+    for debug in ([], ["--debug"]):
+        run = run_cli("plan", "dev", "--config", config, *debug, cwd=tmp_path)
+        assert run.code == 2
+        assert PASSWORD not in run.out + run.err
+    assert run_cli("plan", "dev", "--config", config).error_line == (
+        f"promoter: error: {config}: {message}"
+    )
+
+
+# -- ports are 1 to 65535 ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ("copy", "reg.example.com:99999/app:1", "localhost:5000/app:1"),
+            (
+                "invalid port 99999 in registry host 'reg.example.com:99999' of image reference "
+                "'reg.example.com:99999/app:1': use a port from 1 to 65535"
+            ),
+        ),
+        (
+            ("copy", "reg.example.com/app:1", "localhost:0/app:1"),
+            (
+                "invalid port 0 in registry host 'localhost:0' of image reference 'localhost:0/app:1': "
+                "use a port from 1 to 65535"
+            ),
+        ),
+        (
+            ("digest", "reg.example.com:http/app:1"),
+            (
+                "invalid registry host 'reg.example.com:http' in image reference "
+                "'reg.example.com:http/app:1': expected host[:port] with a port from 1 to 65535"
+            ),
+        ),
+        (
+            ("sync", "--from-registry", "localhost:70000", "--image", "localhost:5000/a:1"),
+            (
+                "--from-registry: invalid port 70000 in registry host 'localhost:70000': use a port "
+                "from 1 to 65535"
+            ),
+        ),
+        (
+            ("login", "-u", "u", "--password-stdin", "localhost:65536"),
+            "invalid port 65536 in registry host 'localhost:65536': use a port from 1 to 65535",
+        ),
+    ],
+)
+def test_a_port_outside_1_to_65535_is_bad_input(
+    tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    """A port over 65535, 0 or not a number, in a reference or a host: exit 2 in one line."""
+    run = run_cli(*args, cwd=tmp_path, stdin=b"x\n")
+    assert run.code == 2
+    assert run.error_line == f"promoter: error: {message}"
+
+
+@pytest.mark.parametrize(
+    ("registry", "registries", "message"),
+    [
+        (
+            "r.example.com:99999",
+            "",
+            (
+                "environments.dev.registry: invalid port 99999 in registry host "
+                "'r.example.com:99999': use a port from 1 to 65535"
+            ),
+        ),
+        (
+            DEV,
+            f"  {DEV}: {{endpoint: 'http://127.0.0.1:65536'}}\n",
+            (
+                f"registries.{DEV}.endpoint: invalid port in 'http://127.0.0.1:65536': use a port "
+                "from 1 to 65535"
+            ),
+        ),
+        (
+            DEV,
+            f"  {DEV}: {{endpoint: 'http://127.0.0.1:0'}}\n",
+            (
+                f"registries.{DEV}.endpoint: invalid port in 'http://127.0.0.1:0': use a port "
+                "from 1 to 65535"
+            ),
+        ),
+        (
+            DEV,
+            f"  {DEV}: {{endpoint: 'http://127.0.0.1:five'}}\n",
+            (
+                f"registries.{DEV}.endpoint: invalid port in 'http://127.0.0.1:five': use a port "
+                "from 1 to 65535"
+            ),
+        ),
+    ],
+)
+def test_a_port_outside_1_to_65535_in_promoter_yaml_is_bad_input(
+    tmp_path: Path, registry: str, registries: str, message: str
+) -> None:
+    """Environment registries and endpoints in promoter.yaml follow the same port rule."""
+    config = _config_with(tmp_path, registry, registries)
+    run = run_cli("plan", "dev", "--config", config, cwd=tmp_path)
+    assert run.code == 2
+    assert run.error_line == f"promoter: error: {config}: {message}"

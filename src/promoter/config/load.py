@@ -40,7 +40,7 @@ from promoter.config.values import Environment, PromoterConfig, RegistrySettings
 from promoter.ecr.hosts import is_ecr_host
 from promoter.ecr.settings import EcrSettings, RepositorySettings
 from promoter.errors import ConfigError, InvalidReferenceError
-from promoter.reference import parse_registry_host
+from promoter.reference import hide_credentials, parse_registry_host
 
 __all__ = [
     "CONFIG_NAME",
@@ -148,23 +148,26 @@ def _registry_host(text: str, where: str) -> str:
 
 def _check_endpoint(url: str, where: str) -> None:
     """An endpoint is where requests go: an http(s) base URL, without credentials or query."""
+    hidden = hide_credentials(url)
+    if hidden is not None:
+        # Credentials come from the docker config or a helper, never from a file kept in Git.
+        raise ConfigError(
+            f"{where}: remove the user name/password from the URL ({hidden!r}); "
+            "store credentials with promoter login or docker login instead"
+        )
     problem = f"expected an http:// or https:// URL like http://127.0.0.1:5000, got {url!r}"
     try:
         parts = urlsplit(url)
-        port_ok = parts.port is None or parts.port > 0
     except ValueError:
         raise ConfigError(f"{where}: {problem}") from None
-    if (
-        parts.scheme not in {"http", "https"}
-        or not parts.hostname
-        or not port_ok
-        or parts.query
-        or parts.fragment
-    ):
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise ConfigError(f"{where}: invalid port in {url!r}: use a port from 1 to 65535")
+    if parts.scheme not in {"http", "https"} or not parts.hostname or parts.query or parts.fragment:
         raise ConfigError(f"{where}: {problem}")
-    if parts.username is not None or parts.password is not None:
-        # Credentials come from the docker config or a helper, never from a file kept in Git.
-        raise ConfigError(f"{where}: remove the user name/password from the URL")
 
 
 #: ECR's tag mutability settings (CreateRepository, ``imageTagMutability``).
