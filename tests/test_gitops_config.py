@@ -230,7 +230,11 @@ BASE = "environments:\n" + env("dev")
          ("registries.x.example.com.endpoint: expected an http:// or https:// URL like "
           "http://127.0.0.1:5000, got '127.0.0.1:5000'")),
         (BASE + "registries:\n  x.example.com: {endpoint: 'http://u:p@mirror'}\n",
-         "registries.x.example.com.endpoint: remove the user name/password from the URL"),
+         ("registries.x.example.com.endpoint: remove the user name/password from the URL "
+          "('http://***@mirror'); store credentials with promoter login or docker login instead")),
+        (BASE + "registries:\n  x.example.com: {endpoint: 'http://mirror:65536'}\n",
+         ("registries.x.example.com.endpoint: invalid port in 'http://mirror:65536': "
+          "use a port from 1 to 65535")),
         (BASE + "registries:\n  'https://x.example.com': {}\n",
          ("registries: 'https://x.example.com' is not a registry host "
           "(expected host[:port], without scheme or path)")),

@@ -319,5 +319,7 @@ def test_manifests_that_are_not_text_are_a_config_error(tmp_path: Path) -> None:
     """Binary input is refused with a clear line instead of a decoding traceback."""
     path = tmp_path / "image.tar"
     path.write_bytes(b"\xff\xfe\x00garbage")
-    with pytest.raises(ConfigError, match=r"not UTF-8 text$"):
+    with pytest.raises(
+        ConfigError, match=r"not UTF-8 text \(byte 0xff at offset 0\); save it as UTF-8$"
+    ):
         read_manifests(str(path))

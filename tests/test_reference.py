@@ -7,7 +7,14 @@ import pytest
 from promoter.cli.exit_codes import exit_code_for
 from promoter.errors import InvalidReferenceError
 from promoter.oci.digest import parse_digest
-from promoter.reference import Reference, api_host, is_loopback_host, parse_reference
+from promoter.reference import (
+    Reference,
+    api_host,
+    hide_credentials,
+    is_loopback_host,
+    parse_reference,
+    parse_registry_host,
+)
 
 D = "sha256:" + "a" * 64
 
@@ -95,3 +102,33 @@ def test_docker_hub_api_host_and_loopback() -> None:
     assert not is_loopback_host("registry.example.com")
     assert not is_loopback_host("127.example.com:5000")
     assert is_loopback_host("127.0.0.2:5000")
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("user:pw@host.io/app:1", "***@host.io/app:1"),
+        ("https://u:pw@host.io/app", "https://***@host.io/app"),
+        ("u:pa/ss@host.io/app", "***@host.io/app"),
+        ("u:p@ss@host.io/app@sha256:abc", "***@host.io/app@sha256:abc"),
+        ("u:pw@nginx:latest", "***@nginx:latest"),
+        ("u:pw@127.0.0.1:5000", "***@127.0.0.1:5000"),
+        ("host.io/app@sha256:abc", None),
+        ("nginx@sha256:123", None),
+        ("app@md5:aa", None),
+        ("host.io/app:1", None),
+    ],
+)
+def test_hide_credentials_hides_everything_before_the_host(text: str, shown: str | None) -> None:
+    """Any '@' but a digest's ends typed credentials, which are hidden up to the host."""
+    assert hide_credentials(text) == shown
+
+
+@pytest.mark.parametrize("port", ["0", "65536", "99999"])
+def test_a_port_outside_1_to_65535_does_not_parse(port: str) -> None:
+    """host:0 and ports over 65535 are refused in references and registry hosts alike."""
+    with pytest.raises(InvalidReferenceError, match=f"invalid port {port} "):
+        parse_reference(f"host.io:{port}/app:1")
+    with pytest.raises(InvalidReferenceError, match=f"invalid port {port} "):
+        parse_registry_host(f"host.io:{port}")
+    assert parse_reference("host.io:65535/app:1").registry == "host.io:65535"

@@ -14,7 +14,7 @@ import ipaddress
 import re
 from dataclasses import dataclass, replace
 
-from promoter.errors import InvalidReferenceError
+from promoter.errors import InvalidReferenceError, Remedy
 from promoter.oci.digest import Digest, parse_digest
 
 DOCKER_HUB = "docker.io"
@@ -34,6 +34,13 @@ _DOMAIN = re.compile(
     rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{{1,5}})?"
 )
 _DIGEST = re.compile(r"(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})")
+#: What follows the ``@`` of a digest, right or wrong: ``algorithm:encoded`` (OCI image spec,
+#: descriptor.md "Digests").
+_DIGEST_ATTEMPT = re.compile(
+    r"(?i)(?P<algorithm>[a-z0-9]+(?:[+._-][a-z0-9]+)*):(?P<encoded>[a-z0-9=_-]+)"
+)
+_DIGEST_ALGORITHM = re.compile(r"(?i)sha\d*|blake\d*|md5")
+_MAX_PORT = 65535
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +105,9 @@ def parse_reference(text: str, *, default_tag: str | None = DEFAULT_TAG) -> Refe
             unset so that the caller can decide (``promoter copy`` then keeps the source's tag).
 
     Raises:
-        InvalidReferenceError: naming the input and what is wrong with it.
+        InvalidReferenceError: naming the input and what is wrong with it; a reference with
+            credentials typed into it (``user:pw@host/...``) is refused without repeating them, and a
+            port must be from 1 to 65535.
     """
     original = text
     text = text.strip()
@@ -106,6 +115,7 @@ def parse_reference(text: str, *, default_tag: str | None = DEFAULT_TAG) -> Refe
         raise InvalidReferenceError(
             "empty image reference: give one like registry.example.com/app:1.0"
         )
+    _refuse_credentials(text, "image reference")
     if "://" in text:
         raise InvalidReferenceError(
             f"invalid image reference {original!r}: drop the URL scheme (write host/repository:tag)"
@@ -131,7 +141,14 @@ def parse_reference(text: str, *, default_tag: str | None = DEFAULT_TAG) -> Refe
     registry, repository = _split_registry(text)
     if not _DOMAIN.fullmatch(registry):
         raise InvalidReferenceError(
-            f"invalid registry host {registry!r} in image reference {original!r}"
+            f"invalid registry host {registry!r} in image reference {original!r}: expected "
+            "host[:port] with a port from 1 to 65535"
+        )
+    port = _port_out_of_range(registry)
+    if port is not None:
+        raise InvalidReferenceError(
+            f"invalid port {port} in registry host {registry!r} of image reference {original!r}: "
+            f"use a port from 1 to {_MAX_PORT}"
         )
     if registry in DOCKER_HUB_ALIASES:
         registry = DOCKER_HUB
@@ -149,6 +166,61 @@ def parse_reference(text: str, *, default_tag: str | None = DEFAULT_TAG) -> Refe
     if tag is None and digest is None:
         tag = default_tag
     return Reference(registry=registry, repository=repository, tag=tag, digest=digest)
+
+
+def hide_credentials(text: str) -> str | None:
+    """``text`` with the ``user:password@`` typed into it replaced by ``***@``; None when it has none.
+
+    A reference has no ``@`` but the one before its digest, so any other ``@`` ends credentials
+    (``user:pw@host/repo:tag``, ``https://u:p@host/``, a password with ``/`` or ``@`` in it): what
+    precedes the last such ``@`` is hidden, and callers show the result, never ``text``.
+    """
+    scheme, separator, rest = text.partition("://")
+    prefix = f"{scheme}{separator}" if separator else ""
+    if not separator:
+        rest = text
+    body, at, tail = rest.rpartition("@")
+    suffix = ""
+    if at and _is_digest_attempt(body, tail):
+        rest, suffix = body, f"@{tail}"  # the digest's own @
+    if "@" not in rest:
+        return None
+    return f"{prefix}***@{rest.rpartition('@')[2]}{suffix}"
+
+
+def _is_digest_attempt(before: str, after: str) -> bool:
+    """Whether the ``@`` between ``before`` and ``after`` separates a digest rather than credentials.
+
+    ``repo@sha256:123``, ``user:pw@host:5000`` and ``user:pw@nginx:latest`` have the same shape; a
+    known algorithm name or a repository path before the ``@`` tell a digest (maybe a wrong one) apart.
+    """
+    found = _DIGEST_ATTEMPT.fullmatch(after)
+    if found is None:
+        return False
+    return "/" in before or _DIGEST_ALGORITHM.fullmatch(found["algorithm"]) is not None
+
+
+def _refuse_credentials(text: str, what: str) -> None:
+    """Refuse ``text`` if credentials were typed into it, without repeating them.
+
+    Raises:
+        InvalidReferenceError: naming the input with its credentials hidden.
+    """
+    hidden = hide_credentials(text)
+    if hidden is not None:
+        raise InvalidReferenceError(
+            f"{what} {hidden!r} has a user name or password in it",
+            hint="remove it, and store credentials with promoter login or docker login instead",
+            remedy=Remedy.LOG_IN,
+        )
+
+
+def _port_out_of_range(registry: str) -> str | None:
+    """The port of a ``host[:port]`` (already matched by the domain grammar) when it is not 1-65535."""
+    if registry.endswith("]") or ":" not in registry:
+        return None
+    port = registry.rsplit(":", 1)[1]
+    return None if 0 < int(port) <= _MAX_PORT else port
 
 
 def _split_registry(text: str) -> tuple[str, str]:
@@ -193,7 +265,13 @@ def parse_registry_host(text: str) -> str:
         InvalidReferenceError: ``text`` is not a registry host; the message names it.
     """
     host = text.strip()
+    _refuse_credentials(host, "registry host")
     problem = f"{text!r} is not a registry host (expected host[:port], without scheme or path)"
+    port = _port_out_of_range(host) if _DOMAIN.fullmatch(host) else None
+    if port is not None:
+        raise InvalidReferenceError(
+            f"invalid port {port} in registry host {text!r}: use a port from 1 to {_MAX_PORT}"
+        )
     if not host or "/" in host or "@" in host:
         raise InvalidReferenceError(problem)
     try:

@@ -16,6 +16,7 @@ from promoter.deadline import Deadline
 from promoter.ecr.hosts import EcrRegistry, parse_ecr_host
 from promoter.ecr.policy import PolicyChange
 from promoter.errors import InputError, Remedy
+from promoter.reference import hide_credentials, parse_registry_host
 
 
 def login_host(text: str) -> str:
@@ -23,15 +24,24 @@ def login_host(text: str) -> str:
     ``https://registry.example.com/`` names its host.
 
     Raises:
-        InputError: ``text`` names a repository or nothing.
+        InputError: ``text`` names a repository or nothing, has credentials typed into it (refused
+            without repeating them: the password goes on standard input), or a port beyond 65535.
     """
     registry = text.strip()
+    hidden = hide_credentials(registry)
+    if hidden is not None:
+        raise InputError(
+            f"login takes a registry host, not credentials: remove the user name/password from "
+            f"{hidden!r}",
+            hint="give the user with --username and the password on standard input",
+        )
     if "://" in registry:
         registry = registry.split("://", 1)[1].rstrip("/")
     if "/" in registry or not registry:
         raise InputError(
             f"login takes a registry host such as registry.example.com:5000, not {registry!r}"
         )
+    parse_registry_host(registry)  # the port, and the host's spelling
     return registry
 
 
@@ -80,9 +90,10 @@ def source_ecr_registry(config: PromoterConfig | None, registry: str | None = No
     promoter.yaml that another environment promotes from.
 
     Raises:
-        InputError: ``registry`` is no ECR host, or promoter.yaml names no such registry or several.
+        InputError: ``registry`` is no ECR host (or no host: credentials, a bad port), or promoter.yaml names no such registry or several.
     """
     if registry is not None:
+        parse_registry_host(registry)  # refuses credentials without repeating them, and bad ports
         found = parse_ecr_host(registry.strip())
         if found is None:
             raise InputError(

@@ -14,7 +14,7 @@ from promoter.app.runtime import Runtime
 from promoter.config.lists import read_list_file
 from promoter.deadline import Deadline
 from promoter.errors import InputError, PromoterError, TagConflictError
-from promoter.reference import Reference, parse_reference
+from promoter.reference import Reference, hide_credentials, parse_reference
 from promoter.remote.copy import Copier, CopyOptions, CopyProgress, CopyResult
 
 #: A source and a destination reference.
@@ -73,7 +73,8 @@ def read_pairs(path: Path) -> list[Pair]:
     for number, entry in read_list_file(path, "batch file"):
         words = entry.split()
         if len(words) != 2:
-            raise InputError(f"{path}:{number}: expected 'SRC DST', got {entry!r}")
+            shown = " ".join(hide_credentials(word) or word for word in words)
+            raise InputError(f"{path}:{number}: expected 'SRC DST', got {shown!r}")
         try:
             found = pair(words[0], words[1])
         except InputError as exc:

@@ -39,8 +39,15 @@ def environment_images(
         ConfigError: the overlay cannot be rendered or the manifests are not valid YAML.
         DeadlineExceededError: the render was still running at the deadline.
     """
-    text = read_manifests(manifests) if manifests else _rendered(environment, rendering, deadline)
-    documents = (d for d in iter_manifests(text) if not is_hook(d))
+    if manifests:
+        text = read_manifests(manifests)
+        source = (
+            "manifests from standard input" if manifests == "-" else f"manifests from {manifests}"
+        )
+    else:
+        text = _rendered(environment, rendering, deadline)
+        source = f"kustomize build {environment.overlay}"
+    documents = (d for d in iter_manifests(text, source=source) if not is_hook(d))
     return (found.image for found in iter_images(documents))
 
 

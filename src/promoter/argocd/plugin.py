@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from promoter.argocd.hookjob import HookSettings
+from promoter.config.locate import read_config_document
 from promoter.errors import InputError
 from promoter.version import __version__
 
@@ -132,10 +133,16 @@ def hook_registry_settings(path: Path) -> str | None:
     The Job needs endpoints, ECR roles and repository settings as the repository states them;
     ``caFile`` names a file in the repository that the pod does not have, so it is left out with a
     warning (mount the CA into the image, or use a registry with a public certificate).
+
+    The file is read as every reader reads it (:func:`~promoter.config.locate.read_config_document`:
+    capped, no aliases), so what the Job gets cannot grow beyond what the file spells out.
+
+    Raises:
+        ConfigError: the file cannot be read or is not acceptable YAML.
     """
     import yaml  # noqa: PLC0415 - generate only
 
-    document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    document = read_config_document(path) or {}
     registries = document.get("registries") if isinstance(document, dict) else None
     if not isinstance(registries, dict) or not registries:
         return None

@@ -16,7 +16,8 @@ from promoter.app.runtime import Runtime, RuntimeSettings, SecretScrubber
 from promoter.app.wire import policy_change_json
 from promoter.cli.exit_codes import EXIT_OK
 from promoter.ecr.hosts import parse_ecr_host
-from promoter.errors import ConfigError, InputError
+from promoter.errors import ConfigError, InputError, InvalidReferenceError
+from promoter.reference import parse_registry_host
 
 if TYPE_CHECKING:
     from promoter.config.values import PromoterConfig
@@ -78,6 +79,11 @@ def run_command(args: argparse.Namespace, scrub: SecretScrubber) -> int:
     if not (len(args.account) == 12 and args.account.isdigit()):
         raise InputError(f"--account {args.account!r} is not a 12-digit AWS account id")
     config = _config(args)
+    if args.registry is not None:
+        try:
+            parse_registry_host(args.registry)  # credentials (never repeated), ports
+        except InvalidReferenceError as exc:
+            raise InputError(f"--registry: {exc}") from None
     if args.registry is not None and parse_ecr_host(args.registry.strip()) is None:
         raise InputError(
             f"--registry {args.registry!r} is not an ECR registry host "

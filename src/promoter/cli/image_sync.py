@@ -29,11 +29,9 @@ def run_image_sync(args: argparse.Namespace, scrub: SecretScrubber) -> int:
         raise InputError("give either ENV or --from-registry with --image, not both")
     try:
         source_registry = parse_registry_host(args.from_registry)
-    except InvalidReferenceError:
-        raise InputError(
-            f"--from-registry {args.from_registry!r} is not a registry host; give host[:port] "
-            "without a scheme"
-        ) from None
+    except InvalidReferenceError as exc:
+        # the parser's words: they never repeat credentials typed into the host
+        raise InputError(f"--from-registry: {exc}") from None
     texts = list(args.image or [])
     for path in args.images_file or []:
         texts.extend(entry for _, entry in read_list_file(path, "images file"))

@@ -6,10 +6,9 @@ The in-cluster hook's ``--images-file``, the Kustomize component's ``promoter-im
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-from promoter.errors import ConfigError
+from promoter.config.input_files import LIST_CAP, read_input_text
 
 
 def read_list_file(path: Path, what: str) -> list[tuple[int, str]]:
@@ -20,14 +19,11 @@ def read_list_file(path: Path, what: str) -> list[tuple[int, str]]:
         what: what the file is, for the error (``images file``, ``batch file``).
 
     Raises:
-        ConfigError: the file cannot be read or is not UTF-8 text; one line naming it.
+        ConfigError: the file cannot be read, is larger than
+            :data:`~promoter.config.input_files.LIST_CAP` or is not UTF-8 text; one line naming it.
     """
-    try:
-        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError(f"cannot read {what} {path}: not UTF-8 text") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
+    name = f"{what} from standard input" if str(path) == "-" else f"{what} {path}"
+    text = read_input_text(path, name=name, cap=LIST_CAP)
     entries = []
     for number, line in enumerate(text.splitlines(), start=1):
         entry = line.split("#", 1)[0].strip()

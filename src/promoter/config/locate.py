@@ -7,8 +7,9 @@ needs: the overlay a plan will render can start building while the rest of promo
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
+from promoter.config.input_files import CONFIG_CAP, read_input_text
 from promoter.errors import ConfigError, Remedy
 
 CONFIG_NAME: Final = "promoter.yaml"
@@ -37,18 +38,31 @@ def find_config(start: Path) -> Path:
     )
 
 
+def read_config_document(path: Path) -> Any:
+    """promoter.yaml as YAML values, before validation: every reader of the file reads it this way.
+
+    The file is read up to :data:`~promoter.config.input_files.CONFIG_CAP` and no further, and it
+    takes no YAML aliases and no duplicate keys: it is promoter's own file, written by hand, and the
+    in-cluster hook and the Argo CD plugin read it too.
+
+    Raises:
+        ConfigError: unreadable, too large, not UTF-8, not YAML, or using aliases; one line.
+    """
+    from promoter.config.yaml_input import load_yaml  # noqa: PLC0415 - YAML only when a file is read
+
+    return load_yaml(read_input_text(path, name=str(path), cap=CONFIG_CAP), source=str(path))
+
+
 def overlay_hint(config_path: Path, environment: str) -> Path | None:
     """The overlay folder ``environment`` names in ``config_path``, read without validating.
 
     Only a guess to start rendering early: None on any doubt, and the caller checks it against the
     validated configuration before using what was rendered.
     """
-    import yaml  # noqa: PLC0415 - only when a hint is asked for
-
     try:
-        document = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+        document = read_config_document(config_path)
         overlay = document["environments"][environment]["overlay"]
-    except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError, KeyError, TypeError):
+    except (ConfigError, KeyError, TypeError):
         return None
     if not isinstance(overlay, str) or not overlay:
         return None

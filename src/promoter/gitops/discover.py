@@ -13,10 +13,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-import yaml
-
-from promoter.config.yaml_input import FastSafeLoader, yaml_error_line
-from promoter.errors import ConfigError
+from promoter.config.yaml_input import load_yaml_documents
 
 #: Where pod specs live inside a document, for any kind (a Pod's own spec is handled apart).
 _POD_SPEC_PATHS: Final = (
@@ -66,16 +63,14 @@ def iter_manifests(text: str, *, source: str = "manifests") -> Iterator[dict[str
     """:func:`parse_manifests` one document at a time, so that a plan can start looking images up
     in registries while the rest of the YAML is still being parsed.
 
+    YAML aliases may add at most :data:`~promoter.config.yaml_input.ALIAS_EXPANSION_LIMIT` to the
+    whole text (Helm charts share lists through them; a bomb does not get through).
+
     Raises:
-        ConfigError: when the parse reaches invalid YAML (documents before it were yielded).
+        ConfigError: when the parse reaches invalid YAML or aliases beyond the limit (documents before
+            it were yielded).
     """
-    try:
-        yield from _flatten(yaml.load_all(text, Loader=FastSafeLoader))  # a safe loader
-    except (
-        yaml.YAMLError,
-        ValueError,
-    ) as exc:  # ValueError: a date like 2024-02-30 that is no date
-        raise ConfigError(yaml_error_line(source, exc)) from exc
+    yield from _flatten(load_yaml_documents(text, source=source))
 
 
 def discover_images(documents: Iterable[Mapping[str, Any]]) -> list[FoundImage]:

@@ -10,10 +10,13 @@ import json
 import re
 import shutil
 import subprocess
-import sys
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Final
+from typing import IO, Final
 
+from promoter.config.input_files import MANIFESTS_CAP, InputCap, decode_text, read_input_text
 from promoter.errors import ConfigError
 
 #: Seconds a build may take; 500 Deployments render in about half a second, so this only ends a
@@ -60,66 +63,137 @@ def start_render(overlay: Path, *, timeout: float = RENDER_TIMEOUT) -> Rendering
 
 
 class Rendering:
-    """One ``kustomize build`` running as a child process."""
+    """One ``kustomize build`` running as a child process.
 
-    def __init__(self, overlay: Path, timeout: float) -> None:
+    Its output is read as it is printed, by a thread per pipe, so the build never blocks on a full
+    pipe and never hands promoter more than :data:`~promoter.config.input_files.MANIFESTS_CAP`: a build
+    that prints more is stopped as soon as it passes the cap.
+    """
+
+    def __init__(self, overlay: Path, timeout: float, cap: InputCap = MANIFESTS_CAP) -> None:
         if not overlay.is_dir():
             what = "is not a folder" if overlay.exists() else "does not exist"
             raise ConfigError(f"overlay {overlay} {what}; check the overlay path in promoter.yaml")
         self.overlay = overlay
         self._timeout = timeout
+        self._cap = cap
         command = _build_command(overlay)
         try:
             self._process = subprocess.Popen(
-                command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, encoding="utf-8"
+                command, stdout=subprocess.PIPE, stderr=subprocess.PIPE
             )
         except OSError as exc:
             raise ConfigError(f"cannot run {command[0]}: {exc.strerror or exc}") from exc
+        stdout, stderr = self._process.stdout, self._process.stderr
+        assert stdout is not None  # noqa: S101 - Popen with PIPE always gives one
+        assert stderr is not None  # noqa: S101 - Popen with PIPE always gives one
+        self._stdout = _PipeReader(stdout, cap.limit, on_overflow=self._process.kill)
+        self._stderr = _PipeReader(stderr, _STDERR_KEPT)
 
     def result(self) -> str:
         """Wait for the build and return its output.
 
         Raises:
-            ConfigError: the build timed out or failed, with Kustomize's own explanation.
+            ConfigError: the build timed out, failed (with Kustomize's own explanation), or printed
+                more than the cap or something other than UTF-8.
         """
-        try:
-            stdout, stderr = self._process.communicate(timeout=self._timeout)
-        except subprocess.TimeoutExpired as exc:
+        if not self._finished_in_time():
             self.cancel()
             raise ConfigError(
                 f"kustomize build {self.overlay} did not finish within {self._timeout:g} s"
-            ) from exc
+            )
+        name = f"the output of kustomize build {self.overlay}"
+        if self._stdout.overflowed:
+            raise self._cap.exceeded(name)
         if self._process.returncode != 0:
+            stderr = self._stderr.data.decode("utf-8", "replace")
             reason = _first_error_line(stderr) or f"exit status {self._process.returncode}"
             raise ConfigError(f"kustomize build {self.overlay} failed: {reason}")
-        return stdout
+        return decode_text(self._stdout.data, name)
+
+    def _finished_in_time(self) -> bool:
+        """Whether the build ended and its output was read within the timeout."""
+        deadline = time.monotonic() + self._timeout
+        try:
+            self._process.wait(timeout=self._timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        for reader in (self._stdout, self._stderr):
+            # kustomize may have ended while something it started still holds its output open
+            reader.join(max(0.0, deadline - time.monotonic()))
+        return not (self._stdout.is_alive() or self._stderr.is_alive())
 
     def cancel(self) -> None:
         """Stop the build if it still runs (its result is not wanted after all)."""
         if self._process.poll() is None:
             self._process.kill()
-        self._process.communicate()
+        self._process.wait()
+        for reader in (self._stdout, self._stderr):
+            reader.join(_CLOSE_WAIT)
+
+
+#: The most of Kustomize's error output kept for the message; the rest is read and dropped.
+_STDERR_KEPT: Final = 64 * 1024
+#: Seconds to wait for a pipe to close after the build was stopped.
+_CLOSE_WAIT: Final = 5.0
+
+
+class _PipeReader(threading.Thread):
+    """Reads one pipe of the build to its end, keeping at most ``limit`` bytes.
+
+    Past the limit it calls ``on_overflow`` (which stops the build) and stops reading; without one it
+    keeps reading and drops the rest, so the child can still finish.
+    """
+
+    def __init__(
+        self, pipe: IO[bytes], limit: int, *, on_overflow: Callable[[], None] | None = None
+    ) -> None:
+        super().__init__(name="kustomize-output", daemon=True)
+        self._pipe = pipe
+        self._limit = limit
+        self._on_overflow = on_overflow
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self.overflowed = False
+        self.start()
+
+    @property
+    def data(self) -> bytes:
+        """What was kept (read only after the thread has ended)."""
+        return b"".join(self._chunks)
+
+    def run(self) -> None:
+        try:
+            while chunk := self._pipe.read1(_READ_SIZE):  # type: ignore[attr-defined]  # a BufferedReader
+                if self._size + len(chunk) > self._limit:
+                    self.overflowed = True
+                    self._chunks.append(chunk[: self._limit - self._size])
+                    self._size = self._limit
+                    if self._on_overflow is not None:
+                        self._on_overflow()
+                        return
+                    continue
+                self._chunks.append(chunk)
+                self._size += len(chunk)
+        except (OSError, ValueError):
+            return  # the pipe was closed under us: the build was stopped
+        finally:
+            self._pipe.close()
+
+
+_READ_SIZE: Final = 256 * 1024
 
 
 def read_manifests(source: str) -> str:
     """Read already rendered manifests (``helm template`` output, say) from a file, or stdin for ``-``.
 
+    At most :data:`~promoter.config.input_files.MANIFESTS_CAP` is read.
+
     Raises:
-        ConfigError: the file cannot be read or is not UTF-8 text.
+        ConfigError: the file cannot be read, is over the cap, or is not UTF-8 text.
     """
-    if source == "-":
-        try:
-            return sys.stdin.read()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"cannot read manifests from standard input: {exc}") from exc
-    try:
-        return Path(source).read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"cannot read manifests from {source}: not UTF-8 text") from exc
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot read manifests from {source}: {exc.strerror or exc.__class__.__name__}"
-        ) from exc
+    name = "manifests from standard input" if source == "-" else f"manifests from {source}"
+    return read_input_text(source, name=name, cap=MANIFESTS_CAP)
 
 
 def _build_command(overlay: Path) -> list[str]:
