@@ -6,13 +6,14 @@ interrupt stops the run at once saying what completed."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,7 @@ from devtools.hostile_registry import (
 from devtools.images import Image, layer, oci_image
 from devtools.peak_rss import Measured, run_measured
 from devtools.registry import RegistryProcess
+from tests.conftest import CliRun
 
 from promoter.app.batch import copy_images, pair
 from promoter.app.runtime import Runtime, RuntimeSettings
@@ -323,3 +325,35 @@ def test_a_second_interrupt_exits_at_once_without_a_traceback(
     assert process.returncode == 130, err
     assert "Traceback" not in err
     assert "interrupted" in err
+
+
+def test_a_credential_helper_that_never_answers_ends_at_the_run_timeout(
+    basic_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A docker-credential helper runs under the run's deadline, not its own 30 s."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    program = bin_dir / "docker-credential-stuck"
+    program.write_text("#!/bin/sh\nexec sleep 60\n")
+    program.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    config = tmp_path / "docker"
+    config.mkdir()
+    (config / "config.json").write_text(json.dumps({"credHelpers": {basic_registry.host: "stuck"}}))
+    monkeypatch.setenv("DOCKER_CONFIG", str(config))
+    result = cli(
+        "copy",
+        "--timeout",
+        "2",
+        f"{basic_registry.host}/app:1.0",
+        f"{dest_registry.host}/{repo}:1.0",
+    )
+    assert result.code == 1
+    assert result.err.count("\n") == 1
+    assert "docker-credential-stuck" in result.err
+    assert "gave up after the 2 s deadline" in result.err

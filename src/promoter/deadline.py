@@ -11,6 +11,7 @@ import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -91,3 +92,23 @@ def hold(lock: _Lock, deadline: Deadline | None, what: str) -> Iterator[None]:
         yield
     finally:
         lock.release()
+
+
+_CURRENT: ContextVar[Deadline | None] = ContextVar("promoter_deadline", default=None)
+
+
+@contextmanager
+def bounded_by(deadline: Deadline | None) -> Iterator[None]:
+    """Make ``deadline`` the current one for code called in the block that takes no deadline of its
+    own: credential sources (a ``docker-credential-*`` helper, the ECR token call) behind a
+    provider interface that names only the registry."""
+    token = _CURRENT.set(deadline)
+    try:
+        yield
+    finally:
+        _CURRENT.reset(token)
+
+
+def current_deadline() -> Deadline | None:
+    """The deadline set by the innermost :func:`bounded_by` of this thread (or task), if any."""
+    return _CURRENT.get()

@@ -30,6 +30,7 @@ from promoter.authn.store import (
     containers_auth_credential,
     docker_config_credential,
 )
+from promoter.deadline import current_deadline, hold
 from promoter.errors import PromoterError
 
 #: Seconds a credential without an expiry is kept before its source is read again.
@@ -137,7 +138,7 @@ class CredentialChain:
             ConfigError, CredentialError: a source is broken (unreadable config, failing helper,
                 no AWS identity).
         """
-        with self._lock_for(registry):
+        with hold(self._lock_for(registry), current_deadline(), f"read credentials for {registry}"):
             entry = self._entries.get(registry)
             now = self._clock()
             if entry is not None and self._fresh(entry, now):
@@ -180,7 +181,7 @@ class CredentialChain:
             proven: the registry accepted this credential before: it is not passed over (the
                 refusal concerns something else), only re-read from its source a few seconds on.
         """
-        with self._lock_for(registry):
+        with hold(self._lock_for(registry), current_deadline(), f"read credentials for {registry}"):
             now = self._clock()
             entry = self._entries.get(registry)
             if entry is None or entry.credential is None:
@@ -224,7 +225,7 @@ class CredentialChain:
 
     def refusals(self, registry: str) -> list[str]:
         """The sources refused for ``registry`` so far, as messages name them, oldest first."""
-        with self._lock_for(registry):
+        with hold(self._lock_for(registry), current_deadline(), f"read credentials for {registry}"):
             entry = self._entries.get(registry)
             return list(entry.refusals) if entry is not None else []
 

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from promoter.errors import ConfigError, CredentialError
+from promoter.deadline import current_deadline
+from promoter.errors import ConfigError, CredentialError, DeadlineExceededError
 from promoter.reference import DOCKER_HUB, DOCKER_HUB_ALIASES, DOCKER_HUB_CONFIG_KEY
 
 #: A credential helper gets this long to answer; helpers that prompt would otherwise hang a sync Job.
@@ -378,19 +379,25 @@ def _run_helper(helper: str, action: str, stdin: str, registry: str) -> bytes | 
     What a failing helper prints is never shown: a helper may echo what it was given (``store``
     is given the secret) or hold secrets in its errors.
 
+    It runs for at most :data:`HELPER_TIMEOUT_SECONDS`, less when the current deadline
+    (:func:`promoter.deadline.current_deadline`) leaves less.
+
     Raises:
         CredentialError: it is missing, fails or times out.
+        DeadlineExceededError: the current deadline passed while it ran.
         ConfigError: it prints more than :data:`CREDENTIALS_FILE_LIMIT` bytes.
     """
     import subprocess  # noqa: PLC0415 - helpers are rare; a copy without them skips the import
 
     program = f"docker-credential-{helper}"
+    deadline = current_deadline()
+    timeout = HELPER_TIMEOUT_SECONDS if deadline is None else deadline.cap(HELPER_TIMEOUT_SECONDS)
     try:
         proc = subprocess.run(
             [program, action],
             input=stdin.encode(),
             capture_output=True,
-            timeout=HELPER_TIMEOUT_SECONDS,
+            timeout=timeout,
             check=False,
         )
     except FileNotFoundError as exc:
@@ -399,6 +406,11 @@ def _run_helper(helper: str, action: str, stdin: str, registry: str) -> bytes | 
             "or remove it from the docker config"
         ) from exc
     except subprocess.TimeoutExpired:
+        if deadline is not None and deadline.expired:
+            raise DeadlineExceededError(
+                f"credential helper {program} for {registry}: gave up after the "
+                f"{deadline.seconds:g} s deadline"
+            ) from None
         raise CredentialError(
             f"credential helper {program} did not answer within {HELPER_TIMEOUT_SECONDS} s"
         ) from None  # the exception holds what the helper printed so far

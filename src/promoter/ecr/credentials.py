@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 
 from promoter.authn.store import Credential
+from promoter.deadline import current_deadline, hold
 from promoter.ecr.api import RENEW_BEFORE, EcrApi
 from promoter.ecr.hosts import EcrRegistry, parse_ecr_host
 from promoter.errors import CredentialError, PromoterError
@@ -131,7 +132,7 @@ class EcrTokenSource:
         ecr = self._registry(registry)
         if ecr is None:
             return None
-        with self._lock_for(ecr.host):
+        with hold(self._lock_for(ecr.host), current_deadline(), f"get an ECR token for {ecr.host}"):
             cached = self._tokens.get(ecr.host)
             if (
                 cached is not None
@@ -151,7 +152,7 @@ class EcrTokenSource:
         ecr = self._registry(registry)
         if ecr is None:
             return None
-        with self._lock_for(ecr.host):
+        with hold(self._lock_for(ecr.host), current_deadline(), f"get an ECR token for {ecr.host}"):
             return self._fetch(ecr)
 
     def describe(self, registry: str, credential: Credential) -> str:
@@ -164,7 +165,7 @@ class EcrTokenSource:
         ecr = self._registry(registry)
         if ecr is None:
             return credential.source or self.name
-        with self._lock_for(ecr.host):
+        with hold(self._lock_for(ecr.host), current_deadline(), f"get an ECR token for {ecr.host}"):
             known = self._identities.get(ecr.host)
             if known is None:
                 known = self._identity(ecr)
@@ -197,7 +198,13 @@ class EcrTokenSource:
         return f"{self.name} {shown}" if shown else self.name
 
     def _fetch(self, ecr: EcrRegistry) -> Credential:
-        """GetAuthorizationToken for the registry's account; caches and returns the token."""
+        """GetAuthorizationToken for the registry's account; caches and returns the token.
+
+        Not started once the current deadline has passed; the call itself is bounded by the AWS
+        client's own timeouts (:mod:`promoter.ecr.api`), not cut at the deadline."""
+        deadline = current_deadline()
+        if deadline is not None:
+            deadline.check(f"get an ECR token for {ecr.host}")
         answer = self._api.call(
             ecr,
             "get_authorization_token",

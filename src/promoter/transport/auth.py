@@ -19,7 +19,7 @@ from typing import Protocol
 import urllib3
 
 from promoter.authn.store import Credential
-from promoter.deadline import Deadline, hold
+from promoter.deadline import Deadline, bounded_by, hold
 from promoter.errors import AuthenticationError, RegistryError, RegistryUnreachableError, Remedy
 from promoter.transport.challenge import Challenge, parse_challenge
 from promoter.transport.responses import error_from, redact
@@ -114,9 +114,11 @@ class AuthFlow:
         with self._lock:
             return self._challenge
 
-    def credential(self) -> Credential | None:
-        """The credential to use now (asked of the provider each time; it caches)."""
-        return self._credentials.get(self.registry)
+    def credential(self, deadline: Deadline | None = None) -> Credential | None:
+        """The credential to use now (asked of the provider each time; it caches); a credential
+        helper or token call it makes is bounded by ``deadline``."""
+        with bounded_by(deadline):
+            return self._credentials.get(self.registry)
 
     def learn(self, response: urllib3.BaseHTTPResponse) -> bool:
         """Remember the registry's challenge from a 401; True if it was new or changed."""
@@ -154,7 +156,7 @@ class AuthFlow:
             challenge = self._challenge
         if challenge is None:
             return None, None
-        credential = self.credential()
+        credential = self.credential(deadline)
         if challenge.scheme == "basic":
             if credential is None or not credential.password:
                 return None, credential
@@ -221,7 +223,12 @@ class AuthFlow:
                 self._proven.add(credential)
 
     def refused(
-        self, credential: Credential | None, error: RegistryError, *, maybe_expired: bool = False
+        self,
+        credential: Credential | None,
+        error: RegistryError,
+        *,
+        maybe_expired: bool = False,
+        deadline: Deadline | None = None,
     ) -> Credential | None:
         """The registry refused a request sent with ``credential``: the next one to try, or None.
 
@@ -245,9 +252,10 @@ class AuthFlow:
             # A credential this registry accepted, refused one thing with a reason: a permission
             # (a repository it may not read), not a bad credential; other sources are not asked.
             return None
-        replacement = self._credentials.refused(
-            self.registry, credential, expired=expired, maybe_expired=maybe, proven=proven
-        )
+        with bounded_by(deadline):
+            replacement = self._credentials.refused(
+                self.registry, credential, expired=expired, maybe_expired=maybe, proven=proven
+            )
         if replacement is not None and replacement != credential:
             self.forget_tokens()
             return replacement

@@ -292,7 +292,10 @@ class RegistrySession:
             unexplained = not error.details
             replacement = (
                 self.auth.refused(
-                    credential, error, maybe_expired=unexplained and not guessed_expiry
+                    credential,
+                    error,
+                    maybe_expired=unexplained and not guessed_expiry,
+                    deadline=deadline,
                 )
                 if replacements < _MAX_REPLACEMENTS
                 else None
