@@ -3,7 +3,11 @@ when a registry (or a proxy in front of one) is slow, stuck, endless or sly.
 
 It serves images it was given (:meth:`HostileRegistry.add_image`) as a plain Distribution registry would
 (pull side only: manifests and blobs by tag and digest, ``/v2/``, optionally behind a Bearer token realm
-of its own), and applies the first matching :class:`Misbehaviour` instead when one is scripted: an endless
+of its own; writes are refused with 405), optionally naming its manifests with ``sha512:`` digests, which
+Distribution (Debian's docker-registry 2.8) cannot do: it computes only sha256 for manifests, answers 404
+to a GET by ``sha512:`` and refuses a PUT by one with ``DIGEST_INVALID``. Registries on other storage may
+answer in sha512 (the OCI image spec registers it), so clients must compare content, not spellings. It
+applies the first matching :class:`Misbehaviour` instead when one is scripted: an endless
 body, a status line dripped a byte at a time, a body that stops half way, a dropped connection, a
 redirect. Every misbehaviour ends when the client goes away or the server stops, so a test never leaves
 a thread behind. Binds 127.0.0.1 only.
@@ -55,9 +59,20 @@ class HostileRegistry:
     Args:
         token_realm: answer with a Bearer challenge whose realm is this server's ``/token`` (which
             hands out ``token_value``), as Docker Hub and GHCR do.
+        manifest_digests: the algorithm manifests are named by (``Docker-Content-Digest``) when asked
+            by tag or by a digest of that algorithm; asked by a ``sha256:`` digest (an index's
+            descriptors name its children that way), the answer is in sha256, the algorithm asked
+            for (distribution spec, "Pulling manifests").
     """
 
-    def __init__(self, *, token_realm: bool = False, token_value: str = "hostile-token") -> None:  # noqa: S107
+    def __init__(
+        self,
+        *,
+        token_realm: bool = False,
+        token_value: str = "hostile-token",  # noqa: S107 - a test token
+        manifest_digests: str = "sha256",
+    ) -> None:
+        self.manifest_digests = manifest_digests
         self.token_realm = token_realm
         self.token_value = token_value
         self.seen: list[Seen] = []
@@ -72,6 +87,11 @@ class HostileRegistry:
         """``127.0.0.1:PORT``."""
         return f"{LOOPBACK}:{self._server.port}"
 
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT``."""
+        return f"http://{self.host}"
+
     def __enter__(self) -> HostileRegistry:
         self.stopping.clear()
         self._server.start()
@@ -81,20 +101,27 @@ class HostileRegistry:
         self.stopping.set()
         self._server.stop()
 
-    def add_image(self, name: str, tag: str, image: Image) -> None:
-        """Serve ``image`` (and every manifest and blob under it) as ``name:tag``."""
+    def add_image(self, name: str, tag: str, image: Image) -> str:
+        """Serve ``image`` (and every manifest and blob under it) as ``name:tag``, replacing what
+        the tag held; returns its digest as this registry names it."""
         with self._lock:
             for manifest in image.all_manifests():
-                self._content[f"{name}/manifests/{manifest.digest}"] = (
-                    manifest.manifest,
-                    manifest.media_type,
-                )
+                for digest in {manifest.digest, self._name(manifest.manifest)}:
+                    self._content[f"{name}/manifests/{digest}"] = (
+                        manifest.manifest,
+                        manifest.media_type,
+                    )
             for blob in image.all_blobs():
                 self._content[f"{name}/blobs/{blob.digest}"] = (
                     blob.data,
                     "application/octet-stream",
                 )
             self._content[f"{name}/manifests/{tag}"] = (image.manifest, image.media_type)
+        return self._name(image.manifest)
+
+    def _name(self, data: bytes) -> str:
+        """The digest of ``data`` in this registry's algorithm for manifests."""
+        return f"{self.manifest_digests}:{hashlib.new(self.manifest_digests, data).hexdigest()}"
 
     def misbehave(
         self, method: str | None, path_regex: str, action: Action, *, times: int = 1_000_000
@@ -194,10 +221,17 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path.split("?", 1)[0] == "/v2/":
             self.answer(200, b"{}")
             return
+        if self.command not in ("GET", "HEAD"):
+            self.answer(405, b'{"errors":[{"code":"UNSUPPORTED","message":"read-only"}]}')
+            return
         if found is None:
             self.answer(404, b'{"errors":[{"code":"NOT_FOUND","message":"unknown"}]}')
             return
-        digest = "sha256:" + hashlib.sha256(body).hexdigest()
+        asked = self.path.split("?", 1)[0].rsplit("/", 1)[-1]
+        if "/blobs/" in self.path or asked.startswith("sha256:"):
+            digest = "sha256:" + hashlib.sha256(body).hexdigest()
+        else:
+            digest = registry._name(body)
         self.answer(200, body, media_type, {"Docker-Content-Digest": digest})
 
     # -- building blocks for actions ------------------------------------------------------------

@@ -60,6 +60,11 @@ def sha256_digest(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+def sha512_digest(data: bytes) -> str:
+    """``sha512:<hex>`` of ``data``."""
+    return "sha512:" + hashlib.sha512(data).hexdigest()
+
+
 @dataclass(frozen=True)
 class Blob:
     """Content-addressed bytes with the media type a descriptor should announce."""

@@ -1,5 +1,5 @@
 """Same content is decided by bytes or by digests of one algorithm, never by spelling: a source that
-names its manifests ``sha512:`` (devtools/sha512_registry.py; Distribution cannot) is in sync with a
+names its manifests ``sha512:`` (devtools/hostile_registry.py with manifest_digests="sha512"; Distribution cannot) is in sync with a
 destination that answers ``sha256:`` for the same bytes, in copy, plan, sync and status."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from devtools import images
 from devtools.fault_proxy import FaultProxy
+from devtools.hostile_registry import HostileRegistry
 from devtools.registry import RegistryProcess
-from devtools.sha512_registry import Sha512Registry, sha512_digest
 from tests.conftest import EXAMPLE, PROD, CliRun
 from tests.registry_checks import skopeo, skopeo_raw_digest
 
@@ -56,9 +56,9 @@ def test_hashes_to_hashes_with_the_digests_own_algorithm(
 
 
 @pytest.fixture
-def sha512_registry() -> Iterator[Sha512Registry]:
+def sha512_registry() -> Iterator[HostileRegistry]:
     """A read-only registry naming its manifests by sha512 digests."""
-    with Sha512Registry() as registry:
+    with HostileRegistry(manifest_digests="sha512") as registry:
         yield registry
 
 
@@ -70,7 +70,7 @@ def _image(seed: str, *, index: bool) -> images.Image:
 
 @pytest.mark.parametrize("index", [False, True], ids=["image", "index"])
 def test_copy_from_a_sha512_source_reruns_as_present_not_as_a_conflict(
-    sha512_registry: Sha512Registry,
+    sha512_registry: HostileRegistry,
     dest_registry: RegistryProcess,
     repo: str,
     cli: Callable[..., CliRun],
@@ -81,7 +81,7 @@ def test_copy_from_a_sha512_source_reruns_as_present_not_as_a_conflict(
     bytes under the tag although the registries spell their digests differently: present, exit 0,
     nothing written."""
     image = _image(f"s512-{repo}", index=index)
-    source_digest = sha512_registry.put(repo, "1.0", image)
+    source_digest = sha512_registry.add_image(repo, "1.0", image)
     src = f"{sha512_registry.host}/{repo}:1.0"
     first = cli("copy", src, f"{dest_registry.host}/{repo}:1.0", "-o", "json")
     assert first.code == 0, first.err
@@ -100,19 +100,19 @@ def test_copy_from_a_sha512_source_reruns_as_present_not_as_a_conflict(
 
 
 def test_other_content_under_the_tag_is_still_a_conflict(
-    sha512_registry: Sha512Registry,
+    sha512_registry: HostileRegistry,
     dest_registry: RegistryProcess,
     repo: str,
     cli: Callable[..., CliRun],
 ) -> None:
     """When the source's tag moves to other bytes, the destination's tag is a conflict (exit 3)
     naming both digests, each in its registry's own algorithm."""
-    sha512_registry.put(repo, "1.0", _image(f"before-{repo}", index=False))
+    sha512_registry.add_image(repo, "1.0", _image(f"before-{repo}", index=False))
     src = f"{sha512_registry.host}/{repo}:1.0"
     dst = f"{dest_registry.host}/{repo}:1.0"
     assert cli("copy", src, dst).code == 0
     old = skopeo_raw_digest(dest_registry, f"{repo}:1.0")
-    new = sha512_registry.put(repo, "1.0", _image(f"after-{repo}", index=False))
+    new = sha512_registry.add_image(repo, "1.0", _image(f"after-{repo}", index=False))
     refused = cli("copy", src, dst)
     assert refused.code == 3
     assert old in refused.err
@@ -140,7 +140,7 @@ def _behind(run: CliRun, prefix: str) -> dict[str, object]:
 
 
 def test_plan_sync_and_status_agree_with_a_sha512_source(
-    sha512_registry: Sha512Registry,
+    sha512_registry: HostileRegistry,
     dest_registry: RegistryProcess,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -152,7 +152,7 @@ def test_plan_sync_and_status_agree_with_a_sha512_source(
     prefix = f"shop{uuid.uuid4().hex[:8]}"
     for module, tags in _TAGS.items():
         for tag in tags:
-            sha512_registry.put(
+            sha512_registry.add_image(
                 f"{prefix}/{module}", tag, _image(f"{prefix}-{module}-{tag}", index=True)
             )
     root = tmp_path / "gitops"
@@ -178,7 +178,9 @@ def test_plan_sync_and_status_agree_with_a_sha512_source(
     assert again.code == 0, again.err
     assert "0 copied" in again.out
 
-    sha512_registry.put(f"{prefix}/checkout", "1.8.0", _image(f"{prefix}-rebuilt", index=True))
+    sha512_registry.add_image(
+        f"{prefix}/checkout", "1.8.0", _image(f"{prefix}-rebuilt", index=True)
+    )
     moved = cli("plan", "production", "-o", "json")
     assert moved.code == 3
     assert _statuses(moved)[f"{PROD}/{prefix}/checkout:1.8.0"] == "conflict"
@@ -186,14 +188,14 @@ def test_plan_sync_and_status_agree_with_a_sha512_source(
 
 
 def test_the_shim_names_manifests_in_sha512_as_a_real_registry_would(
-    sha512_registry: Sha512Registry, repo: str
+    sha512_registry: HostileRegistry, repo: str
 ) -> None:
     """The harness itself: a tag answers ``Docker-Content-Digest: sha512:...`` of the exact bytes,
     which skopeo (an independent client) reads back."""
     image = _image("shim", index=False)
-    digest = sha512_registry.put(repo, "1.0", image)
+    digest = sha512_registry.add_image(repo, "1.0", image)
     assert digest == "sha512:" + hashlib.sha512(image.manifest).hexdigest()
-    assert digest == sha512_digest(image.manifest)
+    assert digest == images.sha512_digest(image.manifest)
     read = skopeo(
         "inspect", "--raw", "--tls-verify=false", f"docker://{sha512_registry.host}/{repo}:1.0"
     )

@@ -24,29 +24,25 @@ USER_AGENT = f"promoter/{__version__}"
 ANSWER_LIMIT = 4 * 1024 * 1024
 
 
-class _WatchedHTTPConnection(HTTPConnection):
-    """A connection that attaches itself to the exchange being sent on this thread
-    (:mod:`promoter.transport.watch`), so the watchdog can cut it."""
+class _Watched:
+    """Mixed into urllib3's connections: each attaches itself to the exchange being sent on this
+    thread (:mod:`promoter.transport.watch`), so the watchdog can cut it."""
 
     def connect(self) -> None:
         attach_current(self)
-        super().connect()
+        super().connect()  # type: ignore[misc]
 
     def request(self, *args: Any, **kwargs: Any) -> None:
         attach_current(self)
-        super().request(*args, **kwargs)
+        super().request(*args, **kwargs)  # type: ignore[misc]
 
 
-class _WatchedHTTPSConnection(HTTPSConnection):
-    """:class:`_WatchedHTTPConnection` over TLS."""
+class _WatchedHTTPConnection(_Watched, HTTPConnection):
+    pass
 
-    def connect(self) -> None:
-        attach_current(self)
-        super().connect()
 
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        attach_current(self)
-        super().request(*args, **kwargs)
+class _WatchedHTTPSConnection(_Watched, HTTPSConnection):
+    pass
 
 
 class _WatchedHTTPPool(urllib3.HTTPConnectionPool):
