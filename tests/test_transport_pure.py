@@ -1,9 +1,12 @@
-"""Pure parts of the transport: challenge parsing, Retry-After, backoff, Link pagination."""
+"""Pure parts of the transport: challenge parsing, Retry-After, backoff, Link pagination, the
+watchdog's rules (on a local socket pair)."""
 
 from __future__ import annotations
 
 import email.utils
+import socket
 import time
+import types
 
 import pytest
 
@@ -12,6 +15,7 @@ from promoter.remote.repository import _next_link
 from promoter.transport.challenge import parse_challenge, scope_for
 from promoter.transport.responses import origin as _origin
 from promoter.transport.retry import RetryPolicy, is_retryable, parse_retry_after
+from promoter.transport.watch import Broken, Exchange, Pace
 
 
 @pytest.mark.parametrize(
@@ -142,3 +146,22 @@ def test_origin_compares_scheme_host_and_effective_port() -> None:
     assert _origin("https://Reg.example.com/v2/") == _origin("https://reg.example.com:443/x")
     assert _origin("http://reg.example.com/v2/") != _origin("https://reg.example.com/v2/")
     assert _origin("https://reg.example.com:5000/") != _origin("https://reg.example.com/")
+
+
+def test_a_late_cut_never_reaches_a_connection_now_serving_another_exchange() -> None:
+    """urllib3 gives a connection back to its pool as soon as a body is read to its end; an exchange
+    that is not finished yet must not cut it once another request has taken it."""
+    ours, peer = socket.socketpair()
+    with ours, peer:
+        connection = types.SimpleNamespace(sock=ours)
+        first = Exchange(Pace(answer_seconds=0.01), None)
+        first.attach(connection)
+        second = Exchange(Pace(answer_seconds=0.01), None)
+        second.attach(connection)  # the pool handed the connection on
+        assert first.check(time.monotonic() + 1) is None
+        assert first.broken is Broken.NO_ANSWER
+        ours.sendall(b"x")
+        assert peer.recv(1) == b"x"  # still open: the cut did not reach it
+        assert second.check(time.monotonic() + 1) is None
+        assert second.broken is Broken.NO_ANSWER
+        assert peer.recv(1) == b""  # its own exchange cut it

@@ -93,10 +93,12 @@ def iter_body(
                 pending, size = [], 0
     except (HTTPError, OSError) as exc:
         raise broken_error(exchange, what, _peer(response), exc, deadline) from exc
-    if exchange is not None and exchange.broken is not None:
-        # Cut: the end of the stream is not the end of the body (without a Content-Length,
-        # nothing else would tell).
-        raise broken_error(exchange, what, _peer(response), None, deadline)
+    if exchange is not None:
+        if exchange.broken is not None:
+            # Cut: the end of the stream is not the end of the body (without a Content-Length,
+            # nothing else would tell).
+            raise broken_error(exchange, what, _peer(response), None, deadline)
+        exchange.finish()  # read to its end: urllib3 has given the connection back already
     if pending:
         yield b"".join(pending)
 

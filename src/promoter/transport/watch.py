@@ -89,8 +89,12 @@ class Exchange:
     # -- the owner's side ------------------------------------------------------------------------
 
     def attach(self, connection: Any) -> None:
-        """Remember the connection (a urllib3 ``HTTPConnection``) the exchange runs on."""
+        """Remember the connection (a urllib3 ``HTTPConnection``) the exchange runs on, and mark
+        the connection as this exchange's: urllib3 gives a connection back to its pool as soon as a
+        body has been read to its end, and the next request on it marks it as its own, so a late
+        cut never reaches a request that is not this exchange's."""
         self._connection = connection
+        connection.promoter_exchange = self
 
     def streaming(self) -> None:
         """A body starts to stream: from now on the stall rule applies."""
@@ -158,6 +162,8 @@ class Exchange:
 
     def _cut(self, why: Broken) -> None:  # with self._lock held
         self.broken = why
+        if getattr(self._connection, "promoter_exchange", None) is not self:
+            return  # back in the pool, or serving another request now
         sock = getattr(self._connection, "sock", None)
         if isinstance(sock, socket.socket):
             # The plain socket's shutdown, also for a TLS socket: ssl.SSLSocket.shutdown would
@@ -282,6 +288,8 @@ def attach_current(connection: Any) -> None:
     exchange: Exchange | None = getattr(_current, "exchange", None)
     if exchange is not None:
         exchange.attach(connection)
+    else:
+        connection.promoter_exchange = None
 
 
 def hand_over(response: urllib3.BaseHTTPResponse, exchange: Exchange) -> None:
