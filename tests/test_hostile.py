@@ -357,3 +357,25 @@ def test_a_credential_helper_that_never_answers_ends_at_the_run_timeout(
     assert result.err.count("\n") == 1
     assert "docker-credential-stuck" in result.err
     assert "gave up after the 2 s deadline" in result.err
+
+
+def test_a_destination_that_never_answers_an_upload_is_cut_and_the_session_cancelled(
+    hostile: HostileRegistry, dest_registry: RegistryProcess, repo: str
+) -> None:
+    """The watchdog holds the destination side to the same rules: a PATCH whose answer never comes
+    ends within the answer time, and its upload session is cancelled."""
+    release = threading.Event()
+    with FaultProxy(dest_registry.url) as proxy:
+        proxy.add_rule("PATCH", "/blobs/uploads/", before=lambda: release.wait(30), times=10)
+        try:
+            with _runtime(answer_timeout=1.0, stall_window=0.5, stall_bytes=4096, retries=0) as rt:
+                (outcome,) = copy_images(
+                    rt, [pair(f"{hostile.host}/app:1.0", f"{proxy.host}/{repo}:1.0")]
+                )
+        finally:
+            release.set()
+        deletes = [hit for hit in proxy.hits if hit.method == "DELETE" and "/uploads/" in hit.path]
+    assert isinstance(outcome, RegistryUnreachableError), outcome
+    assert proxy.host in str(outcome)
+    assert "no complete answer" in str(outcome) or "stalled" in str(outcome)
+    assert deletes
