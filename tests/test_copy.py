@@ -194,6 +194,30 @@ def test_bare_destination_keeps_the_source_tag(
     assert manifest_digest(dest_registry, repo, "latest") is None
 
 
+def test_a_blob_larger_than_any_answer_cap_is_still_checked_by_head(
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+) -> None:
+    """A HEAD's Content-Length describes a body that is not sent: it is not held to the cap of
+    answers read whole (4 MiB), so a present 5 MiB blob is skipped, not refused."""
+    base = images.layer(5 * 1024 * 1024, "big-base", gzip=False)
+    for tag in ("one", "two"):
+        push(source_registry, repo, images.oci_image([base, images.layer(100, tag)], seed=tag), tag)
+    first = cli("copy", f"{source_registry.host}/{repo}:one", f"{dest_registry.host}/{repo}:one")
+    assert first.code == 0, first.err
+    again = cli(
+        "copy",
+        f"{source_registry.host}/{repo}:two",
+        f"{dest_registry.host}/{repo}:two",
+        "-o",
+        "json",
+    )
+    assert again.code == 0, again.err
+    assert again.json()["blobs"] == {"copied": 2, "mounted": 0, "skipped": 1}
+
+
 def test_present_blobs_are_skipped_and_shared_blobs_move_once(
     source_registry: RegistryProcess,
     dest_registry: RegistryProcess,

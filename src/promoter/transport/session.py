@@ -497,6 +497,10 @@ class RegistrySession:
                 hand_over(response, exchange)
                 handed_over = True
                 return response
+            if method == "HEAD":  # its Content-Length describes a body that is not sent
+                exchange.finish()
+                response.release_conn()
+                return response
             return self._read_whole(response, exchange, what, peer, limit=limit, deadline=deadline)
         finally:
             if not handed_over:
