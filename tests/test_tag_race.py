@@ -86,6 +86,41 @@ def test_a_tag_moved_between_our_put_and_our_check_is_a_conflict_naming_both_dig
     assert skopeo_raw_digest(dest_registry, f"{repo}:1.0") == theirs
 
 
+def test_a_tag_taken_while_our_blobs_moved_is_refused_before_our_put(
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+) -> None:
+    """The tag was free when the copy began; another writer takes it while our blobs upload. The
+    tag is looked at again right before it is written: exit 3 naming both digests, no PUT of the
+    tag, and the other writer's image stands."""
+    ours = push(source_registry, repo, images.oci_image([images.layer(700, "mine")], seed="mine"))
+    theirs_image = images.oci_image([images.layer(700, "first")], seed="first")
+    theirs = push(source_registry, repo, theirs_image, tag="first")
+    other_writer: list[CopyAction] = []
+
+    def other_copy() -> None:
+        done = promoter.copy(
+            f"{source_registry.host}/{repo}:first", f"{dest_registry.host}/{repo}:1.0"
+        )
+        other_writer.append(done.action)
+
+    with FaultProxy(dest_registry.url) as proxy:
+        # A blob upload's last request: by then our look at the tag (free) is long done.
+        proxy.add_rule("PUT", "/blobs/uploads/", after=other_copy)
+        result = cli("copy", f"{source_registry.host}/{repo}:1.0", f"{proxy.host}/{repo}:1.0")
+    assert proxy.errors == []
+    assert other_writer == [CopyAction.COPIED]
+    assert result.code == 3, result.err
+    assert "copied" not in result.out
+    assert ours in result.err
+    assert theirs in result.err
+    assert len(result.err.strip().splitlines()) == 1
+    assert not [h for h in proxy.hits if h.method == "PUT" and h.path.endswith("/manifests/1.0")]
+    assert skopeo_raw_digest(dest_registry, f"{repo}:1.0") == theirs
+
+
 def test_a_tag_deleted_right_after_our_put_is_reported(
     source_registry: RegistryProcess,
     dest_registry: RegistryProcess,

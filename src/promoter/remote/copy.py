@@ -323,6 +323,15 @@ class Copier:
                 push.result()
         self._check_aborted()
         top = walk.top
+        if destination.tag is not None and not self.options.force:
+            # The tag was free (or held these bytes) when the copy began, blobs ago: look again
+            # right before writing it, so that a writer that took it meanwhile is refused here
+            # rather than overwritten. What is left is the moment between this HEAD and the PUT,
+            # which registries (no compare-and-swap on tags) give no way to close; the check after
+            # the PUT catches a writer that lands after it.
+            now = dst.head_manifest(dst_ref)
+            if now is not None and not dst.same_content(now.digest, source_digest):
+                raise TagConflictError(str(destination), str(now.digest), str(source_digest))
         try:
             # The destination's own spelling: a digest destination is known to name these bytes.
             self._put_manifest(run, src, dst, dst_ref, top)
