@@ -180,6 +180,48 @@ def test_login_needs_a_password(cli: Callable[..., CliRun]) -> None:
     )
 
 
+@pytest.mark.parametrize("option", [["-p", "Sup3rSecretPw"], ["--password=Sup3rSecretPw"]])
+def test_login_refuses_a_password_on_the_command_line_without_repeating_it(
+    cli: Callable[..., CliRun], option: list[str]
+) -> None:
+    """docker login's -p habit: refused (exit 2) pointing at --password-stdin, the value never
+    echoed (argparse would print an unknown option's value)."""
+    result = cli("login", "127.0.0.1:1", "-u", "me", *option)
+    assert result.code == 2
+    assert "--password-stdin" in result.err
+    assert "Sup3rSecretPw" not in result.err + result.out
+
+
+def test_sync_report_is_checked_before_anything_runs(
+    cli: Callable[..., CliRun], tmp_path: Path
+) -> None:
+    """--report with --dry-run, or a path that cannot be written, is bad input before any work."""
+    dry = cli(
+        "sync",
+        "--from-registry",
+        "127.0.0.1:1",
+        "--image",
+        "127.0.0.1:2/a:1",
+        "--dry-run",
+        "--report",
+        str(tmp_path / "r.json"),
+    )
+    assert dry.code == 2
+    assert "--dry-run copies nothing" in dry.err
+    missing = cli(
+        "sync",
+        "--from-registry",
+        "127.0.0.1:1",
+        "--image",
+        "127.0.0.1:2/a:1",
+        "--report",
+        str(tmp_path / "no" / "r.json"),
+    )
+    assert missing.code == 2
+    assert "does not exist" in missing.err
+    assert missing.err.count("\n") == 1  # nothing was asked of 127.0.0.1:1 (it would fail)
+
+
 def test_console_script_and_module_entry_points(
     source_registry: RegistryProcess,
     dest_registry: RegistryProcess,

@@ -34,7 +34,8 @@ from tests.conftest import CliRun
 
 from promoter.app.batch import copy_images, pair
 from promoter.app.runtime import Runtime, RuntimeSettings
-from promoter.errors import RegistryUnreachableError
+from promoter.deadline import Deadline
+from promoter.errors import DeadlineExceededError, RegistryUnreachableError
 from promoter.reference import parse_reference
 from promoter.remote.copy import CopyResult
 from promoter.remote.repository import lookup_digest
@@ -379,3 +380,20 @@ def test_a_destination_that_never_answers_an_upload_is_cut_and_the_session_cance
     assert proxy.host in str(outcome)
     assert "no complete answer" in str(outcome) or "stalled" in str(outcome)
     assert deletes
+
+
+def test_a_deadline_that_ends_the_retries_of_a_stall_still_names_the_stall(
+    hostile: HostileRegistry, dest_registry: RegistryProcess, repo: str
+) -> None:
+    """The run's deadline cuts the retry of a stalled blob: the one line still says it stalled."""
+    blob = _image("hostile-app").blobs[-1]
+    hostile.misbehave("GET", f"/blobs/{blob.digest}", stall(after=1000))
+    with _runtime(stall_window=0.5, stall_bytes=4096) as runtime:
+        (outcome,) = copy_images(
+            runtime,
+            [pair(f"{hostile.host}/app:1.0", f"{dest_registry.host}/{repo}:1.0")],
+            deadline=Deadline.after(1.2),
+        )
+    assert isinstance(outcome, DeadlineExceededError), outcome
+    assert "1.2 s deadline" in str(outcome)
+    assert f"stalled: {hostile.host} moved less than 4096 bytes in 0.5 s" in str(outcome)

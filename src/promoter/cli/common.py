@@ -202,16 +202,21 @@ def human_size(nbytes: int) -> str:
 def stop_on_signals() -> Iterator[None]:
     """Ctrl-C (SIGINT) and SIGTERM stop the run promptly while the block runs: the first cuts every
     registry exchange and stops retries (:func:`promoter.transport.watch.interrupt`), so each operation
-    ends with an "interrupted" error and the command reports what completed; a second one exits at
-    once (130), without a traceback. Outside the main thread (a caller's thread), nothing changes."""
+    ends with an "interrupted" error and the command reports what completed; a second Ctrl-C exits at
+    once (130), without a traceback (a repeated SIGTERM changes nothing). Outside the main thread
+    (a caller's thread), nothing changes."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
-    def stop(_signum: int, _frame: object) -> None:
+    def stop(signum: int, _frame: object) -> None:
         if interrupted():
-            os.write(2, b"promoter: error: interrupted again: stopping at once\n")
-            os._exit(130)
+            # Only a second Ctrl-C forces the exit: a SIGTERM may arrive twice for one stop
+            # (GNU timeout signals the process and then its group), and should not cost the report.
+            if signum == signal.SIGINT:
+                os.write(2, b"promoter: error: interrupted again: stopping at once\n")
+                os._exit(130)
+            return
         interrupt()
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}

@@ -8,7 +8,7 @@ import argparse
 from pathlib import Path
 
 from promoter.app.runtime import SecretScrubber
-from promoter.cli.common import add_jobs_option
+from promoter.cli.common import add_jobs_option, check_output_path
 from promoter.config.locate import find_config, overlay_hint
 from promoter.errors import ConfigError, InputError
 from promoter.gitops.render import Rendering, start_render
@@ -118,6 +118,8 @@ def run_command(args: argparse.Namespace, scrub: SecretScrubber) -> int:
     plan and sync start rendering their overlay first, so kustomize works while the rest of
     promoter loads; the validated configuration decides afterwards whether that build is used.
     """
+    if args.command == "sync":
+        _check_sync_outputs(args)
     if args.command == "sync" and args.from_registry is not None:
         from promoter.cli.image_sync import run_image_sync  # noqa: PLC0415 - see the docstring
 
@@ -134,6 +136,24 @@ def run_command(args: argparse.Namespace, scrub: SecretScrubber) -> int:
     finally:
         if early is not None:
             early.cancel()
+
+
+def _check_sync_outputs(args: argparse.Namespace) -> None:
+    """``sync``'s output options, checked before anything is rendered or copied.
+
+    Raises:
+        InputError: ``--report`` with ``--dry-run``.
+        ConfigError: ``--report`` names a path that cannot be written.
+    """
+    report = getattr(args, "report", None)
+    if report is None:
+        return
+    if getattr(args, "dry_run", False):
+        raise InputError(
+            "--report records what a sync copied, and --dry-run copies nothing; drop one "
+            "(-o json prints the plan)"
+        )
+    check_output_path(report, "--report")
 
 
 def _start_rendering_early(args: argparse.Namespace) -> Rendering | None:

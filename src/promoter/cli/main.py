@@ -156,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     login.add_argument("registry", metavar="REGISTRY")
     login.add_argument("-u", "--username", required=True)
+    # docker login's -p, accepted only to be refused without repeating it (argparse would echo an
+    # unknown option's value in its error).
+    login.add_argument("-p", "--password", help=argparse.SUPPRESS)
     login.add_argument(
         "--password-stdin",
         action="store_true",
@@ -317,6 +320,11 @@ def _digest(args: argparse.Namespace, scrub: SecretScrubber) -> int:
 
 def _login(args: argparse.Namespace, scrub: SecretScrubber, stdin: TextIO) -> int:
     registry = login_host(args.registry)
+    if args.password is not None:
+        raise InputError(
+            "login takes no password on the command line (shell history and process lists keep "
+            "it); pipe it to --password-stdin"
+        )
     if args.password_stdin:
         password = stdin.read().rstrip("\r\n")
     elif stdin.isatty():

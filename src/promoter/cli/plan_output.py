@@ -16,7 +16,7 @@ from promoter.app.plan import EnvironmentPlan
 from promoter.app.runtime import Runtime
 from promoter.app.sync import SyncReport, carry_out
 from promoter.app.wire import plan_json, sync_json
-from promoter.cli.common import as_json, check_output_path, error, print_table, terminal_progress
+from promoter.cli.common import as_json, error, print_table, terminal_progress
 from promoter.cli.exit_codes import exit_code_of
 from promoter.errors import ConfigError
 from promoter.planning.plan import PlanStatus
@@ -28,12 +28,10 @@ def sync_and_print(plan: EnvironmentPlan, args: argparse.Namespace, runtime: Run
     Exit codes: 0 when every managed image is present afterwards; 1 when a copy failed; 3 when only
     conflicts or missing sources remain (as ``plan``).
     """
+    report_path: Path | None = getattr(args, "report", None)
     if getattr(args, "dry_run", False):
         print_plan(plan, as_json(args))
         return exit_code_of(plan.outcome)
-    report_path: Path | None = getattr(args, "report", None)
-    if report_path is not None:
-        check_output_path(report_path, "--report")
     progress = terminal_progress(args)
     display = progress if progress is not None else contextlib.nullcontext()
     with display:

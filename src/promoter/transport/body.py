@@ -4,7 +4,6 @@ connections back."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from urllib.parse import urlsplit
 
 import urllib3
 from urllib3.exceptions import HTTPError
@@ -27,13 +26,13 @@ _READ_SIZE = 256 * 1024
 def broken_error(
     exchange: Exchange | None,
     what: str,
-    peer: str,
     exc: BaseException | None,
     deadline: Deadline | None,
 ) -> DeadlineExceededError | RegistryUnreachableError | RunInterruptedError:
     """The error for an exchange that failed while sending or reading: why the watchdog cut it, when
     it did, else the connection's own failure."""
     why = exchange.broken if exchange is not None else None
+    peer = exchange.peer if exchange is not None else "the registry"
     if why is Broken.INTERRUPTED:
         return RunInterruptedError(f"{what}: interrupted")
     if why is Broken.DEADLINE or (why is None and deadline is not None and deadline.expired):
@@ -92,12 +91,12 @@ def iter_body(
                 yield b"".join(pending)
                 pending, size = [], 0
     except (HTTPError, OSError) as exc:
-        raise broken_error(exchange, what, _peer(response), exc, deadline) from exc
+        raise broken_error(exchange, what, exc, deadline) from exc
     if exchange is not None:
         if exchange.broken is not None:
             # Cut: the end of the stream is not the end of the body (without a Content-Length,
             # nothing else would tell).
-            raise broken_error(exchange, what, _peer(response), None, deadline)
+            raise broken_error(exchange, what, None, deadline)
         exchange.finish()  # read to its end: urllib3 has given the connection back already
     if pending:
         yield b"".join(pending)
@@ -148,8 +147,3 @@ def release(response: urllib3.BaseHTTPResponse) -> None:
     if not response.closed:  # http.client closes the body once it has been read to its end
         response.close()
     response.release_conn()
-
-
-def _peer(response: urllib3.BaseHTTPResponse) -> str:
-    url = response.url or ""
-    return urlsplit(url).netloc or "the registry"

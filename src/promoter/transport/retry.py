@@ -16,6 +16,7 @@ from typing import TypeVar
 from promoter.deadline import Deadline
 from promoter.errors import (
     DeadlineExceededError,
+    PromoterError,
     RegistryError,
     RegistryUnreachableError,
     RunInterruptedError,
@@ -76,9 +77,15 @@ class RetryPolicy:
             RunInterruptedError: the run was interrupted.
         """
         attempt = 1
+        last: PromoterError | None = None
         while True:
             try:
                 return operation()
+            except DeadlineExceededError as exc:
+                if last is None:
+                    raise
+                # The deadline cut a retry: say what the tries before it ran into (a stall, a 503).
+                raise DeadlineExceededError(f"{exc.message}; before that: {last}") from exc
             except (RegistryError, RegistryUnreachableError) as exc:
                 if not is_retryable(exc):
                     raise
@@ -97,6 +104,7 @@ class RetryPolicy:
                 log.debug("retry %d/%d in %.2fs after: %s", attempt, self.attempts - 1, wait, exc)
                 if not pause(wait):
                     raise RunInterruptedError(f"{what}: interrupted") from exc
+                last = exc
                 attempt += 1
 
 

@@ -465,12 +465,12 @@ class RegistrySession:
         if deadline is not None:
             deadline.check(what)
             connect, read = deadline.cap(connect), deadline.cap(read)
-        exchange = Exchange(pace, deadline)
+        exchange = Exchange(pace, deadline, peer)
         if body is not None and not isinstance(body, bytes):
             body = exchange.sending(body)
         watch(exchange)
         if exchange.broken is not None:  # interrupted before it started
-            raise broken_error(exchange, what, peer, None, deadline)
+            raise broken_error(exchange, what, None, deadline)
         started = time.monotonic()
         handed_over = False
         try:
@@ -501,7 +501,7 @@ class RegistrySession:
                 exchange.finish()
                 response.release_conn()
                 return response
-            return self._read_whole(response, exchange, what, peer, limit=limit, deadline=deadline)
+            return self._read_whole(response, exchange, what, limit=limit, deadline=deadline)
         finally:
             if not handed_over:
                 exchange.finish()
@@ -543,7 +543,7 @@ class RegistrySession:
             ) from exc
         except SSLError as exc:
             if exchange.broken is not None:
-                raise broken_error(exchange, what, peer, exc, deadline) from exc
+                raise broken_error(exchange, what, exc, deadline) from exc
             raise RegistryUnreachableError(
                 f"{what}: TLS failure talking to {peer}: {reason(exc)}",
                 retryable=False,
@@ -558,7 +558,7 @@ class RegistrySession:
             ) from exc
         except (HTTPError, OSError) as exc:
             if exchange.broken is not None or (deadline is not None and deadline.expired):
-                raise broken_error(exchange, what, peer, exc, deadline) from exc
+                raise broken_error(exchange, what, exc, deadline) from exc
             raise RegistryUnreachableError(
                 f"{what}: connection to {peer} failed: {reason(exc)}"
             ) from exc
@@ -567,7 +567,7 @@ class RegistrySession:
             # of the headers, so what came back is not the registry's answer.
             response.close()
             response.release_conn()
-            raise broken_error(exchange, what, peer, None, deadline)
+            raise broken_error(exchange, what, None, deadline)
         return response
 
     def _read_whole(
@@ -575,7 +575,6 @@ class RegistrySession:
         response: urllib3.BaseHTTPResponse,
         exchange: Exchange,
         what: str,
-        peer: str,
         *,
         limit: int | None,
         deadline: Deadline | None,
@@ -594,10 +593,10 @@ class RegistrySession:
                 truncate=error_answer,
             )
             if exchange.broken is not None:  # cut: the end of the stream was not the body's end
-                raise broken_error(exchange, what, peer, None, deadline)
+                raise broken_error(exchange, what, None, deadline)
         except (HTTPError, OSError) as exc:
             response.close()
-            raise broken_error(exchange, what, peer, exc, deadline) from exc
+            raise broken_error(exchange, what, exc, deadline) from exc
         finally:
             exchange.finish()
             response.release_conn()

@@ -70,11 +70,13 @@ class Exchange:
     Args:
         pace: the rules.
         deadline: the operation's deadline, if any.
+        peer: ``host[:port]`` the exchange talks to, for messages.
     """
 
-    def __init__(self, pace: Pace, deadline: Deadline | None) -> None:
+    def __init__(self, pace: Pace, deadline: Deadline | None, peer: str = "the registry") -> None:
         self.pace = pace
         self.deadline = deadline
+        self.peer = peer
         self.broken: Broken | None = None
         self._lock = threading.Lock()
         self._connection: Any = None
