@@ -359,6 +359,15 @@ def drop() -> Action:
     return act
 
 
+def respond(status: int, body: bytes, headers: dict[str, str] | None = None) -> Action:
+    """A well-formed answer with this status and body (a token answer, an error in any shape)."""
+
+    def act(handler: _Handler, _body: bytes, media_type: str) -> None:  # noqa: ARG001
+        handler.answer(status, body, headers=headers)
+
+    return act
+
+
 def redirect(location: str, status: int = 307) -> Action:
     """A redirect to ``location``."""
 

@@ -25,6 +25,7 @@ from devtools.hostile_registry import (
     drop,
     endless,
     redirect,
+    respond,
     stall,
 )
 from devtools.images import Image, layer, oci_image
@@ -34,6 +35,7 @@ from tests.conftest import CliRun
 
 from promoter.app.batch import copy_images, pair
 from promoter.app.runtime import Runtime, RuntimeSettings
+from promoter.app.sync import make_present
 from promoter.deadline import Deadline
 from promoter.errors import DeadlineExceededError, RegistryUnreachableError
 from promoter.reference import parse_reference
@@ -397,3 +399,111 @@ def test_a_deadline_that_ends_the_retries_of_a_stall_still_names_the_stall(
     assert isinstance(outcome, DeadlineExceededError), outcome
     assert "1.2 s deadline" in str(outcome)
     assert f"stalled: {hostile.host} moved less than 4096 bytes in 0.5 s" in str(outcome)
+
+
+def test_a_sync_copies_the_healthy_images_when_one_lookup_stalls(
+    hostile: HostileRegistry, dest_registry: RegistryProcess, repo: str
+) -> None:
+    """One image whose source registry drips its answer uses the lookups' share of the deadline, not
+    all of it: it is reported as failed and the other image is copied in the time left."""
+    hostile.add_image(f"{repo}/stuck", "1.0", _image("hostile-stuck"))
+    hostile.add_image(f"{repo}/fine", "1.0", _image("hostile-fine"))
+    hostile.misbehave(None, f"/{repo}/stuck/manifests/", drip_head(0.05))
+    with _runtime() as runtime:
+        report = make_present(
+            runtime,
+            [f"{dest_registry.host}/{repo}/stuck:1.0", f"{dest_registry.host}/{repo}/fine:1.0"],
+            hostile.host,
+            deadline=Deadline.after(4),
+        )
+    by_repository = {r.item.destination.repository: r for r in report.records}  # type: ignore[union-attr]
+    assert by_repository[f"{repo}/fine"].result is not None
+    assert by_repository[f"{repo}/fine"].error is None
+    stuck = by_repository[f"{repo}/stuck"]
+    assert stuck.result is None
+    assert "1 s deadline" in (stuck.error or "")
+
+
+@pytest.mark.parametrize(
+    ("path", "answer", "expected"),
+    [
+        (r"^/token", respond(200, b"[" * 100_000), "unreadable answer"),
+        (r"^/token", respond(200, b'{"token": NaN}'), "no token in answer"),
+        (r"/manifests/", respond(404, b'{"errors":' + b"[" * 5000), "answered 404"),
+        (r"/manifests/1\.0$", respond(200, b'{"config":' + b"[" * 5000), "not valid JSON"),
+    ],
+    ids=["token-nested", "token-nan", "error-nested", "manifest-nested"],
+)
+def test_absurd_json_from_a_registry_is_one_clear_line_not_an_internal_error(
+    tmp_path: Path,
+    dest_registry: RegistryProcess,
+    repo: str,
+    path: str,
+    answer: Callable[..., None],
+    expected: str,
+) -> None:
+    with HostileRegistry(token_realm=True) as registry:
+        registry.add_image("app", "1.0", _image("hostile-json"))
+        registry.misbehave(None, path, answer)  # HEAD too: no digest header, so the GET is parsed
+        run = promoter(
+            tmp_path, "copy", f"{registry.host}/app:1.0", f"{dest_registry.host}/{repo}:1.0"
+        )
+    assert run.returncode == 1
+    line = one_line(run)
+    assert "internal error" not in line
+    assert expected in line
+
+
+def test_a_redirect_loop_is_named_as_one(
+    tmp_path: Path, hostile: HostileRegistry, dest_registry: RegistryProcess, repo: str
+) -> None:
+    blob = _image("hostile-app").blobs[-1]
+    hostile.misbehave(
+        "GET",
+        f"/blobs/{blob.digest}",
+        redirect(f"http://{hostile.host}/v2/app/blobs/{blob.digest}"),
+    )
+    run = promoter(tmp_path, "copy", f"{hostile.host}/app:1.0", f"{dest_registry.host}/{repo}:1.0")
+    assert run.returncode == 1
+    assert "redirects more than 5 times" in one_line(run)
+
+
+def test_a_timeout_beyond_the_platform_timers_is_bad_input(tmp_path: Path) -> None:
+    run = promoter(tmp_path, "--timeout", "1e10", "digest", "127.0.0.1:1/app:1.0")
+    assert run.returncode == 2
+    assert "at most 1e+06 seconds" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def _reading_stdin(pid: int) -> bool:
+    """Whether the process is blocked in read(2) on its standard input (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/syscall").read_text().split()
+    return fields[:2] == ["0", "0x0"]
+
+
+def test_a_signal_while_reading_standard_input_stops_at_once(tmp_path: Path) -> None:
+    """Before any registry request there is nothing to report: SIGTERM stops a batch still waiting
+    for its list on standard input (a cut could not wake a blocked read)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "promoter", "copy", "--batch", "-"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for _ in range(1000):  # bounded: about 10 s
+            if _reading_stdin(process.pid):
+                break
+            threading.Event().wait(0.01)
+        else:
+            pytest.fail("promoter never waited on its standard input")
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 130, err
+    assert err.strip() == "promoter: error: interrupted"
+    assert out == ""

@@ -8,6 +8,7 @@ Job's ``activeDeadlineSeconds``; every operation that talks to registries takes 
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -59,6 +60,12 @@ class Deadline:
         if self.expired:
             raise DeadlineExceededError(f"{what}: gave up after the {self.seconds:g} s deadline")
 
+    def share(self, fraction: float) -> Deadline:
+        """A deadline ``fraction`` (0 < fraction <= 1) of the time left from now: the part of an
+        operation's budget one phase may use, so that a stuck phase leaves time for the next."""
+        seconds = max(0.001, round(self.remaining() * fraction, 1))  # rounded: messages name it
+        return Deadline(time.monotonic() + seconds, seconds)
+
     def cap(self, seconds: float) -> float:
         """``seconds``, or what is left of the deadline when that is less (at least a millisecond,
         so that a timeout of zero never means "wait forever" to a library)."""
@@ -83,7 +90,7 @@ def hold(lock: _Lock, deadline: Deadline | None, what: str) -> Iterator[None]:
     """
     if deadline is None:
         lock.acquire()
-    elif not lock.acquire(timeout=max(deadline.remaining(), 0.001)):
+    elif not lock.acquire(timeout=min(max(deadline.remaining(), 0.001), threading.TIMEOUT_MAX)):
         raise DeadlineExceededError(
             f"{what}: gave up after the {deadline.seconds:g} s deadline (waiting for another "
             "request to the same registry)"

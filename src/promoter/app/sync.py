@@ -107,7 +107,9 @@ def sync_environment(
 ) -> SyncReport:
     """Plan environment ``name`` and carry the plan out in one copy run.
 
-    Args: as :func:`~promoter.app.plan.plan_environment`, plus ``progress`` for blob events.
+    Args: as :func:`~promoter.app.plan.plan_environment`, plus ``progress`` for blob events. The
+        render and the lookups may use :data:`LOOKUP_SHARE` of the deadline's time, the copies the
+        rest.
 
     Returns:
         One record per managed image; its outcome is the worst of theirs (an image that ran out of
@@ -123,7 +125,7 @@ def sync_environment(
         manifests=manifests,
         only=only,
         rendering=rendering,
-        deadline=deadline,
+        deadline=lookup_deadline(deadline),
     )
     return carry_out(runtime, plan, progress=progress, deadline=deadline)
 
@@ -150,6 +152,16 @@ def wanted_from(references: Iterable[str], source_registry: str) -> list[WantedI
             )
         )
     return wanted
+
+
+#: The part of a sync's deadline its registry lookups may use: one image whose registry stalls is
+#: reported as an error while the others are still copied in the time left.
+LOOKUP_SHARE = 0.25
+
+
+def lookup_deadline(deadline: Deadline | None) -> Deadline | None:
+    """The deadline for a sync's lookups (:data:`LOOKUP_SHARE` of ``deadline``'s time left)."""
+    return deadline.share(LOOKUP_SHARE) if deadline is not None else None
 
 
 def plan_references(
@@ -187,5 +199,5 @@ def make_present(
     Raises:
         InputError: ``source_registry`` is not a registry host, or a reference does not parse.
     """
-    plan = plan_references(runtime, references, source_registry, deadline=deadline)
+    plan = plan_references(runtime, references, source_registry, deadline=lookup_deadline(deadline))
     return carry_out(runtime, plan, progress=progress, deadline=deadline)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from promoter.app.runtime import Runtime, RuntimeSettings, SecretScrubber
 from promoter.errors import LINE_SHOWN, ConfigError, one_line
 from promoter.remote.copy import DEFAULT_JOBS
-from promoter.transport.watch import interrupt, interrupted
+from promoter.transport.watch import interrupt, interrupted, traffic_started
 
 if TYPE_CHECKING:
     from promoter.cli.progress import TerminalProgress
@@ -218,6 +218,10 @@ def stop_on_signals() -> Iterator[None]:
                 os._exit(130)
             return
         interrupt()
+        if not traffic_started():
+            # Nothing sent yet (reading standard input, rendering): nothing to report or cancel,
+            # and a blocked read would not notice the cut, so stop here.
+            raise KeyboardInterrupt
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:

@@ -14,6 +14,7 @@ from promoter.app.plan import EnvironmentPlan, plan_environment
 from promoter.app.promote import promote
 from promoter.app.runtime import Runtime, SecretScrubber
 from promoter.app.status import StatusCell, StatusMatrix, status_matrix
+from promoter.app.sync import lookup_deadline
 from promoter.app.wire import status_json
 from promoter.cli.common import as_json, build_runtime, error, print_table, warn
 from promoter.cli.exit_codes import EXIT_OK, exit_code_of
@@ -92,7 +93,7 @@ def _sync(
         manifests=manifests,
         only=only,
         rendering=early,
-        deadline=args.deadline,
+        deadline=lookup_deadline(args.deadline),  # the copies get the rest
     )
     return sync_and_print(plan, args, runtime)
 

@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 
 from promoter.app.runtime import SecretScrubber, registry_settings_of
-from promoter.app.sync import plan_references
+from promoter.app.sync import lookup_deadline, plan_references
 from promoter.cli.common import build_runtime, warn
 from promoter.cli.exit_codes import EXIT_OK
 from promoter.cli.plan_output import sync_and_print
@@ -50,5 +50,7 @@ def run_image_sync(args: argparse.Namespace, scrub: SecretScrubber) -> int:
     if config_path is None and (Path.cwd() / CONFIG_NAME).is_file():
         config_path = Path.cwd() / CONFIG_NAME
     with build_runtime(args, scrub, registries=registry_settings_of(config_path)) as runtime:
-        plan = plan_references(runtime, texts, source_registry, deadline=args.deadline)
+        plan = plan_references(
+            runtime, texts, source_registry, deadline=lookup_deadline(args.deadline)
+        )
         return sync_and_print(plan, args, runtime)

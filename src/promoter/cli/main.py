@@ -170,6 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: The longest --timeout (11.6 days); longer ones overflow the platform's timers. 0 means no limit.
+_LONGEST_TIMEOUT = 1e6
+
+
 def _seconds(text: str) -> float:
     """An argparse type for ``--timeout``: a non-negative, finite number of seconds."""
     try:
@@ -178,6 +182,10 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
     if not math.isfinite(value) or value < 0:
         raise argparse.ArgumentTypeError(f"expected 0 or more seconds, got {text!r}")
+    if value > _LONGEST_TIMEOUT:
+        raise argparse.ArgumentTypeError(
+            f"expected at most {_LONGEST_TIMEOUT:g} seconds (0 for no limit), got {text!r}"
+        )
     return value
 
 

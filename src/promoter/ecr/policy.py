@@ -58,7 +58,7 @@ def merge_pull_statement(
     else:
         try:
             loaded = json.loads(policy_text)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise InputError(f"the existing repository policy is not JSON: {exc}") from None
         if not isinstance(loaded, dict):
             raise InputError("the existing repository policy is not a JSON object")

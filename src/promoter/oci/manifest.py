@@ -70,7 +70,7 @@ def parse_manifest(data: bytes, content_type: str | None, what: str) -> Manifest
     """
     try:
         doc = json.loads(data)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than C's json
         raise UnsupportedManifestError(f"{what}: the manifest is not valid JSON ({exc})") from exc
     if not isinstance(doc, dict):
         raise UnsupportedManifestError(f"{what}: the manifest is not a JSON object")

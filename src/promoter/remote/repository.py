@@ -432,7 +432,7 @@ class Repository:
                 return
             try:
                 tags = json.loads(response.data).get("tags") or []
-            except (ValueError, AttributeError) as exc:
+            except (ValueError, AttributeError, RecursionError) as exc:
                 raise RegistryError(
                     "GET", f"{self}/tags/list", 200, what=f"list tags of {self} (unreadable answer)"
                 ) from exc

@@ -338,15 +338,16 @@ class AuthFlow:
             raise error_from(response, "GET", realm, what, AuthenticationError, preloaded=True)
         try:
             payload = json.loads(response.data)
-            value = str(payload.get("token") or payload.get("access_token") or "")
-        except (ValueError, AttributeError) as exc:
+            found = payload.get("token") or payload.get("access_token") or ""
+        except (ValueError, AttributeError, RecursionError) as exc:
             raise AuthenticationError(
                 "GET", redact(realm), 200, what=what + " (unreadable answer)"
             ) from exc
-        if not value:
+        if not isinstance(found, str) or not found:  # a number, NaN, a list: not a token
             raise AuthenticationError(
                 "GET", redact(realm), 200, what=what + " (no token in answer)"
             )
+        value = found
         if self._remember is not None:
             self._remember(value)
         expires_in = payload.get("expires_in")

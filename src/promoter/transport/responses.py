@@ -12,7 +12,7 @@ import ssl
 from urllib.parse import urlsplit
 
 import urllib3
-from urllib3.exceptions import HTTPError, MaxRetryError, SSLError
+from urllib3.exceptions import HTTPError, MaxRetryError, ProtocolError, SSLError
 
 from promoter.errors import ERROR_BODY_LIMIT, RegistryError, RegistryErrorDetail
 from promoter.transport.retry import RETRYABLE_STATUSES, parse_retry_after
@@ -39,8 +39,17 @@ def origin(url: str) -> tuple[str, str, int]:
 def reason(exc: BaseException) -> str:
     """A short reason from a urllib3 exception, without its URL (which may carry a signed query)."""
     inner: BaseException = exc
-    while isinstance(inner, MaxRetryError) and inner.reason is not None:
-        inner = inner.reason
+    while True:
+        if isinstance(inner, MaxRetryError) and inner.reason is not None:
+            inner = inner.reason
+        elif (
+            isinstance(inner, ProtocolError)
+            and len(inner.args) == 2
+            and isinstance(inner.args[1], BaseException)
+        ):
+            inner = inner.args[1]  # ("Connection aborted.", RemoteDisconnected("...")): the cause
+        else:
+            break
     text = str(inner)
     for marker in ("Failed to establish a new connection: ", "Connection aborted.", "): "):
         if marker in text:
@@ -109,7 +118,7 @@ def error_from(
     details: list[RegistryErrorDetail] = []
     try:
         doc = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: absurd nesting
         doc = None
     errors = doc.get("errors") if isinstance(doc, dict) else None
     for item in errors if isinstance(errors, list) else []:

@@ -422,6 +422,16 @@ class RegistrySession:
                 deadline=deadline,
                 limit=limit,
             )
+        if response.status in _REDIRECTS and response.headers.get("Location"):
+            discard(response)
+            raise RegistryError(
+                method,
+                redact(url),
+                response.status,
+                what=what,
+                hint=f"it redirects more than {_MAX_REDIRECTS} times; the registry or a proxy in "
+                "front of it loops",
+            )
         return response, url
 
     def raw(

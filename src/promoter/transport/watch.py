@@ -199,6 +199,11 @@ class _Watchdog:
             elif self._due[0][3] is exchange:
                 self._wake.notify()
 
+    @property
+    def started(self) -> bool:
+        """Whether any exchange was ever watched."""
+        return self._thread is not None
+
     def cut_all(self, why: Broken) -> None:
         """Cut every exchange being watched."""
         with self._wake:
@@ -263,6 +268,11 @@ def interrupt() -> None:
     process (the CLI on Ctrl-C or SIGTERM); a server bounds its requests with deadlines instead."""
     _INTERRUPTED.set()
     _WATCHDOG.cut_all(Broken.INTERRUPTED)
+
+
+def traffic_started() -> bool:
+    """Whether this process has sent any registry request yet."""
+    return _WATCHDOG.started
 
 
 def interrupted() -> bool:
