@@ -66,10 +66,20 @@ def test_basic_credential_is_scrubbed_in_every_form(username: str, password: str
     assert text.count("<redacted>") == len(forms)
 
 
-def test_secret_forms_of_plain_text_are_raw_and_percent_encoded() -> None:
-    """A token that is not base64 is learned as given and percent-encoded."""
-    assert secret_forms("tok en/1") == {"tok en/1", "tok%20en%2F1"}
+def test_secret_forms_of_plain_text_are_raw_percent_hex_and_base64_encoded() -> None:
+    """A token that is not base64 is learned as given, percent-encoded, hex-encoded and in its own
+    base64 (padded or not, either alphabet): forms a hostile server may echo it in."""
+    forms = secret_forms("tok en/1")
+    assert {"tok en/1", "tok%20en%2F1", "746f6b20656e2f31", "746F6B20656E2F31"} <= forms
+    assert {"dG9rIGVuLzE=", "dG9rIGVuLzE", "dG9rIGVuLzE%3D"} <= forms
     assert secret_forms("") == set()
+
+
+def test_a_password_echoed_in_hex_or_its_own_base64_is_scrubbed() -> None:
+    scrub = SecretScrubber()
+    scrub.remember("S3cretPassw0rd-XYZZY")
+    echoed = "pw b64 UzNjcmV0UGFzc3cwcmQtWFlaWlk= hex 53336372657450617373773072642d58595a5a59"
+    assert scrub(echoed) == "pw b64 <redacted> hex <redacted>"
 
 
 def test_short_strings_are_not_secrets() -> None:

@@ -8,6 +8,7 @@ are made on first use, so runs that never meet ECR never import boto3.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import re
 import threading
@@ -135,14 +136,18 @@ _CUT = re.compile(re.escape(CUT_MARK).replace(r"\{\}", r"\d+"))
 
 def secret_forms(secret: str) -> set[str]:
     """The forms in which ``secret`` may come back from a server: as given, percent-encoded (a
-    form body or query), and, for base64 text (Basic auth's ``user:password``, an ECR token),
-    without padding and in the URL-safe alphabet."""
+    form body or query), hex-encoded, base64-encoded itself, and, for base64 text (Basic auth's
+    ``user:password``, an ECR token, the secret's own base64), without padding and in the URL-safe
+    alphabet."""
     if not secret:
         return set()
-    forms = {secret, quote(secret, safe="")}
-    if _BASE64.fullmatch(secret):
-        for form in (secret, secret.translate(_URL_SAFE)):
-            forms |= {form, form.rstrip("="), quote(form, safe="")}
+    raw = secret.encode("utf-8", "surrogatepass")
+    encoded = base64.b64encode(raw).decode()
+    forms = {secret, quote(secret, safe=""), raw.hex(), raw.hex().upper()}
+    for text in (secret, encoded):
+        if _BASE64.fullmatch(text):
+            for form in (text, text.translate(_URL_SAFE)):
+                forms |= {form, form.rstrip("="), quote(form, safe="")}
     return forms
 
 
