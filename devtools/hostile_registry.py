@@ -172,25 +172,8 @@ class _Handler(BaseHTTPRequestHandler):
         owner: HostileRegistry = self.server.owner  # type: ignore[attr-defined]
         return owner
 
-    def do_GET(self) -> None:
-        self._serve()
-
-    def do_HEAD(self) -> None:
-        self._serve()
-
-    def do_POST(self) -> None:
-        self._serve()
-
-    def do_PUT(self) -> None:
-        self._serve()
-
-    def do_PATCH(self) -> None:
-        self._serve()
-
-    def do_DELETE(self) -> None:
-        self._serve()
-
     def _serve(self) -> None:
+        """Every method: a scripted misbehaviour, or what a read-only registry answers."""
         registry = self.registry
         length = int(self.headers.get("Content-Length") or 0)
         if length:
@@ -233,6 +216,8 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             digest = registry._name(body)
         self.answer(200, body, media_type, {"Docker-Content-Digest": digest})
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _serve  # noqa: N815
 
     # -- building blocks for actions ------------------------------------------------------------
 

@@ -130,6 +130,24 @@ def docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[.
     return use
 
 
+def credential_helper(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, host: str, name: str, script: str
+) -> Path:
+    """A real ``docker-credential-<name>`` shell script on PATH (in ``tmp_path/bin``), configured in
+    ``$DOCKER_CONFIG`` (``tmp_path/docker``) as ``host``'s credential helper."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    program = bin_dir / f"docker-credential-{name}"
+    program.write_text("#!/bin/sh\n" + script)
+    program.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    config = tmp_path / "docker"
+    config.mkdir(exist_ok=True)
+    (config / "config.json").write_text(json.dumps({"credHelpers": {host: name}}))
+    monkeypatch.setenv("DOCKER_CONFIG", str(config))
+    return program
+
+
 @dataclass
 class CliRun:
     """The outcome of one in-process CLI run."""

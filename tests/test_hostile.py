@@ -6,7 +6,6 @@ interrupt stops the run at once saying what completed."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -31,7 +30,7 @@ from devtools.hostile_registry import (
 from devtools.images import Image, layer, oci_image
 from devtools.peak_rss import Measured, run_measured
 from devtools.registry import RegistryProcess
-from tests.conftest import CliRun
+from tests.conftest import CliRun, credential_helper
 
 from promoter.app.batch import copy_images, pair
 from promoter.app.runtime import Runtime, RuntimeSettings
@@ -339,16 +338,7 @@ def test_a_credential_helper_that_never_answers_ends_at_the_run_timeout(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A docker-credential helper runs under the run's deadline, not its own 30 s."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    program = bin_dir / "docker-credential-stuck"
-    program.write_text("#!/bin/sh\nexec sleep 60\n")
-    program.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
-    config = tmp_path / "docker"
-    config.mkdir()
-    (config / "config.json").write_text(json.dumps({"credHelpers": {basic_registry.host: "stuck"}}))
-    monkeypatch.setenv("DOCKER_CONFIG", str(config))
+    credential_helper(tmp_path, monkeypatch, basic_registry.host, "stuck", "exec sleep 60\n")
     result = cli(
         "copy",
         "--timeout",

@@ -18,7 +18,7 @@ import pytest
 from devtools import images
 from devtools.fault_proxy import LONG_ECHO_CHARS, FaultProxy
 from devtools.registry import RegistryProcess
-from tests.conftest import CliRun
+from tests.conftest import CliRun, credential_helper
 from tests.registry_checks import push
 
 import promoter
@@ -355,16 +355,8 @@ def test_session_scrubs_errors_it_raises(monkeypatch: pytest.MonkeyPatch) -> Non
 
 def _helper(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, host: str, script: str) -> None:
     """A docker-credential-test program on PATH, configured for ``host``."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir(exist_ok=True)
-    program = bin_dir / "docker-credential-test"
-    program.write_text("#!/bin/sh\n" + script)
-    program.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
-    config = tmp_path / "docker"
-    config.mkdir(exist_ok=True)
-    (config / "config.json").write_text(json.dumps({"credHelpers": {host: "test"}}))
-    monkeypatch.setenv("DOCKER_CONFIG", str(config))
+    credential_helper(tmp_path, monkeypatch, host, "test", script)
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:/usr/bin:/bin")
 
 
 def test_failing_helper_output_is_not_printed(
