@@ -13,9 +13,10 @@ import pytest
 from promoter.errors import RegistryError, RegistryUnreachableError
 from promoter.remote.repository import _next_link
 from promoter.transport.challenge import parse_challenge, scope_for
+from promoter.transport.pools import _WatchedHTTPConnection
 from promoter.transport.responses import origin as _origin
 from promoter.transport.retry import RetryPolicy, is_retryable, parse_retry_after
-from promoter.transport.watch import Broken, Exchange, Pace
+from promoter.transport.watch import Broken, Exchange, Pace, sending_on_this_thread
 
 
 @pytest.mark.parametrize(
@@ -165,3 +166,18 @@ def test_a_late_cut_never_reaches_a_connection_now_serving_another_exchange() ->
         assert second.check(time.monotonic() + 1) is None
         assert second.broken is Broken.NO_ANSWER
         assert peer.recv(1) == b""  # its own exchange cut it
+
+
+def test_nothing_is_sent_on_an_exchange_cut_before_it_sends() -> None:
+    """An exchange cut while it connects (an interrupt) sends no request afterwards: the watched
+    connection refuses to send for it."""
+    exchange = Exchange(Pace(), None)
+    exchange.cut(Broken.INTERRUPTED)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        connection = _WatchedHTTPConnection("127.0.0.1", listener.getsockname()[1], timeout=5)
+        with sending_on_this_thread(exchange), pytest.raises(ConnectionAbortedError):
+            connection.request("PUT", "/v2/app/manifests/1.0", body=b"{}")
+        assert connection.sock is None  # never even connected
+        connection.close()

@@ -134,7 +134,8 @@ class Exchange:
     # -- the watchdog's side ---------------------------------------------------------------------
 
     def check(self, now: float) -> float | None:
-        """(The watchdog's side.) Cut the exchange if it broke a rule; the next moment to look again, None when done."""
+        """(The watchdog's side.) Cut the exchange if it broke a rule; the next moment to look
+        again, None when done."""
         with self._lock:
             if self._finished or self.broken is not None:
                 return None
@@ -296,12 +297,20 @@ def sending_on_this_thread(exchange: Exchange) -> Iterator[None]:
 
 
 def attach_current(connection: Any) -> None:
-    """Called by a watched connection as it sends: attach it to this thread's exchange, if any."""
+    """Called by a watched connection as it connects and as it sends: attach it to this thread's
+    exchange, if any.
+
+    Raises:
+        ConnectionAbortedError: the exchange was cut already (while connecting, say): nothing is
+            sent after a cut.
+    """
     exchange: Exchange | None = getattr(_current, "exchange", None)
-    if exchange is not None:
-        exchange.attach(connection)
-    else:
+    if exchange is None:
         connection.promoter_exchange = None
+        return
+    exchange.attach(connection)
+    if exchange.broken is not None:
+        raise ConnectionAbortedError(f"cut before sending: {exchange.broken}")
 
 
 def hand_over(response: urllib3.BaseHTTPResponse, exchange: Exchange) -> None:
