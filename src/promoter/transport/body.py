@@ -72,6 +72,7 @@ def iter_body(
     Raises:
         RegistryUnreachableError: the connection was lost or stalled while reading.
         DeadlineExceededError: the deadline passed while reading.
+        RunInterruptedError: the run was interrupted while reading.
     """
     exchange = exchange_of(response)
     pending: list[bytes] = []
