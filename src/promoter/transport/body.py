@@ -35,7 +35,7 @@ def broken_error(
     peer = exchange.peer if exchange is not None else "the registry"
     if why is Broken.INTERRUPTED:
         return RunInterruptedError(f"{what}: interrupted")
-    if why is Broken.DEADLINE or (why is None and deadline is not None and deadline.expired):
+    if why is Broken.DEADLINE or (deadline is not None and deadline.expired):
         seconds = deadline.seconds if deadline is not None else 0
         return DeadlineExceededError(
             f"{what}: gave up after the {seconds:g} s deadline (waiting for {peer})"

@@ -18,7 +18,13 @@ from dataclasses import replace
 from urllib.parse import urljoin, urlsplit
 
 import urllib3
-from urllib3.exceptions import HTTPError, NameResolutionError, NewConnectionError, SSLError
+from urllib3.exceptions import (
+    HTTPError,
+    NameResolutionError,
+    NewConnectionError,
+    ReadTimeoutError,
+    SSLError,
+)
 
 from promoter.authn.chain import CredentialChain
 from promoter.authn.store import Credential
@@ -36,7 +42,7 @@ from promoter.transport.body import broken_error, read_whole
 from promoter.transport.discovery import discover_base
 from promoter.transport.pools import USER_AGENT, ConnectionPools, TransportOptions
 from promoter.transport.responses import discard, error_from, origin, reason, redact
-from promoter.transport.watch import Exchange, hand_over, sending_on_this_thread, watch
+from promoter.transport.watch import Broken, Exchange, hand_over, sending_on_this_thread, watch
 
 __all__ = ["Body", "RegistrySession", "Transport", "TransportOptions"]
 
@@ -567,6 +573,10 @@ class RegistrySession:
                 retryable=not is_loopback_host(peer),
             ) from exc
         except (HTTPError, OSError) as exc:
+            if isinstance(exc, ReadTimeoutError):
+                # The socket's own timeout equals the answer time: it may fire a moment before
+                # the watchdog does; it is the same verdict.
+                exchange.cut(Broken.NO_ANSWER)
             if exchange.broken is not None or (deadline is not None and deadline.expired):
                 raise broken_error(exchange, what, exc, deadline) from exc
             raise RegistryUnreachableError(
@@ -606,6 +616,8 @@ class RegistrySession:
                 raise broken_error(exchange, what, None, deadline)
         except (HTTPError, OSError) as exc:
             response.close()
+            if isinstance(exc, ReadTimeoutError):  # as in _send
+                exchange.cut(Broken.NO_ANSWER)
             raise broken_error(exchange, what, exc, deadline) from exc
         finally:
             exchange.finish()
