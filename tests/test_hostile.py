@@ -497,3 +497,23 @@ def test_a_signal_while_reading_standard_input_stops_at_once(tmp_path: Path) -> 
     assert process.returncode == 130, err
     assert err.strip() == "promoter: error: interrupted"
     assert out == ""
+
+
+def test_a_credential_helper_printing_without_end_is_refused_with_flat_memory(
+    basic_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A helper's output is read under its 1 MiB cap as it is printed, and the helper is stopped
+    past it; nothing of it is shown."""
+    credential_helper(tmp_path, monkeypatch, basic_registry.host, "endless", "exec yes SECRET\n")
+    run = promoter(
+        tmp_path, "copy", f"{basic_registry.host}/app:1.0", f"{dest_registry.host}/{repo}:1.0"
+    )
+    assert run.returncode == 2
+    line = one_line(run)
+    assert "docker-credential-endless printed more than 1024 KiB" in line
+    assert "SECRET" not in run.stdout + run.stderr
+    assert run.peak_mib < MEMORY_CEILING_MIB

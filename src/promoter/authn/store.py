@@ -24,6 +24,7 @@ from typing import Any
 
 from promoter.deadline import current_deadline
 from promoter.errors import ConfigError, CredentialError, DeadlineExceededError
+from promoter.process import run_capped
 from promoter.reference import DOCKER_HUB, DOCKER_HUB_ALIASES, DOCKER_HUB_CONFIG_KEY
 
 #: A credential helper gets this long to answer; helpers that prompt would otherwise hang a sync Job.
@@ -372,6 +373,10 @@ def _helper_get(helper: str, registry: str) -> Credential | None:
     return Credential(username=username, password=secret, source=source)
 
 
+#: The most of a helper's error output kept (only to recognise "credentials not found"; never shown).
+_HELPER_STDERR_KEPT = 64 * 1024
+
+
 def _run_helper(helper: str, action: str, stdin: str, registry: str) -> bytes | None:
     """Run ``docker-credential-<helper> <action>``; its standard output, or None when it has no
     credentials for the registry.
@@ -393,18 +398,23 @@ def _run_helper(helper: str, action: str, stdin: str, registry: str) -> bytes | 
     deadline = current_deadline()
     timeout = HELPER_TIMEOUT_SECONDS if deadline is None else deadline.cap(HELPER_TIMEOUT_SECONDS)
     try:
-        proc = subprocess.run(
+        proc = run_capped(
             [program, action],
-            input=stdin.encode(),
-            capture_output=True,
+            stdin=stdin.encode(),
             timeout=timeout,
-            check=False,
+            stdout_limit=CREDENTIALS_FILE_LIMIT,
+            stderr_limit=_HELPER_STDERR_KEPT,
         )
     except FileNotFoundError as exc:
         raise CredentialError(
             f"credential helper {program} (configured for {registry}) is not on PATH; install it "
             "or remove it from the docker config"
         ) from exc
+    except OSError as exc:
+        raise CredentialError(
+            f"credential helper {program} (configured for {registry}) cannot be run: "
+            f"{exc.strerror or type(exc).__name__}"
+        ) from None
     except subprocess.TimeoutExpired:
         if deadline is not None and deadline.expired:
             raise DeadlineExceededError(
@@ -413,7 +423,12 @@ def _run_helper(helper: str, action: str, stdin: str, registry: str) -> bytes | 
             ) from None
         raise CredentialError(
             f"credential helper {program} did not answer within {HELPER_TIMEOUT_SECONDS} s"
-        ) from None  # the exception holds what the helper printed so far
+        ) from None
+    if proc.overflowed:
+        raise ConfigError(
+            f"credential helper {program} printed more than {CREDENTIALS_FILE_LIMIT // 1024} KiB "
+            f"for {registry}; check or reinstall it"
+        )
     if proc.returncode != 0:
         said = (proc.stdout + proc.stderr).decode("utf-8", "replace").lower()
         if action == "get" and _HELPER_NOT_FOUND in said:
@@ -425,10 +440,5 @@ def _run_helper(helper: str, action: str, stdin: str, registry: str) -> bytes | 
             if action == "get"
             else f"credential helper {program} {action} failed for {registry} (exit status "
             f"{proc.returncode}); its output is not shown, since it may hold secrets"
-        )
-    if len(proc.stdout) > CREDENTIALS_FILE_LIMIT:
-        raise ConfigError(
-            f"credential helper {program} printed more than {CREDENTIALS_FILE_LIMIT // 1024} KiB "
-            f"for {registry}; check or reinstall it"
         )
     return proc.stdout

@@ -10,14 +10,13 @@ import json
 import re
 import shutil
 import subprocess
-import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Final
+from typing import Final
 
 from promoter.config.input_files import MANIFESTS_CAP, InputCap, decode_text, read_input_text
 from promoter.errors import ConfigError
+from promoter.process import CLOSE_WAIT, PipeReader
 
 #: Seconds a build may take; 500 Deployments render in about half a second, so this only ends a
 #: build stuck on something outside our control (a remote resource that never answers).
@@ -87,8 +86,10 @@ class Rendering:
         stdout, stderr = self._process.stdout, self._process.stderr
         assert stdout is not None  # noqa: S101 - Popen with PIPE always gives one
         assert stderr is not None  # noqa: S101 - Popen with PIPE always gives one
-        self._stdout = _PipeReader(stdout, cap.limit, on_overflow=self._process.kill)
-        self._stderr = _PipeReader(stderr, _STDERR_KEPT)
+        self._stdout = PipeReader(
+            stdout, cap.limit, on_overflow=self._process.kill, name="kustomize-output"
+        )
+        self._stderr = PipeReader(stderr, _STDERR_KEPT, name="kustomize-errors")
 
     def result(self) -> str:
         """Wait for the build and return its output.
@@ -129,59 +130,11 @@ class Rendering:
             self._process.kill()
         self._process.wait()
         for reader in (self._stdout, self._stderr):
-            reader.join(_CLOSE_WAIT)
+            reader.join(CLOSE_WAIT)
 
 
 #: The most of Kustomize's error output kept for the message; the rest is read and dropped.
 _STDERR_KEPT: Final = 64 * 1024
-#: Seconds to wait for a pipe to close after the build was stopped.
-_CLOSE_WAIT: Final = 5.0
-
-
-class _PipeReader(threading.Thread):
-    """Reads one pipe of the build to its end, keeping at most ``limit`` bytes.
-
-    Past the limit it calls ``on_overflow`` (which stops the build) and stops reading; without one it
-    keeps reading and drops the rest, so the child can still finish.
-    """
-
-    def __init__(
-        self, pipe: IO[bytes], limit: int, *, on_overflow: Callable[[], None] | None = None
-    ) -> None:
-        super().__init__(name="kustomize-output", daemon=True)
-        self._pipe = pipe
-        self._limit = limit
-        self._on_overflow = on_overflow
-        self._chunks: list[bytes] = []
-        self._size = 0
-        self.overflowed = False
-        self.start()
-
-    @property
-    def data(self) -> bytes:
-        """What was kept (read only after the thread has ended)."""
-        return b"".join(self._chunks)
-
-    def run(self) -> None:
-        try:
-            while chunk := self._pipe.read1(_READ_SIZE):  # type: ignore[attr-defined]  # a BufferedReader
-                if self._size + len(chunk) > self._limit:
-                    self.overflowed = True
-                    self._chunks.append(chunk[: self._limit - self._size])
-                    self._size = self._limit
-                    if self._on_overflow is not None:
-                        self._on_overflow()
-                        return
-                    continue
-                self._chunks.append(chunk)
-                self._size += len(chunk)
-        except (OSError, ValueError):
-            return  # the pipe was closed under us: the build was stopped
-        finally:
-            self._pipe.close()
-
-
-_READ_SIZE: Final = 256 * 1024
 
 
 def read_manifests(source: str) -> str:
