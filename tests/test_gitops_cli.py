@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -138,6 +139,34 @@ def test_status_shows_versions_presence_and_who_is_behind(
     line = next(ln for ln in table.out.splitlines() if ln.startswith(gitops.repo("cart")))
     assert "2.4.0" in line
     assert "< 2.3.1 (missing)" in line
+
+
+def test_status_keeps_gits_view_when_a_registry_cannot_be_asked(
+    gitops: GitOpsRepo,
+    cli: Callable[..., CliRun],
+) -> None:
+    """A registry that is down leaves its cells unknown (with why) and the rest complete: the table is
+    printed and status exits 0, as documented."""
+    gitops.seed(gitops.prod, "checkout", "1.8.0")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    config = gitops.root / "promoter.yaml"
+    config.write_text(config.read_text().replace(gitops.dev.url, f"http://127.0.0.1:{closed}"))
+    result = cli("status", "-o", "json")
+    assert result.code == 0, result.err
+    rows = {row["module"]: row["environments"] for row in result.json()["modules"]}  # type: ignore[union-attr]
+    dev_cart = rows[gitops.repo("cart")]["dev"]
+    assert dev_cart["present"] is None
+    assert f"cannot connect to 127.0.0.1:{closed}" in dev_cart["error"]
+    assert rows[gitops.repo("checkout")]["production"]["present"] is True
+    assert "error" not in rows[gitops.repo("checkout")]["production"]
+    assert all(line.startswith("promoter: warning: ") for line in result.err.splitlines())
+    table = cli("status")
+    assert table.code == 0
+    line = next(ln for ln in table.out.splitlines() if ln.startswith(gitops.repo("checkout")))
+    assert "(unknown)" in line  # dev's column
+    assert "1.8.0" in line
 
 
 def test_promote_changes_only_the_module_keeps_comments_and_can_sync(

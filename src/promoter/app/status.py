@@ -17,7 +17,7 @@ from promoter.app.environment import environment_images, modules
 from promoter.app.runtime import Runtime
 from promoter.config.values import PromoterConfig
 from promoter.deadline import Deadline
-from promoter.errors import InputError
+from promoter.errors import InputError, PromoterError
 from promoter.oci.digest import Digest
 from promoter.reference import Reference
 from promoter.remote.repository import lookup_digest, same_content
@@ -32,17 +32,22 @@ class StatusCell:
 
     Attributes:
         reference: what the environment's overlay asks for.
-        resolved: what that resolves to in the environment's registry; None when it is not there.
+        resolved: what that resolves to in the environment's registry; None when it is not there
+            or the registry could not be asked.
         behind: whether the environment runs other content than the one it promotes from.
+        error: why the registry could not be asked (one line, scrubbed); empty when it answered.
     """
 
     reference: Reference
     resolved: Digest | None
     behind: bool
+    error: str = ""
 
     @property
-    def present(self) -> bool:
-        """Whether the image is in the environment's registry."""
+    def present(self) -> bool | None:
+        """Whether the image is in the environment's registry; None when it could not be asked."""
+        if self.error:
+            return None
         return self.resolved is not None
 
     @property
@@ -83,11 +88,12 @@ def status_matrix(
 ) -> StatusMatrix:
     """Render every environment, find its modules, and look each version up in its registry.
 
+    The matrix is Git's view first: a registry that cannot be asked (down, refusing, past the
+    deadline) leaves its cells with an ``error`` and no digest, and "behind" compares the references
+    there; the other cells are complete.
+
     Raises:
         ConfigError: an overlay cannot be rendered.
-        RegistryError, RegistryUnreachableError, DeadlineExceededError: a registry could not be asked.
-        DigestMismatchError, UnsupportedManifestError: the bytes needed to compare digests of two
-            algorithms were not what their digest names.
     """
     names = list(config.environments)
     per_env = {
@@ -106,7 +112,14 @@ def status_matrix(
             )
             for key in keys
         }
-        resolved = {key: future.result() for key, future in futures.items()}
+        resolved: dict[tuple[str, str], Digest | None] = {}
+        errors: dict[tuple[str, str], str] = {}
+        for key, future in futures.items():
+            try:
+                resolved[key] = future.result()
+            except PromoterError as exc:
+                resolved[key] = None
+                errors[key] = runtime.scrubber(str(exc))
     cells: dict[tuple[str, str], StatusCell] = {}
     for name, module in keys:
         reference = per_env[name][module]
@@ -118,11 +131,20 @@ def status_matrix(
             # Behind means other content: compare content where both registries answered (digests
             # of one algorithm, else the bytes), the references otherwise (a tag and a pinned
             # digest of the same image are not behind).
+            compared: bool | None = None
             if mine is not None and theirs is not None:
-                behind = not same_content(
-                    runtime.transport, reference, mine, theirs, deadline=deadline
-                )
-            else:
-                behind = (upstream.tag, upstream.digest) != (reference.tag, reference.digest)
-        cells[(name, module)] = StatusCell(reference, resolved[(name, module)], behind)
+                try:
+                    compared = not same_content(
+                        runtime.transport, reference, mine, theirs, deadline=deadline
+                    )
+                except PromoterError as exc:
+                    errors.setdefault((name, module), runtime.scrubber(str(exc)))
+            behind = (
+                compared
+                if compared is not None
+                else (upstream.tag, upstream.digest) != (reference.tag, reference.digest)
+            )
+        cells[(name, module)] = StatusCell(
+            reference, resolved[(name, module)], behind, errors.get((name, module), "")
+        )
     return StatusMatrix(tuple(names), tuple(all_modules), MappingProxyType(cells))

@@ -89,8 +89,9 @@ class StatusCellJson(TypedDict):
     image: str
     tag: str | None
     digest: str | None
-    present: bool
+    present: bool | None
     behind: bool
+    error: NotRequired[str]
 
 
 class StatusModuleJson(TypedDict):
@@ -205,13 +206,16 @@ def sync_json(report: SyncReport) -> SyncJson:
 
 def status_cell_json(cell: StatusCell) -> StatusCellJson:
     """One module in one environment."""
-    return {
+    shape: StatusCellJson = {
         "image": str(cell.reference),
         "tag": cell.reference.tag,
         "digest": _text(cell.digest),
         "present": cell.present,
         "behind": cell.behind,
     }
+    if cell.error:
+        shape["error"] = cell.error
+    return shape
 
 
 def status_json(matrix: StatusMatrix) -> StatusJson:

@@ -102,9 +102,15 @@ def _status(config: PromoterConfig, args: argparse.Namespace, runtime: Runtime) 
     matrix = status_matrix(runtime, config, deadline=args.deadline)
     if as_json(args):
         print(json.dumps(status_json(matrix)))
-        return EXIT_OK
-    print_table(_status_rows(matrix))
-    print("'<' behind the environment it promotes from; '(missing)' not in its registry")
+    else:
+        print_table(_status_rows(matrix))
+        print(
+            "'<' behind the environment it promotes from; '(missing)' not in its registry; "
+            "'(unknown)' its registry could not be asked"
+        )
+    # Git's view is complete even when a registry is not: say which could not be asked, exit 0.
+    for problem in sorted({cell.error for cell in matrix.cells.values() if cell.error}):
+        warn(problem)
     return EXIT_OK
 
 
@@ -121,7 +127,7 @@ def _cell_text(cell: StatusCell) -> str:
     digest = cell.digest
     if digest is not None:
         version += f" ({digest.short})" if cell.reference.tag else digest.short
-    mark = "" if cell.present else " (missing)"
+    mark = " (unknown)" if cell.error else "" if cell.present else " (missing)"
     return ("< " if cell.behind else "") + version + mark
 
 
