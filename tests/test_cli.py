@@ -152,6 +152,9 @@ def test_login_checks_and_stores_credentials(
     err = capsys.readouterr().err
     assert wrong == 1
     assert "401" in err
+    assert f"log in to {host} as tester" in err
+    assert "refused this user name and password; nothing was stored" in err
+    assert err.count("\n") == 1
     assert "wrong-pass" not in err
     assert not config.exists()
 

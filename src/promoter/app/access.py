@@ -15,7 +15,7 @@ from promoter.config.values import PromoterConfig
 from promoter.deadline import Deadline
 from promoter.ecr.hosts import EcrRegistry, parse_ecr_host
 from promoter.ecr.policy import PolicyChange
-from promoter.errors import InputError, Remedy
+from promoter.errors import AuthenticationError, InputError, Remedy
 from promoter.reference import hide_credentials, parse_registry_host
 
 
@@ -71,7 +71,19 @@ def login(
     scrubber = scrubber or SecretScrubber()
     scrubber.remember(*credential.secrets)
     with Runtime(settings, scrubber=scrubber, credentials=StaticCredentials(credential)) as runtime:
-        runtime.transport.session(registry).ping(deadline=deadline)
+        try:
+            runtime.transport.session(registry).ping(deadline=deadline)
+        except AuthenticationError as exc:
+            if exc.status != 401:
+                raise
+            raise AuthenticationError(
+                exc.method,
+                exc.url,
+                exc.status,
+                details=exc.details,
+                what=f"log in to {registry} as {username}",
+                hint="the registry refused this user name and password; nothing was stored",
+            ) from exc
     return store_credential(registry, username, password)
 
 
