@@ -31,8 +31,8 @@ def test_plan_reports_every_status(gitops: GitOpsRepo, cli: Callable[..., CliRun
         tag="2.3.1",
     )
     gitops.seed(dev, "checkout", "1.8.0")  # production lacks it: copy
-    gitops.seed(dev, "catalog", "3.0.2", seed="dev-catalog")
-    gitops.seed(prod, "catalog", "3.0.2", seed="other-catalog")  # same tag, other digest: conflict
+    wanted = gitops.seed(dev, "catalog", "3.0.2", seed="dev-catalog")
+    held = gitops.seed(prod, "catalog", "3.0.2", seed="other-catalog")  # other digest: conflict
     result = cli("plan", "production", "-o", "json")
     assert result.code == 3, result.err
     assert result.json()["environment"] == "production"
@@ -46,6 +46,16 @@ def test_plan_reports_every_status(gitops: GitOpsRepo, cli: Callable[..., CliRun
     entry = next(i for i in result.json()["images"] if i["status"] == "present")  # type: ignore[union-attr]
     assert entry["source"] == f"{DEV}/{gitops.repo('cart')}:2.3.1"
     assert entry["digest"] == cart
+    assert "destinationDigest" not in entry
+    conflict = next(i for i in result.json()["images"] if i["status"] == "conflict")  # type: ignore[union-attr]
+    assert (conflict["digest"], conflict["destinationDigest"]) == (wanted, held)
+    # sync refuses it naming both digests and what to do instead
+    synced = cli("sync", "production")
+    assert synced.code == 3
+    line = next(ln for ln in synced.err.splitlines() if gitops.repo("catalog") in ln)
+    assert held in line
+    assert wanted in line
+    assert "promote a new tag" in line
     # Remove checkout from dev's reach: a tag nobody has is missing-source.
     text = gitops.kustomization("production").read_text().replace("newTag: 1.8.0", "newTag: 9.9.9")
     gitops.kustomization("production").write_text(text)

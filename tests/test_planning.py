@@ -33,12 +33,15 @@ def test_decision_table(
     item = decide(wanted, destination, source)
     assert item.status is status
     assert item.digest == digest
-    assert plan_item_json(item) == {
+    expected = {
         "image": f"{PROD}/shop/cart:1.0",
         "source": f"{DEV}/shop/cart:1.0",
         "digest": str(digest) if digest else None,
         "status": str(status),
     }
+    if status is PlanStatus.CONFLICT:  # a conflict names what the destination tag holds too
+        expected["destinationDigest"] = str(destination)
+    assert plan_item_json(item) == expected
 
 
 def test_classification_keeps_order_dedupes_and_marks_external() -> None:

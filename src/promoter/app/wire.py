@@ -55,6 +55,7 @@ class PlanItemJson(TypedDict):
     digest: str | None
     status: str
     error: NotRequired[str]
+    destinationDigest: NotRequired[str]  #: a conflict's: what the destination tag holds
 
 
 class HookFileJson(TypedDict):
@@ -157,6 +158,8 @@ def plan_item_json(item: PlanItem) -> PlanItemJson:
     }
     if item.error is not None:
         entry["error"] = item.error
+    if item.held is not None:
+        entry["destinationDigest"] = str(item.held)
     return entry
 
 

@@ -78,7 +78,11 @@ def sync_plan(
             records.append(
                 SyncRecord(
                     item,
-                    error=f"{item.destination} points at another digest than {item.source}",
+                    error=(
+                        f"refusing to move tag {item.destination}: it points at {item.held}, "
+                        f"the source {item.source} is {item.digest}; promote a new tag (a sync "
+                        "never moves one; 'promoter copy --force' does, on purpose)"
+                    ),
                     outcome=Outcome.REFUSED,
                 )
             )

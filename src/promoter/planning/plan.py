@@ -47,6 +47,7 @@ class PlanItem:
         digest: the source's digest when known, else the destination's.
         status: the decision.
         error: why the registries could not be asked (status ``error`` only).
+        held: for a conflict, the digest the destination tag holds (``digest`` is the one wanted).
     """
 
     image: str
@@ -55,6 +56,7 @@ class PlanItem:
     digest: Digest | None
     status: PlanStatus
     error: str | None = None
+    held: Digest | None = None
 
     @property
     def outcome(self) -> Outcome:
@@ -165,7 +167,10 @@ def decide(
             status = PlanStatus.PRESENT
         else:
             status = PlanStatus.MISSING_SOURCE
-        return PlanItem(wanted.image, destination, wanted.source, digest or pinned, status)
+        held = tag_digest if status is PlanStatus.CONFLICT else None
+        return PlanItem(
+            wanted.image, destination, wanted.source, digest or pinned, status, held=held
+        )
     if destination_digest is not None:
         if source_digest is None or source_digest == destination_digest:
             status = PlanStatus.PRESENT
@@ -175,7 +180,8 @@ def decide(
         status = PlanStatus.COPY
     else:
         status = PlanStatus.MISSING_SOURCE
-    return PlanItem(wanted.image, destination, wanted.source, digest, status)
+    held = destination_digest if status is PlanStatus.CONFLICT else None
+    return PlanItem(wanted.image, destination, wanted.source, digest, status, held=held)
 
 
 def failed(wanted: WantedImage, error: str) -> PlanItem:
