@@ -56,6 +56,7 @@ def test_plan_reports_every_status(gitops: GitOpsRepo, cli: Callable[..., CliRun
     assert held in line
     assert wanted in line
     assert "promote a new tag" in line
+    assert "production: 1 copied, 1 present, 1 refused, 0 failed" in synced.out
     # Remove checkout from dev's reach: a tag nobody has is missing-source.
     text = gitops.kustomization("production").read_text().replace("newTag: 1.8.0", "newTag: 9.9.9")
     gitops.kustomization("production").write_text(text)

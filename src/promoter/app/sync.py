@@ -48,9 +48,14 @@ class SyncReport:
         return sum(1 for r in self.records if r.result is not None and r.ok)
 
     @property
+    def refused(self) -> int:
+        """Images left alone on purpose: a conflict or a missing source (a human must act)."""
+        return sum(1 for r in self.records if r.outcome is Outcome.REFUSED)
+
+    @property
     def failed(self) -> int:
-        """Images that are not present now."""
-        return sum(1 for r in self.records if not r.ok)
+        """Images whose copy or lookup failed (or was interrupted)."""
+        return sum(1 for r in self.records if r.outcome is Outcome.FAILED)
 
 
 def carry_out(

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import sys
 from pathlib import Path
 
 from promoter.app.plan import EnvironmentPlan
@@ -90,14 +89,14 @@ def print_sync(report: SyncReport, json_output: bool) -> None:
     for record in report.records:
         destination = record.item.destination
         if record.error is not None:
-            print(f"promoter: error: {record.error}", file=sys.stderr)
+            error(record.error)
         elif not json_output and record.result is not None:
             print(f"copied  {record.item.source} -> {destination} {record.result.digest}")
         elif not json_output:
             print(f"present {destination}")
     if not json_output:
-        present = len(report.records) - report.copied - report.failed
+        present = len(report.records) - report.copied - report.refused - report.failed
         print(
             f"{report.environment}: {report.copied} copied, {present} present, "
-            f"{report.failed} failed"
+            f"{report.refused} refused, {report.failed} failed"
         )
