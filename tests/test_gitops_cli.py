@@ -445,3 +445,23 @@ def test_promote_keeps_the_hook_file_current(
         for m, t in sorted((("cart", "2.4.0"), ("catalog", "3.0.2"), ("checkout", "1.8.0")))
     )
     assert "promoter-images.txt" in result.out
+
+
+@pytest.mark.parametrize("command", [["plan", "production"], ["sync", "production"], ["status"]])
+def test_an_environment_whose_registry_its_overlay_never_uses_is_an_error(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun], command: list[str]
+) -> None:
+    """A typo in production's registry (another region) made every image 'external': plan said
+    nothing to do, sync copied nothing and exited 0. Now it is bad input naming the registries."""
+    wrong = PROD.replace("us-east-1", "us-east-2")
+    config = gitops.root / "promoter.yaml"
+    text = config.read_text()
+    config.write_text(text.replace(f"registry: {PROD}", f"registry: {wrong}"))
+    result = cli(*command)
+    assert result.code == 2, result.err
+    assert result.err.count("\n") == 1
+    assert f"environment production: its overlay deploys no image of its registry {wrong}" in (
+        result.err
+    )
+    assert f"the overlay's images are in {PROD}" in result.err
+    assert "environments.production.registry" in result.err

@@ -7,11 +7,11 @@ the hook, not something the environment promotes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from promoter.config.values import Environment
 from promoter.deadline import Deadline
-from promoter.errors import ConfigError, DeadlineExceededError
+from promoter.errors import ConfigError, DeadlineExceededError, InvalidReferenceError
 from promoter.gitops.discover import iter_images, iter_manifests
 from promoter.gitops.hookfile import is_hook
 from promoter.gitops.render import RENDER_TIMEOUT, Rendering, read_manifests, render_overlay
@@ -69,6 +69,41 @@ def _rendered(
                 f"{deadline.seconds:g} s deadline"
             ) from exc
         raise
+
+
+def check_own_registry(
+    environment: Environment,
+    images: Sequence[str],
+    source: Environment | None,
+    source_images: Callable[[], Iterable[str]],
+) -> None:
+    """Refuse an environment whose overlay deploys no image of its own registry while the environment
+    it promotes from deploys images of its own: its ``registry:`` in promoter.yaml is almost surely
+    wrong (a typo, another account or region), and every plan would be "external" and every sync
+    would copy nothing and report done. ``source_images`` is only asked in that case.
+
+    Raises:
+        ConfigError: naming the environment, its registry, the source's and the registries the
+            overlay does use.
+    """
+    if source is None or own_images(images, environment.registry):
+        return
+    if not own_images(source_images(), source.registry):
+        return  # neither deploys anything of its own yet: a new pipeline, not a mistake
+    used = sorted({_registry_of(text) for text in images} - {""})
+    raise ConfigError(
+        f"environment {environment.name}: its overlay deploys no image of its registry "
+        f"{environment.registry}, while {source.name} deploys images of {source.registry}; the "
+        f"overlay's images are in {', '.join(used) or 'no registry'}: check "
+        f"environments.{environment.name}.registry in promoter.yaml"
+    )
+
+
+def _registry_of(text: str) -> str:
+    try:
+        return parse_reference(text).registry
+    except InvalidReferenceError:
+        return ""
 
 
 def module_versions(environment: Environment, images: Iterable[str]) -> dict[str, list[Reference]]:

@@ -74,17 +74,29 @@ def plan_environment(
         ``error`` item, never an exception.
 
     Raises:
-        ConfigError: unknown environment, or the overlay cannot be rendered.
+        ConfigError: unknown environment, the overlay cannot be rendered, or it deploys no image
+            of the environment's registry while its source environment does (a wrong
+            ``registry:``).
         InputError: a module in ``only`` that the environment does not run.
         InvalidReferenceError: an image in the manifests does not parse.
     """
-    from promoter.app.environment import environment_images  # noqa: PLC0415 - YAML: not for the hook
+    from promoter.app.environment import (  # noqa: PLC0415 - YAML: not for the hook
+        check_own_registry,
+        environment_images,
+    )
 
     environment = config.environment(name)
     source = config.source_of(name)
-    images = environment_images(
-        environment, manifests=manifests, rendering=rendering, deadline=deadline
+    images = list(
+        environment_images(environment, manifests=manifests, rendering=rendering, deadline=deadline)
     )
+    if not manifests:  # given manifests (Helm users) need not have a source overlay to compare with
+        check_own_registry(
+            environment,
+            images,
+            source,
+            lambda: environment_images(source, deadline=deadline) if source else (),
+        )
     wanted = iter_wanted(images, environment.registry, source.registry if source else None)
     if only is not None:
         wanted = (

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from promoter.app.environment import environment_images, modules
+from promoter.app.environment import check_own_registry, environment_images, modules
 from promoter.app.runtime import Runtime
 from promoter.config.values import PromoterConfig
 from promoter.deadline import Deadline
@@ -93,16 +93,19 @@ def status_matrix(
     there; the other cells are complete.
 
     Raises:
-        ConfigError: an overlay cannot be rendered.
+        ConfigError: an overlay cannot be rendered, or deploys no image of its environment's
+            registry while its source environment does (a wrong ``registry:``).
     """
     names = list(config.environments)
-    per_env = {
-        name: modules(
-            config.environment(name),
-            environment_images(config.environment(name), deadline=deadline),
-        )
+    images = {
+        name: list(environment_images(config.environment(name), deadline=deadline))
         for name in names
     }
+    for name in names:
+        source = config.source_of(name)
+        rendered = images[source.name] if source is not None else []
+        check_own_registry(config.environment(name), images[name], source, rendered.__iter__)
+    per_env = {name: modules(config.environment(name), images[name]) for name in names}
     all_modules = sorted({module for refs in per_env.values() for module in refs})
     keys = [(n, m) for n in names for m in all_modules if m in per_env[n]]
     with ThreadPoolExecutor(max_workers=STATUS_LOOKUPS, thread_name_prefix="status") as pool:
