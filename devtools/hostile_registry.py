@@ -251,6 +251,18 @@ class _Handler(BaseHTTPRequestHandler):
                 except OSError:
                     return
 
+    def drip(self, data: bytes, size: int, every: float) -> None:
+        """Send ``data`` ``size`` bytes every ``every`` seconds, until the client goes away or the
+        server stops."""
+        try:
+            for start in range(0, len(data), size):
+                self.wfile.write(data[start : start + size])
+                self.wfile.flush()
+                if not self.pause(every):
+                    return
+        except OSError:
+            return
+
     def pause(self, seconds: float) -> bool:
         """Wait; False when the server is stopping."""
         return not self.registry.stopping.wait(seconds)
@@ -283,15 +295,7 @@ def drip_head(every: float) -> Action:
     """The status line and headers a byte every ``every`` seconds, never finished."""
 
     def act(handler: _Handler, body: bytes, media_type: str) -> None:  # noqa: ARG001
-        head = b"HTTP/1.1 200 OK\r\n" + b"X-Drip: " + b"." * 1_000_000
-        try:
-            for index in range(len(head)):
-                handler.wfile.write(head[index : index + 1])
-                handler.wfile.flush()
-                if not handler.pause(every):
-                    return
-        except OSError:
-            return
+        handler.drip(b"HTTP/1.1 200 OK\r\n" + b"X-Drip: " + b"." * 1_000_000, 1, every)
 
     return act
 
@@ -304,14 +308,7 @@ def drip_body(every: float, size: int = 1) -> Action:
         handler.send_header("Content-Type", media_type)
         handler.send_header("Content-Length", str(len(body)))
         handler.end_headers()
-        try:
-            for start in range(0, len(body), size):
-                handler.wfile.write(body[start : start + size])
-                handler.wfile.flush()
-                if not handler.pause(every):
-                    return
-        except OSError:
-            return
+        handler.drip(body, size, every)
 
     return act
 
