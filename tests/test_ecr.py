@@ -457,6 +457,21 @@ def test_grant_pull_merges_and_is_idempotent(
     assert _policy(aws, "shop/cart") == cart
 
 
+def test_grant_pull_starts_no_aws_call_past_the_run_timeout(
+    aws: Moto, cli: Callable[..., CliRun], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--timeout holds for the AWS side too: no ECR call starts once it has passed."""
+    aws.ecr().create_repository(repositoryName="shop/cart")
+    write_config(tmp_path / "promoter.yaml", {HOST: {"ecr": {"apiEndpoint": aws.url}}})
+    monkeypatch.chdir(tmp_path)
+    result = cli("--timeout", "0.000001", "ecr", "grant-pull", "--account", OTHER_ACCOUNT)
+    assert result.code == 1
+    assert "ecr:" in result.err
+    assert "deadline" in result.err
+    assert result.err.count("\n") == 1
+    assert _policy(aws, "shop/cart") is None
+
+
 def test_grant_pull_dry_run_prints_and_changes_nothing(
     aws: Moto, cli: Callable[..., CliRun], tmp_path: Path
 ) -> None:

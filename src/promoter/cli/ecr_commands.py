@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from promoter.app.runtime import Runtime, RuntimeSettings, SecretScrubber
 from promoter.app.wire import policy_change_json
 from promoter.cli.exit_codes import EXIT_OK
+from promoter.deadline import bounded_by
 from promoter.ecr.hosts import parse_ecr_host
 from promoter.errors import ConfigError, InputError, InvalidReferenceError
 from promoter.reference import parse_registry_host
@@ -91,7 +92,7 @@ def run_command(args: argparse.Namespace, scrub: SecretScrubber) -> int:
         )
     registry = source_ecr_registry(config, args.registry)
     settings = RuntimeSettings(registries=dict(config.registries) if config is not None else {})
-    with Runtime(settings, scrubber=scrub) as runtime:
+    with Runtime(settings, scrubber=scrub) as runtime, bounded_by(args.deadline):
         grant = grant_pull_access(
             runtime, registry, args.account, args.repository, dry_run=args.dry_run
         )

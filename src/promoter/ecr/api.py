@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from promoter.deadline import current_deadline
 from promoter.ecr.hosts import EcrRegistry
 from promoter.ecr.settings import EcrSettings
 from promoter.errors import AwsApiError, CredentialError, PromoterError
@@ -93,13 +94,20 @@ class EcrApi:
     ) -> dict[str, Any]:
         """Call one ECR operation (boto3's snake_case name) for ``registry``.
 
+        Not started once the current deadline (:func:`promoter.deadline.current_deadline`) has
+        passed; a call under way is bounded by the AWS client's own timeouts, not cut at it.
+
         Raises:
             CredentialError: no AWS credentials, or AWS refused them (access denied, expired).
             AwsApiError: any other AWS error; ``code`` says which. Unreachable endpoints raise
                 ``unreachable`` instead, so that the token path can report them as credential
                 failures.
+            DeadlineExceededError: the current deadline has passed.
         """
         what = f"ecr:{_action(operation)} for {registry.host}"
+        deadline = current_deadline()
+        if deadline is not None:
+            deadline.check(what)
         clients = self._clients_for(registry, unreachable)
         from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415 - loaded already
 

@@ -198,13 +198,8 @@ class EcrTokenSource:
         return f"{self.name} {shown}" if shown else self.name
 
     def _fetch(self, ecr: EcrRegistry) -> Credential:
-        """GetAuthorizationToken for the registry's account; caches and returns the token.
-
-        Not started once the current deadline has passed; the call itself is bounded by the AWS
-        client's own timeouts (:mod:`promoter.ecr.api`), not cut at the deadline."""
-        deadline = current_deadline()
-        if deadline is not None:
-            deadline.check(f"get an ECR token for {ecr.host}")
+        """GetAuthorizationToken for the registry's account; caches and returns the token (not
+        started past the current deadline: :meth:`EcrApi.call`)."""
         answer = self._api.call(
             ecr,
             "get_authorization_token",
