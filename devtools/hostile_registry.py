@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any, NamedTuple
 
-from devtools.images import Image
+from devtools.images import Image, sha256_digest
 from devtools.loopback_http import LOOPBACK, LoopbackServer
 
 Action = Callable[["_Handler", bytes, str], None]
@@ -212,7 +212,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         asked = self.path.split("?", 1)[0].rsplit("/", 1)[-1]
         if "/blobs/" in self.path or asked.startswith("sha256:"):
-            digest = "sha256:" + hashlib.sha256(body).hexdigest()
+            digest = sha256_digest(body)
         else:
             digest = registry._name(body)
         self.answer(200, body, media_type, {"Docker-Content-Digest": digest})

@@ -90,7 +90,7 @@ def hold(lock: _Lock, deadline: Deadline | None, what: str) -> Iterator[None]:
     """
     if deadline is None:
         lock.acquire()
-    elif not lock.acquire(timeout=min(max(deadline.remaining(), 0.001), threading.TIMEOUT_MAX)):
+    elif not lock.acquire(timeout=deadline.cap(threading.TIMEOUT_MAX)):
         raise DeadlineExceededError(
             f"{what}: gave up after the {deadline.seconds:g} s deadline (waiting for another "
             "request to the same registry)"

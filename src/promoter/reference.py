@@ -14,7 +14,7 @@ import ipaddress
 import re
 from dataclasses import dataclass, replace
 
-from promoter.errors import InvalidReferenceError, Remedy
+from promoter.errors import InvalidDigestError, InvalidReferenceError, Remedy
 from promoter.oci.digest import Digest, parse_digest
 
 DOCKER_HUB = "docker.io"
@@ -33,7 +33,6 @@ _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _DOMAIN = re.compile(
     rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9A-Fa-f:.]+\])(?::[0-9]{{1,5}})?"
 )
-_DIGEST = re.compile(r"(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})")
 #: What follows the ``@`` of a digest, right or wrong: ``algorithm:encoded`` (OCI image spec,
 #: descriptor.md "Digests").
 _DIGEST_ATTEMPT = re.compile(
@@ -123,12 +122,13 @@ def parse_reference(text: str, *, default_tag: str | None = DEFAULT_TAG) -> Refe
     digest: Digest | None = None
     if "@" in text:
         text, digest_text = text.split("@", 1)
-        if not _DIGEST.fullmatch(digest_text):
+        try:
+            digest = parse_digest(digest_text)
+        except InvalidDigestError:
             raise InvalidReferenceError(
                 f"invalid digest in image reference {original!r}: expected sha256:<64 hex> "
                 "(or sha512:<128 hex>), lower case"
-            )
-        digest = parse_digest(digest_text)
+            ) from None
     tag: str | None = None
     colon = text.rfind(":")
     if colon > text.rfind("/"):

@@ -82,7 +82,6 @@ def hook_settings(given: Mapping[str, str | None], environ: Mapping[str, str]) -
     values: dict[str, str | None] = {}
     for setting in SETTINGS:
         given_value = given.get(setting.variable)
-        given_value = given_value if given_value is None else str(given_value)
         if given_value is None:
             given_value = environ.get(ENV_PREFIX + setting.variable) or setting.default
         values[setting.variable] = given_value

@@ -24,7 +24,6 @@ from typing import Any
 
 from promoter.deadline import current_deadline
 from promoter.errors import ConfigError, CredentialError, DeadlineExceededError
-from promoter.process import run_capped
 from promoter.reference import DOCKER_HUB, DOCKER_HUB_ALIASES, DOCKER_HUB_CONFIG_KEY
 
 #: A credential helper gets this long to answer; helpers that prompt would otherwise hang a sync Job.
@@ -72,8 +71,19 @@ class Credential:
         variants a server may echo (unpadded, URL-safe, percent-encoded)."""
         found = [s for s in (self.password, self.identity_token, self.raw) if s]
         if self.password:
-            found.append(base64.b64encode(f"{self.username}:{self.password}".encode()).decode())
+            found.append(self.basic)
         return tuple(found)
+
+    @property
+    def basic(self) -> str:
+        """``base64(username:password)``: what HTTP Basic sends (RFC 7617) and docker config's
+        ``auth`` holds."""
+        return basic_token(self.username, self.password)
+
+
+def basic_token(username: str, password: str) -> str:
+    """``base64(username:password)`` (RFC 7617, section 2)."""
+    return base64.b64encode(f"{username}:{password}".encode()).decode()
 
 
 def docker_config_path() -> Path:
@@ -177,8 +187,7 @@ def store_credential(registry: str, username: str, password: str) -> Path | str:
         return f"docker-credential-{helper}"
     auths = _mapping(config, "auths", path)
     config["auths"] = auths
-    token = base64.b64encode(f"{username}:{password}".encode()).decode()
-    auths[key] = {"auth": token}
+    auths[key] = {"auth": basic_token(username, password)}
     import tempfile  # noqa: PLC0415 - only login writes files; copies should not pay for the import
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -393,6 +402,8 @@ def _run_helper(helper: str, action: str, stdin: str, registry: str) -> bytes | 
         ConfigError: it prints more than :data:`CREDENTIALS_FILE_LIMIT` bytes.
     """
     import subprocess  # noqa: PLC0415 - helpers are rare; a copy without them skips the import
+
+    from promoter.process import run_capped  # noqa: PLC0415 - likewise (it imports subprocess)
 
     program = f"docker-credential-{helper}"
     deadline = current_deadline()

@@ -73,7 +73,7 @@ def sync_plan(
         elif isinstance(outcome, CopyResult):
             records.append(SyncRecord(item, result=outcome))
         elif item.status is PlanStatus.ERROR:
-            records.append(SyncRecord(item, error=item.error, outcome=Outcome.FAILED))
+            records.append(SyncRecord(item, error=item.error, outcome=item.outcome))
         elif item.status is PlanStatus.CONFLICT:
             records.append(
                 SyncRecord(
@@ -83,7 +83,7 @@ def sync_plan(
                         f"the source {item.source} is {item.digest}; promote a new tag (a sync "
                         "never moves one; 'promoter copy --force' does, on purpose)"
                     ),
-                    outcome=Outcome.REFUSED,
+                    outcome=item.outcome,
                 )
             )
         elif item.status is PlanStatus.MISSING_SOURCE:
@@ -96,7 +96,7 @@ def sync_plan(
                 SyncRecord(
                     item,
                     error=f"{item.destination} is not in its registry {where}",
-                    outcome=Outcome.REFUSED,
+                    outcome=item.outcome,
                 )
             )
         else:

@@ -289,9 +289,7 @@ class BlobTransfers:
         monolithic PUT (which commits when its body ends) can store one. Raising here aborts the
         request that is sending the body."""
         held = b""
-        for chunk in chunks:
-            if self._deadline is not None:
-                self._deadline.check(what)
+        for chunk in chunks:  # iter_body checks the deadline as each piece arrives
             if verifier.seen + len(chunk) > blob.size:
                 raise DigestMismatchError(
                     f"{what}: the source sent more than the {blob.size} bytes its descriptor says"

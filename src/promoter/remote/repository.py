@@ -188,7 +188,6 @@ class Repository:
         now serves these bytes under ``reference``, so that is checked before giving up.
         """
         what = f"push manifest {self}{_separator(reference)}{reference}"
-        expected = compute_digest(data)
         try:
             response = self.session.request(
                 "PUT",
@@ -215,7 +214,8 @@ class Repository:
             stored = _header_digest(returned, what)
             if stored != compute_digest(data, stored.algorithm):
                 raise DigestMismatchError(
-                    f"{what}: the registry stored {stored}, but the bytes sent are {expected}"
+                    f"{what}: the registry stored {stored}, but the bytes sent are "
+                    f"{compute_digest(data)}"
                 )
 
     def check_written(self, reference: str) -> ManifestInfo | None:

@@ -8,7 +8,6 @@ that renewed credentials take effect at once.
 
 from __future__ import annotations
 
-import base64
 import json
 import threading
 import time
@@ -69,8 +68,10 @@ class RawSender(Protocol):
         """Send it."""
 
 
-#: Credentials a token fetch may try after the token server refused one.
-_MAX_TOKEN_REPLACEMENTS = 3
+#: Credentials a request or a token fetch may try after a refusal: a stale docker login, a stale
+#: auth.json entry, then the AWS identity's token renewed once. Bounds a registry (or token server)
+#: that calls every credential expired.
+MAX_REPLACEMENTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,8 +161,7 @@ class AuthFlow:
         if challenge.scheme == "basic":
             if credential is None or not credential.password:
                 return None, credential
-            raw = f"{credential.username}:{credential.password}".encode()
-            return "Basic " + base64.b64encode(raw).decode(), credential
+            return "Basic " + credential.basic, credential
         if challenge.scheme != "bearer":
             return None, credential
         key = tuple(sorted(set(scopes)))
@@ -195,7 +195,7 @@ class AuthFlow:
     ) -> tuple[_Token, Credential | None]:
         """Fetch a token; when the token server refuses the credential, ask the provider for another
         one and try again (a bounded number of times), as for a registry's own refusal."""
-        for _ in range(_MAX_TOKEN_REPLACEMENTS):
+        for _ in range(MAX_REPLACEMENTS):
             try:
                 return self._fetch_token(challenge, key, credential, base_url, deadline), credential
             except AuthenticationError as error:
@@ -326,8 +326,7 @@ class AuthFlow:
         else:
             headers: dict[str, str] = {}
             if credential is not None and credential.password:
-                raw = f"{credential.username}:{credential.password}".encode()
-                headers["Authorization"] = "Basic " + base64.b64encode(raw).decode()
+                headers["Authorization"] = "Basic " + credential.basic
             query = [("service", service)] if service else []
             query += [("scope", s) for s in scopes]
             url = realm + ("&" if "?" in realm else "?") + urlencode(query) if query else realm

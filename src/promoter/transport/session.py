@@ -37,7 +37,7 @@ from promoter.errors import (
     Remedy,
 )
 from promoter.reference import api_host, is_loopback_host
-from promoter.transport.auth import AuthFlow, CredentialProvider
+from promoter.transport.auth import MAX_REPLACEMENTS, AuthFlow, CredentialProvider
 from promoter.transport.body import broken_error, read_whole
 from promoter.transport.discovery import discover_base
 from promoter.transport.pools import USER_AGENT, ConnectionPools, TransportOptions
@@ -50,9 +50,6 @@ log = logging.getLogger(__name__)
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _MAX_REDIRECTS = 5
-#: Credentials one request may try after a refusal: a stale docker login, a stale auth.json entry,
-#: then the AWS identity's token renewed once. Bounds a registry that calls every token expired.
-_MAX_REPLACEMENTS = 3
 
 Body = bytes | Iterable[bytes] | None
 
@@ -303,7 +300,7 @@ class RegistrySession:
                     maybe_expired=unexplained and not guessed_expiry,
                     deadline=deadline,
                 )
-                if replacements < _MAX_REPLACEMENTS
+                if replacements < MAX_REPLACEMENTS
                 else None
             )
             guessed_expiry = guessed_expiry or unexplained
@@ -537,8 +534,7 @@ class RegistrySession:
     ) -> urllib3.BaseHTTPResponse:
         """Send the request and receive the status line and headers, turning failures into our
         errors (see :meth:`raw`)."""
-        parts = urlsplit(url)
-        peer = parts.netloc
+        peer = exchange.peer
         try:
             with sending_on_this_thread(exchange):
                 response = pool.request(
@@ -553,7 +549,7 @@ class RegistrySession:
                 )
         except NameResolutionError as exc:
             raise RegistryUnreachableError(
-                f"{what}: cannot resolve host {parts.hostname}",
+                f"{what}: cannot resolve host {urlsplit(url).hostname}",
                 retryable=False,
                 hint="check the registry name",
             ) from exc
