@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from promoter.app.runtime import Runtime, RuntimeSettings, SecretScrubber
 from promoter.authn.chain import StaticCredentials
@@ -14,9 +15,11 @@ from promoter.config.locate import CONFIG_NAME
 from promoter.config.values import PromoterConfig
 from promoter.deadline import Deadline
 from promoter.ecr.hosts import EcrRegistry, parse_ecr_host
-from promoter.ecr.policy import PolicyChange
 from promoter.errors import AuthenticationError, InputError, Remedy
 from promoter.reference import hide_credentials, parse_registry_host
+
+if TYPE_CHECKING:
+    from promoter.ecr.policy import PolicyChange
 
 
 def login_host(text: str) -> str:

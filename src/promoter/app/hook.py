@@ -8,7 +8,6 @@ raises: an empty output with pruning on would make Argo CD delete the applicatio
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,8 +20,6 @@ from promoter.gitops.discover import discover_images, parse_manifests
 from promoter.gitops.render import render_overlay
 from promoter.planning.plan import in_registry
 from promoter.reference import parse_reference
-
-log = logging.getLogger(__name__)
 
 #: Argo CD gives a plugin command 90 s; rendering stops first, so that our message is the one shown.
 PLUGIN_RENDER_TIMEOUT = 80.0

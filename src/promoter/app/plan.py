@@ -9,16 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from promoter.app.runtime import Runtime
 from promoter.config.values import PromoterConfig
 from promoter.deadline import Deadline
 from promoter.errors import InputError
 from promoter.gitops.hookfile import HookFileDrift, drift, hook_images_path
-from promoter.gitops.render import Rendering
 from promoter.outcome import Outcome, worst
 from promoter.planning.lookup import plan_images
 from promoter.planning.plan import PlanItem, WantedImage, iter_wanted, plan_outcome
+
+if TYPE_CHECKING:
+    from promoter.gitops.render import Rendering
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,18 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from promoter.app.plan import EnvironmentPlan, look_up, plan_environment
 from promoter.app.runtime import Runtime
 from promoter.config.values import PromoterConfig
 from promoter.deadline import Deadline
 from promoter.errors import InputError, InvalidReferenceError
-from promoter.gitops.render import Rendering
 from promoter.outcome import Outcome, worst
 from promoter.planning.execute import SyncRecord, sync_plan
 from promoter.planning.plan import PlanStatus, WantedImage
 from promoter.reference import parse_reference, parse_registry_host
 from promoter.remote.copy import Copier, CopyOptions, CopyProgress
+
+if TYPE_CHECKING:
+    from promoter.gitops.render import Rendering
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from promoter.app.runtime import Runtime, RuntimeSettings, SecretScrubber
 from promoter.app.wire import policy_change_json
+from promoter.cli.common import as_json
 from promoter.cli.exit_codes import EXIT_OK
 from promoter.deadline import bounded_by
 from promoter.ecr.hosts import parse_ecr_host
@@ -96,7 +97,7 @@ def run_command(args: argparse.Namespace, scrub: SecretScrubber) -> int:
         grant = grant_pull_access(
             runtime, registry, args.account, args.repository, dry_run=args.dry_run
         )
-    if args.dry_run or getattr(args, "output", "text") == "json":
+    if args.dry_run or as_json(args):
         document = {
             "registry": registry.host,
             "account": args.account,
