@@ -11,7 +11,7 @@ import math
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol
@@ -119,3 +119,23 @@ def bounded_by(deadline: Deadline | None) -> Iterator[None]:
 def current_deadline() -> Deadline | None:
     """The deadline set by the innermost :func:`bounded_by` of this thread (or task), if any."""
     return _CURRENT.get()
+
+
+class KeyedLocks:
+    """One lock per key (a registry host), made on first use, each held no longer than the current
+    deadline (:func:`current_deadline`) allows: one slow credential source for one registry never holds
+    up another registry, and a caller with a deadline gives up waiting for it. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+
+    def hold(self, key: str, what: str) -> AbstractContextManager[None]:
+        """Hold ``key``'s lock (see :func:`hold`).
+
+        Raises:
+            DeadlineExceededError: the lock was not free before the current deadline.
+        """
+        with self._guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        return hold(lock, current_deadline(), what)

@@ -19,7 +19,6 @@ No HTTP here: the transport reports refusals, the chain only decides what to off
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ from promoter.authn.store import (
     containers_auth_credential,
     docker_config_credential,
 )
-from promoter.deadline import current_deadline, hold
+from promoter.deadline import KeyedLocks
 from promoter.errors import PromoterError
 
 #: Seconds a credential without an expiry is kept before its source is read again.
@@ -128,8 +127,7 @@ class CredentialChain:
         self._ttl = ttl
         self._clock = clock
         self._entries: dict[str, _Entry] = {}
-        self._lock = threading.Lock()
-        self._registry_locks: dict[str, threading.Lock] = {}
+        self._locks = KeyedLocks()
 
     def get(self, registry: str) -> Credential | None:
         """The credential to send to ``registry`` now, or None for anonymous access.
@@ -138,7 +136,7 @@ class CredentialChain:
             ConfigError, CredentialError: a source is broken (unreadable config, failing helper,
                 no AWS identity).
         """
-        with hold(self._lock_for(registry), current_deadline(), f"read credentials for {registry}"):
+        with self._locks.hold(registry, f"read credentials for {registry}"):
             entry = self._entries.get(registry)
             now = self._clock()
             if entry is not None and self._fresh(entry, now):
@@ -181,7 +179,7 @@ class CredentialChain:
             proven: the registry accepted this credential before: it is not passed over (the
                 refusal concerns something else), only re-read from its source a few seconds on.
         """
-        with hold(self._lock_for(registry), current_deadline(), f"read credentials for {registry}"):
+        with self._locks.hold(registry, f"read credentials for {registry}"):
             now = self._clock()
             entry = self._entries.get(registry)
             if entry is None or entry.credential is None:
@@ -225,15 +223,11 @@ class CredentialChain:
 
     def refusals(self, registry: str) -> list[str]:
         """The sources refused for ``registry`` so far, as messages name them, oldest first."""
-        with hold(self._lock_for(registry), current_deadline(), f"read credentials for {registry}"):
+        with self._locks.hold(registry, f"read credentials for {registry}"):
             entry = self._entries.get(registry)
             return list(entry.refusals) if entry is not None else []
 
     # -- inside ------------------------------------------------------------------------------------
-
-    def _lock_for(self, registry: str) -> threading.Lock:
-        with self._lock:
-            return self._registry_locks.setdefault(registry, threading.Lock())
 
     def _fresh(self, entry: _Entry, now: float) -> bool:
         if entry.recheck_at is not None and now >= entry.recheck_at:

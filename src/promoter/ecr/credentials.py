@@ -19,12 +19,11 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-import threading
 import time
 from collections.abc import Callable
 
 from promoter.authn.store import Credential
-from promoter.deadline import current_deadline, hold
+from promoter.deadline import KeyedLocks
 from promoter.ecr.api import RENEW_BEFORE, EcrApi
 from promoter.ecr.hosts import EcrRegistry, parse_ecr_host
 from promoter.errors import CredentialError, PromoterError
@@ -115,8 +114,7 @@ class EcrTokenSource:
         self._clock = clock
         self._tokens: dict[str, Credential] = {}
         self._identities: dict[str, str] = {}
-        self._locks: dict[str, threading.Lock] = {}
-        self._lock = threading.Lock()
+        self._locks = KeyedLocks()
 
     def lookup(self, registry: str) -> Credential | None:
         """The token for an ECR registry, cached until its renewal time; None for other hosts.
@@ -132,7 +130,7 @@ class EcrTokenSource:
         ecr = self._registry(registry)
         if ecr is None:
             return None
-        with hold(self._lock_for(ecr.host), current_deadline(), f"get an ECR token for {ecr.host}"):
+        with self._locks.hold(ecr.host, f"get an ECR token for {ecr.host}"):
             cached = self._tokens.get(ecr.host)
             if (
                 cached is not None
@@ -152,7 +150,7 @@ class EcrTokenSource:
         ecr = self._registry(registry)
         if ecr is None:
             return None
-        with hold(self._lock_for(ecr.host), current_deadline(), f"get an ECR token for {ecr.host}"):
+        with self._locks.hold(ecr.host, f"get an ECR token for {ecr.host}"):
             return self._fetch(ecr)
 
     def describe(self, registry: str, credential: Credential) -> str:
@@ -165,7 +163,7 @@ class EcrTokenSource:
         ecr = self._registry(registry)
         if ecr is None:
             return credential.source or self.name
-        with hold(self._lock_for(ecr.host), current_deadline(), f"get an ECR token for {ecr.host}"):
+        with self._locks.hold(ecr.host, f"get an ECR token for {ecr.host}"):
             known = self._identities.get(ecr.host)
             if known is None:
                 known = self._identity(ecr)
@@ -176,10 +174,6 @@ class EcrTokenSource:
 
     def _registry(self, registry: str) -> EcrRegistry | None:
         return parse_ecr_host(registry) if self._is_ecr(registry) else None
-
-    def _lock_for(self, host: str) -> threading.Lock:
-        with self._lock:
-            return self._locks.setdefault(host, threading.Lock())
 
     def _label(self, ecr: EcrRegistry) -> str:
         """The source label a token carries: cheap, so no STS call; :meth:`describe` names the ARN."""

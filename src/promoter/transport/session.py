@@ -76,6 +76,8 @@ class Transport:
         )
         self.remember = remember
         self._pools = ConnectionPools(self.options)
+        #: The rules every exchange is held to (made once: raw() runs per request).
+        self.pace = self.options.pace
         self._sessions: dict[str, RegistrySession] = {}
         self._lock = threading.Lock()
 
@@ -113,6 +115,7 @@ class RegistrySession:
         #: host[:port] requests go to, known before the scheme is (the pool choice needs it).
         self._netloc = urlsplit(endpoint).netloc if endpoint else api_host(registry)
         self._base: str | None = None
+        self._origin: tuple[str, str, int] = ("", "", 0)  # of the base, set with it
         self.auth = AuthFlow(registry, transport.credentials, self.raw, transport.remember)
         self._lock = threading.RLock()
 
@@ -140,6 +143,7 @@ class RegistrySession:
                         deadline=deadline,
                     )
                 self.auth.learn(probe)
+                self._origin = origin(base)
                 self._base = base
             return self._base
 
@@ -246,7 +250,7 @@ class RegistrySession:
     ) -> urllib3.BaseHTTPResponse:
         url = self._absolute(path, deadline)
         base = self.base(deadline)
-        own_origin = origin(base)
+        own_origin = self._origin
         # Credentials go only to the registry's own scheme, host and port: never to another host,
         # and never in clear text to an http:// URL that a TLS registry's proxy may hand out.
         sends_auth = url.startswith(base + "/") or origin(url) == own_origin
@@ -471,7 +475,7 @@ class RegistrySession:
         owner = self.registry if peer == self._netloc else ""
         pool = self.transport.pool_for(url, owner)
         options = self.transport.options
-        pace = options.pace
+        pace = self.transport.pace
         if answer_seconds is not None and answer_seconds < pace.answer_seconds:
             pace = replace(pace, answer_seconds=answer_seconds)
         connect, read = options.connect_timeout, pace.answer_seconds
