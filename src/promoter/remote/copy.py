@@ -54,7 +54,7 @@ from promoter.oci.digest import Digest, compute_digest, hashes_to
 from promoter.reference import Reference
 from promoter.remote.blobs import BlobAction, BlobTransfers, CopyProgress
 from promoter.remote.repository import FetchedManifest, Repository, resolve_digest
-from promoter.remote.walk import walk_image
+from promoter.remote.walk import fetch_if_missing, walk_image, wanted_blobs
 from promoter.transport.session import Transport
 
 __all__ = [
@@ -381,13 +381,11 @@ class Copier:
         and uploads only what is missing (the run's own transfers remember these blobs as done)."""
         self._check_aborted()
         for child in manifest.manifest.manifests:
-            if dst.head_manifest(str(child.digest)) is None:
-                fetched = src.get_manifest(str(child.digest))
+            fetched = fetch_if_missing(src, dst, child.digest)
+            if fetched is not None:
                 self._restore(run, src, dst, fetched)
                 dst.put_manifest(str(child.digest), fetched.data, fetched.media_type)
-        blobs = [
-            b for b in manifest.manifest.blobs if not b.is_foreign or self.options.include_foreign
-        ]
+        blobs = wanted_blobs(manifest, include_foreign=self.options.include_foreign)
         self._new_run(run.deadline).transfers.transfer_all(src, dst, blobs)
         self._check_aborted()
 

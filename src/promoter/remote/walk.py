@@ -58,18 +58,22 @@ def walk_image(
         wanted: dict[Digest, None] = {}
         for item in level:
             wanted.update(dict.fromkeys(d.digest for d in item.manifest.manifests))
-            for blob in item.manifest.blobs:
-                if blob.is_foreign and not include_foreign:
-                    continue
+            for blob in wanted_blobs(item, include_foreign=include_foreign):
                 walk.blobs.setdefault(blob.digest, blob)
-        futures = [workers.submit(_fetch_if_missing, src, dst, d) for d in wanted]
+        futures = [workers.submit(fetch_if_missing, src, dst, d) for d in wanted]
         level = [m for m in (f.result() for f in futures) if m is not None]
         if level:
             walk.levels.append(level)
     return walk
 
 
-def _fetch_if_missing(src: Repository, dst: Repository, digest: Digest) -> FetchedManifest | None:
+def wanted_blobs(manifest: FetchedManifest, *, include_foreign: bool) -> list[Descriptor]:
+    """The blobs of one manifest that a copy moves: all but foreign (non-distributable) layers,
+    unless asked for."""
+    return [b for b in manifest.manifest.blobs if include_foreign or not b.is_foreign]
+
+
+def fetch_if_missing(src: Repository, dst: Repository, digest: Digest) -> FetchedManifest | None:
     """The source's child manifest, or None when the destination already has it."""
     if dst.head_manifest(str(digest)) is not None:
         return None
