@@ -15,7 +15,7 @@ from promoter.config.locate import CONFIG_NAME
 from promoter.config.values import PromoterConfig
 from promoter.deadline import Deadline
 from promoter.ecr.hosts import EcrRegistry, parse_ecr_host
-from promoter.errors import AuthenticationError, InputError, Remedy
+from promoter.errors import AuthenticationError, InputError, InvalidReferenceError, Remedy
 from promoter.reference import hide_credentials, parse_registry_host
 
 if TYPE_CHECKING:
@@ -100,19 +100,28 @@ class PullGrant:
     changes: tuple[PolicyChange, ...]
 
 
-def source_ecr_registry(config: PromoterConfig | None, registry: str | None = None) -> EcrRegistry:
+def source_ecr_registry(
+    config: PromoterConfig | None, registry: str | None = None, *, what: str = "registry"
+) -> EcrRegistry:
     """The ECR registry to grant on: ``registry`` when given, else the one ECR registry of
     promoter.yaml that another environment promotes from.
 
+    Args:
+        what: how messages name ``registry`` (the CLI says ``--registry``).
+
     Raises:
-        InputError: ``registry`` is no ECR host (or no host: credentials, a bad port), or promoter.yaml names no such registry or several.
+        InputError: ``registry`` is no ECR host (or no host: credentials, a bad port), or
+            promoter.yaml names no such registry or several.
     """
     if registry is not None:
-        parse_registry_host(registry)  # refuses credentials without repeating them, and bad ports
+        try:
+            parse_registry_host(registry)  # refuses credentials without repeating them, bad ports
+        except InvalidReferenceError as exc:
+            raise InputError(f"{what}: {exc}") from None
         found = parse_ecr_host(registry.strip())
         if found is None:
             raise InputError(
-                f"registry {registry!r} is not an ECR registry host "
+                f"{what} {registry!r} is not an ECR registry host "
                 "(<account>.dkr.ecr.<region>.amazonaws.com)"
             )
         return found

@@ -17,9 +17,7 @@ from promoter.app.wire import policy_change_json
 from promoter.cli.common import as_json
 from promoter.cli.exit_codes import EXIT_OK
 from promoter.deadline import bounded_by
-from promoter.ecr.hosts import parse_ecr_host
-from promoter.errors import ConfigError, InputError, InvalidReferenceError
-from promoter.reference import parse_registry_host
+from promoter.errors import ConfigError, InputError
 
 if TYPE_CHECKING:
     from promoter.config.values import PromoterConfig
@@ -81,17 +79,7 @@ def run_command(args: argparse.Namespace, scrub: SecretScrubber) -> int:
     if not (len(args.account) == 12 and args.account.isdigit()):
         raise InputError(f"--account {args.account!r} is not a 12-digit AWS account id")
     config = _config(args)
-    if args.registry is not None:
-        try:
-            parse_registry_host(args.registry)  # credentials (never repeated), ports
-        except InvalidReferenceError as exc:
-            raise InputError(f"--registry: {exc}") from None
-    if args.registry is not None and parse_ecr_host(args.registry.strip()) is None:
-        raise InputError(
-            f"--registry {args.registry!r} is not an ECR registry host "
-            "(<account>.dkr.ecr.<region>.amazonaws.com)"
-        )
-    registry = source_ecr_registry(config, args.registry)
+    registry = source_ecr_registry(config, args.registry, what="--registry")
     settings = RuntimeSettings(registries=dict(config.registries) if config is not None else {})
     with Runtime(settings, scrubber=scrub) as runtime, bounded_by(args.deadline):
         grant = grant_pull_access(
