@@ -311,6 +311,10 @@ class Copier:
             source_digest,
             include_foreign=self.options.include_foreign,
             workers=self._metadata,
+            # A digest destination was just asked for under this very digest.
+            known_absent=existing is None
+            and destination.tag is None
+            and dst_ref == str(source_digest),
         )
         blobs, moved = run.transfers.transfer_all(src, dst, list(walk.blobs.values()))
         self._check_aborted()

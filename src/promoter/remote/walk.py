@@ -34,7 +34,13 @@ class ImageWalk:
 
 
 def walk_image(
-    src: Repository, dst: Repository, digest: Digest, *, include_foreign: bool, workers: Executor
+    src: Repository,
+    dst: Repository,
+    digest: Digest,
+    *,
+    include_foreign: bool,
+    workers: Executor,
+    known_absent: bool = False,
 ) -> ImageWalk:
     """Walk the source manifest tree of ``digest`` level by level, skipping subtrees ``dst`` has.
 
@@ -42,6 +48,8 @@ def walk_image(
         src, dst: source and destination repositories.
         digest: the top manifest's digest in the source.
         include_foreign: also list foreign (non-distributable) layers, those with ``urls``.
+        known_absent: the caller has just asked ``dst`` for ``digest`` and it was not there: do
+            not ask again.
         workers: runs the lookups of one level concurrently; the caller must not be one of its
             threads (waiting here would then deadlock).
 
@@ -49,7 +57,7 @@ def walk_image(
         RegistryError, RegistryUnreachableError, DigestMismatchError, UnsupportedManifestError.
     """
     fetch = workers.submit(src.get_manifest, str(digest))
-    present = dst.head_manifest(str(digest)) is not None
+    present = not known_absent and dst.head_manifest(str(digest)) is not None
     walk = ImageWalk(levels=[[fetch.result()]])
     if present:
         return walk  # the content is there under another tag or none: only the tag is missing
