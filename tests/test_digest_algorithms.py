@@ -147,8 +147,8 @@ def test_plan_sync_and_status_agree_with_a_sha512_source(
     cli: Callable[..., CliRun],
 ) -> None:
     """After a sync, plan says present (exit 0) and status says production is not behind where it
-    runs dev's bytes; other bytes under checkout's tag make plan a conflict (exit 3) and status
-    behind."""
+    runs dev's bytes; other bytes under checkout's tag in dev make plan say diverged (exit 0, and
+    3 with --fail-on-diverged) and status diverged."""
     prefix = f"shop{uuid.uuid4().hex[:8]}"
     for module, tags in _TAGS.items():
         for tag in tags:
@@ -182,8 +182,9 @@ def test_plan_sync_and_status_agree_with_a_sha512_source(
         f"{prefix}/checkout", "1.8.0", _image(f"{prefix}-rebuilt", index=True)
     )
     moved = cli("plan", "production", "-o", "json")
-    assert moved.code == 3
-    assert _statuses(moved)[f"{PROD}/{prefix}/checkout:1.8.0"] == "conflict"
+    assert moved.code == 0, moved.err
+    assert _statuses(moved)[f"{PROD}/{prefix}/checkout:1.8.0"] == "diverged"
+    assert cli("plan", "production", "--fail-on-diverged").code == 3
     assert _behind(cli("status", "-o", "json"), prefix)["checkout"] is True
 
 

@@ -131,8 +131,11 @@ def seed(registry: RegistryProcess, repo: str, tag: str = "1.0", salt: str = "")
 
 
 def sync(cli: Callable[..., CliRun], source: RegistryProcess, config: Path, *refs: str) -> CliRun:
-    """``promoter sync --from-registry SRC --image REF... --config FILE -o json``."""
-    images_args = [arg for ref in refs for arg in ("--image", ref)]
+    """``promoter sync --from-registry SRC --image REF... --config FILE -o json`` (a ``--`` word
+    among ``refs`` is passed as an option)."""
+    images_args = [
+        arg for ref in refs for arg in ((ref,) if ref.startswith("--") else ("--image", ref))
+    ]
     return cli(
         "sync", "--from-registry", source.host, *images_args, "--config", str(config), "-o", "json"
     )
@@ -253,7 +256,8 @@ def test_immutable_repository_reruns_succeed_and_a_moved_tag_is_refused(
     tmp_path: Path,
 ) -> None:
     """Into an IMMUTABLE repository a re-run writes nothing and succeeds; a source tag that now
-    names other content is refused with a message saying the destination tag is immutable."""
+    names other content leaves the hook green (diverged, a warning), and under --fail-on-diverged
+    is refused with a message saying the destination tag is immutable."""
     seed(source_registry, repo)
     config = write_config(
         tmp_path / "promoter.yaml",
@@ -270,9 +274,14 @@ def test_immutable_repository_reruns_succeed_and_a_moved_tag_is_refused(
 
     seed(source_registry, repo, salt="rebuilt")  # CI moved the source tag
     moved = sync(cli, source_registry, config, f"{HOST}/{repo}:1.0")
-    assert moved.code == 3
+    assert moved.code == 0, moved.err
     [entry] = moved.json()["images"]  # type: ignore[misc]
-    assert entry["status"] == "conflict"
+    assert entry["status"] == "diverged"
+    assert "pushed again" in entry["warning"]
+    strict = sync(cli, source_registry, config, f"{HOST}/{repo}:1.0", "--fail-on-diverged")
+    assert strict.code == 3
+    [entry] = strict.json()["images"]  # type: ignore[misc]
+    assert entry["status"] == "diverged"
     assert "immutable" in entry["error"]
 
 

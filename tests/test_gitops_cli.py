@@ -21,7 +21,8 @@ def _statuses(run: CliRun) -> dict[str, str]:
 
 
 def test_plan_reports_every_status(gitops: GitOpsRepo, cli: Callable[..., CliRun]) -> None:
-    """present, copy, conflict, missing-source and external all come out of real registries; exit 3."""
+    """present, copy, diverged, missing-source and external all come out of real registries; a
+    divergence is a warning (exit 0) unless --fail-on-diverged; a missing source exits 3."""
     dev, prod = gitops.dev, gitops.prod
     cart = gitops.seed(dev, "cart", "2.3.1")
     push(
@@ -32,14 +33,14 @@ def test_plan_reports_every_status(gitops: GitOpsRepo, cli: Callable[..., CliRun
     )
     gitops.seed(dev, "checkout", "1.8.0")  # production lacks it: copy
     wanted = gitops.seed(dev, "catalog", "3.0.2", seed="dev-catalog")
-    held = gitops.seed(prod, "catalog", "3.0.2", seed="other-catalog")  # other digest: conflict
+    held = gitops.seed(prod, "catalog", "3.0.2", seed="other-catalog")  # re-pushed in dev: diverged
     result = cli("plan", "production", "-o", "json")
-    assert result.code == 3, result.err
+    assert result.code == 0, result.err
     assert result.json()["environment"] == "production"
     statuses = _statuses(result)
     assert statuses == {
         f"{PROD}/{gitops.repo('cart')}:2.3.1": "present",
-        f"{PROD}/{gitops.repo('catalog')}:3.0.2": "conflict",
+        f"{PROD}/{gitops.repo('catalog')}:3.0.2": "diverged",
         "docker.io/prom/statsd-exporter:v0.26.1": "external",
         f"{PROD}/{gitops.repo('checkout')}:1.8.0": "copy",
     }
@@ -47,16 +48,23 @@ def test_plan_reports_every_status(gitops: GitOpsRepo, cli: Callable[..., CliRun
     assert entry["source"] == f"{DEV}/{gitops.repo('cart')}:2.3.1"
     assert entry["digest"] == cart
     assert "destinationDigest" not in entry
-    conflict = next(i for i in result.json()["images"] if i["status"] == "conflict")  # type: ignore[union-attr]
-    assert (conflict["digest"], conflict["destinationDigest"]) == (wanted, held)
-    # sync refuses it naming both digests and what to do instead
+    diverged = next(i for i in result.json()["images"] if i["status"] == "diverged")  # type: ignore[union-attr]
+    assert (diverged["digest"], diverged["destinationDigest"]) == (wanted, held)
+    assert diverged["blocking"] is False
+    assert cli("plan", "production", "--fail-on-diverged").code == 3
+    # sync keeps what production was given, warns naming both digests, and exits 0
     synced = cli("sync", "production")
-    assert synced.code == 3
+    assert synced.code == 0, synced.err
     line = next(ln for ln in synced.err.splitlines() if gitops.repo("catalog") in ln)
+    assert line.startswith("promoter: warning:")
     assert held in line
     assert wanted in line
     assert "promote a new tag" in line
-    assert "production: 1 copied, 1 present, 1 refused, 0 failed" in synced.out
+    assert "production: 1 copied, 2 present (1 diverged), 0 refused, 0 failed" in synced.out
+    strict = cli("sync", "production", "--fail-on-diverged")
+    assert strict.code == 3
+    assert "production: 0 copied, 2 present, 1 refused, 0 failed" in strict.out
+    assert any(held in ln and ln.startswith("promoter: error:") for ln in strict.err.splitlines())
     # Remove checkout from dev's reach: a tag nobody has is missing-source.
     text = gitops.kustomization("production").read_text().replace("newTag: 1.8.0", "newTag: 9.9.9")
     gitops.kustomization("production").write_text(text)

@@ -77,8 +77,8 @@ def test_statuses_and_exit_codes_match_sync_env(
     repo: str,
     cli: Callable[..., CliRun],
 ) -> None:
-    """An image in neither registry is missing-source (exit 3, others still copied); a tag moved in
-    the destination is a conflict."""
+    """An image in neither registry is missing-source (exit 3, others still copied); a destination
+    tag whose source tag now holds other content is diverged (kept, not blocking)."""
     digest = push(
         source_registry,
         repo,
@@ -104,7 +104,7 @@ def test_statuses_and_exit_codes_match_sync_env(
         f"{dest_registry.host}/{repo}:none",
     )
     assert dry.code == 3
-    assert [i["status"] for i in dry.json()["images"]] == ["copy", "conflict", "missing-source"]  # type: ignore[index]
+    assert [i["status"] for i in dry.json()["images"]] == ["copy", "diverged", "missing-source"]  # type: ignore[index]
     assert manifest_digest(dest_registry, repo, "ok") is None  # dry run wrote nothing
     real = cli(
         "sync",

@@ -7,7 +7,9 @@ import pytest
 from promoter.app.wire import plan_item_json
 from promoter.errors import InvalidReferenceError
 from promoter.oci.digest import Digest
-from promoter.planning.plan import PlanStatus, blocks_sync, decide, wanted_images
+from promoter.outcome import Outcome
+from promoter.planning.execute import explain
+from promoter.planning.plan import PlanPolicy, PlanStatus, blocks_sync, decide, wanted_images
 
 A = Digest("sha256", "a" * 64)
 B = Digest("sha256", "b" * 64)
@@ -20,7 +22,7 @@ PROD = "prod.example.com"
     [
         (A, A, PlanStatus.PRESENT, A),
         (A, None, PlanStatus.PRESENT, A),
-        (A, B, PlanStatus.CONFLICT, B),
+        (A, B, PlanStatus.DIVERGED, B),
         (None, A, PlanStatus.COPY, A),
         (None, None, PlanStatus.MISSING_SOURCE, None),
     ],
@@ -38,10 +40,14 @@ def test_decision_table(
         "source": f"{DEV}/shop/cart:1.0",
         "digest": str(digest) if digest else None,
         "status": str(status),
+        "blocking": status is PlanStatus.MISSING_SOURCE,
     }
-    if status is PlanStatus.CONFLICT:  # a conflict names what the destination tag holds too
+    if status is PlanStatus.DIVERGED:  # a divergence names what the destination tag holds too
         expected["destinationDigest"] = str(destination)
-    assert plan_item_json(item) == expected
+    shape = plan_item_json(item)
+    shape.pop("warning", None)
+    shape.pop("error", None)
+    assert shape == expected
 
 
 def test_classification_keeps_order_dedupes_and_marks_external() -> None:
@@ -66,9 +72,9 @@ def test_root_environment_has_no_source() -> None:
 
 
 def test_blocking_statuses_and_bad_images() -> None:
-    """conflict and missing-source block a sync; an unparsable image names itself."""
+    """missing-source blocks a sync, a divergence does not; an unparsable image names itself."""
     [wanted] = wanted_images([f"{PROD}/a:1"], PROD, DEV)
-    assert blocks_sync([decide(wanted, A, B)])
+    assert not blocks_sync([decide(wanted, A, B)])
     assert blocks_sync([decide(wanted, None, None)])
     assert not blocks_sync([decide(wanted, None, A), decide(wanted, A, A)])
     with pytest.raises(InvalidReferenceError, match="image in the manifests"):
@@ -85,3 +91,69 @@ def test_tag_and_digest_references() -> None:
     assert decide(wanted, None, A, tag_digest=None).status is PlanStatus.COPY
     assert decide(wanted, A, None, tag_digest=None).status is PlanStatus.PRESENT
     assert decide(wanted, None, None, tag_digest=None).status is PlanStatus.MISSING_SOURCE
+
+
+def test_a_pinned_digest_in_neither_registry_is_missing_source_not_conflict() -> None:
+    """tag@digest whose digest neither registry holds is missing-source even when the destination
+    tag holds something else: nothing could be copied, and the conflict would hide that."""
+    [wanted] = wanted_images([f"{PROD}/a:1.0@{A}"], PROD, DEV)
+    assert decide(wanted, None, None, tag_digest=B).status is PlanStatus.MISSING_SOURCE
+
+
+def test_a_conflict_names_the_digest_the_tag_holds_and_the_pinned_one() -> None:
+    """For tag@digest a conflict's line and JSON name what the tag really holds and what is pinned."""
+    [wanted] = wanted_images([f"{PROD}/a:1.0@{A}"], PROD, DEV)
+    item = decide(wanted, A, A, tag_digest=B)
+    assert item.status is PlanStatus.CONFLICT
+    assert item.outcome is Outcome.REFUSED
+    text = explain(item)
+    assert text is not None
+    assert f"it holds {B}" in text
+    assert f"pins {A}" in text
+    shape = plan_item_json(item)
+    assert shape["destinationDigest"] == str(B)
+    assert shape["digest"] == str(A)
+    assert shape["blocking"] is True
+    assert shape.get("error") == text
+
+
+def test_a_re_pushed_source_tag_is_diverged_a_warning_unless_the_policy_fails_it() -> None:
+    """A destination that holds the tag while the source's tag moved keeps what it was given:
+    diverged, done with a warning naming both digests; refused under fail_diverged."""
+    [wanted] = wanted_images([f"{PROD}/a:1"], PROD, DEV)
+    item = decide(wanted, A, B)
+    assert item.status is PlanStatus.DIVERGED
+    assert item.outcome is Outcome.DONE
+    text = explain(item)
+    assert text is not None
+    assert str(A) in text
+    assert str(B) in text
+    assert plan_item_json(item)["warning"] == text
+    strict = decide(wanted, A, B, policy=PlanPolicy(fail_diverged=True))
+    assert strict.status is PlanStatus.DIVERGED
+    assert strict.outcome is Outcome.REFUSED
+    assert blocks_sync([strict])
+
+
+def test_images_of_another_environments_registry_are_foreign_and_refused_unless_allowed() -> None:
+    """An image in another environment's registry is foreign-environment, not external: refused
+    by default, done with a warning when the environment allows that one (or every) environment."""
+    others = {DEV: "dev", "stage.example.com": "staging"}
+    wanted = wanted_images(
+        [f"{DEV}/a:1", "stage.example.com/b:2", "nginx"], PROD, DEV, others=others
+    )
+    items = [decide(w, None, None) for w in wanted]
+    assert [i.status for i in items] == [
+        PlanStatus.FOREIGN,
+        PlanStatus.FOREIGN,
+        PlanStatus.EXTERNAL,
+    ]
+    assert [i.foreign for i in items] == ["dev", "staging", None]
+    assert all(i.outcome is Outcome.REFUSED for i in items[:2])
+    assert "environment dev" in (explain(items[0]) or "")
+    allowed = [
+        decide(w, None, None, policy=PlanPolicy(allowed_foreign=frozenset({"dev"}))) for w in wanted
+    ]
+    assert [i.outcome for i in allowed] == [Outcome.DONE, Outcome.REFUSED, Outcome.DONE]
+    everything = PlanPolicy(allowed_foreign=frozenset({"*"}))
+    assert not blocks_sync(decide(w, None, None, policy=everything) for w in wanted)

@@ -12,13 +12,20 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from promoter.app.runtime import Runtime
-from promoter.config.values import PromoterConfig
+from promoter.config.values import Environment, PromoterConfig
 from promoter.deadline import Deadline
 from promoter.errors import InputError
 from promoter.gitops.hookfile import HookFileDrift, drift, hook_images_path
 from promoter.outcome import Outcome, worst
 from promoter.planning.lookup import plan_images
-from promoter.planning.plan import PlanItem, WantedImage, iter_wanted, plan_outcome
+from promoter.planning.plan import (
+    DEFAULT_POLICY,
+    PlanItem,
+    PlanPolicy,
+    WantedImage,
+    iter_wanted,
+    plan_outcome,
+)
 
 if TYPE_CHECKING:
     from promoter.gitops.render import Rendering
@@ -57,6 +64,7 @@ def plan_environment(
     rendering: Rendering | None = None,
     check_hook_file: bool = False,
     deadline: Deadline | None = None,
+    policy: PlanPolicy | None = None,
 ) -> EnvironmentPlan:
     """Plan environment ``name`` of ``config``.
 
@@ -71,6 +79,8 @@ def plan_environment(
         rendering: a build of the overlay started earlier (see :func:`environment_images`).
         check_hook_file: compare the Kustomize component's image list with the plan.
         deadline: bounds the registry lookups.
+        policy: which of ``diverged`` and ``foreign-environment`` block a sync; by default the
+            environment's settings (:func:`environment_policy`).
 
     Returns:
         The plan; an image whose registry could not be asked (an error, the deadline) is an
@@ -100,12 +110,19 @@ def plan_environment(
             source,
             lambda: environment_images(source, deadline=deadline) if source else (),
         )
-    wanted = iter_wanted(images, environment.registry, source.registry if source else None)
+    wanted = iter_wanted(
+        images,
+        environment.registry,
+        source.registry if source else None,
+        others=config.other_registries(name),
+    )
     if only is not None:
         wanted = (
             w for w in wanted if w.destination is not None and w.destination.repository in only
         )
-    items = look_up(runtime, wanted, deadline=deadline)
+    if policy is None:
+        policy = environment_policy(environment)
+    items = look_up(runtime, wanted, deadline=deadline, policy=policy)
     if only is not None:
         unknown = sorted(set(only) - {i.destination.repository for i in items if i.destination})
         if unknown:
@@ -118,12 +135,28 @@ def plan_environment(
     return EnvironmentPlan(name, items, difference)
 
 
+def environment_policy(
+    environment: Environment, *, fail_diverged: bool = False, allow_foreign: bool = False
+) -> PlanPolicy:
+    """The environment's policy from promoter.yaml, made stricter by ``fail_diverged``
+    (``--fail-on-diverged``) and more lenient by ``allow_foreign`` (``--allow-foreign``)."""
+    allowed = {"*"} if allow_foreign else set(environment.allow_images_from)
+    return PlanPolicy(
+        fail_diverged=fail_diverged or environment.fail_diverged,
+        allowed_foreign=frozenset(allowed),
+    )
+
+
 def look_up(
-    runtime: Runtime, wanted: Iterable[WantedImage], *, deadline: Deadline | None = None
+    runtime: Runtime,
+    wanted: Iterable[WantedImage],
+    *,
+    deadline: Deadline | None = None,
+    policy: PlanPolicy = DEFAULT_POLICY,
 ) -> tuple[PlanItem, ...]:
     """The plan items of ``wanted`` (:func:`~promoter.planning.lookup.plan_images`), their error
     texts scrubbed of the run's secrets: a plan is printed, written to reports and returned to
     Python callers, and a registry may echo a credential in its error message."""
-    items = plan_images(runtime.transport, wanted, deadline=deadline)
+    items = plan_images(runtime.transport, wanted, deadline=deadline, policy=policy)
     scrub = runtime.scrubber
     return tuple(replace(i, error=scrub(i.error)) if i.error else i for i in items)

@@ -18,7 +18,7 @@ from promoter.deadline import Deadline
 from promoter.errors import InputError, InvalidReferenceError
 from promoter.outcome import Outcome, worst
 from promoter.planning.execute import SyncRecord, sync_plan
-from promoter.planning.plan import PlanStatus, WantedImage
+from promoter.planning.plan import DEFAULT_POLICY, PlanPolicy, PlanStatus, WantedImage
 from promoter.reference import parse_reference, parse_registry_host
 from promoter.remote.copy import Copier, CopyOptions, CopyProgress
 
@@ -49,6 +49,15 @@ class SyncReport:
     def copied(self) -> int:
         """Images copied in this run."""
         return sum(1 for r in self.records if r.result is not None and r.ok)
+
+    @property
+    def diverged(self) -> int:
+        """Present images whose source tag now holds other content (kept, with a warning)."""
+        return sum(
+            1
+            for r in self.records
+            if r.item.status is PlanStatus.DIVERGED and r.outcome is Outcome.DONE
+        )
 
     @property
     def refused(self) -> int:
@@ -94,9 +103,11 @@ def _scrubbed(runtime: Runtime, record: SyncRecord) -> SyncRecord:
 
 
 def _explained(runtime: Runtime, record: SyncRecord) -> SyncRecord:
-    """Say so when a conflicting tag is immutable in its ECR repository: forcing cannot move it."""
+    """Say so when a refused tag (a conflict, a refused divergence) is immutable in its ECR
+    repository: forcing cannot move it."""
     destination = record.item.destination
-    if record.item.status is not PlanStatus.CONFLICT or destination is None or not record.error:
+    moving = record.item.status in {PlanStatus.CONFLICT, PlanStatus.DIVERGED}
+    if not moving or destination is None or not record.error:
         return record
     hint = runtime.immutable_hint(destination)
     return replace(record, error=f"{record.error}; {hint}") if hint else record
@@ -112,6 +123,7 @@ def sync_environment(
     rendering: Rendering | None = None,
     progress: CopyProgress | None = None,
     deadline: Deadline | None = None,
+    policy: PlanPolicy | None = None,
 ) -> SyncReport:
     """Plan environment ``name`` and carry the plan out in one copy run.
 
@@ -134,6 +146,7 @@ def sync_environment(
         only=only,
         rendering=rendering,
         deadline=lookup_deadline(deadline),
+        policy=policy,
     )
     return carry_out(runtime, plan, progress=progress, deadline=deadline)
 
@@ -178,16 +191,18 @@ def plan_references(
     source_registry: str,
     *,
     deadline: Deadline | None = None,
+    policy: PlanPolicy = DEFAULT_POLICY,
 ) -> EnvironmentPlan:
     """Plan making each reference present by copying it from ``source_registry`` (same path, tag and
-    digest), without promoter.yaml environments.
+    digest), without promoter.yaml environments. ``policy.fail_diverged`` refuses a reference whose
+    source tag now holds other content than the destination's (a warning otherwise).
 
     Raises:
         InputError: see :func:`wanted_from`.
     """
     wanted = wanted_from(references, source_registry)
     label = f"from {parse_registry_host(source_registry)}"
-    return EnvironmentPlan(label, look_up(runtime, wanted, deadline=deadline))
+    return EnvironmentPlan(label, look_up(runtime, wanted, deadline=deadline, policy=policy))
 
 
 def make_present(
@@ -197,6 +212,7 @@ def make_present(
     *,
     progress: CopyProgress | None = None,
     deadline: Deadline | None = None,
+    policy: PlanPolicy = DEFAULT_POLICY,
 ) -> SyncReport:
     """Make each destination reference present, copying what is missing from ``source_registry``.
 
@@ -207,5 +223,7 @@ def make_present(
     Raises:
         InputError: ``source_registry`` is not a registry host, or a reference does not parse.
     """
-    plan = plan_references(runtime, references, source_registry, deadline=lookup_deadline(deadline))
+    plan = plan_references(
+        runtime, references, source_registry, deadline=lookup_deadline(deadline), policy=policy
+    )
     return carry_out(runtime, plan, progress=progress, deadline=deadline)

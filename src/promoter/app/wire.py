@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
+from promoter.outcome import Outcome
+from promoter.planning.execute import explain
 from promoter.remote.blobs import BlobAction
 
 if TYPE_CHECKING:  # values only: importing their modules would load YAML handling for the hook
@@ -55,7 +57,10 @@ class PlanItemJson(TypedDict):
     digest: str | None
     status: str
     error: NotRequired[str]
-    destinationDigest: NotRequired[str]  #: a conflict's: what the destination tag holds
+    destinationDigest: NotRequired[str]  #: a conflict's or divergence's: what the destination holds
+    foreignEnvironment: NotRequired[str]  #: foreign-environment: whose registry the image is in
+    blocking: bool  #: whether this image makes a sync fail (exit 3)
+    warning: NotRequired[str]  #: a diverged tag, an allowed foreign image: done, but look
 
 
 class HookFileJson(TypedDict):
@@ -155,11 +160,19 @@ def plan_item_json(item: PlanItem) -> PlanItemJson:
         "source": _text(item.source),
         "digest": _text(item.digest),
         "status": str(item.status),
+        "blocking": item.outcome is not Outcome.DONE,
     }
+    explained = explain(item)
     if item.error is not None:
         entry["error"] = item.error
+    elif explained is not None and item.outcome is not Outcome.DONE:
+        entry["error"] = explained
+    elif explained is not None:
+        entry["warning"] = explained
     if item.held is not None:
         entry["destinationDigest"] = str(item.held)
+    if item.foreign is not None:
+        entry["foreignEnvironment"] = item.foreign
     return entry
 
 
@@ -194,8 +207,11 @@ def sync_record_json(record: SyncRecord) -> SyncRecordJson:
         # What was copied, which is what the plan saw unless the copy itself says otherwise.
         entry["digest"] = str(result.digest)
     entry.pop("error", None)
+    entry.pop("warning", None)
     if record.error is not None:
         entry["error"] = record.error
+    if record.warning is not None:
+        entry["warning"] = record.warning
     return entry
 
 

@@ -28,9 +28,22 @@ def add_commands(
         help="promoter.yaml to use (default: the nearest one in this folder or above)",
     )
 
+    policy = argparse.ArgumentParser(add_help=False)
+    policy.add_argument(
+        "--fail-on-diverged",
+        action="store_true",
+        help="refuse (exit 3) an image whose source tag was pushed again after it was promoted, "
+        "instead of a warning (promoter.yaml: divergedTags: fail)",
+    )
+    policy.add_argument(
+        "--allow-foreign",
+        action="store_true",
+        help="allow images of another environment's registry (promoter.yaml: allowImagesFrom)",
+    )
+
     plan = commands.add_parser(
         "plan",
-        parents=[common, config],
+        parents=[common, config, policy],
         help="show what a sync of ENV would do",
         description="Render ENV's overlay, find its images and check each against ENV's registry and "
         "the registry of the environment it promotes from. Exit 3 when anything blocks a sync.",
@@ -44,7 +57,7 @@ def add_commands(
 
     sync = commands.add_parser(
         "sync",
-        parents=[common, config],
+        parents=[common, config, policy],
         help="copy every image ENV needs into ENV's registry",
         description="Carry out the plan for ENV: copy every missing image from the environment it "
         "promotes from, all in one run. Exits non-zero if any image could not be made present. "

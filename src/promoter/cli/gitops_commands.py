@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from promoter.app.plan import EnvironmentPlan, plan_environment
+from promoter.app.plan import EnvironmentPlan, environment_policy, plan_environment
 from promoter.app.promote import promote
 from promoter.app.runtime import Runtime, SecretScrubber
 from promoter.app.status import StatusCell, StatusMatrix, status_matrix
@@ -23,6 +23,7 @@ from promoter.config.load import find_config, load_config
 from promoter.config.values import PromoterConfig
 from promoter.errors import InputError
 from promoter.gitops.render import Rendering
+from promoter.planning.plan import PlanPolicy
 
 
 def run_command(
@@ -51,11 +52,21 @@ def _plan(
         rendering=early,
         check_hook_file=True,
         deadline=args.deadline,
+        policy=_policy(config, args, args.environment),
     )
     print_plan(plan, as_json(args))
     if plan.hook_file is not None and not as_json(args):
         _report_hook_file(config, plan)
     return exit_code_of(plan.outcome)
+
+
+def _policy(config: PromoterConfig, args: argparse.Namespace, name: str) -> PlanPolicy:
+    """The environment's plan policy with ``--fail-on-diverged`` and ``--allow-foreign``."""
+    return environment_policy(
+        config.environment(name),
+        fail_diverged=getattr(args, "fail_on_diverged", False),
+        allow_foreign=getattr(args, "allow_foreign", False),
+    )
 
 
 def _report_hook_file(config: PromoterConfig, plan: EnvironmentPlan) -> None:
@@ -94,6 +105,7 @@ def _sync(
         only=only,
         rendering=early,
         deadline=lookup_deadline(args.deadline),  # the copies get the rest
+        policy=_policy(config, args, name),
     )
     return sync_and_print(plan, args, runtime)
 

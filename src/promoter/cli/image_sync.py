@@ -20,6 +20,7 @@ from promoter.cli.plan_output import sync_and_print
 from promoter.config.lists import read_list_file
 from promoter.config.locate import CONFIG_NAME
 from promoter.errors import InputError, InvalidReferenceError
+from promoter.planning.plan import PlanPolicy
 from promoter.reference import parse_reference, parse_registry_host
 
 
@@ -51,6 +52,10 @@ def run_image_sync(args: argparse.Namespace, scrub: SecretScrubber) -> int:
         config_path = Path.cwd() / CONFIG_NAME
     with build_runtime(args, scrub, registries=registry_settings_of(config_path)) as runtime:
         plan = plan_references(
-            runtime, texts, source_registry, deadline=lookup_deadline(args.deadline)
+            runtime,
+            texts,
+            source_registry,
+            deadline=lookup_deadline(args.deadline),
+            policy=PlanPolicy(fail_diverged=args.fail_on_diverged),
         )
         return sync_and_print(plan, args, runtime)

@@ -15,10 +15,12 @@ from promoter.app.plan import EnvironmentPlan
 from promoter.app.runtime import Runtime
 from promoter.app.sync import SyncReport, carry_out
 from promoter.app.wire import plan_json, sync_json
-from promoter.cli.common import as_json, error, print_table, terminal_progress
+from promoter.cli.common import as_json, error, print_table, terminal_progress, warn
 from promoter.cli.exit_codes import exit_code_of
 from promoter.errors import ConfigError
-from promoter.planning.plan import PlanStatus
+from promoter.outcome import Outcome
+from promoter.planning.execute import explain
+from promoter.planning.plan import PlanItem, PlanStatus
 
 
 def sync_and_print(plan: EnvironmentPlan, args: argparse.Namespace, runtime: Runtime) -> int:
@@ -42,28 +44,58 @@ def sync_and_print(plan: EnvironmentPlan, args: argparse.Namespace, runtime: Run
 
 
 def print_plan(plan: EnvironmentPlan, json_output: bool) -> None:
-    """The plan as a table, or as ``{"environment", "images"[, "hookFile"]}`` JSON."""
+    """The plan as a table, or as ``{"environment", "images"[, "hookFile"]}`` JSON.
+
+    The table fits 100 columns for the usual names: the source is shown relative to the image (its
+    registry when the repository path and tag are the same, which is how promotion works). Every
+    image that needs a person's attention gets one line below it: a refusal on standard error as
+    an error, a divergence or an allowed foreign image as a warning.
+    """
     if json_output:
         print(json.dumps(plan_json(plan)))
         return
-    rows = [("STATUS", "IMAGE", "SOURCE", "DIGEST")]
+    rows = [("STATUS", "IMAGE", "FROM", "DIGEST")]
     for item in plan.items:
         image = str(item.destination) if item.destination is not None else item.image
-        rows.append(
-            (
-                str(item.status),
-                image,
-                str(item.source or "-"),
-                item.digest.short if item.digest else "-",
-            )
-        )
+        rows.append((str(item.status), image, _relative_source(item), _digest_cell(item)))
     print_table(rows)
     for item in plan.items:
-        if item.error is not None:
-            error(item.error)
+        text = item.error if item.status is PlanStatus.ERROR else explain(item)
+        if text is None:
+            continue
+        if item.outcome is Outcome.DONE:
+            warn(text)
+        else:
+            error(text)
     counts = {status: sum(1 for i in plan.items if i.status is status) for status in PlanStatus}
     summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
     print(f"{plan.environment}: {summary or 'no images'}")
+
+
+def _relative_source(item: PlanItem) -> str:
+    """The source as short as it stays unambiguous: its registry alone when the repository path,
+    tag and digest are the destination's; the environment for a foreign image; ``-`` for none."""
+    source, destination = item.source, item.destination
+    if item.status is PlanStatus.FOREIGN:
+        return f"env {item.foreign}"
+    if source is None or destination is None:
+        return "-"
+    if (source.repository, source.tag, source.digest) == (
+        destination.repository,
+        destination.tag,
+        destination.digest,
+    ):
+        return source.registry
+    return str(source)
+
+
+def _digest_cell(item: PlanItem) -> str:
+    """The short digest; for a divergence or a conflict, the destination's then the wanted one."""
+    if item.digest is None:
+        return "-"
+    if item.held is not None:
+        return f"{item.held.short}!={item.digest.short}"
+    return item.digest.short
 
 
 def write_report(path: Path, report: SyncReport) -> None:
@@ -88,15 +120,18 @@ def print_sync(report: SyncReport, json_output: bool) -> None:
         print(json.dumps(sync_json(report)))
     for record in report.records:
         destination = record.item.destination
+        if record.warning is not None:
+            warn(record.warning)
         if record.error is not None:
             error(record.error)
         elif not json_output and record.result is not None:
             print(f"copied  {record.item.source} -> {destination} {record.result.digest}")
-        elif not json_output:
+        elif not json_output and destination is not None:
             print(f"present {destination}")
     if not json_output:
         present = len(report.records) - report.copied - report.refused - report.failed
+        diverged = f" ({report.diverged} diverged)" if report.diverged else ""
         print(
-            f"{report.environment}: {report.copied} copied, {present} present, "
+            f"{report.environment}: {report.copied} copied, {present} present{diverged}, "
             f"{report.refused} refused, {report.failed} failed"
         )

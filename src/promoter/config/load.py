@@ -114,8 +114,11 @@ def _build(path: Path, model: ConfigModel) -> PromoterConfig:
             overlay=(folder / entry.overlay).resolve(),
             registry=_registry_host(entry.registry, f"{where}.registry"),
             promotes_from=entry.promotes_from,
+            fail_diverged=entry.diverged_tags == "fail",
+            allow_images_from=tuple(entry.allow_images_from),
         )
     _check_sources(path, environments)
+    _check_allowed(path, environments)
     registries: dict[str, RegistrySettings] = {}
     for host, settings in model.registries.items():
         where = f"{path}: registries.{host}"
@@ -272,6 +275,17 @@ def _check_sources(path: Path, environments: dict[str, Environment]) -> None:
             chain[current] = None
             current = environments[current].promotes_from
         acyclic.update(chain)
+
+
+def _check_allowed(path: Path, environments: dict[str, Environment]) -> None:
+    """Every ``allowImagesFrom`` entry names another known environment (or is ``*``)."""
+    for environment in environments.values():
+        for name in environment.allow_images_from:
+            if name != "*" and (name not in environments or name == environment.name):
+                raise ConfigError(
+                    f"{path}: environments.{environment.name}.allowImagesFrom: {name!r} is not "
+                    f"another environment (known: {', '.join(environments)}; '*' allows all)"
+                )
 
 
 def _pipeline_order(environments: dict[str, Environment]) -> dict[str, Environment]:

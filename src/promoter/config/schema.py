@@ -4,7 +4,7 @@ names through aliases, so errors name them as written. Relations between keys ar
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -80,6 +80,8 @@ class EnvironmentModel(BaseModel):
     overlay: str
     registry: str
     promotes_from: str | None = Field(default=None, alias="promotesFrom")
+    diverged_tags: Literal["warn", "fail"] = Field(default="warn", alias="divergedTags")
+    allow_images_from: list[str] = Field(default_factory=list, alias="allowImagesFrom")
 
 
 class ConfigModel(BaseModel):

@@ -42,12 +42,18 @@ class Environment:
         overlay: the Kustomize overlay folder, absolute, resolved against the config file's folder.
         registry: registry host (``host[:port]``); images there are managed, all others external.
         promotes_from: the environment whose images this one receives, or None for the first stage.
+        fail_diverged: a tag whose source content changed after it was promoted (``diverged``)
+            fails a sync instead of a warning (``divergedTags: fail``).
+        allow_images_from: environments whose registry's images this one may deploy (each is a
+            ``foreign-environment`` image, refused by a sync otherwise).
     """
 
     name: str
     overlay: Path
     registry: str
     promotes_from: str | None = None
+    fail_diverged: bool = False
+    allow_images_from: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +88,18 @@ class PromoterConfig:
         """The environment ``name`` promotes from, or None when it is the start of the pipeline."""
         source = self.environment(name).promotes_from
         return None if source is None else self.environments[source]
+
+    def other_registries(self, name: str) -> dict[str, str]:
+        """The registries of the environments other than ``name`` (and other than its own
+        registry, which several environments may share): host -> environment, the environment it
+        promotes from first, then pipeline order."""
+        environment = self.environment(name)
+        source = self.source_of(name)
+        others: dict[str, str] = {}
+        for other in ([source] if source else []) + list(self.environments.values()):
+            if other.name != name and other.registry != environment.registry:
+                others.setdefault(other.registry, other.name)
+        return others
 
     def environment_for_overlay(self, directory: Path) -> Environment | None:
         """The environment whose overlay is ``directory`` (after resolving both), if any.

@@ -27,6 +27,8 @@ class SyncRecord:
         error: why the image is not present (set for every outcome but done).
         outcome: done, refused (a conflict, a missing source) or failed.
         cause: the exception behind ``error`` for a failed copy, if any.
+        warning: what a person should know about an image that is done (a diverged tag, an
+            allowed image of another environment's registry).
     """
 
     item: PlanItem
@@ -34,6 +36,7 @@ class SyncRecord:
     error: str | None = None
     outcome: Outcome = Outcome.DONE
     cause: PromoterError | None = None
+    warning: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -64,6 +67,13 @@ def sync_plan(
     for index, item in enumerate(plan):
         if item.status is PlanStatus.EXTERNAL:
             continue
+        text = explain(item)
+        if text is not None:
+            if item.outcome is Outcome.DONE:
+                records.append(SyncRecord(item, warning=text))
+            else:
+                records.append(SyncRecord(item, error=text, outcome=item.outcome))
+            continue
         outcome = outcomes[positions[index]] if index in positions else None
         if isinstance(outcome, PromoterError):
             # A tag another writer moved between plan and copy is a refusal like a planned conflict.
@@ -74,31 +84,48 @@ def sync_plan(
             records.append(SyncRecord(item, result=outcome))
         elif item.status is PlanStatus.ERROR:
             records.append(SyncRecord(item, error=item.error, outcome=item.outcome))
-        elif item.status is PlanStatus.CONFLICT:
-            records.append(
-                SyncRecord(
-                    item,
-                    error=(
-                        f"refusing to move tag {item.destination}: it points at {item.held}, "
-                        f"the source {item.source} is {item.digest}; promote a new tag (a sync "
-                        "never moves one; 'promoter copy --force' does, on purpose)"
-                    ),
-                    outcome=item.outcome,
-                )
-            )
-        elif item.status is PlanStatus.MISSING_SOURCE:
-            where = (
-                f"nor in {item.source.registry}"
-                if item.source is not None
-                else "(no source environment)"
-            )
-            records.append(
-                SyncRecord(
-                    item,
-                    error=f"{item.destination} is not in its registry {where}",
-                    outcome=item.outcome,
-                )
-            )
         else:
             records.append(SyncRecord(item))
     return records
+
+
+def explain(item: PlanItem) -> str | None:
+    """One line for a person about an image a sync neither copies nor finds simply present: a
+    refusal's reason, or a warning when the item's outcome is done (the sync may live with it);
+    None otherwise.
+
+    Names both digests of every conflict and divergence, and what to do.
+    """
+    destination, source = item.destination, item.source
+    status = item.status
+    warning = item.outcome is Outcome.DONE
+    if status is PlanStatus.CONFLICT and destination is not None:
+        text = (
+            f"refusing to move tag {destination.with_tag(destination.tag or '')}: it holds "
+            f"{item.held}, the overlay pins {item.digest}; promote a new tag (a sync never moves "
+            "one; 'promoter copy --force' does, on purpose)"
+        )
+    elif status is PlanStatus.DIVERGED and destination is not None:
+        text = (
+            f"{destination} is present with {item.held}, but the source {source} now holds "
+            f"{item.digest} (the tag was pushed again after it was promoted); the environment "
+            "keeps what it was given: promote a new tag (or pin the digest) to move it"
+        )
+        if not warning:
+            text = f"{text}; refused because diverged tags fail this environment"
+    elif status is PlanStatus.MISSING_SOURCE and destination is not None:
+        where = f"nor in {source.registry}" if source is not None else "(no source environment)"
+        text = f"{destination} is not in its registry {where}"
+    elif status is PlanStatus.FOREIGN:
+        text = (
+            f"{item.image} is in the registry of environment {item.foreign}, not this "
+            "environment's: promote it here and deploy it from this registry"
+        )
+        text = (
+            f"{text} (allowed by this environment's settings)"
+            if warning
+            else f"{text}, or allow it (allowImagesFrom in promoter.yaml, --allow-foreign)"
+        )
+    else:
+        return None
+    return text

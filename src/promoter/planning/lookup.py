@@ -15,7 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from promoter.deadline import Deadline
 from promoter.errors import PromoterError
 from promoter.oci.digest import Digest
-from promoter.planning.plan import PlanItem, WantedImage, decide, failed
+from promoter.planning.plan import DEFAULT_POLICY, PlanItem, PlanPolicy, WantedImage, decide, failed
 from promoter.reference import Reference
 from promoter.remote.repository import lookup_digest, same_content
 from promoter.transport.session import Transport
@@ -31,6 +31,7 @@ def plan_images(
     *,
     lookups: int = DEFAULT_LOOKUPS,
     deadline: Deadline | None = None,
+    policy: PlanPolicy = DEFAULT_POLICY,
 ) -> list[PlanItem]:
     """Look every managed image up in its destination and source registry and decide its status.
 
@@ -48,6 +49,7 @@ def plan_images(
         wanted: the images, as :func:`~promoter.planning.plan.iter_wanted` classifies them.
         lookups: concurrent HEAD requests.
         deadline: bounds every lookup; an image whose lookup runs out of time is an ``error``.
+        policy: which statuses block a sync (see :func:`~promoter.planning.plan.decide`).
     """
     with ThreadPoolExecutor(max_workers=max(1, lookups), thread_name_prefix="lookup") as pool:
         futures: dict[Reference, Future[Digest | None]] = {}
@@ -76,7 +78,7 @@ def plan_images(
         for item in items:
             destination = item.destination
             if destination is None:
-                plan.append(decide(item, None, None))
+                plan.append(decide(item, None, None, policy=policy))
                 continue
             try:
                 if (
@@ -93,7 +95,7 @@ def plan_images(
                 source = answer(item.source) if item.source in futures else None
                 found = _spelled(transport, destination, answer(destination), source, deadline)
                 tagged = _spelled(transport, destination, tagged, destination.digest, deadline)
-                plan.append(decide(item, found, source, tag_digest=tagged))
+                plan.append(decide(item, found, source, tag_digest=tagged, policy=policy))
             except PromoterError as exc:
                 plan.append(failed(item, str(exc)))
     return plan
