@@ -136,7 +136,9 @@ def gitops_story(dev: RegistryProcess, prod: RegistryProcess, base: bytes) -> No
     say("production's registry starts empty: sync copies exactly what its overlay names")
     run("plan", "production", check=False)
     run("sync", "production")
-    say("which version of each module runs where ('<' = behind the environment it promotes from)")
+    say(
+        "which version of each module runs where ('<' = an older version than the environment it promotes from)"
+    )
     run("status")
     say("promote cart to production: one edit to the production overlay, shown as a diff")
     run("promote", "shop/cart", "--to", "production")

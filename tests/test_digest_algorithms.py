@@ -132,6 +132,12 @@ def _statuses(run: CliRun) -> dict[str, str]:
     return {str(i["image"]): str(i["status"]) for i in items}
 
 
+def _drift(run: CliRun, prefix: str) -> dict[str, object]:
+    """module -> production's drift from dev, from ``status -o json``."""
+    rows = {r["module"]: r["environments"] for r in run.json()["modules"]}  # type: ignore[union-attr]
+    return {module: rows[f"{prefix}/{module}"]["production"]["drift"] for module in _TAGS}
+
+
 def _behind(run: CliRun, prefix: str) -> dict[str, object]:
     """module -> whether production is behind dev, from ``status -o json``."""
     modules: list[dict[str, Any]] = run.json()["modules"]  # type: ignore[assignment] # JSON shape
@@ -185,7 +191,7 @@ def test_plan_sync_and_status_agree_with_a_sha512_source(
     assert moved.code == 0, moved.err
     assert _statuses(moved)[f"{PROD}/{prefix}/checkout:1.8.0"] == "diverged"
     assert cli("plan", "production", "--fail-on-diverged").code == 3
-    assert _behind(cli("status", "-o", "json"), prefix)["checkout"] is True
+    assert _drift(cli("status", "-o", "json"), prefix)["checkout"] == "diverged"
 
 
 def test_the_shim_names_manifests_in_sha512_as_a_real_registry_would(

@@ -147,17 +147,110 @@ def test_status_shows_versions_presence_and_who_is_behind(
         "digest": cart_digest,
         "present": True,
         "behind": False,
+        "drift": "none",
     }
     assert cart["production"]["tag"] == "2.3.1"
     assert cart["production"]["behind"] is True
+    assert cart["production"]["drift"] == "behind"
     assert cart["production"]["present"] is False
     assert rows[gitops.repo("checkout")]["production"]["behind"] is False
+    assert rows[gitops.repo("checkout")]["production"]["drift"] == "in-sync"
     assert rows[gitops.repo("catalog")]["dev"]["present"] is False
     table = cli("status")
     assert table.code == 0
     line = next(ln for ln in table.out.splitlines() if ln.startswith(gitops.repo("cart")))
     assert "2.4.0" in line
     assert "< 2.3.1 (missing)" in line
+
+
+def _drifts(run: CliRun, gitops: GitOpsRepo, env: str = "production") -> dict[str, object]:
+    """module -> the environment's drift, from ``status -o json``."""
+    rows = {r["module"]: r["environments"] for r in run.json()["modules"]}  # type: ignore[union-attr]
+    return {
+        module.split("/", 1)[1]: cells[env]["drift"]
+        for module, cells in rows.items()
+        if env in cells and module.startswith(gitops.prefix)
+    }
+
+
+def test_status_tells_behind_from_ahead_from_another_version_from_diverged(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """'<' only where production runs an older version than dev; a newer one is '>' (never
+    behind), tags without an order are '~', and the same tag on other content is '!'."""
+    for module, tag in (("cart", "2.4.0"), ("checkout", "latest"), ("catalog", "3.1.0")):
+        gitops.seed(gitops.dev, module, tag)
+    gitops.seed(gitops.prod, "catalog", "3.1.0", seed="rebuilt-in-production")
+    dev = gitops.kustomization("dev")
+    dev.write_text(dev.read_text().replace("newTag: 1.8.0", "newTag: latest"))
+    production = gitops.kustomization("production")
+    production.write_text(production.read_text().replace("newTag: 2.3.1", "newTag: 2.10.0"))
+    patch = production.with_name("patch-image.yaml")
+    patch.write_text(patch.read_text().replace("catalog:3.0.2", "catalog:3.1.0"))
+    result = cli("status", "-o", "json")
+    assert result.code == 0, result.err
+    assert _drifts(result, gitops) == {
+        "cart": "ahead",  # 2.10.0 is newer than 2.4.0: numbers, not text
+        "checkout": "differs",  # 1.8.0 against latest: no order
+        "catalog": "diverged",  # 3.1.0 in both, other bytes
+    }
+    table = cli("status").out
+    cart = next(ln for ln in table.splitlines() if ln.startswith(gitops.repo("cart")))
+    assert "> 2.10.0" in cart
+    assert "<" not in cart
+    catalog = next(ln for ln in table.splitlines() if ln.startswith(gitops.repo("catalog")))
+    assert "! 3.1.0" in catalog
+    checkout = next(ln for ln in table.splitlines() if ln.startswith(gitops.repo("checkout")))
+    assert "~ 1.8.0" in checkout
+
+
+def test_an_image_deployed_from_another_environments_registry_is_foreign(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """Production running dev's image is foreign-environment: plan shows it and exits 3, sync
+    refuses it (exit 3, nothing copied for it), status marks the cell; allowImagesFrom or
+    --allow-foreign lets it through with a warning."""
+    gitops.seed(gitops.dev, "cart", "2.3.1")
+    gitops.seed(gitops.dev, "checkout", "1.8.0")
+    gitops.seed(gitops.dev, "catalog", "3.0.2")
+    production = gitops.kustomization("production")
+    production.write_text(
+        production.read_text().replace(
+            f"newName: {PROD}/{gitops.repo('checkout')}",
+            f"newName: {DEV}/{gitops.repo('checkout')}",
+        )
+    )
+    dev_image = f"{DEV}/{gitops.repo('checkout')}:1.8.0"
+    plan = cli("plan", "production", "-o", "json")
+    assert plan.code == 3
+    entry = next(i for i in plan.json()["images"] if i["image"] == dev_image)  # type: ignore[union-attr]
+    assert entry["status"] == "foreign-environment"
+    assert entry["foreignEnvironment"] == "dev"
+    assert entry["blocking"] is True
+    synced = cli("sync", "production")
+    assert synced.code == 3
+    assert any(
+        dev_image in ln and "environment dev" in ln and "allowImagesFrom" in ln
+        for ln in synced.err.splitlines()
+    )
+    assert "1 refused" in synced.out
+    assert manifest_digest(gitops.prod, gitops.repo("checkout"), "1.8.0") is None
+    status = cli("status", "-o", "json")
+    rows = {r["module"]: r["environments"] for r in status.json()["modules"]}  # type: ignore[union-attr]
+    assert rows[gitops.repo("checkout")]["production"]["foreignEnvironment"] == "dev"
+    assert "(from dev)" in cli("status").out
+    assert cli("sync", "production", "--allow-foreign").code == 0
+    config = gitops.root / "promoter.yaml"
+    config.write_text(
+        config.read_text().replace(
+            "    promotesFrom: dev\n", "    promotesFrom: dev\n    allowImagesFrom: [dev]\n"
+        )
+    )
+    allowed = cli("plan", "production")
+    assert allowed.code == 0, allowed.err
+    assert any(
+        ln.startswith("promoter: warning:") and dev_image in ln for ln in allowed.err.splitlines()
+    )
 
 
 def test_status_keeps_gits_view_when_a_registry_cannot_be_asked(
@@ -473,3 +566,15 @@ def test_an_environment_whose_registry_its_overlay_never_uses_is_an_error(
     )
     assert f"the overlay's images are in {PROD}" in result.err
     assert "environments.production.registry" in result.err
+
+
+def test_the_plan_table_fits_100_columns(gitops: GitOpsRepo, cli: Callable[..., CliRun]) -> None:
+    """With the article's ECR names the table fits 100 columns: the source is shown as the
+    environment it promotes from, not as a second full reference."""
+    gitops.seed(gitops.dev, "cart", "2.3.1")
+    result = cli("plan", "production")
+    table = [ln for ln in result.out.splitlines() if ln.startswith(("STATUS", "copy", "missing"))]
+    assert len(table) >= 3
+    assert max(len(ln) for ln in table) <= 100, "\n".join(table)
+    row = next(ln for ln in table if gitops.repo("cart") in ln)
+    assert row.split()[2] == "dev"

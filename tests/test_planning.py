@@ -10,6 +10,7 @@ from promoter.oci.digest import Digest
 from promoter.outcome import Outcome
 from promoter.planning.execute import explain
 from promoter.planning.plan import PlanPolicy, PlanStatus, blocks_sync, decide, wanted_images
+from promoter.planning.versions import compare_tags
 
 A = Digest("sha256", "a" * 64)
 B = Digest("sha256", "b" * 64)
@@ -157,3 +158,26 @@ def test_images_of_another_environments_registry_are_foreign_and_refused_unless_
     assert [i.outcome for i in allowed] == [Outcome.DONE, Outcome.REFUSED, Outcome.DONE]
     everything = PlanPolicy(allowed_foreign=frozenset({"*"}))
     assert not blocks_sync(decide(w, None, None, policy=everything) for w in wanted)
+
+
+@pytest.mark.parametrize(
+    ("mine", "theirs", "order"),
+    [
+        ("1.8.0", "1.9.0", -1),
+        ("2.10.0", "2.4.0", 1),  # numbers, not text
+        ("v1.2", "1.2.0", 0),  # a leading v and missing zeros do not matter
+        ("1.0.0-rc.1", "1.0.0", -1),  # a pre-release comes before its release (SemVer 11)
+        ("1.0.0-rc.2", "1.0.0-rc.10", -1),
+        ("1.0.0-alpha", "1.0.0-1", 1),  # numeric identifiers below words
+        ("1.0.0+build.5", "1.0.0", 0),  # build metadata is ignored
+        ("2024.11.3", "2024.2.1", 1),  # calendar versions
+        ("latest", "1.0.0", None),
+        ("main-3f2a1c", "main-9e8d7b", None),
+        (None, "1.0", None),
+    ],
+)
+def test_tags_are_ordered_only_where_they_read_as_versions(
+    mine: str | None, theirs: str | None, order: int | None
+) -> None:
+    """Behind and ahead come from tags ordered as versions; other tags have no order."""
+    assert compare_tags(mine, theirs) == order

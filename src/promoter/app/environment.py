@@ -122,6 +122,25 @@ def module_versions(environment: Environment, images: Iterable[str]) -> dict[str
     return versions
 
 
+def foreign_modules(
+    images: Iterable[str], others: dict[str, str]
+) -> dict[str, tuple[Reference, str]]:
+    """The images of other environments' registries (``others``: host -> environment, as
+    :meth:`~promoter.config.values.PromoterConfig.other_registries` gives), by repository path:
+    the first reference of each and the environment whose registry holds it.
+
+    Raises:
+        InvalidReferenceError: an image does not parse.
+    """
+    found: dict[str, tuple[Reference, str]] = {}
+    for text in dict.fromkeys(images):
+        reference = parse_reference(text)
+        owner = others.get(reference.registry)
+        if owner is not None:
+            found.setdefault(reference.repository, (reference, owner))
+    return found
+
+
 def modules(environment: Environment, images: Iterable[str]) -> dict[str, Reference]:
     """The first version each module of the environment runs, by module."""
     return {module: refs[0] for module, refs in module_versions(environment, images).items()}

@@ -40,11 +40,13 @@ class EnvironmentPlan:
         items: one entry per distinct image, in first-use order, external images included.
         hook_file: how the Kustomize component's image list differs from what the overlay runs, when
             the overlay has one and it differs.
+        source: the environment it promotes from, when it is one of promoter.yaml's.
     """
 
     environment: str
     items: tuple[PlanItem, ...]
     hook_file: HookFileDrift | None = None
+    source: str | None = None
 
     @property
     def outcome(self) -> Outcome:
@@ -132,7 +134,7 @@ def plan_environment(
         hook_file = hook_images_path(environment.overlay)
         if hook_file is not None:
             difference = drift(hook_file, [i.image for i in items if i.destination is not None])
-    return EnvironmentPlan(name, items, difference)
+    return EnvironmentPlan(name, items, difference, source.name if source else None)
 
 
 def environment_policy(

@@ -1,9 +1,11 @@
-"""The status matrix: which version of each module every environment runs, and who is behind.
+"""The status matrix: which version of each module every environment runs, and how it compares with
+the environment it promotes from.
 
 One row per module (a repository path managed somewhere), one column per environment in pipeline order.
-A cell holds what the overlay asks for, what that resolves to in the environment's registry, and whether
-the environment runs other content than the one it promotes from (content compared where both registries
-answer, by digest in one algorithm or else by the bytes; references otherwise).
+A cell holds what the overlay asks for, what that resolves to in the registry, and its drift: in sync,
+behind or ahead (tags ordered as versions), differs (no order known), or diverged (the same tag, other
+content). Content is compared where both registries answer, by digest in one algorithm or else by the
+bytes; references otherwise.
 """
 
 from __future__ import annotations
@@ -11,19 +13,53 @@ from __future__ import annotations
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from enum import StrEnum
 from types import MappingProxyType
+from typing import Final
 
-from promoter.app.environment import check_own_registry, environment_images, modules
+from promoter.app.environment import (
+    check_own_registry,
+    environment_images,
+    foreign_modules,
+    modules,
+)
 from promoter.app.runtime import Runtime
 from promoter.config.values import PromoterConfig
 from promoter.deadline import Deadline
 from promoter.errors import InputError, PromoterError
 from promoter.oci.digest import Digest
+from promoter.planning.versions import compare_tags
 from promoter.reference import Reference
 from promoter.remote.repository import lookup_digest, same_content
 
 #: Concurrent lookups for the matrix.
 STATUS_LOOKUPS = 16
+
+
+class Drift(StrEnum):
+    """How a cell compares with the same module in the environment it promotes from."""
+
+    NONE = "none"  #: no source environment, or the source does not run the module
+    IN_SYNC = (
+        "in-sync"  #: the same content (or, where a registry could not say, the same reference)
+    )
+    BEHIND = "behind"  #: an older version than the source's (tags ordered as versions)
+    AHEAD = "ahead"  #: a newer version than the source's (a hotfix, a rollback upstream)
+    DIFFERS = "differs"  #: another version whose order the tags do not tell (``latest``, a digest)
+    DIVERGED = "diverged"  #: the same tag, other content: the source's tag was pushed again
+
+
+#: The table's mark for each drift (legend printed under the table).
+DRIFT_MARKS: Final = MappingProxyType(
+    {
+        Drift.NONE: "",
+        Drift.IN_SYNC: "",
+        Drift.BEHIND: "<",
+        Drift.AHEAD: ">",
+        Drift.DIFFERS: "~",
+        Drift.DIVERGED: "!",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,20 +68,28 @@ class StatusCell:
 
     Attributes:
         reference: what the environment's overlay asks for.
-        resolved: what that resolves to in the environment's registry; None when it is not there
-            or the registry could not be asked.
-        behind: whether the environment runs other content than the one it promotes from.
+        resolved: what that resolves to in the registry it names; None when it is not there or the
+            registry could not be asked.
+        drift: how it compares with the environment it promotes from.
         error: why the registry could not be asked (one line, scrubbed); empty when it answered.
+        foreign: the other environment whose registry the image is in, when the environment
+            deploys it from there instead of its own registry (``foreign-environment``).
     """
 
     reference: Reference
     resolved: Digest | None
-    behind: bool
+    drift: Drift = Drift.NONE
     error: str = ""
+    foreign: str | None = None
+
+    @property
+    def behind(self) -> bool:
+        """Whether the environment runs an older version than the one it promotes from."""
+        return self.drift is Drift.BEHIND
 
     @property
     def present(self) -> bool | None:
-        """Whether the image is in the environment's registry; None when it could not be asked."""
+        """Whether the image is in the registry; None when it could not be asked."""
         if self.error:
             return None
         return self.resolved is not None
@@ -89,8 +133,9 @@ def status_matrix(
     """Render every environment, find its modules, and look each version up in its registry.
 
     The matrix is Git's view first: a registry that cannot be asked (down, refusing, past the
-    deadline) leaves its cells with an ``error`` and no digest, and "behind" compares the references
-    there; the other cells are complete.
+    deadline) leaves its cells with an ``error`` and no digest, and the drift compares the
+    references there; the other cells are complete. An image an environment deploys from another
+    environment's registry is shown in its module's row, marked foreign.
 
     Raises:
         ConfigError: an overlay cannot be rendered, or deploys no image of its environment's
@@ -105,13 +150,23 @@ def status_matrix(
         source = config.source_of(name)
         rendered = images[source.name] if source is not None else []
         check_own_registry(config.environment(name), images[name], source, rendered.__iter__)
-    per_env = {name: modules(config.environment(name), images[name]) for name in names}
+    per_env: dict[str, dict[str, tuple[Reference, str | None]]] = {}
+    for name in names:
+        found: dict[str, tuple[Reference, str | None]] = {
+            module: (ref, None)
+            for module, ref in modules(config.environment(name), images[name]).items()
+        }
+        for module, (ref, holder) in foreign_modules(
+            images[name], config.other_registries(name)
+        ).items():
+            found.setdefault(module, (ref, holder))
+        per_env[name] = found
     all_modules = sorted({module for refs in per_env.values() for module in refs})
     keys = [(n, m) for n in names for m in all_modules if m in per_env[n]]
     with ThreadPoolExecutor(max_workers=STATUS_LOOKUPS, thread_name_prefix="status") as pool:
         futures = {
             key: pool.submit(
-                lookup_digest, runtime.transport, per_env[key[0]][key[1]], deadline=deadline
+                lookup_digest, runtime.transport, per_env[key[0]][key[1]][0], deadline=deadline
             )
             for key in keys
         }
@@ -125,29 +180,55 @@ def status_matrix(
                 errors[key] = runtime.scrubber(str(exc))
     cells: dict[tuple[str, str], StatusCell] = {}
     for name, module in keys:
-        reference = per_env[name][module]
+        reference, owner = per_env[name][module]
         source = config.source_of(name)
-        behind = False
+        drift = Drift.NONE
         if source is not None and module in per_env[source.name]:
-            upstream = per_env[source.name][module]
-            mine, theirs = resolved[(name, module)], resolved[(source.name, module)]
-            # Behind means other content: compare content where both registries answered (digests
-            # of one algorithm, else the bytes), the references otherwise (a tag and a pinned
-            # digest of the same image are not behind).
-            compared: bool | None = None
-            if mine is not None and theirs is not None:
-                try:
-                    compared = not same_content(
-                        runtime.transport, reference, mine, theirs, deadline=deadline
-                    )
-                except PromoterError as exc:
-                    errors.setdefault((name, module), runtime.scrubber(str(exc)))
-            behind = (
-                compared
-                if compared is not None
-                else (upstream.tag, upstream.digest) != (reference.tag, reference.digest)
+            upstream = per_env[source.name][module][0]
+            drift, problem = _drift(
+                runtime,
+                (reference, resolved[(name, module)]),
+                (upstream, resolved[(source.name, module)]),
+                deadline=deadline,
             )
+            if problem:
+                errors.setdefault((name, module), problem)
         cells[(name, module)] = StatusCell(
-            reference, resolved[(name, module)], behind, errors.get((name, module), "")
+            reference, resolved[(name, module)], drift, errors.get((name, module), ""), owner
         )
     return StatusMatrix(tuple(names), tuple(all_modules), MappingProxyType(cells))
+
+
+def _drift(
+    runtime: Runtime,
+    cell: tuple[Reference, Digest | None],
+    upstream: tuple[Reference, Digest | None],
+    *,
+    deadline: Deadline | None,
+) -> tuple[Drift, str]:
+    """A cell's drift from its upstream (each a reference and what it resolved to), and why the
+    content could not be compared (empty when it could). Content is compared where both
+    registries answered (digests of one algorithm, else the bytes), references otherwise; other
+    versions are ordered by their tags where they read as versions."""
+    (mine, my_digest), (theirs, their_digest) = cell, upstream
+    same_reference = (mine.tag, mine.digest) == (theirs.tag, theirs.digest)
+    if my_digest is not None and their_digest is not None:
+        try:
+            if same_content(runtime.transport, mine, my_digest, their_digest, deadline=deadline):
+                return Drift.IN_SYNC, ""  # a tag and a pinned digest of one image are in sync
+        except PromoterError as exc:
+            problem = runtime.scrubber(str(exc))
+            return (Drift.IN_SYNC if same_reference else _by_tags(mine, theirs)), problem
+        if same_reference or mine.tag == theirs.tag:
+            return Drift.DIVERGED, ""
+    elif same_reference or (mine.digest is not None and mine.digest == theirs.digest):
+        return Drift.IN_SYNC, ""
+    return _by_tags(mine, theirs), ""
+
+
+def _by_tags(mine: Reference, theirs: Reference) -> Drift:
+    """Behind or ahead when the tags read as versions, differs otherwise."""
+    order = compare_tags(mine.tag, theirs.tag)
+    if order is None or order == 0:
+        return Drift.DIFFERS
+    return Drift.BEHIND if order < 0 else Drift.AHEAD

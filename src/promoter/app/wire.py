@@ -96,8 +96,10 @@ class StatusCellJson(TypedDict):
     tag: str | None
     digest: str | None
     present: bool | None
-    behind: bool
+    behind: bool  #: drift == "behind", kept for readers of the first shape
+    drift: str  #: none | in-sync | behind | ahead | differs | diverged
     error: NotRequired[str]
+    foreignEnvironment: NotRequired[str]  #: deployed from this environment's registry instead
 
 
 class StatusModuleJson(TypedDict):
@@ -231,9 +233,12 @@ def status_cell_json(cell: StatusCell) -> StatusCellJson:
         "digest": _text(cell.digest),
         "present": cell.present,
         "behind": cell.behind,
+        "drift": str(cell.drift),
     }
     if cell.error:
         shape["error"] = cell.error
+    if cell.foreign is not None:
+        shape["foreignEnvironment"] = cell.foreign
     return shape
 
 

@@ -97,7 +97,8 @@ def add_commands(
         help="which version of each module runs where",
         description="One row per managed repository (module), one column per environment in "
         "pipeline order: the tag each overlay asks for, whether that image is in the environment's "
-        "registry, and '<' where an environment is behind the one it promotes from.",
+        "registry, and how it compares with the environment it promotes from ('<' behind, '>' "
+        "ahead, '~' another version, '!' diverged).",
     )
 
     promote = commands.add_parser(

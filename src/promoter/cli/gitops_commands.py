@@ -13,7 +13,7 @@ from pathlib import Path
 from promoter.app.plan import EnvironmentPlan, environment_policy, plan_environment
 from promoter.app.promote import promote
 from promoter.app.runtime import Runtime, SecretScrubber
-from promoter.app.status import StatusCell, StatusMatrix, status_matrix
+from promoter.app.status import DRIFT_MARKS, StatusCell, StatusMatrix, status_matrix
 from promoter.app.sync import lookup_deadline
 from promoter.app.wire import status_json
 from promoter.cli.common import as_json, build_runtime, error, print_table, warn
@@ -116,14 +116,19 @@ def _status(config: PromoterConfig, args: argparse.Namespace, runtime: Runtime) 
         print(json.dumps(status_json(matrix)))
     else:
         print_table(_status_rows(matrix))
-        print(
-            "'<' behind the environment it promotes from; '(missing)' not in its registry; "
-            "'(unknown)' its registry could not be asked"
-        )
+        print(STATUS_LEGEND)
     # Git's view is complete even when a registry is not: say which could not be asked, exit 0.
     for problem in sorted({cell.error for cell in matrix.cells.values() if cell.error}):
         warn(problem)
     return EXIT_OK
+
+
+#: Printed under the status table.
+STATUS_LEGEND = (
+    "compared with the environment it promotes from: '<' behind, '>' ahead, '~' another version "
+    "(tags not ordered), '!' diverged (same tag, other content); '(missing)' not in its registry; "
+    "'(unknown)' its registry could not be asked; '(from ENV)' deployed from ENV's registry"
+)
 
 
 def _status_rows(matrix: StatusMatrix) -> list[tuple[str, ...]]:
@@ -140,7 +145,10 @@ def _cell_text(cell: StatusCell) -> str:
     if digest is not None:
         version += f" ({digest.short})" if cell.reference.tag else digest.short
     mark = " (unknown)" if cell.error else "" if cell.present else " (missing)"
-    return ("< " if cell.behind else "") + version + mark
+    if cell.foreign is not None:
+        mark += f" (from {cell.foreign})"
+    drift = DRIFT_MARKS[cell.drift]
+    return (f"{drift} " if drift else "") + version + mark
 
 
 def _promote(config: PromoterConfig, args: argparse.Namespace, runtime: Runtime) -> int:

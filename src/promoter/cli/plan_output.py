@@ -46,18 +46,29 @@ def sync_and_print(plan: EnvironmentPlan, args: argparse.Namespace, runtime: Run
 def print_plan(plan: EnvironmentPlan, json_output: bool) -> None:
     """The plan as a table, or as ``{"environment", "images"[, "hookFile"]}`` JSON.
 
-    The table fits 100 columns for the usual names: the source is shown relative to the image (its
-    registry when the repository path and tag are the same, which is how promotion works). Every
+    The table fits 100 columns for the usual names: the source is shown relative to the image (the
+    environment it promotes from, or its registry, when the repository path and tag are the same,
+    which is how promotion works). Every
     image that needs a person's attention gets one line below it: a refusal on standard error as
     an error, a divergence or an allowed foreign image as a warning.
     """
     if json_output:
         print(json.dumps(plan_json(plan)))
         return
+    registries = {i.destination.registry for i in plan.items if i.destination is not None}
+    if len(registries) == 1:
+        [registry] = registries
+        print(f"{plan.environment}: images in {registry} shown as REPOSITORY:TAG")
     rows = [("STATUS", "IMAGE", "FROM", "DIGEST")]
     for item in plan.items:
-        image = str(item.destination) if item.destination is not None else item.image
-        rows.append((str(item.status), image, _relative_source(item), _digest_cell(item)))
+        image = item.image
+        if item.destination is not None:
+            image = str(item.destination)
+            if len(registries) == 1:
+                image = image.removeprefix(f"{item.destination.registry}/")
+        rows.append(
+            (str(item.status), image, _relative_source(item, plan.source), _digest_cell(item))
+        )
     print_table(rows)
     for item in plan.items:
         text = item.error if item.status is PlanStatus.ERROR else explain(item)
@@ -72,12 +83,13 @@ def print_plan(plan: EnvironmentPlan, json_output: bool) -> None:
     print(f"{plan.environment}: {summary or 'no images'}")
 
 
-def _relative_source(item: PlanItem) -> str:
-    """The source as short as it stays unambiguous: its registry alone when the repository path,
-    tag and digest are the destination's; the environment for a foreign image; ``-`` for none."""
+def _relative_source(item: PlanItem, environment: str | None) -> str:
+    """The source as short as it stays unambiguous: the source ``environment`` (else its registry)
+    when the repository path, tag and digest are the destination's; the environment whose registry
+    a foreign image is in; ``-`` for none."""
     source, destination = item.source, item.destination
     if item.status is PlanStatus.FOREIGN:
-        return f"env {item.foreign}"
+        return item.foreign or "-"
     if source is None or destination is None:
         return "-"
     if (source.repository, source.tag, source.digest) == (
@@ -85,7 +97,7 @@ def _relative_source(item: PlanItem) -> str:
         destination.tag,
         destination.digest,
     ):
-        return source.registry
+        return environment or source.registry
     return str(source)
 
 
