@@ -142,6 +142,9 @@ class TokenServer:
         self.key_id: KeyIdMode = key_id
         self.expires_in = expires_in
         self.requests: list[TokenRequest] = []
+        #: Repositories no token grants access to, as Docker Hub answers for one that does not
+        #: exist: the token comes back empty and the registry says insufficient_scope.
+        self.hidden: set[str] = set()
         self._lock = threading.Lock()
         self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self._cert = _self_signed_cert(self._key)
@@ -321,7 +324,9 @@ class _TokenHandler(BaseHTTPRequestHandler):
         if basic is False:
             self._finish(401, {"error": "invalid_grant"}, form={}, basic=basic)
             return
-        granted = _grant(query.get("scope", []), authenticated=basic is True)
+        granted = _grant(
+            query.get("scope", []), authenticated=basic is True, hidden=self._owner.hidden
+        )
         offline = query.get("offline_token", [""])[0] == "true"
         body = self._token_body(granted, refresh=offline and basic is True)
         self._finish(200, body, form={}, basic=basic, granted=granted)
@@ -352,7 +357,7 @@ class _TokenHandler(BaseHTTPRequestHandler):
         if not ok:
             self._finish(401, {"error": "invalid_grant"}, form=form, basic=basic)
             return
-        granted = _grant(form.get("scope", []), authenticated=True)
+        granted = _grant(form.get("scope", []), authenticated=True, hidden=owner.hidden)
         offline = form.get("access_type", [""])[0] == "offline"
         body = self._token_body(granted, refresh=offline or grant_type == "refresh_token")
         self._finish(200, body, form=form, basic=basic, granted=granted)
@@ -402,8 +407,11 @@ class _TokenHandler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
 
-def _grant(scopes: list[str], *, authenticated: bool) -> list[dict[str, Any]]:
-    """Turn requested scopes into the access list: everything if authenticated, else nothing.
+def _grant(
+    scopes: list[str], *, authenticated: bool, hidden: set[str] | frozenset[str] = frozenset()
+) -> list[dict[str, Any]]:
+    """Turn requested scopes into the access list: everything if authenticated (but the hidden
+    repositories), else nothing.
 
     Scopes may repeat as parameters or be space-separated within one (POST form style).
     """
@@ -413,6 +421,6 @@ def _grant(scopes: list[str], *, authenticated: bool) -> list[dict[str, Any]]:
     for value in scopes:
         for scope in value.split():
             entry = parse_scope(scope)
-            if entry is not None:
+            if entry is not None and entry.get("name") not in hidden:
                 granted.append(entry)
     return granted

@@ -362,3 +362,42 @@ def test_a_403_for_one_repository_leaves_the_credential_for_the_others(
                 assert str(session.digest(f"{proxy.host}/{repo}:1.0")) == digest
     assert "not allowed to do this" in str(denied.value)
     assert "docker config auths" in str(denied.value)
+
+
+def test_a_repository_the_token_does_not_cover_is_named_not_a_login_problem(
+    token_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+    docker_config: Callable[..., Path],
+) -> None:
+    """A token granted without this repository (insufficient_scope, what Docker Hub answers for a
+    repository that does not exist) names the repository and says it may not exist; plan calls
+    the image missing-source, not a credentials error."""
+    docker_config(token_registry)
+    server = token_registry.token_server
+    assert server is not None
+    server.hidden.add(repo)
+    try:
+        looked = cli("digest", f"{token_registry.host}/{repo}:1.0")
+        assert looked.code == 1
+        [line] = looked.err.splitlines()
+        assert f"refused repository {repo} (insufficient_scope)" in line
+        assert "may not exist, or the credentials cannot read it" in line
+        assert "did not accept" not in line
+        planned = cli(
+            "sync",
+            "--dry-run",
+            "-o",
+            "json",
+            "--from-registry",
+            token_registry.host,
+            "--image",
+            f"{dest_registry.host}/{repo}:1.0",
+        )
+        assert planned.code == 3, planned.err
+        [item] = planned.json()["images"]  # type: ignore[misc]
+        assert item["status"] == "missing-source"
+        assert f"refused repository {repo}" in item["error"]
+    finally:
+        server.hidden.discard(repo)

@@ -16,6 +16,8 @@ decided in those two places, not here::
     │   └── ImmutableTagError          the registry refuses to move a tag (ECR immutable tags)
     ├── RegistryError                  a registry answered with an error status
     │   └── AuthenticationError        401/403 after the auth flow ran
+    │       └── RepositoryAccessError  a token was granted, but not for this repository
+    │                                  (insufficient_scope: it may not exist, or may not be readable)
     ├── RegistryUnreachableError       connection refused/reset, DNS failure, TLS failure, timeout
     ├── DigestMismatchError            bytes did not hash to the digest that names them
     ├── UnsupportedManifestError       schema 1 or an unknown manifest media type
@@ -255,6 +257,20 @@ class RegistryError(PromoterError):
 
 class AuthenticationError(RegistryError):
     """The registry refused our credentials (401/403 after the auth flow ran)."""
+
+
+@dataclass(eq=False)
+class RepositoryAccessError(AuthenticationError):
+    """The registry accepted the credentials and granted a token, but refused this repository with
+    ``insufficient_scope`` (RFC 6750 section 3.1; distribution's token spec). Docker Hub and other
+    registries answer so for a repository that does not exist, as well as for one the credentials
+    may not read: a plan treats it as absent, never as a login problem.
+
+    Attributes:
+        repository: the repository the registry refused.
+    """
+
+    repository: str = ""
 
 
 class RegistryUnreachableError(PromoterError):

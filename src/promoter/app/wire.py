@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 from promoter.outcome import Outcome
 from promoter.planning.execute import explain
+from promoter.planning.plan import PlanStatus
 from promoter.remote.blobs import BlobAction
 
 if TYPE_CHECKING:  # values only: importing their modules would load YAML handling for the hook
@@ -165,7 +166,7 @@ def plan_item_json(item: PlanItem) -> PlanItemJson:
         "blocking": item.outcome is not Outcome.DONE,
     }
     explained = explain(item)
-    if item.error is not None:
+    if item.status is PlanStatus.ERROR and item.error is not None:
         entry["error"] = item.error
     elif explained is not None and item.outcome is not Outcome.DONE:
         entry["error"] = explained

@@ -116,6 +116,8 @@ def explain(item: PlanItem) -> str | None:
     elif status is PlanStatus.MISSING_SOURCE and destination is not None:
         where = f"nor in {source.registry}" if source is not None else "(no source environment)"
         text = f"{destination} is not in its registry {where}"
+        if item.error:
+            text = f"{text} ({item.error})"
     elif status is PlanStatus.FOREIGN:
         text = (
             f"{item.image} is in the registry of environment {item.foreign}, not this "

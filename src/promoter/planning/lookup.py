@@ -11,11 +11,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 
 from promoter.deadline import Deadline
-from promoter.errors import PromoterError
+from promoter.errors import PromoterError, RepositoryAccessError
 from promoter.oci.digest import Digest
-from promoter.planning.plan import DEFAULT_POLICY, PlanItem, PlanPolicy, WantedImage, decide, failed
+from promoter.planning.plan import (
+    DEFAULT_POLICY,
+    PlanItem,
+    PlanPolicy,
+    PlanStatus,
+    WantedImage,
+    decide,
+    failed,
+)
 from promoter.reference import Reference
 from promoter.remote.repository import lookup_digest, same_content
 from promoter.transport.session import Transport
@@ -54,11 +63,20 @@ def plan_images(
     with ThreadPoolExecutor(max_workers=max(1, lookups), thread_name_prefix="lookup") as pool:
         futures: dict[Reference, Future[Digest | None]] = {}
 
+        refused: dict[Reference, str] = {}
+
+        def look(reference: Reference) -> Digest | None:
+            try:
+                return lookup_digest(transport, reference, deadline=deadline)
+            except RepositoryAccessError as exc:
+                # insufficient_scope with a granted token: what Docker Hub and others answer for
+                # a repository that does not exist. Absent, with the registry's words kept.
+                refused[reference] = exc.hint or str(exc)
+                return None
+
         def ask(reference: Reference | None) -> None:
             if reference is not None and reference not in futures:
-                futures[reference] = pool.submit(
-                    lookup_digest, transport, reference, deadline=deadline
-                )
+                futures[reference] = pool.submit(look, reference)
 
         def answer(reference: Reference | None) -> Digest | None:
             return futures[reference].result() if reference is not None else None
@@ -95,7 +113,11 @@ def plan_images(
                 source = answer(item.source) if item.source in futures else None
                 found = _spelled(transport, destination, answer(destination), source, deadline)
                 tagged = _spelled(transport, destination, tagged, destination.digest, deadline)
-                plan.append(decide(item, found, source, tag_digest=tagged, policy=policy))
+                decided = decide(item, found, source, tag_digest=tagged, policy=policy)
+                notes = [refused[r] for r in (item.source, destination) if r in refused]
+                if decided.status is PlanStatus.MISSING_SOURCE and notes:
+                    decided = replace(decided, error="; ".join(notes))
+                plan.append(decided)
             except PromoterError as exc:
                 plan.append(failed(item, str(exc)))
     return plan

@@ -75,7 +75,8 @@ class PlanItem:
         source: the same repository path and tag/digest in the source environment's registry.
         digest: the source's digest when known, else the destination's.
         status: the decision.
-        error: why the registries could not be asked (status ``error`` only).
+        error: why the registries could not be asked (status ``error``), or what a registry said
+            about a ``missing-source`` image (a repository it refused with insufficient_scope).
         held: for a conflict or a divergence, the digest the destination tag holds (``digest`` is
             the source's, or the pinned one).
         foreign: for ``foreign-environment``, the environment whose registry holds the image.

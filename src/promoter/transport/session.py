@@ -35,10 +35,12 @@ from promoter.errors import (
     RegistryError,
     RegistryUnreachableError,
     Remedy,
+    RepositoryAccessError,
 )
 from promoter.reference import api_host, is_loopback_host
 from promoter.transport.auth import MAX_REPLACEMENTS, AuthFlow, CredentialProvider
 from promoter.transport.body import broken_error, read_whole
+from promoter.transport.challenge import parse_challenge
 from promoter.transport.discovery import discover_base
 from promoter.transport.pools import USER_AGENT, ConnectionPools, TransportOptions
 from promoter.transport.responses import discard, error_from, origin, reason, redact
@@ -288,6 +290,20 @@ class RegistrySession:
                 return response
             if response.status not in (401, 403) or origin(url) != own_origin:
                 raise error_from(response, method, url, what, RegistryError, preloaded=not stream)
+            repository = _refused_repository(response, scopes)
+            if repository is not None:
+                # The credential is fine (a token was granted); this repository is not in it.
+                # Not a refusal of the credential: the chain is not asked for another one.
+                denied = error_from(
+                    response, method, url, what, RepositoryAccessError, preloaded=not stream
+                )
+                assert isinstance(denied, RepositoryAccessError)  # noqa: S101 - the class asked for
+                denied.repository = repository
+                denied.hint = (
+                    f"{self.registry} refused repository {repository} (insufficient_scope): it may "
+                    "not exist, or the credentials cannot read it"
+                )
+                raise denied
             error = error_from(
                 response, method, url, what, AuthenticationError, preloaded=not stream
             )
@@ -631,3 +647,18 @@ class RegistrySession:
             preload_content=True,
             decode_content=False,
         )
+
+
+def _refused_repository(response: urllib3.BaseHTTPResponse, scopes: Sequence[str]) -> str | None:
+    """The repository a bearer-token registry refused with ``error="insufficient_scope"`` in its
+    401/403 challenge (RFC 6750 section 3.1), when the request asked for one; else None."""
+    header = response.headers.get("WWW-Authenticate")
+    challenge = parse_challenge(header) if header else None
+    if challenge is None or challenge.params.get("error") != "insufficient_scope":
+        return None
+    for scope in list(challenge.scopes) + list(scopes):
+        kind, _, rest = scope.partition(":")
+        name = rest.rpartition(":")[0]
+        if kind == "repository" and name:
+            return name
+    return None
