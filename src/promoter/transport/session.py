@@ -290,7 +290,7 @@ class RegistrySession:
                 return response
             if response.status not in (401, 403) or origin(url) != own_origin:
                 raise error_from(response, method, url, what, RegistryError, preloaded=not stream)
-            repository = _refused_repository(response, scopes)
+            repository = _refused_repository(response, scopes) if credential else None
             if repository is not None:
                 # The credential is fine (a token was granted); this repository is not in it.
                 # Not a refusal of the credential: the chain is not asked for another one.
