@@ -578,3 +578,23 @@ def test_the_plan_table_fits_100_columns(gitops: GitOpsRepo, cli: Callable[..., 
     assert max(len(ln) for ln in table) <= 100, "\n".join(table)
     row = next(ln for ln in table if gitops.repo("cart") in ln)
     assert row.split()[2] == "dev"
+
+
+def test_a_registries_entry_that_matches_no_environment_is_warned_about(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """A typo in a registries: key (an account digit off) leaves its endpoint unused: plan says so
+    on standard error, naming the key and the environments' registries."""
+    config = gitops.root / "promoter.yaml"
+    typo = PROD.replace("222222222222", "222222222223")
+    config.write_text(config.read_text() + f"  {typo}:\n    endpoint: {gitops.prod.url}\n")
+    result = cli("plan", "production")
+    warning = next(ln for ln in result.err.splitlines() if f"registries.{typo}" in ln)
+    assert warning.startswith("promoter: warning:")
+    assert "matches no environment's registry" in warning
+    assert PROD in warning
+    clean = gitops.root / "clean.yaml"
+    clean.write_text(
+        config.read_text().replace(f"  {typo}:\n    endpoint: {gitops.prod.url}\n", "")
+    )
+    assert "matches no environment" not in cli("plan", "production", "--config", str(clean)).err

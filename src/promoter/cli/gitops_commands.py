@@ -31,6 +31,8 @@ def run_command(
 ) -> int:
     """Run one of the GitOps commands; ``early`` is a build of the overlay started before loading."""
     config = load_config(args.config if args.config is not None else find_config(Path.cwd()))
+    for line in config.warnings:
+        warn(line)
     with build_runtime(args, scrub, registries=config.registries) as runtime:
         if args.command == "plan":
             return _plan(config, args, runtime, early)

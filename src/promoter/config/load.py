@@ -135,8 +135,18 @@ def _build(path: Path, model: ConfigModel) -> PromoterConfig:
             ca_file=None if settings.ca_file is None else (folder / settings.ca_file).resolve(),
             ecr=None if settings.ecr is None else _ecr_settings(normalised, settings.ecr, where),
         )
+    used = {environment.registry for environment in environments.values()}
+    warnings = tuple(
+        f"{path}: registries.{host} matches no environment's registry "
+        f"({', '.join(sorted(used))}): plan, sync and status do not use it; check for a typo"
+        for host in registries
+        if used and host not in used
+    )
     return PromoterConfig(
-        path=path, environments=_pipeline_order(environments), registries=registries
+        path=path,
+        environments=_pipeline_order(environments),
+        registries=registries,
+        warnings=warnings,
     )
 
 

@@ -65,11 +65,14 @@ class PromoterConfig:
         environments: by name, in pipeline order: every environment after the one it promotes
             from, file order otherwise.
         registries: per-registry settings by host; hosts not listed use the defaults.
+        warnings: what is valid but probably a mistake (a ``registries:`` entry that matches no
+            environment), one line each, for front ends to show.
     """
 
     path: Path
     environments: dict[str, Environment]
     registries: dict[str, RegistrySettings]
+    warnings: tuple[str, ...] = ()
 
     def environment(self, name: str) -> Environment:
         """The environment called ``name``.
