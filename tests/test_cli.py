@@ -130,6 +130,8 @@ def test_batch_reports_each_failure_and_exits_with_the_worst(
     assert failed.code == 1
     assert "present" in failed.out
     assert failed.err.count("promoter: error:") == 2
+    # the batch ends with one summary line, so a log reader sees the whole run at a glance
+    assert failed.out.splitlines()[-1] == "3 images: 0 copied, 1 present, 1 refused, 1 failed"
 
 
 def test_login_checks_and_stores_credentials(

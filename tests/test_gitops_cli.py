@@ -598,3 +598,41 @@ def test_a_registries_entry_that_matches_no_environment_is_warned_about(
         config.read_text().replace(f"  {typo}:\n    endpoint: {gitops.prod.url}\n", "")
     )
     assert "matches no environment" not in cli("plan", "production", "--config", str(clean)).err
+
+
+def test_config_names_a_folder_or_the_file_before_or_after_the_command(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--config DIR reads DIR/promoter.yaml; --config before the command works as after it; a
+    folder without the file, and --config before a command that reads none, are usage errors."""
+    monkeypatch.chdir(tmp_path)
+    for args in (
+        ("plan", "production", "--config", str(gitops.root)),
+        ("--config", str(gitops.root), "plan", "production"),
+        ("--config", str(gitops.root / "promoter.yaml"), "status"),
+    ):
+        run = cli(*args)
+        assert run.code in (0, 3), (args, run.err)
+        assert "production" in run.out
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    missing = cli("plan", "production", "--config", str(empty))
+    assert missing.code == 2
+    expected = (
+        f"promoter: error: --config {empty}: a folder without promoter.yaml; name the file itself, "
+        "or a folder that has a promoter.yaml"
+    )
+    assert missing.err.splitlines() == [expected]
+    login = cli("--config", str(gitops.root), "login", "-u", "x", "127.0.0.1:1")
+    assert login.code == 2
+    assert "'login' reads no promoter.yaml" in login.err
+
+
+def test_empty_rendered_manifests_are_an_error_not_an_empty_plan(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An empty pipe (the renderer before promoter failed) exits 2 instead of planning nothing."""
+    monkeypatch.setattr("sys.stdin", io.StringIO("# rendered by nothing\n---\n"))
+    result = cli("plan", "production", "--manifests", "-")
+    assert result.code == 2
+    assert "manifests from standard input: no manifests at all" in result.err

@@ -212,9 +212,15 @@ BASE = "environments:\n" + env("dev")
          "environments.dev.overlay: field required"),
         ("environments:\n  dev: {overlay: o}\n", "environments.dev.registry: field required"),
         ("environments:\n  dev: {overlay: o, registy: r.example.com}\n",
-         "environments.dev: unknown key 'registy' (and 1 more problem)"),
+         "environments.dev: unknown key 'registy'; did you mean 'registry'? (and 1 more problem)"),
         ("environments:\n  dev: {overlay: o, registry: r.example.com, promotes_from: x}\n",
-         "environments.dev: unknown key 'promotes_from'"),
+         "environments.dev: unknown key 'promotes_from'; did you mean 'promotesFrom'?"),
+        ("environments:\n  dev: {overlay: o, registry: r.example.com, zzz: 1}\n",
+         ("environments.dev: unknown key 'zzz' (known: overlay, registry, promotesFrom, "
+          "divergedTags, allowImagesFrom)")),
+        (BASE + "registries:\n  x.example.com: {ecr: {repository: {imageTagMutabilty: X}}}\n",
+         ("registries.x.example.com.ecr.repository: unknown key 'imageTagMutabilty'; "
+          "did you mean 'imageTagMutability'?")),
         (BASE + "registries:\n  x.example.com: {insecure: maybe}\n",
          "registries.x.example.com.insecure: expected a boolean, got 'maybe'"),
         (BASE + "registries:\n  x.example.com: {insecure: 'true'}\n",
@@ -222,7 +228,7 @@ BASE = "environments:\n" + env("dev")
         (BASE + "registries:\n  x.example.com: {caFile: 7}\n",
          "registries.x.example.com.caFile: expected a string, got 7"),
         (BASE + "registries:\n  x.example.com: {ca_file: a.pem}\n",
-         "registries.x.example.com: unknown key 'ca_file'"),
+         "registries.x.example.com: unknown key 'ca_file'; did you mean 'caFile'?"),
         (BASE + "registries:\n  x.example.com: {endpoint: 'ftp://mirror'}\n",
          ("registries.x.example.com.endpoint: expected an http:// or https:// URL like "
           "http://127.0.0.1:5000, got 'ftp://mirror'")),
@@ -271,7 +277,8 @@ BASE = "environments:\n" + env("dev")
         ("environments: {}\n", "environments: at least one environment is required"),
         ("environments:\n", "environments: at least one environment is required"),
         ("registries: {}\n", "environments: field required"),
-        ("environments:\n" + env("dev") + "registry: r.example.com\n", "unknown key 'registry'"),
+        ("environments:\n" + env("dev") + "registry: r.example.com\n",
+         "unknown key 'registry'; did you mean 'registries'?"),
         ("- dev\n", "expected a mapping at the top, got a list"),
         ("", "the file is empty; it needs an 'environments' mapping"),
         ("environments:\n" + env("dev") + env("dev"),
@@ -281,7 +288,8 @@ BASE = "environments:\n" + env("dev")
 def test_bad_config_gives_one_line_naming_file_and_key(
     tmp_path: Path, text: str, message: str
 ) -> None:
-    """Every mistake is one line: the file, the key path and what is wrong; exit code 2."""
+    """Every mistake is one line: the file, the key path and what is wrong (an unknown key with the
+    nearest known one at that place, or the known ones); exit code 2."""
     path = write_config(tmp_path, text)
     with pytest.raises(ConfigError) as caught:
         load_config(path)

@@ -45,9 +45,10 @@ from promoter.cli.exit_codes import (
     exit_code_for,
     exit_code_of,
 )
+from promoter.config.locate import named_config
 from promoter.deadline import Deadline
 from promoter.errors import InputError, PromoterError
-from promoter.outcome import outcome_of, worst
+from promoter.outcome import Outcome, outcome_of, worst
 from promoter.reference import parse_reference
 from promoter.remote.copy import CopyOptions, CopyResult
 from promoter.remote.repository import resolve_digest
@@ -109,6 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Promote container images between registries, digest-exact.",
     )
     parser.add_argument("--version", action="version", version=f"promoter {__version__}")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        dest="global_config",
+        metavar="PATH",
+        help="promoter.yaml (or a folder holding one) for the command that follows",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
 
@@ -207,6 +215,15 @@ def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None) -> i
     except SystemExit as exc:  # argparse already printed usage and the error
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
     debug = bool(getattr(args, "debug", False))
+    if args.global_config is not None:
+        if not hasattr(args, "config"):
+            parser.print_usage(sys.stderr)
+            error(f"--config: '{args.command}' reads no promoter.yaml")
+            return EXIT_USAGE
+        if args.config is not None and args.config != args.global_config:
+            error("--config is given twice with different files; give it once")
+            return EXIT_USAGE
+        args.config = args.global_config
     scrub = SecretScrubber()
     configure_logging(debug, scrub)
     timeout = getattr(args, "timeout", DEFAULT_TIMEOUT)
@@ -220,6 +237,8 @@ def _run_command(
     args: argparse.Namespace, scrub: SecretScrubber, stdin: TextIO | None, *, debug: bool
 ) -> int:
     try:
+        if getattr(args, "config", None) is not None:
+            args.config = named_config(args.config)
         if args.command == "copy":
             return _copy(args, scrub)
         if args.command == "digest":
@@ -294,9 +313,24 @@ def _copy(args: argparse.Namespace, scrub: SecretScrubber) -> int:
         if as_json(args):
             print(json.dumps(copy_failure_json(copied_pair, message, exit_code_for(outcome))))
         error(message)
+    if len(pairs) > 1 and not as_json(args):
+        print(_batch_summary(outcomes))
     # A batch exits with its worst outcome: any real failure (1) outranks refusals (3).
     return exit_code_of(
         worst(outcome_of(o) if isinstance(o, PromoterError) else outcome_of(None) for o in outcomes)
+    )
+
+
+def _batch_summary(outcomes: Sequence[CopyResult | PromoterError]) -> str:
+    """The last line of ``copy --batch``: how many images were copied, present, refused, failed."""
+    results = [o for o in outcomes if isinstance(o, CopyResult)]
+    refused = sum(
+        1 for o in outcomes if isinstance(o, PromoterError) and outcome_of(o) is Outcome.REFUSED
+    )
+    copied = sum(1 for r in results if r.action != "present")
+    return (
+        f"{len(outcomes)} images: {copied} copied, {len(results) - copied} present, "
+        f"{refused} refused, {len(outcomes) - len(results) - refused} failed"
     )
 
 

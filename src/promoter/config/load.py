@@ -23,15 +23,17 @@ Example::
 
 from __future__ import annotations
 
+import difflib
 import heapq
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, get_args, get_origin
 from urllib.parse import urlsplit
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from promoter.config.locate import CONFIG_NAME, find_config, read_config_document
@@ -345,9 +347,14 @@ def _describe_error(error: ErrorDetails) -> str:
     value = error["input"]
     if kind == "extra_forbidden":
         parent = ".".join(location[:-1])
-        return (
+        message = (
             f"{parent}: unknown key {location[-1]!r}" if parent else f"unknown key {location[-1]!r}"
         )
+        known = _known_keys(location[:-1])
+        nearest = difflib.get_close_matches(location[-1], known, n=1, cutoff=0.6)
+        if nearest:
+            return f"{message}; did you mean {nearest[0]!r}?"
+        return f"{message} (known: {', '.join(known)})" if known else message
     if location and location[-1] == "[key]":
         return f"{'.'.join(location[:-1])}: keys must be strings, got {_describe(value)}"
     path = ".".join(location)  # pydantic reports keys by alias: as written in the file
@@ -363,6 +370,33 @@ def _describe_error(error: ErrorDetails) -> str:
     if expected is not None:
         return f"{path}: expected {expected}, got {_describe(value)}"
     return f"{path}: {error['msg'][:1].lower()}{error['msg'][1:]}"
+
+
+def _known_keys(location: Sequence[str]) -> list[str]:
+    """The keys promoter.yaml takes at ``location`` (a key path as pydantic reports it, by alias),
+    found by walking the schema's models; empty where the walk finds no model."""
+    model: type[BaseModel] = ConfigModel
+    parts = list(location)
+    while parts:
+        key = parts.pop(0)
+        fields = {(info.alias or name): info for name, info in model.model_fields.items()}
+        if key not in fields:
+            return []
+        annotation = fields[key].annotation
+        while True:  # unwrap Optional, dict values and list items down to a model
+            arguments = [a for a in get_args(annotation) if a is not type(None)]
+            origin = get_origin(annotation)
+            if origin in (dict, list) and parts:
+                parts.pop(0)  # the user's own key, or a list index
+                annotation = arguments[-1]
+            elif arguments and origin not in (dict, list):
+                annotation = arguments[0]
+            else:
+                break
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return [info.alias or name for name, info in model.model_fields.items()]
 
 
 def _describe(value: object) -> str:

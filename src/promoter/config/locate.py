@@ -38,6 +38,24 @@ def find_config(start: Path) -> Path:
     )
 
 
+def named_config(path: Path) -> Path:
+    """The promoter.yaml that ``--config PATH`` names: the file itself, or ``PATH/promoter.yaml``
+    when PATH is a folder (as ``kustomize build DIR`` and ``helm install ... DIR`` take folders).
+
+    Raises:
+        ConfigError: PATH is a folder without a promoter.yaml.
+    """
+    if not path.is_dir():
+        return path
+    candidate = path / CONFIG_NAME
+    if not candidate.is_file():
+        raise ConfigError(
+            f"--config {path}: a folder without {CONFIG_NAME}",
+            hint=f"name the file itself, or a folder that has a {CONFIG_NAME}",
+        )
+    return candidate
+
+
 def read_config_document(path: Path) -> Any:
     """promoter.yaml as YAML values, before validation: every reader of the file reads it this way.
 

@@ -143,10 +143,21 @@ def read_manifests(source: str) -> str:
     At most :data:`~promoter.config.input_files.MANIFESTS_CAP` is read.
 
     Raises:
-        ConfigError: the file cannot be read, is over the cap, or is not UTF-8 text.
+        ConfigError: the file cannot be read, is over the cap, is not UTF-8 text, or holds no
+            document at all (an empty pipe: the renderer before it failed, and a plan of nothing
+            would report success).
     """
     name = "manifests from standard input" if source == "-" else f"manifests from {source}"
-    return read_input_text(source, name=name, cap=MANIFESTS_CAP)
+    text = read_input_text(source, name=name, cap=MANIFESTS_CAP)
+    meaningful = (
+        line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")
+    )
+    if all(line.strip() in ("---", "...") for line in meaningful):
+        raise ConfigError(
+            f"{name}: no manifests at all; check the command that renders them "
+            "(e.g. helm template ... | promoter plan ENV --manifests -)"
+        )
+    return text
 
 
 def _build_command(overlay: Path) -> list[str]:
