@@ -23,7 +23,8 @@ from devtools import images
 from devtools.registry import RegistryProcess
 
 ROOT = Path(__file__).resolve().parent.parent
-WORK = ROOT / ".demo"
+#: Where the demo works and leaves its results (DEMO_DIR overrides it, for the test that runs it).
+WORK = Path(os.environ.get("DEMO_DIR") or ROOT / ".demo").resolve()
 PROMOTER = Path(sys.executable).parent / "promoter"
 
 
@@ -43,7 +44,7 @@ def run(*args: str, check: bool = True) -> int:
 
 
 def main() -> None:
-    """Run the demo end to end and clean up after itself."""
+    """Run the demo end to end; its work stays in .demo/ until the next run (or make clean)."""
     shutil.rmtree(WORK, ignore_errors=True)
     dev = RegistryProcess(WORK / "dev", name="dev")
     prod = RegistryProcess(WORK / "production", name="production")
@@ -98,8 +99,25 @@ def main() -> None:
         run("copy", f"{dev.host}/shop/checkout:1.4.3", f"{prod.host}/shop/checkout", "-o", "json")
 
         gitops_story(dev, prod, base)
-    shutil.rmtree(WORK, ignore_errors=True)
-    say("done: registries stopped, .demo/ removed")
+    say(
+        f"done: registries stopped; the work is left for inspection in {WORK}: gitops/ (the "
+        "GitOps repository with the promoted production overlay: git -C .demo/gitops diff), "
+        "dev/ and production/ (each registry's storage). The next 'make demo' or 'make clean' "
+        "removes it."
+    )
+
+
+def _commit_all(repo: Path, message: str) -> None:
+    """Make ``repo`` a Git repository with everything committed (a fixed demo identity)."""
+    identity = {
+        "GIT_AUTHOR_NAME": "promoter demo",
+        "GIT_AUTHOR_EMAIL": "demo@promoter.invalid",
+        "GIT_COMMITTER_NAME": "promoter demo",
+        "GIT_COMMITTER_EMAIL": "demo@promoter.invalid",
+    }
+    env = {**os.environ, **identity}
+    for command in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", message]):
+        subprocess.run(["git", "-C", str(repo), *command], check=True, env=env, timeout=60)
 
 
 def gitops_story(dev: RegistryProcess, prod: RegistryProcess, base: bytes) -> None:
@@ -109,8 +127,10 @@ def gitops_story(dev: RegistryProcess, prod: RegistryProcess, base: bytes) -> No
     config = repo / "promoter.yaml"
     text = config.read_text().replace("http://127.0.0.1:5101", dev.url)
     config.write_text(text.replace("http://127.0.0.1:5102", prod.url))
+    _commit_all(repo, "the GitOps repository as the demo starts")
     say(
-        f"examples/gitops copied to {repo.relative_to(ROOT)}; promoter.yaml points at the two registries"
+        f"examples/gitops copied to {repo} (a Git repository, so the promotion "
+        "is a diff to review); promoter.yaml points at the two registries"
     )
 
     for module, tags in {

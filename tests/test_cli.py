@@ -8,6 +8,7 @@ import io
 import json
 import os
 import pty
+import re
 import select
 import socket
 import subprocess
@@ -23,6 +24,7 @@ from tests.conftest import CliRun
 from tests.registry_checks import manifest_digest, push
 
 from promoter.cli.main import main
+from promoter.cli.progress import binary_rate
 
 PROMOTER = Path(sys.executable).parent / "promoter"
 
@@ -169,6 +171,12 @@ def test_login_checks_and_stores_credentials(
     out, err = capsys.readouterr()
     assert password not in out + err
     assert host in json.loads(config.read_text())["auths"]
+    # -o json: one document on stdout naming what was stored where, never the password
+    again = ["login", host, "-u", "tester", "--password-stdin", "-o", "json"]
+    assert main(again, stdin=io.StringIO(password + "\n")) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out) == {"registry": host, "username": "tester", "storedIn": str(config)}
+    assert password not in out + err
     digest = push(
         source_registry, repo, images.oci_image([images.layer(10, "login")], seed="login")
     )
@@ -321,6 +329,15 @@ def test_progress_is_shown_on_a_terminal(
     text = screen.decode(errors="replace")
     assert "total" in text
     assert "MiB" in text
+    # one unit family: sizes and speeds both in powers of 1024, never kB/s beside MiB
+    assert not re.search(r"\d\s?[kMG]B/s", text)
+
+
+def test_transfer_rates_use_the_units_of_sizes() -> None:
+    """Speeds are KiB/s and MiB/s like the sizes beside them."""
+    assert binary_rate(None) == "?"
+    assert binary_rate(512) == "512 B/s"
+    assert binary_rate(3 * 1024 * 1024) == "3.0 MiB/s"
 
 
 def test_batch_refuses_two_writes_to_one_destination(

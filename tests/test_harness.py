@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -356,3 +357,29 @@ def test_proxy_injects_503_once_then_forwards(
         down = pool.request("GET", proxy.url + "/v2/")
         assert down.status == 502
         assert not proxy.errors
+
+
+def test_the_demo_runs_end_to_end_and_leaves_its_work_for_inspection(tmp_path: Path) -> None:
+    """make demo's script exits 0, leaves the GitOps repository with the promotion as a Git diff,
+    and says where."""
+    work = tmp_path / "demo"
+    run = subprocess.run(
+        [sys.executable, "-m", "devtools.demo"],
+        cwd=Path(__file__).resolve().parent.parent,
+        env={**os.environ, "DEMO_DIR": str(work)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert f"left for inspection in {work}" in run.stdout
+    diff = subprocess.run(
+        ["git", "-C", str(work / "gitops"), "diff"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    assert "+    newTag: 2.4.0" in diff
+    assert (work / "production").is_dir()

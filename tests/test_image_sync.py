@@ -319,3 +319,7 @@ def test_bare_word_hosts_are_refused_and_empty_lists_are_no_work(
     empty = cli("sync", "--from-registry", "127.0.0.1:1", "--images-file", str(listed))
     assert empty.code == 0
     assert "nothing to promote" in empty.err
+    as_json = cli(
+        "sync", "--from-registry", "127.0.0.1:1", "--images-file", str(listed), "-o", "json"
+    )
+    assert as_json.json() == {"environment": "from 127.0.0.1:1", "images": []}

@@ -115,6 +115,14 @@ class StatusJson(TypedDict):
     modules: list[StatusModuleJson]
 
 
+class LoginJson(TypedDict):
+    """``login -o json``: what was stored where (never the password)."""
+
+    registry: str
+    username: str
+    storedIn: str  #: the docker config file, or the credential helper's program name
+
+
 class PolicyChangeJson(TypedDict):
     """One repository of ``ecr grant-pull -o json`` / ``--dry-run``."""
 
@@ -259,6 +267,11 @@ def status_json(matrix: StatusMatrix) -> StatusJson:
             for module in matrix.modules
         ],
     }
+
+
+def login_json(registry: str, username: str, stored_in: object) -> LoginJson:
+    """The ``login -o json`` document."""
+    return {"registry": registry, "username": username, "storedIn": str(stored_in)}
 
 
 def policy_change_json(change: PolicyChange) -> PolicyChangeJson:

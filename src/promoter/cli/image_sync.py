@@ -10,11 +10,12 @@ only sends HEAD requests, and it loads no YAML or pydantic unless a promoter.yam
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from promoter.app.runtime import SecretScrubber, registry_settings_of
 from promoter.app.sync import lookup_deadline, plan_references
-from promoter.cli.common import build_runtime, warn
+from promoter.cli.common import as_json, build_runtime, warn
 from promoter.cli.exit_codes import EXIT_OK
 from promoter.cli.plan_output import sync_and_print
 from promoter.config.lists import read_list_file
@@ -41,6 +42,8 @@ def run_image_sync(args: argparse.Namespace, scrub: SecretScrubber) -> int:
     if not texts:
         # An overlay that runs no image of its registry yet: the hook must not fail every sync.
         warn("nothing to promote: the images files list no image")
+        if as_json(args):  # the documented shape, empty, so a reader never parses nothing
+            print(json.dumps({"environment": f"from {source_registry}", "images": []}))
         return EXIT_OK
     for text in texts:
         try:

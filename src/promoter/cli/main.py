@@ -20,7 +20,7 @@ from typing import TextIO
 from promoter.app.access import login, login_host
 from promoter.app.batch import Pair, copy_images, pair, read_pairs
 from promoter.app.runtime import Runtime, SecretScrubber, registry_settings_of
-from promoter.app.wire import copy_failure_json, copy_result_json
+from promoter.app.wire import copy_failure_json, copy_result_json, login_json
 from promoter.cli import argocd, ecr_commands, gitops
 from promoter.cli.common import (
     add_jobs_option,
@@ -382,5 +382,8 @@ def _login(args: argparse.Namespace, scrub: SecretScrubber, stdin: TextIO) -> in
     where = login(
         settings, registry, args.username, password, scrubber=scrub, deadline=args.deadline
     )
-    print(f"Login succeeded: credentials for {registry} stored in {where}", file=sys.stderr)
+    if as_json(args):
+        print(json.dumps(login_json(registry, args.username, where)))
+    else:
+        print(f"Login succeeded: credentials for {registry} stored in {where}", file=sys.stderr)
     return EXIT_OK

@@ -14,13 +14,32 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TaskID,
     TextColumn,
-    TransferSpeedColumn,
 )
+from rich.text import Text
 
+from promoter.cli.common import human_size
 from promoter.oci.digest import Digest
 from promoter.remote.copy import BlobAction, CopyProgress
+
+
+def binary_rate(bytes_per_second: float | None) -> str:
+    """A transfer rate in the units every other size promoter prints uses (KiB, MiB: powers of
+    1024), where rich's own speed column says kB/s and MB/s beside its MiB totals."""
+    if bytes_per_second is None:
+        return "?"
+    return f"{human_size(int(bytes_per_second))}/s"
+
+
+class BinarySpeedColumn(ProgressColumn):
+    """The transfer speed, in :func:`binary_rate` units."""
+
+    def render(self, task: Task) -> Text:
+        """The task's current speed."""
+        return Text(binary_rate(task.finished_speed or task.speed), style="progress.data.speed")
 
 
 class TerminalProgress(CopyProgress):
@@ -31,7 +50,7 @@ class TerminalProgress(CopyProgress):
             TextColumn("{task.description}"),
             BarColumn(),
             DownloadColumn(binary_units=True),
-            TransferSpeedColumn(),
+            BinarySpeedColumn(),
             console=Console(stderr=True),
             transient=True,
         )
