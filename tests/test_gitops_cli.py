@@ -219,6 +219,8 @@ def test_promote_a_patched_module_appends_an_images_entry_and_pins_digests(
 
 def test_promote_all_and_bad_module_names(gitops: GitOpsRepo, cli: Callable[..., CliRun]) -> None:
     """--all promotes every module of the source; an unknown module is exit 2 naming the known ones."""
+    for module, tag in (("cart", "2.4.0"), ("checkout", "1.8.0"), ("catalog", "3.1.0")):
+        gitops.seed(gitops.dev, module, tag)
     unknown = cli("promote", "shop/nope", "--to", "production")
     assert unknown.code == 2
     assert gitops.repo("cart") in unknown.err
@@ -332,6 +334,7 @@ def test_promote_refuses_an_edit_that_would_not_change_what_runs(
         f"  - name: catalog\n    newName: {PROD}/{gitops.repo('catalog')}\n    newTag: 3.0.2\n"
     )
     path.write_text(text)
+    gitops.seed(gitops.dev, "catalog", "3.1.0")
     result = cli("promote", gitops.repo("catalog"), "--to", "production")
     assert result.code == 2
     assert "would not change what it runs" in result.err
