@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from tests.conftest import DEV, PROD, CliRun, GitOpsRepo
 from tests.registry_checks import manifest_digest
+from tests.test_gitops_cli import _use_hook_component
 
 
 def _add_ml_chart(gitops: GitOpsRepo, *, to_production: bool = True) -> None:
@@ -317,3 +318,19 @@ def test_no_verify_still_asks_for_the_digest_of_a_pin(
     assert result.code == 1, result.err
     assert "a pin needs the digest" in result.err
     assert "--no-verify" not in result.err
+
+
+def test_a_hook_list_that_cannot_be_rewritten_puts_the_kustomization_back(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """Nothing is half-written: when the hook component's promoter-images.txt cannot be rewritten
+    (not UTF-8), the kustomization edit already written is put back, exit 2."""
+    hook_list = _use_hook_component(gitops, "# images the hook copies\n")
+    hook_list.write_bytes(b"# images \xff\n")
+    gitops.seed(gitops.dev, "cart", "2.4.0")
+    path = gitops.kustomization("production")
+    before = path.read_text()
+    result = cli("promote", gitops.repo("cart"), "--to", "production")
+    assert result.code == 2, result.err
+    assert "promoter-images.txt" in result.err
+    assert path.read_text() == before
