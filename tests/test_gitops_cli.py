@@ -320,6 +320,8 @@ def test_promote_a_patched_module_appends_an_images_entry_and_pins_digests(
 
 def test_promote_all_and_bad_module_names(gitops: GitOpsRepo, cli: Callable[..., CliRun]) -> None:
     """--all promotes every module of the source; an unknown module is exit 2 naming the known ones."""
+    for module, tag in (("cart", "2.4.0"), ("checkout", "1.8.0"), ("catalog", "3.1.0")):
+        gitops.seed(gitops.dev, module, tag)
     unknown = cli("promote", "shop/nope", "--to", "production")
     assert unknown.code == 2
     assert gitops.repo("cart") in unknown.err
@@ -433,6 +435,7 @@ def test_promote_refuses_an_edit_that_would_not_change_what_runs(
         f"  - name: catalog\n    newName: {PROD}/{gitops.repo('catalog')}\n    newTag: 3.0.2\n"
     )
     path.write_text(text)
+    gitops.seed(gitops.dev, "catalog", "3.1.0")
     result = cli("promote", gitops.repo("catalog"), "--to", "production")
     assert result.code == 2
     assert "would not change what it runs" in result.err
@@ -560,7 +563,10 @@ def test_an_environment_whose_registry_its_overlay_never_uses_is_an_error(
     config.write_text(text.replace(f"registry: {PROD}", f"registry: {wrong}"))
     result = cli(*command)
     assert result.code == 2, result.err
-    assert result.err.count("\n") == 1
+    errors = [ln for ln in result.err.splitlines() if ln.startswith("promoter: error:")]
+    assert len(errors) == 1, result.err
+    # the registries: entry of the right host now matches no environment: said too, as a warning
+    assert f"registries.{PROD} matches no environment's registry" in result.err
     assert f"environment production: its overlay deploys no image of its registry {wrong}" in (
         result.err
     )

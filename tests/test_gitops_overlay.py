@@ -15,7 +15,11 @@ from promoter.gitops.discover import discover_images, parse_manifests
 from promoter.gitops.overlay import (
     KUSTOMIZATION_NAMES,
     ImageEdit,
+    ImageEntry,
+    image_entries,
+    kept_comments,
     kustomization_path,
+    patched_images,
     set_image,
     unified_diff,
     write_edit,
@@ -435,3 +439,92 @@ def test_tag_and_digest_together_keep_both(tmp_path: Path) -> None:
     ]
     assert entries
     assert all(e["newTag"] == "9.9" and e["digest"] == DIGEST_A for e in entries)
+
+
+@pytest.mark.parametrize(
+    ("text", "after"),
+    [
+        ("images:\n  - name: web\n    newTag: v1\n",
+         f"images:\n  - name: web\n    newTag: v1\n  - name: ml\n    newName: {PROD}/shop/ml\n    newTag: v2\n"),
+        ("images: [{name: web, newTag: v1}]\n",
+         f"images: [{{name: web, newTag: v1}}, {{name: ml, newName: {PROD}/shop/ml, newTag: v2}}]\n"),
+        ("images:\nresources:\n- base\n",
+         f"images:\n- name: ml\n  newName: {PROD}/shop/ml\n  newTag: v2\nresources:\n- base\n"),
+        ("resources:\n  - base\n",
+         f"resources:\n  - base\nimages:\n  - name: ml\n    newName: {PROD}/shop/ml\n    newTag: v2\n"),
+    ],
+    ids=["block", "flow", "empty-key", "no-key"],
+)  # fmt: skip
+def test_an_appended_entry_can_rename_the_image(tmp_path: Path, text: str, after: str) -> None:
+    """With new_name, the appended entry keeps the resources' name and renames it into the
+    registry (what promote writes for a module new to the target), in every shape of images:."""
+    edit = set_image(
+        overlay_with(tmp_path, text),
+        match_repository="shop/ml",
+        name="ml",
+        new_name=f"{PROD}/shop/ml",
+        new_tag="v2",
+    )
+    assert edit.after == after
+
+
+def test_image_entries_are_read_as_written(tmp_path: Path) -> None:
+    """The entries matching a repository come back with their keys as written; absent ones None."""
+    overlay = overlay_with(tmp_path, ODD)
+    assert image_entries(overlay, "shop/api") == (
+        ImageEntry(name="shop/api", new_name=f"{PROD}/shop/api", new_tag="1.4.0", digest=None),
+    )
+    assert image_entries(overlay, "shop/worker") == (
+        ImageEntry(
+            name="shop/worker", new_name=f"{PROD}/shop/worker", new_tag=None, digest=DIGEST_A
+        ),
+    )
+    assert image_entries(overlay, "shop/none") == ()
+
+
+@pytest.mark.parametrize(
+    ("line", "flagged"),
+    [
+        ('    newTag: "1.4.0"   # keep quoted', True),
+        ("    newTag: 1.4.0", False),
+        ("  - {name: shop/web, newName: 'a #b', newTag: '2.0'}", False),
+        ("  - {name: shop/web, newTag: '2.0'} # web", True),
+        ('    newTag: "a # b"', False),
+    ],
+    ids=["comment", "none", "hash-in-single-quotes", "flow-comment", "hash-in-double-quotes"],
+)
+def test_kept_comments_are_those_beside_changed_values(
+    tmp_path: Path, line: str, flagged: bool
+) -> None:
+    """A changed line that keeps a trailing comment is named with its number; a '#' inside
+    quotes is no comment."""
+    before = f"images:\n  - name: x\n{line.replace('2.0', '1.0').replace('1.4.0', '1.3.0')}\n"
+    after = f"images:\n  - name: x\n{line}\n"
+    edit = ImageEdit(before=before, after=after, path=tmp_path / "k.yaml", changed=True)
+    assert [(m.line, m.text) for m in kept_comments(edit)] == (
+        [(3, line.strip())] if flagged else []
+    )
+
+
+def test_patched_images_are_found_in_patch_files_and_inline_patches(tmp_path: Path) -> None:
+    """Every patch kind is searched: patches (path and inline), patchesStrategicMerge (path and
+    inline) and patchesJson6902; only the image named, with a tag or digest, is found."""
+    image = f"{PROD}/shop/api"
+    overlay = overlay_with(
+        tmp_path,
+        "patches:\n  - path: a.yaml\n  - patch: |-\n      - op: replace\n"
+        f"        value: {image}:1.0\n"
+        "patchesStrategicMerge:\n  - b.yaml\n  - |-\n    kind: Deployment\n"
+        f"    image: {image}@{DIGEST_A}\n"
+        "patchesJson6902:\n  - path: c.yaml\n",
+    )
+    (overlay / "a.yaml").write_text(f"image: {image}:0.9  # old\nimage: {image}-x:1\n")
+    (overlay / "b.yaml").write_text(f"- image: other/{image}:2\n")
+    (overlay / "c.yaml").write_text(f'[{{"value": "{image}:0.8"}}]\n')
+    found = {(m.path.name, m.line, m.text) for m in patched_images(overlay, image)}
+    assert found == {
+        ("kustomization.yaml", 5, f"{image}:1.0"),
+        ("kustomization.yaml", 10, f"{image}@{DIGEST_A}"),
+        ("a.yaml", 1, f"{image}:0.9"),
+        ("c.yaml", 1, f"{image}:0.8"),
+    }

@@ -131,11 +131,17 @@ def promote(
     config: ConfigLike | None = None,
     every_module: bool = False,
     pin_digest: bool = False,
+    verify: bool = True,
     timeout: float | None = None,
     **options: Unpack[SessionOptions],
 ) -> Promotion:
     """Edit ``to``'s overlay to run what its source runs (see :meth:`Session.promote`)."""
     with Session(config, **options) as session:
         return session.promote(
-            modules, to=to, every_module=every_module, pin_digest=pin_digest, timeout=timeout
+            modules,
+            to=to,
+            every_module=every_module,
+            pin_digest=pin_digest,
+            verify=verify,
+            timeout=timeout,
         )

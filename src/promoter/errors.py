@@ -83,6 +83,8 @@ class Remedy(StrEnum):
     LOG_IN = "log-in"  #: storing credentials for the registry (``promoter login``, docker login)
     NAME_CONFIG = "name-config"  #: naming a promoter.yaml explicitly (CLI ``--config``)
     NAME_REGISTRY = "name-registry"  #: naming the registry to act on (CLI ``--registry``)
+    #: writing a version without asking its registry first (CLI ``--no-verify``, API ``verify=False``)
+    SKIP_VERIFY = "skip-verify"
 
 
 class PromoterError(Exception):

@@ -4,27 +4,87 @@ The edit goes into the target's ``kustomization.yaml`` ``images:`` entry for eac
 else; then the edited overlay is rendered and every module must now run what was promoted, or the file is
 put back and the reason given (a patch sets the image, the module is not deployed there). The Kustomize
 component's image list, when the overlay has one, is rewritten to match. Nothing is committed.
+
+What a user means by "promote X":
+
+- the version is one the source registry holds (asked before anything is written, unless ``verify``
+  is off), so a promotion never names an image that a sync could not copy;
+- a module new to the target gets an entry named as the source's (``name: ml``), renamed into the
+  target's registry, so that Kustomize applies it;
+- a target that pins the module by digest stays pinned, at the new version's digest;
+- with every module, one the source runs in two versions is left for a human and reported, and the
+  others are promoted;
+- what the reviewer should look at is said: an old image left in a patch (now overridden), a comment
+  beside a value that changed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from promoter.app.environment import environment_images, module_versions, modules
+from promoter.app.plan import EnvironmentPlan, environment_policy, look_up
 from promoter.app.runtime import Runtime
 from promoter.config.values import Environment, PromoterConfig
 from promoter.deadline import Deadline
-from promoter.errors import InputError
+from promoter.errors import InputError, InvalidReferenceError, PromoterError, Remedy
 from promoter.gitops.hookfile import hook_images_path, rewritten
+from promoter.oci.digest import Digest
 from promoter.outcome import Outcome
-from promoter.planning.plan import own_images
-from promoter.reference import Reference
+from promoter.planning.plan import iter_wanted, own_images
+from promoter.reference import Reference, parse_reference
 from promoter.remote.repository import lookup_digest
 
 if TYPE_CHECKING:
     from promoter.gitops.overlay import ImageEdit
+
+
+@dataclass(frozen=True, slots=True)
+class ModuleChange:
+    """What a promotion did for one module.
+
+    Attributes:
+        module: the repository path.
+        source: what the source environment runs, the version promoted.
+        digest: what the source registry resolved ``source`` to; None when it was not asked
+            (``verify`` off, and no digest to pin).
+        before: what the target ran before, or None when it did not run the module from its
+            registry.
+        after: what the target runs now: its registry, the promoted tag, and the digest when
+            the target pins the module.
+        changed: whether the kustomization changed for this module (False: it already ran it).
+    """
+
+    module: str
+    source: Reference
+    digest: Digest | None
+    before: Reference | None
+    after: Reference
+    changed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RefusedModule:
+    """A module left alone by a promotion of every module: the source runs it in several versions.
+
+    Attributes:
+        module: the repository path.
+        versions: every version the source runs, in first-use order.
+    """
+
+    module: str
+    versions: tuple[Reference, ...]
+
+    def message(self, source: str, target: str) -> str:
+        """One line for the user, naming every version."""
+        versions = ", ".join(_version(r) for r in self.versions)
+        return (
+            f"{self.module} not promoted: {source} runs more than one version of it ({versions}); "
+            f"promote it by editing {target}'s overlay by hand"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,10 +94,21 @@ class Promotion:
     Attributes:
         target: the environment promoted to.
         modules: the modules promoted (repository paths).
-        edits: the files written, the kustomization first, then the hook's image list (each with its
-            text before and after); an edit with ``changed`` false wrote nothing.
+        edits: the files considered, the kustomization first (also when it already ran every
+            version: ``changed`` false), then the hook's image list when it was rewritten (each
+            with its text before and after); an edit with ``changed`` false wrote nothing.
         diff: the unified diff of every edit, paths relative to promoter.yaml's folder.
         notes: what was skipped or already in place, one line each, for the user.
+        source: the environment promoted from.
+        changes: one per module promoted, in ``modules``' order.
+        refused: the modules left alone (every module was asked for, and the source runs these in
+            more than one version).
+        warnings: what the reviewer should look at, one line each: an old image left in a patch,
+            a comment kept beside a changed value, versions not checked in the source registry.
+        images: every image the target's overlay renders after the promotion (what a sync of
+            the promoted modules plans from, without building the overlay again).
+        root: promoter.yaml's folder: the diff, the JSON form and the warnings name files
+            relative to it.
     """
 
     target: str
@@ -45,16 +116,42 @@ class Promotion:
     edits: tuple[ImageEdit, ...] = ()
     diff: str = ""
     notes: tuple[str, ...] = ()
+    source: str = ""
+    changes: tuple[ModuleChange, ...] = ()
+    refused: tuple[RefusedModule, ...] = ()
+    warnings: tuple[str, ...] = ()
+    images: tuple[str, ...] = ()
+    root: Path | None = None
 
     @property
     def outcome(self) -> Outcome:
-        """Always done: a promotion that cannot be made raises instead."""
-        return Outcome.DONE
+        """Refused when a module was left alone (``refused``), else done: a promotion that cannot
+        be made raises instead."""
+        return Outcome.REFUSED if self.refused else Outcome.DONE
 
     @property
     def changed(self) -> bool:
         """Whether any file was written."""
         return any(edit.changed for edit in self.edits)
+
+    def file_name(self, path: Path) -> str:
+        """A file as the diff labels it: relative to :attr:`root` when inside it, as ``git diff``
+        would print it."""
+        return _shown(path, self.root)
+
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    """One module's planned promotion: what to write and what the target must render then."""
+
+    module: str
+    running: Reference  #: what the source runs
+    found: Digest | None  #: what the source registry resolved it to, if asked
+    after: Reference  #: what the target must render
+    name: str  #: the ``name`` of an appended entry
+    new_name: str | None  #: its ``newName``, when the resources write another name
+    new_tag: str | None  #: the ``newTag`` to write (Kustomize's ``tag@digest`` form included)
+    digest: str | None  #: the ``digest`` to write
 
 
 def promote(
@@ -65,22 +162,33 @@ def promote(
     *,
     every_module: bool = False,
     pin_digest: bool = False,
+    verify: bool = True,
     deadline: Deadline | None = None,
 ) -> Promotion:
     """Promote ``chosen`` modules (or every module the target deploys) into ``target_name``'s overlay.
 
     Args:
-        runtime: reaches the source registry (for ``pin_digest``).
+        runtime: reaches the source registry.
         config: promoter.yaml.
         target_name: the environment to promote to; it must promote from another one.
         chosen: repository paths of the modules.
-        every_module: promote every module of the source that the target deploys.
-        pin_digest: write the digest beside the tag (the source registry is asked for it).
+        every_module: promote every module of the source that the target deploys; one the source
+            runs in more than one version is left alone and listed in ``refused``.
+        pin_digest: write the digest beside the tag (the source registry is asked for it). A
+            module the target already pins by digest stays pinned without it.
+        verify: ask the source registry whether it holds each version before writing anything;
+            off, the versions are written unchecked (a warning names them), except those whose
+            digest is needed for a pin.
         deadline: bounds the registry lookups.
 
     Raises:
-        InputError: no source environment, unknown or ambiguous modules, an edit that would not change
-            what the target runs (the file is restored), a version the source registry lacks.
+        InputError: no source environment, unknown modules, named modules the source runs in more
+            than one version, an edit that would not change what the target runs (the file is
+            restored).
+        PromoterError: a version the source registry lacks (nothing is written; its remedy is
+            :attr:`Remedy.SKIP_VERIFY` when skipping the check would write it anyway).
+        RegistryError, RegistryUnreachableError, DeadlineExceededError: the source registry
+            could not be asked.
         ConfigError: an overlay cannot be read, rendered or written.
     """
     target = config.environment(target_name)
@@ -93,71 +201,245 @@ def promote(
     if every_module == bool(chosen):
         raise InputError("name the modules to promote, or ask for every module (not both)")
     available = module_versions(source, environment_images(source))
-    current = modules(target, environment_images(target))
+    target_images = tuple(environment_images(target))
+    current = modules(target, target_images)
     notes: list[str] = []
-    wanted_modules = _choose(
+    wanted, names, refused = _choose(
         source,
         target,
         available=available,
+        target_images=target_images,
         current=current,
         chosen=chosen,
         every_module=every_module,
         notes=notes,
     )
     # ruamel.yaml loads only here: plan and sync, which run on every sync, do not edit files.
-    from promoter.gitops.overlay import set_image, unified_diff  # noqa: PLC0415
+    from promoter.gitops.overlay import kept_comments, set_image, unified_diff  # noqa: PLC0415
 
-    wanted: dict[str, tuple[str | None, str | None]] = {}
-    edit: ImageEdit | None = None
-    for module in wanted_modules:
-        running = available[module][0]
-        new_tag = running.tag
-        digest = str(running.digest) if running.digest is not None else None
-        if pin_digest:
-            found = lookup_digest(runtime.transport, running, deadline=deadline)
-            if found is None:
-                raise InputError(f"{running} is not in {source.name}'s registry: nothing to pin")
-            # The tag stays beside the digest: the copy keeps it, so the destination registry
-            # never holds an untagged image that a lifecycle policy would expire.
-            digest = str(found)
-        wanted[module] = (new_tag, digest)
-        name = current[module].name if module in current else f"{target.registry}/{module}"
-        updated = set_image(
-            target.overlay,
-            match_repository=module,
-            name=name,
-            new_tag=new_tag,
-            digest=digest,
-            previous=edit,
+    pinned = {m for m in wanted if pin_digest or (m in current and current[m].digest is not None)}
+    # A module the target runs at that version already gets nothing written: it is not asked
+    # about, so re-running a promotion stays safe after the source registry dropped the tag.
+    in_place = {
+        m
+        for m in wanted
+        if m not in pinned
+        and m in current
+        and (current[m].tag, current[m].digest) == (available[m][0].tag, available[m][0].digest)
+    }
+    asked = [m for m in wanted if m in pinned or (verify and m not in in_place)]
+    found = _look_up_versions(
+        runtime,
+        source,
+        {m: available[m][0] for m in asked},
+        skippable={m for m in asked if verify and m not in pinned},
+        deadline=deadline,
+    )
+    steps = [
+        _step(
+            target,
+            module,
+            available[module][0],
+            found=found.get(module),
+            pinned=module in pinned,
+            name=(current[module].name, None) if module in current else names[module],
         )
-        if updated.after == (edit.after if edit is not None else updated.before):
-            notes.append(f"{target.name} already runs {module} {digest or new_tag}")
-        edit = updated
-    edits = _write(target, wanted, edit) if edit is not None else []
+        for module in wanted
+    ]
     # Paths relative to promoter.yaml's folder, however the configuration was named (--config x).
     folder = config.path.parent.absolute()
+    warnings = [
+        f"not checked in {source.name}'s registry: {available[m][0]} (verification skipped)"
+        for m in wanted
+        if m not in asked and m not in in_place
+    ]
+    warnings += _stale_in_patches(target, steps, folder)
+
+    edit: ImageEdit | None = None
+    changes: list[ModuleChange] = []
+    for step in steps:
+        updated = set_image(
+            target.overlay,
+            match_repository=step.module,
+            name=step.name,
+            new_name=step.new_name,
+            new_tag=step.new_tag,
+            digest=step.digest,
+            previous=edit,
+        )
+        changed = updated.after != (edit.after if edit is not None else updated.before)
+        if not changed:
+            notes.append(f"{target.name} already runs {step.module} {_version(step.after)}")
+        changes.append(
+            ModuleChange(
+                step.module, step.running, step.found, current.get(step.module), step.after, changed
+            )
+        )
+        edit = updated
+    edits: list[ImageEdit] = []
+    rendered: tuple[str, ...] = target_images
+    if edit is not None:
+        edits, rendered = _write(target, steps, edit, target_images)
+        warnings += [
+            f"{_shown(kept.path, folder)}:{kept.line}: {kept.text}: the comment was written "
+            "beside the old value; check that it still holds"
+            for kept in kept_comments(edit)
+        ]
     diff = "".join(unified_diff(e, relative_to=folder) for e in edits)
-    return Promotion(target.name, tuple(wanted_modules), tuple(edits), diff, tuple(notes))
+    return Promotion(
+        target.name,
+        tuple(wanted),
+        tuple(edits),
+        diff,
+        tuple(notes),
+        source=source.name,
+        changes=tuple(changes),
+        refused=refused,
+        warnings=tuple(warnings),
+        images=rendered,
+        root=folder,
+    )
+
+
+def _step(
+    target: Environment,
+    module: str,
+    running: Reference,
+    *,
+    found: Digest | None,
+    pinned: bool,
+    name: tuple[str, str | None],
+) -> _Step:
+    """What to write for one module: the source's tag, and the digest when the module is pinned
+    (``found``) or the source runs it by digest; a pin written as Kustomize's ``newTag:
+    tag@digest`` keeps that form. ``name`` is the ``name`` and ``newName`` of an entry to append.
+
+    Raises:
+        ConfigError: the target's kustomization cannot be read.
+    """
+    from promoter.gitops.overlay import image_entries  # noqa: PLC0415 - see promote
+
+    digest = found if pinned else running.digest
+    at_form = (
+        pinned
+        and running.tag is not None
+        and digest is not None
+        and any(
+            entry.new_tag is not None and "@" in entry.new_tag
+            for entry in image_entries(target.overlay, module)
+        )
+    )
+    versioned = (f":{running.tag}" if running.tag else "") + (f"@{digest}" if digest else "")
+    return _Step(
+        module=module,
+        running=running,
+        found=found,
+        after=parse_reference(f"{target.registry}/{module}{versioned}", default_tag=None),
+        name=name[0],
+        new_name=name[1],
+        new_tag=f"{running.tag}@{digest}" if at_form else running.tag,
+        digest=str(digest) if digest is not None and not at_form else None,
+    )
+
+
+def promotion_plan(
+    runtime: Runtime,
+    config: PromoterConfig,
+    promotion: Promotion,
+    *,
+    deadline: Deadline | None = None,
+) -> EnvironmentPlan:
+    """The plan of a sync of just the promoted modules, made from the images the promotion
+    rendered (``promotion.images``): the edited overlay is not built a second time.
+
+    A ``diverged`` image is refused here whatever the environment's setting: the user just asked
+    for the source's content under that tag, and the destination holds other content under it,
+    so a sync that kept it would report done while running something else than what was promoted.
+
+    Raises:
+        ConfigError: the target is no longer an environment of ``config``.
+        InvalidReferenceError: an image of the promotion does not parse.
+    """
+    target = config.environment(promotion.target)
+    source = config.source_of(target.name)
+    promoted = set(promotion.modules)
+    wanted = (
+        w
+        for w in iter_wanted(promotion.images, target.registry, source.registry if source else None)
+        if w.destination is not None and w.destination.repository in promoted
+    )
+    policy = environment_policy(target, fail_diverged=True)
+    return EnvironmentPlan(
+        target.name,
+        look_up(runtime, wanted, deadline=deadline, policy=policy),
+        source=source.name if source else None,
+    )
+
+
+def _look_up_versions(
+    runtime: Runtime,
+    source: Environment,
+    versions: dict[str, Reference],
+    *,
+    skippable: set[str],
+    deadline: Deadline | None,
+) -> dict[str, Digest]:
+    """What the source registry holds for each version, by module; all are asked before anything
+    is written. ``skippable`` are the modules asked only to verify (not for a digest to pin).
+
+    Raises:
+        PromoterError: the registry lacks some of them, every one named; its remedy is
+            :attr:`Remedy.SKIP_VERIFY` when each of them was asked only to verify.
+        RegistryError, RegistryUnreachableError, DeadlineExceededError: it could not be asked.
+    """
+    found: dict[str, Digest] = {}
+    missing: list[str] = []
+    for module, running in versions.items():
+        digest = lookup_digest(runtime.transport, running, deadline=deadline)
+        if digest is None:
+            missing.append(module)
+        else:
+            found[module] = digest
+    if missing:
+        them = "it" if len(missing) == 1 else "them"
+        skip = all(m in skippable for m in missing)
+        pins = "" if skip else " (a pin needs the digest)"
+        raise PromoterError(
+            f"{source.name}'s registry has no {', '.join(str(versions[m]) for m in missing)}"
+            f"{pins}: nothing was promoted",
+            hint=f"push {them} to {source.name}'s registry first"
+            + (f", or skip this check to write {them} anyway" if skip else ""),
+            remedy=Remedy.SKIP_VERIFY if skip else None,
+        )
+    return found
 
 
 def _write(
-    target: Environment, wanted: dict[str, tuple[str | None, str | None]], edit: ImageEdit
-) -> list[ImageEdit]:
+    target: Environment, steps: Sequence[_Step], edit: ImageEdit, target_images: tuple[str, ...]
+) -> tuple[list[ImageEdit], tuple[str, ...]]:
     """Write the kustomization edit (one write for all modules: the file is never left
-    half-promoted), check what the overlay renders now, and rewrite the hook's image list."""
+    half-promoted), check what the overlay renders now, and rewrite the hook's image list; the
+    edits and the images the target renders now. A failure puts the kustomization back."""
     from promoter.gitops.overlay import write_edit  # noqa: PLC0415 - see promote
 
-    edits: list[ImageEdit] = []
-    rendered: list[str] | None = None  # the target after the edit, rendered once for both uses
+    rendered = target_images
     if edit.changed:
         write_edit(edit)
-        rendered = list(environment_images(target))
-        _check_promotion(target, wanted, edit, rendered)
-        edits.append(edit)
-    listed = _rewrite_hook_file(target, edit, rendered)
+        try:
+            rendered = tuple(environment_images(target))
+            _check_promotion(target, steps, edit, rendered)
+        except BaseException:
+            write_edit(replace(edit, before=edit.after, after=edit.before))
+            raise
+    edits = [edit]
+    try:
+        listed = _rewrite_hook_file(target, edit, rendered)
+    except BaseException:
+        write_edit(replace(edit, before=edit.after, after=edit.before))
+        raise
     if listed is not None and listed.changed:
         edits.append(listed)
-    return edits
+    return edits, rendered
 
 
 def _choose(
@@ -165,15 +447,19 @@ def _choose(
     target: Environment,
     *,
     available: dict[str, list[Reference]],
+    target_images: Sequence[str],
     current: dict[str, Reference],
     chosen: Sequence[str],
     every_module: bool,
     notes: list[str],
-) -> list[str]:
-    """The modules to promote; what is skipped goes into ``notes``.
+) -> tuple[list[str], dict[str, tuple[str, str | None]], tuple[RefusedModule, ...]]:
+    """The modules to promote, the ``name`` and ``newName`` of a new entry for each that the
+    target does not run from its registry yet, and the modules refused; what is skipped goes
+    into ``notes``.
 
     Raises:
-        InputError: a module the source does not run, or runs in more than one version.
+        InputError: a module the source does not run, or a named module it runs in more than one
+            version.
     """
     wanted = sorted(available) if every_module else list(dict.fromkeys(chosen))
     unknown = [m for m in wanted if m not in available]
@@ -182,13 +468,17 @@ def _choose(
             f"{', '.join(unknown)}: not a module of {source.name} "
             f"(known: {', '.join(sorted(available)) or 'none'})"
         )
+    names = {m: _new_entry_name(source, target, m) for m in wanted if m not in current}
     if every_module:
         # A module the target does not deploy has nothing to set; say so instead of adding an
-        # images: entry that would change nothing.
-        notes += [f"{target.name} does not use {m}; skipped" for m in wanted if m not in current]
-        wanted = [m for m in wanted if m in current]
+        # images: entry that would change nothing. One it deploys under the source's entry name
+        # (its chart was just added) is promoted.
+        deployed = {_image_name(text) for text in target_images}
+        skipped = [m for m in names if _image_name(names[m][0]) not in deployed]
+        notes += [f"{target.name} does not use {m}; skipped" for m in skipped]
+        wanted = [m for m in wanted if m not in skipped]
     ambiguous = [m for m in wanted if len(available[m]) > 1]
-    if ambiguous:
+    if ambiguous and not every_module:
         versions = "; ".join(
             f"{m}: {', '.join(_version(r) for r in available[m])}" for m in ambiguous
         )
@@ -196,15 +486,79 @@ def _choose(
             f"{source.name} runs more than one version of {versions}; promote by editing "
             f"{target.name}'s overlay by hand"
         )
-    return wanted
+    refused = tuple(RefusedModule(m, tuple(available[m])) for m in ambiguous)
+    return [m for m in wanted if m not in ambiguous], names, refused
+
+
+def _new_entry_name(
+    source: Environment, target: Environment, module: str
+) -> tuple[str, str | None]:
+    """``name`` and ``newName`` of an ``images:`` entry for a module the target does not run from
+    its registry yet: the name the source's entry gives it (the resources write ``image: ml``),
+    renamed into the target's registry; without such an entry, the image in the target's registry.
+
+    Raises:
+        ConfigError: the source's kustomization cannot be read.
+    """
+    from promoter.gitops.overlay import image_entries  # noqa: PLC0415 - see promote
+
+    own = f"{target.registry}/{module}"
+    for entry in image_entries(source.overlay, module):
+        if entry.name:
+            return entry.name, None if _image_name(entry.name) == _image_name(own) else own
+    return own, None
+
+
+def _image_name(text: str) -> str:
+    """An image's registry and repository, as Kustomize matches ``name`` (tag and digest left out);
+    the text itself when it does not parse."""
+    try:
+        return parse_reference(text, default_tag=None).name
+    except InvalidReferenceError:
+        return text
+
+
+def _stale_in_patches(target: Environment, steps: Sequence[_Step], folder: Path) -> list[str]:
+    """A warning for each place a patch of the target's overlay names another version of a
+    promoted module: the ``images:`` entry overrides it, so it is dead text to remove.
+
+    Raises:
+        ConfigError: the kustomization or a patch file cannot be read.
+    """
+    from promoter.gitops.overlay import patched_images  # noqa: PLC0415 - see promote
+
+    warnings = []
+    for step in steps:
+        for mention in patched_images(target.overlay, step.after.name):
+            try:
+                stale = parse_reference(mention.text, default_tag=None) != step.after
+            except InvalidReferenceError:
+                stale = True
+            if stale:
+                warnings.append(
+                    f"{_shown(mention.path, folder)}:{mention.line} still names {mention.text}, "
+                    f"which {target.name}'s images: entry overrides ({_version(step.after)}); "
+                    "remove it in the same commit"
+                )
+    return warnings
+
+
+def _shown(path: Path, folder: Path | None) -> str:
+    """A path relative to promoter.yaml's folder when inside it (see :meth:`Promotion.file_name`)."""
+    absolute = path.absolute()
+    if folder is None or not absolute.is_relative_to(folder):
+        return str(path)
+    return absolute.relative_to(folder).as_posix()
 
 
 def _version(reference: Reference) -> str:
+    if reference.tag is not None and reference.digest is not None:
+        return f"{reference.tag}@{reference.digest}"
     return str(reference.digest) if reference.digest is not None else reference.tag or ""
 
 
 def _rewrite_hook_file(
-    target: Environment, edit: ImageEdit, rendered: list[str] | None
+    target: Environment, edit: ImageEdit, rendered: Iterable[str]
 ) -> ImageEdit | None:
     """Make the Kustomize component's list name what the overlay runs; the edit written, if any.
 
@@ -216,8 +570,6 @@ def _rewrite_hook_file(
     hook_file = hook_images_path(target.overlay)
     if hook_file is None:
         return None
-    if rendered is None:
-        rendered = list(environment_images(target))
     before, after = rewritten(hook_file, own_images(rendered, target.registry))
     listed = replace(edit, before=before, after=after, path=hook_file, changed=after != before)
     write_edit(listed)
@@ -225,36 +577,28 @@ def _rewrite_hook_file(
 
 
 def _check_promotion(
-    target: Environment,
-    wanted: dict[str, tuple[str | None, str | None]],
-    edit: ImageEdit,
-    rendered: Iterable[str],
+    target: Environment, steps: Sequence[_Step], edit: ImageEdit, rendered: Iterable[str]
 ) -> None:
     """Make sure each module of the rendered, edited overlay runs what was promoted.
 
     An entry can match by repository yet not apply (a patch sets the image after the rename, or
-    the target does not deploy the module): then the file is put back and the user told where to
-    look, instead of a diff that changes nothing.
-    """
-    from promoter.gitops.overlay import write_edit  # noqa: PLC0415 - see promote
+    the target does not deploy the module): then the caller puts the file back and the user is
+    told where to look, instead of a diff that changes nothing.
 
+    Raises:
+        InputError: naming each module and what it renders instead.
+    """
     versions = module_versions(target, rendered)
     wrong = []
-    for module, (tag, digest) in wanted.items():
-        runs = versions.get(module, [])
-        if not runs or any(
-            (r.tag != tag and tag is not None) or _digest_text(r) != digest for r in runs
-        ):
+    for step in steps:
+        runs = versions.get(step.module, [])
+        tag, digest = step.after.tag, step.after.digest
+        if not runs or any((r.tag != tag and tag is not None) or r.digest != digest for r in runs):
             shown = ", ".join(str(r) for r in runs) or "no image of it"
-            wrong.append(f"{module} (renders {shown})")
+            wrong.append(f"{step.module} (renders {shown})")
     if wrong:
-        write_edit(replace(edit, before=edit.after, after=edit.before))
         raise InputError(
             f"promoting to {target.name} would not change what it runs: {'; '.join(wrong)}; "
             "the image is set elsewhere in the overlay (a patch?) or not deployed there; "
             f"{edit.path} is unchanged"
         )
-
-
-def _digest_text(reference: Reference) -> str | None:
-    return str(reference.digest) if reference.digest is not None else None

@@ -447,6 +447,7 @@ class Session:
         to: str,
         every_module: bool = False,
         pin_digest: bool = False,
+        verify: bool = True,
         timeout: float | None = None,
     ) -> Promotion:
         """Set the version ``to``'s source environment runs into ``to``'s overlay (nothing is
@@ -455,16 +456,20 @@ class Session:
         Args:
             modules: repository paths (one string or many), unless ``every_module``.
             to: the target environment.
-            every_module: every module of the source that the target deploys.
-            pin_digest: write the digest beside the tag.
-            timeout: seconds for the registry lookups (``pin_digest``).
+            every_module: every module of the source that the target deploys; one the source
+                runs in more than one version is left alone (``refused``, outcome refused).
+            pin_digest: write the digest beside the tag (an entry pinned already stays pinned).
+            verify: ask the source registry for each version before writing anything.
+            timeout: seconds for the registry lookups.
 
         Returns:
-            The files written, their diff and notes (modules skipped or already in place).
+            The files written, their diff, each module's change, notes and warnings.
 
         Raises:
-            InputError: no source environment, unknown or ambiguous modules, an edit that would
-                not change what the target runs (the file is put back), or a closed session.
+            InputError: no source environment, unknown modules, named modules the source runs in
+                more than one version, an edit that would not change what the target runs (the
+                file is put back), or a closed session.
+            PromoterError: a version the source registry lacks (nothing is written).
             ConfigError: an overlay cannot be read, rendered or written.
         """
         self._check_open()
@@ -478,5 +483,6 @@ class Session:
             _names(modules),
             every_module=every_module,
             pin_digest=pin_digest,
+            verify=verify,
             deadline=deadline_after(timeout),
         )

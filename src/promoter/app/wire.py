@@ -14,6 +14,7 @@ from promoter.remote.blobs import BlobAction
 
 if TYPE_CHECKING:  # values only: importing their modules would load YAML handling for the hook
     from promoter.app.plan import EnvironmentPlan
+    from promoter.app.promote import ModuleChange, Promotion
     from promoter.app.status import StatusCell, StatusMatrix
     from promoter.app.sync import SyncReport
     from promoter.ecr.policy import PolicyChange
@@ -121,6 +122,48 @@ class LoginJson(TypedDict):
     registry: str
     username: str
     storedIn: str  #: the docker config file, or the credential helper's program name
+
+
+class ModuleChangeJson(TypedDict):
+    """One module of ``promote -o json``."""
+
+    module: str
+    source: str  #: what the source environment runs
+    digest: str | None  #: what the source registry resolved it to (null: not asked)
+    before: str | None  #: what the target ran (null: not from its registry)
+    after: str  #: what the target runs now
+    changed: bool
+
+
+class RefusedModuleJson(TypedDict):
+    """A module ``promote --all`` left alone."""
+
+    module: str
+    versions: list[str]
+    error: str
+
+
+class FileEditJson(TypedDict):
+    """One file of ``promote -o json``: its whole text before and after."""
+
+    file: str
+    before: str
+    after: str
+    changed: bool
+
+
+class PromotionJson(TypedDict):
+    """``promote -o json`` (with ``--sync``, the sync's document under ``sync``)."""
+
+    target: str
+    source: str
+    modules: list[ModuleChangeJson]
+    refused: list[RefusedModuleJson]
+    edits: list[FileEditJson]
+    diff: str
+    notes: list[str]
+    warnings: list[str]
+    sync: NotRequired[SyncJson]
 
 
 class PolicyChangeJson(TypedDict):
@@ -272,6 +315,47 @@ def status_json(matrix: StatusMatrix) -> StatusJson:
 def login_json(registry: str, username: str, stored_in: object) -> LoginJson:
     """The ``login -o json`` document."""
     return {"registry": registry, "username": username, "storedIn": str(stored_in)}
+
+
+def module_change_json(change: ModuleChange) -> ModuleChangeJson:
+    """One promoted module."""
+    return {
+        "module": change.module,
+        "source": str(change.source),
+        "digest": _text(change.digest),
+        "before": _text(change.before),
+        "after": str(change.after),
+        "changed": change.changed,
+    }
+
+
+def promotion_json(promotion: Promotion) -> PromotionJson:
+    """A whole promotion; files named as its diff names them (:meth:`Promotion.file_name`)."""
+    return {
+        "target": promotion.target,
+        "source": promotion.source,
+        "modules": [module_change_json(c) for c in promotion.changes],
+        "refused": [
+            {
+                "module": r.module,
+                "versions": [str(v) for v in r.versions],
+                "error": r.message(promotion.source, promotion.target),
+            }
+            for r in promotion.refused
+        ],
+        "edits": [
+            {
+                "file": promotion.file_name(e.path),
+                "before": e.before,
+                "after": e.after,
+                "changed": e.changed,
+            }
+            for e in promotion.edits
+        ],
+        "diff": promotion.diff,
+        "notes": list(promotion.notes),
+        "warnings": list(promotion.warnings),
+    }
 
 
 def policy_change_json(change: PolicyChange) -> PolicyChangeJson:

@@ -44,6 +44,7 @@ _REMEDY_TEXT = {
     Remedy.TRUST_CA: "{} (use --ca-file for a private CA)",
     Remedy.NAME_CONFIG: "{}; create one or pass --config",
     Remedy.NAME_REGISTRY: "give --registry HOST: {}",
+    Remedy.SKIP_VERIFY: "{} (push first, or use --no-verify to write without checking)",
 }
 
 

@@ -107,6 +107,7 @@ def add_commands(
         help="set MODULE's version in ENV's overlay",
         description="Set the tag (or digest) that the source environment runs into the target "
         "overlay's kustomization.yaml images: entry, changing nothing else; prints the diff. "
+        "The source registry is asked first: a version it lacks is not written (exit 1). "
         "Does not commit: review and commit it as with 'kustomize edit set image'.",
     )
     promote.add_argument(
@@ -118,7 +119,14 @@ def add_commands(
     promote.add_argument("--to", required=True, metavar="ENV", dest="target")
     promote.add_argument("--all", action="store_true", help="promote every module")
     promote.add_argument(
-        "--pin-digest", action="store_true", help="write the digest instead of the tag"
+        "--pin-digest",
+        action="store_true",
+        help="write the digest beside the tag (an entry pinned already stays pinned)",
+    )
+    promote.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="write the version without asking the source registry whether it holds it",
     )
     promote.add_argument(
         "--sync", action="store_true", help="then copy just those images into the target registry"

@@ -6,23 +6,32 @@ The work is :mod:`promoter.app`'s; this module loads the configuration, calls it
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
 
 from promoter.app.plan import EnvironmentPlan, environment_policy, plan_environment
-from promoter.app.promote import promote
+from promoter.app.promote import Promotion, promote, promotion_plan
 from promoter.app.runtime import Runtime, SecretScrubber
 from promoter.app.status import DRIFT_MARKS, StatusCell, StatusMatrix, status_matrix
-from promoter.app.sync import lookup_deadline
-from promoter.app.wire import status_json
-from promoter.cli.common import as_json, build_runtime, error, print_table, warn
+from promoter.app.sync import SyncReport, carry_out, lookup_deadline
+from promoter.app.wire import promotion_json, status_json, sync_json
+from promoter.cli.common import (
+    as_json,
+    build_runtime,
+    error,
+    print_table,
+    terminal_progress,
+    warn,
+)
 from promoter.cli.exit_codes import EXIT_OK, exit_code_of
-from promoter.cli.plan_output import print_plan, sync_and_print
+from promoter.cli.plan_output import print_plan, print_sync, sync_and_print
 from promoter.config.load import find_config, load_config
 from promoter.config.values import PromoterConfig
 from promoter.errors import InputError
 from promoter.gitops.render import Rendering
+from promoter.outcome import Outcome, worst
 from promoter.planning.plan import PlanPolicy
 
 
@@ -94,20 +103,16 @@ def _sync(
     args: argparse.Namespace,
     runtime: Runtime,
     *,
-    only: set[str] | None = None,
     early: Rendering | None = None,
 ) -> int:
-    name = args.target if args.command == "promote" else args.environment
-    manifests = getattr(args, "manifests", None)
     plan = plan_environment(
         runtime,
         config,
-        name,
-        manifests=manifests,
-        only=only,
+        args.environment,
+        manifests=args.manifests,
         rendering=early,
         deadline=lookup_deadline(args.deadline),  # the copies get the rest
-        policy=_policy(config, args, name),
+        policy=_policy(config, args, args.environment),
     )
     return sync_and_print(plan, args, runtime)
 
@@ -154,6 +159,11 @@ def _cell_text(cell: StatusCell) -> str:
 
 
 def _promote(config: PromoterConfig, args: argparse.Namespace, runtime: Runtime) -> int:
+    """``promote``: the edit, then (``--sync``) a sync of just the promoted modules.
+
+    With ``-o json`` standard output is one document (:func:`promotion_json`, the sync's under
+    ``sync``); notes and warnings go to standard error either way.
+    """
     if args.all == bool(args.modules):
         raise InputError("name the modules to promote, or pass --all (not both)")
     promotion = promote(
@@ -163,12 +173,55 @@ def _promote(config: PromoterConfig, args: argparse.Namespace, runtime: Runtime)
         args.modules,
         every_module=args.all,
         pin_digest=args.pin_digest,
+        verify=not args.no_verify,
         deadline=args.deadline,
     )
     for note in promotion.notes:
         print(note, file=sys.stderr)
-    # With -o json the diff goes to stderr, so that stdout stays one JSON document (--sync).
-    (sys.stderr if as_json(args) else sys.stdout).write(promotion.diff)
+    for warning in promotion.warnings:
+        warn(warning)
+    for refused in promotion.refused:
+        error(refused.message(promotion.source, promotion.target))
+    document = promotion_json(promotion)
+    if not as_json(args):
+        sys.stdout.write(promotion.diff)
+    outcomes = [promotion.outcome]
     if args.sync:
-        return _sync(config, args, runtime, only=set(promotion.modules))
-    return EXIT_OK
+        report = _sync_promotion(config, args, runtime, promotion)
+        document["sync"] = sync_json(report)
+        outcomes.append(report.outcome)
+    if as_json(args):
+        print(json.dumps(document))
+    return exit_code_of(worst(outcomes))
+
+
+def _sync_promotion(
+    config: PromoterConfig, args: argparse.Namespace, runtime: Runtime, promotion: Promotion
+) -> SyncReport:
+    """Copy the promoted modules' images into the target registry, planned from what the
+    promotion rendered. A sync that does not finish leaves the overlay edited: say so, naming the
+    files, and how to go on or back."""
+    done = False
+    try:
+        plan = promotion_plan(
+            runtime, config, promotion, deadline=lookup_deadline(args.deadline)
+        )  # the copies get the rest
+        progress = terminal_progress(args)
+        with progress if progress is not None else contextlib.nullcontext():
+            report = carry_out(runtime, plan, progress=progress, deadline=args.deadline)
+        if as_json(args):  # the document is printed whole by the caller; errors go here
+            for record in report.records:
+                if record.error is not None:
+                    error(record.error)
+        else:
+            print_sync(report, json_output=False)
+        done = report.outcome is Outcome.DONE
+        return report
+    finally:
+        if not done and promotion.changed:
+            files = " ".join(promotion.file_name(e.path) for e in promotion.edits if e.changed)
+            warn(
+                f"the promotion is written and stays in {files} (not committed); the sync did "
+                f"not finish: fix what it reports and run promoter sync {promotion.target}, or "
+                f"undo the edit with git checkout -- {files}"
+            )

@@ -1,9 +1,12 @@
 """Editing the ``images:`` list of an overlay's kustomization, the way a reviewer wants to see it.
 
 This module holds the kustomization-level API: finding an overlay's kustomization file as Kustomize
-does (``kustomization_path``), planning an edit as a value (``set_image`` gives an ``ImageEdit``),
-writing it atomically (``write_edit``) and showing it as a diff (``unified_diff``). The edit of the
-text itself, a splice that keeps every other byte of the file, is ``promoter.gitops.splice``'s.
+does (``kustomization_path``), reading its ``images:`` entries (``image_entries``), planning an edit
+as a value (``set_image`` gives an ``ImageEdit``), writing it atomically (``write_edit``) and showing
+it as a diff (``unified_diff``), and what a reviewer of the edit should look at: comments kept beside
+changed values (``kept_comments``) and images the overlay's patches still name (``patched_images``).
+The edit of the text itself, a splice that keeps every other byte of the file, is
+``promoter.gitops.splice``'s.
 
 Kustomize's ``images:`` entries (https://kubectl.docs.kubernetes.io/references/kustomize/kustomization/images/)
 have ``name`` (the image as written in the resources), ``newName``, ``newTag`` and ``digest``
@@ -14,18 +17,26 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import stat
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from promoter.config.input_files import MANIFESTS_CAP, read_input_text
 from promoter.errors import ConfigError
-from promoter.gitops.splice import DIGEST, NEW_TAG, ImagesEditor
+from promoter.gitops.splice import DIGEST, NEW_TAG, ImagesEditor, load_text
 from promoter.reference import parse_reference
 
 #: The file names Kustomize looks for in a folder, in its order.
 KUSTOMIZATION_NAMES: Final = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+
+#: A comment after a value on a line of ``images:``: `` #`` outside quotes. The values promote
+#: writes (image names, tags, digests) cannot hold ``#``, quotes or spaces; a quoted scalar is
+#: skipped as a whole so a ``#`` inside one (elsewhere in a flow entry) is not taken for a comment.
+_TRAILING_COMMENT: Final = re.compile(r"""^(?:[^#'"]|'[^']*'|"(?:[^"\\]|\\.)*")*?\s#""")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +54,38 @@ class ImageEdit:
     after: str
     path: Path
     changed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ImageEntry:
+    """One ``images:`` entry as written (a key that is absent, null or not one line is None).
+
+    Attributes:
+        name: the image as the resources write it.
+        new_name: the image it is renamed to.
+        new_tag: the tag set (``1.2``, or Kustomize's ``1.2@sha256:...``).
+        digest: the digest set.
+    """
+
+    name: str | None
+    new_name: str | None
+    new_tag: str | None
+    digest: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TextMention:
+    """A line of a file that names something: where, and the text found.
+
+    Attributes:
+        path: the file.
+        line: the line number, from 1.
+        text: what was found: an image reference, or for a kept comment the whole line.
+    """
+
+    path: Path
+    line: int
+    text: str
 
 
 def kustomization_path(overlay: Path) -> Path:
@@ -73,6 +116,7 @@ def set_image(
     new_tag: str | None = None,
     digest: str | None = None,
     previous: ImageEdit | None = None,
+    new_name: str | None = None,
 ) -> ImageEdit:
     """Plan setting the tag, the digest or both of one image in an overlay's ``images:``.
 
@@ -80,8 +124,9 @@ def set_image(
     path ``match_repository`` (the path after the registry host: ``shop/api``) gets ``newTag``
     set and ``digest`` removed, or ``digest`` set and ``newTag`` removed, or both set (kustomize
     then renders ``name:tag@digest``, which keeps the tag in a registry that copies it); no other
-    key or entry is touched. When no entry matches, ``{name: <name>, newTag|digest: ...}`` is
-    appended, and ``images:`` is created at the end of the file if it is absent.
+    key or entry is touched. When no entry matches, ``{name: <name>[, newName: <new_name>],
+    newTag|digest: ...}`` is appended, and ``images:`` is created at the end of the file if it is
+    absent.
 
     Args:
         overlay: the overlay folder.
@@ -92,6 +137,8 @@ def set_image(
         previous: an edit of the same overlay planned before; this one starts from its text and
             keeps its ``before``, so promoting several modules gives one edit and one diff
             without writing in between.
+        new_name: the ``newName`` of an appended entry: the resources write ``name`` (``ml``)
+            and the entry renames it into the environment's registry.
 
     Returns:
         The planned edit; nothing is written (see ``write_edit``).
@@ -104,20 +151,116 @@ def set_image(
     """
     if new_tag is None and digest is None:
         raise ValueError("give new_tag, digest or both")
-    parse_reference(name + (f":{new_tag}" if new_tag else "") + (f"@{digest}" if digest else ""))
+    versioned = (f":{new_tag}" if new_tag else "") + (f"@{digest}" if digest else "")
+    parse_reference((new_name or name) + versioned)
     if previous is None:
         path = kustomization_path(overlay)
         before = current = _read(path)
     else:
         path, before, current = previous.path, previous.before, previous.after
     if new_tag is not None:
-        current = ImagesEditor(current, path).set(match_repository, name, NEW_TAG, new_tag)
+        current = ImagesEditor(current, path).set(
+            match_repository, name, NEW_TAG, new_tag, new_name=new_name
+        )
     if digest is not None:
         # With a tag set just before, the entry exists now: the digest joins it (keep_other).
         current = ImagesEditor(current, path).set(
-            match_repository, name, DIGEST, digest, keep_other=new_tag is not None
+            match_repository,
+            name,
+            DIGEST,
+            digest,
+            keep_other=new_tag is not None,
+            new_name=new_name,
         )
     return ImageEdit(before=before, after=current, path=path, changed=current != before)
+
+
+def image_entries(overlay: Path, match_repository: str) -> tuple[ImageEntry, ...]:
+    """The overlay's ``images:`` entries whose effective image (``newName``, else ``name``) has the
+    repository path ``match_repository``, as ``set_image`` matches them.
+
+    Raises:
+        ConfigError: no readable kustomization, invalid YAML, or an ``images:`` of the wrong shape.
+    """
+    path = kustomization_path(overlay)
+    return tuple(
+        ImageEntry(
+            name=entry.get("name"),
+            new_name=entry.get("newName"),
+            new_tag=entry.get(NEW_TAG),
+            digest=entry.get(DIGEST),
+        )
+        for entry in ImagesEditor(_read(path), path).entries(match_repository)
+    )
+
+
+def kept_comments(edit: ImageEdit) -> tuple[TextMention, ...]:
+    """The lines an edit changed that keep a trailing comment: their number in the new text and
+    the line itself (stripped).
+
+    An edit changes values in place and leaves comments alone, so a comment beside a changed value
+    was written about the old one (``newTag: 2.3.1  # hotfix for INC-42``): the reviewer should
+    see it named. Lines the edit adds carry no comment; removed lines take theirs with them.
+    """
+    before = edit.before.splitlines()
+    after = edit.after.splitlines()
+    found: list[TextMention] = []
+    matcher = difflib.SequenceMatcher(a=before, b=after, autojunk=False)
+    for tag, _, _, start, end in matcher.get_opcodes():
+        if tag not in {"replace", "insert"}:
+            continue
+        for index in range(start, end):
+            if _TRAILING_COMMENT.search(after[index]) is not None:
+                found.append(TextMention(edit.path, index + 1, after[index].strip()))
+    return tuple(found)
+
+
+def patched_images(overlay: Path, image_name: str) -> tuple[TextMention, ...]:
+    """Where the overlay's patches write ``image_name`` (``registry/repository``) with a tag or a
+    digest: files listed under ``patches``, ``patchesStrategicMerge`` and ``patchesJson6902``, and
+    patches written inline in the kustomization (found at their line in it).
+
+    An ``images:`` entry applies after patches, so once promote has set one, such a mention is a
+    value nothing uses any more; the reviewer should remove it with the promotion.
+
+    Raises:
+        ConfigError: no readable kustomization or patch file, invalid YAML in the kustomization,
+            or a patch file larger than rendered manifests may be.
+    """
+    path = kustomization_path(overlay)
+    text = _read(path)
+    pattern = re.compile(rf"(?<![\w./-]){re.escape(image_name)}[:@][^\s'\"\]}},#]+")
+    found: list[TextMention] = []
+    for patch, inline in _patches(load_text(text, path)):
+        if inline:  # found at its line in the kustomization
+            for match in pattern.finditer(patch):
+                at = text.find(match.group())
+                found.append(TextMention(path, text.count("\n", 0, max(at, 0)) + 1, match.group()))
+            continue
+        patch_path = overlay / patch
+        if not patch_path.is_file():
+            continue  # a remote patch, or one kustomize would have refused
+        patch_text = read_input_text(patch_path, name=str(patch_path), cap=MANIFESTS_CAP)
+        for number, line in enumerate(patch_text.splitlines(), start=1):
+            found += [TextMention(patch_path, number, m.group()) for m in pattern.finditer(line)]
+    return tuple(found)
+
+
+def _patches(kustomization: object) -> Iterator[tuple[str, bool]]:
+    """Each patch of a kustomization with whether it is written inline: a file path (False) or
+    the patch's own text (True)."""
+    if not isinstance(kustomization, dict):
+        return
+    for key in ("patches", "patchesJson6902", "patchesStrategicMerge"):
+        entries = kustomization.get(key)
+        for entry in entries if isinstance(entries, list) else []:
+            if isinstance(entry, str):  # patchesStrategicMerge: a path, or the patch itself
+                yield entry, "\n" in entry
+            elif isinstance(entry, dict):
+                if isinstance(entry.get("path"), str):
+                    yield entry["path"], False
+                if isinstance(entry.get("patch"), str):
+                    yield entry["patch"], True
 
 
 def write_edit(edit: ImageEdit) -> None:

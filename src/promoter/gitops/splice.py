@@ -103,6 +103,20 @@ def _scalar_keys(mapping: MappingNode) -> dict[str, int]:
     return keys
 
 
+def _flow_entry(fields: list[tuple[str, str]]) -> str:
+    """An ``images:`` entry as a flow mapping: ``{name: a, newTag: b}``."""
+    return "{" + ", ".join(f"{field}: {_scalar(text)}" for field, text in fields) + "}"
+
+
+def _block_entry(dash: int, fields: list[tuple[str, str]]) -> list[str]:
+    """An ``images:`` entry as block lines, its dash at column ``dash``."""
+    (first, first_text), *rest = fields
+    return [
+        f"{' ' * dash}- {first}: {_scalar(first_text)}",
+        *(f"{' ' * (dash + 2)}{field}: {_scalar(text)}" for field, text in rest),
+    ]
+
+
 class ImagesEditor:
     """One planned edit of one file's text: collects splices, applies them, checks the result.
 
@@ -120,7 +134,14 @@ class ImagesEditor:
     # -- the edit ------------------------------------------------------------------------------
 
     def set(
-        self, match_repository: str, name: str, key: str, value: str, *, keep_other: bool = False
+        self,
+        match_repository: str,
+        name: str,
+        key: str,
+        value: str,
+        *,
+        keep_other: bool = False,
+        new_name: str | None = None,
     ) -> str:
         """The new text with ``key: value`` set in every matching entry, or a new entry appended.
 
@@ -130,6 +151,8 @@ class ImagesEditor:
             key: ``NEW_TAG`` or ``DIGEST``.
             value: the tag or the digest.
             keep_other: leave the other of newTag/digest in place instead of replacing it.
+            new_name: the ``newName`` of an appended entry, if it needs one (the resources write
+                ``name`` and the image is renamed into the environment's registry).
 
         Raises:
             ConfigError: invalid YAML, a kustomization or ``images:`` of the wrong shape, a value
@@ -138,19 +161,20 @@ class ImagesEditor:
         root = self._compose()
         data = self._load(self.text)
         expected = copy.deepcopy(data) if data is not None else {}
+        fields = [(_NAME, name), *([(_NEW_NAME, new_name)] if new_name else []), (key, value)]
         if root is None:
-            self._append_images_key(None, name, key, value)
-            expected[_IMAGES] = [{_NAME: name, key: value}]
+            self._append_images_key(None, fields)
+            expected[_IMAGES] = [dict(fields)]
         elif not isinstance(root, MappingNode) or not isinstance(expected, dict):
             raise ConfigError(f"{self.path}: expected a mapping at the top of the kustomization")
         elif (images_index := _scalar_keys(root).get(_IMAGES)) is None:
-            self._append_images_key(root, name, key, value)
-            expected[_IMAGES] = [{_NAME: name, key: value}]
+            self._append_images_key(root, fields)
+            expected[_IMAGES] = [dict(fields)]
         else:
             images_key, images = _pairs(root)[images_index]
             if isinstance(images, ScalarNode) and _tag(images) == _NULL_TAG:
-                self._fill_empty_images(root, images_key, images, name=name, key=key, value=value)
-                expected[_IMAGES] = [{_NAME: name, key: value}]
+                self._fill_empty_images(root, images_key, images, fields)
+                expected[_IMAGES] = [dict(fields)]
             elif isinstance(images, SequenceNode):
                 matched = list(self._matching_entries(images, match_repository))
                 entries = expected[_IMAGES]
@@ -160,8 +184,8 @@ class ImagesEditor:
                         entries[index].pop(DIGEST if key == NEW_TAG else NEW_TAG, None)
                     entries[index][key] = value
                 if not matched:
-                    self._append_entry(images, name, key, value)
-                    entries.append({_NAME: name, key: value})
+                    self._append_entry(images, fields)
+                    entries.append(dict(fields))
             else:
                 raise ConfigError(f"{self.path}: images: expected a list of images")
         after = self._apply()
@@ -171,6 +195,29 @@ class ImagesEditor:
                 "edit it by hand"
             )
         return after
+
+    def entries(self, match_repository: str) -> list[dict[str, str]]:
+        """The matching entries of ``images:`` as written: each entry's ``name``, ``newName``,
+        ``newTag`` and ``digest`` that are one-line strings (the others are left out).
+
+        Raises:
+            ConfigError: invalid YAML, or a kustomization or ``images:`` of the wrong shape.
+        """
+        root = self._compose()
+        if not isinstance(root, MappingNode):
+            return []
+        images_index = _scalar_keys(root).get(_IMAGES)
+        images = _pairs(root)[images_index][1] if images_index is not None else None
+        if not isinstance(images, SequenceNode):
+            return []
+        return [
+            {
+                field: text
+                for field in (_NAME, _NEW_NAME, NEW_TAG, DIGEST)
+                if (text := self._text_value(entry, field)) is not None
+            }
+            for _, entry in self._matching_entries(images, match_repository)
+        ]
 
     def _matching_entries(
         self, images: SequenceNode, repository: str
@@ -275,10 +322,11 @@ class ImagesEditor:
         indent = " " * _column(pairs[0][0])
         self._insert_lines(last_end, [f"{indent}{key}: {value_text}"])
 
-    def _append_entry(self, images: SequenceNode, name: str, key: str, value: str) -> None:
-        """Append ``{name, key: value}`` to ``images:``, shaped like the entries already there."""
-        entry = f"{_NAME}: {_scalar(name)}", f"{key}: {_scalar(value)}"
-        flow_entry = "{" + ", ".join(entry) + "}"
+    def _append_entry(self, images: SequenceNode, fields: list[tuple[str, str]]) -> None:
+        """Append an entry of ``fields`` (``name`` first) to ``images:``, shaped like the entries
+        already there."""
+        entry = [f"{field}: {_scalar(text)}" for field, text in fields]
+        flow_entry = _flow_entry(fields)
         if images.flow_style:
             if images.value:
                 at = self._content_end(images.value[-1])
@@ -295,7 +343,10 @@ class ImagesEditor:
         if isinstance(first, MappingNode) and first.flow_style:
             lines = [f"{' ' * dash}-{after_dash}{flow_entry}"]
         else:
-            lines = [f"{' ' * dash}-{after_dash}{entry[0]}", f"{' ' * item}{entry[1]}"]
+            lines = [
+                f"{' ' * dash}-{after_dash}{entry[0]}",
+                *(f"{' ' * item}{line}" for line in entry[1:]),
+            ]
         self._insert_lines(self._content_end(images), lines)
 
     def _fill_empty_images(
@@ -303,38 +354,27 @@ class ImagesEditor:
         root: MappingNode,
         images_key: Node,
         images: ScalarNode,
-        *,
-        name: str,
-        key: str,
-        value: str,
+        fields: list[tuple[str, str]],
     ) -> None:
         """Give ``images:`` (written empty, ``~`` or ``null``) its first entry."""
         if images.value:
-            flow = f"[{{{_NAME}: {_scalar(name)}, {key}: {_scalar(value)}}}]"
-            self.splices.append((_start(images), _end(images), flow))
+            self.splices.append((_start(images), _end(images), f"[{_flow_entry(fields)}]"))
             return
         dash = _column(images_key) + self._sequence_offset(root)
-        self._insert_lines(_end(images_key), self._block_entry(dash, name, key, value))
+        self._insert_lines(_end(images_key), _block_entry(dash, fields))
 
-    def _append_images_key(self, root: MappingNode | None, name: str, key: str, value: str) -> None:
+    def _append_images_key(self, root: MappingNode | None, fields: list[tuple[str, str]]) -> None:
         """Add ``images:`` with one entry at the end of the file (inside a flow mapping: at its end)."""
-        entry = f"{{{_NAME}: {_scalar(name)}, {key}: {_scalar(value)}}}"
         if root is not None and root.flow_style:
             at = self._pair_end(*_pairs(root)[-1])
-            self.splices.append((at, at, f", {_IMAGES}: [{entry}]"))
+            self.splices.append((at, at, f", {_IMAGES}: [{_flow_entry(fields)}]"))
             return
         column = _column(_pairs(root)[0][0]) if root is not None and root.value else 0
         offset = self._sequence_offset(root) if root is not None else 0
-        lines = [f"{' ' * column}{_IMAGES}:", *self._block_entry(column + offset, name, key, value)]
+        lines = [f"{' ' * column}{_IMAGES}:", *_block_entry(column + offset, fields)]
         end = len(self.text)
         prefix = "" if not self.text or self.text.endswith("\n") else self.newline
         self.splices.append((end, end, prefix + "".join(line + self.newline for line in lines)))
-
-    def _block_entry(self, dash: int, name: str, key: str, value: str) -> list[str]:
-        return [
-            f"{' ' * dash}- {_NAME}: {_scalar(name)}",
-            f"{' ' * (dash + 2)}{key}: {_scalar(value)}",
-        ]
 
     def _sequence_offset(self, root: MappingNode | None) -> int:
         """How far this file indents a block list under its key (``resources:\\n  - a`` is 2)."""
@@ -389,7 +429,16 @@ class ImagesEditor:
             raise ConfigError(yaml_error_line(str(self.path), exc)) from exc
 
     def _load(self, text: str) -> Any:
-        try:
-            return YAML(typ="safe", pure=True).load(text)
-        except (YAMLError, ValueError) as exc:
-            raise ConfigError(yaml_error_line(str(self.path), exc)) from exc
+        return load_text(text, self.path)
+
+
+def load_text(text: str, path: Path) -> Any:
+    """A kustomization's text as plain data (the safe loader).
+
+    Raises:
+        ConfigError: invalid YAML, named by ``path``'s line and column.
+    """
+    try:
+        return YAML(typ="safe", pure=True).load(text)
+    except (YAMLError, ValueError) as exc:  # ValueError: a date that is no date (2024-02-30)
+        raise ConfigError(yaml_error_line(str(path), exc)) from exc

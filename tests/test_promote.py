@@ -1,0 +1,340 @@
+"""promote does what a user means (issue 9, item 5): real kustomize, real registries, real files."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from tests.conftest import DEV, PROD, CliRun, GitOpsRepo
+from tests.registry_checks import manifest_digest
+from tests.test_gitops_cli import _use_hook_component
+
+
+def _add_ml_chart(gitops: GitOpsRepo, *, to_production: bool = True) -> None:
+    """A new module, ``ml``: its chart writes ``image: ml``; dev deploys it with an images: entry
+    ``name: ml``, production only lists the chart (its first promotion is due)."""
+    chart = gitops.root / "infra" / "charts" / "ml"
+    chart.mkdir()
+    (chart / "kustomization.yaml").write_text("resources:\n  - deployment.yaml\n")
+    (chart / "deployment.yaml").write_text(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: ml}\nspec:\n  template:\n"
+        "    spec:\n      containers:\n        - {name: ml, image: ml}\n"
+    )
+    dev = gitops.kustomization("dev")
+    dev.write_text(
+        dev.read_text().replace(
+            "  - ../../charts/catalog\n", "  - ../../charts/catalog\n  - ../../charts/ml\n"
+        )
+        + f"  - name: ml\n    newName: {DEV}/{gitops.repo('ml')}\n    newTag: 0.9.0\n"
+    )
+    if to_production:
+        production = gitops.kustomization("production")
+        production.write_text(
+            production.read_text().replace(
+                "  - ../../charts/catalog\n", "  - ../../charts/catalog\n  - ../../charts/ml\n"
+            )
+        )
+
+
+def _seed_dev(gitops: GitOpsRepo) -> dict[str, str]:
+    """Push what dev's overlay names into dev's registry; the digests by module."""
+    return {
+        module: gitops.seed(gitops.dev, module, tag)
+        for module, tag in (("cart", "2.4.0"), ("checkout", "1.8.0"), ("catalog", "3.1.0"))
+    }
+
+
+def test_a_module_new_to_the_target_reuses_the_source_entry_name(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """The new images: entry is named as the source's (`name: ml`, renamed into the target's
+    registry), so kustomize applies it: before, `name: <registry>/ml` matched nothing."""
+    _add_ml_chart(gitops)
+    gitops.seed(gitops.dev, "ml", "0.9.0")
+    path = gitops.kustomization("production")
+    before = path.read_text()
+    result = cli("promote", gitops.repo("ml"), "--to", "production")
+    assert result.code == 0, result.err
+    assert path.read_text() == before + (
+        f"  - name: ml\n    newName: {PROD}/{gitops.repo('ml')}\n    newTag: 0.9.0\n"
+    )
+    plan = cli("plan", "production", "-o", "json")
+    images = [str(i["image"]) for i in plan.json()["images"]]  # type: ignore[union-attr]
+    assert f"{PROD}/{gitops.repo('ml')}:0.9.0" in images
+
+
+def test_promote_all_includes_a_module_the_target_deploys_under_the_source_name(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """--all promotes a module the target deploys but has never renamed into its registry; one it
+    does not deploy at all is still skipped with a note."""
+    _add_ml_chart(gitops)
+    _seed_dev(gitops)
+    gitops.seed(gitops.dev, "ml", "0.9.0")
+    result = cli("promote", "--all", "--to", "production")
+    assert result.code == 0, result.err
+    assert f"newName: {PROD}/{gitops.repo('ml')}" in gitops.kustomization("production").read_text()
+
+
+def test_promote_refuses_a_tag_the_source_registry_lacks(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """A tag dev's registry does not hold is not written (exit 1, one line naming it and
+    --no-verify, the file as it was); --no-verify writes it and says it was not checked."""
+    path = gitops.kustomization("production")
+    before = path.read_text()
+    refused = cli("promote", gitops.repo("cart"), "--to", "production")
+    assert refused.code == 1, refused.err
+    assert refused.err.count("\n") == 1
+    assert f"{DEV}/{gitops.repo('cart')}:2.4.0" in refused.err
+    assert "--no-verify" in refused.err
+    assert path.read_text() == before
+    unchecked = cli("promote", gitops.repo("cart"), "--to", "production", "--no-verify")
+    assert unchecked.code == 0, unchecked.err
+    assert "newTag: 2.4.0" in path.read_text()
+    assert "not checked" in unchecked.err
+    assert f"{DEV}/{gitops.repo('cart')}:2.4.0" in unchecked.err
+
+
+def test_promote_all_names_every_missing_tag_and_writes_nothing(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """With --all, every module whose tag dev's registry lacks is named, and no file changes."""
+    dev = gitops.kustomization("dev")
+    dev.write_text(dev.read_text().replace("newTag: 1.8.0", "newTag: 1.9.0"))
+    gitops.seed(gitops.dev, "cart", "2.4.0")
+    path = gitops.kustomization("production")
+    before = path.read_text()
+    result = cli("promote", "--all", "--to", "production")
+    assert result.code == 1, result.err
+    assert gitops.repo("catalog") in result.err
+    assert gitops.repo("checkout") in result.err
+    assert path.read_text() == before
+
+
+@pytest.mark.parametrize("form", ["digest", "tag@digest"])
+def test_repromoting_a_pinned_entry_keeps_the_pin(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun], form: str
+) -> None:
+    """A target entry pinned by digest (`digest:` or `newTag: tag@digest`) stays pinned, in its own
+    form, at the digest the new version has; before, the pin was dropped for a bare tag."""
+    old = gitops.seed(gitops.dev, "cart", "2.3.1")
+    new = gitops.seed(gitops.dev, "cart", "2.4.0")
+    path = gitops.kustomization("production")
+    pinned = (
+        f"newTag: 2.3.1\n    digest: {old}\n" if form == "digest" else f'newTag: "2.3.1@{old}"\n'
+    )
+    text = path.read_text().replace(
+        "newTag: 2.3.1  # set by: promoter promote shop/cart --to production\n", pinned
+    )
+    assert text != path.read_text()
+    path.write_text(text)
+    result = cli("promote", gitops.repo("cart"), "--to", "production")
+    assert result.code == 0, result.err
+    expected = (
+        f"newTag: 2.4.0\n    digest: {new}\n" if form == "digest" else f'newTag: "2.4.0@{new}"\n'
+    )
+    assert path.read_text() == text.replace(pinned, expected)
+
+
+def test_a_stale_image_left_in_a_patch_is_named_in_a_warning(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """Promoting catalog, which production sets in patch-image.yaml, warns that the patch still
+    names the old image, with the file and line, so the reviewer removes it in the same commit."""
+    gitops.seed(gitops.dev, "catalog", "3.1.0")
+    result = cli("promote", gitops.repo("catalog"), "--to", "production")
+    assert result.code == 0, result.err
+    warnings = [line for line in result.err.splitlines() if "patch-image.yaml" in line]
+    assert len(warnings) == 1, result.err
+    assert warnings[0].startswith("promoter: warning: ")
+    assert "infra/overlays/production/patch-image.yaml:11" in warnings[0]
+    assert f"{PROD}/{gitops.repo('catalog')}:3.0.2" in warnings[0]
+
+
+def test_a_trailing_comment_on_an_edited_line_is_flagged(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """The comment beside cart's newTag was written about 2.3.1: it stays (comments are the
+    user's) and a warning names its line and text so the reviewer can check it still holds."""
+    gitops.seed(gitops.dev, "cart", "2.4.0")
+    result = cli("promote", gitops.repo("cart"), "--to", "production")
+    assert result.code == 0, result.err
+    flagged = [line for line in result.err.splitlines() if "# set by" in line]
+    assert len(flagged) == 1, result.err
+    assert "infra/overlays/production/kustomization.yaml:14" in flagged[0]
+    assert "2.4.0" in flagged[0]
+
+
+def _two_checkout_versions_in_dev(gitops: GitOpsRepo) -> None:
+    dev = gitops.kustomization("dev")
+    dev.write_text(
+        dev.read_text()
+        + "patches:\n  - target: {kind: CronJob, name: checkout-reconcile}\n    patch: |-\n"
+        "      - op: replace\n        path: /spec/jobTemplate/spec/template/spec/containers/0/image\n"
+        f"        value: {DEV}/{gitops.repo('checkout')}:1.9.0-rc1\n"
+    )
+
+
+def test_promote_all_promotes_the_unambiguous_and_reports_the_rest(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """With --all, a module dev runs in two versions is reported (both versions, exit 3) and the
+    other modules are promoted; before, the whole promotion failed."""
+    _seed_dev(gitops)
+    _two_checkout_versions_in_dev(gitops)
+    result = cli("promote", "--all", "--to", "production")
+    assert result.code == 3, result.err
+    text = gitops.kustomization("production").read_text()
+    assert "newTag: 2.4.0" in text
+    assert "newTag: 3.1.0" in text
+    assert "newTag: 1.8.0" in text  # checkout untouched
+    reported = [line for line in result.err.splitlines() if gitops.repo("checkout") in line]
+    assert len(reported) == 1, result.err
+    assert "1.9.0-rc1" in reported[0]
+    assert "1.8.0" in reported[0]
+
+
+def test_promote_json_prints_the_edit_on_stdout(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """-o json prints one document on stdout: target, source, modules (before/after references),
+    edits (file, before and after text, changed), the diff, notes and warnings."""
+    digest = gitops.seed(gitops.dev, "cart", "2.4.0")
+    path = gitops.kustomization("production")
+    before = path.read_text()
+    result = cli("promote", gitops.repo("cart"), "--to", "production", "-o", "json")
+    assert result.code == 0, result.err
+    doc = result.json()
+    assert doc["target"] == "production"
+    assert doc["source"] == "dev"
+    assert doc["modules"] == [
+        {
+            "module": gitops.repo("cart"),
+            "source": f"{DEV}/{gitops.repo('cart')}:2.4.0",
+            "digest": digest,
+            "before": f"{PROD}/{gitops.repo('cart')}:2.3.1",
+            "after": f"{PROD}/{gitops.repo('cart')}:2.4.0",
+            "changed": True,
+        }
+    ]
+    assert doc["edits"] == [
+        {
+            "file": "infra/overlays/production/kustomization.yaml",
+            "before": before,
+            "after": path.read_text(),
+            "changed": True,
+        }
+    ]
+    assert "+    newTag: 2.4.0" in str(doc["diff"])
+    assert doc["refused"] == []
+    assert any("# set by" in str(w) for w in doc["warnings"])  # type: ignore[union-attr]
+    again = cli("promote", gitops.repo("cart"), "--to", "production", "-o", "json").json()
+    assert [e["changed"] for e in again["edits"]] == [False]  # type: ignore[index, union-attr]
+    assert again["modules"][0]["changed"] is False  # type: ignore[index]
+    assert any("already runs" in str(n) for n in again["notes"])  # type: ignore[union-attr]
+
+
+def test_promote_sync_json_is_one_document(gitops: GitOpsRepo, cli: Callable[..., CliRun]) -> None:
+    """With --sync, -o json is still one document: the promotion with the sync under "sync"."""
+    gitops.seed(gitops.dev, "cart", "2.4.0")
+    result = cli("promote", gitops.repo("cart"), "--to", "production", "--sync", "-o", "json")
+    assert result.code == 0, result.err
+    doc = json.loads(result.out)
+    assert doc["target"] == "production"
+    assert [i["action"] for i in doc["sync"]["images"]] == ["copied"]
+
+
+def test_promote_sync_that_fails_says_the_edit_stays(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """When the sync step cannot make the image present (production's tag holds other content:
+    diverged, which promote --sync refuses since the user asked for dev's content), the exit code
+    is the sync's and stderr says the overlay edit was written and stays."""
+    gitops.seed(gitops.dev, "cart", "2.4.0")
+    gitops.seed(gitops.prod, "cart", "2.4.0", seed="something else")
+    result = cli("promote", gitops.repo("cart"), "--to", "production", "--sync")
+    assert result.code == 3, result.err
+    assert "newTag: 2.4.0" in gitops.kustomization("production").read_text()
+    stays = [line for line in result.err.splitlines() if "stays" in line]
+    assert len(stays) == 1, result.err
+    assert "infra/overlays/production/kustomization.yaml" in stays[0]
+    assert "promoter sync production" in stays[0]
+    assert any(
+        ln.startswith("promoter: error:") and "pushed again" in ln for ln in result.err.splitlines()
+    )
+
+
+def test_promote_sync_renders_the_edited_overlay_once(
+    gitops: GitOpsRepo,
+    cli: Callable[..., CliRun],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """promote --sync builds production's overlay twice (before and after the edit), not a third
+    time to plan the sync: the real kustomize, behind a wrapper on PATH that logs each build."""
+    log = tmp_path / "builds.log"
+    wrapper = tmp_path / "bin" / "kustomize"
+    wrapper.parent.mkdir()
+    kubectl = next(
+        Path(folder) / "kubectl"
+        for folder in os.environ["PATH"].split(os.pathsep)
+        if (Path(folder) / "kubectl").is_file()
+    )
+    wrapper.write_text(f'#!/bin/sh\necho "$2" >> {log}\nexec {kubectl} kustomize "$2"\n')
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("PATH", f"{wrapper.parent}{os.pathsep}{os.environ['PATH']}")
+    digest = gitops.seed(gitops.dev, "cart", "2.4.0")
+    result = cli("promote", gitops.repo("cart"), "--to", "production", "--sync")
+    assert result.code == 0, result.err
+    assert manifest_digest(gitops.prod, gitops.repo("cart"), "2.4.0") == digest
+    builds = log.read_text().splitlines()
+    assert sum(1 for b in builds if b.endswith("production")) == 2, builds
+
+
+def test_a_version_the_target_runs_already_is_not_asked_for(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """Re-running a promotion stays safe (exit 0, a note, nothing written) even when the source
+    registry no longer holds that version: nothing would be written, so nothing is verified."""
+    dev = gitops.kustomization("dev")
+    dev.write_text(dev.read_text().replace("newTag: 2.4.0", "newTag: 2.3.1"))
+    path = gitops.kustomization("production")
+    before = path.read_text()
+    result = cli("promote", gitops.repo("cart"), "--to", "production")
+    assert result.code == 0, result.err
+    assert "production already runs" in result.err
+    assert path.read_text() == before
+
+
+def test_no_verify_still_asks_for_the_digest_of_a_pin(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """--no-verify cannot skip the lookup a pin needs: a version the source registry lacks is
+    exit 1, saying the pin needs the digest, without offering --no-verify."""
+    result = cli(
+        "promote", gitops.repo("cart"), "--to", "production", "--pin-digest", "--no-verify"
+    )
+    assert result.code == 1, result.err
+    assert "a pin needs the digest" in result.err
+    assert "--no-verify" not in result.err
+
+
+def test_a_hook_list_that_cannot_be_rewritten_puts_the_kustomization_back(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """Nothing is half-written: when the hook component's promoter-images.txt cannot be rewritten
+    (not UTF-8), the kustomization edit already written is put back, exit 2."""
+    hook_list = _use_hook_component(gitops, "# images the hook copies\n")
+    hook_list.write_bytes(b"# images \xff\n")
+    gitops.seed(gitops.dev, "cart", "2.4.0")
+    path = gitops.kustomization("production")
+    before = path.read_text()
+    result = cli("promote", gitops.repo("cart"), "--to", "production")
+    assert result.code == 2, result.err
+    assert "promoter-images.txt" in result.err
+    assert path.read_text() == before
