@@ -849,7 +849,8 @@ def test_argocd_generate_stops_rendering_at_argo_cds_timeout(
 
 def test_argocd_plugin_sidecar_renders_valid_for_argocd_repo_server(tmp_path: Path) -> None:
     """The CMP component patches argocd-repo-server with a uid-999 sidecar running
-    argocd-cmp-server, with the /var/run/argocd, plugins and plugin.yaml mounts."""
+    argocd-cmp-server, with the /var/run/argocd, plugins and plugin.yaml mounts, the plugin runs
+    generate --strict, and a patch of the sidecar's env sets defaults for every Application."""
     shutil.copytree(DEPLOY / "argocd-cmp", tmp_path / "argocd-cmp")
     install = tmp_path / "install"
     install.mkdir()
@@ -864,6 +865,12 @@ def test_argocd_plugin_sidecar_renders_valid_for_argocd_repo_server(tmp_path: Pa
     )
     (install / "kustomization.yaml").write_text(
         "namespace: argocd\nresources:\n  - repo-server.yaml\ncomponents:\n  - ../argocd-cmp\n"
+        # docs/argocd.md's way to set defaults for every Application on the sidecar
+        "patches:\n  - patch: |-\n      apiVersion: apps/v1\n      kind: Deployment\n"
+        "      metadata:\n        name: argocd-repo-server\n      spec:\n        template:\n"
+        "          spec:\n            containers:\n              - name: promoter-cmp\n"
+        "                env:\n                  - name: PROMOTER_IMAGE\n"
+        "                    value: registry.example.com/tools/promoter:0.1.0\n"
     )
     documents = kustomize(install)
     validate(documents)
@@ -875,6 +882,8 @@ def test_argocd_plugin_sidecar_renders_valid_for_argocd_repo_server(tmp_path: Pa
     assert mounts["/var/run/argocd"]["name"] == "var-files"
     assert mounts["/home/argocd/cmp-server/plugins"]["name"] == "plugins"
     assert mounts["/home/argocd/cmp-server/config/plugin.yaml"]["subPath"] == "plugin.yaml"
+    env = {e["name"]: e["value"] for e in sidecar["env"]}
+    assert env["PROMOTER_IMAGE"] == "registry.example.com/tools/promoter:0.1.0"
     config_map = only(documents, "ConfigMap")
     plugin_volume = next(v for v in pod["volumes"] if v["name"] == "promoter-cmp-plugin")
     assert plugin_volume["configMap"]["name"] == config_map["metadata"]["name"]
