@@ -147,9 +147,11 @@ def hook_settings(given: Mapping[str, str | None], environ: Mapping[str, str]) -
     unset: set[str] = set()
     for setting in SETTINGS:
         value = given.get(setting.variable)
+        if value is None:  # an empty variable is no value, as Argo CD's UI leaves them
+            value = (
+                environ.get(ENV_PREFIX + setting.variable) or environ.get(setting.variable) or None
+            )
         if value is None:
-            value = environ.get(ENV_PREFIX + setting.variable) or environ.get(setting.variable)
-        if not value:
             unset.add(setting.variable)
             value = setting.default
         values[setting.variable] = value
