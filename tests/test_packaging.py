@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import sys
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +25,14 @@ import pytest
 import yaml
 from devtools import images
 from devtools.registry import RegistryProcess
+from tests.conftest import CliRun, GitOpsRepo
 from tests.registry_checks import manifest_digest, push
 
 from promoter.app.runtime import SecretScrubber
 from promoter.argocd.hookjob import HookSettings, hook_objects
+from promoter.argocd.plugin import DEFAULT_HOOK_IMAGE, hook_config, render_budget
 from promoter.cli import argocd
+from promoter.config.load import load_config
 from promoter.errors import ConfigError, InputError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,19 +64,40 @@ def only(documents: list[dict[str, Any]], kind: str) -> dict[str, Any]:
     return found[0]
 
 
+HOOK = "argocd.argoproj.io/hook"
+WAVE = "argocd.argoproj.io/sync-wave"
+
+
 def check_hook(obj: Mapping[str, Any], *, wave_below: int = 0) -> int:
-    """A PreSync hook kept on failure, in a negative wave; returns the wave."""
+    """A Sync-phase hook kept on failure, in a negative wave; returns the wave.
+
+    Sync, not PreSync: the ServiceAccount and ConfigMap it needs are ordinary resources, which Argo
+    CD applies in the Sync phase only, wave by wave, before this wave.
+    """
     annotations = obj["metadata"]["annotations"]
-    assert annotations["argocd.argoproj.io/hook"] == "PreSync"
+    assert annotations[HOOK] == "Sync"
     assert annotations["argocd.argoproj.io/hook-delete-policy"] == "BeforeHookCreation"
-    wave = int(annotations["argocd.argoproj.io/sync-wave"])
+    wave = int(annotations[WAVE])
     assert wave < wave_below
     return wave
 
 
-def check_job(job: Mapping[str, Any], *, generated_name: bool = True) -> None:
-    """The production settings the issue asks of every hook Job."""
-    check_hook(job)
+def check_ordinary(obj: Mapping[str, Any], *, wave_below: int) -> int:
+    """An ordinary resource of the application, no hook of Argo CD's or Helm's (never deleted and
+    created again before a Job), in a wave before ``wave_below``; returns the wave."""
+    annotations = obj["metadata"].get("annotations") or {}
+    assert not [
+        key for key in annotations if key.startswith(("argocd.argoproj.io/hook", "helm.sh/hook"))
+    ]
+    wave = int(annotations[WAVE])
+    assert wave < wave_below
+    return wave
+
+
+def check_job(job: Mapping[str, Any], *, generated_name: bool = True, argocd: bool = True) -> None:
+    """The production settings the issue asks of every hook Job (an Argo CD hook unless told)."""
+    if argocd:
+        check_hook(job)
     metadata = job["metadata"]
     if generated_name:
         assert "name" not in metadata
@@ -162,6 +186,15 @@ def seed(registry: RegistryProcess, repository: str, tag: str) -> str:
     return push(registry, repository, image, tag=tag)
 
 
+@pytest.fixture(scope="module")
+def tls_destination(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryProcess]:
+    """An HTTPS registry without auth whose certificate a test CA signed: trusted only with it."""
+    registry = RegistryProcess(tmp_path_factory.mktemp("tls-dest"), name="tls-dest", tls=True)
+    registry.start()
+    yield registry
+    registry.stop()
+
+
 def argv_for(job: Mapping[str, Any]) -> list[str]:
     """The Job container's arguments."""
     return list(job["spec"]["template"]["spec"]["containers"][0]["args"])
@@ -180,8 +213,8 @@ def render_chart(chart: Path, values: dict[str, Any]) -> list[dict[str, Any]]:
 def test_helm_chart_renders_a_valid_hook_that_copies(
     source_registry: RegistryProcess, dest_registry: RegistryProcess, repo: str, tmp_path: Path
 ) -> None:
-    """The chart renders a schema-valid ServiceAccount (IRSA role), config ConfigMap and PreSync
-    Job, and the Job's own arguments copy the listed image into the destination."""
+    """The chart renders a schema-valid ServiceAccount (IRSA role) and config ConfigMap, ordinary
+    resources a wave before the hook Job, and the Job's own arguments copy the listed image."""
     digest = seed(source_registry, f"{repo}/cart", "2.4.0")
     config = (
         "environments:\n  production:\n    overlay: .\n"
@@ -200,12 +233,12 @@ def test_helm_chart_renders_a_valid_hook_that_copies(
     )
     validate(documents)
     job = only(documents, "Job")
-    check_job(job)
+    check_job(job, generated_name=False)  # Helm installs only named objects
     account = only(documents, "ServiceAccount")
     config_map = only(documents, "ConfigMap")
     job_wave = check_hook(job)
-    assert check_hook(account, wave_below=job_wave) < job_wave
-    assert check_hook(config_map, wave_below=job_wave) < job_wave
+    check_ordinary(account, wave_below=job_wave)
+    check_ordinary(config_map, wave_below=job_wave)
     assert account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"] == role
     assert job["spec"]["template"]["spec"]["serviceAccountName"] == account["metadata"]["name"]
     assert argv_for(job)[-2:] == ["--image", f"{dest_registry.host}/{repo}/cart:2.4.0"]
@@ -247,7 +280,7 @@ def test_helm_chart_as_a_dependency_takes_the_parent_charts_image_values(tmp_pat
     documents = render_chart(parent, {})
     validate(documents)
     job = only(documents, "Job")
-    check_job(job)
+    check_job(job, generated_name=False)
     deployment_image = only(documents, "Deployment")["spec"]["template"]["spec"]["containers"][0][
         "image"
     ]
@@ -272,6 +305,92 @@ def test_helm_chart_refuses_to_render_without_source_or_images() -> None:
         render_chart(chart, {"sourceRegistry": "registry.example.com"})
 
 
+def helm_lint_problems(chart: Path, values: dict[str, Any]) -> list[str]:
+    """``helm lint --strict`` through Helm's Go SDK: its warnings and errors (strict fails on both)."""
+    report = helm.lint(str(chart), values, strict=True, kube_version=f"v{KUBERNETES_VERSION}.0")
+    found = [m["error"] for m in report["messages"] if m["severity"] >= 2] + report["errors"]
+    return [str(problem) for problem in found]
+
+
+CHART_VALUES: dict[str, Any] = {
+    "images": ["222222222222.dkr.ecr.us-east-1.amazonaws.com/shop/cart:2.3.1"],
+    "sourceRegistry": "111111111111.dkr.ecr.us-east-1.amazonaws.com",
+}
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {},
+        {"config": "registries: {}\n", "caBundle": "-----BEGIN CERTIFICATE-----\n"},
+        {"argocd": False},
+        {"argocd": False, "serviceAccount": {"create": False, "name": "promoter"}},
+    ],
+    ids=["argocd", "argocd-config", "plain-helm", "plain-helm-own-account"],
+)
+def test_helm_chart_passes_strict_lint(extra: dict[str, Any]) -> None:
+    """``helm lint --strict`` finds nothing, for Argo CD and for plain ``helm install``."""
+    chart = DEPLOY / "helm" / "promoter-hook"
+    assert helm_lint_problems(chart, {**CHART_VALUES, **extra}) == []
+
+
+def test_helm_chart_for_plain_helm_runs_the_job_after_its_service_account() -> None:
+    """With ``argocd: false`` the Job and ConfigMap are Helm hooks, the ConfigMap one weight
+    first; the ServiceAccount is an ordinary release object, so on install the Job runs after it
+    (post-install) and before every upgrade; with a ServiceAccount made elsewhere, pre-install."""
+    chart = DEPLOY / "helm" / "promoter-hook"
+    documents = render_chart(chart, {**CHART_VALUES, "argocd": False, "config": "registries: {}\n"})
+    validate(documents)
+    job, config_map = only(documents, "Job"), only(documents, "ConfigMap")
+    account = only(documents, "ServiceAccount")
+    check_job(job, generated_name=False, argocd=False)
+    for obj in documents:
+        assert not [key for key in obj["metadata"].get("annotations", {}) if "argoproj" in key]
+    assert "annotations" not in account["metadata"]  # no hook: never recreated before the Job
+    annotations = job["metadata"]["annotations"]
+    assert annotations["helm.sh/hook"] == "post-install,pre-upgrade"
+    assert annotations["helm.sh/hook-delete-policy"] == "before-hook-creation"
+    config_hook = config_map["metadata"]["annotations"]
+    assert config_hook["helm.sh/hook"] == "pre-install,pre-upgrade"
+    assert int(config_hook["helm.sh/hook-weight"]) < int(annotations["helm.sh/hook-weight"])
+
+    elsewhere = render_chart(
+        chart,
+        {**CHART_VALUES, "argocd": False, "serviceAccount": {"create": False, "name": "promoter"}},
+    )
+    job = only(elsewhere, "Job")
+    assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
+    assert job["spec"]["template"]["spec"]["serviceAccountName"] == "promoter"
+    assert not [d for d in elsewhere if d["kind"] == "ServiceAccount"]
+
+
+def test_helm_chart_gives_the_job_a_ca_bundle(
+    source_registry: RegistryProcess, tls_destination: RegistryProcess, repo: str, tmp_path: Path
+) -> None:
+    """``caBundle`` reaches the Job as /etc/promoter/ca.pem, trusted with --ca-file: it copies into
+    a registry whose certificate a private CA signed."""
+    digest = seed(source_registry, f"{repo}/cart", "2.4.0")
+    assert tls_destination.ca_file is not None
+    documents = render_chart(
+        DEPLOY / "helm" / "promoter-hook",
+        {
+            "images": [f"{tls_destination.host}/{repo}/cart:2.4.0"],
+            "sourceRegistry": source_registry.host,
+            "caBundle": tls_destination.ca_file.read_text(),
+        },
+    )
+    validate(documents)
+    job, config_map = only(documents, "Job"), only(documents, "ConfigMap")
+    check_ordinary(config_map, wave_below=check_hook(job))
+    args = argv_for(job)
+    assert args[args.index("--ca-file") + 1] == "/etc/promoter/ca.pem"
+    assert "--config" not in args
+
+    done = run_job(job, tmp_path, {config_map["metadata"]["name"]: config_map["data"]})
+    assert done.returncode == 0, done.stderr
+    assert manifest_digest(tls_destination, f"{repo}/cart", "2.4.0") == digest
+
+
 # -- Kustomize component ------------------------------------------------------------------------
 
 
@@ -288,35 +407,25 @@ def kustomize(overlay: Path) -> list[dict[str, Any]]:
     return load(done.stdout)
 
 
-def test_kustomize_component_renders_a_valid_hook_that_copies_the_listed_images(
-    source_registry: RegistryProcess, dest_registry: RegistryProcess, repo: str, tmp_path: Path
-) -> None:
-    """An overlay that adds the component and a promoter-hook ConfigMap of promoter-images.txt gets
-    schema-valid PreSync hooks (the ConfigMap too), with its prefix and namespace, and the Job's
-    own arguments copy every listed image."""
-    cart = seed(source_registry, f"{repo}/cart", "2.4.0")
-    catalog = seed(source_registry, f"{repo}/catalog", "3.1.0")
-    shutil.copytree(DEPLOY / "kustomize" / "promoter-hook", tmp_path / "components" / "hook")
-    overlay = tmp_path / "overlays" / "production"
+def hook_overlay(root: Path, destination: str, images: list[str], generator: str) -> Path:
+    """An overlay using the component (copied under ``root``): a Deployment of the first image,
+    ``promoter-images.txt`` listing all, and ``generator`` as its configMapGenerator section."""
+    shutil.copytree(DEPLOY / "kustomize" / "promoter-hook", root / "components" / "hook")
+    overlay = root / "overlays" / "production"
     overlay.mkdir(parents=True)
     (overlay / "deployment.yaml").write_text(
         "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: cart\n"
         "spec:\n  selector:\n    matchLabels: {app: cart}\n  template:\n"
         "    metadata:\n      labels: {app: cart}\n    spec:\n      containers:\n"
-        f"        - name: cart\n          image: {dest_registry.host}/{repo}/cart:2.4.0\n"
+        f"        - name: cart\n          image: {destination}/{images[0]}\n"
     )
-    (overlay / "promoter-images.txt").write_text(
-        f"# images this overlay runs\n{dest_registry.host}/{repo}/cart:2.4.0\n"
-        f"{dest_registry.host}/{repo}/catalog:3.1.0\n"
-    )
+    listed = "".join(f"{destination}/{image}\n" for image in images)
+    (overlay / "promoter-images.txt").write_text(f"# images this overlay runs\n{listed}")
     (overlay / "kustomization.yaml").write_text(
         "namespace: production\nnamePrefix: shop-\n"
         "resources:\n  - deployment.yaml\n"
         "components:\n  - ../../components/hook\n"
-        "configMapGenerator:\n  - name: promoter-hook\n"
-        "    options:\n      disableNameSuffixHash: true\n"
-        f"    literals:\n      - sourceRegistry={source_registry.host}\n"
-        "    files:\n      - promoter-images.txt\n"
+        f"{generator}"
         "images:\n  - name: promoter\n    newName: registry.example.com/tools/promoter\n"
         "    newTag: 0.1.0\n"
         "patches:\n  - target: {kind: ServiceAccount, name: promoter-hook}\n"
@@ -324,6 +433,32 @@ def test_kustomize_component_renders_a_valid_hook_that_copies_the_listed_images(
         "        path: /metadata/annotations/eks.amazonaws.com~1role-arn\n"
         "        value: arn:aws:iam::222222222222:role/promoter\n"
     )
+    return overlay
+
+
+def test_kustomize_component_renders_a_valid_hook_that_copies_the_listed_images(
+    source_registry: RegistryProcess, tls_destination: RegistryProcess, repo: str, tmp_path: Path
+) -> None:
+    """An overlay that adds the component and a promoter-hook ConfigMap gets a schema-valid hook
+    Job, its ServiceAccount and the ConfigMap ordinary resources a wave earlier, with its prefix and
+    namespace; the Job copies every listed image, trusting the CA file its ConfigMap carries."""
+    cart = seed(source_registry, f"{repo}/cart", "2.4.0")
+    catalog = seed(source_registry, f"{repo}/catalog", "3.1.0")
+    assert tls_destination.ca_file is not None
+    overlay = hook_overlay(
+        tmp_path,
+        tls_destination.host,
+        [f"{repo}/cart:2.4.0", f"{repo}/catalog:3.1.0"],
+        "configMapGenerator:\n  - name: promoter-hook\n"
+        "    options:\n      disableNameSuffixHash: true\n"
+        f"    literals:\n      - sourceRegistry={source_registry.host}\n"
+        "    files:\n      - promoter-images.txt\n      - promoter.yaml\n      - ca.pem\n",
+    )
+    # The supported way to give this Job a CA: a caFile beside promoter.yaml in the ConfigMap.
+    (overlay / "promoter.yaml").write_text(
+        f"registries:\n  {tls_destination.host}:\n    caFile: ca.pem\n"
+    )
+    shutil.copy(tls_destination.ca_file, overlay / "ca.pem")
     documents = kustomize(overlay)
     validate(documents)
     job = only(documents, "Job")
@@ -331,8 +466,8 @@ def test_kustomize_component_renders_a_valid_hook_that_copies_the_listed_images(
     job_wave = check_hook(job)
     config_map = only(documents, "ConfigMap")
     account = only(documents, "ServiceAccount")
-    assert check_hook(config_map, wave_below=job_wave) < job_wave
-    assert check_hook(account, wave_below=job_wave) < job_wave
+    check_ordinary(config_map, wave_below=job_wave)
+    check_ordinary(account, wave_below=job_wave)
     assert account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].endswith(
         ":role/promoter"
     )
@@ -343,8 +478,35 @@ def test_kustomize_component_renders_a_valid_hook_that_copies_the_listed_images(
 
     done = run_job(job, tmp_path, {config_map["metadata"]["name"]: config_map["data"]})
     assert done.returncode == 0, done.stderr
-    assert manifest_digest(dest_registry, f"{repo}/cart", "2.4.0") == cart
-    assert manifest_digest(dest_registry, f"{repo}/catalog", "3.1.0") == catalog
+    assert manifest_digest(tls_destination, f"{repo}/cart", "2.4.0") == cart
+    assert manifest_digest(tls_destination, f"{repo}/catalog", "3.1.0") == catalog
+
+
+def test_kustomize_component_without_its_configmap_fails_the_build_and_plan(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """An overlay that adds the component but not the promoter-hook ConfigMap its Job mounts does
+    not build: kustomize names the ConfigMap, and ``promoter plan`` exits 2 with that line."""
+    overlay = hook_overlay(gitops.root, gitops.prod.host, [gitops.repo("cart") + ":1.0"], "")
+    done = subprocess.run(
+        ["kubectl", "kustomize", str(overlay)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode != 0
+    assert "ConfigMap.[noVer].[noGrp]/promoter-hook.[noNs]:data.sourceRegistry" in done.stderr
+    config = gitops.root / "promoter.yaml"
+    config.write_text(config.read_text().replace("infra/overlays/production", str(overlay)))
+
+    run = cli("plan", "production")
+    assert run.code == 2
+    assert run.out == ""
+    assert "kustomize build" in run.err
+    assert "promoter-hook" in run.err
+    assert "data.sourceRegistry" in run.err
+    assert run.err.rstrip().endswith(
+        "needs the overlay's configMapGenerator promoter-hook with sourceRegistry=HOST and "
+        "promoter-images.txt (docs/argocd.md, Kustomize component)"
+    )
+    assert len(run.err.strip().splitlines()) == 1, run.err
 
 
 # -- Argo CD Config Management Plugin -----------------------------------------------------------
@@ -363,20 +525,26 @@ def generate_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def copy_example(root: Path, dev: RegistryProcess, production: RegistryProcess) -> str:
+    """examples/gitops copied to ``root`` with the registries as dev and production, without its
+    workstation ``registries:`` section, and with module names of its own (returned: the prefix)."""
+    shutil.copytree(EXAMPLE, root)
+    prefix = f"shop{uuid.uuid4().hex[:8]}"
+    for path in root.rglob("*.yaml"):
+        text = path.read_text().replace(DEV, dev.host).replace(PROD, production.host)
+        path.write_text(text.replace("/shop/", f"/{prefix}/"))
+    config = root / "promoter.yaml"
+    config.write_text(config.read_text().split("\nregistries:")[0] + "\n")
+    return prefix
+
+
 @pytest.fixture
 def gitops_copy(
     tmp_path: Path, source_registry: RegistryProcess, dest_registry: RegistryProcess
 ) -> tuple[Path, str]:
     """examples/gitops with the test registries as dev and production and its own module names."""
     root = tmp_path / "gitops"
-    shutil.copytree(EXAMPLE, root)
-    prefix = f"shop{uuid.uuid4().hex[:8]}"
-    for path in root.rglob("*.yaml"):
-        text = path.read_text().replace(DEV, source_registry.host).replace(PROD, dest_registry.host)
-        path.write_text(text.replace("/shop/", f"/{prefix}/"))
-    config = root / "promoter.yaml"
-    config.write_text(config.read_text().split("\nregistries:")[0] + "\n")
-    return root, prefix
+    return root, copy_example(root, source_registry, dest_registry)
 
 
 def test_argocd_generate_prints_the_overlay_and_a_hook_that_copies_its_images(
@@ -388,13 +556,16 @@ def test_argocd_generate_prints_the_overlay_and_a_hook_that_copies_its_images(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Run in an overlay, generate prints kustomize's output unchanged plus a schema-valid hook
-    whose Job lists exactly the managed images; ARGOCD_ENV_ settings apply; the Job copies them."""
+    whose Job lists exactly the managed images; the sidecar's PROMOTER_ settings apply unless the
+    Application's ARGOCD_ENV_ ones say otherwise; the Job copies the images."""
     root, prefix = gitops_copy
     wanted = {"cart": "2.3.1", "catalog": "3.0.2", "checkout": "1.8.0"}
     digests = {m: seed(source_registry, f"{prefix}/{m}", tag) for m, tag in wanted.items()}
     overlay = root / "infra" / "overlays" / "production"
     monkeypatch.chdir(overlay)
-    monkeypatch.setenv("ARGOCD_ENV_PROMOTER_ROLE_ARN", "arn:aws:iam::222222222222:role/promoter")
+    # The sidecar's defaults for every Application, and this Application's own image.
+    monkeypatch.setenv("PROMOTER_ROLE_ARN", "arn:aws:iam::222222222222:role/promoter")
+    monkeypatch.setenv("PROMOTER_IMAGE", "registry.example.com/tools/promoter:0.0.9")
     monkeypatch.setenv("ARGOCD_ENV_PROMOTER_IMAGE", "registry.example.com/tools/promoter:0.1.0")
     args = generate_parser().parse_args(["argocd", "generate", "--backoff-limit", "2"])
     capsys.readouterr()
@@ -410,7 +581,8 @@ def test_argocd_generate_prints_the_overlay_and_a_hook_that_copies_its_images(
     job = only(documents, "Job")
     check_job(job)
     account = only(documents, "ServiceAccount")
-    assert check_hook(account, wave_below=check_hook(job)) < check_hook(job)
+    check_ordinary(account, wave_below=check_hook(job))
+    assert not [d for d in documents if d["kind"] == "ConfigMap"]  # no registries: no settings
     assert account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].endswith("/promoter")
     assert job["spec"]["backoffLimit"] == 2
     assert (
@@ -464,9 +636,221 @@ def test_argocd_generate_fails_with_nothing_on_stdout(
     assert capsys.readouterr().out == ""
 
 
+def test_argocd_generate_warns_of_a_job_that_cannot_work_and_strict_refuses_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Callable[..., CliRun]
+) -> None:
+    """Without an image, or without a role while the Job reaches ECR, generate prints the hook with
+    a warning for each; --strict exits 2 printing nothing; the sidecar's PROMOTER_IMAGE and
+    PROMOTER_ROLE_ARN=none (an EKS Pod Identity association) satisfy it."""
+    shutil.copytree(EXAMPLE, tmp_path / "repo")
+    monkeypatch.chdir(tmp_path / "repo" / "infra" / "overlays" / "production")
+
+    run = cli("argocd", "generate")
+    assert run.code == 0
+    job = only(load(run.out), "Job")
+    assert job["spec"]["template"]["spec"]["containers"][0]["image"] == DEFAULT_HOOK_IMAGE
+    warnings = [line for line in run.err.splitlines() if line.startswith("promoter: warning: ")]
+    assert any("no hook image configured" in line and "PROMOTER_IMAGE" in line for line in warnings)
+    assert any(
+        f"no IAM role configured for ServiceAccount promoter-hook: the Job would reach {DEV}, "
+        f"{PROD} without AWS credentials" in line
+        for line in warnings
+    )
+
+    run = cli("argocd", "generate", "--strict")
+    assert run.code == 2
+    assert run.out == ""
+    (line,) = run.err.splitlines()
+    assert line.startswith("promoter: error: no hook image configured")
+    assert "PROMOTER_ROLE_ARN" in line
+    assert line.endswith("(--strict)")
+
+    monkeypatch.setenv("PROMOTER_IMAGE", "222222222222.dkr.ecr.us-east-1.amazonaws.com/promoter:1")
+    monkeypatch.setenv("PROMOTER_ROLE_ARN", "none")
+    run = cli("argocd", "generate", "--strict")
+    assert run.code == 0, run.err
+    account = only(load(run.out), "ServiceAccount")
+    assert "eks.amazonaws.com/role-arn" not in account["metadata"]["annotations"]
+    assert "configured" not in run.err
+
+
+def write_registries(root: Path, registries: str) -> Path:
+    """A promoter.yaml in ``root`` of one environment and the given ``registries:`` section."""
+    config = root / "promoter.yaml"
+    config.write_text(
+        f"environments:\n  dev:\n    overlay: .\n    registry: {DEV}\nregistries:\n{registries}"
+    )
+    return config
+
+
+def test_argocd_generate_keeps_workstation_registry_settings_out_of_the_cluster(
+    tmp_path: Path,
+) -> None:
+    """A loopback endpoint and insecure: true stay out of the hook's settings unless the entry says
+    inCluster: true; ECR settings, other endpoints and CA files go in, the CA file beside the
+    Job's promoter.yaml, where the Job's own reading of the file finds it."""
+    repo = tmp_path / "repo"
+    (repo / "certs").mkdir(parents=True)
+    pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    (repo / "certs" / "corp.pem").write_text(pem)
+    config = write_registries(
+        repo,
+        f"  {DEV}:\n    endpoint: http://127.0.0.1:5101\n"
+        "    ecr: {roleArn: 'arn:aws:iam::111111111111:role/pull'}\n"
+        "  registry.corp.example:5000:\n    endpoint: https://mirror.corp.example\n"
+        "    insecure: true\n    caFile: certs/corp.pem\n"
+        "  localhost:5000:\n    endpoint: http://[::1]:5000\n    insecure: true\n"
+        "    inCluster: true\n"
+        "  127.0.0.1:5999:\n    insecure: true\n",
+    )
+    load_config(config)  # the workstation accepts every key, inCluster included
+
+    carried = hook_config(config)
+    assert carried is not None
+    ca_key = "ca-registry.corp.example_5000.pem"
+    assert set(carried.files) == {"promoter.yaml", ca_key}
+    assert carried.files[ca_key] == pem
+    assert yaml.safe_load(carried.files["promoter.yaml"]) == {
+        "registries": {
+            DEV: {"ecr": {"roleArn": "arn:aws:iam::111111111111:role/pull"}},
+            "registry.corp.example:5000": {
+                "endpoint": "https://mirror.corp.example",
+                "caFile": ca_key,
+            },
+            "localhost:5000": {"endpoint": "http://[::1]:5000", "insecure": True},
+        }
+    }
+    assert len(carried.notes) == 3
+    assert carried.notes[0] == (
+        f"registries.{DEV}.endpoint http://127.0.0.1:5101 is this machine's address: left out; "
+        "mark the entry inCluster: true to copy it into the cluster"
+    )
+    assert all("insecure: true is a workstation setting" in n for n in carried.notes[1:])
+
+    mounted = tmp_path / "etc-promoter"  # the ConfigMap as the Job's pod sees it
+    mounted.mkdir()
+    for key, text in carried.files.items():
+        (mounted / key).write_text(text)
+    settings = load_config(mounted / "promoter.yaml", registries_only=True).registries
+    assert settings["registry.corp.example:5000"].ca_file == mounted / ca_key
+    assert settings["registry.corp.example:5000"].insecure is False
+    assert settings[DEV].endpoint is None
+
+
+def test_argocd_generate_refuses_ca_files_it_must_not_carry(tmp_path: Path) -> None:
+    """A caFile outside the folder of promoter.yaml (a path or a symbolic link: the repo-server's
+    own files), missing, or holding no certificate is refused in one line naming the key."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (tmp_path / "token").write_text("-----BEGIN CERTIFICATE-----\n")
+    (repo / "link.pem").symlink_to(tmp_path / "token")
+    (repo / "key.pem").write_text("-----BEGIN PRIVATE KEY-----\n")
+    cases = {
+        "../token": "is outside",
+        "link.pem": "is outside",
+        "missing.pem": "no such file",
+        "key.pem": "holds no PEM certificate",
+    }
+    for name, problem in cases.items():
+        config = write_registries(repo, f"  {DEV}:\n    caFile: {name}\n")
+        with pytest.raises(ConfigError, match=problem) as caught:
+            hook_config(config)
+        assert f"registries.{DEV}.caFile" in str(caught.value)
+
+
+def test_argocd_generate_carries_a_ca_file_to_the_job_that_copies(
+    tmp_path: Path,
+    source_registry: RegistryProcess,
+    tls_destination: RegistryProcess,
+    monkeypatch: pytest.MonkeyPatch,
+    cli: Callable[..., CliRun],
+) -> None:
+    """With caFile for a registry whose certificate a private CA signed, the generated ConfigMap
+    carries the CA and the Job, mounting it, copies into that registry."""
+    root = tmp_path / "gitops"
+    prefix = copy_example(root, source_registry, tls_destination)
+    wanted = {"cart": "2.3.1", "catalog": "3.0.2", "checkout": "1.8.0"}
+    digests = {m: seed(source_registry, f"{prefix}/{m}", tag) for m, tag in wanted.items()}
+    assert tls_destination.ca_file is not None
+    shutil.copy(tls_destination.ca_file, root / "ca.pem")
+    config = root / "promoter.yaml"
+    config.write_text(
+        config.read_text() + f"registries:\n  {tls_destination.host}:\n    caFile: ca.pem\n"
+    )
+    monkeypatch.chdir(root / "infra" / "overlays" / "production")
+    monkeypatch.setenv("ARGOCD_ENV_PROMOTER_IMAGE", "registry.example.com/tools/promoter:0.1.0")
+
+    run = cli("argocd", "generate", "--strict")
+    assert run.code == 0, run.err
+    documents = load(run.out)
+    validate(documents)
+    job, config_map = only(documents, "Job"), only(documents, "ConfigMap")
+    check_ordinary(config_map, wave_below=check_hook(job))
+    done = run_job(job, tmp_path, {config_map["metadata"]["name"]: config_map["data"]})
+    assert done.returncode == 0, done.stderr
+    for module, tag in wanted.items():
+        assert manifest_digest(tls_destination, f"{prefix}/{module}", tag) == digests[module]
+
+
+def test_argocd_generate_refuses_an_environment_whose_registry_is_a_typo(
+    gitops_copy: tuple[Path, str],
+    dest_registry: RegistryProcess,
+    monkeypatch: pytest.MonkeyPatch,
+    cli: Callable[..., CliRun],
+) -> None:
+    """An overlay that deploys no image of its environment's registry while the environment it
+    promotes from deploys its own is an error (exit 2) naming the environment, its registry and
+    the registries the overlay uses, not an application without a hook."""
+    root, _ = gitops_copy
+    config = root / "promoter.yaml"
+    text = config.read_text()
+    config.write_text(text.replace(f"registry: {dest_registry.host}", "registry: 127.0.0.1:1"))
+    monkeypatch.chdir(root / "infra" / "overlays" / "production")
+
+    run = cli("argocd", "generate")
+    assert run.code == 2
+    assert run.out == ""
+    (line,) = run.err.splitlines()
+    assert line.startswith(
+        "promoter: error: environment production: its overlay deploys no image of its registry "
+        "127.0.0.1:1, while dev deploys images of "
+    )
+    assert f"the overlay's images are in {dest_registry.host}" in line
+
+
+@pytest.mark.parametrize(
+    ("exec_timeout", "seconds"),
+    [(None, 50.0), ("90s", 80.0), ("2m30s", 140.0), ("8s", 4.0), ("soon", 50.0), ("0s", 50.0)],
+)
+def test_argocd_generate_renders_within_argo_cds_timeout(
+    exec_timeout: str | None, seconds: float
+) -> None:
+    """Rendering may take the plugin's budget less a reserve: ARGOCD_EXEC_TIMEOUT when the sidecar
+    sets a valid one, else 60 s (the repo-server's request timeout, below the 90 s exec timeout)."""
+    environ = {} if exec_timeout is None else {"ARGOCD_EXEC_TIMEOUT": exec_timeout}
+    assert render_budget(environ) == seconds
+
+
+def test_argocd_generate_stops_rendering_at_argo_cds_timeout(
+    gitops_copy: tuple[Path, str], monkeypatch: pytest.MonkeyPatch, cli: Callable[..., CliRun]
+) -> None:
+    """A render that outlives the sidecar's ARGOCD_EXEC_TIMEOUT is stopped by promoter, which says
+    so in one line, before Argo CD kills the command without promoter's words."""
+    root, _ = gitops_copy
+    monkeypatch.chdir(root / "infra" / "overlays" / "production")
+    monkeypatch.setenv("ARGOCD_EXEC_TIMEOUT", "1ms")
+
+    run = cli("argocd", "generate")
+    assert run.code == 2
+    assert run.out == ""
+    (line,) = run.err.splitlines()
+    assert re.search(r"kustomize build \S+ did not finish within 0\.00\d* s$", line), line
+
+
 def test_argocd_plugin_sidecar_renders_valid_for_argocd_repo_server(tmp_path: Path) -> None:
     """The CMP component patches argocd-repo-server with a uid-999 sidecar running
-    argocd-cmp-server, with the /var/run/argocd, plugins and plugin.yaml mounts."""
+    argocd-cmp-server, with the /var/run/argocd, plugins and plugin.yaml mounts, the plugin runs
+    generate --strict, and a patch of the sidecar's env sets defaults for every Application."""
     shutil.copytree(DEPLOY / "argocd-cmp", tmp_path / "argocd-cmp")
     install = tmp_path / "install"
     install.mkdir()
@@ -481,6 +865,12 @@ def test_argocd_plugin_sidecar_renders_valid_for_argocd_repo_server(tmp_path: Pa
     )
     (install / "kustomization.yaml").write_text(
         "namespace: argocd\nresources:\n  - repo-server.yaml\ncomponents:\n  - ../argocd-cmp\n"
+        # docs/argocd.md's way to set defaults for every Application on the sidecar
+        "patches:\n  - patch: |-\n      apiVersion: apps/v1\n      kind: Deployment\n"
+        "      metadata:\n        name: argocd-repo-server\n      spec:\n        template:\n"
+        "          spec:\n            containers:\n              - name: promoter-cmp\n"
+        "                env:\n                  - name: PROMOTER_IMAGE\n"
+        "                    value: registry.example.com/tools/promoter:0.1.0\n"
     )
     documents = kustomize(install)
     validate(documents)
@@ -492,12 +882,14 @@ def test_argocd_plugin_sidecar_renders_valid_for_argocd_repo_server(tmp_path: Pa
     assert mounts["/var/run/argocd"]["name"] == "var-files"
     assert mounts["/home/argocd/cmp-server/plugins"]["name"] == "plugins"
     assert mounts["/home/argocd/cmp-server/config/plugin.yaml"]["subPath"] == "plugin.yaml"
+    env = {e["name"]: e["value"] for e in sidecar["env"]}
+    assert env["PROMOTER_IMAGE"] == "registry.example.com/tools/promoter:0.1.0"
     config_map = only(documents, "ConfigMap")
     plugin_volume = next(v for v in pod["volumes"] if v["name"] == "promoter-cmp-plugin")
     assert plugin_volume["configMap"]["name"] == config_map["metadata"]["name"]
     plugin = yaml.safe_load(config_map["data"]["plugin.yaml"])
     assert plugin["kind"] == "ConfigManagementPlugin"
-    assert plugin["spec"]["generate"]["command"] == ["promoter", "argocd", "generate"]
+    assert plugin["spec"]["generate"]["command"] == ["promoter", "argocd", "generate", "--strict"]
 
 
 # -- the container image ------------------------------------------------------------------------
@@ -540,8 +932,9 @@ def test_package_installs_with_plain_pip_into_a_fresh_venv(tmp_path: Path) -> No
 
 
 def test_registry_settings_reach_the_generated_job() -> None:
-    """With promoter.yaml registry settings, the hook carries them in a ConfigMap hook one wave
-    before the Job, mounted and passed with --config; every object stays schema-valid."""
+    """With promoter.yaml registry settings, the hook carries them in a ConfigMap, an ordinary
+    resource one wave before the Job, mounted and passed with --config; every object stays
+    schema-valid."""
     settings = (
         "registries:\n  111111111111.dkr.ecr.us-east-1.amazonaws.com:\n    ecr: {roleArn: arn}\n"
     )
@@ -549,13 +942,14 @@ def test_registry_settings_reach_the_generated_job() -> None:
         HookSettings(image="promoter:0.1.0"),
         "111111111111.dkr.ecr.us-east-1.amazonaws.com",
         ["222222222222.dkr.ecr.us-east-1.amazonaws.com/shop/cart:1.0"],
-        registry_settings=settings,
+        config_files={"promoter.yaml": settings},
     )
     validate(objects)
     config = only(objects, "ConfigMap")
     job = only(objects, "Job")
     check_job(job)
-    assert check_hook(config, wave_below=check_hook(job)) < check_hook(job)
+    check_ordinary(config, wave_below=check_hook(job))
+    check_ordinary(only(objects, "ServiceAccount"), wave_below=check_hook(job))
     assert config["data"]["promoter.yaml"] == settings
     pod = job["spec"]["template"]["spec"]
     assert {"name": "config", "configMap": {"name": config["metadata"]["name"]}} in pod["volumes"]

@@ -1,4 +1,4 @@
-"""The Argo CD Config Management Plugin's ``generate``: an overlay's manifests plus the PreSync hook.
+"""The Argo CD Config Management Plugin's ``generate``: an overlay's manifests plus the hook Job.
 
 Argo CD runs the plugin's ``generate`` command in the application's source directory and applies whatever it
 prints, so the output is the overlay's manifests exactly as kustomize rendered them, followed by the hook
@@ -12,17 +12,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from promoter.argocd.hookjob import HookSettings, hook_objects
-from promoter.argocd.plugin import dump_objects, hook_registry_settings
+from promoter.app.environment import check_own_registry, environment_images
+from promoter.argocd.hookjob import hook_objects
+from promoter.argocd.plugin import PluginSettings, dump_objects, hook_config, hook_problems
 from promoter.config.load import find_config, load_config
+from promoter.deadline import Deadline
 from promoter.errors import ConfigError, InputError, InvalidReferenceError
 from promoter.gitops.discover import discover_images, parse_manifests
-from promoter.gitops.render import render_overlay
+from promoter.gitops.hookfile import is_hook
+from promoter.gitops.render import RENDER_TIMEOUT, render_overlay
 from promoter.planning.plan import in_registry
 from promoter.reference import parse_reference
-
-#: Argo CD gives a plugin command 90 s; rendering stops first, so that our message is the one shown.
-PLUGIN_RENDER_TIMEOUT = 80.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,12 +33,15 @@ class PluginOutput:
         manifests: kustomize's output, unchanged (ending in a newline).
         hook: the hook's Kubernetes objects (none when the environment promotes from nowhere or
             runs no image of its registry).
-        notes: why no hook was added, when none was.
+        notes: why no hook was added, when none was, and the workstation settings left out of it.
+        problems: what keeps the hook from working as configured (no image, no role), one line
+            each (:func:`~promoter.argocd.plugin.hook_problems`); ``--strict`` refuses them.
     """
 
     manifests: str
     hook: list[dict[str, Any]]
     notes: list[str]
+    problems: list[str]
 
     @property
     def text(self) -> str:
@@ -47,20 +50,32 @@ class PluginOutput:
 
 
 def generate_plugin_output(
-    source_dir: Path, settings: HookSettings, *, config_path: Path | None = None
+    source_dir: Path,
+    settings: PluginSettings,
+    *,
+    render_seconds: float,
+    config_path: Path | None = None,
 ) -> PluginOutput:
-    """Render the overlay in ``source_dir`` and add the PreSync hook for its managed images.
+    """Render the overlay in ``source_dir`` and add the hook for its managed images.
 
     Args:
         source_dir: the overlay folder (Argo CD runs plugins in the application's source path).
         settings: the hook Job's settings.
+        render_seconds: the most every render together may take (the overlay's, and the source
+            environment's when it is needed): Argo CD kills a plugin command that outlives its
+            own timeout, and its message would then replace ours
+            (:func:`~promoter.argocd.plugin.render_budget`).
         config_path: promoter.yaml; by default the nearest one in ``source_dir`` or above.
 
     Raises:
         ConfigError: no promoter.yaml, the folder is no environment's overlay, the render failed or
-            produced no objects.
+            produced no objects, the overlay deploys no image of the environment's registry while
+            its source environment deploys images of its own (a wrong ``registry:``), or a
+            ``caFile`` cannot be carried to the Job.
+        DeadlineExceededError: the source environment's render was still running at the deadline.
         InputError: an image in the manifests does not parse (naming the workload and container).
     """
+    deadline = Deadline.after(render_seconds)
     source_dir = source_dir.resolve()
     config = load_config(config_path if config_path is not None else find_config(source_dir))
     environment = config.environment_for_overlay(source_dir)
@@ -69,36 +84,48 @@ def generate_plugin_output(
         raise ConfigError(
             f"{source_dir} is the overlay of no environment in {config.path} ({overlays})"
         )
-    manifests = render_overlay(source_dir, timeout=PLUGIN_RENDER_TIMEOUT)
+    manifests = render_overlay(source_dir, timeout=deadline.cap(RENDER_TIMEOUT))
     documents = parse_manifests(manifests, source=f"kustomize build {source_dir}")
     if not documents:
         # Printing nothing would let Argo CD prune every resource of the application.
         raise ConfigError(f"kustomize build {source_dir} rendered no objects; refusing to go on")
+    found = discover_images(d for d in documents if not is_hook(d))
     images: dict[str, None] = {}
-    for found in discover_images(documents):
+    for image in found:
         try:
-            reference = parse_reference(found.image)
+            reference = parse_reference(image.image)
         except InvalidReferenceError as exc:
             raise InputError(
-                f"{found.kind}/{found.name} container {found.container}: {exc}"
+                f"{image.kind}/{image.name} container {image.container}: {exc}"
             ) from exc
         if in_registry(reference, environment.registry):
-            images.setdefault(found.image, None)
+            images.setdefault(image.image, None)
     source = config.source_of(environment.name)
     hook: list[dict[str, Any]] = []
     notes: list[str] = []
+    problems: list[str] = []
     if source is None:
         notes.append(f"{environment.name} promotes from no environment: no hook added")
     elif not images:
+        check_own_registry(
+            environment,
+            [image.image for image in found],
+            source,
+            lambda: environment_images(source, deadline=deadline),
+        )
         notes.append(
             f"{source_dir}'s manifests use no image of {environment.registry}: no hook added"
         )
     else:
+        carried = hook_config(config.path)
+        if carried is not None:
+            notes.extend(carried.notes)
+        problems = hook_problems(settings, (source.registry, environment.registry))
         hook = hook_objects(
-            settings,
+            settings.hook,
             source.registry,
             list(images),
-            registry_settings=hook_registry_settings(config.path),
+            config_files=carried.files if carried is not None else None,
         )
     text = manifests if manifests.endswith("\n") else f"{manifests}\n"
-    return PluginOutput(text, hook, notes)
+    return PluginOutput(text, hook, notes, problems)

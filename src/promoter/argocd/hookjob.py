@@ -1,22 +1,27 @@
-"""The Argo CD PreSync hook that copies an environment's images before Argo CD applies them.
+"""The Argo CD hook Job that copies an environment's images before Argo CD applies them.
 
 Pure: builds Kubernetes objects as plain mappings from settings and an image list, does no I/O.
 ``promoter argocd generate`` appends them to an overlay's rendered manifests; the Helm chart and the
-Kustomize component under ``deploy/`` build the same Job by hand, and the tests hold all three to
-the same checks.
+Kustomize component under ``deploy/`` build the same objects by hand, and the tests hold all three
+to the same checks.
 
 Why each setting is what it is (see ``docs/argocd.md`` and ``shared/argocd-notes.md``):
 
-- ``argocd.argoproj.io/hook: PreSync``: a failed PreSync hook stops the sync, so nothing that names
-  a missing image is applied.
+- only the Job is a hook. The ServiceAccount and the registry settings ConfigMap are ordinary
+  resources of the application: a hook resource is deleted and created again before every Job
+  (``BeforeHookCreation``, the default, and ``HookFailed`` after every failed sync), and a
+  ServiceAccount created seconds before the Pod races the EKS pod identity webhook, which then
+  admits the Pod without AWS credentials.
+- ``argocd.argoproj.io/hook: Sync`` in a negative wave, the ServiceAccount and ConfigMap one wave
+  earlier. A PreSync Job would run before any ordinary resource exists, so on an application's
+  first sync its ServiceAccount would be missing and the Pod never created. Inside the Sync phase
+  Argo CD applies wave by wave and waits for each wave's hooks: the ServiceAccount exists when the
+  Job starts, and a failed Job fails the sync before the workloads' wave (0) is applied.
 - ``hook-delete-policy: BeforeHookCreation``: a failed Job stays for inspection until the next sync
-  re-creates it. A ``generateName`` Job gets a new name every sync, so Argo CD never finds the old
-  one to delete: ``ttlSecondsAfterFinished`` (a day by default) removes finished Jobs instead.
-- registry settings from promoter.yaml (``registries``: endpoints, ECR role, repository settings)
-  travel in a ConfigMap hook one wave earlier, passed to the Job with ``--config``.
-- a negative sync wave, and the ServiceAccount one wave earlier: hooks of a wave must exist and be
-  healthy before the next wave starts, and a ServiceAccount that is an ordinary resource would only
-  be applied in the Sync phase, after the hook that needs it.
+  creates it again. A ``generateName`` Job gets a new name every sync, so Argo CD never finds the
+  old one to delete: ``ttlSecondsAfterFinished`` (a day by default) removes finished Jobs instead.
+- registry settings from promoter.yaml (``registries``: endpoints, ECR role, repository settings,
+  CA files) travel in the ConfigMap, passed to the Job with ``--config``.
 - ``generateName`` instead of a name: Argo CD appends about 27 characters (``<rev7>-<phase>-<unix
   time>``), so the prefix is kept well below 63 - 27.
 - ``activeDeadlineSeconds`` and ``backoffLimit``: Argo CD has no timeout of its own for a hook.
@@ -24,7 +29,7 @@ Why each setting is what it is (see ``docs/argocd.md`` and ``shared/argocd-notes
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -34,12 +39,16 @@ ARGOCD_NAME_SUFFIX: Final = 27
 NAME_LIMIT: Final = 63
 #: The annotation EKS's pod identity webhook reads to give a ServiceAccount's pods an IAM role (IRSA).
 IRSA_ANNOTATION: Final = "eks.amazonaws.com/role-arn"
+#: The sync phase the Job runs in (see the module docstring for why not PreSync).
+HOOK_PHASE: Final = "Sync"
 #: The user the container image runs as (see the Dockerfile); Kubernetes checks runAsNonRoot with it.
 IMAGE_UID: Final = 10001
 #: A writable emptyDir for the read-only container, also its HOME; a path in the pod, not here.
 SCRATCH_DIR: Final = "/tmp"  # noqa: S108
 #: Where the registry settings ConfigMap is mounted in the Job's pod.
 CONFIG_DIR: Final = "/etc/promoter"
+#: The ConfigMap key (so the file name in :data:`CONFIG_DIR`) of the Job's promoter.yaml.
+CONFIG_KEY: Final = "promoter.yaml"
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,14 +59,16 @@ class HookSettings:
         image: the promoter container image the Job runs.
         pull_policy: the container's imagePullPolicy.
         service_account: the ServiceAccount the Job's pod runs as.
-        create_service_account: also emit that ServiceAccount (as an earlier PreSync hook).
+        create_service_account: also emit that ServiceAccount (an ordinary resource one wave
+            before the Job).
         role_arn: the IAM role for IRSA, written as the ServiceAccount's annotation when created.
-        name: the ``generateName`` prefix of the Job (without the trailing dash).
+        name: the ``generateName`` prefix of the Job (without the trailing dash), and the prefix
+            of the ConfigMap's name.
         requests: container resource requests.
         limits: container resource limits.
         active_deadline_seconds: the Job's time limit; Argo CD has none of its own for hooks.
         backoff_limit: retries of a failed pod.
-        sync_wave: the Job's sync wave; negative, so that it runs before hooks at the default wave.
+        sync_wave: the Job's sync wave; negative, so that it runs before the workloads (wave 0).
         ttl_seconds_after_finished: how long a finished Job (and its pod and logs) is kept.
     """
 
@@ -89,60 +100,67 @@ def hook_objects(
     source_registry: str,
     images: Sequence[str],
     *,
-    registry_settings: str | None = None,
+    config_files: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """The ServiceAccount (when it is to be created), the registry settings ConfigMap (when there
-    are settings) and the PreSync Job for ``images``.
+    """The ServiceAccount (when it is to be created) and the settings ConfigMap (when there are
+    settings), both ordinary resources one wave before the Job, and the hook Job for ``images``.
 
     Args:
         settings: how the Job runs.
         source_registry: the registry host to copy from (the ``promotesFrom`` environment's).
         images: destination references the Job makes present, in the order given.
-        registry_settings: a promoter.yaml holding only ``registries``, for the Job's ``--config``.
+        config_files: the ConfigMap's data: :data:`CONFIG_KEY` (a promoter.yaml holding only
+            ``registries``, for the Job's ``--config``) and the CA files it names by key.
 
     Raises:
-        ValueError: no images (a Job with nothing to do would fail on every sync).
+        ValueError: no images (a Job with nothing to do would fail on every sync), or
+            ``config_files`` without :data:`CONFIG_KEY`.
     """
     if not images:
         raise ValueError("a hook Job needs at least one image")
+    if config_files is not None and CONFIG_KEY not in config_files:
+        raise ValueError(f"the hook's ConfigMap needs a {CONFIG_KEY} key")
     objects: list[dict[str, Any]] = []
     if settings.create_service_account:
         objects.append(_service_account(settings))
-    if registry_settings is not None:
-        objects.append(_config_map(settings, registry_settings))
-    objects.append(
-        _job(settings, source_registry, images, with_config=registry_settings is not None)
-    )
+    if config_files is not None:
+        objects.append(_config_map(settings, config_files))
+    objects.append(_job(settings, source_registry, images, with_config=config_files is not None))
     return objects
 
 
-def _config_map(settings: HookSettings, registry_settings: str) -> dict[str, Any]:
+def _config_map(settings: HookSettings, files: Mapping[str, str]) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {
             "name": f"{settings.name}-config",
             "labels": _labels(),
-            "annotations": _hook_annotations(settings.sync_wave - 1),
+            "annotations": _wave_annotation(settings.sync_wave - 1),
         },
-        "data": {"promoter.yaml": registry_settings},
+        "data": dict(files),
     }
+
+
+def _wave_annotation(wave: int) -> dict[str, str]:
+    """An ordinary resource's wave: applied, and healthy, before the Job's wave starts."""
+    return {"argocd.argoproj.io/sync-wave": str(wave)}
 
 
 def _hook_annotations(wave: int) -> dict[str, str]:
     return {
-        "argocd.argoproj.io/hook": "PreSync",
+        "argocd.argoproj.io/hook": HOOK_PHASE,
         "argocd.argoproj.io/hook-delete-policy": "BeforeHookCreation",
-        "argocd.argoproj.io/sync-wave": str(wave),
+        **_wave_annotation(wave),
     }
 
 
 def _labels() -> dict[str, str]:
-    return {"app.kubernetes.io/name": "promoter-hook", "app.kubernetes.io/component": "presync"}
+    return {"app.kubernetes.io/name": "promoter-hook", "app.kubernetes.io/component": "hook"}
 
 
 def _service_account(settings: HookSettings) -> dict[str, Any]:
-    annotations = _hook_annotations(settings.sync_wave - 1)
+    annotations = _wave_annotation(settings.sync_wave - 1)
     if settings.role_arn:
         annotations[IRSA_ANNOTATION] = settings.role_arn
     return {
@@ -175,7 +193,7 @@ def _job(
         source_registry,
     ]
     if with_config:
-        args += ["--config", f"{CONFIG_DIR}/promoter.yaml"]
+        args += ["--config", f"{CONFIG_DIR}/{CONFIG_KEY}"]
     for image in images:
         args += ["--image", image]
     mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": SCRATCH_DIR}]

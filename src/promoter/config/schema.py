@@ -72,6 +72,8 @@ class RegistryModel(BaseModel):
     insecure: bool = False
     ca_file: str | None = Field(default=None, alias="caFile")
     ecr: EcrModel | None = None
+    # Read only by ``argocd generate``: copy endpoint and insecure into the hook's ConfigMap too.
+    in_cluster: bool = Field(default=False, alias="inCluster")
 
 
 class EnvironmentModel(BaseModel):

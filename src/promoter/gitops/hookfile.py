@@ -18,6 +18,9 @@ from promoter.errors import ConfigError
 
 HOOK_IMAGES_FILE: Final = "promoter-images.txt"
 _HOOK_ANNOTATION: Final = "argocd.argoproj.io/hook"
+#: What kustomize names when an overlay uses the component without the ConfigMap its Job mounts
+#: (the component's replacement finds no source, or a source without the key).
+_COMPONENT_SOURCE: Final = ("/promoter-hook.[noNs]", "data.sourceRegistry")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +55,17 @@ def is_hook(document: Mapping[str, Any]) -> bool:
 def _runs_sync_from_registry(args: object) -> bool:
     """``sync ... --from-registry ...``, whatever options come between (``--timeout``)."""
     return isinstance(args, list) and args[:1] == ["sync"] and "--from-registry" in args
+
+
+def component_hint(kustomize_error: str) -> str:
+    """What to do about a failed ``kustomize build`` that the component's missing ConfigMap caused
+    (its replacement names it), or "" for any other failure."""
+    if not all(part in kustomize_error for part in _COMPONENT_SOURCE):
+        return ""
+    return (
+        "the promoter-hook component needs the overlay's configMapGenerator promoter-hook with "
+        f"sourceRegistry=HOST and {HOOK_IMAGES_FILE} (docs/argocd.md, Kustomize component)"
+    )
 
 
 def hook_images_path(overlay: Path) -> Path | None:

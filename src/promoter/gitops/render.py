@@ -16,6 +16,7 @@ from typing import Final
 
 from promoter.config.input_files import MANIFESTS_CAP, InputCap, decode_text, read_input_text
 from promoter.errors import ConfigError
+from promoter.gitops.hookfile import component_hint
 from promoter.process import CLOSE_WAIT, PipeReader
 
 #: Seconds a build may take; 500 Deployments render in about half a second, so this only ends a
@@ -109,7 +110,9 @@ class Rendering:
         if self._process.returncode != 0:
             stderr = self._stderr.data.decode("utf-8", "replace")
             reason = _first_error_line(stderr) or f"exit status {self._process.returncode}"
-            raise ConfigError(f"kustomize build {self.overlay} failed: {reason}")
+            raise ConfigError(
+                f"kustomize build {self.overlay} failed: {reason}", hint=component_hint(reason)
+            )
         return decode_text(self._stdout.data, name)
 
     def _finished_in_time(self) -> bool:
