@@ -2,7 +2,8 @@
 
 Argo CD runs the plugin's ``generate`` command in the application's source directory and applies whatever it
 prints, so the output is the overlay's manifests exactly as kustomize rendered them, followed by the hook
-that copies the managed images those manifests use: nobody keeps an image list by hand. Every failure
+that copies the managed images those manifests use (pod specs, and the custom resources' fields the
+overlay's kustomize ``configurations:`` declare): nobody keeps an image list by hand. Every failure
 raises: an empty output with pruning on would make Argo CD delete the application's resources.
 """
 
@@ -12,11 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from promoter.app.environment import unmanaged_notes
 from promoter.argocd.hookjob import HookSettings, hook_objects
 from promoter.argocd.plugin import dump_objects, hook_registry_settings
 from promoter.config.load import find_config, load_config
 from promoter.errors import ConfigError, InputError, InvalidReferenceError
-from promoter.gitops.discover import discover_images, parse_manifests
+from promoter.gitops.discover import parse_manifests, scan_manifests
+from promoter.gitops.hookfile import is_hook
+from promoter.gitops.kustomization import image_field_specs
 from promoter.gitops.render import render_overlay
 from promoter.planning.plan import in_registry
 from promoter.reference import parse_reference
@@ -33,7 +37,8 @@ class PluginOutput:
         manifests: kustomize's output, unchanged (ending in a newline).
         hook: the hook's Kubernetes objects (none when the environment promotes from nowhere or
             runs no image of its registry).
-        notes: why no hook was added, when none was.
+        notes: why no hook was added, when none was; strings naming the environment's registry
+            outside image fields, which the hook does not copy.
     """
 
     manifests: str
@@ -74,14 +79,17 @@ def generate_plugin_output(
     if not documents:
         # Printing nothing would let Argo CD prune every resource of the application.
         raise ConfigError(f"kustomize build {source_dir} rendered no objects; refusing to go on")
+    scan = scan_manifests(
+        (d for d in documents if not is_hook(d)),
+        environment.registry,
+        image_field_specs(source_dir),
+    )
     images: dict[str, None] = {}
-    for found in discover_images(documents):
+    for found in scan.images:
         try:
             reference = parse_reference(found.image)
         except InvalidReferenceError as exc:
-            raise InputError(
-                f"{found.kind}/{found.name} container {found.container}: {exc}"
-            ) from exc
+            raise InputError(f"{found.kind}/{found.name} {found.place}: {exc}") from exc
         if in_registry(reference, environment.registry):
             images.setdefault(found.image, None)
     source = config.source_of(environment.name)
@@ -100,5 +108,6 @@ def generate_plugin_output(
             list(images),
             registry_settings=hook_registry_settings(config.path),
         )
+    notes += unmanaged_notes(environment, scan.unmanaged)
     text = manifests if manifests.endswith("\n") else f"{manifests}\n"
     return PluginOutput(text, hook, notes)
