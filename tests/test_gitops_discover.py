@@ -425,6 +425,30 @@ def test_an_image_found_through_a_field_spec_names_its_place() -> None:
     ]
 
 
+def test_image_volumes_are_images_of_the_pod_spec() -> None:
+    """An image volume's reference (Kubernetes 1.31+) is pulled like a container's image: found, not
+    left as an unmanaged mention of the registry."""
+    text = f"""\
+kind: Deployment
+metadata: {{name: infer}}
+spec:
+  template:
+    spec:
+      containers: [{{name: server, image: {ECR}/ml/server:1}}]
+      volumes:
+      - {{name: models, image: {{reference: {ECR}/ml/models:7, pullPolicy: IfNotPresent}}}}
+      - {{name: cache, emptyDir: {{}}}}
+      - {{name: odd, image: {ECR}/ml/not-a-volume-source:1}}
+"""
+    scan = scan_manifests(parse_manifests(text), ECR)
+    assert list(scan.images) == [
+        found(f"{ECR}/ml/server:1", "Deployment", "infer", "server"),
+        found(f"{ECR}/ml/models:7", "Deployment", "infer", "models", "volumes"),
+    ]
+    assert scan.images[1].place == "volume models"
+    assert [u.path for u in scan.unmanaged] == ["spec.template.spec.volumes[2].image"]
+
+
 def test_scan_finds_the_same_images_as_discovery() -> None:
     """scan_manifests is discovery plus the registry's other mentions: the images agree."""
     field_specs = [spec("spec/image", "SparkApplication")]

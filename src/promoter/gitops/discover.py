@@ -50,9 +50,11 @@ class FoundImage:
         image: the reference exactly as written in the manifest (not normalised).
         kind: the workload's ``kind`` (Deployment, CronJob, Rollout, SparkApplication...).
         name: the workload's ``metadata.name``.
-        container: the container's name; empty for an image found through a fieldSpec.
-        field: ``containers``, ``initContainers`` or ``ephemeralContainers``; for an image found
-            through a fieldSpec, its path in the document (``spec.image``, ``spec.tasks[1].image``).
+        container: the container's name (the volume's, for an image volume); empty for an image
+            found through a fieldSpec.
+        field: ``containers``, ``initContainers``, ``ephemeralContainers`` or ``volumes`` (an image
+            volume's ``image.reference``); for an image found through a fieldSpec, its path in the
+            document (``spec.image``, ``spec.tasks[1].image``).
     """
 
     image: str
@@ -63,7 +65,10 @@ class FoundImage:
 
     @property
     def place(self) -> str:
-        """Where in the workload, for a message: ``container api`` or ``spec.image``."""
+        """Where in the workload, for a message: ``container api``, ``volume models`` or
+        ``spec.image``."""
+        if self.field == "volumes":
+            return f"volume {self.container}"
         return f"container {self.container}" if self.field in CONTAINER_FIELDS else self.field
 
 
@@ -197,7 +202,8 @@ def discover_images(
     ``field_specs``, in document order.
 
     Within a document the order is the pod spec's containers, initContainers, ephemeralContainers,
-    each in list order, then the fieldSpecs' fields in the order of ``field_specs``. An image used
+    each in list order, and its image volumes, then the fieldSpecs' fields in the order of
+    ``field_specs``. An image used
     twice is reported twice, once per place; a place two fieldSpecs name (or a fieldSpec and a pod
     spec) once.
     """
@@ -274,6 +280,15 @@ def _document_images(
                     seen.add(location)
                     found = FoundImage(image, kind, name, _text(container.get("name")), field)
                     yield location, found
+        volumes = pod_spec.get("volumes")
+        for index, volume in enumerate(volumes if isinstance(volumes, list) else ()):
+            source = volume.get("image") if isinstance(volume, Mapping) else None
+            image = source.get("reference") if isinstance(source, Mapping) else None
+            if isinstance(image, str) and image.strip():
+                # An image volume (Kubernetes 1.31+): the kubelet pulls it like a container's.
+                location = (*spec_location, "volumes", index, "image", "reference")
+                seen.add(location)
+                yield location, FoundImage(image, kind, name, _text(volume.get("name")), "volumes")
     for spec in field_specs:
         if not spec.applies_to(document):
             continue
