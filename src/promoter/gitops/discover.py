@@ -198,14 +198,13 @@ def iter_manifests(text: str, *, source: str = "manifests") -> Iterator[dict[str
 def discover_images(
     documents: Iterable[Mapping[str, Any]], field_specs: Sequence[ImageFieldSpec] = ()
 ) -> list[FoundImage]:
-    """Every container image of every pod spec in the documents, and every image at a field of
+    """Every image of every pod spec in the documents, and every image at a field of
     ``field_specs``, in document order.
 
     Within a document the order is the pod spec's containers, initContainers, ephemeralContainers,
     each in list order, and its image volumes, then the fieldSpecs' fields in the order of
-    ``field_specs``. An image used
-    twice is reported twice, once per place; a place two fieldSpecs name (or a fieldSpec and a pod
-    spec) once.
+    ``field_specs``. An image used twice is reported twice, once per place; a place two fieldSpecs
+    name (or a fieldSpec and a pod spec) once.
     """
     return list(iter_images(documents, field_specs))
 
