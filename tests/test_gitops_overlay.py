@@ -12,13 +12,12 @@ import yaml
 
 from promoter.errors import ConfigError, InvalidReferenceError
 from promoter.gitops.discover import discover_images, parse_manifests
+from promoter.gitops.kustomization import KUSTOMIZATION_NAMES, kustomization_path
 from promoter.gitops.overlay import (
-    KUSTOMIZATION_NAMES,
     ImageEdit,
     ImageEntry,
     image_entries,
     kept_comments,
-    kustomization_path,
     patched_images,
     set_image,
     unified_diff,

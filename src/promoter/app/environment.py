@@ -2,7 +2,9 @@
 its own registry holds (its *modules*: repository paths in that registry).
 
 Argo CD hook objects of promoter itself are left out: their image is the promoter Job's own, deployed with
-the hook, not something the environment promotes.
+the hook, not something the environment promotes. Images in custom resources are found where the overlay's
+kustomize ``configurations:`` say they are; any other mention of the environment's registry is kept as an
+unmanaged reference for the front ends to report.
 """
 
 from __future__ import annotations
@@ -12,8 +14,15 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from promoter.config.values import Environment
 from promoter.deadline import Deadline
 from promoter.errors import ConfigError, DeadlineExceededError, InvalidReferenceError
-from promoter.gitops.discover import iter_images, iter_manifests
+from promoter.gitops.discover import (
+    ImageFieldSpec,
+    ManifestScan,
+    UnmanagedReference,
+    iter_manifests,
+    scan_manifests,
+)
 from promoter.gitops.hookfile import is_hook
+from promoter.gitops.kustomization import image_field_specs
 from promoter.gitops.render import RENDER_TIMEOUT, Rendering, read_manifests, render_overlay
 from promoter.planning.plan import own_images
 from promoter.reference import Reference, parse_reference
@@ -26,7 +35,29 @@ def environment_images(
     rendering: Rendering | None = None,
     deadline: Deadline | None = None,
 ) -> Iterator[str]:
-    """Every container image the environment's manifests use, as written, as they are parsed.
+    """Every image the environment's manifests use, as written, one per place, in document order.
+
+    Arguments and exceptions as for :func:`environment_scan`.
+    """
+    scan = environment_scan(
+        environment, manifests=manifests, rendering=rendering, deadline=deadline
+    )
+    return (found.image for found in scan.images)
+
+
+def environment_scan(
+    environment: Environment,
+    *,
+    manifests: str | None = None,
+    rendering: Rendering | None = None,
+    deadline: Deadline | None = None,
+) -> ManifestScan:
+    """The images of the environment's manifests and the other strings naming its registry.
+
+    Images are those of pod specs and, for a rendered overlay, those at the fields its kustomization
+    tree declares through ``configurations:`` image fieldSpecs (:func:`image_field_specs`); given
+    manifests (Helm output) come with no kustomization, so only pod specs are read there. Each
+    document is dropped once scanned.
 
     Args:
         environment: the environment.
@@ -36,7 +67,8 @@ def environment_images(
         deadline: bounds a render that is not done yet (kustomize fetching a remote base).
 
     Raises:
-        ConfigError: the overlay cannot be rendered or the manifests are not valid YAML.
+        ConfigError: the overlay cannot be rendered, the manifests are not valid YAML, or a
+            kustomization or configurations file of the overlay cannot be read.
         DeadlineExceededError: the render was still running at the deadline.
     """
     if manifests:
@@ -44,11 +76,46 @@ def environment_images(
         source = (
             "manifests from standard input" if manifests == "-" else f"manifests from {manifests}"
         )
+        field_specs: tuple[ImageFieldSpec, ...] = ()
     else:
         text = _rendered(environment, rendering, deadline)
         source = f"kustomize build {environment.overlay}"
+        field_specs = image_field_specs(environment.overlay)  # after kustomize accepted the tree
     documents = (d for d in iter_manifests(text, source=source) if not is_hook(d))
-    return (found.image for found in iter_images(documents))
+    return scan_manifests(documents, environment.registry, field_specs)
+
+
+#: How many unmanaged references :func:`unmanaged_notes` describes one by one.
+UNMANAGED_SHOWN = 10
+
+
+def unmanaged_notes(
+    environment: Environment, unmanaged: Sequence[UnmanagedReference], shown: int = UNMANAGED_SHOWN
+) -> list[str]:
+    """One line per distinct value among ``unmanaged`` (at most ``shown``, then one line counting the
+    rest), for the front ends to print as warnings: an image there may be missing at deploy time
+    although plan and sync found nothing to do."""
+    places: dict[str, list[UnmanagedReference]] = {}
+    for reference in unmanaged:
+        places.setdefault(reference.value, []).append(reference)
+    notes = []
+    for value, found in list(places.items())[:shown]:
+        first = found[0]
+        more = len(found) - 1
+        also = f" (and {more} more place{'s' if more > 1 else ''})" if more else ""
+        notes.append(
+            f"{environment.name}: {value} at {first.kind}/{first.name} {first.path}{also} names "
+            f"the registry {environment.registry} outside the fields promoter reads images from, "
+            "so no plan or sync copies it; if it is an image, declare its field as an images: "
+            "fieldSpec in a kustomize configurations: file"
+        )
+    rest = len(places) - shown
+    if rest > 0:
+        notes.append(
+            f"{environment.name}: {rest} more value{'s' if rest > 1 else ''} naming "
+            f"{environment.registry} outside image fields (plan -o json lists every place)"
+        )
+    return notes
 
 
 def _rendered(

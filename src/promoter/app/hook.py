@@ -2,7 +2,8 @@
 
 Argo CD runs the plugin's ``generate`` command in the application's source directory and applies whatever it
 prints, so the output is the overlay's manifests exactly as kustomize rendered them, followed by the hook
-that copies the managed images those manifests use: nobody keeps an image list by hand. Every failure
+that copies the managed images those manifests use (pod specs, and the custom resources' fields the
+overlay's kustomize ``configurations:`` declare): nobody keeps an image list by hand. Every failure
 raises: an empty output with pruning on would make Argo CD delete the application's resources.
 """
 
@@ -12,14 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from promoter.app.environment import check_own_registry, environment_images
+from promoter.app.environment import check_own_registry, environment_images, unmanaged_notes
 from promoter.argocd.hookjob import hook_objects
 from promoter.argocd.plugin import PluginSettings, dump_objects, hook_config, hook_problems
 from promoter.config.load import find_config, load_config
 from promoter.deadline import Deadline
 from promoter.errors import ConfigError, InputError, InvalidReferenceError
-from promoter.gitops.discover import discover_images, parse_manifests
+from promoter.gitops.discover import parse_manifests, scan_manifests
 from promoter.gitops.hookfile import is_hook
+from promoter.gitops.kustomization import image_field_specs
 from promoter.gitops.render import RENDER_TIMEOUT, render_overlay
 from promoter.planning.plan import in_registry
 from promoter.reference import parse_reference
@@ -33,7 +35,9 @@ class PluginOutput:
         manifests: kustomize's output, unchanged (ending in a newline).
         hook: the hook's Kubernetes objects (none when the environment promotes from nowhere or
             runs no image of its registry).
-        notes: why no hook was added, when none was, and the workstation settings left out of it.
+        notes: why no hook was added, when none was; the workstation settings left out of it;
+            strings naming the environment's registry outside image fields, which the hook does
+            not copy.
         problems: what keeps the hook from working as configured (no image, no role), one line
             each (:func:`~promoter.argocd.plugin.hook_problems`); ``--strict`` refuses them.
     """
@@ -89,17 +93,19 @@ def generate_plugin_output(
     if not documents:
         # Printing nothing would let Argo CD prune every resource of the application.
         raise ConfigError(f"kustomize build {source_dir} rendered no objects; refusing to go on")
-    found = discover_images(d for d in documents if not is_hook(d))
+    scan = scan_manifests(
+        (d for d in documents if not is_hook(d)),
+        environment.registry,
+        image_field_specs(source_dir),
+    )
     images: dict[str, None] = {}
-    for image in found:
+    for found in scan.images:
         try:
-            reference = parse_reference(image.image)
+            reference = parse_reference(found.image)
         except InvalidReferenceError as exc:
-            raise InputError(
-                f"{image.kind}/{image.name} container {image.container}: {exc}"
-            ) from exc
+            raise InputError(f"{found.kind}/{found.name} {found.place}: {exc}") from exc
         if in_registry(reference, environment.registry):
-            images.setdefault(image.image, None)
+            images.setdefault(found.image, None)
     source = config.source_of(environment.name)
     hook: list[dict[str, Any]] = []
     notes: list[str] = []
@@ -109,7 +115,7 @@ def generate_plugin_output(
     elif not images:
         check_own_registry(
             environment,
-            [image.image for image in found],
+            [image.image for image in scan.images],
             source,
             lambda: environment_images(source, deadline=deadline),
         )
@@ -127,5 +133,6 @@ def generate_plugin_output(
             list(images),
             config_files=carried.files if carried is not None else None,
         )
+    notes += unmanaged_notes(environment, scan.unmanaged)
     text = manifests if manifests.endswith("\n") else f"{manifests}\n"
     return PluginOutput(text, hook, notes, problems)

@@ -28,6 +28,7 @@ from promoter.planning.plan import (
 )
 
 if TYPE_CHECKING:
+    from promoter.gitops.discover import UnmanagedReference
     from promoter.gitops.render import Rendering
 
 
@@ -41,12 +42,16 @@ class EnvironmentPlan:
         hook_file: how the Kustomize component's image list differs from what the overlay runs, when
             the overlay has one and it differs.
         source: the environment it promotes from, when it is one of promoter.yaml's.
+        unmanaged: strings in the manifests that name the environment's registry outside the places
+            images are found (see :func:`~promoter.gitops.discover.scan_manifests`): possibly images
+            the plan does not cover; reported, never copied.
     """
 
     environment: str
     items: tuple[PlanItem, ...]
     hook_file: HookFileDrift | None = None
     source: str | None = None
+    unmanaged: tuple[UnmanagedReference, ...] = ()
 
     @property
     def outcome(self) -> Outcome:
@@ -98,13 +103,15 @@ def plan_environment(
     from promoter.app.environment import (  # noqa: PLC0415 - YAML: not for the hook
         check_own_registry,
         environment_images,
+        environment_scan,
     )
 
     environment = config.environment(name)
     source = config.source_of(name)
-    images = list(
-        environment_images(environment, manifests=manifests, rendering=rendering, deadline=deadline)
+    scan = environment_scan(
+        environment, manifests=manifests, rendering=rendering, deadline=deadline
     )
+    images = [found.image for found in scan.images]
     if not manifests:  # given manifests (Helm users) need not have a source overlay to compare with
         check_own_registry(
             environment,
@@ -134,7 +141,9 @@ def plan_environment(
         hook_file = hook_images_path(environment.overlay)
         if hook_file is not None:
             difference = drift(hook_file, [i.image for i in items if i.destination is not None])
-    return EnvironmentPlan(name, items, difference, source.name if source else None)
+    return EnvironmentPlan(
+        name, items, difference, source.name if source else None, unmanaged=scan.unmanaged
+    )
 
 
 def environment_policy(

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from promoter.app.environment import (
     check_own_registry,
-    environment_images,
+    environment_scan,
     foreign_modules,
     modules,
 )
@@ -31,6 +31,9 @@ from promoter.oci.digest import Digest
 from promoter.planning.versions import compare_tags
 from promoter.reference import Reference
 from promoter.remote.repository import lookup_digest, same_content
+
+if TYPE_CHECKING:
+    from promoter.gitops.discover import UnmanagedReference
 
 #: Concurrent lookups for the matrix.
 STATUS_LOOKUPS = 16
@@ -108,11 +111,16 @@ class StatusMatrix:
         environments: names in pipeline order.
         modules: repository paths, sorted.
         cells: by (environment, module); a module an environment does not deploy has no cell.
+        unmanaged: by environment, the strings naming its registry outside image fields (see
+            :attr:`~promoter.app.plan.EnvironmentPlan.unmanaged`); environments with none are absent.
     """
 
     environments: tuple[str, ...]
     modules: tuple[str, ...]
     cells: Mapping[tuple[str, str], StatusCell]
+    unmanaged: Mapping[str, tuple[UnmanagedReference, ...]] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
 
     def cell(self, environment: str, module: str) -> StatusCell | None:
         """The cell, or None when the environment does not deploy the module.
@@ -142,10 +150,8 @@ def status_matrix(
             registry while its source environment does (a wrong ``registry:``).
     """
     names = list(config.environments)
-    images = {
-        name: list(environment_images(config.environment(name), deadline=deadline))
-        for name in names
-    }
+    scans = {name: environment_scan(config.environment(name), deadline=deadline) for name in names}
+    images = {name: [found.image for found in scans[name].images] for name in names}
     for name in names:
         source = config.source_of(name)
         rendered = images[source.name] if source is not None else []
@@ -196,7 +202,10 @@ def status_matrix(
         cells[(name, module)] = StatusCell(
             reference, resolved[(name, module)], drift, errors.get((name, module), ""), owner
         )
-    return StatusMatrix(tuple(names), tuple(all_modules), MappingProxyType(cells))
+    unmanaged = {name: scan.unmanaged for name, scan in scans.items() if scan.unmanaged}
+    return StatusMatrix(
+        tuple(names), tuple(all_modules), MappingProxyType(cells), MappingProxyType(unmanaged)
+    )
 
 
 def _drift(

@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # values only: importing their modules would load YAML handli
     from promoter.app.status import StatusCell, StatusMatrix
     from promoter.app.sync import SyncReport
     from promoter.ecr.policy import PolicyChange
+    from promoter.gitops.discover import UnmanagedReference
     from promoter.gitops.hookfile import HookFileDrift
     from promoter.planning.execute import SyncRecord
     from promoter.planning.plan import PlanItem
@@ -71,12 +72,22 @@ class HookFileJson(TypedDict):
     extra: list[str]
 
 
+class UnmanagedReferenceJson(TypedDict):
+    """A string naming the environment's registry outside the fields images are read from."""
+
+    value: str
+    kind: str
+    name: str
+    path: str  #: where in the document: ``spec.executor.image``, ``spec.args[2]``
+
+
 class PlanJson(TypedDict):
     """``plan -o json`` and ``sync --dry-run -o json``."""
 
     environment: str
     images: list[PlanItemJson]
     hookFile: NotRequired[HookFileJson]
+    unmanagedReferences: NotRequired[list[UnmanagedReferenceJson]]
 
 
 class SyncRecordJson(PlanItemJson):
@@ -235,14 +246,26 @@ def hook_file_json(drift: HookFileDrift) -> HookFileJson:
     return {"path": str(drift.path), "missing": list(drift.missing), "extra": list(drift.extra)}
 
 
+def unmanaged_reference_json(reference: UnmanagedReference) -> UnmanagedReferenceJson:
+    """One ``unmanagedReferences`` entry of a plan."""
+    return {
+        "value": reference.value,
+        "kind": reference.kind,
+        "name": reference.name,
+        "path": reference.path,
+    }
+
+
 def plan_json(plan: EnvironmentPlan) -> PlanJson:
-    """A whole plan."""
+    """A whole plan; ``hookFile`` and ``unmanagedReferences`` only when there is something to say."""
     document: PlanJson = {
         "environment": plan.environment,
         "images": [plan_item_json(i) for i in plan.items],
     }
     if plan.hook_file is not None:
         document["hookFile"] = hook_file_json(plan.hook_file)
+    if plan.unmanaged:
+        document["unmanagedReferences"] = [unmanaged_reference_json(r) for r in plan.unmanaged]
     return document
 
 

@@ -9,8 +9,11 @@ import argparse
 import contextlib
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from promoter.app.environment import unmanaged_notes
 from promoter.app.plan import EnvironmentPlan, environment_policy, plan_environment
 from promoter.app.promote import Promotion, promote, promotion_plan
 from promoter.app.runtime import Runtime, SecretScrubber
@@ -33,6 +36,9 @@ from promoter.errors import InputError
 from promoter.gitops.render import Rendering
 from promoter.outcome import Outcome, worst
 from promoter.planning.plan import PlanPolicy
+
+if TYPE_CHECKING:
+    from promoter.gitops.discover import UnmanagedReference
 
 
 def run_command(
@@ -68,6 +74,7 @@ def _plan(
     print_plan(plan, as_json(args))
     if plan.hook_file is not None and not as_json(args):
         _report_hook_file(config, plan)
+    _warn_unmanaged(config, plan.environment, plan.unmanaged)
     return exit_code_of(plan.outcome)
 
 
@@ -78,6 +85,15 @@ def _policy(config: PromoterConfig, args: argparse.Namespace, name: str) -> Plan
         fail_diverged=getattr(args, "fail_on_diverged", False),
         allow_foreign=getattr(args, "allow_foreign", False),
     )
+
+
+def _warn_unmanaged(
+    config: PromoterConfig, name: str, unmanaged: Sequence[UnmanagedReference]
+) -> None:
+    """Warn about strings naming environment ``name``'s registry outside image fields: an image
+    there would be missing at deploy time although the plan had nothing to copy."""
+    for note in unmanaged_notes(config.environment(name), unmanaged):
+        warn(note)
 
 
 def _report_hook_file(config: PromoterConfig, plan: EnvironmentPlan) -> None:
@@ -114,7 +130,9 @@ def _sync(
         deadline=lookup_deadline(args.deadline),  # the copies get the rest
         policy=_policy(config, args, args.environment),
     )
-    return sync_and_print(plan, args, runtime)
+    code = sync_and_print(plan, args, runtime)
+    _warn_unmanaged(config, plan.environment, plan.unmanaged)
+    return code
 
 
 def _status(config: PromoterConfig, args: argparse.Namespace, runtime: Runtime) -> int:
@@ -127,6 +145,8 @@ def _status(config: PromoterConfig, args: argparse.Namespace, runtime: Runtime) 
     # Git's view is complete even when a registry is not: say which could not be asked, exit 0.
     for problem in sorted({cell.error for cell in matrix.cells.values() if cell.error}):
         warn(problem)
+    for name, unmanaged in matrix.unmanaged.items():
+        _warn_unmanaged(config, name, unmanaged)
     return EXIT_OK
 
 

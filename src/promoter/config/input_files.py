@@ -50,6 +50,11 @@ CONFIG_CAP: Final = InputCap(
 MANIFESTS_CAP: Final = InputCap(
     "rendered manifests", 32 * MIB, "split the application into smaller ones"
 )
+#: An overlay's kustomization files and the ``configurations:`` files they name, read for their image
+#: fieldSpecs; written by hand like promoter.yaml.
+KUSTOMIZATION_CAP: Final = InputCap(
+    "a kustomization or configurations file", 2 * MIB, "move what it holds into smaller files"
+)
 #: ``--images-file``, ``copy --batch`` and the hook component's image list: tens of thousands of lines.
 LIST_CAP: Final = InputCap("a list file", 4 * MIB, "split it into several files")
 

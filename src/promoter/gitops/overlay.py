@@ -1,12 +1,12 @@
 """Editing the ``images:`` list of an overlay's kustomization, the way a reviewer wants to see it.
 
-This module holds the kustomization-level API: finding an overlay's kustomization file as Kustomize
-does (``kustomization_path``), reading its ``images:`` entries (``image_entries``), planning an edit
-as a value (``set_image`` gives an ``ImageEdit``), writing it atomically (``write_edit``) and showing
-it as a diff (``unified_diff``), and what a reviewer of the edit should look at: comments kept beside
-changed values (``kept_comments``) and images the overlay's patches still name (``patched_images``).
-The edit of the text itself, a splice that keeps every other byte of the file, is
-``promoter.gitops.splice``'s.
+This module holds the kustomization-level API: reading an overlay's ``images:`` entries
+(``image_entries``), planning an edit as a value (``set_image`` gives an ``ImageEdit``), writing it
+atomically (``write_edit``) and showing it as a diff (``unified_diff``), and what a reviewer of the
+edit should look at: comments kept beside changed values (``kept_comments``) and images the overlay's
+patches still name (``patched_images``). Finding the kustomization file is
+``promoter.gitops.kustomization``'s (``kustomization_path``); the edit of the text itself, a splice
+that keeps every other byte of the file, is ``promoter.gitops.splice``'s.
 
 Kustomize's ``images:`` entries (https://kubectl.docs.kubernetes.io/references/kustomize/kustomization/images/)
 have ``name`` (the image as written in the resources), ``newName``, ``newTag`` and ``digest``
@@ -27,11 +27,9 @@ from typing import Final
 
 from promoter.config.input_files import MANIFESTS_CAP, read_input_text
 from promoter.errors import ConfigError
+from promoter.gitops.kustomization import kustomization_path
 from promoter.gitops.splice import DIGEST, NEW_TAG, ImagesEditor, load_text
 from promoter.reference import parse_reference
-
-#: The file names Kustomize looks for in a folder, in its order.
-KUSTOMIZATION_NAMES: Final = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 
 #: A comment after a value on a line of ``images:``: `` #`` outside quotes. The values promote
 #: writes (image names, tags, digests) cannot hold ``#``, quotes or spaces; a quoted scalar is
@@ -86,26 +84,6 @@ class TextMention:
     path: Path
     line: int
     text: str
-
-
-def kustomization_path(overlay: Path) -> Path:
-    """The kustomization file of an overlay folder, found as Kustomize finds it.
-
-    Raises:
-        ConfigError: the folder does not exist, has no kustomization file, or has more than one
-            (Kustomize refuses that too).
-    """
-    if not overlay.is_dir():
-        raise ConfigError(
-            f"overlay {overlay} does not exist; check the overlay path in promoter.yaml"
-        )
-    found = [overlay / name for name in KUSTOMIZATION_NAMES if (overlay / name).is_file()]
-    if not found:
-        raise ConfigError(f"no {', '.join(KUSTOMIZATION_NAMES)} in overlay {overlay}")
-    if len(found) > 1:
-        names = ", ".join(path.name for path in found)
-        raise ConfigError(f"overlay {overlay} has several kustomization files ({names}); keep one")
-    return found[0]
 
 
 def set_image(

@@ -1,0 +1,149 @@
+"""Reading an overlay's kustomization tree on disk: its kustomization files, and the image fieldSpecs
+its ``configurations:`` files declare.
+
+Kustomize's ``images:`` transformer rewrites images in pod specs, and in any other field the
+kustomizations name in their transformer configurations (``configurations: [images-config.yaml]``, a
+file of ``images: [{path: spec/image, kind: SparkApplication}]``). Configurations of a base or a
+component count in every kustomization that pulls it in (kustomize merges them upward as it
+accumulates resources), so the whole local tree is read.
+
+Only local folders are read: a remote base (a Git URL, an HTTP archive) is fetched by kustomize while it
+renders, but not here, so fieldSpecs declared only there are not seen; images in those fields are
+then reported as unmanaged references (see :func:`promoter.gitops.discover.scan_manifests`), not
+planned. Read after kustomize has rendered the overlay, so the tree is one kustomize accepted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, Final
+
+from promoter.config.input_files import KUSTOMIZATION_CAP, read_input_text
+from promoter.config.yaml_input import ALIAS_EXPANSION_LIMIT, load_yaml
+from promoter.errors import ConfigError
+from promoter.gitops.discover import ImageFieldSpec, parse_field_spec_path
+
+#: The file names Kustomize looks for in a folder, in its order.
+KUSTOMIZATION_NAMES: Final = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+#: The fields of a kustomization that pull in other kustomizations (folders) or resource files.
+_INCLUDES: Final = ("resources", "bases", "components")
+#: The optional keys of a fieldSpec besides ``path`` that decide where it applies.
+_MATCH_KEYS: Final = ("kind", "group", "version")
+_FIELD_SPEC_SHAPE: Final = "write {path: spec/image, kind: KIND} (group: and version: optional)"
+
+
+def kustomization_path(overlay: Path) -> Path:
+    """The kustomization file of an overlay folder, found as Kustomize finds it.
+
+    Raises:
+        ConfigError: the folder does not exist, has no kustomization file, or has more than one
+            (Kustomize refuses that too).
+    """
+    if not overlay.is_dir():
+        raise ConfigError(
+            f"overlay {overlay} does not exist; check the overlay path in promoter.yaml"
+        )
+    found = [overlay / name for name in KUSTOMIZATION_NAMES if (overlay / name).is_file()]
+    if not found:
+        raise ConfigError(f"no {', '.join(KUSTOMIZATION_NAMES)} in overlay {overlay}")
+    if len(found) > 1:
+        names = ", ".join(path.name for path in found)
+        raise ConfigError(f"overlay {overlay} has several kustomization files ({names}); keep one")
+    return found[0]
+
+
+def image_field_specs(overlay: Path) -> tuple[ImageFieldSpec, ...]:
+    """Every image fieldSpec the overlay's kustomization tree declares, each once, in the order met.
+
+    The overlay's own ``configurations:`` come first, then those of each folder its ``resources:``,
+    ``bases:`` and ``components:`` name, depth first, in the order listed. Entries that are files
+    (resources) or remote URLs are not followed; a folder reached twice is read once.
+
+    Args:
+        overlay: the overlay folder.
+
+    Returns:
+        The fieldSpecs (see :class:`~promoter.gitops.discover.ImageFieldSpec`).
+
+    Raises:
+        ConfigError: a kustomization or configurations file cannot be read, is over
+            :data:`~promoter.config.input_files.KUSTOMIZATION_CAP`, is not YAML, or an ``images:``
+            entry is not a fieldSpec; one line naming the file.
+    """
+    found: dict[ImageFieldSpec, None] = {}
+    for folder, kustomization in _walk(overlay):
+        configurations = kustomization.get("configurations")
+        for entry in configurations if isinstance(configurations, list) else ():
+            if isinstance(entry, str):
+                found.update(dict.fromkeys(_read_field_specs(folder / entry)))
+    return tuple(found)
+
+
+def _walk(overlay: Path) -> Iterator[tuple[Path, Mapping[str, Any]]]:
+    """Each kustomization folder of the tree with its parsed kustomization, depth first."""
+    seen: set[Path] = set()
+    pending = [overlay]
+    while pending:
+        folder = pending.pop()
+        try:
+            key = folder.resolve()
+        except (OSError, RuntimeError):  # a symbolic link loop: kustomize did not follow it either
+            continue
+        if key in seen:
+            continue
+        seen.add(key)
+        kustomization = _read_yaml_mapping(kustomization_path(folder), "kustomization")
+        yield folder, kustomization
+        included = [
+            folder / entry
+            for field in _INCLUDES
+            for entry in _strings(kustomization.get(field))
+            if (folder / entry).is_dir()
+        ]
+        pending.extend(reversed(included))
+
+
+def _read_field_specs(path: Path) -> list[ImageFieldSpec]:
+    """The ``images:`` fieldSpecs of one configurations file; its other sections are kustomize's.
+
+    Raises:
+        ConfigError: see :func:`image_field_specs`.
+    """
+    document = _read_yaml_mapping(path, "kustomize configurations file")
+    entries = document.get("images")
+    if entries is None:
+        return []
+    if not isinstance(entries, list):
+        raise ConfigError(f"{path}: images: must be a list of fieldSpecs; {_FIELD_SPEC_SHAPE}")
+    specs = []
+    for index, entry in enumerate(entries):
+        where = f"{path}: images[{index}]"
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("path"), str):
+            raise ConfigError(f"{where}: a fieldSpec needs a path; {_FIELD_SPEC_SHAPE}")
+        matches = {key: entry.get(key) or "" for key in _MATCH_KEYS}
+        wrong = [key for key, value in matches.items() if not isinstance(value, str)]
+        if wrong:
+            raise ConfigError(f"{where}: {', '.join(wrong)} must be text; {_FIELD_SPEC_SHAPE}")
+        specs.append(ImageFieldSpec(parse_field_spec_path(entry["path"]), **matches))
+    return specs
+
+
+def _read_yaml_mapping(path: Path, what: str) -> Mapping[str, Any]:
+    """A YAML file that must hold one mapping (an empty file is an empty one).
+
+    Raises:
+        ConfigError: unreadable, over the cap, not UTF-8 or YAML, or not a mapping.
+    """
+    text = read_input_text(path, name=f"{what} {path}", cap=KUSTOMIZATION_CAP)
+    document = load_yaml(text, source=str(path), alias_expansion=ALIAS_EXPANSION_LIMIT)
+    if document is None:
+        return {}
+    if not isinstance(document, Mapping):
+        raise ConfigError(f"{path}: expected a mapping of fields, as a {what} is")
+    return document
+
+
+def _strings(value: object) -> list[str]:
+    """The text entries of a list field; kustomize has already refused other shapes when it rendered."""
+    return [entry for entry in value if isinstance(entry, str)] if isinstance(value, list) else []
