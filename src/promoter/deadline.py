@@ -1,7 +1,7 @@
 """Deadlines: a point in time by which a whole operation must be over. Pure (standard library only).
 
 A deadline bounds an operation as a whole, retries and backoff waits included, where a timeout bounds one
-read. The admission webhook has at most 30 s per review (Kubernetes ``timeoutSeconds``), the PreSync hook its
+read. The admission webhook has at most 30 s per review (Kubernetes ``timeoutSeconds``), the hook Job its
 Job's ``activeDeadlineSeconds``; every operation that talks to registries takes one.
 """
 

@@ -562,7 +562,7 @@ def _rewrite_hook_file(
 ) -> ImageEdit | None:
     """Make the Kustomize component's list name what the overlay runs; the edit written, if any.
 
-    Otherwise the PreSync hook would not copy the promoted image. Rewritten even when the overlay
+    Otherwise the hook Job would not copy the promoted image. Rewritten even when the overlay
     already had the version, so that a promote also repairs a stale list.
     """
     from promoter.gitops.overlay import write_edit  # noqa: PLC0415 - see promote

@@ -324,7 +324,7 @@ class Session:
         timeout: float | None = None,
     ) -> SyncReport:
         """Make each destination reference present by copying the same repository path and tag or
-        digest from ``from_registry`` (what the PreSync hook and the webhook do).
+        digest from ``from_registry`` (what the hook Job and the webhook do).
 
         Args:
             references: destination references (one string, or many).

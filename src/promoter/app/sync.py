@@ -216,7 +216,7 @@ def make_present(
 ) -> SyncReport:
     """Make each destination reference present, copying what is missing from ``source_registry``.
 
-    What the PreSync hook runs on every sync and the admission webhook on demand: when everything is
+    What the hook Job runs on every sync and the admission webhook on demand: when everything is
     present it only sends HEAD requests. Statuses, records and outcome are those of an environment's
     sync.
 

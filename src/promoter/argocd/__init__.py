@@ -1,2 +1,2 @@
-"""Argo CD integration that needs no registry: the PreSync hook's Kubernetes objects (``hookjob``) and the
+"""Argo CD integration that needs no registry: the hook Job's Kubernetes objects (``hookjob``) and the
 Config Management Plugin's settings (``plugin``)."""

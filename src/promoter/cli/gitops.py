@@ -1,6 +1,6 @@
 """The GitOps commands' arguments. Their work lives in :mod:`promoter.cli.gitops_commands`, loaded only
 when one of them runs: YAML, pydantic and kustomize handling would slow every other command's start
-(the PreSync Job starts the CLI on every sync)."""
+(the hook Job starts the CLI on every sync)."""
 
 from __future__ import annotations
 

@@ -107,7 +107,7 @@ def _report_hook_file(config: PromoterConfig, plan: EnvironmentPlan) -> None:
     )
     if difference.missing:
         error(
-            f"{shown} lacks {', '.join(difference.missing)}: the PreSync hook would not copy it; "
+            f"{shown} lacks {', '.join(difference.missing)}: the hook Job would not copy it; "
             "run promoter promote or add it"
         )
     if difference.extra:

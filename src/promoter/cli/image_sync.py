@@ -1,6 +1,6 @@
 """``promoter sync --from-registry SRC --image DST ...``: the in-cluster sync, no Git checkout needed.
 
-A PreSync hook Job knows the images its environment is about to run and the registry it promotes
+The hook Job knows the images its environment is about to run and the registry it promotes
 from; it makes each destination reference present by copying the same repository path and tag or
 digest from that registry (:func:`promoter.app.sync.make_present`'s plan). Statuses, report, exit codes
 and idempotency are those of ``sync ENV``. It runs on every Argo CD sync, so when everything is present it

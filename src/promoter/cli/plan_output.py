@@ -1,6 +1,6 @@
 """Showing plans and sync reports: tables and summaries for people, the wire shapes for ``-o json``.
 
-Nothing here reads promoter.yaml, so the in-cluster sync (a PreSync Job on every Argo CD sync) loads
+Nothing here reads promoter.yaml, so the in-cluster sync (the hook Job on every Argo CD sync) loads
 neither YAML nor pydantic.
 """
 

@@ -1,6 +1,6 @@
 """A progress display for terminals: one bar per blob in flight and one for the total.
 
-rich is imported only here, and this module only when standard error is a terminal, so a PreSync Job
+rich is imported only here, and this module only when standard error is a terminal, so the hook Job
 (no terminal) never pays for it.
 """
 

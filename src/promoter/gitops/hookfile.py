@@ -1,6 +1,6 @@
 """The Kustomize component's image list: ``promoter-images.txt`` in an overlay.
 
-The component (deploy/kustomize/promoter-hook) hands the PreSync Job the images to promote through
+The component (deploy/kustomize/promoter-hook) hands the hook Job the images to promote through
 this file, one destination reference per line. An image the overlay runs but the file lacks would
 be applied without having been copied, so ``plan`` reports the difference and ``promote`` rewrites
 the file with the overlay. Pure apart from reading and writing that one file.
@@ -33,7 +33,7 @@ class HookFileDrift:
 
 
 def is_hook(document: Mapping[str, Any]) -> bool:
-    """Whether a manifest is promoter's own PreSync hook: an Argo CD hook whose container runs
+    """Whether a manifest is promoter's own hook Job: an Argo CD hook whose container runs
     ``promoter sync --from-registry``. Its image is the hook's, not one the environment promotes;
     every other object, other hooks included (a migration Job), is planned as usual."""
     metadata = document.get("metadata")
