@@ -642,3 +642,23 @@ def test_empty_rendered_manifests_are_an_error_not_an_empty_plan(
     result = cli("plan", "production", "--manifests", "-")
     assert result.code == 2
     assert "manifests from standard input: no manifests at all" in result.err
+
+
+def test_an_unqualified_image_named_like_another_environments_entry_is_warned_about(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """Production's overlay without checkout's images: entry runs 'checkout' (docker.io/library/
+    checkout): plan still plans it as external, but warns that dev's kustomization renames that
+    name, in text and in JSON."""
+    production = gitops.kustomization("production")
+    text = production.read_text()
+    start = text.index("  - name: checkout")
+    production.write_text(text[:start])
+    result = cli("plan", "production")
+    warning = next(ln for ln in result.err.splitlines() if "'checkout'" in ln)
+    assert warning.startswith("promoter: warning: environment production runs 'checkout'")
+    assert "docker.io/library/checkout" in warning
+    assert f"dev's kustomization renames 'checkout' to {DEV}/{gitops.repo('checkout')}" in warning
+    as_json = cli("plan", "production", "-o", "json").json()
+    assert any("'checkout'" in w for w in as_json["warnings"])  # type: ignore[index,union-attr]
+    assert "warnings" not in cli("plan", "dev", "-o", "json").json()  # type: ignore[operator]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
-from promoter.config.values import Environment
+from promoter.config.values import Environment, PromoterConfig
 from promoter.deadline import Deadline
 from promoter.errors import ConfigError, DeadlineExceededError, InvalidReferenceError
 from promoter.gitops.discover import (
@@ -22,7 +22,7 @@ from promoter.gitops.discover import (
     scan_manifests,
 )
 from promoter.gitops.hookfile import is_hook
-from promoter.gitops.kustomization import image_field_specs
+from promoter.gitops.kustomization import image_entry_names, image_field_specs
 from promoter.gitops.render import RENDER_TIMEOUT, Rendering, read_manifests, render_overlay
 from promoter.planning.plan import own_images
 from promoter.reference import Reference, parse_reference
@@ -164,6 +164,48 @@ def check_own_registry(
         f"overlay's images are in {', '.join(used) or 'no registry'}: check "
         f"environments.{environment.name}.registry in promoter.yaml"
     )
+
+
+def unqualified_warnings(config: PromoterConfig, name: str, images: Iterable[str]) -> list[str]:
+    """Warnings for images the environment's manifests write without a registry (``ml``, which
+    the runtime pulls as docker.io/library/ml) under a name another environment's kustomization
+    renames in its ``images:``: the environment's overlay most likely lacks that entry, and its
+    Pods would pull an unrelated public image, or nothing. One line each, naming what to add.
+
+    Another environment's tree that cannot be read is passed over: its own plan reports that.
+    """
+    unqualified: dict[str, str] = {}
+    for text in dict.fromkeys(images):
+        written = _name_as_written(text)
+        if written and _registry_of(text) == "docker.io" and "." not in written.split("/")[0]:
+            unqualified.setdefault(written, text)
+    if not unqualified:
+        return []
+    warnings = []
+    for other in config.environments.values():
+        if other.name == name:
+            continue
+        try:
+            renames = image_entry_names(other.overlay)
+        except ConfigError:
+            continue
+        for written, text in list(unqualified.items()):
+            if written in renames:
+                warnings.append(
+                    f"environment {name} runs {text!r}, which means docker.io/library/"
+                    f"{written.removeprefix('library/')}, while {other.name}'s kustomization "
+                    f"renames {written!r} to {renames[written]}: {name}'s overlay most likely "
+                    f"lacks that images: entry (promoter promote adds it)"
+                )
+                del unqualified[written]
+    return warnings
+
+
+def _name_as_written(text: str) -> str:
+    """The image name as a kustomization ``images:`` entry matches it: without tag or digest."""
+    name = text.split("@", 1)[0]
+    head, _, tail = name.rpartition(":")
+    return head if head and "/" not in tail else name
 
 
 def _registry_of(text: str) -> str:

@@ -45,6 +45,8 @@ class EnvironmentPlan:
         unmanaged: strings in the manifests that name the environment's registry outside the places
             images are found (see :func:`~promoter.gitops.discover.scan_manifests`): possibly images
             the plan does not cover; reported, never copied.
+        warnings: what is probably a mistake in the overlay, one line each (an image written
+            without a registry under a name another environment's kustomization renames).
     """
 
     environment: str
@@ -52,6 +54,7 @@ class EnvironmentPlan:
     hook_file: HookFileDrift | None = None
     source: str | None = None
     unmanaged: tuple[UnmanagedReference, ...] = ()
+    warnings: tuple[str, ...] = ()
 
     @property
     def outcome(self) -> Outcome:
@@ -104,6 +107,7 @@ def plan_environment(
         check_own_registry,
         environment_images,
         environment_scan,
+        unqualified_warnings,
     )
 
     environment = config.environment(name)
@@ -142,7 +146,12 @@ def plan_environment(
         if hook_file is not None:
             difference = drift(hook_file, [i.image for i in items if i.destination is not None])
     return EnvironmentPlan(
-        name, items, difference, source.name if source else None, unmanaged=scan.unmanaged
+        name,
+        items,
+        difference,
+        source.name if source else None,
+        unmanaged=scan.unmanaged,
+        warnings=tuple(unqualified_warnings(config, name, images)),
     )
 
 

@@ -88,6 +88,7 @@ class PlanJson(TypedDict):
     images: list[PlanItemJson]
     hookFile: NotRequired[HookFileJson]
     unmanagedReferences: NotRequired[list[UnmanagedReferenceJson]]
+    warnings: NotRequired[list[str]]  #: probable mistakes in the overlay, one line each
 
 
 class SyncRecordJson(PlanItemJson):
@@ -266,6 +267,8 @@ def plan_json(plan: EnvironmentPlan) -> PlanJson:
         document["hookFile"] = hook_file_json(plan.hook_file)
     if plan.unmanaged:
         document["unmanagedReferences"] = [unmanaged_reference_json(r) for r in plan.unmanaged]
+    if plan.warnings:
+        document["warnings"] = list(plan.warnings)
     return document
 
 

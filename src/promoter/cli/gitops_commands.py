@@ -74,7 +74,7 @@ def _plan(
     print_plan(plan, as_json(args))
     if plan.hook_file is not None and not as_json(args):
         _report_hook_file(config, plan)
-    _warn_unmanaged(config, plan.environment, plan.unmanaged)
+    _warn_plan(config, plan)
     return exit_code_of(plan.outcome)
 
 
@@ -94,6 +94,14 @@ def _warn_unmanaged(
     there would be missing at deploy time although the plan had nothing to copy."""
     for note in unmanaged_notes(config.environment(name), unmanaged):
         warn(note)
+
+
+def _warn_plan(config: PromoterConfig, plan: EnvironmentPlan) -> None:
+    """Every warning of a plan: strings naming the registry outside image fields, and the
+    overlay's probable mistakes."""
+    _warn_unmanaged(config, plan.environment, plan.unmanaged)
+    for line in plan.warnings:
+        warn(line)
 
 
 def _report_hook_file(config: PromoterConfig, plan: EnvironmentPlan) -> None:
@@ -131,7 +139,7 @@ def _sync(
         policy=_policy(config, args, args.environment),
     )
     code = sync_and_print(plan, args, runtime)
-    _warn_unmanaged(config, plan.environment, plan.unmanaged)
+    _warn_plan(config, plan)
     return code
 
 

@@ -80,6 +80,25 @@ def image_field_specs(overlay: Path) -> tuple[ImageFieldSpec, ...]:
     return tuple(found)
 
 
+def image_entry_names(overlay: Path) -> dict[str, str]:
+    """The ``images:`` entries of the overlay's kustomization tree, by ``name`` (the image as
+    resources write it), each with the image it becomes (``newName``, else the name itself).
+
+    Raises:
+        ConfigError: see :func:`image_field_specs`.
+    """
+    names: dict[str, str] = {}
+    for _, kustomization in _walk(overlay):
+        entries = kustomization.get("images")
+        for entry in entries if isinstance(entries, list) else ():
+            if isinstance(entry, Mapping) and isinstance(entry.get("name"), str):
+                renamed = entry.get("newName")
+                names.setdefault(
+                    entry["name"], renamed if isinstance(renamed, str) else entry["name"]
+                )
+    return names
+
+
 def _walk(overlay: Path) -> Iterator[tuple[Path, Mapping[str, Any]]]:
     """Each kustomization folder of the tree with its parsed kustomization, depth first."""
     seen: set[Path] = set()
