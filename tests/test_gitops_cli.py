@@ -6,6 +6,7 @@ import io
 import json
 import shutil
 import socket
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -662,3 +663,47 @@ def test_an_unqualified_image_named_like_another_environments_entry_is_warned_ab
     as_json = cli("plan", "production", "-o", "json").json()
     assert any("'checkout'" in w for w in as_json["warnings"])  # type: ignore[index,union-attr]
     assert "warnings" not in cli("plan", "dev", "-o", "json").json()  # type: ignore[operator]
+
+
+def test_rendered_manifests_with_a_wrong_registry_are_refused_too(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun], tmp_path: Path
+) -> None:
+    """plan and sync --manifests (a Helm user's pipe) check the registry as a render does: manifests
+    naming another region's registry exit 2, not 'nothing to copy'."""
+    rendered = subprocess.run(
+        ["kubectl", "kustomize", str(gitops.root / "infra" / "overlays" / "production")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    typo = tmp_path / "typo.yaml"
+    typo.write_text(rendered.replace(PROD, PROD.replace("us-east-1", "us-east-2")))
+    for command in ("plan", "sync"):
+        result = cli(command, "production", "--manifests", str(typo))
+        assert result.code == 2, result.err
+        assert "its overlay deploys no image of its registry" in result.err
+
+
+def test_an_overlay_of_only_another_environments_images_says_so_and_can_be_allowed(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """When production's overlay deploys only dev's images, the error names dev's registry and
+    says to promote (not to change production's registry); allowImagesFrom lets it through to
+    the foreign-environment statuses."""
+    for module, tag in (("cart", "2.3.1"), ("checkout", "1.8.0"), ("catalog", "3.0.2")):
+        gitops.seed(gitops.dev, module, tag)
+    for path in (
+        gitops.kustomization("production"),
+        gitops.kustomization("production").with_name("patch-image.yaml"),
+    ):
+        path.write_text(path.read_text().replace(PROD, DEV))
+    refused = cli("plan", "production")
+    assert refused.code == 2
+    [line] = refused.err.splitlines()
+    assert f"but images of dev ({DEV})" in line
+    assert "promoter promote --all --to production" in line
+    assert "check environments.production.registry" not in line
+    allowed = cli("plan", "production", "--allow-foreign", "-o", "json")
+    assert allowed.code == 0, allowed.err
+    assert {i["status"] for i in allowed.json()["images"]} == {"foreign-environment", "external"}  # type: ignore[union-attr]

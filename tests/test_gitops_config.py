@@ -45,8 +45,10 @@ def write_config(folder: Path, text: str) -> Path:
     return path
 
 
-def env(name: str, registry: str = "r.example.com", source: str | None = None) -> str:
-    """One environment entry in flow style, for compact tables."""
+def env(name: str, registry: str | None = None, source: str | None = None) -> str:
+    """One environment entry in flow style, for compact tables; each environment has its own
+    registry unless told (NAME.r.example.com)."""
+    registry = registry or f"{name}.r.example.com"
     extra = f", promotesFrom: {source}" if source else ""
     return f"  {name}: {{overlay: o/{name}, registry: {registry}{extra}}}\n"
 
@@ -317,3 +319,17 @@ def test_invalid_yaml_names_the_line(tmp_path: Path, text: str, where: str) -> N
     # The parser's own wording differs between libyaml and pure-Python PyYAML; the place does not.
     assert str(caught.value).startswith(f"{path}: invalid YAML at {where}: ")
     assert "\n" not in str(caught.value)
+
+
+def test_an_environment_cannot_promote_from_its_own_registry(tmp_path: Path) -> None:
+    """production with dev's registry promotes nothing, ever: refused at load, naming both."""
+    shared = "r.example.com"
+    text = "environments:\n" + env("dev", shared) + env("production", shared, source="dev")
+    path = write_config(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert str(caught.value) == (
+        f"{path}: environments.production.registry: the same registry as dev, which it promotes "
+        "from; promotion copies the same repository path and tag, so nothing would ever move: give "
+        "production its own registry"
+    )

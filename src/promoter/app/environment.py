@@ -139,30 +139,57 @@ def _rendered(
 
 
 def check_own_registry(
-    environment: Environment,
+    config: PromoterConfig,
+    name: str,
     images: Sequence[str],
-    source: Environment | None,
     source_images: Callable[[], Iterable[str]],
+    *,
+    allow_foreign: bool = False,
 ) -> None:
     """Refuse an environment whose overlay deploys no image of its own registry while the environment
-    it promotes from deploys images of its own: its ``registry:`` in promoter.yaml is almost surely
-    wrong (a typo, another account or region), and every plan would be "external" and every sync
-    would copy nothing and report done. ``source_images`` is only asked in that case.
+    it promotes from deploys images of its own. Either its ``registry:`` in promoter.yaml is wrong (a
+    typo, another account or region), or the overlay deploys other environments' images (production
+    pulling from dev's account); either way every plan would have nothing to copy and every sync would
+    report done. ``source_images`` is only asked in that case, and may raise
+    :class:`~promoter.errors.ConfigError` to skip the check (a source overlay that cannot be
+    rendered where manifests were given).
+
+    Images of environments the environment may deploy from (``allowImagesFrom``, or every one
+    with ``allow_foreign``) do not count as a mistake.
 
     Raises:
         ConfigError: naming the environment, its registry, the source's and the registries the
-            overlay does use.
+            overlay does use, with what to do.
     """
+    environment = config.environment(name)
+    source = config.source_of(name)
     if source is None or own_images(images, environment.registry):
         return
-    if not own_images(source_images(), source.registry):
-        return  # neither deploys anything of its own yet: a new pipeline, not a mistake
+    try:
+        if not own_images(source_images(), source.registry):
+            return  # neither deploys anything of its own yet: a new pipeline, not a mistake
+    except ConfigError:
+        return
     used = sorted({_registry_of(text) for text in images} - {""})
+    others = config.other_registries(name)
+    foreign = sorted({others[registry] for registry in used if registry in others})
+    allowed = allow_foreign or "*" in environment.allow_images_from
+    if foreign:
+        if allowed or set(foreign) <= set(environment.allow_images_from):
+            return
+        shown = ", ".join(f"{other} ({config.environment(other).registry})" for other in foreign)
+        raise ConfigError(
+            f"environment {name}: its overlay deploys no image of its registry "
+            f"{environment.registry} but images of {shown}: {name} would pull from another "
+            f"environment's registry; promote them (promoter promote --all --to {name}) so the "
+            f"overlay names {environment.registry}, or allow it (allowImagesFrom in promoter.yaml, "
+            "--allow-foreign)"
+        )
     raise ConfigError(
-        f"environment {environment.name}: its overlay deploys no image of its registry "
+        f"environment {name}: its overlay deploys no image of its registry "
         f"{environment.registry}, while {source.name} deploys images of {source.registry}; the "
         f"overlay's images are in {', '.join(used) or 'no registry'}: check "
-        f"environments.{environment.name}.registry in promoter.yaml"
+        f"environments.{name}.registry in promoter.yaml"
     )
 
 

@@ -114,9 +114,9 @@ def generate_plugin_output(
         notes.append(f"{environment.name} promotes from no environment: no hook added")
     elif not images:
         check_own_registry(
-            environment,
+            config,
+            environment.name,
             [image.image for image in scan.images],
-            source,
             lambda: environment_images(source, deadline=deadline),
         )
         notes.append(

@@ -116,13 +116,14 @@ def plan_environment(
         environment, manifests=manifests, rendering=rendering, deadline=deadline
     )
     images = [found.image for found in scan.images]
-    if not manifests:  # given manifests (Helm users) need not have a source overlay to compare with
-        check_own_registry(
-            environment,
-            images,
-            source,
-            lambda: environment_images(source, deadline=deadline) if source else (),
-        )
+    # Given manifests (Helm users) are checked too, against the source overlay where it renders.
+    check_own_registry(
+        config,
+        name,
+        images,
+        lambda: environment_images(source, deadline=deadline) if source else (),
+        allow_foreign=policy is not None and "*" in policy.allowed_foreign,
+    )
     wanted = iter_wanted(
         images,
         environment.registry,

@@ -155,7 +155,7 @@ def status_matrix(
     for name in names:
         source = config.source_of(name)
         rendered = images[source.name] if source is not None else []
-        check_own_registry(config.environment(name), images[name], source, rendered.__iter__)
+        check_own_registry(config, name, images[name], rendered.__iter__)
     per_env: dict[str, dict[str, tuple[Reference, str | None]]] = {}
     for name in names:
         found: dict[str, tuple[Reference, str | None]] = {

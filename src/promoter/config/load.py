@@ -121,6 +121,14 @@ def _build(path: Path, model: ConfigModel) -> PromoterConfig:
         )
     _check_sources(path, environments)
     _check_allowed(path, environments)
+    for environment in environments.values():
+        source = environments.get(environment.promotes_from or "")
+        if source is not None and source.registry == environment.registry:
+            raise ConfigError(
+                f"{path}: environments.{environment.name}.registry: the same registry as "
+                f"{source.name}, which it promotes from; promotion copies the same repository "
+                f"path and tag, so nothing would ever move: give {environment.name} its own registry"
+            )
     registries: dict[str, RegistrySettings] = {}
     for host, settings in model.registries.items():
         where = f"{path}: registries.{host}"
