@@ -280,6 +280,11 @@ def test_status_keeps_gits_view_when_a_registry_cannot_be_asked(
     line = next(ln for ln in table.out.splitlines() if ln.startswith(gitops.repo("checkout")))
     assert "(unknown)" in line  # dev's column
     assert "1.8.0" in line
+    # plan names the unreachable registry once, not once per image looked up there
+    planned = cli("plan", "production")
+    assert planned.code == 1
+    errors = [ln for ln in planned.err.splitlines() if f"127.0.0.1:{closed}" in ln]
+    assert len(errors) == 1, planned.err
 
 
 def test_promote_changes_only_the_module_keeps_comments_and_can_sync(
@@ -520,7 +525,8 @@ def test_plan_reports_a_hook_file_that_lacks_an_image(
     cli: Callable[..., CliRun],
 ) -> None:
     """With the Kustomize component, an image the overlay runs but promoter-images.txt lacks blocks
-    the plan (exit 3): the hook Job would not copy it. The hook's own image is not planned."""
+    the plan and the sync (exit 3): the hook Job would not copy it. The hook's own image is not
+    planned."""
     for module, tag in (("cart", "2.3.1"), ("checkout", "1.8.0"), ("catalog", "3.0.2")):
         gitops.seed(gitops.dev, module, tag)
         gitops.seed(gitops.prod, module, tag)
@@ -535,6 +541,13 @@ def test_plan_reports_a_hook_file_that_lacks_an_image(
     assert all("promoter" not in str(i["image"]).rsplit("/", 1)[-1] for i in doc["images"])  # type: ignore[union-attr]
     table = cli("plan", "production")
     assert "lacks" in table.err
+    # sync makes the images present, but the hook's list still lacks them: exit 3, not 0
+    synced = cli("sync", "production")
+    assert synced.code == 3, synced.err
+    assert "3 present" in synced.out
+    assert any(
+        "lacks" in ln and ln.startswith("promoter: error:") for ln in synced.err.splitlines()
+    )
 
 
 def test_promote_keeps_the_hook_file_current(
@@ -707,3 +720,49 @@ def test_an_overlay_of_only_another_environments_images_says_so_and_can_be_allow
     allowed = cli("plan", "production", "--allow-foreign", "-o", "json")
     assert allowed.code == 0, allowed.err
     assert {i["status"] for i in allowed.json()["images"]} == {"foreign-environment", "external"}  # type: ignore[union-attr]
+
+
+def test_an_images_entry_that_matches_nothing_is_warned_about(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """A custom resource writing 'image: connect' in a field kustomize does not rewrite leaves the
+    overlay's images: entry for 'connect' unused: plan warns (kustomize and the plan are silent
+    otherwise); the example's own entries raise no warning."""
+    assert "warnings" not in cli("plan", "production", "-o", "json").json()  # type: ignore[operator]
+    charts = gitops.root / "infra" / "charts" / "connect"
+    charts.mkdir()
+    (charts / "kustomization.yaml").write_text("resources: [connect.yaml]\n")
+    (charts / "connect.yaml").write_text(
+        "apiVersion: kafka.strimzi.io/v1beta2\nkind: KafkaConnect\nmetadata: {name: connect}\n"
+        "spec: {image: connect}\n"
+    )
+    production = gitops.kustomization("production")
+    production.write_text(
+        production.read_text().replace("resources:\n", "resources:\n  - ../../charts/connect\n")
+        + f"  - name: connect\n    newName: {PROD}/{gitops.repo('connect')}\n    newTag: 1.0.0\n"
+    )
+    result = cli("plan", "production", "-o", "json")
+    [warning] = result.json()["warnings"]  # type: ignore[index]
+    assert "the images: entry 'connect'" in warning
+    assert "declare the field in configurations:" in warning
+
+
+def test_an_image_in_a_lookalike_of_the_environments_registry_is_warned_about(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """One newName with another region's registry makes that image external: plan warns that the
+    registry looks like production's instead of reporting nothing to do for it."""
+    production = gitops.kustomization("production")
+    typo = PROD.replace("us-east-1", "us-east-2")
+    text = production.read_text()
+    production.write_text(
+        text.replace(
+            f"newName: {PROD}/{gitops.repo('cart')}", f"newName: {typo}/{gitops.repo('cart')}"
+        )
+    )
+    result = cli("plan", "production")
+    warning = next(ln for ln in result.err.splitlines() if "looks like" in ln)
+    assert (
+        f"{typo}/{gitops.repo('cart')}:2.3.1 is in {typo}, which looks like its registry {PROD}"
+        in warning
+    )

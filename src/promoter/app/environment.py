@@ -9,6 +9,7 @@ unmanaged reference for the front ends to report.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from promoter.config.values import Environment, PromoterConfig
@@ -191,6 +192,68 @@ def check_own_registry(
         f"overlay's images are in {', '.join(used) or 'no registry'}: check "
         f"environments.{name}.registry in promoter.yaml"
     )
+
+
+def overlay_warnings(
+    config: PromoterConfig, name: str, images: Sequence[str], *, rendered: bool = True
+) -> list[str]:
+    """What in environment ``name``'s images is valid but most likely a mistake, one line each:
+    :func:`unqualified_warnings`, :func:`unused_entry_warnings` (only when ``rendered``: the images
+    come from the overlay, not from manifests given instead) and :func:`lookalike_warnings`. Plan
+    and sync print them; a kustomization that cannot be read here adds nothing (the render already
+    accepted the overlay)."""
+    unused = unused_entry_warnings(config.environment(name), images) if rendered else []
+    return [
+        *unqualified_warnings(config, name, images),
+        *unused,
+        *lookalike_warnings(config, name, images),
+    ]
+
+
+def unused_entry_warnings(environment: Environment, images: Sequence[str]) -> list[str]:
+    """Warnings for the ``images:`` entries of the environment's kustomization tree that no image
+    in its rendered manifests shows: kustomize applied them nowhere. Most often the image sits in
+    a field of a custom resource that kustomize does not rewrite (``spec.image: connect``), which
+    the overlay must declare in ``configurations:``; or no resource names that image any more."""
+    try:
+        entries = image_entry_names(environment.overlay)
+    except ConfigError:
+        return []
+    shown = {_name_as_written(text) for text in images}
+    return [
+        f"environment {environment.name}: the images: entry {entry!r} of its kustomization "
+        f"(becoming {becomes}) matches no image in the rendered manifests: an image in a field "
+        "kustomize does not rewrite (declare the field in configurations:) or a name no resource "
+        "uses; its image is neither set nor planned"
+        for entry, becomes in entries.items()
+        if becomes not in shown and entry not in shown
+    ]
+
+
+def lookalike_warnings(config: PromoterConfig, name: str, images: Sequence[str]) -> list[str]:
+    """Warnings for external images in a registry that looks like the environment's own (the
+    same account in another region, a character off): a typo in one ``newName`` makes that image
+    external, never copied, while the plan reports nothing to do for it."""
+    own = config.environment(name).registry
+    others = config.other_registries(name)
+    warnings = []
+    for registry in dict.fromkeys(_registry_of(text) for text in images):
+        if not registry or registry == own or registry in others:
+            continue
+        same_account = registry.split(".", 1)[0] == own.split(".", 1)[0] and "." in own
+        close = difflib.SequenceMatcher(a=registry, b=own).ratio() >= LOOKALIKE_RATIO
+        if same_account or close:
+            used = [text for text in images if _registry_of(text) == registry]
+            warnings.append(
+                f"environment {name}: {used[0]}{f' and {len(used) - 1} more' if len(used) > 1 else ''}"
+                f" is in {registry}, which looks like its registry {own} (a typo in newName?): "
+                "such an image is external, never copied"
+            )
+    return warnings
+
+
+#: How alike (difflib's ratio) a registry host must be to the environment's to be called a lookalike.
+LOOKALIKE_RATIO = 0.9
 
 
 def unqualified_warnings(config: PromoterConfig, name: str, images: Iterable[str]) -> list[str]:

@@ -107,7 +107,7 @@ def plan_environment(
         check_own_registry,
         environment_images,
         environment_scan,
-        unqualified_warnings,
+        overlay_warnings,
     )
 
     environment = config.environment(name)
@@ -152,7 +152,7 @@ def plan_environment(
         difference,
         source.name if source else None,
         unmanaged=scan.unmanaged,
-        warnings=tuple(unqualified_warnings(config, name, images)),
+        warnings=tuple(overlay_warnings(config, name, images, rendered=not manifests)),
     )
 
 

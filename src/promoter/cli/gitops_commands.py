@@ -28,7 +28,7 @@ from promoter.cli.common import (
     terminal_progress,
     warn,
 )
-from promoter.cli.exit_codes import EXIT_OK, exit_code_of
+from promoter.cli.exit_codes import EXIT_OK, EXIT_REFUSED, exit_code_of
 from promoter.cli.plan_output import print_plan, print_sync, sync_and_print
 from promoter.config.load import find_config, load_config
 from promoter.config.values import PromoterConfig
@@ -135,11 +135,18 @@ def _sync(
         args.environment,
         manifests=args.manifests,
         rendering=early,
+        check_hook_file=True,
         deadline=lookup_deadline(args.deadline),  # the copies get the rest
         policy=_policy(config, args, args.environment),
     )
     code = sync_and_print(plan, args, runtime)
     _warn_plan(config, plan)
+    if plan.hook_file is not None:
+        # The images are present now, but the hook Job's list would miss them on the next Argo CD
+        # sync of a new version: as plan does, that is a refusal, not a silent success.
+        _report_hook_file(config, plan)
+        if plan.hook_file.missing and code == EXIT_OK:
+            code = EXIT_REFUSED
     return code
 
 

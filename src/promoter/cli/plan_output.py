@@ -70,10 +70,12 @@ def print_plan(plan: EnvironmentPlan, json_output: bool) -> None:
             (str(item.status), image, _relative_source(item, plan.source), _digest_cell(item))
         )
     print_table(rows)
+    said: set[str] = set()
     for item in plan.items:
         text = item.error if item.status is PlanStatus.ERROR else explain(item)
-        if text is None:
-            continue
+        if text is None or text in said:
+            continue  # a registry that cannot be reached says so once, not once per image
+        said.add(text)
         if item.outcome is Outcome.DONE:
             warn(text)
         else:
