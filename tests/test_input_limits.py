@@ -213,14 +213,15 @@ def test_an_alias_bomb_in_rendered_manifests_is_refused(repo: Path) -> None:
 
 
 def test_a_few_aliases_in_rendered_manifests_are_fine(repo: Path) -> None:
-    """Helm output that shares an env list through an anchor still plans (its image is external)."""
+    """Helm output that shares an env list through an anchor still plans (its image is external;
+    dev promotes from nowhere, so no source overlay is rendered to check its registry against)."""
     manifests = repo / "shared.yaml"
     manifests.write_text(
         "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n"
         "    - {name: a, image: busybox:1.36, env: &env [{name: A, value: '1'}]}\n"
         "    - {name: b, image: busybox:1.36, env: *env}\n"
     )
-    run = run_cli("plan", "production", "--manifests", manifests, "-o", "json", cwd=repo)
+    run = run_cli("plan", "dev", "--manifests", manifests, "-o", "json", cwd=repo)
     assert run.code == 0, run.err
     [image] = json.loads(run.out)["images"]
     assert (image["image"], image["status"]) == ("busybox:1.36", "external")
