@@ -660,7 +660,7 @@ def test_argocd_generate_warns_of_a_job_that_cannot_work_and_strict_refuses_it(
     run = cli("argocd", "generate", "--strict")
     assert run.code == 2
     assert run.out == ""
-    (line,) = run.err.splitlines()
+    (line,) = [line for line in run.err.splitlines() if not line.startswith("promoter: warning: ")]
     assert line.startswith("promoter: error: no hook image configured")
     assert "PROMOTER_ROLE_ARN" in line
     assert line.endswith("(--strict)")
@@ -706,7 +706,6 @@ def test_argocd_generate_keeps_workstation_registry_settings_out_of_the_cluster(
     load_config(config)  # the workstation accepts every key, inCluster included
 
     carried = hook_config(config)
-    assert carried is not None
     ca_key = "ca-registry.corp.example_5000.pem"
     assert set(carried.files) == {"promoter.yaml", ca_key}
     assert carried.files[ca_key] == pem
@@ -816,6 +815,120 @@ def test_argocd_generate_refuses_an_environment_whose_registry_is_a_typo(
         "127.0.0.1:1, while dev deploys images of "
     )
     assert f"the overlay's images are in {dest_registry.host}" in line
+
+
+def set_production(root: Path, setting: str) -> None:
+    """Add a line (``divergedTags: fail``, ``allowImagesFrom: [dev]``) to production's entry of the
+    copied example's promoter.yaml."""
+    config = root / "promoter.yaml"
+    text = config.read_text()
+    assert "    promotesFrom: dev\n" in text
+    config.write_text(
+        text.replace("    promotesFrom: dev\n", f"    promotesFrom: dev\n    {setting}\n")
+    )
+
+
+def test_argocd_generate_refuses_images_of_another_environments_registry(
+    gitops_copy: tuple[Path, str],
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    monkeypatch: pytest.MonkeyPatch,
+    cli: Callable[..., CliRun],
+) -> None:
+    """Production's overlay deploying an image of dev's registry fails generate (exit 2, nothing on
+    stdout) in one line naming the image, its workload, dev and what to do, rather than a Job that
+    leaves it out; with allowImagesFrom: [dev] the hook is printed, without it, and a warning
+    names it."""
+    root, prefix = gitops_copy
+    overlay = root / "infra" / "overlays" / "production"
+    patch = overlay / "patch-image.yaml"
+    patch.write_text(patch.read_text().replace(dest_registry.host, source_registry.host))
+    foreign = f"{source_registry.host}/{prefix}/catalog:3.0.2"
+    monkeypatch.chdir(overlay)
+
+    run = cli("argocd", "generate", "--strict", "--hook-image", "registry.example.com/p:1")
+    assert run.code == 2
+    assert run.out == ""
+    (line,) = run.err.splitlines()
+    assert line == (
+        f"promoter: error: environment production deploys images of environment dev's registry "
+        f"{source_registry.host}: {foreign} (Deployment/catalog); the hook copies only images of "
+        f"{dest_registry.host}, so production would pull these from another environment's "
+        "registry: promote them (promoter promote MODULE --to production) so the overlay names "
+        f"{dest_registry.host}, or allow it (allowImagesFrom under environments.production in "
+        "promoter.yaml)"
+    )
+
+    set_production(root, "allowImagesFrom: [dev]")
+    run = cli("argocd", "generate", "--strict", "--hook-image", "registry.example.com/p:1")
+    assert run.code == 0, run.err
+    args = argv_for(only(load(run.out), "Job"))
+    assert foreign not in args
+    assert f"{dest_registry.host}/{prefix}/cart:2.3.1" in args
+    assert "promoter: warning: production deploys images of environment dev's registry" in run.err
+    assert f"{foreign} (Deployment/catalog); the hook does not copy them" in run.err
+
+
+def test_argocd_generate_passes_diverged_tags_fail_to_the_job(
+    gitops_copy: tuple[Path, str],
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    cli: Callable[..., CliRun],
+) -> None:
+    """divergedTags: fail on the environment puts --fail-on-diverged in the Job's arguments, so the
+    Job refuses (exit 3) a tag re-pushed in the source as plan does; without it, no flag."""
+    root, prefix = gitops_copy
+    wanted = {"cart": "2.3.1", "catalog": "3.0.2", "checkout": "1.8.0"}
+    for module, tag in wanted.items():
+        seed(source_registry, f"{prefix}/{module}", tag)
+    other = images.oci_image([images.layer(7, "held")], seed=f"{prefix}held")
+    push(dest_registry, f"{prefix}/cart", other, tag="2.3.1")  # what production was given
+    monkeypatch.chdir(root / "infra" / "overlays" / "production")
+    generate = ("argocd", "generate", "--strict", "--hook-image", "registry.example.com/p:1")
+
+    run = cli(*generate)
+    assert run.code == 0, run.err
+    assert "--fail-on-diverged" not in argv_for(only(load(run.out), "Job"))
+
+    set_production(root, "divergedTags: fail")
+    run = cli(*generate)
+    assert run.code == 0, run.err
+    job = only(load(run.out), "Job")
+    validate([job])
+    assert "--fail-on-diverged" in argv_for(job)
+    done = run_job(job, tmp_path, {})
+    assert done.returncode == 3, done.stderr
+    assert "refused because diverged tags fail this environment" in done.stderr
+
+
+def test_argocd_generate_names_the_settings_it_leaves_out_when_none_remain(
+    gitops_copy: tuple[Path, str],
+    source_registry: RegistryProcess,
+    monkeypatch: pytest.MonkeyPatch,
+    cli: Callable[..., CliRun],
+) -> None:
+    """registries: holding only a loopback endpoint gives the Job no ConfigMap, and generate still
+    says, on standard error, that the endpoint was left out and how to keep it."""
+    root, _ = gitops_copy
+    config = root / "promoter.yaml"
+    config.write_text(
+        config.read_text()
+        + f"registries:\n  {source_registry.host}:\n    endpoint: http://127.0.0.1:5101\n"
+    )
+    monkeypatch.chdir(root / "infra" / "overlays" / "production")
+
+    run = cli("argocd", "generate", "--strict", "--hook-image", "registry.example.com/p:1")
+    assert run.code == 0, run.err
+    documents = load(run.out)
+    assert not [d for d in documents if d["kind"] == "ConfigMap"]
+    assert "--config" not in argv_for(only(documents, "Job"))
+    assert (
+        f"promoter: warning: registries.{source_registry.host}.endpoint http://127.0.0.1:5101 is "
+        "this machine's address: left out; mark the entry inCluster: true to copy it into the "
+        "cluster"
+    ) in run.err.splitlines()
 
 
 @pytest.mark.parametrize(
