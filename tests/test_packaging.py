@@ -203,6 +203,10 @@ def argv_for(job: Mapping[str, Any]) -> list[str]:
 # -- Helm chart ---------------------------------------------------------------------------------
 
 
+#: The promoter image every chart render names (the chart refuses its placeholder).
+HOOK_IMAGE: dict[str, Any] = {"repository": "registry.example.com/tools/promoter", "tag": "0.1.0"}
+
+
 def render_chart(chart: Path, values: dict[str, Any]) -> list[dict[str, Any]]:
     """``helm template`` through Helm's Go SDK."""
     with helm.Chart.load(str(chart)) as loaded:
@@ -229,6 +233,7 @@ def test_helm_chart_renders_a_valid_hook_that_copies(
             "sourceRegistry": source_registry.host,
             "config": config,
             "serviceAccount": {"annotations": {"eks.amazonaws.com/role-arn": role}},
+            "image": HOOK_IMAGE,
         },
     )
     validate(documents)
@@ -265,6 +270,7 @@ def test_helm_chart_as_a_dependency_takes_the_parent_charts_image_values(tmp_pat
         "    repository: 222222222222.dkr.ecr.us-east-1.amazonaws.com/shop/cart\n"
         "    tag: 2.3.1\n"
         "promoter-hook:\n"
+        "  image: {repository: registry.example.com/tools/promoter}\n"
         "  sourceRegistry: 111111111111.dkr.ecr.us-east-1.amazonaws.com\n"
         "  images:\n"
         '    - "{{ .Values.global.cart.repository }}:{{ .Values.global.cart.tag }}"\n'
@@ -300,9 +306,46 @@ def test_helm_chart_refuses_to_render_without_source_or_images() -> None:
     """Missing sourceRegistry or an empty images list fails the render with a message naming it."""
     chart = DEPLOY / "helm" / "promoter-hook"
     with pytest.raises(helm.HelmError, match="sourceRegistry is required"):
-        render_chart(chart, {"images": ["registry.example.com/a:1"]})
+        render_chart(chart, {"images": ["registry.example.com/a:1"], "image": HOOK_IMAGE})
     with pytest.raises(helm.HelmError, match="images is empty"):
-        render_chart(chart, {"sourceRegistry": "registry.example.com"})
+        render_chart(chart, {"sourceRegistry": "registry.example.com", "image": HOOK_IMAGE})
+
+
+def test_helm_chart_refuses_a_placeholder_image_and_images_built_from_missing_values() -> None:
+    """No image.repository, the placeholder "promoter", an image that renders as ":1.0.0" (its
+    repository value missing) and an image in sourceRegistry itself each fail the render with a
+    message naming the value, instead of a Job that never starts or copies nothing."""
+    chart = DEPLOY / "helm" / "promoter-hook"
+    values = {**CHART_VALUES, "image": HOOK_IMAGE}
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"image": {"tag": "0.1.0"}}, "promoter-hook: image.repository is empty; set it to where"),
+        (
+            {"image": {"repository": "promoter"}},
+            (
+                'promoter-hook: image.repository is the placeholder "promoter", which no registry '
+                "serves"
+            ),
+        ),
+        (
+            {"images": ["{{ .Values.global.cart.repository }}:1.0.0"], "global": {"cart": {}}},
+            (
+                'promoter-hook: images[0] renders as ":1.0.0" (from '
+                '"{{ .Values.global.cart.repository }}:1.0.0"): a value it is built from is missing'
+            ),
+        ),
+        (
+            {"images": [f"{DEV}/shop/cart:2.3.1"]},
+            (
+                f'promoter-hook: images[0] "{DEV}/shop/cart:2.3.1" is in sourceRegistry {DEV}, the '
+                "registry the hook copies from"
+            ),
+        ),
+    ]
+    for extra, message in cases:
+        with pytest.raises(helm.HelmError) as caught:
+            render_chart(chart, {**values, **extra})
+        assert message in str(caught.value)
+    assert only(render_chart(chart, values), "Job")  # the test values render
 
 
 def helm_lint_problems(chart: Path, values: dict[str, Any]) -> list[str]:
@@ -315,6 +358,7 @@ def helm_lint_problems(chart: Path, values: dict[str, Any]) -> list[str]:
 CHART_VALUES: dict[str, Any] = {
     "images": ["222222222222.dkr.ecr.us-east-1.amazonaws.com/shop/cart:2.3.1"],
     "sourceRegistry": "111111111111.dkr.ecr.us-east-1.amazonaws.com",
+    "image": HOOK_IMAGE,
 }
 
 
@@ -377,6 +421,7 @@ def test_helm_chart_gives_the_job_a_ca_bundle(
             "images": [f"{tls_destination.host}/{repo}/cart:2.4.0"],
             "sourceRegistry": source_registry.host,
             "caBundle": tls_destination.ca_file.read_text(),
+            "image": HOOK_IMAGE,
         },
     )
     validate(documents)
@@ -389,6 +434,40 @@ def test_helm_chart_gives_the_job_a_ca_bundle(
     done = run_job(job, tmp_path, {config_map["metadata"]["name"]: config_map["data"]})
     assert done.returncode == 0, done.stderr
     assert manifest_digest(tls_destination, f"{repo}/cart", "2.4.0") == digest
+
+
+def diverge(
+    source: RegistryProcess, destination: RegistryProcess, repository: str, tag: str
+) -> None:
+    """The destination holds ``repository:tag`` (what the environment was given) and the source's
+    tag now holds other content (pushed again after the promotion)."""
+    seed(source, repository, tag)
+    given = images.oci_image([images.layer(7, f"given {repository}")], seed=f"given {repository}")
+    push(destination, repository, given, tag=tag)
+
+
+def test_helm_chart_fail_on_diverged_makes_the_job_refuse_a_re_pushed_tag(
+    source_registry: RegistryProcess, dest_registry: RegistryProcess, repo: str, tmp_path: Path
+) -> None:
+    """failOnDiverged: true adds --fail-on-diverged, and the Job exits 3 on a tag re-pushed in the
+    source; by default there is no flag and the same Job exits 0."""
+    diverge(source_registry, dest_registry, f"{repo}/cart", "2.4.0")
+    values = {
+        "images": [f"{dest_registry.host}/{repo}/cart:2.4.0"],
+        "sourceRegistry": source_registry.host,
+        "image": HOOK_IMAGE,
+    }
+    chart = DEPLOY / "helm" / "promoter-hook"
+    default = only(render_chart(chart, values), "Job")
+    assert "--fail-on-diverged" not in argv_for(default)
+    assert run_job(default, tmp_path / "default", {}).returncode == 0
+
+    strict = only(render_chart(chart, {**values, "failOnDiverged": True}), "Job")
+    validate([strict])
+    assert "--fail-on-diverged" in argv_for(strict)
+    done = run_job(strict, tmp_path / "strict", {})
+    assert done.returncode == 3, done.stderr
+    assert "refused because diverged tags fail this environment" in done.stderr
 
 
 # -- Kustomize component ------------------------------------------------------------------------
@@ -507,6 +586,46 @@ def test_kustomize_component_without_its_configmap_fails_the_build_and_plan(
         "promoter-images.txt (docs/argocd.md, Kustomize component)"
     )
     assert len(run.err.strip().splitlines()) == 1, run.err
+
+
+def documented_yaml(marker: str) -> dict[str, Any]:
+    """The YAML block of docs/argocd.md that contains ``marker``, loaded."""
+    blocks = re.findall(r"```yaml\n(.*?)```", (ROOT / "docs" / "argocd.md").read_text(), re.DOTALL)
+    (block,) = [b for b in blocks if marker in b]
+    loaded = yaml.safe_load(block)
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def test_kustomize_component_documented_patch_makes_the_job_refuse_a_re_pushed_tag(
+    source_registry: RegistryProcess, dest_registry: RegistryProcess, repo: str, tmp_path: Path
+) -> None:
+    """The patch docs/argocd.md gives for divergedTags: fail, added to an overlay using the
+    component (with a namePrefix), puts --fail-on-diverged in the Job's arguments, and the Job
+    exits 3 on a tag re-pushed in the source."""
+    diverge(source_registry, dest_registry, f"{repo}/cart", "2.4.0")
+    overlay = hook_overlay(
+        tmp_path,
+        dest_registry.host,
+        [f"{repo}/cart:2.4.0"],
+        "configMapGenerator:\n  - name: promoter-hook\n"
+        "    options:\n      disableNameSuffixHash: true\n"
+        f"    literals:\n      - sourceRegistry={source_registry.host}\n"
+        "    files:\n      - promoter-images.txt\n",
+    )
+    kustomization = overlay / "kustomization.yaml"
+    document = yaml.safe_load(kustomization.read_text())
+    document["patches"] += documented_yaml("--fail-on-diverged")["patches"]
+    kustomization.write_text(yaml.safe_dump(document, sort_keys=False))
+
+    documents = kustomize(overlay)
+    validate(documents)
+    job, config_map = only(documents, "Job"), only(documents, "ConfigMap")
+    check_job(job, generated_name=False)
+    assert "--fail-on-diverged" in argv_for(job)
+    done = run_job(job, tmp_path, {config_map["metadata"]["name"]: config_map["data"]})
+    assert done.returncode == 3, done.stderr
+    assert "refused because diverged tags fail this environment" in done.stderr
 
 
 # -- Argo CD Config Management Plugin -----------------------------------------------------------
