@@ -323,3 +323,56 @@ def test_bare_word_hosts_are_refused_and_empty_lists_are_no_work(
         "sync", "--from-registry", "127.0.0.1:1", "--images-file", str(listed), "-o", "json"
     )
     assert as_json.json() == {"environment": "from 127.0.0.1:1", "images": []}
+
+
+def test_a_destination_in_the_source_registry_is_refused_not_present(
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+) -> None:
+    """An --image in the source registry itself (dev's image listed for production) is a blocking
+    foreign-environment item naming the source registry (exit 3, the others still copied), not
+    "present"; --allow-foreign makes it a warning."""
+    push(
+        source_registry,
+        f"{repo}/worker",
+        images.oci_image([images.layer(10, "w")], seed=f"{repo}w"),
+        tag="2.0.0",
+    )
+    cart = push(
+        source_registry,
+        f"{repo}/cart",
+        images.oci_image([images.layer(10, "c")], seed=f"{repo}c"),
+        tag="1.0",
+    )
+    foreign = f"{source_registry.host}/{repo}/worker:2.0.0"
+    args = (
+        "sync",
+        "--from-registry",
+        source_registry.host,
+        "--image",
+        foreign,
+        "--image",
+        f"{dest_registry.host}/{repo}/cart:1.0",
+    )
+    planned = cli(*args, "--dry-run", "-o", "json")
+    assert planned.code == 3
+    first = planned.json()["images"][0]  # type: ignore[index]
+    assert first["status"] == "foreign-environment"
+    assert first["blocking"] is True
+    assert first["foreignEnvironment"] == f"the source registry {source_registry.host}"
+
+    run = cli(*args)
+    assert run.code == 3
+    assert manifest_digest(dest_registry, f"{repo}/cart", "1.0") == cart
+    (line,) = [line for line in run.err.splitlines() if foreign in line]
+    assert line == (
+        f"promoter: error: {foreign} is in the source registry {source_registry.host}, not this "
+        "environment's: promote it here and deploy it from this registry, or allow it "
+        "(--allow-foreign)"
+    )
+
+    allowed = cli(*args, "--allow-foreign")
+    assert allowed.code == 0, allowed.err
+    assert f"promoter: warning: {foreign} is in the source registry" in allowed.err

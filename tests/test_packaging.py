@@ -203,6 +203,10 @@ def argv_for(job: Mapping[str, Any]) -> list[str]:
 # -- Helm chart ---------------------------------------------------------------------------------
 
 
+#: The promoter image every chart render names (the chart refuses its placeholder).
+HOOK_IMAGE: dict[str, Any] = {"repository": "registry.example.com/tools/promoter", "tag": "0.1.0"}
+
+
 def render_chart(chart: Path, values: dict[str, Any]) -> list[dict[str, Any]]:
     """``helm template`` through Helm's Go SDK."""
     with helm.Chart.load(str(chart)) as loaded:
@@ -229,6 +233,7 @@ def test_helm_chart_renders_a_valid_hook_that_copies(
             "sourceRegistry": source_registry.host,
             "config": config,
             "serviceAccount": {"annotations": {"eks.amazonaws.com/role-arn": role}},
+            "image": HOOK_IMAGE,
         },
     )
     validate(documents)
@@ -265,6 +270,7 @@ def test_helm_chart_as_a_dependency_takes_the_parent_charts_image_values(tmp_pat
         "    repository: 222222222222.dkr.ecr.us-east-1.amazonaws.com/shop/cart\n"
         "    tag: 2.3.1\n"
         "promoter-hook:\n"
+        "  image: {repository: registry.example.com/tools/promoter}\n"
         "  sourceRegistry: 111111111111.dkr.ecr.us-east-1.amazonaws.com\n"
         "  images:\n"
         '    - "{{ .Values.global.cart.repository }}:{{ .Values.global.cart.tag }}"\n'
@@ -300,9 +306,46 @@ def test_helm_chart_refuses_to_render_without_source_or_images() -> None:
     """Missing sourceRegistry or an empty images list fails the render with a message naming it."""
     chart = DEPLOY / "helm" / "promoter-hook"
     with pytest.raises(helm.HelmError, match="sourceRegistry is required"):
-        render_chart(chart, {"images": ["registry.example.com/a:1"]})
+        render_chart(chart, {"images": ["registry.example.com/a:1"], "image": HOOK_IMAGE})
     with pytest.raises(helm.HelmError, match="images is empty"):
-        render_chart(chart, {"sourceRegistry": "registry.example.com"})
+        render_chart(chart, {"sourceRegistry": "registry.example.com", "image": HOOK_IMAGE})
+
+
+def test_helm_chart_refuses_a_placeholder_image_and_images_built_from_missing_values() -> None:
+    """No image.repository, the placeholder "promoter", an image that renders as ":1.0.0" (its
+    repository value missing) and an image in sourceRegistry itself each fail the render with a
+    message naming the value, instead of a Job that never starts or copies nothing."""
+    chart = DEPLOY / "helm" / "promoter-hook"
+    values = {**CHART_VALUES, "image": HOOK_IMAGE}
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"image": {"tag": "0.1.0"}}, "promoter-hook: image.repository is empty; set it to where"),
+        (
+            {"image": {"repository": "promoter"}},
+            (
+                'promoter-hook: image.repository is the placeholder "promoter", which no registry '
+                "serves"
+            ),
+        ),
+        (
+            {"images": ["{{ .Values.global.cart.repository }}:1.0.0"], "global": {"cart": {}}},
+            (
+                'promoter-hook: images[0] renders as ":1.0.0" (from '
+                '"{{ .Values.global.cart.repository }}:1.0.0"): a value it is built from is missing'
+            ),
+        ),
+        (
+            {"images": [f"{DEV}/shop/cart:2.3.1"]},
+            (
+                f'promoter-hook: images[0] "{DEV}/shop/cart:2.3.1" is in sourceRegistry {DEV}, the '
+                "registry the hook copies from"
+            ),
+        ),
+    ]
+    for extra, message in cases:
+        with pytest.raises(helm.HelmError) as caught:
+            render_chart(chart, {**values, **extra})
+        assert message in str(caught.value)
+    assert only(render_chart(chart, values), "Job")  # the test values render
 
 
 def helm_lint_problems(chart: Path, values: dict[str, Any]) -> list[str]:
@@ -315,6 +358,7 @@ def helm_lint_problems(chart: Path, values: dict[str, Any]) -> list[str]:
 CHART_VALUES: dict[str, Any] = {
     "images": ["222222222222.dkr.ecr.us-east-1.amazonaws.com/shop/cart:2.3.1"],
     "sourceRegistry": "111111111111.dkr.ecr.us-east-1.amazonaws.com",
+    "image": HOOK_IMAGE,
 }
 
 
@@ -377,6 +421,7 @@ def test_helm_chart_gives_the_job_a_ca_bundle(
             "images": [f"{tls_destination.host}/{repo}/cart:2.4.0"],
             "sourceRegistry": source_registry.host,
             "caBundle": tls_destination.ca_file.read_text(),
+            "image": HOOK_IMAGE,
         },
     )
     validate(documents)
@@ -389,6 +434,40 @@ def test_helm_chart_gives_the_job_a_ca_bundle(
     done = run_job(job, tmp_path, {config_map["metadata"]["name"]: config_map["data"]})
     assert done.returncode == 0, done.stderr
     assert manifest_digest(tls_destination, f"{repo}/cart", "2.4.0") == digest
+
+
+def diverge(
+    source: RegistryProcess, destination: RegistryProcess, repository: str, tag: str
+) -> None:
+    """The destination holds ``repository:tag`` (what the environment was given) and the source's
+    tag now holds other content (pushed again after the promotion)."""
+    seed(source, repository, tag)
+    given = images.oci_image([images.layer(7, f"given {repository}")], seed=f"given {repository}")
+    push(destination, repository, given, tag=tag)
+
+
+def test_helm_chart_fail_on_diverged_makes_the_job_refuse_a_re_pushed_tag(
+    source_registry: RegistryProcess, dest_registry: RegistryProcess, repo: str, tmp_path: Path
+) -> None:
+    """failOnDiverged: true adds --fail-on-diverged, and the Job exits 3 on a tag re-pushed in the
+    source; by default there is no flag and the same Job exits 0."""
+    diverge(source_registry, dest_registry, f"{repo}/cart", "2.4.0")
+    values = {
+        "images": [f"{dest_registry.host}/{repo}/cart:2.4.0"],
+        "sourceRegistry": source_registry.host,
+        "image": HOOK_IMAGE,
+    }
+    chart = DEPLOY / "helm" / "promoter-hook"
+    default = only(render_chart(chart, values), "Job")
+    assert "--fail-on-diverged" not in argv_for(default)
+    assert run_job(default, tmp_path / "default", {}).returncode == 0
+
+    strict = only(render_chart(chart, {**values, "failOnDiverged": True}), "Job")
+    validate([strict])
+    assert "--fail-on-diverged" in argv_for(strict)
+    done = run_job(strict, tmp_path / "strict", {})
+    assert done.returncode == 3, done.stderr
+    assert "refused because diverged tags fail this environment" in done.stderr
 
 
 # -- Kustomize component ------------------------------------------------------------------------
@@ -507,6 +586,46 @@ def test_kustomize_component_without_its_configmap_fails_the_build_and_plan(
         "promoter-images.txt (docs/argocd.md, Kustomize component)"
     )
     assert len(run.err.strip().splitlines()) == 1, run.err
+
+
+def documented_yaml(marker: str) -> dict[str, Any]:
+    """The YAML block of docs/argocd.md that contains ``marker``, loaded."""
+    blocks = re.findall(r"```yaml\n(.*?)```", (ROOT / "docs" / "argocd.md").read_text(), re.DOTALL)
+    (block,) = [b for b in blocks if marker in b]
+    loaded = yaml.safe_load(block)
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def test_kustomize_component_documented_patch_makes_the_job_refuse_a_re_pushed_tag(
+    source_registry: RegistryProcess, dest_registry: RegistryProcess, repo: str, tmp_path: Path
+) -> None:
+    """The patch docs/argocd.md gives for divergedTags: fail, added to an overlay using the
+    component (with a namePrefix), puts --fail-on-diverged in the Job's arguments, and the Job
+    exits 3 on a tag re-pushed in the source."""
+    diverge(source_registry, dest_registry, f"{repo}/cart", "2.4.0")
+    overlay = hook_overlay(
+        tmp_path,
+        dest_registry.host,
+        [f"{repo}/cart:2.4.0"],
+        "configMapGenerator:\n  - name: promoter-hook\n"
+        "    options:\n      disableNameSuffixHash: true\n"
+        f"    literals:\n      - sourceRegistry={source_registry.host}\n"
+        "    files:\n      - promoter-images.txt\n",
+    )
+    kustomization = overlay / "kustomization.yaml"
+    document = yaml.safe_load(kustomization.read_text())
+    document["patches"] += documented_yaml("--fail-on-diverged")["patches"]
+    kustomization.write_text(yaml.safe_dump(document, sort_keys=False))
+
+    documents = kustomize(overlay)
+    validate(documents)
+    job, config_map = only(documents, "Job"), only(documents, "ConfigMap")
+    check_job(job, generated_name=False)
+    assert "--fail-on-diverged" in argv_for(job)
+    done = run_job(job, tmp_path, {config_map["metadata"]["name"]: config_map["data"]})
+    assert done.returncode == 3, done.stderr
+    assert "refused because diverged tags fail this environment" in done.stderr
 
 
 # -- Argo CD Config Management Plugin -----------------------------------------------------------
@@ -660,7 +779,7 @@ def test_argocd_generate_warns_of_a_job_that_cannot_work_and_strict_refuses_it(
     run = cli("argocd", "generate", "--strict")
     assert run.code == 2
     assert run.out == ""
-    (line,) = run.err.splitlines()
+    (line,) = [line for line in run.err.splitlines() if not line.startswith("promoter: warning: ")]
     assert line.startswith("promoter: error: no hook image configured")
     assert "PROMOTER_ROLE_ARN" in line
     assert line.endswith("(--strict)")
@@ -706,7 +825,6 @@ def test_argocd_generate_keeps_workstation_registry_settings_out_of_the_cluster(
     load_config(config)  # the workstation accepts every key, inCluster included
 
     carried = hook_config(config)
-    assert carried is not None
     ca_key = "ca-registry.corp.example_5000.pem"
     assert set(carried.files) == {"promoter.yaml", ca_key}
     assert carried.files[ca_key] == pem
@@ -816,6 +934,120 @@ def test_argocd_generate_refuses_an_environment_whose_registry_is_a_typo(
         "127.0.0.1:1, while dev deploys images of "
     )
     assert f"the overlay's images are in {dest_registry.host}" in line
+
+
+def set_production(root: Path, setting: str) -> None:
+    """Add a line (``divergedTags: fail``, ``allowImagesFrom: [dev]``) to production's entry of the
+    copied example's promoter.yaml."""
+    config = root / "promoter.yaml"
+    text = config.read_text()
+    assert "    promotesFrom: dev\n" in text
+    config.write_text(
+        text.replace("    promotesFrom: dev\n", f"    promotesFrom: dev\n    {setting}\n")
+    )
+
+
+def test_argocd_generate_refuses_images_of_another_environments_registry(
+    gitops_copy: tuple[Path, str],
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    monkeypatch: pytest.MonkeyPatch,
+    cli: Callable[..., CliRun],
+) -> None:
+    """Production's overlay deploying an image of dev's registry fails generate (exit 2, nothing on
+    stdout) in one line naming the image, its workload, dev and what to do, rather than a Job that
+    leaves it out; with allowImagesFrom: [dev] the hook is printed, without it, and a warning
+    names it."""
+    root, prefix = gitops_copy
+    overlay = root / "infra" / "overlays" / "production"
+    patch = overlay / "patch-image.yaml"
+    patch.write_text(patch.read_text().replace(dest_registry.host, source_registry.host))
+    foreign = f"{source_registry.host}/{prefix}/catalog:3.0.2"
+    monkeypatch.chdir(overlay)
+
+    run = cli("argocd", "generate", "--strict", "--hook-image", "registry.example.com/p:1")
+    assert run.code == 2
+    assert run.out == ""
+    (line,) = run.err.splitlines()
+    assert line == (
+        f"promoter: error: environment production deploys images of environment dev's registry "
+        f"{source_registry.host}: {foreign} (Deployment/catalog); the hook copies only images of "
+        f"{dest_registry.host}, so production would pull these from another environment's "
+        "registry: promote them (promoter promote MODULE --to production) so the overlay names "
+        f"{dest_registry.host}, or allow it (allowImagesFrom under environments.production in "
+        "promoter.yaml)"
+    )
+
+    set_production(root, "allowImagesFrom: [dev]")
+    run = cli("argocd", "generate", "--strict", "--hook-image", "registry.example.com/p:1")
+    assert run.code == 0, run.err
+    args = argv_for(only(load(run.out), "Job"))
+    assert foreign not in args
+    assert f"{dest_registry.host}/{prefix}/cart:2.3.1" in args
+    assert "promoter: warning: production deploys images of environment dev's registry" in run.err
+    assert f"{foreign} (Deployment/catalog); the hook does not copy them" in run.err
+
+
+def test_argocd_generate_passes_diverged_tags_fail_to_the_job(
+    gitops_copy: tuple[Path, str],
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    cli: Callable[..., CliRun],
+) -> None:
+    """divergedTags: fail on the environment puts --fail-on-diverged in the Job's arguments, so the
+    Job refuses (exit 3) a tag re-pushed in the source as plan does; without it, no flag."""
+    root, prefix = gitops_copy
+    wanted = {"cart": "2.3.1", "catalog": "3.0.2", "checkout": "1.8.0"}
+    for module, tag in wanted.items():
+        seed(source_registry, f"{prefix}/{module}", tag)
+    other = images.oci_image([images.layer(7, "held")], seed=f"{prefix}held")
+    push(dest_registry, f"{prefix}/cart", other, tag="2.3.1")  # what production was given
+    monkeypatch.chdir(root / "infra" / "overlays" / "production")
+    generate = ("argocd", "generate", "--strict", "--hook-image", "registry.example.com/p:1")
+
+    run = cli(*generate)
+    assert run.code == 0, run.err
+    assert "--fail-on-diverged" not in argv_for(only(load(run.out), "Job"))
+
+    set_production(root, "divergedTags: fail")
+    run = cli(*generate)
+    assert run.code == 0, run.err
+    job = only(load(run.out), "Job")
+    validate([job])
+    assert "--fail-on-diverged" in argv_for(job)
+    done = run_job(job, tmp_path, {})
+    assert done.returncode == 3, done.stderr
+    assert "refused because diverged tags fail this environment" in done.stderr
+
+
+def test_argocd_generate_names_the_settings_it_leaves_out_when_none_remain(
+    gitops_copy: tuple[Path, str],
+    source_registry: RegistryProcess,
+    monkeypatch: pytest.MonkeyPatch,
+    cli: Callable[..., CliRun],
+) -> None:
+    """registries: holding only a loopback endpoint gives the Job no ConfigMap, and generate still
+    says, on standard error, that the endpoint was left out and how to keep it."""
+    root, _ = gitops_copy
+    config = root / "promoter.yaml"
+    config.write_text(
+        config.read_text()
+        + f"registries:\n  {source_registry.host}:\n    endpoint: http://127.0.0.1:5101\n"
+    )
+    monkeypatch.chdir(root / "infra" / "overlays" / "production")
+
+    run = cli("argocd", "generate", "--strict", "--hook-image", "registry.example.com/p:1")
+    assert run.code == 0, run.err
+    documents = load(run.out)
+    assert not [d for d in documents if d["kind"] == "ConfigMap"]
+    assert "--config" not in argv_for(only(documents, "Job"))
+    assert (
+        f"promoter: warning: registries.{source_registry.host}.endpoint http://127.0.0.1:5101 is "
+        "this machine's address: left out; mark the entry inCluster: true to copy it into the "
+        "cluster"
+    ) in run.err.splitlines()
 
 
 @pytest.mark.parametrize(

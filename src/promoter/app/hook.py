@@ -9,17 +9,20 @@ raises: an empty output with pruning on would make Argo CD delete the applicatio
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from promoter.app.environment import check_own_registry, environment_images, unmanaged_notes
+from promoter.app.plan import environment_policy
 from promoter.argocd.hookjob import hook_objects
 from promoter.argocd.plugin import PluginSettings, dump_objects, hook_config, hook_problems
 from promoter.config.load import find_config, load_config
+from promoter.config.values import Environment, PromoterConfig
 from promoter.deadline import Deadline
 from promoter.errors import ConfigError, InputError, InvalidReferenceError
-from promoter.gitops.discover import parse_manifests, scan_manifests
+from promoter.gitops.discover import FoundImage, parse_manifests, scan_manifests
 from promoter.gitops.hookfile import is_hook
 from promoter.gitops.kustomization import image_field_specs
 from promoter.gitops.render import RENDER_TIMEOUT, render_overlay
@@ -35,9 +38,10 @@ class PluginOutput:
         manifests: kustomize's output, unchanged (ending in a newline).
         hook: the hook's Kubernetes objects (none when the environment promotes from nowhere or
             runs no image of its registry).
-        notes: why no hook was added, when none was; the workstation settings left out of it;
-            strings naming the environment's registry outside image fields, which the hook does
-            not copy.
+        notes: images of other environments' registries that the environment allows (the hook
+            does not copy them); why no hook was added, when none was; the workstation settings
+            left out of it; strings naming the environment's registry outside image fields, which
+            the hook does not copy.
         problems: what keeps the hook from working as configured (no image, no role), one line
             each (:func:`~promoter.argocd.plugin.hook_problems`); ``--strict`` refuses them.
     """
@@ -71,9 +75,13 @@ def generate_plugin_output(
             (:func:`~promoter.argocd.plugin.render_budget`).
         config_path: promoter.yaml; by default the nearest one in ``source_dir`` or above.
 
+    The Job passes ``--fail-on-diverged`` when the environment says ``divergedTags: fail``.
+
     Raises:
         ConfigError: no promoter.yaml, the folder is no environment's overlay, the render failed or
-            produced no objects, the overlay deploys no image of the environment's registry while
+            produced no objects, the manifests deploy images of another environment's registry
+            that the environment does not allow (``allowImagesFrom``), the overlay deploys no
+            image of the environment's registry while
             its source environment deploys images of its own (a wrong ``registry:``), or a
             ``caFile`` cannot be carried to the Job.
         DeadlineExceededError: the source environment's render was still running at the deadline.
@@ -99,6 +107,8 @@ def generate_plugin_output(
         image_field_specs(source_dir),
     )
     images: dict[str, None] = {}
+    others = config.other_registries(environment.name)
+    foreign: dict[str, dict[str, FoundImage]] = {}  # environment -> image -> first place
     for found in scan.images:
         try:
             reference = parse_reference(found.image)
@@ -106,9 +116,11 @@ def generate_plugin_output(
             raise InputError(f"{found.kind}/{found.name} {found.place}: {exc}") from exc
         if in_registry(reference, environment.registry):
             images.setdefault(found.image, None)
+        elif reference.registry in others:
+            foreign.setdefault(others[reference.registry], {}).setdefault(found.image, found)
+    notes = _check_foreign(config, environment, foreign)
     source = config.source_of(environment.name)
     hook: list[dict[str, Any]] = []
-    notes: list[str] = []
     problems: list[str] = []
     if source is None:
         notes.append(f"{environment.name} promotes from no environment: no hook added")
@@ -124,15 +136,67 @@ def generate_plugin_output(
         )
     else:
         carried = hook_config(config.path)
-        if carried is not None:
-            notes.extend(carried.notes)
+        notes.extend(carried.notes)
         problems = hook_problems(settings, (source.registry, environment.registry))
         hook = hook_objects(
             settings.hook,
             source.registry,
             list(images),
-            config_files=carried.files if carried is not None else None,
+            config_files=carried.files or None,
+            fail_on_diverged=environment.fail_diverged,
         )
     notes += unmanaged_notes(environment, scan.unmanaged)
     text = manifests if manifests.endswith("\n") else f"{manifests}\n"
     return PluginOutput(text, hook, notes, problems)
+
+
+#: How many images of one other environment a refusal names before it counts the rest.
+FOREIGN_SHOWN = 5
+
+
+def _check_foreign(
+    config: PromoterConfig,
+    environment: Environment,
+    foreign: Mapping[str, Mapping[str, FoundImage]],
+) -> list[str]:
+    """Refuse images of other environments' registries that ``environment`` does not allow (its
+    ``allowImagesFrom``, the rule ``plan`` applies): the hook copies only images of the
+    environment's own registry, so they would be left out of its Job without a word while the
+    workloads pull from another account. Allowed ones are returned as notes.
+
+    Args:
+        foreign: by the environment whose registry holds them, each image and its first place.
+
+    Raises:
+        ConfigError: one line naming the refused images, whose registry they are in, and the two
+            ways on (promote them, or ``allowImagesFrom``).
+    """
+    policy = environment_policy(environment)
+    refused: list[str] = []
+    notes: list[str] = []
+    for owner, found in foreign.items():
+        registry = config.environment(owner).registry
+        shown = ", ".join(
+            f"{image} ({place.kind}/{place.name})"
+            for image, place in list(found.items())[:FOREIGN_SHOWN]
+        )
+        rest = len(found) - FOREIGN_SHOWN
+        if rest > 0:
+            shown = f"{shown} and {rest} more"
+        if policy.allows(owner):
+            notes.append(
+                f"{environment.name} deploys images of environment {owner}'s registry {registry} "
+                f"(allowImagesFrom): {shown}; the hook does not copy them"
+            )
+        else:
+            refused.append(f"images of environment {owner}'s registry {registry}: {shown}")
+    if refused:
+        name = environment.name
+        raise ConfigError(
+            f"environment {name} deploys {'; '.join(refused)}; the hook copies only images of "
+            f"{environment.registry}, so {name} would pull these from another environment's "
+            f"registry: promote them (promoter promote MODULE --to {name}) so the overlay names "
+            f"{environment.registry}, or allow it (allowImagesFrom under environments.{name} in "
+            "promoter.yaml)"
+        )
+    return notes

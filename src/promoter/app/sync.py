@@ -18,7 +18,13 @@ from promoter.deadline import Deadline
 from promoter.errors import InputError, InvalidReferenceError
 from promoter.outcome import Outcome, worst
 from promoter.planning.execute import SyncRecord, sync_plan
-from promoter.planning.plan import DEFAULT_POLICY, PlanPolicy, PlanStatus, WantedImage
+from promoter.planning.plan import (
+    DEFAULT_POLICY,
+    PlanPolicy,
+    PlanStatus,
+    WantedImage,
+    in_registry,
+)
 from promoter.reference import parse_reference, parse_registry_host
 from promoter.remote.copy import Copier, CopyOptions, CopyProgress
 
@@ -155,6 +161,12 @@ def wanted_from(references: Iterable[str], source_registry: str) -> list[WantedI
     """Each destination reference with the same repository path and tag or digest in
     ``source_registry``; duplicates once, in first-seen order.
 
+    A reference in ``source_registry`` itself is no destination: "making it present" would copy it
+    onto itself and always report ``present``, while the environment pulls from the registry it
+    promotes from (a Helm ``images`` value or a ``promoter-images.txt`` naming dev's image in
+    production). It is a ``foreign-environment`` image whose ``foreign`` is
+    :func:`source_registry_label`, refused by a sync unless the policy allows every registry.
+
     Raises:
         InputError: ``source_registry`` is not a registry host, or a reference does not parse.
     """
@@ -167,12 +179,21 @@ def wanted_from(references: Iterable[str], source_registry: str) -> list[WantedI
         references = [references]
     for text in dict.fromkeys(references):
         destination = parse_reference(text)
+        if in_registry(destination, source_host):
+            wanted.append(WantedImage(text, None, None, source_registry_label(source_host)))
+            continue
         wanted.append(
             WantedImage(
                 text, destination, destination.in_repository(source_host, destination.repository)
             )
         )
     return wanted
+
+
+def source_registry_label(host: str) -> str:
+    """The ``foreign`` text of an image :func:`wanted_from` found in the source registry itself: a
+    phrase, never one word, so that it is not read as an environment's name."""
+    return f"the source registry {host}"
 
 
 #: The part of a sync's deadline its registry lookups may use: one image whose registry stalls is
@@ -195,7 +216,8 @@ def plan_references(
 ) -> EnvironmentPlan:
     """Plan making each reference present by copying it from ``source_registry`` (same path, tag and
     digest), without promoter.yaml environments. ``policy.fail_diverged`` refuses a reference whose
-    source tag now holds other content than the destination's (a warning otherwise).
+    source tag now holds other content than the destination's (a warning otherwise); a reference
+    in ``source_registry`` itself is refused unless ``policy`` allows every registry (``"*"``).
 
     Raises:
         InputError: see :func:`wanted_from`.

@@ -101,6 +101,7 @@ def hook_objects(
     images: Sequence[str],
     *,
     config_files: Mapping[str, str] | None = None,
+    fail_on_diverged: bool = False,
 ) -> list[dict[str, Any]]:
     """The ServiceAccount (when it is to be created) and the settings ConfigMap (when there are
     settings), both ordinary resources one wave before the Job, and the hook Job for ``images``.
@@ -111,6 +112,8 @@ def hook_objects(
         images: destination references the Job makes present, in the order given.
         config_files: the ConfigMap's data: :data:`CONFIG_KEY` (a promoter.yaml holding only
             ``registries``, for the Job's ``--config``) and the CA files it names by key.
+        fail_on_diverged: the environment's ``divergedTags: fail``: the Job passes
+            ``--fail-on-diverged``, so a re-pushed source tag fails the sync as it fails ``plan``.
 
     Raises:
         ValueError: no images (a Job with nothing to do would fail on every sync), or
@@ -125,7 +128,15 @@ def hook_objects(
         objects.append(_service_account(settings))
     if config_files is not None:
         objects.append(_config_map(settings, config_files))
-    objects.append(_job(settings, source_registry, images, with_config=config_files is not None))
+    objects.append(
+        _job(
+            settings,
+            source_registry,
+            images,
+            with_config=config_files is not None,
+            fail_on_diverged=fail_on_diverged,
+        )
+    )
     return objects
 
 
@@ -183,7 +194,12 @@ def run_timeout(active_deadline_seconds: int) -> int:
 
 
 def _job(
-    settings: HookSettings, source_registry: str, images: Sequence[str], *, with_config: bool
+    settings: HookSettings,
+    source_registry: str,
+    images: Sequence[str],
+    *,
+    with_config: bool,
+    fail_on_diverged: bool,
 ) -> dict[str, Any]:
     args = [
         "sync",
@@ -194,6 +210,8 @@ def _job(
     ]
     if with_config:
         args += ["--config", f"{CONFIG_DIR}/{CONFIG_KEY}"]
+    if fail_on_diverged:
+        args.append("--fail-on-diverged")
     for image in images:
         args += ["--image", image]
     mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": SCRATCH_DIR}]

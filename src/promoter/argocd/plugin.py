@@ -128,7 +128,8 @@ class HookConfig:
     Attributes:
         files: ConfigMap key -> text: :data:`~promoter.argocd.hookjob.CONFIG_KEY` (promoter.yaml's
             ``registries`` for the cluster) and each CA file it names, under the name its
-            ``caFile`` now says (a path relative to the mounted promoter.yaml).
+            ``caFile`` now says (a path relative to the mounted promoter.yaml); empty when no
+            setting is left for the cluster.
         notes: one line for each workstation setting left out.
     """
 
@@ -226,8 +227,9 @@ def hook_problems(settings: PluginSettings, registries: Iterable[str]) -> list[s
     return problems
 
 
-def hook_config(path: Path) -> HookConfig | None:
-    """promoter.yaml's ``registries`` as the hook Job in the cluster needs them (None when none is left).
+def hook_config(path: Path) -> HookConfig:
+    """promoter.yaml's ``registries`` as the hook Job in the cluster needs them: ``files`` empty when
+    none is left (then the Job gets no ConfigMap), ``notes`` naming every setting left out either way.
 
     A workstation's settings stay out unless the entry is marked ``inCluster: true``: an
     ``endpoint`` on a loopback address (in a pod that is the pod itself) and ``insecure: true``.
@@ -248,7 +250,7 @@ def hook_config(path: Path) -> HookConfig | None:
     document = read_config_document(path) or {}
     registries = document.get("registries") if isinstance(document, dict) else None
     if not isinstance(registries, dict):
-        return None
+        return HookConfig({}, ())
     kept: dict[str, Any] = {}
     files: dict[str, str] = {}
     notes: list[str] = []
@@ -272,8 +274,8 @@ def hook_config(path: Path) -> HookConfig | None:
             entry["caFile"] = key
         if entry:
             kept[host] = entry
-    if not kept:
-        return None
+    if not kept:  # the notes still say what was left out: the cluster gets no settings at all
+        return HookConfig({}, tuple(notes))
     text = yaml.safe_dump({"registries": kept}, sort_keys=False)
     return HookConfig({CONFIG_KEY: text, **files}, tuple(notes))
 

@@ -3,7 +3,8 @@
 The hook Job knows the images its environment is about to run and the registry it promotes
 from; it makes each destination reference present by copying the same repository path and tag or
 digest from that registry (:func:`promoter.app.sync.make_present`'s plan). Statuses, report, exit codes
-and idempotency are those of ``sync ENV``. It runs on every Argo CD sync, so when everything is present it
+and idempotency are those of ``sync ENV``; a reference in the source registry itself is a refused
+``foreign-environment`` image (``--allow-foreign``: a warning), never "present". It runs on every Argo CD sync, so when everything is present it
 only sends HEAD requests, and it loads no YAML or pydantic unless a promoter.yaml supplies registry settings.
 """
 
@@ -59,6 +60,9 @@ def run_image_sync(args: argparse.Namespace, scrub: SecretScrubber) -> int:
             texts,
             source_registry,
             deadline=lookup_deadline(args.deadline),
-            policy=PlanPolicy(fail_diverged=args.fail_on_diverged),
+            policy=PlanPolicy(
+                fail_diverged=args.fail_on_diverged,
+                allowed_foreign=frozenset({"*"} if args.allow_foreign else ()),
+            ),
         )
         return sync_and_print(plan, args, runtime)

@@ -119,14 +119,20 @@ def explain(item: PlanItem) -> str | None:
         if item.error:
             text = f"{text} ({item.error})"
     elif status is PlanStatus.FOREIGN:
+        owner = item.foreign or "another environment's registry"
+        # An environment's name is one word (config/load.py); a phrase says whose registry it is
+        # itself (the hook's "the source registry HOST", which promoter.yaml cannot allow).
+        phrase = " " in owner
+        where = owner if phrase else f"the registry of environment {owner}"
+        allow = "--allow-foreign" if phrase else "allowImagesFrom in promoter.yaml, --allow-foreign"
         text = (
-            f"{item.image} is in the registry of environment {item.foreign}, not this "
-            "environment's: promote it here and deploy it from this registry"
+            f"{item.image} is in {where}, not this environment's: promote it here and deploy it "
+            "from this registry"
         )
         text = (
             f"{text} (allowed by this environment's settings)"
             if warning
-            else f"{text}, or allow it (allowImagesFrom in promoter.yaml, --allow-foreign)"
+            else f"{text}, or allow it ({allow})"
         )
     else:
         return None
