@@ -60,7 +60,7 @@ def test_plan_reports_every_status(gitops: GitOpsRepo, cli: Callable[..., CliRun
     assert line.startswith("promoter: warning:")
     assert held in line
     assert wanted in line
-    assert "promote a new tag" in line
+    assert "push it under a new tag and promote that" in line
     assert "production: 1 copied, 2 present (1 diverged), 0 refused, 0 failed" in synced.out
     strict = cli("sync", "production", "--fail-on-diverged")
     assert strict.code == 3

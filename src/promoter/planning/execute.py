@@ -109,7 +109,7 @@ def explain(item: PlanItem) -> str | None:
         text = (
             f"{destination} is present with {item.held}, but the source {source} now holds "
             f"{item.digest} (the tag was pushed again after it was promoted); the environment "
-            "keeps what it was given: promote a new tag (or pin the digest) to move it"
+            "keeps what it was given: to move it, push it under a new tag and promote that"
         )
         if not warning:
             text = f"{text}; refused because diverged tags fail this environment"
