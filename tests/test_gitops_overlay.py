@@ -467,6 +467,41 @@ def test_an_appended_entry_can_rename_the_image(tmp_path: Path, text: str, after
     assert edit.after == after
 
 
+DEV = "111111111111.dkr.ecr.us-east-1.amazonaws.com"
+
+
+@pytest.mark.parametrize(
+    ("text", "after"),
+    [
+        (f"images:\n  - name: ml  # the chart's name\n    newName: '{DEV}/shop/ml'\n    newTag: v1\n",
+         f"images:\n  - name: ml  # the chart's name\n    newName: '{PROD}/shop/ml'\n    newTag: v2\n"),
+        (f"images: [{{name: ml, newName: {DEV}/shop/ml, newTag: v1}}]\n",
+         f"images: [{{name: ml, newName: {PROD}/shop/ml, newTag: v2}}]\n"),
+        (f"images:\n  - name: {DEV}/shop/ml\n    newTag: v1\n",
+         f"images:\n  - name: {DEV}/shop/ml\n    newName: {PROD}/shop/ml\n    newTag: v2\n"),
+        (f"images: [{{name: {DEV}/shop/ml, newTag: v1}}]\n",
+         f"images: [{{name: {DEV}/shop/ml, newName: {PROD}/shop/ml, newTag: v2}}]\n"),
+        (f"images:\n  - name: {PROD}/shop/ml\n    newTag: v1\n",
+         f"images:\n  - name: {PROD}/shop/ml\n    newTag: v2\n"),
+    ],
+    ids=["new-name", "flow-new-name", "name-only", "flow-name-only", "already-there"],
+)  # fmt: skip
+def test_rename_to_moves_a_matching_entry_into_the_registry(
+    tmp_path: Path, text: str, after: str
+) -> None:
+    """With rename_to, a matching entry that names another registry gets that newName (set in
+    place, or added right after name), quotes and comments kept; one that already names it, by
+    newName or by name, is left as it is (what promote does for a module taken from dev)."""
+    edit = set_image(
+        overlay_with(tmp_path, text),
+        match_repository="shop/ml",
+        name="ml",
+        new_tag="v2",
+        rename_to=f"{PROD}/shop/ml",
+    )
+    assert edit.after == after
+
+
 def test_image_entries_are_read_as_written(tmp_path: Path) -> None:
     """The entries matching a repository come back with their keys as written; absent ones None."""
     overlay = overlay_with(tmp_path, ODD)

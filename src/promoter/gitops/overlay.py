@@ -95,14 +95,15 @@ def set_image(
     digest: str | None = None,
     previous: ImageEdit | None = None,
     new_name: str | None = None,
+    rename_to: str | None = None,
 ) -> ImageEdit:
     """Plan setting the tag, the digest or both of one image in an overlay's ``images:``.
 
     Every entry whose effective image (``newName`` if present, else ``name``) has the repository
     path ``match_repository`` (the path after the registry host: ``shop/api``) gets ``newTag``
     set and ``digest`` removed, or ``digest`` set and ``newTag`` removed, or both set (kustomize
-    then renders ``name:tag@digest``, which keeps the tag in a registry that copies it); no other
-    key or entry is touched. When no entry matches, ``{name: <name>[, newName: <new_name>],
+    then renders ``name:tag@digest``, which keeps the tag in a registry that copies it), and with
+    ``rename_to`` its ``newName``; no other key or entry is touched. When no entry matches, ``{name: <name>[, newName: <new_name>],
     newTag|digest: ...}`` is appended, and ``images:`` is created at the end of the file if it is
     absent.
 
@@ -117,6 +118,9 @@ def set_image(
             without writing in between.
         new_name: the ``newName`` of an appended entry: the resources write ``name`` (``ml``)
             and the entry renames it into the environment's registry.
+        rename_to: the image every matching entry must become (its ``newName``, set or added
+            after ``name`` where it is another): a module the overlay takes from another
+            environment's registry is moved into its own.
 
     Returns:
         The planned edit; nothing is written (see ``write_edit``).
@@ -136,6 +140,8 @@ def set_image(
         before = current = _read(path)
     else:
         path, before, current = previous.path, previous.before, previous.after
+    if rename_to is not None:
+        current = ImagesEditor(current, path).rename(match_repository, rename_to)
     if new_tag is not None:
         current = ImagesEditor(current, path).set(
             match_repository, name, NEW_TAG, new_tag, new_name=new_name

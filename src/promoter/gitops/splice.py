@@ -196,6 +196,48 @@ class ImagesEditor:
             )
         return after
 
+    def rename(self, match_repository: str, new_name: str) -> str:
+        """The new text with ``newName: new_name`` in every matching entry whose image (``newName``,
+        else ``name``) is another: an entry that names another environment's registry is moved
+        into this one's. The key is set in place, or added right after ``name``.
+
+        Raises:
+            ConfigError: invalid YAML, a kustomization or ``images:`` of the wrong shape, a
+                ``newName`` that spans lines, or a splice whose result does not parse to the
+                intended data.
+        """
+        root = self._compose()
+        data = self._load(self.text)
+        if not isinstance(root, MappingNode) or not isinstance(data, dict):
+            return self.text
+        images_index = _scalar_keys(root).get(_IMAGES)
+        images = _pairs(root)[images_index][1] if images_index is not None else None
+        if not isinstance(images, SequenceNode):
+            return self.text
+        expected = copy.deepcopy(data)
+        for index, entry in self._matching_entries(images, match_repository):
+            keys = _scalar_keys(entry)
+            if _NEW_NAME in keys and self._text_value(entry, _NEW_NAME):
+                node = self._one_line_scalar(_pairs(entry)[keys[_NEW_NAME]][1], _NEW_NAME)
+                if node.value == new_name:
+                    continue
+                self.splices.append((_start(node), _end(node), _scalar(new_name, node.style)))
+            elif self._text_value(entry, _NAME) == new_name:
+                continue
+            elif _NEW_NAME in keys:  # `newName:` left empty renames nothing
+                empty = _pairs(entry)[keys[_NEW_NAME]][1]
+                self.splices.append((_start(empty), _end(empty), _scalar(new_name)))
+            else:
+                self._add_pair(entry, _NEW_NAME, _scalar(new_name), after=keys.get(_NAME))
+            expected[_IMAGES][index][_NEW_NAME] = new_name
+        after = self._apply()
+        if after != self.text and self._load(after) != expected:
+            raise ConfigError(
+                f"{self.path}: cannot change images: without disturbing the rest of the file; "
+                "edit it by hand"
+            )
+        return after
+
     def entries(self, match_repository: str) -> list[dict[str, str]]:
         """The matching entries of ``images:`` as written: each entry's ``name``, ``newName``,
         ``newTag`` and ``digest`` that are one-line strings (the others are left out).
@@ -312,10 +354,13 @@ class ImagesEditor:
         else:
             self.splices.append((self._pair_end(*pairs[index - 1]), _end(value), ""))
 
-    def _add_pair(self, mapping: MappingNode, key: str, value_text: str) -> None:
-        """Add ``key: value`` after the last pair, at the column of the mapping's keys."""
+    def _add_pair(
+        self, mapping: MappingNode, key: str, value_text: str, *, after: int | None = None
+    ) -> None:
+        """Add ``key: value`` after the pair at index ``after`` (default: the last pair), at the
+        column of the mapping's keys."""
         pairs = _pairs(mapping)
-        last_end = self._pair_end(*pairs[-1])
+        last_end = self._pair_end(*pairs[-1 if after is None else after])
         if mapping.flow_style:
             self.splices.append((last_end, last_end, f", {key}: {value_text}"))
             return
