@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import stat
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from devtools import images
 from tests.conftest import DEV, PROD, CliRun, GitOpsRepo
 from tests.registry_checks import manifest_digest
 from tests.test_gitops_cli import _use_hook_component
@@ -220,6 +222,7 @@ def test_promote_json_prints_the_edit_on_stdout(
             "before": f"{PROD}/{gitops.repo('cart')}:2.3.1",
             "after": f"{PROD}/{gitops.repo('cart')}:2.4.0",
             "changed": True,
+            "diverged": False,
         }
     ]
     assert doc["edits"] == [
@@ -252,20 +255,21 @@ def test_promote_sync_json_is_one_document(gitops: GitOpsRepo, cli: Callable[...
 def test_promote_sync_that_fails_says_the_edit_stays(
     gitops: GitOpsRepo, cli: Callable[..., CliRun]
 ) -> None:
-    """When the sync step cannot make the image present (production's tag holds other content:
-    diverged, which promote --sync refuses since the user asked for dev's content), the exit code
-    is the sync's and stderr says the overlay edit was written and stays."""
+    """When the sync step cannot make the image present (a layer of dev's image is gone from dev's
+    storage, so the copy fails), the exit code is the sync's (1) and stderr says the overlay edit
+    was written and stays."""
     gitops.seed(gitops.dev, "cart", "2.4.0")
-    gitops.seed(gitops.prod, "cart", "2.4.0", seed="something else")
+    lost = images.layer(300, f"{gitops.prefix}-cart-2.4.0-0")  # what gitops.seed pushed
+    gitops.dev.blob_data_path(images.sha256_digest(lost)).unlink()
     result = cli("promote", gitops.repo("cart"), "--to", "production", "--sync")
-    assert result.code == 3, result.err
+    assert result.code == 1, result.err
     assert "newTag: 2.4.0" in gitops.kustomization("production").read_text()
     stays = [line for line in result.err.splitlines() if "stays" in line]
     assert len(stays) == 1, result.err
     assert "infra/overlays/production/kustomization.yaml" in stays[0]
     assert "promoter sync production" in stays[0]
     assert any(
-        ln.startswith("promoter: error:") and "pushed again" in ln for ln in result.err.splitlines()
+        ln.startswith("promoter: error:") and "BLOB_UNKNOWN" in ln for ln in result.err.splitlines()
     )
 
 
@@ -300,7 +304,7 @@ def test_a_version_the_target_runs_already_is_not_asked_for(
     gitops: GitOpsRepo, cli: Callable[..., CliRun]
 ) -> None:
     """Re-running a promotion stays safe (exit 0, a note, nothing written) even when the source
-    registry no longer holds that version: nothing would be written, so nothing is verified."""
+    registry no longer holds that version: nothing would be written, so its absence is no error."""
     dev = gitops.kustomization("dev")
     dev.write_text(dev.read_text().replace("newTag: 2.4.0", "newTag: 2.3.1"))
     path = gitops.kustomization("production")
@@ -338,3 +342,188 @@ def test_a_hook_list_that_cannot_be_rewritten_puts_the_kustomization_back(
     assert result.code == 2, result.err
     assert "promoter-images.txt" in result.err
     assert path.read_text() == before
+
+
+def _repush_in_dev(gitops: GitOpsRepo, module: str, tag: str) -> tuple[str, str]:
+    """Production's registry holds MODULE:TAG as promoted; dev's tag was pushed again with other
+    content since. The digests: (production's, dev's)."""
+    held = gitops.seed(gitops.prod, module, tag, seed=f"{gitops.prefix}-{module}-as-promoted")
+    return held, gitops.seed(gitops.dev, module, tag, seed=f"{gitops.prefix}-{module}-re-pushed")
+
+
+def _run_cart_at(gitops: GitOpsRepo, tag: str) -> None:
+    """Dev's overlay runs cart at TAG."""
+    dev = gitops.kustomization("dev")
+    dev.write_text(dev.read_text().replace("newTag: 2.4.0", f"newTag: {tag}"))
+
+
+@pytest.mark.parametrize("pin", [False, True])
+def test_a_tag_the_target_registry_holds_with_other_content_is_not_written(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun], pin: bool
+) -> None:
+    """Promoting cart 2.4.0 (with or without --pin-digest) while production's registry holds
+    2.4.0 with other content than dev's is refused: exit 3, one line naming both digests and a new
+    tag, nothing written; before, the tag (or dev's digest under it) was written, exit 0."""
+    held, wanted = _repush_in_dev(gitops, "cart", "2.4.0")
+    path = gitops.kustomization("production")
+    before = path.read_text()
+    flags = ("--pin-digest",) if pin else ()
+    result = cli("promote", gitops.repo("cart"), "--to", "production", *flags)
+    assert result.code == 3, result.err
+    [line] = result.err.splitlines()
+    assert line.startswith("promoter: error: refusing to promote")
+    assert held in line
+    assert wanted in line
+    assert "push it under a new tag and promote that" in line
+    assert "a sync never moves a tag" in line
+    assert path.read_text() == before
+
+
+def test_repromoting_a_pinned_entry_after_a_repush_is_refused(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """Production pins cart 2.3.1 at what its registry holds; dev's 2.3.1 was pushed again. The
+    pin stays: re-pinning dev's new digest under the same tag would be a conflict for every sync
+    (exit 3, both digests named, file unchanged)."""
+    _run_cart_at(gitops, "2.3.1")
+    held, wanted = _repush_in_dev(gitops, "cart", "2.3.1")
+    path = gitops.kustomization("production")
+    path.write_text(
+        path.read_text().replace("newTag: 2.3.1  #", f"newTag: 2.3.1\n    digest: {held}  #")
+    )
+    before = path.read_text()
+    result = cli("promote", gitops.repo("cart"), "--to", "production")
+    assert result.code == 3, result.err
+    assert held in result.err
+    assert wanted in result.err
+    assert path.read_text() == before
+    plan = cli("plan", "production", "-o", "json").json()
+    statuses = {i["image"]: i["status"] for i in plan["images"]}  # type: ignore[union-attr]
+    assert statuses[f"{PROD}/{gitops.repo('cart')}:2.3.1@{held}"] == "present"
+
+
+def test_a_module_that_already_runs_a_diverged_tag_is_reported(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """Production already runs cart 2.3.1 and dev's 2.3.1 was pushed again: promote writes
+    nothing, exit 0, and warns naming both digests (production keeps what it was given; a new tag
+    moves it); -o json says "diverged": true with "destinationDigest", and "digest" is dev's.
+    Before, it said only "already runs", "digest": null."""
+    _run_cart_at(gitops, "2.3.1")
+    held, wanted = _repush_in_dev(gitops, "cart", "2.3.1")
+    path = gitops.kustomization("production")
+    before = path.read_text()
+    result = cli("promote", gitops.repo("cart"), "--to", "production")
+    assert result.code == 0, result.err
+    assert path.read_text() == before
+    [warning] = [ln for ln in result.err.splitlines() if ln.startswith("promoter: warning:")]
+    assert "diverged" in warning
+    assert held in warning
+    assert wanted in warning
+    assert "push the image under a new tag and promote that" in warning
+    doc = cli("promote", gitops.repo("cart"), "--to", "production", "-o", "json").json()
+    [module] = doc["modules"]  # type: ignore[misc]
+    assert module["changed"] is False
+    assert module["diverged"] is True
+    assert (module["digest"], module["destinationDigest"]) == (wanted, held)
+    assert any(held in str(w) for w in doc["warnings"])  # type: ignore[union-attr]
+
+
+def test_promote_all_promotes_the_rest_when_one_tag_diverged(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """With --all, a module whose new tag production's registry holds with other content is
+    left alone and reported (both digests, exit 3); the others are promoted."""
+    _seed_dev(gitops)
+    held, wanted = _repush_in_dev(gitops, "cart", "2.4.0")
+    result = cli("promote", "--all", "--to", "production", "-o", "json")
+    assert result.code == 3, result.err
+    text = gitops.kustomization("production").read_text()
+    assert "newTag: 2.3.1" in text  # cart untouched
+    assert "newTag: 3.1.0" in text  # catalog promoted
+    [refused] = result.json()["refused"]  # type: ignore[misc]
+    assert refused["module"] == gitops.repo("cart")
+    assert held in refused["error"]
+    assert wanted in refused["error"]
+    reported = [ln for ln in result.err.splitlines() if gitops.repo("cart") in ln]
+    assert len(reported) == 1, result.err
+    assert reported[0].startswith("promoter: error:")
+
+
+def test_a_target_registry_that_cannot_be_asked_does_not_stop_a_promotion(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """With production's registry down, promote checks dev's registry as before, writes the
+    edit (exit 0) and warns that production's tags were not checked."""
+    gitops.seed(gitops.dev, "cart", "2.4.0")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    config = gitops.root / "promoter.yaml"
+    config.write_text(config.read_text().replace(gitops.prod.url, f"http://127.0.0.1:{closed}"))
+    result = cli("promote", gitops.repo("cart"), "--to", "production", "--retries", "0")
+    assert result.code == 0, result.err
+    assert "newTag: 2.4.0" in gitops.kustomization("production").read_text()
+    [warning] = [ln for ln in result.err.splitlines() if "could not ask" in ln]
+    assert warning.startswith("promoter: warning: could not ask production's registry")
+    assert f"{PROD}/{gitops.repo('cart')}:2.4.0" in warning
+
+
+def test_promote_sync_follows_the_environment_policy_like_sync(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """promote --sync of a module production already runs at a diverged tag warns and exits 0,
+    as promote then sync do; before, it planned with --fail-on-diverged and exited 3."""
+    _run_cart_at(gitops, "2.3.1")
+    held, _ = _repush_in_dev(gitops, "cart", "2.3.1")
+    result = cli("promote", gitops.repo("cart"), "--to", "production", "--sync")
+    assert result.code == 0, result.err
+    assert manifest_digest(gitops.prod, gitops.repo("cart"), "2.3.1") == held
+    assert "production: 0 copied, 1 present (1 diverged), 0 refused, 0 failed" in result.out
+
+
+def test_promote_refuses_a_target_whose_registry_is_wrong(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """With production's registry: typo'd (another region), promote refuses as plan does: exit 2,
+    one line saying to check environments.production.registry, nothing written; before, it said
+    the image was set elsewhere in the overlay."""
+    gitops.seed(gitops.dev, "cart", "2.4.0")
+    config = gitops.root / "promoter.yaml"
+    config.write_text(
+        config.read_text().replace(f"registry: {PROD}", f"registry: {PROD.replace('-1', '-2')}")
+    )
+    path = gitops.kustomization("production")
+    before = path.read_text()
+    result = cli("promote", gitops.repo("cart"), "--to", "production")
+    assert result.code == 2, result.err
+    [line] = [ln for ln in result.err.splitlines() if ln.startswith("promoter: error:")]
+    assert "check environments.production.registry in promoter.yaml" in line
+    assert path.read_text() == before
+
+
+def test_promote_moves_modules_deployed_from_dev_into_productions_registry(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """An overlay that deploys dev's images (what plan refuses, saying to promote them) is fixed
+    by promote --all: each entry's newName is moved into production's registry with the version
+    (an entry added for the image a patch sets, the patch's line named), and the plan has no
+    foreign-environment image left. Before, promote failed too."""
+    _seed_dev(gitops)
+    path = gitops.kustomization("production")
+    path.write_text(path.read_text().replace(f"newName: {PROD}", f"newName: {DEV}"))
+    patch = path.parent / "patch-image.yaml"
+    patch.write_text(patch.read_text().replace(PROD, DEV))
+    refused = cli("plan", "production")
+    assert refused.code == 2
+    assert "promoter promote --all --to production" in refused.err
+    result = cli("promote", "--all", "--to", "production")
+    assert result.code == 0, result.err
+    text = path.read_text()
+    assert f"newName: {DEV}" not in text
+    assert f"newName: {PROD}/{gitops.repo('cart')}\n    newTag: 2.4.0  # set by" in text
+    assert f"newName: {PROD}/{gitops.repo('checkout')}\n    newTag: 1.8.0\n" in text
+    assert f"newName: {PROD}/{gitops.repo('catalog')}\n    newTag: 3.1.0\n" in text
+    assert f"patch-image.yaml:11 still names {DEV}/{gitops.repo('catalog')}:3.0.2" in result.err
+    statuses = {i["status"] for i in cli("plan", "production", "-o", "json").json()["images"]}  # type: ignore[union-attr]
+    assert "foreign-environment" not in statuses

@@ -12,6 +12,10 @@ What a user means by "promote X":
 - a module new to the target gets an entry named as the source's (``name: ml``), renamed into the
   target's registry, so that Kustomize applies it;
 - a target that pins the module by digest stays pinned, at the new version's digest;
+- a tag the target's registry already holds with other content (CI pushed the source's tag again
+  after it was promoted) is never written: no sync moves a tag, so the target could not get the
+  source's content under it; a module that already runs that tag is reported as diverged;
+- a module the target deploys from another environment's registry is renamed into its own;
 - with every module, one the source runs in two versions is left for a human and reported, and the
   others are promoted;
 - what the reviewer should look at is said: an old image left in a patch (now overridden), a comment
@@ -25,18 +29,33 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from promoter.app.environment import environment_images, module_versions, modules
+from promoter.app.environment import (
+    check_own_registry,
+    environment_images,
+    foreign_modules,
+    module_versions,
+    modules,
+)
 from promoter.app.plan import EnvironmentPlan, environment_policy, look_up
 from promoter.app.runtime import Runtime
 from promoter.config.values import Environment, PromoterConfig
 from promoter.deadline import Deadline
-from promoter.errors import InputError, InvalidReferenceError, PromoterError, Remedy
+from promoter.errors import (
+    DeadlineExceededError,
+    InputError,
+    InvalidReferenceError,
+    PromoterError,
+    RegistryUnreachableError,
+    Remedy,
+    RepositoryAccessError,
+    SafetyError,
+)
 from promoter.gitops.hookfile import hook_images_path, rewritten
 from promoter.oci.digest import Digest
 from promoter.outcome import Outcome
 from promoter.planning.plan import iter_wanted, own_images
 from promoter.reference import Reference, parse_reference
-from promoter.remote.repository import lookup_digest
+from promoter.remote.repository import lookup_digest, same_content
 
 if TYPE_CHECKING:
     from promoter.gitops.overlay import ImageEdit
@@ -56,6 +75,10 @@ class ModuleChange:
         after: what the target runs now: its registry, the promoted tag, and the digest when
             the target pins the module.
         changed: whether the kustomization changed for this module (False: it already ran it).
+        destination_digest: what the target's registry holds under the promoted tag when that is
+            other content than the source's (only for a module whose version did not change: a
+            promotion that would write such a tag is refused); None when the same content, absent,
+            or not asked.
     """
 
     module: str
@@ -64,22 +87,35 @@ class ModuleChange:
     before: Reference | None
     after: Reference
     changed: bool
+    destination_digest: Digest | None = None
+
+    @property
+    def diverged(self) -> bool:
+        """Whether the target's registry holds the promoted tag with other content than the
+        source's: the target keeps what it was given, and only a new tag moves it."""
+        return self.destination_digest is not None
 
 
 @dataclass(frozen=True, slots=True)
 class RefusedModule:
-    """A module left alone by a promotion of every module: the source runs it in several versions.
+    """A module left alone by a promotion of every module: the source runs it in several versions,
+    or the target's registry holds its tag with other content.
 
     Attributes:
         module: the repository path.
         versions: every version the source runs, in first-use order.
+        reason: why it was left alone when that is not several versions (a diverged tag, both
+            digests named).
     """
 
     module: str
     versions: tuple[Reference, ...]
+    reason: str | None = None
 
     def message(self, source: str, target: str) -> str:
-        """One line for the user, naming every version."""
+        """One line for the user, naming every version (or the reason)."""
+        if self.reason is not None:
+            return f"{self.module} not promoted: {self.reason}"
         versions = ", ".join(_version(r) for r in self.versions)
         return (
             f"{self.module} not promoted: {source} runs more than one version of it ({versions}); "
@@ -102,9 +138,10 @@ class Promotion:
         source: the environment promoted from.
         changes: one per module promoted, in ``modules``' order.
         refused: the modules left alone (every module was asked for, and the source runs these in
-            more than one version).
+            more than one version, or the target's registry holds their tag with other content).
         warnings: what the reviewer should look at, one line each: an old image left in a patch,
-            a comment kept beside a changed value, versions not checked in the source registry.
+            a comment kept beside a changed value, versions not checked in the source registry, a
+            diverged tag the target keeps, a target registry that could not be asked.
         images: every image the target's overlay renders after the promotion (what a sync of
             the promoted modules plans from, without building the overlay again).
         root: promoter.yaml's folder: the diff, the JSON form and the warnings name files
@@ -152,6 +189,8 @@ class _Step:
     new_name: str | None  #: its ``newName``, when the resources write another name
     new_tag: str | None  #: the ``newTag`` to write (Kustomize's ``tag@digest`` form included)
     digest: str | None  #: the ``digest`` to write
+    rename: str | None  #: the ``newName`` of an entry naming another environment's image
+    writes: bool  #: whether the target runs something else now (a new entry, version or name)
 
 
 def promote(
@@ -167,13 +206,20 @@ def promote(
 ) -> Promotion:
     """Promote ``chosen`` modules (or every module the target deploys) into ``target_name``'s overlay.
 
+    Before anything is written, the target's registry is asked for each tag to promote (the same
+    repository path and tag): a tag it holds with other content than the source's cannot reach the
+    target by a sync, which never moves a tag. Writing such a tag is refused; a module that already
+    runs it is reported as diverged (:attr:`ModuleChange.diverged`, and a warning). A target
+    registry that cannot be asked is a warning, not a failure.
+
     Args:
-        runtime: reaches the source registry.
+        runtime: reaches the source and the target registry.
         config: promoter.yaml.
         target_name: the environment to promote to; it must promote from another one.
         chosen: repository paths of the modules.
         every_module: promote every module of the source that the target deploys; one the source
-            runs in more than one version is left alone and listed in ``refused``.
+            runs in more than one version, or whose tag the target's registry holds with other
+            content, is left alone and listed in ``refused``.
         pin_digest: write the digest beside the tag (the source registry is asked for it). A
             module the target already pins by digest stays pinned without it.
         verify: ask the source registry whether it holds each version before writing anything;
@@ -185,11 +231,14 @@ def promote(
         InputError: no source environment, unknown modules, named modules the source runs in more
             than one version, an edit that would not change what the target runs (the file is
             restored).
+        ConfigError: an overlay cannot be read, rendered or written, or the target deploys no
+            image of its registry while its source does (a wrong ``registry:``).
+        SafetyError: a named module's tag is held by the target's registry with other content
+            than the source's (both digests named; nothing is written).
         PromoterError: a version the source registry lacks (nothing is written; its remedy is
             :attr:`Remedy.SKIP_VERIFY` when skipping the check would write it anyway).
         RegistryError, RegistryUnreachableError, DeadlineExceededError: the source registry
             could not be asked.
-        ConfigError: an overlay cannot be read, rendered or written.
     """
     target = config.environment(target_name)
     source = config.source_of(target.name)
@@ -200,9 +249,21 @@ def promote(
         )
     if every_module == bool(chosen):
         raise InputError("name the modules to promote, or ask for every module (not both)")
-    available = module_versions(source, environment_images(source))
+    source_images = tuple(environment_images(source))
     target_images = tuple(environment_images(target))
+    # A wrong registry: (a typo, another region) is refused as plan refuses it, before anything
+    # is chosen. Other environments' images are what promotion moves into the target's registry.
+    check_own_registry(
+        config, target.name, target_images, lambda: source_images, allow_foreign=True
+    )
+    available = module_versions(source, source_images)
     current = modules(target, target_images)
+    foreign = {
+        module: reference
+        for module, (reference, _) in foreign_modules(
+            target_images, config.other_registries(target.name)
+        ).items()
+    }
     notes: list[str] = []
     wanted, names, refused = _choose(
         source,
@@ -210,6 +271,7 @@ def promote(
         available=available,
         target_images=target_images,
         current=current,
+        foreign=foreign,
         chosen=chosen,
         every_module=every_module,
         notes=notes,
@@ -218,12 +280,13 @@ def promote(
     from promoter.gitops.overlay import kept_comments, set_image, unified_diff  # noqa: PLC0415
 
     pinned = {m for m in wanted if pin_digest or (m in current and current[m].digest is not None)}
-    # A module the target runs at that version already gets nothing written: it is not asked
-    # about, so re-running a promotion stays safe after the source registry dropped the tag.
+    # A module the target runs at that version already gets nothing written: its version need not
+    # be in the source registry, so re-running a promotion stays safe after the source dropped it.
     in_place = {
         m
         for m in wanted
         if m not in pinned
+        and m not in foreign
         and m in current
         and (current[m].tag, current[m].digest) == (available[m][0].tag, available[m][0].digest)
     }
@@ -235,6 +298,11 @@ def promote(
         skippable={m for m in asked if verify and m not in pinned},
         deadline=deadline,
     )
+    warnings: list[str] = []
+    if verify:  # asked only to tell a diverged tag: what is not there or not answered is no error
+        found |= _look_up_quietly(
+            runtime, source, {m: available[m][0] for m in in_place}, warnings, deadline
+        )
     steps = [
         _step(
             target,
@@ -243,15 +311,40 @@ def promote(
             found=found.get(module),
             pinned=module in pinned,
             name=(current[module].name, None) if module in current else names[module],
+            rename=f"{target.registry}/{module}" if module in foreign else None,
+            before=current.get(module),
         )
         for module in wanted
     ]
+    held = _target_tags(runtime, target, steps, warnings, deadline)
+    diverged = [s for s in steps if s.module in held and s.writes]
+    if diverged and not every_module:
+        raise SafetyError(
+            "refusing to promote "
+            + "; ".join(_divergence(target, source, s, held[s.module]) for s in diverged)
+            + f": a sync never moves a tag ('promoter copy --force' does, on purpose), so "
+            f"{target.name} would not get {source.name}'s content; nothing was promoted",
+            hint="push it under a new tag and promote that",
+        )
+    refused += tuple(
+        RefusedModule(
+            s.module,
+            (s.running,),
+            f"{_divergence(target, source, s, held[s.module])}: a sync never moves a tag "
+            "('promoter copy --force' does, on purpose); push it under a new tag and promote that",
+        )
+        for s in diverged
+    )
+    steps = [s for s in steps if s not in diverged]
+    warnings += [
+        _kept_divergence(target, source, s, held[s.module]) for s in steps if s.module in held
+    ]
     # Paths relative to promoter.yaml's folder, however the configuration was named (--config x).
     folder = config.path.parent.absolute()
-    warnings = [
-        f"not checked in {source.name}'s registry: {available[m][0]} (verification skipped)"
-        for m in wanted
-        if m not in asked and m not in in_place
+    warnings += [
+        f"not checked in {source.name}'s registry: {s.running} (verification skipped)"
+        for s in steps
+        if s.module not in asked and s.module not in in_place
     ]
     warnings += _stale_in_patches(target, steps, folder)
 
@@ -265,6 +358,7 @@ def promote(
             new_name=step.new_name,
             new_tag=step.new_tag,
             digest=step.digest,
+            rename_to=step.rename,
             previous=edit,
         )
         changed = updated.after != (edit.after if edit is not None else updated.before)
@@ -272,7 +366,13 @@ def promote(
             notes.append(f"{target.name} already runs {step.module} {_version(step.after)}")
         changes.append(
             ModuleChange(
-                step.module, step.running, step.found, current.get(step.module), step.after, changed
+                step.module,
+                step.running,
+                step.found,
+                current.get(step.module),
+                step.after,
+                changed,
+                held.get(step.module),
             )
         )
         edit = updated
@@ -288,7 +388,7 @@ def promote(
     diff = "".join(unified_diff(e, relative_to=folder) for e in edits)
     return Promotion(
         target.name,
-        tuple(wanted),
+        tuple(s.module for s in steps),
         tuple(edits),
         diff,
         tuple(notes),
@@ -309,10 +409,14 @@ def _step(
     found: Digest | None,
     pinned: bool,
     name: tuple[str, str | None],
+    rename: str | None,
+    before: Reference | None,
 ) -> _Step:
     """What to write for one module: the source's tag, and the digest when the module is pinned
     (``found``) or the source runs it by digest; a pin written as Kustomize's ``newTag:
-    tag@digest`` keeps that form. ``name`` is the ``name`` and ``newName`` of an entry to append.
+    tag@digest`` keeps that form. ``name`` is the ``name`` and ``newName`` of an entry to append,
+    ``rename`` the ``newName`` of a matching entry that names another environment's registry,
+    ``before`` what the target runs now from its registry.
 
     Raises:
         ConfigError: the target's kustomization cannot be read.
@@ -330,15 +434,126 @@ def _step(
         )
     )
     versioned = (f":{running.tag}" if running.tag else "") + (f"@{digest}" if digest else "")
+    after = parse_reference(f"{target.registry}/{module}{versioned}", default_tag=None)
     return _Step(
         module=module,
         running=running,
         found=found,
-        after=parse_reference(f"{target.registry}/{module}{versioned}", default_tag=None),
+        after=after,
         name=name[0],
         new_name=name[1],
         new_tag=f"{running.tag}@{digest}" if at_form else running.tag,
         digest=str(digest) if digest is not None and not at_form else None,
+        rename=rename,
+        writes=before is None or (before.tag, before.digest) != (after.tag, after.digest),
+    )
+
+
+def _look_up_quietly(
+    runtime: Runtime,
+    source: Environment,
+    versions: dict[str, Reference],
+    warnings: list[str],
+    deadline: Deadline | None,
+) -> dict[str, Digest]:
+    """What the source registry holds for versions the target already runs, by module, asked only
+    to tell whether the target's tag diverged: a version it lacks is left out, and a registry
+    that cannot be asked is a warning (in ``warnings``), so that re-running a promotion stays safe.
+    """
+    found: dict[str, Digest] = {}
+    modules_asked = list(versions)
+    for index, module in enumerate(modules_asked):
+        try:
+            digest = lookup_digest(runtime.transport, versions[module], deadline=deadline)
+        except RepositoryAccessError:
+            digest = None  # as a plan reads it: a repository that may not exist
+        except PromoterError as exc:
+            unasked = ", ".join(str(versions[m]) for m in modules_asked[index:])
+            warnings.append(
+                f"could not ask {source.name}'s registry about {unasked} "
+                f"({runtime.scrubber(str(exc))}): not checked whether the target's tags still "
+                "hold that content"
+            )
+            break
+        if digest is not None:
+            found[module] = digest
+    return found
+
+
+def _target_tags(
+    runtime: Runtime,
+    target: Environment,
+    steps: Sequence[_Step],
+    warnings: list[str],
+    deadline: Deadline | None,
+) -> dict[str, Digest]:
+    """What the target's registry holds under each promoted tag, by module, where that is other
+    content than the source's (digests of two algorithms compared by content, as a plan does).
+
+    Steps without a tag, or whose source content is not known (not asked), are not checked. A
+    registry that cannot be asked is not a reason to fail a promotion (the source check stands,
+    and a plan of the target tells the rest): a warning in ``warnings`` names what was not checked.
+    """
+    held: dict[str, Digest] = {}
+    checked = [
+        (step, step.after.with_tag(step.after.tag), content)
+        for step in steps
+        if step.after.tag is not None and (content := step.after.digest or step.found) is not None
+    ]
+    unchecked: list[str] = []
+    problem = ""
+    for index, (step, tag, content) in enumerate(checked):
+        try:
+            try:
+                digest = lookup_digest(runtime.transport, tag, deadline=deadline)
+            except RepositoryAccessError:
+                digest = None  # as a plan reads it: a repository that may not exist yet
+            if digest is not None and not same_content(
+                runtime.transport, tag, digest, content, deadline=deadline
+            ):
+                held[step.module] = digest
+        except PromoterError as exc:
+            problem = runtime.scrubber(str(exc))
+            if isinstance(exc, RegistryUnreachableError | DeadlineExceededError):
+                # The rest would wait out the same retries.
+                unchecked += [str(t) for _, t, _ in checked[index:]]
+                break
+            unchecked.append(str(tag))
+    if unchecked:
+        warnings.append(
+            f"could not ask {target.name}'s registry about {', '.join(unchecked)} ({problem}): "
+            "not checked whether it holds those tags with other content; "
+            f"promoter plan {target.name} tells once it answers"
+        )
+    return held
+
+
+def _divergence(target: Environment, source: Environment, step: _Step, held: Digest) -> str:
+    """``MODULE TAG: TARGET's registry holds REF as DIGEST, not SOURCE's DIGEST``."""
+    content = step.after.digest or step.found
+    return (
+        f"{step.module} {step.after.tag}: {target.name}'s registry holds "
+        f"{step.after.with_tag(step.after.tag or '')} as {held}, not {source.name}'s {content} "
+        f"({step.running})"
+    )
+
+
+def _kept_divergence(target: Environment, source: Environment, step: _Step, held: Digest) -> str:
+    """The warning for a module whose version did not change while the target's registry holds
+    its tag with other content: a re-pushed source tag (the target keeps what it was given), or a
+    pin the tag does not hold (a sync refuses it as a conflict)."""
+    tag = step.after.with_tag(step.after.tag or "")
+    if step.after.digest is not None:
+        return (
+            f"{target.name} pins {step.module} {_version(step.after)}, but its registry's {tag} "
+            f"holds {held}: a sync refuses to move the tag (a conflict); push the image under a "
+            "new tag and promote that"
+        )
+    return (
+        f"{target.name} already runs {step.module} {step.after.tag}, but the tag diverged: "
+        f"{target.name}'s registry holds {tag} as {held}, {source.name}'s {step.running} now "
+        f"holds {step.found} (pushed again after it was promoted); {target.name} keeps what it "
+        "was given: to move it, push the image under a new tag and promote that"
     )
 
 
@@ -352,9 +567,10 @@ def promotion_plan(
     """The plan of a sync of just the promoted modules, made from the images the promotion
     rendered (``promotion.images``): the edited overlay is not built a second time.
 
-    A ``diverged`` image is refused here whatever the environment's setting: the user just asked
-    for the source's content under that tag, and the destination holds other content under it,
-    so a sync that kept it would report done while running something else than what was promoted.
+    The environment's own policy applies (``divergedTags``, ``allowImagesFrom``), as for
+    ``promoter sync``: ``promote --sync`` and ``promote`` then ``sync`` agree. A tag the target's
+    registry holds with other content was refused by :func:`promote` before anything was written,
+    so a ``diverged`` image here is one the target already ran (warned about there).
 
     Raises:
         ConfigError: the target is no longer an environment of ``config``.
@@ -368,7 +584,7 @@ def promotion_plan(
         for w in iter_wanted(promotion.images, target.registry, source.registry if source else None)
         if w.destination is not None and w.destination.repository in promoted
     )
-    policy = environment_policy(target, fail_diverged=True)
+    policy = environment_policy(target)
     return EnvironmentPlan(
         target.name,
         look_up(runtime, wanted, deadline=deadline, policy=policy),
@@ -449,13 +665,15 @@ def _choose(
     available: dict[str, list[Reference]],
     target_images: Sequence[str],
     current: dict[str, Reference],
+    foreign: dict[str, Reference],
     chosen: Sequence[str],
     every_module: bool,
     notes: list[str],
 ) -> tuple[list[str], dict[str, tuple[str, str | None]], tuple[RefusedModule, ...]]:
     """The modules to promote, the ``name`` and ``newName`` of a new entry for each that the
     target does not run from its registry yet, and the modules refused; what is skipped goes
-    into ``notes``.
+    into ``notes``. ``foreign`` are the modules the target deploys from another environment's
+    registry (by repository path: the reference it deploys).
 
     Raises:
         InputError: a module the source does not run, or a named module it runs in more than one
@@ -468,7 +686,9 @@ def _choose(
             f"{', '.join(unknown)}: not a module of {source.name} "
             f"(known: {', '.join(sorted(available)) or 'none'})"
         )
-    names = {m: _new_entry_name(source, target, m) for m in wanted if m not in current}
+    names = {
+        m: _new_entry_name(source, target, m, foreign.get(m)) for m in wanted if m not in current
+    }
     if every_module:
         # A module the target does not deploy has nothing to set; say so instead of adding an
         # images: entry that would change nothing. One it deploys under the source's entry name
@@ -491,11 +711,13 @@ def _choose(
 
 
 def _new_entry_name(
-    source: Environment, target: Environment, module: str
+    source: Environment, target: Environment, module: str, foreign: Reference | None = None
 ) -> tuple[str, str | None]:
     """``name`` and ``newName`` of an ``images:`` entry for a module the target does not run from
-    its registry yet: the name the source's entry gives it (the resources write ``image: ml``),
-    renamed into the target's registry; without such an entry, the image in the target's registry.
+    its registry yet: for one it deploys from another environment's registry (``foreign``), that
+    image renamed into the target's registry (no entry renames it yet: the resources write it);
+    else the name the source's entry gives it (the resources write ``image: ml``), renamed into
+    the target's registry; without such an entry, the image in the target's registry.
 
     Raises:
         ConfigError: the source's kustomization cannot be read.
@@ -503,6 +725,8 @@ def _new_entry_name(
     from promoter.gitops.overlay import image_entries  # noqa: PLC0415 - see promote
 
     own = f"{target.registry}/{module}"
+    if foreign is not None:
+        return foreign.name, own
     for entry in image_entries(source.overlay, module):
         if entry.name:
             return entry.name, None if _image_name(entry.name) == _image_name(own) else own
@@ -520,7 +744,8 @@ def _image_name(text: str) -> str:
 
 def _stale_in_patches(target: Environment, steps: Sequence[_Step], folder: Path) -> list[str]:
     """A warning for each place a patch of the target's overlay names another version of a
-    promoted module: the ``images:`` entry overrides it, so it is dead text to remove.
+    promoted module, or its image in the other environment's registry it was moved from: the
+    ``images:`` entry overrides it, so it is dead text to remove.
 
     Raises:
         ConfigError: the kustomization or a patch file cannot be read.
@@ -529,7 +754,11 @@ def _stale_in_patches(target: Environment, steps: Sequence[_Step], folder: Path)
 
     warnings = []
     for step in steps:
-        for mention in patched_images(target.overlay, step.after.name):
+        names = [step.after.name] + ([step.name] if step.rename else [])
+        mentions = (
+            m for name in dict.fromkeys(names) for m in patched_images(target.overlay, name)
+        )
+        for mention in mentions:
             try:
                 stale = parse_reference(mention.text, default_tag=None) != step.after
             except InvalidReferenceError:

@@ -145,6 +145,8 @@ class ModuleChangeJson(TypedDict):
     before: str | None  #: what the target ran (null: not from its registry)
     after: str  #: what the target runs now
     changed: bool
+    diverged: bool  #: the target's registry holds the tag with other content than the source's
+    destinationDigest: NotRequired[str]  #: a diverged module's: what the target's registry holds
 
 
 class RefusedModuleJson(TypedDict):
@@ -345,14 +347,18 @@ def login_json(registry: str, username: str, stored_in: object) -> LoginJson:
 
 def module_change_json(change: ModuleChange) -> ModuleChangeJson:
     """One promoted module."""
-    return {
+    entry: ModuleChangeJson = {
         "module": change.module,
         "source": str(change.source),
         "digest": _text(change.digest),
         "before": _text(change.before),
         "after": str(change.after),
         "changed": change.changed,
+        "diverged": change.diverged,
     }
+    if change.destination_digest is not None:
+        entry["destinationDigest"] = str(change.destination_digest)
+    return entry
 
 
 def promotion_json(promotion: Promotion) -> PromotionJson:

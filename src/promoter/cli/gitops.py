@@ -107,7 +107,8 @@ def add_commands(
         help="set MODULE's version in ENV's overlay",
         description="Set the tag (or digest) that the source environment runs into the target "
         "overlay's kustomization.yaml images: entry, changing nothing else; prints the diff. "
-        "The source registry is asked first: a version it lacks is not written (exit 1). "
+        "The source registry is asked first: a version it lacks is not written (exit 1); nor is "
+        "a tag the target's registry holds with other content (exit 3: push a new tag). "
         "Does not commit: review and commit it as with 'kustomize edit set image'.",
     )
     promote.add_argument(
