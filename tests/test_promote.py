@@ -527,3 +527,25 @@ def test_promote_moves_modules_deployed_from_dev_into_productions_registry(
     assert f"patch-image.yaml:11 still names {DEV}/{gitops.repo('catalog')}:3.0.2" in result.err
     statuses = {i["status"] for i in cli("plan", "production", "-o", "json").json()["images"]}  # type: ignore[union-attr]
     assert "foreign-environment" not in statuses
+
+
+@pytest.mark.parametrize(
+    ("case", "code"), [("missing-version", 1), ("unknown-module", 2), ("diverged", 3)]
+)
+def test_promote_json_prints_a_document_when_it_fails(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun], case: str, code: int
+) -> None:
+    """-o json prints one document on stdout when promote fails (exit 1, 2 or 3): the target, the
+    error line as stderr shows it, and the exit code; before, stdout was empty."""
+    module = gitops.repo("cart")
+    if case == "unknown-module":
+        module = "shop/nope"
+    elif case == "diverged":
+        _repush_in_dev(gitops, "cart", "2.4.0")
+    result = cli("promote", module, "--to", "production", "-o", "json")
+    assert result.code == code, result.err
+    assert result.json() == {
+        "target": "production",
+        "error": result.err.strip().removeprefix("promoter: error: "),
+        "exitCode": code,
+    }

@@ -180,6 +180,15 @@ class PromotionJson(TypedDict):
     sync: NotRequired[SyncJson]
 
 
+class PromotionFailureJson(TypedDict):
+    """``promote -o json`` when the promotion failed or was refused as a whole (nothing written):
+    CI reading standard output gets a document, the error line and the exit code."""
+
+    target: str
+    error: str
+    exitCode: int
+
+
 class PolicyChangeJson(TypedDict):
     """One repository of ``ecr grant-pull -o json`` / ``--dry-run``."""
 
@@ -388,6 +397,12 @@ def promotion_json(promotion: Promotion) -> PromotionJson:
         "notes": list(promotion.notes),
         "warnings": list(promotion.warnings),
     }
+
+
+def promotion_failure_json(target: str, message: str, exit_code: int) -> PromotionFailureJson:
+    """The ``promote -o json`` document of a promotion that ended with an error (the CLI's one
+    line for it, and its exit code)."""
+    return {"target": target, "error": message, "exitCode": exit_code}
 
 
 def policy_change_json(change: PolicyChange) -> PolicyChangeJson:

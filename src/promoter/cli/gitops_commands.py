@@ -19,7 +19,7 @@ from promoter.app.promote import Promotion, promote, promotion_plan
 from promoter.app.runtime import Runtime, SecretScrubber
 from promoter.app.status import DRIFT_MARKS, StatusCell, StatusMatrix, status_matrix
 from promoter.app.sync import SyncReport, carry_out, lookup_deadline
-from promoter.app.wire import promotion_json, status_json, sync_json
+from promoter.app.wire import promotion_failure_json, promotion_json, status_json, sync_json
 from promoter.cli.common import (
     as_json,
     build_runtime,
@@ -28,11 +28,17 @@ from promoter.cli.common import (
     terminal_progress,
     warn,
 )
-from promoter.cli.exit_codes import EXIT_OK, EXIT_REFUSED, exit_code_of
+from promoter.cli.exit_codes import (
+    EXIT_OK,
+    EXIT_REFUSED,
+    cli_message,
+    exit_code_for,
+    exit_code_of,
+)
 from promoter.cli.plan_output import print_plan, print_sync, sync_and_print
 from promoter.config.load import find_config, load_config
 from promoter.config.values import PromoterConfig
-from promoter.errors import InputError
+from promoter.errors import InputError, PromoterError
 from promoter.gitops.render import Rendering
 from promoter.outcome import Outcome, worst
 from promoter.planning.plan import PlanPolicy
@@ -44,7 +50,21 @@ if TYPE_CHECKING:
 def run_command(
     args: argparse.Namespace, scrub: SecretScrubber, early: Rendering | None = None
 ) -> int:
-    """Run one of the GitOps commands; ``early`` is a build of the overlay started before loading."""
+    """Run one of the GitOps commands; ``early`` is a build of the overlay started before loading.
+
+    ``promote -o json`` that ends with an error still prints a document on standard output
+    (:func:`promotion_failure_json`), before the error line goes to standard error as usual.
+    """
+    try:
+        return _run(args, scrub, early)
+    except PromoterError as exc:
+        if args.command == "promote" and as_json(args):
+            message = cli_message(exc, scrub)
+            print(json.dumps(promotion_failure_json(args.target, message, exit_code_for(exc))))
+        raise
+
+
+def _run(args: argparse.Namespace, scrub: SecretScrubber, early: Rendering | None) -> int:
     config = load_config(args.config if args.config is not None else find_config(Path.cwd()))
     for line in config.warnings:
         warn(line)
