@@ -549,3 +549,17 @@ def test_promote_json_prints_a_document_when_it_fails(
         "error": result.err.strip().removeprefix("promoter: error: "),
         "exitCode": code,
     }
+
+
+def test_an_images_entry_name_is_told_its_module(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """`promote ml`, where ml is the name: of dev's images: entry, says which module that is and
+    to promote it (exit 2), instead of only "not a module of dev"."""
+    _add_ml_chart(gitops)
+    result = cli("promote", "ml", "--to", "production")
+    assert result.code == 2
+    assert result.err.strip() == (
+        f"promoter: error: 'ml' is the images: entry name of module {gitops.repo('ml')}; "
+        f"promote {gitops.repo('ml')}"
+    )

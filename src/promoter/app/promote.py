@@ -51,6 +51,7 @@ from promoter.errors import (
     SafetyError,
 )
 from promoter.gitops.hookfile import hook_images_path, rewritten
+from promoter.gitops.kustomization import image_entry_names
 from promoter.oci.digest import Digest
 from promoter.outcome import Outcome
 from promoter.planning.plan import iter_wanted, own_images
@@ -228,9 +229,9 @@ def promote(
         deadline: bounds the registry lookups.
 
     Raises:
-        InputError: no source environment, unknown modules, named modules the source runs in more
-            than one version, an edit that would not change what the target runs (the file is
-            restored).
+        InputError: no source environment, unknown modules (an ``images:`` entry name is told
+            which module it is), named modules the source runs in more than one version, an
+            edit that would not change what the target runs (the file is restored).
         ConfigError: an overlay cannot be read, rendered or written, or the target deploys no
             image of its registry while its source does (a wrong ``registry:``).
         SafetyError: a named module's tag is held by the target's registry with other content
@@ -676,16 +677,13 @@ def _choose(
     registry (by repository path: the reference it deploys).
 
     Raises:
-        InputError: a module the source does not run, or a named module it runs in more than one
-            version.
+        InputError: a module the source does not run (an ``images:`` entry name of the source is
+            told which module it is), or a named module it runs in more than one version.
     """
     wanted = sorted(available) if every_module else list(dict.fromkeys(chosen))
     unknown = [m for m in wanted if m not in available]
     if unknown:
-        raise InputError(
-            f"{', '.join(unknown)}: not a module of {source.name} "
-            f"(known: {', '.join(sorted(available)) or 'none'})"
-        )
+        raise InputError(_unknown_modules(source, unknown, available))
     names = {
         m: _new_entry_name(source, target, m, foreign.get(m)) for m in wanted if m not in current
     }
@@ -708,6 +706,40 @@ def _choose(
         )
     refused = tuple(RefusedModule(m, tuple(available[m])) for m in ambiguous)
     return [m for m in wanted if m not in ambiguous], names, refused
+
+
+def _unknown_modules(
+    source: Environment, unknown: Sequence[str], available: dict[str, list[Reference]]
+) -> str:
+    """The line for names that are no module of the source: a name that is the ``name:`` of an
+    ``images:`` entry of the source's kustomization (``ml``, what the charts write) is told the
+    module it stands for, since that is what a user who read the overlay would type.
+
+    Raises:
+        ConfigError: the source's kustomization tree cannot be read.
+    """
+    entries = image_entry_names(source.overlay)
+    meant: list[str] = []
+    rest: list[str] = []
+    for name in unknown:
+        renamed = entries.get(name)
+        try:
+            reference = parse_reference(renamed, default_tag=None) if renamed else None
+        except InvalidReferenceError:
+            reference = None
+        if reference is not None and reference.repository in available:
+            meant.append(
+                f"{name!r} is the images: entry name of module {reference.repository}; "
+                f"promote {reference.repository}"
+            )
+        else:
+            rest.append(name)
+    if rest:
+        meant.append(
+            f"{', '.join(rest)}: not a module of {source.name} "
+            f"(known: {', '.join(sorted(available)) or 'none'})"
+        )
+    return "; ".join(meant)
 
 
 def _new_entry_name(
