@@ -462,6 +462,8 @@ def unmanaged(value: str, kind: str, name: str, path: str) -> UnmanagedReference
     return UnmanagedReference(value=value, kind=kind, name=name, path=path)
 
 
+# The registry spelled with a KELVIN SIGN for its k and a LATIN SMALL LETTER LONG S for an s.
+LOOKALIKE = ECR.replace("dkr", "d\u212ar").replace("us-", "u\u017f-")
 ENV_VARS = f"""\
 apiVersion: apps/v1
 kind: Deployment
@@ -479,6 +481,7 @@ spec:
         - {{name: OTHER_PORT, value: "{ECR}:8443/shop/y:1"}}
         - {{name: LONGER_HOST, value: "eu-{ECR}/shop/z:1"}}
         - {{name: UPPER, value: "{ECR.upper()}/shop/up:1"}}
+        - {{name: LOOKALIKE, value: "{LOOKALIKE}/evil/thing:1"}}
 """
 
 
@@ -510,5 +513,5 @@ def test_other_strings_naming_the_registry_are_unmanaged_references(
 ) -> None:
     """A string naming the registry host outside image fields is reported with its place, unless it
     is the reference of an image found (planned anyway); a longer host, another port or another host
-    ending in it is another registry."""
+    ending in it is another registry, and so is a Unicode lookalike (KELVIN SIGN, long s)."""
     assert list(scan_manifests(parse_manifests(text), ECR, field_specs).unmanaged) == expected

@@ -228,3 +228,34 @@ def test_a_configurations_file_over_the_cap_is_refused_unread(tmp_path: Path) ->
     (tmp_path / "images.yaml").write_text(yaml.safe_dump({"images": entries}))
     with pytest.raises(ConfigError, match="is larger than 2 MiB, the limit for a kustomization"):
         image_field_specs(tmp_path)
+
+
+def test_a_field_spec_path_with_a_leading_slash_is_read_as_kustomize_reads_it(
+    tmp_path: Path,
+) -> None:
+    """kustomize rewrites the field of '/spec/lead/image' as of 'spec/lead/image'; promoter finds
+    the image there too instead of calling it an unmanaged mention."""
+    write(
+        tmp_path,
+        {
+            "overlay/kustomization.yaml": f"""\
+                resources:
+                - odd.yaml
+                configurations:
+                - images.yaml
+                images:
+                - name: lead
+                  newName: {PROD}/odd/lead
+                  newTag: "1.0"
+                """,
+            "overlay/images.yaml": "images:\n- {path: /spec/lead/image, kind: Odd}\n",
+            "overlay/odd.yaml": (
+                "apiVersion: example.com/v1\nkind: Odd\nmetadata: {name: o}\n"
+                "spec: {lead: {image: lead}}\n"
+            ),
+        },
+    )
+    rendered = parse_manifests(render_overlay(tmp_path / "overlay"))
+    assert rendered[0]["spec"]["lead"]["image"] == f"{PROD}/odd/lead:1.0"
+    found = discover_images(rendered, image_field_specs(tmp_path / "overlay"))
+    assert [(f.field, f.image) for f in found] == [("spec.lead.image", f"{PROD}/odd/lead:1.0")]

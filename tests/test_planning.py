@@ -172,6 +172,10 @@ def test_images_of_another_environments_registry_are_foreign_and_refused_unless_
         ("1.0.0+build.5", "1.0.0", 0),  # build metadata is ignored
         ("2024.11.3", "2024.2.1", 1),  # calendar versions
         ("latest", "1.0.0", None),
+        ("1.0.0-rc.01", "1.0.0-rc.1", None),  # leading zeros are no SemVer (sections 2 and 9)
+        ("1.0.0-rc.1", "1.0.0-rc.01", None),
+        ("0123456", "9876543", None),  # an abbreviated commit hash, not a version
+        ("1234", "987", 1),  # build numbers are ordered
         ("main-3f2a1c", "main-9e8d7b", None),
         (None, "1.0", None),
     ],

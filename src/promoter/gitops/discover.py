@@ -143,7 +143,9 @@ def parse_field_spec_path(text: str) -> tuple[str, ...]:
     inside a key (``metadata/annotations/example.com\\/image``), and a step's ``[]`` suffix
     (``containers[]``) only says the field is a list, which kustomize steps through anyway.
 
-    Kustomize's own rule (``api/filters/fieldspec``: ``splitPath``, ``isSequenceField``).
+    Kustomize's own rule (``api/filters/fieldspec``: ``splitPath``, ``isSequenceField``). Empty
+    steps (a leading ``/spec/image``, a doubled slash) are skipped, as kustomize's field lookup
+    skips them: it rewrites ``/spec/image`` as ``spec/image``.
     """
     steps: list[str] = []
     for part in text.split("/"):
@@ -151,7 +153,7 @@ def parse_field_spec_path(text: str) -> tuple[str, ...]:
             steps[-1] = steps[-1][:-1] + "/" + part
         else:
             steps.append(part)
-    return tuple(step.removesuffix("[]") for step in steps)
+    return tuple(step.removesuffix("[]") for step in steps if step)
 
 
 def api_group_version(api_version: object) -> tuple[str, str]:
@@ -239,7 +241,9 @@ def scan_manifests(
     """
     mention = re.compile(
         rf"(?<![A-Za-z0-9.-]){re.escape(registry)}(?![A-Za-z0-9.:-])(?:/{_REFERENCE_TAIL})?",
-        re.IGNORECASE,
+        # ASCII: host names ignore case in ASCII only; Unicode folding would take a KELVIN SIGN
+        # for a 'k' and a long s for an 's', reporting lookalikes as the registry.
+        re.IGNORECASE | re.ASCII,
     )
     images: list[FoundImage] = []
     mentions: list[UnmanagedReference] = []

@@ -130,7 +130,7 @@ def explain(item: PlanItem) -> str | None:
             "from this registry"
         )
         text = (
-            f"{text} (allowed by this environment's settings)"
+            f"{text} (allowed: allowImagesFrom or --allow-foreign)"
             if warning
             else f"{text}, or allow it ({allow})"
         )

@@ -5,7 +5,9 @@ from *ahead* (a newer one: a hotfix promoted straight to it, or its source rolle
 ordered when both read as dotted numbers, as semantic versions and calendar versions do (``1.8.0``,
 ``v2.4``, ``2024.11.3``), optionally with a pre-release after ``-`` (ordered before its release, as
 Semantic Versioning 2.0.0 section 11 says); build metadata after ``+`` is ignored (same section).
-Anything else (``latest``, ``main-3f2a1c``, a bare digest) has no order: the caller says "differs".
+Anything else (``latest``, ``main-3f2a1c``, a bare digest) has no order: the caller says "differs". So
+has a number with a leading zero (``0123456``, ``1.0.0-rc.01``): SemVer 2.0.0 sections 2 and 9 forbid
+them, and tags spelled so are most often abbreviated commit hashes, which have no order.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Final
 
 _VERSION: Final = re.compile(
     r"v?(?P<release>\d+(?:\.\d+)*)(?:-(?P<pre>[0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?",
-    re.IGNORECASE,
+    re.IGNORECASE | re.ASCII,
 )
 
 
@@ -30,7 +32,7 @@ def compare_tags(mine: str | None, theirs: str | None) -> int | None:
     if mine is None or theirs is None:
         return None
     a, b = _VERSION.fullmatch(mine), _VERSION.fullmatch(theirs)
-    if a is None or b is None:
+    if a is None or b is None or _leading_zero(a) or _leading_zero(b):
         return None
     release_a = [int(part) for part in a["release"].split(".")]
     release_b = [int(part) for part in b["release"].split(".")]
@@ -47,6 +49,12 @@ def compare_tags(mine: str | None, theirs: str | None) -> int | None:
     if pre_b is None:
         return -1
     return _compare_pre(pre_a.split("."), pre_b.split("."))
+
+
+def _leading_zero(version: re.Match[str]) -> bool:
+    """Whether a release number or a numeric pre-release identifier has a leading zero."""
+    parts = version["release"].split(".") + (version["pre"] or "").split(".")
+    return any(len(part) > 1 and part.isdigit() and part.startswith("0") for part in parts)
 
 
 def _compare_pre(a: list[str], b: list[str]) -> int:
