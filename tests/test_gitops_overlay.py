@@ -562,3 +562,18 @@ def test_patched_images_are_found_in_patch_files_and_inline_patches(tmp_path: Pa
         ("a.yaml", 1, f"{image}:0.9"),
         ("c.yaml", 1, f"{image}:0.8"),
     }
+
+
+def test_a_value_shared_through_a_yaml_anchor_is_refused_in_one_clear_line(tmp_path: Path) -> None:
+    """newTag: &v 1.8.0 used again as *v: an in-place edit would drop the anchor, so the edit is
+    refused naming the anchor, not as 'invalid YAML ... undefined alias'."""
+    overlay = overlay_with(
+        tmp_path,
+        "images:\n  - name: shop/api\n    newTag: &v 1.8.0\n  - name: shop/web\n    newTag: *v\n",
+    )
+    with pytest.raises(ConfigError) as caught:
+        set_image(overlay, match_repository="shop/api", name="shop/api", new_tag="1.9.0")
+    assert str(caught.value) == (
+        f"{overlay / 'kustomization.yaml'}: cannot change images: in place: the edited value is "
+        "shared through a YAML anchor (&name ... *name); write the values out and run again"
+    )

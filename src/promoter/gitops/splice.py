@@ -188,13 +188,7 @@ class ImagesEditor:
                     entries.append(dict(fields))
             else:
                 raise ConfigError(f"{self.path}: images: expected a list of images")
-        after = self._apply()
-        if after != self.text and self._load(after) != expected:
-            raise ConfigError(
-                f"{self.path}: cannot change images: without disturbing the rest of the file; "
-                "edit it by hand"
-            )
-        return after
+        return self._verified(self._apply(), expected)
 
     def rename(self, match_repository: str, new_name: str) -> str:
         """The new text with ``newName: new_name`` in every matching entry whose image (``newName``,
@@ -230,13 +224,7 @@ class ImagesEditor:
             else:
                 self._add_pair(entry, _NEW_NAME, _scalar(new_name), after=keys.get(_NAME))
             expected[_IMAGES][index][_NEW_NAME] = new_name
-        after = self._apply()
-        if after != self.text and self._load(after) != expected:
-            raise ConfigError(
-                f"{self.path}: cannot change images: without disturbing the rest of the file; "
-                "edit it by hand"
-            )
-        return after
+        return self._verified(self._apply(), expected)
 
     def entries(self, match_repository: str) -> list[dict[str, str]]:
         """The matching entries of ``images:`` as written: each entry's ``name``, ``newName``,
@@ -466,6 +454,29 @@ class ImagesEditor:
         return text
 
     # -- parsing -------------------------------------------------------------------------------
+
+    def _verified(self, after: str, expected: Any) -> str:
+        """``after`` when it parses to ``expected`` (or changes nothing).
+
+        Raises:
+            ConfigError: it parses to other data, or not at all (an edited value carried a YAML
+                anchor that an alias elsewhere uses: ``newTag: &v 1.8.0`` ... ``newTag: *v``).
+        """
+        if after == self.text:
+            return after
+        try:
+            same = self._load(after) == expected
+        except ConfigError:
+            raise ConfigError(
+                f"{self.path}: cannot change images: in place: the edited value is shared through "
+                "a YAML anchor (&name ... *name); write the values out and run again"
+            ) from None
+        if not same:
+            raise ConfigError(
+                f"{self.path}: cannot change images: without disturbing the rest of the file; "
+                "edit it by hand"
+            )
+        return after
 
     def _compose(self) -> Node | None:
         try:
