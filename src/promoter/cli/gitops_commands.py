@@ -18,7 +18,7 @@ from promoter.app.plan import EnvironmentPlan, environment_policy, plan_environm
 from promoter.app.promote import Promotion, promote, promotion_plan
 from promoter.app.runtime import Runtime, SecretScrubber
 from promoter.app.status import DRIFT_MARKS, StatusCell, StatusMatrix, status_matrix
-from promoter.app.sync import SyncReport, carry_out, lookup_deadline
+from promoter.app.sync import LOOKUP_SHARE, SyncReport, carry_out, lookup_deadline
 from promoter.app.wire import promotion_failure_json, promotion_json, status_json, sync_json
 from promoter.cli.common import (
     as_json,
@@ -156,8 +156,9 @@ def _sync(
         manifests=args.manifests,
         rendering=early,
         check_hook_file=True,
-        deadline=lookup_deadline(args.deadline),  # the copies get the rest
+        deadline=args.deadline,  # the render may take it all; the copies get what the lookups leave
         policy=_policy(config, args, args.environment),
+        lookup_share=LOOKUP_SHARE,
     )
     code = sync_and_print(plan, args, runtime)
     _warn_plan(config, plan)
