@@ -6,6 +6,7 @@ answered, and a credential helper that never answers."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import select
@@ -270,3 +271,21 @@ def test_a_render_that_never_ends_is_stopped_at_the_runs_deadline(
     assert found is not None, line
     assert 2.5 <= float(found.group(1)) < 8
     assert _kustomize_children(os.getpid()) == []
+
+
+@pytest.mark.parametrize("command", ["plan", "sync", "status"])
+def test_json_output_is_a_document_when_the_command_fails(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun], command: str
+) -> None:
+    """plan, sync and status with -o json print one document on stdout when they fail (an overlay
+    that does not render): the environment named, the error line as stderr shows it, the exit
+    code; before, stdout was empty."""
+    _add_resource(gitops.kustomization("production"), "../../charts/no-such-chart")
+    args = (command, "-o", "json") if command == "status" else (command, "production", "-o", "json")
+    result = cli(*args)
+    assert result.code == 2, result.err
+    expected: dict[str, object] = {} if command == "status" else {"environment": "production"}
+    expected |= {"error": result.err.strip().removeprefix("promoter: error: "), "exitCode": 2}
+    assert result.json() == expected
+    assert "no-such-chart" in str(expected["error"])
+    assert json.loads(result.out) == expected  # one document, nothing else on stdout
