@@ -269,7 +269,7 @@ def test_a_render_that_never_ends_is_stopped_at_the_runs_deadline(
         line,
     )
     assert found is not None, line
-    assert 2.5 <= float(found.group(1)) < 8
+    assert 1.0 <= float(found.group(1)) <= took  # the time it really ran
     assert _kustomize_children(os.getpid()) == []
 
 
