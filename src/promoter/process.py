@@ -1,24 +1,127 @@
-"""Child processes (``kustomize build``, ``docker-credential-*`` helpers) whose output is read as it is
-printed and kept under a cap. Standard library only.
+"""Child processes (``kustomize build``, ``docker-credential-*`` helpers): started tracked, so that an
+interrupt stops them, and read as they print, kept under a cap. Standard library only, besides
+:mod:`promoter.errors`.
 
 A pipe read whole with ``subprocess.run(capture_output=True)`` holds everything the child prints: a
 broken or hostile program that prints without end grows promoter without bound. Here each pipe is read
 by a thread that keeps at most its limit; past the limit of the output that matters, the child is killed.
+
+Every child is started by :func:`start_child` and known until it has been waited for. A front end that
+owns the process (the CLI on Ctrl-C or SIGTERM) calls :func:`stop_children`: every child still running
+is killed at once (a build stuck on a remote resource would otherwise run to its end, or outlive
+promoter), none is started afterwards, and whoever waits for one raises
+:class:`~promoter.errors.RunInterruptedError`, so that the operation undoes what it wrote.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Final
+
+from promoter.errors import RunInterruptedError
 
 #: Bytes asked of a pipe per read.
 _READ_SIZE: Final = 256 * 1024
 #: Seconds to wait for a pipe to close after its child was stopped.
 CLOSE_WAIT: Final = 5.0
+
+
+#: The children started and not yet waited for, each with whether it leads its own process group.
+_RUNNING: dict[subprocess.Popen[bytes], bool] = {}
+#: Guards ``_RUNNING`` and the stop; re-entrant, since :func:`stop_children` runs in a signal
+#: handler on the main thread, which may be inside :func:`start_child` at that moment.
+_LOCK = threading.RLock()
+_STOPPED = threading.Event()
+
+
+def start_child(
+    command: Sequence[str],
+    *,
+    stdin: int | None = subprocess.DEVNULL,
+    own_group: bool = False,
+    env: Mapping[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start ``command`` with its output on pipes, known to :func:`stop_children` until
+    :func:`forget_child` (the caller waits for it, then forgets it).
+
+    Args:
+        command: the program and its arguments.
+        stdin: ``subprocess.PIPE`` to write its input, else what it reads (nothing by default).
+        own_group: start it in a process group of its own, which is killed as a whole: what it
+            starts in turn (``git`` for a remote base) stops with it. A terminal's Ctrl-C then
+            reaches promoter only, which stops the child itself. Not for a program that may ask
+            on the terminal (a credential helper's PIN prompt): a background group cannot read it.
+        env: its environment, else promoter's.
+
+    Raises:
+        RunInterruptedError: the run was stopped already: no child starts after an interrupt.
+        OSError: the command cannot be started (FileNotFoundError when it does not exist).
+    """
+    with _LOCK:
+        if _STOPPED.is_set():
+            raise RunInterruptedError(f"{command[0]}: interrupted before it started")
+        process = subprocess.Popen(
+            list(command),
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=None if env is None else dict(env),
+            process_group=0 if own_group else None,
+        )
+        _RUNNING[process] = own_group
+    if _STOPPED.is_set():  # the stop came as it started, and could not see it yet
+        kill_child(process)
+    return process
+
+
+def kill_child(process: subprocess.Popen[bytes]) -> None:
+    """Kill a child of :func:`start_child` (its whole group when it has one) unless it was
+    waited for already. Safe in a signal handler, and for a child that has ended."""
+    own_group = _RUNNING.get(process)
+    if own_group is None:
+        return  # waited for and forgotten: its pid may belong to another process now
+    try:
+        if own_group:
+            # The group outlives its leader while a member runs, and its id is not reused
+            # meanwhile: a leader that ended but was not waited for still names it.
+            os.killpg(process.pid, signal.SIGKILL)
+        elif process.returncode is None:
+            process.kill()
+    except ProcessLookupError:
+        pass  # every member has ended
+
+
+def forget_child(process: subprocess.Popen[bytes]) -> None:
+    """The caller has waited for ``process``: no stop kills it from now on."""
+    with _LOCK:
+        _RUNNING.pop(process, None)
+
+
+def stop_children() -> None:
+    """Stop every child process for good: kill each one running (see :func:`kill_child`) and
+    start none from now on. For a front end that owns the process (the CLI on an interrupt, and
+    before it exits at once on a second one, so that no child is left without its parent)."""
+    _STOPPED.set()
+    with _LOCK:
+        running = list(_RUNNING)
+    for process in running:
+        kill_child(process)
+
+
+def children_stopped() -> bool:
+    """Whether :func:`stop_children` was called: a child that ended did not end on its own."""
+    return _STOPPED.is_set()
+
+
+def children_running() -> bool:
+    """Whether a child of :func:`start_child` was started and not yet waited for."""
+    return bool(_RUNNING)
 
 
 class PipeReader(threading.Thread):
@@ -107,16 +210,36 @@ def run_capped(
         OSError: the command cannot be started (FileNotFoundError when it does not exist).
         subprocess.TimeoutExpired: it did not finish within ``timeout`` seconds; it was killed. The
             exception carries none of its output.
+        RunInterruptedError: the run was interrupted (:func:`stop_children`) before it ended; it was
+            killed, or not started.
     """
-    process = subprocess.Popen(
-        list(command), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
+    process = start_child(command, stdin=subprocess.PIPE)
+    try:
+        return _finish_capped(
+            process, command, stdin=stdin, timeout=timeout, limits=(stdout_limit, stderr_limit)
+        )
+    finally:
+        kill_child(process)  # ended already, or abandoned: by a timeout, an interrupt, an error
+        process.wait()
+        forget_child(process)
+
+
+def _finish_capped(
+    process: subprocess.Popen[bytes],
+    command: Sequence[str],
+    *,
+    stdin: bytes,
+    timeout: float,
+    limits: tuple[int, int],
+) -> Finished:
+    """Feed and read a child of :func:`run_capped` until it ends (see there); ``limits`` are the
+    bytes of its output and its error output kept."""
     assert process.stdin is not None  # noqa: S101 - Popen with PIPE always gives one
     assert process.stdout is not None  # noqa: S101
     assert process.stderr is not None  # noqa: S101
     started = time.monotonic()
-    out = PipeReader(process.stdout, stdout_limit, on_overflow=process.kill)
-    err = PipeReader(process.stderr, stderr_limit)
+    out = PipeReader(process.stdout, limits[0], on_overflow=process.kill)
+    err = PipeReader(process.stderr, limits[1])
     try:
         process.stdin.write(stdin)
         process.stdin.close()
@@ -127,9 +250,14 @@ def run_capped(
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+        if children_stopped():
+            raise RunInterruptedError(f"{command[0]}: interrupted") from None
         for reader in (out, err):
             reader.join(CLOSE_WAIT)
         raise subprocess.TimeoutExpired(list(command), timeout) from None
+    if children_stopped():
+        # Killed by the stop (or ended as it came): its output is not wanted, nor waited for.
+        raise RunInterruptedError(f"{command[0]}: interrupted")
     for reader in (out, err):
         # Something the child started may still hold its output open.
         reader.join(max(0.0, timeout - (time.monotonic() - started)))

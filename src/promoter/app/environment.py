@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from promoter.config.values import Environment, PromoterConfig
 from promoter.deadline import Deadline
-from promoter.errors import ConfigError, DeadlineExceededError, InvalidReferenceError
+from promoter.errors import ConfigError, InvalidReferenceError
 from promoter.gitops.discover import (
     ImageFieldSpec,
     ManifestScan,
@@ -24,7 +24,7 @@ from promoter.gitops.discover import (
 )
 from promoter.gitops.hookfile import is_hook
 from promoter.gitops.kustomization import image_entry_names, image_field_specs
-from promoter.gitops.render import RENDER_TIMEOUT, Rendering, read_manifests, render_overlay
+from promoter.gitops.render import Rendering, read_manifests, render_overlay
 from promoter.planning.plan import own_images
 from promoter.reference import Reference, parse_reference
 
@@ -65,12 +65,14 @@ def environment_scan(
         manifests: already rendered manifests to read instead (a path, ``-`` for standard input).
         rendering: a build of the overlay started earlier; used when it is of this environment's
             overlay, stopped otherwise.
-        deadline: bounds a render that is not done yet (kustomize fetching a remote base).
+        deadline: bounds a render that is not done yet (kustomize fetching a remote base): it is
+            stopped at the deadline.
 
     Raises:
         ConfigError: the overlay cannot be rendered, the manifests are not valid YAML, or a
             kustomization or configurations file of the overlay cannot be read.
         DeadlineExceededError: the render was still running at the deadline.
+        RunInterruptedError: the run was interrupted while the overlay rendered.
     """
     if manifests:
         text = read_manifests(manifests)
@@ -122,21 +124,19 @@ def unmanaged_notes(
 def _rendered(
     environment: Environment, rendering: Rendering | None, deadline: Deadline | None
 ) -> str:
-    """The overlay's manifests: the early build when it is of this overlay, else a new one."""
-    try:
-        if rendering is not None and rendering.overlay == environment.overlay:
-            return rendering.result()
-        if rendering is not None:
-            rendering.cancel()  # built for an overlay the validated configuration does not name
-        timeout = RENDER_TIMEOUT if deadline is None else deadline.cap(RENDER_TIMEOUT)
-        return render_overlay(environment.overlay, timeout=timeout)
-    except ConfigError as exc:
-        if deadline is not None and deadline.expired:
-            raise DeadlineExceededError(
-                f"kustomize build {environment.overlay}: gave up after the "
-                f"{deadline.seconds:g} s deadline"
-            ) from exc
-        raise
+    """The overlay's manifests: the early build when it is of this overlay, else a new one; either
+    is stopped at the deadline.
+
+    Raises:
+        ConfigError: the build failed or ran past its own timeout.
+        DeadlineExceededError: the build was stopped at the deadline.
+        RunInterruptedError: the run was interrupted while it ran.
+    """
+    if rendering is not None and rendering.overlay == environment.overlay:
+        return rendering.result(deadline)
+    if rendering is not None:
+        rendering.cancel()  # built for an overlay the validated configuration does not name
+    return render_overlay(environment.overlay, deadline=deadline)
 
 
 def check_own_registry(

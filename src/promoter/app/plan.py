@@ -75,6 +75,7 @@ def plan_environment(
     check_hook_file: bool = False,
     deadline: Deadline | None = None,
     policy: PlanPolicy | None = None,
+    lookup_share: float | None = None,
 ) -> EnvironmentPlan:
     """Plan environment ``name`` of ``config``.
 
@@ -88,9 +89,12 @@ def plan_environment(
             environment.
         rendering: a build of the overlay started earlier (see :func:`environment_images`).
         check_hook_file: compare the Kustomize component's image list with the plan.
-        deadline: bounds the registry lookups.
+        deadline: bounds the renders (stopped at it) and the registry lookups.
         policy: which of ``diverged`` and ``foreign-environment`` block a sync; by default the
             environment's settings (:func:`environment_policy`).
+        lookup_share: the part (0 < share <= 1) of the deadline's time left after rendering that
+            the registry lookups may use: a sync keeps the rest for its copies. A render gets the
+            whole deadline, since nothing can be planned without it.
 
     Returns:
         The plan; an image whose registry could not be asked (an error, the deadline) is an
@@ -102,6 +106,8 @@ def plan_environment(
             ``registry:``).
         InputError: a module in ``only`` that the environment does not run.
         InvalidReferenceError: an image in the manifests does not parse.
+        DeadlineExceededError: an overlay was still rendering at the deadline.
+        RunInterruptedError: the run was interrupted while an overlay rendered.
     """
     from promoter.app.environment import (  # noqa: PLC0415 - YAML: not for the hook
         check_own_registry,
@@ -136,6 +142,8 @@ def plan_environment(
         )
     if policy is None:
         policy = environment_policy(environment)
+    if deadline is not None and lookup_share is not None:
+        deadline = deadline.share(lookup_share)
     items = look_up(runtime, wanted, deadline=deadline, policy=policy)
     if only is not None:
         unknown = sorted(set(only) - {i.destination.repository for i in items if i.destination})

@@ -226,7 +226,7 @@ def promote(
         verify: ask the source registry whether it holds each version before writing anything;
             off, the versions are written unchecked (a warning names them), except those whose
             digest is needed for a pin.
-        deadline: bounds the registry lookups.
+        deadline: bounds the renders and the registry lookups.
 
     Raises:
         InputError: no source environment, unknown modules (an ``images:`` entry name is told
@@ -239,7 +239,9 @@ def promote(
         PromoterError: a version the source registry lacks (nothing is written; its remedy is
             :attr:`Remedy.SKIP_VERIFY` when skipping the check would write it anyway).
         RegistryError, RegistryUnreachableError, DeadlineExceededError: the source registry
-            could not be asked.
+            could not be asked, or (the deadline) an overlay did not render in time.
+        RunInterruptedError: the run was interrupted; a kustomization written already was put
+            back.
     """
     target = config.environment(target_name)
     source = config.source_of(target.name)
@@ -250,8 +252,8 @@ def promote(
         )
     if every_module == bool(chosen):
         raise InputError("name the modules to promote, or ask for every module (not both)")
-    source_images = tuple(environment_images(source))
-    target_images = tuple(environment_images(target))
+    source_images = tuple(environment_images(source, deadline=deadline))
+    target_images = tuple(environment_images(target, deadline=deadline))
     # A wrong registry: (a typo, another region) is refused as plan refuses it, before anything
     # is chosen. Other environments' images are what promotion moves into the target's registry.
     check_own_registry(
@@ -380,7 +382,7 @@ def promote(
     edits: list[ImageEdit] = []
     rendered: tuple[str, ...] = target_images
     if edit is not None:
-        edits, rendered = _write(target, steps, edit, target_images)
+        edits, rendered = _write(target, steps, edit, target_images, deadline)
         warnings += [
             f"{_shown(kept.path, folder)}:{kept.line}: {kept.text}: the comment was written "
             "beside the old value; check that it still holds"
@@ -632,18 +634,24 @@ def _look_up_versions(
 
 
 def _write(
-    target: Environment, steps: Sequence[_Step], edit: ImageEdit, target_images: tuple[str, ...]
+    target: Environment,
+    steps: Sequence[_Step],
+    edit: ImageEdit,
+    target_images: tuple[str, ...],
+    deadline: Deadline | None,
 ) -> tuple[list[ImageEdit], tuple[str, ...]]:
     """Write the kustomization edit (one write for all modules: the file is never left
     half-promoted), check what the overlay renders now, and rewrite the hook's image list; the
-    edits and the images the target renders now. A failure puts the kustomization back."""
+    edits and the images the target renders now. Any failure puts the kustomization back: a
+    render that fails, runs past the deadline or is stopped by an interrupt leaves it unchecked.
+    """
     from promoter.gitops.overlay import write_edit  # noqa: PLC0415 - see promote
 
     rendered = target_images
     if edit.changed:
         write_edit(edit)
         try:
-            rendered = tuple(environment_images(target))
+            rendered = tuple(environment_images(target, deadline=deadline))
             _check_promotion(target, steps, edit, rendered)
         except BaseException:
             write_edit(replace(edit, before=edit.after, after=edit.before))

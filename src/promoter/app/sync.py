@@ -134,8 +134,8 @@ def sync_environment(
     """Plan environment ``name`` and carry the plan out in one copy run.
 
     Args: as :func:`~promoter.app.plan.plan_environment`, plus ``progress`` for blob events. The
-        render and the lookups may use :data:`LOOKUP_SHARE` of the deadline's time, the copies the
-        rest.
+        render may use the deadline's whole time (nothing can be planned without it), the lookups
+        :data:`LOOKUP_SHARE` of what is left then, the copies the rest.
 
     Returns:
         One record per managed image; its outcome is the worst of theirs (an image that ran out of
@@ -151,8 +151,9 @@ def sync_environment(
         manifests=manifests,
         only=only,
         rendering=rendering,
-        deadline=lookup_deadline(deadline),
+        deadline=deadline,
         policy=policy,
+        lookup_share=LOOKUP_SHARE,
     )
     return carry_out(runtime, plan, progress=progress, deadline=deadline)
 

@@ -189,6 +189,17 @@ class PromotionFailureJson(TypedDict):
     exitCode: int
 
 
+class CommandFailureJson(TypedDict):
+    """``plan``, ``sync`` or ``status -o json`` when the command ended with an error before it had
+    a plan or matrix to print (an overlay that does not render, a bad promoter.yaml, the deadline,
+    an interrupt): CI reading standard output gets a document, the error line and the exit code.
+    ``environment`` is the one named (not for ``status``)."""
+
+    environment: NotRequired[str]
+    error: str
+    exitCode: int
+
+
 class PolicyChangeJson(TypedDict):
     """One repository of ``ecr grant-pull -o json`` / ``--dry-run``."""
 
@@ -403,6 +414,17 @@ def promotion_failure_json(target: str, message: str, exit_code: int) -> Promoti
     """The ``promote -o json`` document of a promotion that ended with an error (the CLI's one
     line for it, and its exit code)."""
     return {"target": target, "error": message, "exitCode": exit_code}
+
+
+def command_failure_json(
+    environment: str | None, message: str, exit_code: int
+) -> CommandFailureJson:
+    """The ``plan``, ``sync`` or ``status -o json`` document of a run that ended with an error (the
+    CLI's one line for it, and its exit code); ``environment`` when the command names one."""
+    document: CommandFailureJson = {"error": message, "exitCode": exit_code}
+    if environment is not None:
+        document = {"environment": environment, **document}
+    return document
 
 
 def policy_change_json(change: PolicyChange) -> PolicyChangeJson:

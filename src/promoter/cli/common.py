@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from promoter.app.runtime import Runtime, RuntimeSettings, SecretScrubber
 from promoter.errors import LINE_SHOWN, ConfigError, one_line
+from promoter.process import children_running, stop_children
 from promoter.remote.copy import DEFAULT_JOBS
 from promoter.transport.watch import interrupt, interrupted, traffic_started
 
@@ -201,10 +202,12 @@ def human_size(nbytes: int) -> str:
 @contextmanager
 def stop_on_signals() -> Iterator[None]:
     """Ctrl-C (SIGINT) and SIGTERM stop the run promptly while the block runs: the first cuts every
-    registry exchange and stops retries (:func:`promoter.transport.watch.interrupt`), so each operation
-    ends with an "interrupted" error and the command reports what completed; a second Ctrl-C exits at
-    once (130), without a traceback (a repeated SIGTERM changes nothing). Outside the main thread
-    (a caller's thread), nothing changes."""
+    registry exchange and stops retries (:func:`promoter.transport.watch.interrupt`) and kills every
+    child process (kustomize, credential helpers: :func:`promoter.process.stop_children`), so each
+    operation ends with an "interrupted" error, undoes what it wrote (promote puts the
+    kustomization back) and the command reports what completed; a second Ctrl-C kills any child
+    still running and exits at once (130), without a traceback (a repeated SIGTERM changes
+    nothing). Outside the main thread (a caller's thread), nothing changes."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -214,12 +217,14 @@ def stop_on_signals() -> Iterator[None]:
             # Only a second Ctrl-C forces the exit: a SIGTERM may arrive twice for one stop
             # (GNU timeout signals the process and then its group), and should not cost the report.
             if signum == signal.SIGINT:
+                stop_children()  # none is left running without its parent
                 os.write(2, b"promoter: error: interrupted again: stopping at once\n")
                 os._exit(130)
             return
         interrupt()
-        if not traffic_started():
-            # Nothing sent yet (reading standard input, rendering): nothing to report or cancel,
+        stop_children()
+        if not traffic_started() and not children_running():
+            # Nothing sent or started yet (reading standard input): nothing to report or cancel,
             # and a blocked read would not notice the cut, so stop here.
             raise KeyboardInterrupt
 

@@ -18,8 +18,14 @@ from promoter.app.plan import EnvironmentPlan, environment_policy, plan_environm
 from promoter.app.promote import Promotion, promote, promotion_plan
 from promoter.app.runtime import Runtime, SecretScrubber
 from promoter.app.status import DRIFT_MARKS, StatusCell, StatusMatrix, status_matrix
-from promoter.app.sync import SyncReport, carry_out, lookup_deadline
-from promoter.app.wire import promotion_failure_json, promotion_json, status_json, sync_json
+from promoter.app.sync import LOOKUP_SHARE, SyncReport, carry_out, lookup_deadline
+from promoter.app.wire import (
+    command_failure_json,
+    promotion_failure_json,
+    promotion_json,
+    status_json,
+    sync_json,
+)
 from promoter.cli.common import (
     as_json,
     build_runtime,
@@ -52,15 +58,22 @@ def run_command(
 ) -> int:
     """Run one of the GitOps commands; ``early`` is a build of the overlay started before loading.
 
-    ``promote -o json`` that ends with an error still prints a document on standard output
-    (:func:`promotion_failure_json`), before the error line goes to standard error as usual.
+    With ``-o json``, a command that ends with an error still prints a document on standard output
+    (:func:`promotion_failure_json` for ``promote``, :func:`command_failure_json` for ``plan``,
+    ``sync`` and ``status``), before the error line goes to standard error as usual.
     """
     try:
         return _run(args, scrub, early)
     except PromoterError as exc:
-        if args.command == "promote" and as_json(args):
+        if as_json(args):
             message = cli_message(exc, scrub)
-            print(json.dumps(promotion_failure_json(args.target, message, exit_code_for(exc))))
+            code = exit_code_for(exc)
+            document = (
+                promotion_failure_json(args.target, message, code)
+                if args.command == "promote"
+                else command_failure_json(getattr(args, "environment", None), message, code)
+            )
+            print(json.dumps(document))
         raise
 
 
@@ -156,8 +169,9 @@ def _sync(
         manifests=args.manifests,
         rendering=early,
         check_hook_file=True,
-        deadline=lookup_deadline(args.deadline),  # the copies get the rest
+        deadline=args.deadline,  # the render may take it all; the copies get what the lookups leave
         policy=_policy(config, args, args.environment),
+        lookup_share=LOOKUP_SHARE,
     )
     code = sync_and_print(plan, args, runtime)
     _warn_plan(config, plan)

@@ -7,6 +7,7 @@ transformer must mean exactly what Argo CD will apply, so the overlay is built b
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -15,9 +16,17 @@ from pathlib import Path
 from typing import Final
 
 from promoter.config.input_files import MANIFESTS_CAP, InputCap, decode_text, read_input_text
-from promoter.errors import ConfigError
+from promoter.deadline import Deadline
+from promoter.errors import ConfigError, DeadlineExceededError, RunInterruptedError
 from promoter.gitops.hookfile import component_hint
-from promoter.process import CLOSE_WAIT, PipeReader
+from promoter.process import (
+    CLOSE_WAIT,
+    PipeReader,
+    children_stopped,
+    forget_child,
+    kill_child,
+    start_child,
+)
 
 #: Seconds a build may take; 500 Deployments render in about half a second, so this only ends a
 #: build stuck on something outside our control (a remote resource that never answers).
@@ -28,7 +37,9 @@ _KLOG_LINE = re.compile(r"[EWIF]\d{4} [\d:.]+\s+\d+ [^\]]+\] (?P<rest>.*)")
 _KLOG_ERR = re.compile(r'\berr="(?P<text>(?:[^"\\]|\\.)*)"')
 
 
-def render_overlay(overlay: Path, *, timeout: float = RENDER_TIMEOUT) -> str:
+def render_overlay(
+    overlay: Path, *, timeout: float = RENDER_TIMEOUT, deadline: Deadline | None = None
+) -> str:
     """Build a Kustomize overlay and return the rendered multi-document YAML.
 
     Uses the ``kustomize`` binary when it is on PATH, otherwise ``kubectl kustomize`` (kubectl
@@ -37,14 +48,17 @@ def render_overlay(overlay: Path, *, timeout: float = RENDER_TIMEOUT) -> str:
     Args:
         overlay: the overlay folder (the one holding ``kustomization.yaml``).
         timeout: seconds before the build is stopped.
+        deadline: the run's deadline, which stops the build when it comes first.
 
     Raises:
         ConfigError: the folder is missing, no Kustomize is installed, the build timed out, or
             Kustomize failed; the message carries Kustomize's own first line of explanation.
+        DeadlineExceededError: the build was stopped at ``deadline``.
+        RunInterruptedError: the run was interrupted; the build was stopped.
     """
     rendering = start_render(overlay, timeout=timeout)
     try:
-        return rendering.result()
+        return rendering.result(deadline)
     except BaseException:
         rendering.cancel()  # no kustomize left running after Ctrl-C
         raise
@@ -58,6 +72,7 @@ def start_render(overlay: Path, *, timeout: float = RENDER_TIMEOUT) -> Rendering
 
     Raises:
         ConfigError: the folder is missing or no Kustomize is installed.
+        RunInterruptedError: the run was interrupted already.
     """
     return Rendering(overlay, timeout)
 
@@ -68,6 +83,20 @@ class Rendering:
     Its output is read as it is printed, by a thread per pipe, so the build never blocks on a full
     pipe and never hands promoter more than :data:`~promoter.config.input_files.MANIFESTS_CAP`: a build
     that prints more is stopped as soon as it passes the cap.
+
+    The build runs in a process group of its own (:func:`promoter.process.start_child`), so that
+    stopping it stops what it started too (``git`` fetching a remote base), and with Git's terminal
+    prompts off: a remote base that asks for a password fails with Git's message instead of
+    waiting on a terminal it cannot read.
+
+    Args:
+        overlay: the overlay folder.
+        timeout: seconds from the start after which the build is stopped.
+        cap: the most output accepted.
+
+    Raises:
+        ConfigError: the folder is missing or no Kustomize is installed.
+        RunInterruptedError: the run was interrupted already.
     """
 
     def __init__(self, overlay: Path, timeout: float, cap: InputCap = MANIFESTS_CAP) -> None:
@@ -78,29 +107,55 @@ class Rendering:
         self._timeout = timeout
         self._cap = cap
         command = _build_command(overlay)
+        self._started = time.monotonic()
         try:
-            self._process = subprocess.Popen(
-                command, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            self._process = start_child(
+                command, own_group=True, env={**os.environ, "GIT_TERMINAL_PROMPT": "0"}
             )
         except OSError as exc:
             raise ConfigError(f"cannot run {command[0]}: {exc.strerror or exc}") from exc
+        except RunInterruptedError:
+            raise RunInterruptedError(f"kustomize build {overlay}: interrupted") from None
         stdout, stderr = self._process.stdout, self._process.stderr
         assert stdout is not None  # noqa: S101 - Popen with PIPE always gives one
         assert stderr is not None  # noqa: S101 - Popen with PIPE always gives one
+        process = self._process
         self._stdout = PipeReader(
-            stdout, cap.limit, on_overflow=self._process.kill, name="kustomize-output"
+            stdout, cap.limit, on_overflow=lambda: kill_child(process), name="kustomize-output"
         )
         self._stderr = PipeReader(stderr, _STDERR_KEPT, name="kustomize-errors")
 
-    def result(self) -> str:
-        """Wait for the build and return its output.
+    def result(self, deadline: Deadline | None = None) -> str:
+        """Wait for the build and return its output (again on a later call).
+
+        Args:
+            deadline: the caller's deadline: the build is stopped when it comes before the
+                build's own timeout.
 
         Raises:
             ConfigError: the build timed out, failed (with Kustomize's own explanation), or printed
                 more than the cap or something other than UTF-8.
+            DeadlineExceededError: ``deadline`` came first; the message says how long the build
+                ran.
+            RunInterruptedError: the run was interrupted (:func:`promoter.process.stop_children`);
+                the build was stopped, and its output, complete or not, is not used.
         """
-        if not self._finished_in_time():
-            self.cancel()
+        ends = self._started + self._timeout
+        by_deadline = deadline is not None and deadline.at < ends
+        if deadline is not None and by_deadline:
+            ends = deadline.at
+        finished = self._finished_by(ends)
+        # Stopped, or ended: either way no member of its process group runs on.
+        self.cancel()
+        if children_stopped():
+            raise RunInterruptedError(f"kustomize build {self.overlay}: interrupted")
+        if not finished:
+            if deadline is not None and by_deadline:
+                raise DeadlineExceededError(
+                    f"kustomize build {self.overlay}: stopped after "
+                    f"{time.monotonic() - self._started:.1f} s, at the {deadline.seconds:g} s "
+                    "deadline"
+                )
             raise ConfigError(
                 f"kustomize build {self.overlay} did not finish within {self._timeout:g} s"
             )
@@ -115,26 +170,33 @@ class Rendering:
             )
         return decode_text(self._stdout.data, name)
 
-    def _finished_in_time(self) -> bool:
-        """Whether the build ended and its output was read within the timeout."""
-        deadline = time.monotonic() + self._timeout
+    def _finished_by(self, ends: float) -> bool:
+        """Whether the build ended and its output was read by ``ends`` (monotonic time); it ends
+        sooner when stopped by an interrupt."""
         try:
-            self._process.wait(timeout=self._timeout)
+            self._process.wait(timeout=max(0.0, ends - time.monotonic()))
         except subprocess.TimeoutExpired:
             return False
+        if children_stopped():
+            return True  # killed by the stop: nothing more to wait for
         for reader in (self._stdout, self._stderr):
             # kustomize may have ended while something it started still holds its output open
-            reader.join(max(0.0, deadline - time.monotonic()))
+            reader.join(max(_OUTPUT_GRACE, ends - time.monotonic()))
         return not (self._stdout.is_alive() or self._stderr.is_alive())
 
     def cancel(self) -> None:
-        """Stop the build if it still runs (its result is not wanted after all)."""
-        if self._process.poll() is None:
-            self._process.kill()
+        """Stop the build and what it started, if still running (its result is not wanted after
+        all); once it is waited for, an interrupt no longer counts it as running."""
+        kill_child(self._process)
         self._process.wait()
+        forget_child(self._process)
         for reader in (self._stdout, self._stderr):
             reader.join(CLOSE_WAIT)
 
+
+#: Seconds the rest of a build's output may take to be read once the build has ended, even past
+#: the deadline: a build that ended in time is not failed for the reading thread's lag.
+_OUTPUT_GRACE: Final = 1.0
 
 #: The most of Kustomize's error output kept for the message; the rest is read and dropped.
 _STDERR_KEPT: Final = 64 * 1024
