@@ -25,7 +25,7 @@ from promoter.errors import ConfigError, InputError, InvalidReferenceError
 from promoter.gitops.discover import FoundImage, parse_manifests, scan_manifests
 from promoter.gitops.hookfile import is_hook
 from promoter.gitops.kustomization import image_field_specs
-from promoter.gitops.render import RENDER_TIMEOUT, render_overlay
+from promoter.gitops.render import render_overlay
 from promoter.planning.plan import in_registry
 from promoter.reference import parse_reference
 
@@ -96,7 +96,7 @@ def generate_plugin_output(
         raise ConfigError(
             f"{source_dir} is the overlay of no environment in {config.path} ({overlays})"
         )
-    manifests = render_overlay(source_dir, timeout=deadline.cap(RENDER_TIMEOUT))
+    manifests = render_overlay(source_dir, deadline=deadline)
     documents = parse_manifests(manifests, source=f"kustomize build {source_dir}")
     if not documents:
         # Printing nothing would let Argo CD prune every resource of the application.
