@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import socket
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -646,6 +648,67 @@ def test_config_names_a_folder_or_the_file_before_or_after_the_command(
     login = cli("--config", str(gitops.root), "login", "-u", "x", "127.0.0.1:1")
     assert login.code == 2
     assert "'login' reads no promoter.yaml" in login.err
+
+
+def test_config_named_twice_is_fine_when_both_name_one_file(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--config before and after the command naming one promoter.yaml (its folder, the file, a link
+    to the folder) is that file; two different files are a usage error naming both."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "link").symlink_to(gitops.root)
+    config = gitops.root / "promoter.yaml"
+    for before, after in ((gitops.root, config), (tmp_path / "link", config), (config, config)):
+        run = cli("--config", str(before), "status", "--config", str(after))
+        assert run.code == 0, (before, after, run.err)
+        assert gitops.repo("cart") in run.out
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(config, other / "promoter.yaml")
+    run = cli("--config", str(other), "status", "--config", str(config))
+    assert run.code == 2
+    assert run.err.splitlines() == [
+        (
+            f"promoter: error: --config is given twice with different files "
+            f"({other / 'promoter.yaml'}, {config}); give it once"
+        )
+    ]
+
+
+def test_rendered_manifests_may_come_through_a_pipe_but_promoter_yaml_may_not(
+    gitops: GitOpsRepo, tmp_path: Path
+) -> None:
+    """--manifests <(command) is read as a stream, as standard input is; --config <(command) is
+    refused in one line (exit 2): promoter.yaml must be a regular file, never waited on."""
+    rendered = tmp_path / "rendered.yaml"
+    rendered.write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n"
+        f"    - name: a\n      image: {PROD}/{gitops.repo('helm')}:0.1.0\n"
+    )
+    gitops.seed(gitops.dev, "helm", "0.1.0")
+    promoter = Path(sys.executable).parent / "promoter"
+
+    def plan(options: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["bash", "-c", f'exec "{promoter}" plan production -o json {options}'],
+            cwd=gitops.root,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    piped = plan(f'--manifests <(cat "{rendered}")')
+    assert piped.returncode == 0, piped.stderr
+    [item] = json.loads(piped.stdout)["images"]
+    assert (item["image"], item["status"]) == (f"{PROD}/{gitops.repo('helm')}:0.1.0", "copy")
+    refused = plan(f'--manifests "{rendered}" --config <(cat promoter.yaml)')
+    assert refused.returncode == 2
+    assert re.fullmatch(
+        r"promoter: error: /dev/fd/\d+ is a named pipe \(FIFO\), not a regular file; "
+        r"give a regular file\n",
+        refused.stderr,
+    ), refused.stderr
 
 
 def test_empty_rendered_manifests_are_an_error_not_an_empty_plan(
