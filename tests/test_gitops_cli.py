@@ -567,6 +567,57 @@ def test_promote_keeps_the_hook_file_current(
     assert "promoter-images.txt" in result.out
 
 
+def test_a_hook_file_that_is_a_symlink_is_neither_printed_nor_overwritten(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun], tmp_path: Path
+) -> None:
+    """promoter-images.txt in an overlay as a symbolic link to a file outside the repository (Git
+    stores links; kustomize need not read it): plan and promote exit 2 with one line naming it as
+    a link, print none of the linked file's lines, and leave that file and the kustomization as
+    they were."""
+    outside = tmp_path / "outside.txt"
+    outside.write_text("secret-line-one\nsecret-line-two\n")
+    path = gitops.root / "infra" / "overlays" / "production" / "promoter-images.txt"
+    path.symlink_to(outside)
+    gitops.seed(gitops.dev, "cart", "2.4.0")
+    kustomization = gitops.kustomization("production").read_text()
+    expected = (
+        f"promoter: error: image list {path} is a symbolic link; promoter reads and writes this "
+        "file only as a regular file, never through a link: replace the link with the file itself"
+    )
+    for args in (
+        ("plan", "production"),
+        ("plan", "production", "-o", "json"),
+        ("promote", gitops.repo("cart"), "--to", "production"),
+    ):
+        run = cli(*args)
+        assert run.code == 2, (args, run.err)
+        assert "secret-line" not in run.out + run.err
+        assert expected in run.err.splitlines(), run.err
+    assert outside.read_text() == "secret-line-one\nsecret-line-two\n"
+    assert gitops.kustomization("production").read_text() == kustomization
+
+
+def test_promote_refuses_a_hook_file_over_the_list_cap(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """A promoter-images.txt over the 4 MiB cap of list files, which plan refuses, is not rewritten
+    by promote either: exit 2 in one line, the file and the kustomization as they were."""
+    listed = "# images the hook copies\n" + f"{PROD}/{gitops.repo('cart')}:2.3.1\n" * 90_000
+    assert len(listed) > 5_500_000
+    path = _use_hook_component(gitops, listed)
+    gitops.seed(gitops.dev, "cart", "2.4.0")
+    kustomization = gitops.kustomization("production").read_text()
+    assert cli("plan", "production").code == 2
+    run = cli("promote", gitops.repo("cart"), "--to", "production")
+    assert run.code == 2, run.err
+    assert run.err.splitlines()[-1] == (
+        f"promoter: error: image list {path} is larger than 4 MiB, the limit for a list file; "
+        "split it into several files"
+    )
+    assert path.read_text() == listed
+    assert gitops.kustomization("production").read_text() == kustomization
+
+
 @pytest.mark.parametrize("command", [["plan", "production"], ["sync", "production"], ["status"]])
 def test_an_environment_whose_registry_its_overlay_never_uses_is_an_error(
     gitops: GitOpsRepo, cli: Callable[..., CliRun], command: list[str]

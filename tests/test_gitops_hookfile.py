@@ -1,10 +1,20 @@
-"""The Kustomize component's image list: drift detection and rewriting. Pure file work."""
+"""The Kustomize component's image list (drift detection, rewriting, reading it safely) and telling
+promoter's own hook container apart. Pure file work."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from promoter.gitops.hookfile import drift, hook_images_path, is_hook, read_hook_images, rewritten
+import pytest
+
+from promoter.errors import ConfigError
+from promoter.gitops.hookfile import (
+    drift,
+    hook_images_path,
+    is_hook,
+    read_hook_images,
+    rewritten,
+)
 
 
 def test_reads_references_without_comments(tmp_path: Path) -> None:
@@ -52,3 +62,42 @@ def test_only_promoters_own_hook_is_recognised() -> None:
     assert not is_hook(job(["/migrate"], ["up"]))
     assert not is_hook({"metadata": {"annotations": {"other": "x"}}})
     assert not is_hook({"kind": "Deployment"})
+
+
+def test_an_image_list_that_is_a_symlink_is_neither_read_nor_rewritten(tmp_path: Path) -> None:
+    """promoter-images.txt as a symbolic link (a pull request can point one at any file) is refused
+    in one line naming it, so neither plan's drift nor promote's rewrite reads what it points at."""
+    outside = tmp_path / "secret.txt"
+    outside.write_text("root:x:0:0\n")
+    overlay = tmp_path / "overlay"
+    overlay.mkdir()
+    (overlay / "promoter-images.txt").symlink_to(outside)
+    path = hook_images_path(overlay)
+    assert path == overlay / "promoter-images.txt"
+    for read in (read_hook_images, lambda p: drift(p, []), lambda p: rewritten(p, ["r/a:1"])):
+        with pytest.raises(ConfigError) as caught:
+            read(path)
+        assert str(caught.value) == (
+            f"image list {path} is a symbolic link; promoter reads and writes this file only as "
+            "a regular file, never through a link: replace the link with the file itself"
+        )
+
+
+def test_an_image_list_over_the_cap_is_refused_by_every_reader(tmp_path: Path) -> None:
+    """A promoter-images.txt over the 4 MiB list cap is refused by plan's reading and promote's
+    rewrite alike, reading stopping one byte past the cap."""
+    path = tmp_path / "promoter-images.txt"
+    path.write_text("reg.example.com/shop/api:1.0.0\n" * 200_000)  # 6.2 MB
+    for read in (read_hook_images, lambda p: rewritten(p, ["r/a:1"])):
+        with pytest.raises(ConfigError, match=r"is larger than 4 MiB, the limit for a list file"):
+            read(path)
+
+
+def test_rewrite_keeps_a_byte_order_mark_and_crlf_as_written(tmp_path: Path) -> None:
+    """before is the file's exact text (what write_edit compares); after keeps its byte order mark
+    and its line ends."""
+    path = tmp_path / "promoter-images.txt"
+    path.write_bytes(b"\xef\xbb\xbf# header\r\nr/old:0\r\n")
+    before, after = rewritten(path, ["r/a:1"])
+    assert before == "\ufeff# header\r\nr/old:0\r\n"
+    assert after == "\ufeff# header\r\nr/a:1\r\n"

@@ -3,18 +3,20 @@
 The component (deploy/kustomize/promoter-hook) hands the hook Job the images to promote through
 this file, one destination reference per line. An image the overlay runs but the file lacks would
 be applied without having been copied, so ``plan`` reports the difference and ``promote`` rewrites
-the file with the overlay. Pure apart from reading and writing that one file.
+the file with the overlay. Also how the hook itself is told apart in rendered manifests
+(:func:`is_hook`). Pure apart from reading that one file.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from promoter.config.lists import read_list_file
-from promoter.errors import ConfigError
+from promoter.config.input_files import LIST_CAP, decode_text, read_regular_file
+from promoter.config.lists import list_entries
 
 HOOK_IMAGES_FILE: Final = "promoter-images.txt"
 _HOOK_ANNOTATION: Final = "argocd.argoproj.io/hook"
@@ -69,18 +71,23 @@ def component_hint(kustomize_error: str) -> str:
 
 
 def hook_images_path(overlay: Path) -> Path | None:
-    """The overlay's image file, or None when the overlay does not use the component's file."""
+    """The overlay's image file, or None when the overlay does not use the component's file.
+
+    Anything of that name counts: a symbolic link, a folder or a named pipe is refused when it is
+    read (:func:`read_hook_images`), not passed over as if the overlay had no list.
+    """
     path = overlay / HOOK_IMAGES_FILE
-    return path if path.is_file() else None
+    return path if os.path.lexists(path) else None
 
 
 def read_hook_images(path: Path) -> list[str]:
     """The references in the file, without comments and blank lines.
 
     Raises:
-        ConfigError: the file cannot be read.
+        ConfigError: the file cannot be read, is a symbolic link or no regular file, is over
+            :data:`~promoter.config.input_files.LIST_CAP` or is not UTF-8; one line naming it.
     """
-    return [entry for _, entry in read_list_file(path, "image list")]
+    return [entry for _, entry in list_entries(decode_text(_read(path), _name(path)))]
 
 
 def drift(path: Path, running: Iterable[str]) -> HookFileDrift | None:
@@ -95,16 +102,31 @@ def rewritten(path: Path, running: Iterable[str]) -> tuple[str, str]:
     """The file's text before and after listing exactly ``running``, sorted.
 
     Comment and blank lines at the top (the file's explanation) are kept; the list below them is
-    replaced.
+    replaced. ``before`` is the file's exact text, as :func:`~promoter.gitops.overlay.write_edit`
+    compares it; ``after`` keeps its byte order mark and ``\r\n`` line ends, if it has them.
+
+    Raises:
+        ConfigError: as :func:`read_hook_images` says.
     """
-    try:
-        before = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read {path}: {exc}") from exc
+    data = _read(path)
+    text = decode_text(data, _name(path))  # checks UTF-8 and drops a byte order mark
+    before = data.decode("utf-8")
     header: list[str] = []
-    for line in before.splitlines():
+    for line in text.splitlines():
         if line.strip() and not line.lstrip().startswith("#"):
             break
         header.append(line)
-    after = "\n".join([*header, *sorted(set(running))]) + "\n"
-    return before, after
+    newline = "\r\n" if "\r\n" in text else "\n"
+    after = newline.join([*header, *sorted(set(running))]) + newline
+    return before, before[: len(before) - len(text)] + after
+
+
+def _name(path: Path) -> str:
+    return f"image list {path}"
+
+
+def _read(path: Path) -> bytes:
+    """The file's bytes: capped as every list file is, and never through a symbolic link (Git stores
+    links, so a pull request could point the list at any file: ``plan`` would print its lines and
+    ``promote`` overwrite it)."""
+    return read_regular_file(path, name=_name(path), cap=LIST_CAP, follow_links=False)
