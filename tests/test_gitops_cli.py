@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
 from devtools import images
 from devtools.fault_proxy import FaultProxy
 from tests.conftest import DEV, PROD, CliRun, GitOpsRepo
@@ -616,6 +617,45 @@ def test_promote_refuses_a_hook_file_over_the_list_cap(
     )
     assert path.read_text() == listed
     assert gitops.kustomization("production").read_text() == kustomization
+
+
+def test_a_container_beside_promoters_own_in_a_hook_job_is_planned(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """A hook Job whose promoter container shares the Job with another one (a migration): plan,
+    and the hook argocd generate adds, take the other container's image as usual; only promoter's
+    own image is left out."""
+    overlay = gitops.root / "infra" / "overlays" / "production"
+    migrator = f"{PROD}/{gitops.repo('migrator')}:9.9.9"
+    (overlay / "migrate-job.yaml").write_text(
+        "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: migrate\n  annotations:\n"
+        "    argocd.argoproj.io/hook: PreSync\nspec:\n  template:\n    spec:\n"
+        "      restartPolicy: Never\n      containers:\n"
+        f"        - name: promoter\n          image: {PROD}/tools/promoter:1.0.0\n"
+        "          command: [promoter]\n"
+        f"          args: [sync, --from-registry, {DEV}, --image, {migrator}]\n"
+        f"        - name: migrate\n          image: {migrator}\n"
+    )
+    path = gitops.kustomization("production")
+    path.write_text(path.read_text().replace("resources:\n", "resources:\n  - migrate-job.yaml\n"))
+    for module, tag in (("cart", "2.3.1"), ("checkout", "1.8.0"), ("catalog", "3.0.2")):
+        gitops.seed(gitops.prod, module, tag)
+    gitops.seed(gitops.dev, "migrator", "9.9.9")
+    planned = cli("plan", "production", "-o", "json")
+    assert planned.code == 0, planned.err
+    statuses = {str(i["image"]): i["status"] for i in planned.json()["images"]}  # type: ignore[union-attr]
+    assert statuses[migrator] == "copy"
+    assert not [image for image in statuses if "/tools/promoter" in image]
+    generated = cli("argocd", "generate", "--source-dir", str(overlay))
+    assert generated.code == 0, generated.err
+    [job] = [
+        d
+        for d in yaml.safe_load_all(generated.out)
+        if d and d["kind"] == "Job" and "generateName" in d["metadata"]
+    ]
+    arguments = job["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert migrator in arguments
+    assert not [a for a in arguments if "/tools/promoter" in a]
 
 
 @pytest.mark.parametrize("command", [["plan", "production"], ["sync", "production"], ["status"]])

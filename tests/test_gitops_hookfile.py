@@ -14,6 +14,7 @@ from promoter.gitops.hookfile import (
     is_hook,
     read_hook_images,
     rewritten,
+    without_hook_containers,
 )
 
 
@@ -46,22 +47,51 @@ def test_rewrite_keeps_the_header_and_sorts(tmp_path: Path) -> None:
     assert after == "# one reference per line\n\nr/a:1\nr/b:2\n"
 
 
-def test_only_promoters_own_hook_is_recognised() -> None:
-    """The hook Job running promoter sync --from-registry is recognised; other hooks (a migration
-    Job) and ordinary objects are not, so their images are still promoted."""
-    annotations = {"argocd.argoproj.io/hook": "PreSync"}
+def _job(*containers: dict[str, object], hook: bool = True) -> dict[str, object]:
+    annotations = {"argocd.argoproj.io/hook": "Sync"} if hook else {}
+    return {
+        "kind": "Job",
+        "metadata": {"name": "j", "annotations": annotations},
+        "spec": {"template": {"spec": {"containers": list(containers)}}},
+    }
 
-    def job(command: list[str], args: list[str]) -> dict[str, object]:
-        container = {"name": "c", "image": "x", "command": command, "args": args}
-        return {
-            "metadata": {"annotations": annotations},
-            "spec": {"template": {"spec": {"containers": [container]}}},
-        }
 
-    assert is_hook(job(["promoter"], ["sync", "--from-registry", "r", "--image", "i"]))
-    assert not is_hook(job(["/migrate"], ["up"]))
-    assert not is_hook({"metadata": {"annotations": {"other": "x"}}})
-    assert not is_hook({"kind": "Deployment"})
+PROMOTER = {
+    "name": "promoter",
+    "image": "reg.example.com/tools/promoter:1",
+    "command": ["promoter"],
+    "args": ["sync", "--timeout", "480", "--from-registry", "dev.example.com", "--image", "i"],
+}
+MIGRATOR = {"name": "migrate", "image": "reg.example.com/shop/migrator:9.9.9", "command": ["up"]}
+
+
+def test_only_promoters_own_hook_containers_are_left_out() -> None:
+    """promoter's container in an Argo CD hook is left out of discovery; another container of the
+    same Job (a migration beside it), other hooks and ordinary objects are kept, and the given
+    documents are not changed."""
+    both = _job(PROMOTER, MIGRATOR)
+    with_init = _job(PROMOTER)
+    with_init["spec"]["template"]["spec"]["initContainers"] = [PROMOTER, MIGRATOR]  # type: ignore[index]
+    documents = [
+        both,
+        _job(MIGRATOR),
+        _job(PROMOTER, hook=False),  # not a hook: an ordinary Job running promoter is planned
+        with_init,
+        {"kind": "Deployment", "metadata": {"name": "d"}},
+    ]
+    kept = list(without_hook_containers(documents))
+    pods = [d.get("spec", {}).get("template", {}).get("spec", {}) for d in kept]
+    assert [p.get("containers") for p in pods] == [
+        [MIGRATOR],
+        [MIGRATOR],
+        [PROMOTER],
+        [],
+        None,
+    ]
+    assert pods[3]["initContainers"] == [MIGRATOR]
+    assert both["spec"]["template"]["spec"]["containers"] == [PROMOTER, MIGRATOR]  # type: ignore[index]
+    assert kept[4] is documents[4]
+    assert [is_hook(d) for d in documents] == [True, False, False, True, False]
 
 
 def test_an_image_list_that_is_a_symlink_is_neither_read_nor_rewritten(tmp_path: Path) -> None:

@@ -4,13 +4,13 @@ The component (deploy/kustomize/promoter-hook) hands the hook Job the images to 
 this file, one destination reference per line. An image the overlay runs but the file lacks would
 be applied without having been copied, so ``plan`` reports the difference and ``promote`` rewrites
 the file with the overlay. Also how the hook itself is told apart in rendered manifests
-(:func:`is_hook`). Pure apart from reading that one file.
+(:func:`without_hook_containers`). Pure apart from reading that one file.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -20,6 +20,8 @@ from promoter.config.lists import list_entries
 
 HOOK_IMAGES_FILE: Final = "promoter-images.txt"
 _HOOK_ANNOTATION: Final = "argocd.argoproj.io/hook"
+#: The container lists of a pod spec that may hold promoter's hook container.
+_CONTAINER_LISTS: Final = ("containers", "initContainers")
 #: What kustomize names when an overlay uses the component without the ConfigMap its Job mounts
 #: (the component's replacement finds no source, or a source without the key).
 _COMPONENT_SOURCE: Final = ("/promoter-hook.[noNs]", "data.sourceRegistry")
@@ -35,22 +37,57 @@ class HookFileDrift:
 
 
 def is_hook(document: Mapping[str, Any]) -> bool:
-    """Whether a manifest is promoter's own hook Job: an Argo CD hook whose container runs
-    ``promoter sync --from-registry``. Its image is the hook's, not one the environment promotes;
-    every other object, other hooks included (a migration Job), is planned as usual."""
-    metadata = document.get("metadata")
-    annotations = metadata.get("annotations") if isinstance(metadata, Mapping) else None
-    if not isinstance(annotations, Mapping) or _HOOK_ANNOTATION not in annotations:
-        return False
+    """Whether a manifest holds promoter's own hook container: an Argo CD hook with a container
+    that runs ``promoter sync --from-registry`` (see :func:`without_hook_containers`)."""
+    return any(_is_hook_container(document, c) for _, c in _pod_containers(document))
+
+
+def without_hook_containers(
+    documents: Iterable[Mapping[str, Any]],
+) -> Iterator[Mapping[str, Any]]:
+    """The documents with promoter's own hook containers left out, for image discovery.
+
+    A hook container's image is the hook's, deployed with it, not one the environment promotes; its
+    ``--image`` arguments name what it copies. Only those containers are left out: any other
+    container of the same document (a migration step beside promoter's in one Job), and every other
+    object, other hooks included, is planned as usual. A document is changed into a copy; the
+    given ones are not touched.
+    """
+    for document in documents:
+        if not is_hook(document):
+            yield document
+            continue
+        pod = dict(document["spec"]["template"]["spec"])
+        for key in _CONTAINER_LISTS:
+            if isinstance(pod.get(key), list):
+                pod[key] = [c for c in pod[key] if not _is_hook_container(document, c)]
+        template = {**document["spec"]["template"], "spec": pod}
+        yield {**document, "spec": {**document["spec"], "template": template}}
+
+
+def _pod_containers(document: Mapping[str, Any]) -> Iterator[tuple[str, object]]:
+    """Each container of a document's ``spec.template.spec`` (a Job's pod) with its list's key."""
     spec = document.get("spec")
     template = spec.get("template") if isinstance(spec, Mapping) else None
     pod = template.get("spec") if isinstance(template, Mapping) else None
-    containers = pod.get("containers") if isinstance(pod, Mapping) else None
-    return any(
-        isinstance(c, Mapping)
-        and list(c.get("command") or [])[-1:] == ["promoter"]
-        and _runs_sync_from_registry(c.get("args"))
-        for c in containers or []
+    for key in _CONTAINER_LISTS:
+        containers = pod.get(key) if isinstance(pod, Mapping) else None
+        for container in containers if isinstance(containers, list) else ():
+            yield key, container
+
+
+def _is_hook_container(document: Mapping[str, Any], container: object) -> bool:
+    """Whether ``container`` of ``document`` is promoter's hook: the document is an Argo CD hook and
+    the container runs ``promoter sync --from-registry``."""
+    metadata = document.get("metadata")
+    annotations = metadata.get("annotations") if isinstance(metadata, Mapping) else None
+    return (
+        isinstance(annotations, Mapping)
+        and _HOOK_ANNOTATION in annotations
+        and isinstance(container, Mapping)
+        and isinstance(container.get("command"), list)
+        and container["command"][-1:] == ["promoter"]
+        and _runs_sync_from_registry(container.get("args"))
     )
 
 
