@@ -855,25 +855,64 @@ def test_argocd_generate_keeps_workstation_registry_settings_out_of_the_cluster(
     assert settings[DEV].endpoint is None
 
 
+PEM_CERTIFICATE = "-----BEGIN CERTIFICATE-----\nMIIBcert\n-----END CERTIFICATE-----\n"
+PEM_KEY = "-----BEGIN PRIVATE KEY-----\nMIIEkeybody\n-----END PRIVATE KEY-----\n"
+
+
 def test_argocd_generate_refuses_ca_files_it_must_not_carry(tmp_path: Path) -> None:
     """A caFile outside the folder of promoter.yaml (a path or a symbolic link: the repo-server's
-    own files), missing, or holding no certificate is refused in one line naming the key."""
+    own files), missing, a named pipe, holding no certificate, holding a PEM block of another kind
+    (a private key beside the certificate) or a cut certificate is refused in one line naming the
+    key."""
     repo = tmp_path / "repo"
     repo.mkdir()
     (tmp_path / "token").write_text("-----BEGIN CERTIFICATE-----\n")
     (repo / "link.pem").symlink_to(tmp_path / "token")
-    (repo / "key.pem").write_text("-----BEGIN PRIVATE KEY-----\n")
+    (repo / "text.pem").write_text("no certificate here\n")
+    (repo / "key.pem").write_text(PEM_KEY)
+    (repo / "both.pem").write_text(PEM_CERTIFICATE + PEM_KEY)
+    (repo / "rsa.pem").write_text(PEM_CERTIFICATE + PEM_KEY.replace("PRIVATE", "RSA PRIVATE"))
+    (repo / "cut.pem").write_text(PEM_CERTIFICATE + "-----BEGIN CERTIFICATE-----\nMIIB\n")
+    os.mkfifo(repo / "pipe.pem")
     cases = {
         "../token": "is outside",
         "link.pem": "is outside",
         "missing.pem": "no such file",
-        "key.pem": "holds no PEM certificate",
+        "pipe.pem": "is a named pipe (FIFO), not a regular file",
+        "text.pem": "holds no PEM certificate",
+        "key.pem": "holds a PRIVATE KEY block besides certificates; only CA certificates may go",
+        "both.pem": "holds a PRIVATE KEY block besides certificates",
+        "rsa.pem": "holds a RSA PRIVATE KEY block besides certificates",
+        "cut.pem": "has a certificate block without its END line",
     }
     for name, problem in cases.items():
         config = write_registries(repo, f"  {DEV}:\n    caFile: {name}\n")
-        with pytest.raises(ConfigError, match=problem) as caught:
+        with pytest.raises(ConfigError, match=re.escape(problem)) as caught:
             hook_config(config)
         assert f"registries.{DEV}.caFile" in str(caught.value)
+        assert "keybody" not in str(caught.value)
+
+
+def test_argocd_generate_refuses_a_ca_file_holding_a_private_key(
+    gitops_copy: tuple[Path, str], monkeypatch: pytest.MonkeyPatch, cli: Callable[..., CliRun]
+) -> None:
+    """A caFile that holds the CA's private key beside its certificate is never copied into the
+    hook's ConfigMap: generate exits 2 with nothing on stdout and one line naming the file."""
+    root, _ = gitops_copy
+    (root / "ca.pem").write_text(PEM_CERTIFICATE + PEM_KEY)
+    config = root / "promoter.yaml"
+    config.write_text(config.read_text() + f"registries:\n  {PROD}:\n    caFile: ca.pem\n")
+    monkeypatch.chdir(root / "infra" / "overlays" / "production")
+    run = cli("argocd", "generate")
+    assert run.code == 2
+    assert run.out == ""
+    assert "keybody" not in run.err
+    (line,) = [line for line in run.err.splitlines() if not line.startswith("promoter: warning:")]
+    assert line == (
+        f"promoter: error: {config}: registries.{PROD}.caFile: ca.pem holds a PRIVATE KEY block "
+        "besides certificates; only CA certificates may go into the hook's ConfigMap: keep the "
+        "file to certificates (and a key out of Git)"
+    )
 
 
 def test_argocd_generate_carries_a_ca_file_to_the_job_that_copies(
@@ -884,13 +923,16 @@ def test_argocd_generate_carries_a_ca_file_to_the_job_that_copies(
     cli: Callable[..., CliRun],
 ) -> None:
     """With caFile for a registry whose certificate a private CA signed, the generated ConfigMap
-    carries the CA and the Job, mounting it, copies into that registry."""
+    carries the CA's certificate (without the text around it) and the Job, mounting it, copies
+    into that registry."""
     root = tmp_path / "gitops"
     prefix = copy_example(root, source_registry, tls_destination)
     wanted = {"cart": "2.3.1", "catalog": "3.0.2", "checkout": "1.8.0"}
     digests = {m: seed(source_registry, f"{prefix}/{m}", tag) for m, tag in wanted.items()}
     assert tls_destination.ca_file is not None
-    shutil.copy(tls_destination.ca_file, root / "ca.pem")
+    certificate = Path(tls_destination.ca_file).read_text()
+    # As `openssl x509 -text` writes it: a description above the block, which stays behind.
+    (root / "ca.pem").write_text(f"Certificate:\n    Subject: CN=test CA\n{certificate}")
     config = root / "promoter.yaml"
     config.write_text(
         config.read_text() + f"registries:\n  {tls_destination.host}:\n    caFile: ca.pem\n"
@@ -904,6 +946,7 @@ def test_argocd_generate_carries_a_ca_file_to_the_job_that_copies(
     validate(documents)
     job, config_map = only(documents, "Job"), only(documents, "ConfigMap")
     check_ordinary(config_map, wave_below=check_hook(job))
+    assert config_map["data"][f"ca-{tls_destination.host.replace(':', '_')}.pem"] == certificate
     done = run_job(job, tmp_path, {config_map["metadata"]["name"]: config_map["data"]})
     assert done.returncode == 0, done.stderr
     for module, tag in wanted.items():

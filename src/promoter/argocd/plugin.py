@@ -17,7 +17,7 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from promoter.argocd.hookjob import CONFIG_KEY, HookSettings
-from promoter.config.input_files import InputCap, read_input_text
+from promoter.config.input_files import InputCap, read_regular_text
 from promoter.config.locate import read_config_document
 from promoter.ecr.hosts import is_ecr_host
 from promoter.errors import ConfigError, InputError
@@ -41,6 +41,12 @@ CA_FILE_CAP: Final = InputCap(
     "a CA file for the hook Job", 256 * 1024, "keep only the certificates that sign the registry's"
 )
 _PEM_CERTIFICATE: Final = "-----BEGIN CERTIFICATE-----"
+#: The start of any PEM block (RFC 7468), with its label: ``CERTIFICATE``, ``PRIVATE KEY``, ...
+_PEM_BEGIN: Final = re.compile(r"-----BEGIN ([^-\r\n]*)-----")
+#: A whole certificate block, from its BEGIN line to its END line.
+_PEM_CERTIFICATE_BLOCK: Final = re.compile(
+    r"-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\s]*?-----END CERTIFICATE-----"
+)
 
 #: Argo CD's own limits for a plugin command: ``ARGOCD_EXEC_TIMEOUT`` (90 s by default) on the
 #: sidecar, and the repo-server request timeout (``controller.repo.server.timeout.seconds``, 60 s by
@@ -233,9 +239,9 @@ def hook_config(path: Path) -> HookConfig:
 
     A workstation's settings stay out unless the entry is marked ``inCluster: true``: an
     ``endpoint`` on a loopback address (in a pod that is the pod itself) and ``insecure: true``.
-    Endpoints elsewhere, ECR settings and CA files are copied; each ``caFile`` travels in the
-    ConfigMap beside promoter.yaml and is renamed to its key there, so the Job reads it from the
-    mounted folder exactly as the workstation reads it from the repository.
+    Endpoints elsewhere, ECR settings and CA files are copied; each ``caFile``'s certificates travel
+    in the ConfigMap beside promoter.yaml, renamed to its key there, so the Job reads them from the
+    mounted folder exactly as the workstation reads the file from the repository.
 
     The file is read as every reader reads it (:func:`~promoter.config.locate.read_config_document`:
     capped, no aliases), so what the Job gets cannot grow beyond what the file spells out. The caller
@@ -243,7 +249,8 @@ def hook_config(path: Path) -> HookConfig:
 
     Raises:
         ConfigError: the file cannot be read, or a ``caFile`` is missing, outside the folder of
-            promoter.yaml, over :data:`CA_FILE_CAP` or holds no PEM certificate.
+            promoter.yaml, no regular file, over :data:`CA_FILE_CAP`, holds no PEM certificate,
+            or holds a PEM block of another kind (a private key).
     """
     import yaml  # noqa: PLC0415 - generate only
 
@@ -294,11 +301,15 @@ def _ca_key(host: str) -> str:
 
 
 def _read_ca_file(config_path: Path, name: str, where: str) -> str:
-    """The PEM text of a ``caFile``, which must be a file in the folder of promoter.yaml or below.
+    """The certificates of a ``caFile``, which must be a file in the folder of promoter.yaml or
+    below and hold PEM certificates and nothing else of PEM's.
 
     Argo CD runs the plugin in its repo-server, whose own files (its ServiceAccount token among them)
     must never end up in an application's ConfigMap: the path is resolved, symbolic links followed,
-    before it is checked, and only certificates are accepted.
+    before it is checked. A PEM block of any other kind (a ``PRIVATE KEY`` above all, committed
+    beside the certificate by mistake) is refused rather than copied into a ConfigMap that anyone
+    who can read the application's namespace reads; of the rest only the certificate blocks are
+    carried (text around them, such as ``openssl x509 -text`` output, stays behind).
 
     Raises:
         ConfigError: as :func:`hook_config` says.
@@ -310,12 +321,25 @@ def _read_ca_file(config_path: Path, name: str, where: str) -> str:
             f"{where}: {name} is outside {folder}; the hook Job only gets CA files kept beside "
             "promoter.yaml"
         )
-    if not resolved.is_file():
+    if not resolved.exists():
         raise ConfigError(f"{where}: {name}: no such file; commit the CA file beside promoter.yaml")
-    text = read_input_text(resolved, name=f"{where} {name}", cap=CA_FILE_CAP)
-    if _PEM_CERTIFICATE not in text:
+    text = read_regular_text(resolved, name=f"{where} {name}", cap=CA_FILE_CAP)
+    others = sorted({label for label in _PEM_BEGIN.findall(text) if label != "CERTIFICATE"})
+    if others:
+        raise ConfigError(
+            f"{where}: {name} holds a {' and a '.join(others)} block besides certificates; only "
+            "CA certificates may go into the hook's ConfigMap: keep the file to certificates "
+            "(and a key out of Git)"
+        )
+    certificates = _PEM_CERTIFICATE_BLOCK.findall(text)
+    if not certificates:
         raise ConfigError(f"{where}: {name} holds no PEM certificate ({_PEM_CERTIFICATE})")
-    return text
+    if len(certificates) != text.count(_PEM_CERTIFICATE):
+        raise ConfigError(
+            f"{where}: {name} has a certificate block without its END line, or with text "
+            "inside it that is not base64"
+        )
+    return "\n".join(certificates) + "\n"
 
 
 def render_budget(environ: Mapping[str, str]) -> float:
