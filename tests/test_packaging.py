@@ -30,8 +30,9 @@ from tests.registry_checks import manifest_digest, push
 
 from promoter.app.runtime import SecretScrubber
 from promoter.argocd.hookjob import HookSettings, hook_objects
-from promoter.argocd.plugin import DEFAULT_HOOK_IMAGE, hook_config, render_budget
+from promoter.argocd.plugin import DEFAULT_HOOK_IMAGE, SETTINGS, hook_config, render_budget
 from promoter.cli import argocd
+from promoter.cli.main import build_parser
 from promoter.config.load import load_config
 from promoter.errors import ConfigError, InputError
 
@@ -791,6 +792,125 @@ def test_argocd_generate_warns_of_a_job_that_cannot_work_and_strict_refuses_it(
     account = only(load(run.out), "ServiceAccount")
     assert "eks.amazonaws.com/role-arn" not in account["metadata"]["annotations"]
     assert "configured" not in run.err
+
+
+def test_argocd_generate_takes_a_blank_variable_as_no_value(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Callable[..., CliRun]
+) -> None:
+    """An Application's variable that is blank (spaces) gives way to the sidecar's, as an empty one
+    does, for the role as for the image; blank everywhere, the built-in default applies and
+    --strict refuses it as unset."""
+    shutil.copytree(EXAMPLE, tmp_path / "repo")
+    monkeypatch.chdir(tmp_path / "repo" / "infra" / "overlays" / "production")
+    role = "arn:aws:iam::222222222222:role/promoter"
+    image = "registry.example.com/tools/promoter:0.1.0"
+    monkeypatch.setenv("PROMOTER_ROLE_ARN", role)
+    monkeypatch.setenv("PROMOTER_IMAGE", image)
+    for blank in ("", " ", "\t "):
+        monkeypatch.setenv("ARGOCD_ENV_PROMOTER_ROLE_ARN", blank)
+        monkeypatch.setenv("ARGOCD_ENV_PROMOTER_IMAGE", blank)
+        monkeypatch.setenv("ARGOCD_ENV_PROMOTER_PULL_POLICY", blank)
+        run = cli("argocd", "generate", "--strict")
+        assert run.code == 0, (blank, run.err)
+        documents = load(run.out)
+        account = only(documents, "ServiceAccount")
+        assert account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"] == role
+        container = only(documents, "Job")["spec"]["template"]["spec"]["containers"][0]
+        assert (container["image"], container["imagePullPolicy"]) == (image, "IfNotPresent")
+    monkeypatch.setenv("PROMOTER_ROLE_ARN", " ")
+    monkeypatch.setenv("PROMOTER_IMAGE", " ")
+    run = cli("argocd", "generate", "--strict")
+    assert run.code == 2
+    assert run.out == ""
+    (line,) = [line for line in run.err.splitlines() if not line.startswith("promoter: warning:")]
+    assert line.startswith("promoter: error: no hook image configured")
+    assert "no IAM role configured" in line
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("PROMOTER_ACTIVE_DEADLINE_SECONDS", "2000000",
+         ("expected whole seconds from 2 to 1,250,001 (the Job passes 80 % of it to promoter as "
+         "--timeout, which takes 1 to 1,000,000 seconds), got '2000000'")),
+        ("PROMOTER_ACTIVE_DEADLINE_SECONDS", "1", "expected whole seconds from 2 to 1,250,001"),
+        ("PROMOTER_ACTIVE_DEADLINE_SECONDS", "ten", "expected whole seconds from 2 to 1,250,001"),
+        ("PROMOTER_PULL_POLICY", "Sometimes",
+         "expected Always, IfNotPresent, Never, got 'Sometimes'"),
+        ("PROMOTER_PULL_POLICY", "always", "expected Always, IfNotPresent, Never, got 'always'"),
+        ("PROMOTER_SERVICE_ACCOUNT", "Bad Name!",
+         ("a ServiceAccount name must be a DNS subdomain (lower-case letters, digits, '-' and '.', "
+         "at most 253), got 'Bad Name!'")),
+        ("PROMOTER_CPU_REQUEST", "lots",
+         "expected a Kubernetes resource quantity (such as 100m, 0.5, 128Mi, 1Gi), got 'lots'"),
+        ("PROMOTER_MEMORY_LIMIT", "-512Mi", "expected a Kubernetes resource quantity"),
+        ("PROMOTER_MEMORY_LIMIT", "512MB", "expected a Kubernetes resource quantity"),
+        ("PROMOTER_CPU_REQUEST", "2",
+         ("2 is more than the cpu limit 1 (PROMOTER_CPU_LIMIT's default); Kubernetes refuses "
+         "such a pod")),
+        ("PROMOTER_IMAGE", "not a valid ref!!", "invalid"),
+        ("PROMOTER_ROLE_ARN", "arn:aws:iam::1:role/x",
+         ("expected an IAM role ARN like arn:aws:iam::123456789012:role/name, or 'none', got "
+         "'arn:aws:iam::1:role/x'")),
+        ("PROMOTER_BACKOFF_LIMIT", "-1", "expected a whole number from 0 to 2,147,483,647"),
+        ("PROMOTER_SYNC_WAVE", "0", "the sync wave must be negative"),
+        ("PROMOTER_CREATE_SERVICE_ACCOUNT", "yes", "expected true or false, got 'yes'"),
+    ],
+)  # fmt: skip
+def test_argocd_generate_refuses_a_setting_kubernetes_or_promoter_would_refuse(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    cli: Callable[..., CliRun],
+    variable: str,
+    value: str,
+    message: str,
+) -> None:
+    """Each setting is checked where it is read, by the rules of the field it fills (imagePullPolicy,
+    a DNS-subdomain ServiceAccount, resource quantities with requests within limits, an image
+    reference, an IAM role ARN, a deadline whose --timeout promoter takes): exit 2 with nothing on
+    stdout and one line naming the variable as given, what is allowed and what it got."""
+    shutil.copytree(EXAMPLE, tmp_path / "repo")
+    monkeypatch.chdir(tmp_path / "repo" / "infra" / "overlays" / "production")
+    monkeypatch.setenv("PROMOTER_IMAGE", "registry.example.com/tools/promoter:0.1.0")
+    monkeypatch.setenv("PROMOTER_ROLE_ARN", "none")
+    monkeypatch.setenv(f"ARGOCD_ENV_{variable}", value)
+    run = cli("argocd", "generate", "--strict")
+    assert run.code == 2
+    assert run.out == ""
+    (line,) = run.err.splitlines()
+    assert line.startswith(
+        f"promoter: error: ARGOCD_ENV_{variable} (the Application's plugin env): "
+    ), line
+    assert message in line
+    option = next(s.option for s in SETTINGS if s.variable == variable)
+    run = cli("argocd", "generate", "--strict", f"{option}={value}")  # as an option
+    assert run.code == 2
+    assert run.err.startswith(f"promoter: error: {option}: ")
+
+
+def test_argocd_generate_deadline_bounds_give_a_timeout_promoter_takes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Callable[..., CliRun]
+) -> None:
+    """The shortest and the longest activeDeadlineSeconds generate accepts give the Job a --timeout
+    from 1 to the longest the CLI takes, which the Job's own promoter command line accepts; one
+    second less or more is refused."""
+    shutil.copytree(EXAMPLE, tmp_path / "repo")
+    monkeypatch.chdir(tmp_path / "repo" / "infra" / "overlays" / "production")
+    monkeypatch.setenv("PROMOTER_IMAGE", "registry.example.com/tools/promoter:0.1.0")
+    monkeypatch.setenv("PROMOTER_ROLE_ARN", "none")
+    for deadline, timeout in (("2", "1"), ("1250001", "1000000")):
+        run = cli("argocd", "generate", "--strict", "--active-deadline-seconds", deadline)
+        assert run.code == 0, run.err
+        documents = load(run.out)
+        validate(documents)
+        arguments = argv_for(only(documents, "Job"))
+        assert arguments[arguments.index("--timeout") + 1] == timeout
+        parsed = build_parser().parse_args(arguments)
+        assert parsed.timeout == float(timeout)
+    for deadline in ("1", "1250002"):
+        run = cli("argocd", "generate", "--strict", "--active-deadline-seconds", deadline)
+        assert run.code == 2
+        assert run.err.startswith("promoter: error: --active-deadline-seconds: expected whole")
 
 
 def write_registries(root: Path, registries: str) -> Path:

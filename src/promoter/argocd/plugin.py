@@ -12,16 +12,27 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from promoter.argocd.hookjob import CONFIG_KEY, HookSettings
+from promoter.argocd.hookjob import (
+    CONFIG_KEY,
+    INT32_MAX,
+    LONGEST_DEADLINE,
+    LONGEST_RUN_TIMEOUT,
+    PULL_POLICIES,
+    SHORTEST_DEADLINE,
+    HookSettings,
+    is_dns_subdomain,
+    parse_quantity,
+)
 from promoter.config.input_files import InputCap, read_regular_text
 from promoter.config.locate import read_config_document
-from promoter.ecr.hosts import is_ecr_host
-from promoter.errors import ConfigError, InputError
-from promoter.reference import is_loopback_host
+from promoter.ecr.hosts import is_ecr_host, is_role_arn
+from promoter.errors import ConfigError, InputError, InvalidReferenceError
+from promoter.reference import is_loopback_host, parse_reference
 from promoter.version import __version__
 
 #: What Argo CD puts before the name of each user-given plugin variable.
@@ -147,62 +158,134 @@ def hook_settings(given: Mapping[str, str | None], environ: Mapping[str, str]) -
     """The Job settings: the value given (by plugin variable name), else the Application's
     ``ARGOCD_ENV_<variable>``, else the sidecar's ``<variable>``, else the default.
 
+    A blank value (empty, or only spaces) is no value, at every level: the next one applies, as
+    Argo CD's UI leaves a variable empty. Every value is checked here, with Kubernetes' rules for
+    its field, so that a Job Kubernetes would refuse, or one that could never finish its work, is
+    never printed.
+
     Raises:
-        InputError: a value is empty or not of its kind; the message names the variable.
+        InputError: a value that is not of its kind; one line naming where it came from (the
+            option, the Application's variable or the sidecar's), what is allowed and what it got.
     """
-    values: dict[str, str | None] = {}
+    values: dict[str, _Value] = {}
     unset: set[str] = set()
     for setting in SETTINGS:
-        value = given.get(setting.variable)
-        if value is None:  # an empty variable is no value, as Argo CD's UI leaves them
-            value = (
-                environ.get(ENV_PREFIX + setting.variable) or environ.get(setting.variable) or None
-            )
+        value = _first_given(setting, given, environ)
         if value is None:
             unset.add(setting.variable)
-            value = setting.default
+            value = _Value(setting.default or "", f"{setting.variable}'s default")
         values[setting.variable] = value
 
-    def text(variable: str) -> str:
+    def number(variable: str, low: int, high: int, allowed: str) -> int:
         value = values[variable]
-        if value is None or not value.strip():
-            raise InputError(f"{variable} must not be empty")
-        return value.strip()
-
-    def number(variable: str, *, minimum: int | None = None) -> int:
         try:
-            value = int(text(variable))
+            found = int(value.text)
         except ValueError:
-            raise InputError(
-                f"{variable}: expected a whole number, got {values[variable]!r}"
-            ) from None
-        if minimum is not None and value < minimum:
-            raise InputError(f"{variable}: expected at least {minimum}, got {value}")
-        return value
+            found = None
+        if found is None or not low <= found <= high:
+            raise InputError(f"{value.source}: expected {allowed}, got {value.text!r}")
+        return found
 
-    create = text("PROMOTER_CREATE_SERVICE_ACCOUNT").lower()
-    if create not in {"true", "false"}:
-        raise InputError(f"PROMOTER_CREATE_SERVICE_ACCOUNT: expected true or false, got {create!r}")
-    role = (values["PROMOTER_ROLE_ARN"] or "").strip()
+    def quantity(variable: str) -> Decimal:
+        value = values[variable]
+        found = parse_quantity(value.text)
+        if found is None:
+            raise InputError(
+                f"{value.source}: expected a Kubernetes resource quantity (such as 100m, 0.5, "
+                f"128Mi, 1Gi), got {value.text!r}"
+            )
+        return found
+
+    for resource in ("CPU", "MEMORY"):
+        request = quantity(f"PROMOTER_{resource}_REQUEST")
+        if request > quantity(f"PROMOTER_{resource}_LIMIT"):
+            raise InputError(
+                f"{values[f'PROMOTER_{resource}_REQUEST'].source}: "
+                f"{values[f'PROMOTER_{resource}_REQUEST'].text} is more than the "
+                f"{resource.lower()} limit {values[f'PROMOTER_{resource}_LIMIT'].text} "
+                f"({values[f'PROMOTER_{resource}_LIMIT'].source}); Kubernetes refuses such a pod"
+            )
+    image = values["PROMOTER_IMAGE"]
     try:
-        hook = HookSettings(
-            image=text("PROMOTER_IMAGE"),
-            pull_policy=text("PROMOTER_PULL_POLICY"),
-            service_account=text("PROMOTER_SERVICE_ACCOUNT"),
-            create_service_account=create == "true",
-            role_arn=None if role.lower() in {"", NO_ROLE} else role,
-            requests={
-                "cpu": text("PROMOTER_CPU_REQUEST"),
-                "memory": text("PROMOTER_MEMORY_REQUEST"),
-            },
-            limits={"cpu": text("PROMOTER_CPU_LIMIT"), "memory": text("PROMOTER_MEMORY_LIMIT")},
-            active_deadline_seconds=number("PROMOTER_ACTIVE_DEADLINE_SECONDS", minimum=1),
-            backoff_limit=number("PROMOTER_BACKOFF_LIMIT", minimum=0),
-            sync_wave=number("PROMOTER_SYNC_WAVE"),
+        parse_reference(image.text)
+    except InvalidReferenceError as exc:
+        raise InputError(f"{image.source}: {exc}") from None
+    policy = values["PROMOTER_PULL_POLICY"]
+    if policy.text not in PULL_POLICIES:
+        raise InputError(
+            f"{policy.source}: expected {', '.join(PULL_POLICIES)}, got {policy.text!r}"
         )
-    except ValueError as exc:
-        raise InputError(str(exc)) from exc
+    account = values["PROMOTER_SERVICE_ACCOUNT"]
+    if not is_dns_subdomain(account.text):
+        raise InputError(
+            f"{account.source}: a ServiceAccount name must be a DNS subdomain (lower-case "
+            f"letters, digits, '-' and '.', at most 253), got {account.text!r}"
+        )
+    create = values["PROMOTER_CREATE_SERVICE_ACCOUNT"]
+    if create.text.lower() not in {"true", "false"}:
+        raise InputError(f"{create.source}: expected true or false, got {create.text!r}")
+    role = values["PROMOTER_ROLE_ARN"]
+    if role.text and role.text.lower() != NO_ROLE and not is_role_arn(role.text):
+        raise InputError(
+            f"{role.source}: expected an IAM role ARN like arn:aws:iam::123456789012:role/name, "
+            f"or '{NO_ROLE}', got {role.text!r}"
+        )
+    hook = HookSettings(
+        image=image.text,
+        pull_policy=policy.text,
+        service_account=account.text,
+        create_service_account=create.text.lower() == "true",
+        role_arn=None if role.text.lower() in {"", NO_ROLE} else role.text,
+        requests={
+            "cpu": values["PROMOTER_CPU_REQUEST"].text,
+            "memory": values["PROMOTER_MEMORY_REQUEST"].text,
+        },
+        limits={
+            "cpu": values["PROMOTER_CPU_LIMIT"].text,
+            "memory": values["PROMOTER_MEMORY_LIMIT"].text,
+        },
+        active_deadline_seconds=number(
+            "PROMOTER_ACTIVE_DEADLINE_SECONDS",
+            SHORTEST_DEADLINE,
+            LONGEST_DEADLINE,
+            f"whole seconds from {SHORTEST_DEADLINE} to {LONGEST_DEADLINE:,} (the Job passes 80 % "
+            f"of it to promoter as --timeout, which takes 1 to {LONGEST_RUN_TIMEOUT:,} seconds)",
+        ),
+        backoff_limit=number(
+            "PROMOTER_BACKOFF_LIMIT", 0, INT32_MAX, f"a whole number from 0 to {INT32_MAX:,}"
+        ),
+        sync_wave=number(
+            "PROMOTER_SYNC_WAVE",
+            -INT32_MAX,
+            -1,
+            "a negative whole number: the sync wave must be negative, before the workloads' 0",
+        ),
+    )
     return PluginSettings(hook, frozenset(unset))
+
+
+@dataclass(frozen=True, slots=True)
+class _Value:
+    """A setting's text (stripped) and where it came from, for messages."""
+
+    text: str
+    source: str
+
+
+def _first_given(
+    setting: Setting, given: Mapping[str, str | None], environ: Mapping[str, str]
+) -> _Value | None:
+    """The first non-blank value of a setting: its option, the Application's variable, the
+    sidecar's variable; None when all are missing or blank."""
+    application = ENV_PREFIX + setting.variable
+    for text, source in (
+        (given.get(setting.variable), setting.option),
+        (environ.get(application), f"{application} (the Application's plugin env)"),
+        (environ.get(setting.variable), f"{setting.variable} (the promoter-cmp sidecar's env)"),
+    ):
+        if text is not None and text.strip():
+            return _Value(text.strip(), source)
+    return None
 
 
 def hook_problems(settings: PluginSettings, registries: Iterable[str]) -> list[str]:

@@ -39,7 +39,7 @@ from pydantic_core import ErrorDetails
 from promoter.config.locate import CONFIG_NAME, find_config, read_config_document
 from promoter.config.schema import ConfigModel, EcrModel
 from promoter.config.values import Environment, PromoterConfig, RegistrySettings
-from promoter.ecr.hosts import is_ecr_host
+from promoter.ecr.hosts import is_ecr_host, is_role_arn
 from promoter.ecr.settings import EcrSettings, RepositorySettings
 from promoter.errors import ConfigError, InvalidReferenceError
 from promoter.reference import hide_credentials, parse_registry_host
@@ -214,9 +214,7 @@ def _ecr_settings(host: str, model: EcrModel, where: str) -> EcrSettings:
             f"{where}: {host} is not an ECR registry host "
             "(<account>.dkr.ecr.<region>.amazonaws.com[.cn])"
         )
-    if model.role_arn is not None and not re.fullmatch(
-        r"arn:aws[a-z-]*:iam::\d{12}:role/\S+", model.role_arn
-    ):
+    if model.role_arn is not None and not is_role_arn(model.role_arn):
         raise ConfigError(
             f"{where}.roleArn: expected a role ARN like arn:aws:iam::123456789012:role/name, "
             f"got {_shown(model.role_arn)!r}"
