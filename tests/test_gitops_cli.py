@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 import socket
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
 from devtools import images
 from devtools.fault_proxy import FaultProxy
 from tests.conftest import DEV, PROD, CliRun, GitOpsRepo
@@ -565,6 +568,96 @@ def test_promote_keeps_the_hook_file_current(
     assert "promoter-images.txt" in result.out
 
 
+def test_a_hook_file_that_is_a_symlink_is_neither_printed_nor_overwritten(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun], tmp_path: Path
+) -> None:
+    """promoter-images.txt in an overlay as a symbolic link to a file outside the repository (Git
+    stores links; kustomize need not read it): plan and promote exit 2 with one line naming it as
+    a link, print none of the linked file's lines, and leave that file and the kustomization as
+    they were."""
+    outside = tmp_path / "outside.txt"
+    outside.write_text("secret-line-one\nsecret-line-two\n")
+    path = gitops.root / "infra" / "overlays" / "production" / "promoter-images.txt"
+    path.symlink_to(outside)
+    gitops.seed(gitops.dev, "cart", "2.4.0")
+    kustomization = gitops.kustomization("production").read_text()
+    expected = (
+        f"promoter: error: image list {path} is a symbolic link; promoter reads and writes this "
+        "file only as a regular file, never through a link: replace the link with the file itself"
+    )
+    for args in (
+        ("plan", "production"),
+        ("plan", "production", "-o", "json"),
+        ("promote", gitops.repo("cart"), "--to", "production"),
+    ):
+        run = cli(*args)
+        assert run.code == 2, (args, run.err)
+        assert "secret-line" not in run.out + run.err
+        assert expected in run.err.splitlines(), run.err
+    assert outside.read_text() == "secret-line-one\nsecret-line-two\n"
+    assert gitops.kustomization("production").read_text() == kustomization
+
+
+def test_promote_refuses_a_hook_file_over_the_list_cap(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """A promoter-images.txt over the 4 MiB cap of list files, which plan refuses, is not rewritten
+    by promote either: exit 2 in one line, the file and the kustomization as they were."""
+    listed = "# images the hook copies\n" + f"{PROD}/{gitops.repo('cart')}:2.3.1\n" * 90_000
+    assert len(listed) > 5_500_000
+    path = _use_hook_component(gitops, listed)
+    gitops.seed(gitops.dev, "cart", "2.4.0")
+    kustomization = gitops.kustomization("production").read_text()
+    assert cli("plan", "production").code == 2
+    run = cli("promote", gitops.repo("cart"), "--to", "production")
+    assert run.code == 2, run.err
+    assert run.err.splitlines()[-1] == (
+        f"promoter: error: image list {path} is larger than 4 MiB, the limit for a list file; "
+        "split it into several files"
+    )
+    assert path.read_text() == listed
+    assert gitops.kustomization("production").read_text() == kustomization
+
+
+def test_a_container_beside_promoters_own_in_a_hook_job_is_planned(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """A hook Job whose promoter container shares the Job with another one (a migration): plan,
+    and the hook argocd generate adds, take the other container's image as usual; only promoter's
+    own image is left out."""
+    overlay = gitops.root / "infra" / "overlays" / "production"
+    migrator = f"{PROD}/{gitops.repo('migrator')}:9.9.9"
+    (overlay / "migrate-job.yaml").write_text(
+        "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: migrate\n  annotations:\n"
+        "    argocd.argoproj.io/hook: PreSync\nspec:\n  template:\n    spec:\n"
+        "      restartPolicy: Never\n      containers:\n"
+        f"        - name: promoter\n          image: {PROD}/tools/promoter:1.0.0\n"
+        "          command: [promoter]\n"
+        f"          args: [sync, --from-registry, {DEV}, --image, {migrator}]\n"
+        f"        - name: migrate\n          image: {migrator}\n"
+    )
+    path = gitops.kustomization("production")
+    path.write_text(path.read_text().replace("resources:\n", "resources:\n  - migrate-job.yaml\n"))
+    for module, tag in (("cart", "2.3.1"), ("checkout", "1.8.0"), ("catalog", "3.0.2")):
+        gitops.seed(gitops.prod, module, tag)
+    gitops.seed(gitops.dev, "migrator", "9.9.9")
+    planned = cli("plan", "production", "-o", "json")
+    assert planned.code == 0, planned.err
+    statuses = {str(i["image"]): i["status"] for i in planned.json()["images"]}  # type: ignore[union-attr]
+    assert statuses[migrator] == "copy"
+    assert not [image for image in statuses if "/tools/promoter" in image]
+    generated = cli("argocd", "generate", "--source-dir", str(overlay))
+    assert generated.code == 0, generated.err
+    [job] = [
+        d
+        for d in yaml.safe_load_all(generated.out)
+        if d and d["kind"] == "Job" and "generateName" in d["metadata"]
+    ]
+    arguments = job["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert migrator in arguments
+    assert not [a for a in arguments if "/tools/promoter" in a]
+
+
 @pytest.mark.parametrize("command", [["plan", "production"], ["sync", "production"], ["status"]])
 def test_an_environment_whose_registry_its_overlay_never_uses_is_an_error(
     gitops: GitOpsRepo, cli: Callable[..., CliRun], command: list[str]
@@ -646,6 +739,67 @@ def test_config_names_a_folder_or_the_file_before_or_after_the_command(
     login = cli("--config", str(gitops.root), "login", "-u", "x", "127.0.0.1:1")
     assert login.code == 2
     assert "'login' reads no promoter.yaml" in login.err
+
+
+def test_config_named_twice_is_fine_when_both_name_one_file(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--config before and after the command naming one promoter.yaml (its folder, the file, a link
+    to the folder) is that file; two different files are a usage error naming both."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "link").symlink_to(gitops.root)
+    config = gitops.root / "promoter.yaml"
+    for before, after in ((gitops.root, config), (tmp_path / "link", config), (config, config)):
+        run = cli("--config", str(before), "status", "--config", str(after))
+        assert run.code == 0, (before, after, run.err)
+        assert gitops.repo("cart") in run.out
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(config, other / "promoter.yaml")
+    run = cli("--config", str(other), "status", "--config", str(config))
+    assert run.code == 2
+    assert run.err.splitlines() == [
+        (
+            f"promoter: error: --config is given twice with different files "
+            f"({other / 'promoter.yaml'}, {config}); give it once"
+        )
+    ]
+
+
+def test_rendered_manifests_may_come_through_a_pipe_but_promoter_yaml_may_not(
+    gitops: GitOpsRepo, tmp_path: Path
+) -> None:
+    """--manifests <(command) is read as a stream, as standard input is; --config <(command) is
+    refused in one line (exit 2): promoter.yaml must be a regular file, never waited on."""
+    rendered = tmp_path / "rendered.yaml"
+    rendered.write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n"
+        f"    - name: a\n      image: {PROD}/{gitops.repo('helm')}:0.1.0\n"
+    )
+    gitops.seed(gitops.dev, "helm", "0.1.0")
+    promoter = Path(sys.executable).parent / "promoter"
+
+    def plan(options: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["bash", "-c", f'exec "{promoter}" plan production -o json {options}'],
+            cwd=gitops.root,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    piped = plan(f'--manifests <(cat "{rendered}")')
+    assert piped.returncode == 0, piped.stderr
+    [item] = json.loads(piped.stdout)["images"]
+    assert (item["image"], item["status"]) == (f"{PROD}/{gitops.repo('helm')}:0.1.0", "copy")
+    refused = plan(f'--manifests "{rendered}" --config <(cat promoter.yaml)')
+    assert refused.returncode == 2
+    assert re.fullmatch(
+        r"promoter: error: /dev/fd/\d+ is a named pipe \(FIFO\), not a regular file; "
+        r"give a regular file\n",
+        refused.stderr,
+    ), refused.stderr
 
 
 def test_empty_rendered_manifests_are_an_error_not_an_empty_plan(

@@ -300,6 +300,70 @@ def test_bad_config_gives_one_line_naming_file_and_key(
     assert exit_code_for(caught.value) == 2
 
 
+SECRET = "S3cretPassw0rd"
+ROBOT = f"robot:{SECRET}@{PROD}"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (BASE + f"registries:\n  {ROBOT}: {{endpont: x}}\n",
+         f"registries.***@{PROD}: unknown key 'endpont'; did you mean 'endpoint'?"),
+        (BASE + f"registries:\n  {ROBOT}: {{insecure: maybe}}\n",
+         f"registries.***@{PROD}.insecure: expected a boolean, got 'maybe'"),
+        (BASE + f"registries:\n  {ROBOT}:\n",
+         f"registries.***@{PROD}: expected a mapping, got nothing (null)"),
+        (BASE + f"registries:\n  {ROBOT}: {{ecr: {{roleArn: 7}}}}\n",
+         f"registries.***@{PROD}.ecr.roleArn: expected a string, got 7"),
+        (BASE + f"registries:\n  {PROD}: {{endpoint: ['{ROBOT}']}}\n",
+         f"registries.{PROD}.endpoint: expected a string, got a list"),
+        (BASE + f"registries:\n  x.example.com: {{insecure: 'https://{ROBOT}/'}}\n",
+         ("registries.x.example.com.insecure: expected a boolean, got 'https://***@"
+         f"{PROD}/'")),
+        (BASE + f"registries:\n  x.example.com: {{endpoint: 'http://127.0.0.1:5000/?token={SECRET}'}}\n",
+         ("registries.x.example.com.endpoint: an endpoint takes no query string or fragment, "
+          "got 'http://127.0.0.1:5000/?...'; give the registry's base URL")),
+        (BASE + f"registries:\n  x.example.com: {{endpoint: 'http://127.0.0.1:99999/?token={SECRET}'}}\n",
+         ("registries.x.example.com.endpoint: invalid port in 'http://127.0.0.1:99999/?...': "
+          "use a port from 1 to 65535")),
+        (BASE + f"registries:\n  x.example.com: {{endpoint: 'ftp://mirror/#{SECRET}'}}\n",
+         ("registries.x.example.com.endpoint: an endpoint takes no query string or fragment, "
+          "got 'ftp://mirror/#...'; give the registry's base URL")),
+        (BASE + f"registries:\n  x.example.com: {{insecure: 'http://h/?token={SECRET}'}}\n",
+         "registries.x.example.com.insecure: expected a boolean, got 'http://h/?...'"),
+        (BASE + f"registries:\n  'http://h/?token={SECRET}': {{}}\n",
+         ("registries: 'http://h/?...' is not a registry host "
+          "(expected host[:port], without scheme or path)")),
+        ("environments:\n" + f"  '{ROBOT}': {{overlay: o, registry: r.example.com}}\n",
+         (f"environments: invalid environment name '***@{PROD}' "
+          "(use letters, digits, '.', '_' and '-')")),
+        ("environments:\n" + env("dev") + f"  prod: {{overlay: o, registry: p.example.com, promotesFrom: '{ROBOT}'}}\n",
+         f"environments.prod.promotesFrom: unknown environment '***@{PROD}' (known: dev, prod)"),
+        ("environments:\n" + env("dev") + f"  prod: {{overlay: o, registry: p.example.com, allowImagesFrom: ['{ROBOT}']}}\n",
+         (f"environments.prod.allowImagesFrom: '***@{PROD}' is not another environment "
+          "(known: dev, prod; '*' allows all)")),
+        (BASE + f"registries:\n  {PROD}: {{ecr: {{apiEndpoint: 'https://api.example/?X-Amz-Security-Token={SECRET}'}}}}\n",
+         (f"registries.{PROD}.ecr.apiEndpoint: an endpoint takes no query string or fragment, "
+          "got 'https://api.example/?...'; give the registry's base URL")),
+        (BASE + f"registries:\n  {ROBOT}: {{}}\n  {ROBOT}: {{}}\n",
+         f"invalid YAML at line 5, column 3: duplicate key '***@{PROD}'"),
+    ],
+)  # fmt: skip
+def test_config_errors_never_show_credentials_or_url_queries(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    """Whatever is wrong with promoter.yaml, a user:password@ typed into a key or a value is shown
+    as ***@ and a URL loses its query string and fragment, in every message (README "Credentials
+    are never typed into references")."""
+    path = write_config(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    shown = cli_message(caught.value)
+    assert SECRET not in shown
+    assert SECRET not in repr(caught.value.__cause__) + repr(caught.value.__context__)
+    assert str(caught.value) == f"{path}: {message}"
+
+
 @pytest.mark.parametrize(
     ("text", "where"),
     [

@@ -1,10 +1,21 @@
-"""The Kustomize component's image list: drift detection and rewriting. Pure file work."""
+"""The Kustomize component's image list (drift detection, rewriting, reading it safely) and telling
+promoter's own hook container apart. Pure file work."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from promoter.gitops.hookfile import drift, hook_images_path, is_hook, read_hook_images, rewritten
+import pytest
+
+from promoter.errors import ConfigError
+from promoter.gitops.hookfile import (
+    drift,
+    hook_images_path,
+    is_hook,
+    read_hook_images,
+    rewritten,
+    without_hook_containers,
+)
 
 
 def test_reads_references_without_comments(tmp_path: Path) -> None:
@@ -36,19 +47,87 @@ def test_rewrite_keeps_the_header_and_sorts(tmp_path: Path) -> None:
     assert after == "# one reference per line\n\nr/a:1\nr/b:2\n"
 
 
-def test_only_promoters_own_hook_is_recognised() -> None:
-    """The hook Job running promoter sync --from-registry is recognised; other hooks (a migration
-    Job) and ordinary objects are not, so their images are still promoted."""
-    annotations = {"argocd.argoproj.io/hook": "PreSync"}
+def _job(*containers: dict[str, object], hook: bool = True) -> dict[str, object]:
+    annotations = {"argocd.argoproj.io/hook": "Sync"} if hook else {}
+    return {
+        "kind": "Job",
+        "metadata": {"name": "j", "annotations": annotations},
+        "spec": {"template": {"spec": {"containers": list(containers)}}},
+    }
 
-    def job(command: list[str], args: list[str]) -> dict[str, object]:
-        container = {"name": "c", "image": "x", "command": command, "args": args}
-        return {
-            "metadata": {"annotations": annotations},
-            "spec": {"template": {"spec": {"containers": [container]}}},
-        }
 
-    assert is_hook(job(["promoter"], ["sync", "--from-registry", "r", "--image", "i"]))
-    assert not is_hook(job(["/migrate"], ["up"]))
-    assert not is_hook({"metadata": {"annotations": {"other": "x"}}})
-    assert not is_hook({"kind": "Deployment"})
+PROMOTER = {
+    "name": "promoter",
+    "image": "reg.example.com/tools/promoter:1",
+    "command": ["promoter"],
+    "args": ["sync", "--timeout", "480", "--from-registry", "dev.example.com", "--image", "i"],
+}
+MIGRATOR = {"name": "migrate", "image": "reg.example.com/shop/migrator:9.9.9", "command": ["up"]}
+
+
+def test_only_promoters_own_hook_containers_are_left_out() -> None:
+    """promoter's container in an Argo CD hook is left out of discovery; another container of the
+    same Job (a migration beside it), other hooks and ordinary objects are kept, and the given
+    documents are not changed."""
+    both = _job(PROMOTER, MIGRATOR)
+    with_init = _job(PROMOTER)
+    with_init["spec"]["template"]["spec"]["initContainers"] = [PROMOTER, MIGRATOR]  # type: ignore[index]
+    documents = [
+        both,
+        _job(MIGRATOR),
+        _job(PROMOTER, hook=False),  # not a hook: an ordinary Job running promoter is planned
+        with_init,
+        {"kind": "Deployment", "metadata": {"name": "d"}},
+    ]
+    kept = list(without_hook_containers(documents))
+    pods = [d.get("spec", {}).get("template", {}).get("spec", {}) for d in kept]
+    assert [p.get("containers") for p in pods] == [
+        [MIGRATOR],
+        [MIGRATOR],
+        [PROMOTER],
+        [],
+        None,
+    ]
+    assert pods[3]["initContainers"] == [MIGRATOR]
+    assert both["spec"]["template"]["spec"]["containers"] == [PROMOTER, MIGRATOR]  # type: ignore[index]
+    assert kept[4] is documents[4]
+    assert [is_hook(d) for d in documents] == [True, False, False, True, False]
+
+
+def test_an_image_list_that_is_a_symlink_is_neither_read_nor_rewritten(tmp_path: Path) -> None:
+    """promoter-images.txt as a symbolic link (a pull request can point one at any file) is refused
+    in one line naming it, so neither plan's drift nor promote's rewrite reads what it points at."""
+    outside = tmp_path / "secret.txt"
+    outside.write_text("root:x:0:0\n")
+    overlay = tmp_path / "overlay"
+    overlay.mkdir()
+    (overlay / "promoter-images.txt").symlink_to(outside)
+    path = hook_images_path(overlay)
+    assert path == overlay / "promoter-images.txt"
+    for read in (read_hook_images, lambda p: drift(p, []), lambda p: rewritten(p, ["r/a:1"])):
+        with pytest.raises(ConfigError) as caught:
+            read(path)
+        assert str(caught.value) == (
+            f"image list {path} is a symbolic link; promoter reads and writes this file only as "
+            "a regular file, never through a link: replace the link with the file itself"
+        )
+
+
+def test_an_image_list_over_the_cap_is_refused_by_every_reader(tmp_path: Path) -> None:
+    """A promoter-images.txt over the 4 MiB list cap is refused by plan's reading and promote's
+    rewrite alike, reading stopping one byte past the cap."""
+    path = tmp_path / "promoter-images.txt"
+    path.write_text("reg.example.com/shop/api:1.0.0\n" * 200_000)  # 6.2 MB
+    for read in (read_hook_images, lambda p: rewritten(p, ["r/a:1"])):
+        with pytest.raises(ConfigError, match=r"is larger than 4 MiB, the limit for a list file"):
+            read(path)
+
+
+def test_rewrite_keeps_a_byte_order_mark_and_crlf_as_written(tmp_path: Path) -> None:
+    """before is the file's exact text (what write_edit compares); after keeps its byte order mark
+    and its line ends."""
+    path = tmp_path / "promoter-images.txt"
+    path.write_bytes(b"\xef\xbb\xbf# header\r\nr/old:0\r\n")
+    before, after = rewritten(path, ["r/a:1"])
+    assert before == "\ufeff# header\r\nr/old:0\r\n"
+    assert after == "\ufeff# header\r\nr/a:1\r\n"

@@ -301,16 +301,28 @@ def test_write_edit_replaces_the_file_and_keeps_its_mode(tmp_path: Path) -> None
     assert sorted(child.name for child in overlay.iterdir()) == ["kustomization.yaml"]
 
 
-def test_write_edit_follows_a_symlink(tmp_path: Path) -> None:
-    """A kustomization.yaml that is a symlink stays one; the file it points at is edited."""
-    real = tmp_path / "shared.yaml"
-    real.write_text("images:\n- name: a/b\n  newTag: v1\n")
+def test_a_kustomization_that_is_a_symlink_is_neither_read_nor_written(tmp_path: Path) -> None:
+    """A kustomization.yaml that is a symbolic link (Git stores links: a pull request can point one
+    at any file) is refused in one line naming it, when planned and when written; the file it
+    points at is left alone."""
+    outside = tmp_path / "outside.yaml"
+    outside.write_text("images:\n- name: a/b\n  newTag: v1\n")
     overlay = tmp_path / "overlay"
     overlay.mkdir()
-    (overlay / "kustomization.yaml").symlink_to(real)
-    write_edit(set_image(overlay, match_repository="a/b", name="a/b", new_tag="v2"))
-    assert (overlay / "kustomization.yaml").is_symlink()
-    assert real.read_text() == "images:\n- name: a/b\n  newTag: v2\n"
+    kustomization = overlay / "kustomization.yaml"
+    kustomization.symlink_to(outside)
+    with pytest.raises(ConfigError, match=r"kustomization\.yaml is a symbolic link;") as planned:
+        set_image(overlay, match_repository="a/b", name="a/b", new_tag="v2")
+    assert str(kustomization) in str(planned.value)
+    kustomization.unlink()
+    kustomization.write_text(outside.read_text())
+    edit = set_image(overlay, match_repository="a/b", name="a/b", new_tag="v2")
+    kustomization.unlink()  # swapped for a link between plan and write
+    kustomization.symlink_to(outside)
+    with pytest.raises(ConfigError, match=r"kustomization\.yaml is a symbolic link;"):
+        write_edit(edit)
+    assert outside.read_text() == "images:\n- name: a/b\n  newTag: v1\n"
+    assert kustomization.is_symlink()
 
 
 def test_write_edit_refuses_a_file_changed_since_reading(tmp_path: Path) -> None:

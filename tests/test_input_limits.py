@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -18,6 +20,7 @@ import promoter.config.load
 from promoter.config.input_files import InputCap
 from promoter.config.load import load_config
 from promoter.errors import ConfigError
+from promoter.gitops.kustomization import image_field_specs
 from promoter.gitops.render import Rendering
 
 # -- validation stays linear -----------------------------------------------------------------------
@@ -231,7 +234,6 @@ def test_a_few_aliases_in_rendered_manifests_are_fine(repo: Path) -> None:
     ("args", "name", "limit"),
     [
         (("plan", "production", "--manifests", "/dev/zero"), "manifests from /dev/zero", "32 MiB"),
-        (("plan", "production", "--config", "/dev/zero"), "/dev/zero", "2 MiB"),
         (
             ("sync", "--from-registry", DEV, "--images-file", "/dev/zero"),
             "images file /dev/zero",
@@ -248,6 +250,81 @@ def test_endless_inputs_stop_at_their_cap(
     assert run.code == 2
     assert run.error_line.startswith(f"promoter: error: {name} is larger than {limit}, the limit")
     assert run.peak_mib < PEAK_LIMIT_MIB
+
+
+def _fifo(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(path)
+    return path
+
+
+def _folder_holding(tmp_path: Path, name: str, make: Callable[[Path], object]) -> Path:
+    folder = tmp_path / name
+    folder.mkdir()
+    make(folder / "promoter.yaml")
+    return folder
+
+
+@pytest.mark.timeout(60)
+def test_promoter_yaml_must_be_a_regular_file_and_is_never_waited_on(
+    repo: Path, tmp_path: Path
+) -> None:
+    """--config naming a named pipe (or a folder whose promoter.yaml is one, a folder, or a link to
+    /dev/zero), or a promoter.yaml found in the current folder that is one: exit 2 at once, one
+    line saying what it is instead of a regular file; one over 2 MiB is still refused at the cap."""
+    fifo = _fifo(tmp_path / "fifo" / "promoter.yaml")
+    cases = {
+        fifo: (fifo, "a named pipe (FIFO)"),
+        fifo.parent: (fifo, "a named pipe (FIFO)"),
+        Path("/dev/zero"): (Path("/dev/zero"), "a character device"),
+        _folder_holding(tmp_path, "zero", lambda p: p.symlink_to("/dev/zero")): (
+            tmp_path / "zero" / "promoter.yaml",
+            "a character device",
+        ),
+        _folder_holding(tmp_path, "nested", Path.mkdir): (
+            tmp_path / "nested" / "promoter.yaml",
+            "a folder",
+        ),
+    }
+    for given, (path, kind) in cases.items():
+        for args in (("plan", "production", "--config", given), ("--config", given, "status")):
+            run = run_cli(*args, cwd=repo, timeout=20)
+            assert run.code == 2, (args, run.err)
+            assert run.error_line == (
+                f"promoter: error: {path} is {kind}, not a regular file; give a regular file"
+            )
+    found = _fifo(tmp_path / "here" / "promoter.yaml")  # found by looking, not named
+    run = run_cli("status", cwd=found.parent, timeout=20)
+    assert run.error_line == (
+        f"promoter: error: {found} is a named pipe (FIFO), not a regular file; give a regular file"
+    )
+    huge = repo / "huge.yaml"
+    with huge.open("wb") as sparse:
+        sparse.truncate(3 * 1024 * 1024)
+    run = run_cli("plan", "production", "--config", huge, cwd=repo)
+    assert run.code == 2
+    assert run.error_line.startswith(f"promoter: error: {huge} is larger than 2 MiB, the limit")
+
+
+@pytest.mark.timeout(60)
+def test_kustomization_and_configurations_files_must_be_regular_files(tmp_path: Path) -> None:
+    """A configurations file (or a kustomization) of the overlay's tree that is a named pipe is
+    refused in one line naming it, without waiting for a writer that never comes."""
+    overlay = tmp_path / "overlay"
+    overlay.mkdir()
+    (overlay / "kustomization.yaml").write_text("configurations: [images-config.yaml]\n")
+    pipe = _fifo(overlay / "images-config.yaml")
+    with pytest.raises(ConfigError) as caught:
+        image_field_specs(overlay)
+    assert str(caught.value) == (
+        f"kustomize configurations file {pipe} is a named pipe (FIFO), not a regular file; "
+        "give a regular file"
+    )
+    base = tmp_path / "base"
+    _fifo(base / "kustomization.yaml")
+    (overlay / "kustomization.yaml").write_text("resources: [../base]\n")
+    with pytest.raises(ConfigError, match=r"kustomization .*base/kustomization\.yaml is a named"):
+        image_field_specs(overlay)
 
 
 def test_kustomize_output_is_read_up_to_the_cap(tmp_path: Path) -> None:

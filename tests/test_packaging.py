@@ -30,8 +30,9 @@ from tests.registry_checks import manifest_digest, push
 
 from promoter.app.runtime import SecretScrubber
 from promoter.argocd.hookjob import HookSettings, hook_objects
-from promoter.argocd.plugin import DEFAULT_HOOK_IMAGE, hook_config, render_budget
+from promoter.argocd.plugin import DEFAULT_HOOK_IMAGE, SETTINGS, hook_config, render_budget
 from promoter.cli import argocd
+from promoter.cli.main import build_parser
 from promoter.config.load import load_config
 from promoter.errors import ConfigError, InputError
 
@@ -793,6 +794,125 @@ def test_argocd_generate_warns_of_a_job_that_cannot_work_and_strict_refuses_it(
     assert "configured" not in run.err
 
 
+def test_argocd_generate_takes_a_blank_variable_as_no_value(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Callable[..., CliRun]
+) -> None:
+    """An Application's variable that is blank (spaces) gives way to the sidecar's, as an empty one
+    does, for the role as for the image; blank everywhere, the built-in default applies and
+    --strict refuses it as unset."""
+    shutil.copytree(EXAMPLE, tmp_path / "repo")
+    monkeypatch.chdir(tmp_path / "repo" / "infra" / "overlays" / "production")
+    role = "arn:aws:iam::222222222222:role/promoter"
+    image = "registry.example.com/tools/promoter:0.1.0"
+    monkeypatch.setenv("PROMOTER_ROLE_ARN", role)
+    monkeypatch.setenv("PROMOTER_IMAGE", image)
+    for blank in ("", " ", "\t "):
+        monkeypatch.setenv("ARGOCD_ENV_PROMOTER_ROLE_ARN", blank)
+        monkeypatch.setenv("ARGOCD_ENV_PROMOTER_IMAGE", blank)
+        monkeypatch.setenv("ARGOCD_ENV_PROMOTER_PULL_POLICY", blank)
+        run = cli("argocd", "generate", "--strict")
+        assert run.code == 0, (blank, run.err)
+        documents = load(run.out)
+        account = only(documents, "ServiceAccount")
+        assert account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"] == role
+        container = only(documents, "Job")["spec"]["template"]["spec"]["containers"][0]
+        assert (container["image"], container["imagePullPolicy"]) == (image, "IfNotPresent")
+    monkeypatch.setenv("PROMOTER_ROLE_ARN", " ")
+    monkeypatch.setenv("PROMOTER_IMAGE", " ")
+    run = cli("argocd", "generate", "--strict")
+    assert run.code == 2
+    assert run.out == ""
+    (line,) = [line for line in run.err.splitlines() if not line.startswith("promoter: warning:")]
+    assert line.startswith("promoter: error: no hook image configured")
+    assert "no IAM role configured" in line
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("PROMOTER_ACTIVE_DEADLINE_SECONDS", "2000000",
+         ("expected whole seconds from 2 to 1,250,001 (the Job passes 80 % of it to promoter as "
+         "--timeout, which takes 1 to 1,000,000 seconds), got '2000000'")),
+        ("PROMOTER_ACTIVE_DEADLINE_SECONDS", "1", "expected whole seconds from 2 to 1,250,001"),
+        ("PROMOTER_ACTIVE_DEADLINE_SECONDS", "ten", "expected whole seconds from 2 to 1,250,001"),
+        ("PROMOTER_PULL_POLICY", "Sometimes",
+         "expected Always, IfNotPresent, Never, got 'Sometimes'"),
+        ("PROMOTER_PULL_POLICY", "always", "expected Always, IfNotPresent, Never, got 'always'"),
+        ("PROMOTER_SERVICE_ACCOUNT", "Bad Name!",
+         ("a ServiceAccount name must be a DNS subdomain (lower-case letters, digits, '-' and '.', "
+         "at most 253), got 'Bad Name!'")),
+        ("PROMOTER_CPU_REQUEST", "lots",
+         "expected a Kubernetes resource quantity (such as 100m, 0.5, 128Mi, 1Gi), got 'lots'"),
+        ("PROMOTER_MEMORY_LIMIT", "-512Mi", "expected a Kubernetes resource quantity"),
+        ("PROMOTER_MEMORY_LIMIT", "512MB", "expected a Kubernetes resource quantity"),
+        ("PROMOTER_CPU_REQUEST", "2",
+         ("2 is more than the cpu limit 1 (PROMOTER_CPU_LIMIT's default); Kubernetes refuses "
+         "such a pod")),
+        ("PROMOTER_IMAGE", "not a valid ref!!", "invalid"),
+        ("PROMOTER_ROLE_ARN", "arn:aws:iam::1:role/x",
+         ("expected an IAM role ARN like arn:aws:iam::123456789012:role/name, or 'none', got "
+         "'arn:aws:iam::1:role/x'")),
+        ("PROMOTER_BACKOFF_LIMIT", "-1", "expected a whole number from 0 to 2,147,483,647"),
+        ("PROMOTER_SYNC_WAVE", "0", "the sync wave must be negative"),
+        ("PROMOTER_CREATE_SERVICE_ACCOUNT", "yes", "expected true or false, got 'yes'"),
+    ],
+)  # fmt: skip
+def test_argocd_generate_refuses_a_setting_kubernetes_or_promoter_would_refuse(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    cli: Callable[..., CliRun],
+    variable: str,
+    value: str,
+    message: str,
+) -> None:
+    """Each setting is checked where it is read, by the rules of the field it fills (imagePullPolicy,
+    a DNS-subdomain ServiceAccount, resource quantities with requests within limits, an image
+    reference, an IAM role ARN, a deadline whose --timeout promoter takes): exit 2 with nothing on
+    stdout and one line naming the variable as given, what is allowed and what it got."""
+    shutil.copytree(EXAMPLE, tmp_path / "repo")
+    monkeypatch.chdir(tmp_path / "repo" / "infra" / "overlays" / "production")
+    monkeypatch.setenv("PROMOTER_IMAGE", "registry.example.com/tools/promoter:0.1.0")
+    monkeypatch.setenv("PROMOTER_ROLE_ARN", "none")
+    monkeypatch.setenv(f"ARGOCD_ENV_{variable}", value)
+    run = cli("argocd", "generate", "--strict")
+    assert run.code == 2
+    assert run.out == ""
+    (line,) = run.err.splitlines()
+    assert line.startswith(
+        f"promoter: error: ARGOCD_ENV_{variable} (the Application's plugin env): "
+    ), line
+    assert message in line
+    option = next(s.option for s in SETTINGS if s.variable == variable)
+    run = cli("argocd", "generate", "--strict", f"{option}={value}")  # as an option
+    assert run.code == 2
+    assert run.err.startswith(f"promoter: error: {option}: ")
+
+
+def test_argocd_generate_deadline_bounds_give_a_timeout_promoter_takes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Callable[..., CliRun]
+) -> None:
+    """The shortest and the longest activeDeadlineSeconds generate accepts give the Job a --timeout
+    from 1 to the longest the CLI takes, which the Job's own promoter command line accepts; one
+    second less or more is refused."""
+    shutil.copytree(EXAMPLE, tmp_path / "repo")
+    monkeypatch.chdir(tmp_path / "repo" / "infra" / "overlays" / "production")
+    monkeypatch.setenv("PROMOTER_IMAGE", "registry.example.com/tools/promoter:0.1.0")
+    monkeypatch.setenv("PROMOTER_ROLE_ARN", "none")
+    for deadline, timeout in (("2", "1"), ("1250001", "1000000")):
+        run = cli("argocd", "generate", "--strict", "--active-deadline-seconds", deadline)
+        assert run.code == 0, run.err
+        documents = load(run.out)
+        validate(documents)
+        arguments = argv_for(only(documents, "Job"))
+        assert arguments[arguments.index("--timeout") + 1] == timeout
+        parsed = build_parser().parse_args(arguments)
+        assert parsed.timeout == float(timeout)
+    for deadline in ("1", "1250002"):
+        run = cli("argocd", "generate", "--strict", "--active-deadline-seconds", deadline)
+        assert run.code == 2
+        assert run.err.startswith("promoter: error: --active-deadline-seconds: expected whole")
+
+
 def write_registries(root: Path, registries: str) -> Path:
     """A promoter.yaml in ``root`` of one environment and the given ``registries:`` section."""
     config = root / "promoter.yaml"
@@ -855,25 +975,64 @@ def test_argocd_generate_keeps_workstation_registry_settings_out_of_the_cluster(
     assert settings[DEV].endpoint is None
 
 
+PEM_CERTIFICATE = "-----BEGIN CERTIFICATE-----\nMIIBcert\n-----END CERTIFICATE-----\n"
+PEM_KEY = "-----BEGIN PRIVATE KEY-----\nMIIEkeybody\n-----END PRIVATE KEY-----\n"
+
+
 def test_argocd_generate_refuses_ca_files_it_must_not_carry(tmp_path: Path) -> None:
     """A caFile outside the folder of promoter.yaml (a path or a symbolic link: the repo-server's
-    own files), missing, or holding no certificate is refused in one line naming the key."""
+    own files), missing, a named pipe, holding no certificate, holding a PEM block of another kind
+    (a private key beside the certificate) or a cut certificate is refused in one line naming the
+    key."""
     repo = tmp_path / "repo"
     repo.mkdir()
     (tmp_path / "token").write_text("-----BEGIN CERTIFICATE-----\n")
     (repo / "link.pem").symlink_to(tmp_path / "token")
-    (repo / "key.pem").write_text("-----BEGIN PRIVATE KEY-----\n")
+    (repo / "text.pem").write_text("no certificate here\n")
+    (repo / "key.pem").write_text(PEM_KEY)
+    (repo / "both.pem").write_text(PEM_CERTIFICATE + PEM_KEY)
+    (repo / "rsa.pem").write_text(PEM_CERTIFICATE + PEM_KEY.replace("PRIVATE", "RSA PRIVATE"))
+    (repo / "cut.pem").write_text(PEM_CERTIFICATE + "-----BEGIN CERTIFICATE-----\nMIIB\n")
+    os.mkfifo(repo / "pipe.pem")
     cases = {
         "../token": "is outside",
         "link.pem": "is outside",
         "missing.pem": "no such file",
-        "key.pem": "holds no PEM certificate",
+        "pipe.pem": "is a named pipe (FIFO), not a regular file",
+        "text.pem": "holds no PEM certificate",
+        "key.pem": "holds a PRIVATE KEY block besides certificates; only CA certificates may go",
+        "both.pem": "holds a PRIVATE KEY block besides certificates",
+        "rsa.pem": "holds a RSA PRIVATE KEY block besides certificates",
+        "cut.pem": "has a certificate block without its END line",
     }
     for name, problem in cases.items():
         config = write_registries(repo, f"  {DEV}:\n    caFile: {name}\n")
-        with pytest.raises(ConfigError, match=problem) as caught:
+        with pytest.raises(ConfigError, match=re.escape(problem)) as caught:
             hook_config(config)
         assert f"registries.{DEV}.caFile" in str(caught.value)
+        assert "keybody" not in str(caught.value)
+
+
+def test_argocd_generate_refuses_a_ca_file_holding_a_private_key(
+    gitops_copy: tuple[Path, str], monkeypatch: pytest.MonkeyPatch, cli: Callable[..., CliRun]
+) -> None:
+    """A caFile that holds the CA's private key beside its certificate is never copied into the
+    hook's ConfigMap: generate exits 2 with nothing on stdout and one line naming the file."""
+    root, _ = gitops_copy
+    (root / "ca.pem").write_text(PEM_CERTIFICATE + PEM_KEY)
+    config = root / "promoter.yaml"
+    config.write_text(config.read_text() + f"registries:\n  {PROD}:\n    caFile: ca.pem\n")
+    monkeypatch.chdir(root / "infra" / "overlays" / "production")
+    run = cli("argocd", "generate")
+    assert run.code == 2
+    assert run.out == ""
+    assert "keybody" not in run.err
+    (line,) = [line for line in run.err.splitlines() if not line.startswith("promoter: warning:")]
+    assert line == (
+        f"promoter: error: {config}: registries.{PROD}.caFile: ca.pem holds a PRIVATE KEY block "
+        "besides certificates; only CA certificates may go into the hook's ConfigMap: keep the "
+        "file to certificates (and a key out of Git)"
+    )
 
 
 def test_argocd_generate_carries_a_ca_file_to_the_job_that_copies(
@@ -884,13 +1043,16 @@ def test_argocd_generate_carries_a_ca_file_to_the_job_that_copies(
     cli: Callable[..., CliRun],
 ) -> None:
     """With caFile for a registry whose certificate a private CA signed, the generated ConfigMap
-    carries the CA and the Job, mounting it, copies into that registry."""
+    carries the CA's certificate (without the text around it) and the Job, mounting it, copies
+    into that registry."""
     root = tmp_path / "gitops"
     prefix = copy_example(root, source_registry, tls_destination)
     wanted = {"cart": "2.3.1", "catalog": "3.0.2", "checkout": "1.8.0"}
     digests = {m: seed(source_registry, f"{prefix}/{m}", tag) for m, tag in wanted.items()}
     assert tls_destination.ca_file is not None
-    shutil.copy(tls_destination.ca_file, root / "ca.pem")
+    certificate = Path(tls_destination.ca_file).read_text()
+    # As `openssl x509 -text` writes it: a description above the block, which stays behind.
+    (root / "ca.pem").write_text(f"Certificate:\n    Subject: CN=test CA\n{certificate}")
     config = root / "promoter.yaml"
     config.write_text(
         config.read_text() + f"registries:\n  {tls_destination.host}:\n    caFile: ca.pem\n"
@@ -904,6 +1066,7 @@ def test_argocd_generate_carries_a_ca_file_to_the_job_that_copies(
     validate(documents)
     job, config_map = only(documents, "Job"), only(documents, "ConfigMap")
     check_ordinary(config_map, wave_below=check_hook(job))
+    assert config_map["data"][f"ca-{tls_destination.host.replace(':', '_')}.pem"] == certificate
     done = run_job(job, tmp_path, {config_map["metadata"]["name"]: config_map["data"]})
     assert done.returncode == 0, done.stderr
     for module, tag in wanted.items():

@@ -22,7 +22,7 @@ from promoter.gitops.discover import (
     iter_manifests,
     scan_manifests,
 )
-from promoter.gitops.hookfile import is_hook
+from promoter.gitops.hookfile import without_hook_containers
 from promoter.gitops.kustomization import image_entry_names, image_field_specs
 from promoter.gitops.render import Rendering, read_manifests, render_overlay
 from promoter.planning.plan import own_images
@@ -84,7 +84,7 @@ def environment_scan(
         text = _rendered(environment, rendering, deadline)
         source = f"kustomize build {environment.overlay}"
         field_specs = image_field_specs(environment.overlay)  # after kustomize accepted the tree
-    documents = (d for d in iter_manifests(text, source=source) if not is_hook(d))
+    documents = without_hook_containers(iter_manifests(text, source=source))
     return scan_manifests(documents, environment.registry, field_specs)
 
 

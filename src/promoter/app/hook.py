@@ -23,7 +23,7 @@ from promoter.config.values import Environment, PromoterConfig
 from promoter.deadline import Deadline
 from promoter.errors import ConfigError, InputError, InvalidReferenceError
 from promoter.gitops.discover import FoundImage, parse_manifests, scan_manifests
-from promoter.gitops.hookfile import is_hook
+from promoter.gitops.hookfile import without_hook_containers
 from promoter.gitops.kustomization import image_field_specs
 from promoter.gitops.render import render_overlay
 from promoter.planning.plan import in_registry
@@ -102,7 +102,7 @@ def generate_plugin_output(
         # Printing nothing would let Argo CD prune every resource of the application.
         raise ConfigError(f"kustomize build {source_dir} rendered no objects; refusing to go on")
     scan = scan_manifests(
-        (d for d in documents if not is_hook(d)),
+        without_hook_containers(documents),
         environment.registry,
         image_field_specs(source_dir),
     )

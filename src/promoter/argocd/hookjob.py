@@ -29,8 +29,10 @@ Why each setting is what it is (see ``docs/argocd.md`` and ``shared/argocd-notes
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Final
 
 #: The longest suffix Argo CD appends to a hook's ``generateName`` (``<rev7>-<phase>-<unix time>``).
@@ -49,6 +51,30 @@ SCRATCH_DIR: Final = "/tmp"  # noqa: S108
 CONFIG_DIR: Final = "/etc/promoter"
 #: The ConfigMap key (so the file name in :data:`CONFIG_DIR`) of the Job's promoter.yaml.
 CONFIG_KEY: Final = "promoter.yaml"
+#: The longest ``--timeout`` promoter's command line takes (``promoter.cli.main``: longer ones
+#: overflow the platform's timers); the Job's deadline must not ask for more.
+LONGEST_RUN_TIMEOUT: Final = 1_000_000
+#: The ``activeDeadlineSeconds`` whose :func:`run_timeout` is at least 1 s (0 would mean no limit)
+#: and at most :data:`LONGEST_RUN_TIMEOUT` (2 and 1,250,001).
+SHORTEST_DEADLINE: Final = (5 + 3) // 4
+LONGEST_DEADLINE: Final = (LONGEST_RUN_TIMEOUT * 5 + 4) // 4
+#: The container ``imagePullPolicy`` values Kubernetes takes (core/v1 Container).
+PULL_POLICIES: Final = ("Always", "IfNotPresent", "Never")
+#: Kubernetes' ``int32`` fields (``backoffLimit``); Argo CD reads sync waves into one as well.
+INT32_MAX: Final = 2**31 - 1
+#: A DNS-1123 subdomain (Kubernetes' ``IsDNS1123Subdomain``): what a ServiceAccount's name must be.
+_DNS_SUBDOMAIN: Final = re.compile(
+    r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+)
+_DNS_SUBDOMAIN_LENGTH: Final = 253
+#: A resource quantity (apimachinery ``resource.Quantity``): a number, then a binary-SI suffix, a
+#: decimal-SI suffix or a decimal exponent; no sign here: a request or limit cannot be negative.
+_QUANTITY: Final = re.compile(
+    r"\+?(?P<number>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
+    r"(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?[0-9]{1,3})?"  # 1e999 is plenty
+)
+_BINARY_SI: Final = {"Ki": 1, "Mi": 2, "Gi": 3, "Ti": 4, "Pi": 5, "Ei": 6}
+_DECIMAL_SI: Final = {"n": -9, "u": -6, "m": -3, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +209,26 @@ def _service_account(settings: HookSettings) -> dict[str, Any]:
             "annotations": annotations,
         },
     }
+
+
+def is_dns_subdomain(name: str) -> bool:
+    """Whether ``name`` is a DNS-1123 subdomain, as a ServiceAccount's name must be: lower-case
+    letters, digits, ``-`` and ``.``, starting and ending with a letter or digit, at most 253."""
+    return len(name) <= _DNS_SUBDOMAIN_LENGTH and _DNS_SUBDOMAIN.fullmatch(name) is not None
+
+
+def parse_quantity(text: str) -> Decimal | None:
+    """The value of a non-negative Kubernetes resource quantity (``100m`` is 0.1, ``128Mi`` is
+    134217728, ``1e3`` is 1000), or None when ``text`` is no such quantity."""
+    match = _QUANTITY.fullmatch(text)
+    if match is None:
+        return None
+    number, suffix = Decimal(match["number"]), match["suffix"] or ""
+    if suffix in _BINARY_SI:
+        return number * Decimal(1024) ** _BINARY_SI[suffix]
+    if suffix[:1] in {"e", "E"}:
+        return number.scaleb(int(suffix[1:]))
+    return number.scaleb(_DECIMAL_SI.get(suffix, 0))
 
 
 def run_timeout(active_deadline_seconds: int) -> int:

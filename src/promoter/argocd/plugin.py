@@ -12,16 +12,27 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from promoter.argocd.hookjob import CONFIG_KEY, HookSettings
-from promoter.config.input_files import InputCap, read_input_text
+from promoter.argocd.hookjob import (
+    CONFIG_KEY,
+    INT32_MAX,
+    LONGEST_DEADLINE,
+    LONGEST_RUN_TIMEOUT,
+    PULL_POLICIES,
+    SHORTEST_DEADLINE,
+    HookSettings,
+    is_dns_subdomain,
+    parse_quantity,
+)
+from promoter.config.input_files import InputCap, read_regular_text
 from promoter.config.locate import read_config_document
-from promoter.ecr.hosts import is_ecr_host
-from promoter.errors import ConfigError, InputError
-from promoter.reference import is_loopback_host
+from promoter.ecr.hosts import is_ecr_host, is_role_arn
+from promoter.errors import ConfigError, InputError, InvalidReferenceError
+from promoter.reference import is_loopback_host, parse_reference
 from promoter.version import __version__
 
 #: What Argo CD puts before the name of each user-given plugin variable.
@@ -41,6 +52,12 @@ CA_FILE_CAP: Final = InputCap(
     "a CA file for the hook Job", 256 * 1024, "keep only the certificates that sign the registry's"
 )
 _PEM_CERTIFICATE: Final = "-----BEGIN CERTIFICATE-----"
+#: The start of any PEM block (RFC 7468), with its label: ``CERTIFICATE``, ``PRIVATE KEY``, ...
+_PEM_BEGIN: Final = re.compile(r"-----BEGIN ([^-\r\n]*)-----")
+#: A whole certificate block, from its BEGIN line to its END line.
+_PEM_CERTIFICATE_BLOCK: Final = re.compile(
+    r"-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\s]*?-----END CERTIFICATE-----"
+)
 
 #: Argo CD's own limits for a plugin command: ``ARGOCD_EXEC_TIMEOUT`` (90 s by default) on the
 #: sidecar, and the repo-server request timeout (``controller.repo.server.timeout.seconds``, 60 s by
@@ -141,62 +158,134 @@ def hook_settings(given: Mapping[str, str | None], environ: Mapping[str, str]) -
     """The Job settings: the value given (by plugin variable name), else the Application's
     ``ARGOCD_ENV_<variable>``, else the sidecar's ``<variable>``, else the default.
 
+    A blank value (empty, or only spaces) is no value, at every level: the next one applies, as
+    Argo CD's UI leaves a variable empty. Every value is checked here, with Kubernetes' rules for
+    its field, so that a Job Kubernetes would refuse, or one that could never finish its work, is
+    never printed.
+
     Raises:
-        InputError: a value is empty or not of its kind; the message names the variable.
+        InputError: a value that is not of its kind; one line naming where it came from (the
+            option, the Application's variable or the sidecar's), what is allowed and what it got.
     """
-    values: dict[str, str | None] = {}
+    values: dict[str, _Value] = {}
     unset: set[str] = set()
     for setting in SETTINGS:
-        value = given.get(setting.variable)
-        if value is None:  # an empty variable is no value, as Argo CD's UI leaves them
-            value = (
-                environ.get(ENV_PREFIX + setting.variable) or environ.get(setting.variable) or None
-            )
+        value = _first_given(setting, given, environ)
         if value is None:
             unset.add(setting.variable)
-            value = setting.default
+            value = _Value(setting.default or "", f"{setting.variable}'s default")
         values[setting.variable] = value
 
-    def text(variable: str) -> str:
+    def number(variable: str, low: int, high: int, allowed: str) -> int:
         value = values[variable]
-        if value is None or not value.strip():
-            raise InputError(f"{variable} must not be empty")
-        return value.strip()
-
-    def number(variable: str, *, minimum: int | None = None) -> int:
         try:
-            value = int(text(variable))
+            found = int(value.text)
         except ValueError:
-            raise InputError(
-                f"{variable}: expected a whole number, got {values[variable]!r}"
-            ) from None
-        if minimum is not None and value < minimum:
-            raise InputError(f"{variable}: expected at least {minimum}, got {value}")
-        return value
+            found = None
+        if found is None or not low <= found <= high:
+            raise InputError(f"{value.source}: expected {allowed}, got {value.text!r}")
+        return found
 
-    create = text("PROMOTER_CREATE_SERVICE_ACCOUNT").lower()
-    if create not in {"true", "false"}:
-        raise InputError(f"PROMOTER_CREATE_SERVICE_ACCOUNT: expected true or false, got {create!r}")
-    role = (values["PROMOTER_ROLE_ARN"] or "").strip()
+    def quantity(variable: str) -> Decimal:
+        value = values[variable]
+        found = parse_quantity(value.text)
+        if found is None:
+            raise InputError(
+                f"{value.source}: expected a Kubernetes resource quantity (such as 100m, 0.5, "
+                f"128Mi, 1Gi), got {value.text!r}"
+            )
+        return found
+
+    for resource in ("CPU", "MEMORY"):
+        request = quantity(f"PROMOTER_{resource}_REQUEST")
+        if request > quantity(f"PROMOTER_{resource}_LIMIT"):
+            raise InputError(
+                f"{values[f'PROMOTER_{resource}_REQUEST'].source}: "
+                f"{values[f'PROMOTER_{resource}_REQUEST'].text} is more than the "
+                f"{resource.lower()} limit {values[f'PROMOTER_{resource}_LIMIT'].text} "
+                f"({values[f'PROMOTER_{resource}_LIMIT'].source}); Kubernetes refuses such a pod"
+            )
+    image = values["PROMOTER_IMAGE"]
     try:
-        hook = HookSettings(
-            image=text("PROMOTER_IMAGE"),
-            pull_policy=text("PROMOTER_PULL_POLICY"),
-            service_account=text("PROMOTER_SERVICE_ACCOUNT"),
-            create_service_account=create == "true",
-            role_arn=None if role.lower() in {"", NO_ROLE} else role,
-            requests={
-                "cpu": text("PROMOTER_CPU_REQUEST"),
-                "memory": text("PROMOTER_MEMORY_REQUEST"),
-            },
-            limits={"cpu": text("PROMOTER_CPU_LIMIT"), "memory": text("PROMOTER_MEMORY_LIMIT")},
-            active_deadline_seconds=number("PROMOTER_ACTIVE_DEADLINE_SECONDS", minimum=1),
-            backoff_limit=number("PROMOTER_BACKOFF_LIMIT", minimum=0),
-            sync_wave=number("PROMOTER_SYNC_WAVE"),
+        parse_reference(image.text)
+    except InvalidReferenceError as exc:
+        raise InputError(f"{image.source}: {exc}") from None
+    policy = values["PROMOTER_PULL_POLICY"]
+    if policy.text not in PULL_POLICIES:
+        raise InputError(
+            f"{policy.source}: expected {', '.join(PULL_POLICIES)}, got {policy.text!r}"
         )
-    except ValueError as exc:
-        raise InputError(str(exc)) from exc
+    account = values["PROMOTER_SERVICE_ACCOUNT"]
+    if not is_dns_subdomain(account.text):
+        raise InputError(
+            f"{account.source}: a ServiceAccount name must be a DNS subdomain (lower-case "
+            f"letters, digits, '-' and '.', at most 253), got {account.text!r}"
+        )
+    create = values["PROMOTER_CREATE_SERVICE_ACCOUNT"]
+    if create.text.lower() not in {"true", "false"}:
+        raise InputError(f"{create.source}: expected true or false, got {create.text!r}")
+    role = values["PROMOTER_ROLE_ARN"]
+    if role.text and role.text.lower() != NO_ROLE and not is_role_arn(role.text):
+        raise InputError(
+            f"{role.source}: expected an IAM role ARN like arn:aws:iam::123456789012:role/name, "
+            f"or '{NO_ROLE}', got {role.text!r}"
+        )
+    hook = HookSettings(
+        image=image.text,
+        pull_policy=policy.text,
+        service_account=account.text,
+        create_service_account=create.text.lower() == "true",
+        role_arn=None if role.text.lower() in {"", NO_ROLE} else role.text,
+        requests={
+            "cpu": values["PROMOTER_CPU_REQUEST"].text,
+            "memory": values["PROMOTER_MEMORY_REQUEST"].text,
+        },
+        limits={
+            "cpu": values["PROMOTER_CPU_LIMIT"].text,
+            "memory": values["PROMOTER_MEMORY_LIMIT"].text,
+        },
+        active_deadline_seconds=number(
+            "PROMOTER_ACTIVE_DEADLINE_SECONDS",
+            SHORTEST_DEADLINE,
+            LONGEST_DEADLINE,
+            f"whole seconds from {SHORTEST_DEADLINE} to {LONGEST_DEADLINE:,} (the Job passes 80 % "
+            f"of it to promoter as --timeout, which takes 1 to {LONGEST_RUN_TIMEOUT:,} seconds)",
+        ),
+        backoff_limit=number(
+            "PROMOTER_BACKOFF_LIMIT", 0, INT32_MAX, f"a whole number from 0 to {INT32_MAX:,}"
+        ),
+        sync_wave=number(
+            "PROMOTER_SYNC_WAVE",
+            -INT32_MAX,
+            -1,
+            "a negative whole number: the sync wave must be negative, before the workloads' 0",
+        ),
+    )
     return PluginSettings(hook, frozenset(unset))
+
+
+@dataclass(frozen=True, slots=True)
+class _Value:
+    """A setting's text (stripped) and where it came from, for messages."""
+
+    text: str
+    source: str
+
+
+def _first_given(
+    setting: Setting, given: Mapping[str, str | None], environ: Mapping[str, str]
+) -> _Value | None:
+    """The first non-blank value of a setting: its option, the Application's variable, the
+    sidecar's variable; None when all are missing or blank."""
+    application = ENV_PREFIX + setting.variable
+    for text, source in (
+        (given.get(setting.variable), setting.option),
+        (environ.get(application), f"{application} (the Application's plugin env)"),
+        (environ.get(setting.variable), f"{setting.variable} (the promoter-cmp sidecar's env)"),
+    ):
+        if text is not None and text.strip():
+            return _Value(text.strip(), source)
+    return None
 
 
 def hook_problems(settings: PluginSettings, registries: Iterable[str]) -> list[str]:
@@ -233,9 +322,9 @@ def hook_config(path: Path) -> HookConfig:
 
     A workstation's settings stay out unless the entry is marked ``inCluster: true``: an
     ``endpoint`` on a loopback address (in a pod that is the pod itself) and ``insecure: true``.
-    Endpoints elsewhere, ECR settings and CA files are copied; each ``caFile`` travels in the
-    ConfigMap beside promoter.yaml and is renamed to its key there, so the Job reads it from the
-    mounted folder exactly as the workstation reads it from the repository.
+    Endpoints elsewhere, ECR settings and CA files are copied; each ``caFile``'s certificates travel
+    in the ConfigMap beside promoter.yaml, renamed to its key there, so the Job reads them from the
+    mounted folder exactly as the workstation reads the file from the repository.
 
     The file is read as every reader reads it (:func:`~promoter.config.locate.read_config_document`:
     capped, no aliases), so what the Job gets cannot grow beyond what the file spells out. The caller
@@ -243,7 +332,8 @@ def hook_config(path: Path) -> HookConfig:
 
     Raises:
         ConfigError: the file cannot be read, or a ``caFile`` is missing, outside the folder of
-            promoter.yaml, over :data:`CA_FILE_CAP` or holds no PEM certificate.
+            promoter.yaml, no regular file, over :data:`CA_FILE_CAP`, holds no PEM certificate,
+            or holds a PEM block of another kind (a private key).
     """
     import yaml  # noqa: PLC0415 - generate only
 
@@ -294,11 +384,15 @@ def _ca_key(host: str) -> str:
 
 
 def _read_ca_file(config_path: Path, name: str, where: str) -> str:
-    """The PEM text of a ``caFile``, which must be a file in the folder of promoter.yaml or below.
+    """The certificates of a ``caFile``, which must be a file in the folder of promoter.yaml or
+    below and hold PEM certificates and nothing else of PEM's.
 
     Argo CD runs the plugin in its repo-server, whose own files (its ServiceAccount token among them)
     must never end up in an application's ConfigMap: the path is resolved, symbolic links followed,
-    before it is checked, and only certificates are accepted.
+    before it is checked. A PEM block of any other kind (a ``PRIVATE KEY`` above all, committed
+    beside the certificate by mistake) is refused rather than copied into a ConfigMap that anyone
+    who can read the application's namespace reads; of the rest only the certificate blocks are
+    carried (text around them, such as ``openssl x509 -text`` output, stays behind).
 
     Raises:
         ConfigError: as :func:`hook_config` says.
@@ -310,12 +404,25 @@ def _read_ca_file(config_path: Path, name: str, where: str) -> str:
             f"{where}: {name} is outside {folder}; the hook Job only gets CA files kept beside "
             "promoter.yaml"
         )
-    if not resolved.is_file():
+    if not resolved.exists():
         raise ConfigError(f"{where}: {name}: no such file; commit the CA file beside promoter.yaml")
-    text = read_input_text(resolved, name=f"{where} {name}", cap=CA_FILE_CAP)
-    if _PEM_CERTIFICATE not in text:
+    text = read_regular_text(resolved, name=f"{where} {name}", cap=CA_FILE_CAP)
+    others = sorted({label for label in _PEM_BEGIN.findall(text) if label != "CERTIFICATE"})
+    if others:
+        raise ConfigError(
+            f"{where}: {name} holds a {' and a '.join(others)} block besides certificates; only "
+            "CA certificates may go into the hook's ConfigMap: keep the file to certificates "
+            "(and a key out of Git)"
+        )
+    certificates = _PEM_CERTIFICATE_BLOCK.findall(text)
+    if not certificates:
         raise ConfigError(f"{where}: {name} holds no PEM certificate ({_PEM_CERTIFICATE})")
-    return text
+    if len(certificates) != text.count(_PEM_CERTIFICATE):
+        raise ConfigError(
+            f"{where}: {name} has a certificate block without its END line, or with text "
+            "inside it that is not base64"
+        )
+    return "\n".join(certificates) + "\n"
 
 
 def render_budget(environ: Mapping[str, str]) -> float:

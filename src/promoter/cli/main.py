@@ -215,15 +215,10 @@ def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None) -> i
     except SystemExit as exc:  # argparse already printed usage and the error
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
     debug = bool(getattr(args, "debug", False))
-    if args.global_config is not None:
-        if not hasattr(args, "config"):
-            parser.print_usage(sys.stderr)
-            error(f"--config: '{args.command}' reads no promoter.yaml")
-            return EXIT_USAGE
-        if args.config is not None and args.config != args.global_config:
-            error("--config is given twice with different files; give it once")
-            return EXIT_USAGE
-        args.config = args.global_config
+    if args.global_config is not None and not hasattr(args, "config"):
+        parser.print_usage(sys.stderr)
+        error(f"--config: '{args.command}' reads no promoter.yaml")
+        return EXIT_USAGE
     scrub = SecretScrubber()
     configure_logging(debug, scrub)
     timeout = getattr(args, "timeout", DEFAULT_TIMEOUT)
@@ -237,8 +232,8 @@ def _run_command(
     args: argparse.Namespace, scrub: SecretScrubber, stdin: TextIO | None, *, debug: bool
 ) -> int:
     try:
-        if getattr(args, "config", None) is not None:
-            args.config = named_config(args.config)
+        if hasattr(args, "config"):
+            args.config = _config_named(args.global_config, args.config)
         if args.command == "copy":
             return _copy(args, scrub)
         if args.command == "digest":
@@ -264,6 +259,33 @@ def _run_command(
             log.exception("internal error")
         error(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)")
         return EXIT_FAILED
+
+
+def _config_named(before: Path | None, after: Path | None) -> Path | None:
+    """The promoter.yaml that ``--config`` names before and/or after the command (each may be the
+    file or its folder); naming one file twice, in any spelling, is fine.
+
+    Raises:
+        InputError: the two name different files.
+        ConfigError: a folder without promoter.yaml (:func:`named_config`).
+    """
+    named = [named_config(path) for path in (before, after) if path is not None]
+    if len(named) == 2 and not _same_file(*named):
+        raise InputError(
+            f"--config is given twice with different files ({named[0]}, {named[1]}); give it once"
+        )
+    return named[0] if named else None
+
+
+def _same_file(first: Path, second: Path) -> bool:
+    """Whether two paths name one file: the same path once links and ``..`` are resolved, or the
+    same file on disk (a hard link)."""
+    if first.resolve() == second.resolve():
+        return True
+    try:
+        return first.samefile(second)
+    except OSError:
+        return False
 
 
 def run() -> None:

@@ -5,10 +5,18 @@ promoter.yaml, rendered manifests (``--manifests``, kustomize's output) and list
 Argo CD's repo-server. So no input is read whole and measured afterwards: at most one byte more than its cap
 is read, and a file over the cap is refused in one line. Text must be UTF-8; anything else is bad input with
 a line that says where it stopped making sense, not a decoding traceback.
+
+Rendered manifests and list files may be streams on purpose (``-``, ``<(kustomize build ...)``).
+promoter's own files (promoter.yaml, kustomizations, the hook's ``promoter-images.txt``, CA files) must
+be regular files (:func:`read_regular_file`): a named pipe nobody writes to would block the command
+forever, a device never ends, and the files promoter rewrites are never followed through a symbolic
+link (Git stores links, so a pull request could point one anywhere).
 """
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +67,15 @@ KUSTOMIZATION_CAP: Final = InputCap(
 LIST_CAP: Final = InputCap("a list file", 4 * MIB, "split it into several files")
 
 _CHUNK: Final = 1024 * 1024
+#: What a path that is no regular file is, by its ``stat`` file type, for the one-line refusal.
+_FILE_KINDS: Final = (
+    (stat.S_ISLNK, "a symbolic link"),
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
 
 
 def read_input_text(source: Path | str, *, name: str, cap: InputCap) -> str:
@@ -91,6 +108,75 @@ def read_input_text(source: Path | str, *, name: str, cap: InputCap) -> str:
     except OSError as exc:
         raise ConfigError(f"cannot read {name}: {exc.strerror or exc.__class__.__name__}") from exc
     return decode_text(data, name)
+
+
+def read_regular_file(path: Path, *, name: str, cap: InputCap, follow_links: bool = True) -> bytes:
+    """The bytes of ``path``, which must be a regular file, refused when over ``cap``.
+
+    The file type is checked before the file is opened (``stat``), and again on the open descriptor
+    (``fstat``), so what was checked is what is read; the open itself does not block
+    (``O_NONBLOCK``: opening a named pipe that nobody writes to would otherwise wait forever).
+
+    Args:
+        path: the file.
+        name: how the messages call it (``promoter.yaml infra/promoter.yaml``).
+        cap: the size cap of this kind of input.
+        follow_links: False refuses a symbolic link as the last part of ``path``: for the files
+            promoter rewrites, and the lists it trusts, a link could name any file of the machine.
+
+    Raises:
+        ConfigError: ``path`` is missing or unreadable, is not a regular file (a folder, a named
+            pipe, a device, or with ``follow_links`` False a symbolic link), is over the cap, or
+            changed type between the checks; one line naming it and what it is.
+    """
+    try:
+        kind = _not_regular(path.stat() if follow_links else path.lstat())
+        if kind is not None:
+            raise not_regular_error(name, kind)
+        flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+        descriptor = os.open(path, flags if follow_links else flags | os.O_NOFOLLOW)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {name}: {exc.strerror or exc.__class__.__name__}") from exc
+    try:
+        kind = _not_regular(os.fstat(descriptor))  # replaced since the stat above
+        if kind is not None:
+            raise not_regular_error(name, kind)
+        with os.fdopen(descriptor, "rb", closefd=False) as stream:
+            return read_capped(stream, cap, name)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {name}: {exc.strerror or exc.__class__.__name__}") from exc
+    finally:
+        os.close(descriptor)
+
+
+def read_regular_text(path: Path, *, name: str, cap: InputCap, follow_links: bool = True) -> str:
+    """The UTF-8 text of a regular file: :func:`read_regular_file`, then :func:`decode_text`.
+
+    Raises:
+        ConfigError: as :func:`read_regular_file` and :func:`decode_text` say.
+    """
+    data = read_regular_file(path, name=name, cap=cap, follow_links=follow_links)
+    return decode_text(data, name)
+
+
+def not_regular_error(name: str, kind: str) -> ConfigError:
+    """The one line for ``name`` being ``kind`` (``a named pipe (FIFO)``) instead of a file."""
+    if kind == "a symbolic link":
+        return ConfigError(
+            f"{name} is a symbolic link; promoter reads and writes this file only as a regular "
+            "file, never through a link: replace the link with the file itself"
+        )
+    return ConfigError(f"{name} is {kind}, not a regular file; give a regular file")
+
+
+def _not_regular(status: os.stat_result) -> str | None:
+    """What a file of this status is when it is no regular file (``a folder``), else None."""
+    if stat.S_ISREG(status.st_mode):
+        return None
+    for test, kind in _FILE_KINDS:
+        if test(status.st_mode):
+            return kind
+    return "a special file"
 
 
 def read_capped(stream: BinaryIO, cap: InputCap, name: str) -> bytes:

@@ -23,7 +23,12 @@ def read_list_file(path: Path, what: str) -> list[tuple[int, str]]:
             :data:`~promoter.config.input_files.LIST_CAP` or is not UTF-8 text; one line naming it.
     """
     name = f"{what} from standard input" if str(path) == "-" else f"{what} {path}"
-    text = read_input_text(path, name=name, cap=LIST_CAP)
+    return list_entries(read_input_text(path, name=name, cap=LIST_CAP))
+
+
+def list_entries(text: str) -> list[tuple[int, str]]:
+    """The entries of a list file's text as ``(line number, text)``, as :func:`read_list_file`
+    gives them; for callers that read the file their own way (the hook's image list)."""
     entries = []
     for number, line in enumerate(text.splitlines(), start=1):
         entry = line.split("#", 1)[0].strip()

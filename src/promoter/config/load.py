@@ -39,7 +39,7 @@ from pydantic_core import ErrorDetails
 from promoter.config.locate import CONFIG_NAME, find_config, read_config_document
 from promoter.config.schema import ConfigModel, EcrModel
 from promoter.config.values import Environment, PromoterConfig, RegistrySettings
-from promoter.ecr.hosts import is_ecr_host
+from promoter.ecr.hosts import is_ecr_host, is_role_arn
 from promoter.ecr.settings import EcrSettings, RepositorySettings
 from promoter.errors import ConfigError, InvalidReferenceError
 from promoter.reference import hide_credentials, parse_registry_host
@@ -72,7 +72,8 @@ def load_config(path: Path, *, registries_only: bool = False) -> PromoterConfig:
             ``registries`` settings, which the hook packagings mount on their own).
 
     Raises:
-        ConfigError: one line naming the file, the key path and what is wrong.
+        ConfigError: one line naming the file, the key path and what is wrong; credentials typed
+            into a key or value are shown as ``***@`` and URLs without their query strings.
     """
     data = read_config_document(path)
     if data is None and registries_only:
@@ -89,10 +90,13 @@ def load_config(path: Path, *, registries_only: bool = False) -> PromoterConfig:
     elif not data.get("environments", True):
         raise ConfigError(f"{path}: environments: at least one environment is required")
     try:
-        model = ConfigModel.model_validate(data)
+        return _build(path, ConfigModel.model_validate(data))
     except ValidationError as exc:
-        raise ConfigError(f"{path}: {_explain(exc)}") from None
-    return _build(path, model)
+        failure = ConfigError(_hidden_in(f"{path}: {_explain(exc)}", data))
+    except ConfigError as exc:
+        failure = ConfigError(_hidden_in(exc.message, data), hint=exc.hint, remedy=exc.remedy)
+    # Raised outside the handlers, so that no __context__ keeps the text hidden here.
+    raise failure
 
 
 # -- building the values -----------------------------------------------------------------------------
@@ -106,7 +110,7 @@ def _build(path: Path, model: ConfigModel) -> PromoterConfig:
         where = f"{path}: environments.{name}"
         if not _ENVIRONMENT_NAME.fullmatch(name):
             raise ConfigError(
-                f"{path}: environments: invalid environment name {name!r} "
+                f"{path}: environments: invalid environment name {_shown(name)!r} "
                 "(use letters, digits, '.', '_' and '-')"
             )
         if not entry.overlay.strip():
@@ -131,7 +135,7 @@ def _build(path: Path, model: ConfigModel) -> PromoterConfig:
             )
     registries: dict[str, RegistrySettings] = {}
     for host, settings in model.registries.items():
-        where = f"{path}: registries.{host}"
+        where = f"{path}: registries.{_shown(host)}"
         normalised = _registry_host(host, f"{path}: registries")
         if normalised in registries:
             raise ConfigError(f"{where}: the same registry as another key in registries")
@@ -171,14 +175,14 @@ def _registry_host(text: str, where: str) -> str:
 
 def _check_endpoint(url: str, where: str) -> None:
     """An endpoint is where requests go: an http(s) base URL, without credentials or query."""
-    hidden = hide_credentials(url)
-    if hidden is not None:
+    shown = _shown(url)
+    if hide_credentials(url) is not None:
         # Credentials come from the docker config or a helper, never from a file kept in Git.
         raise ConfigError(
-            f"{where}: remove the user name/password from the URL ({hidden!r}); "
+            f"{where}: remove the user name/password from the URL ({shown!r}); "
             "store credentials with promoter login or docker login instead"
         )
-    problem = f"expected an http:// or https:// URL like http://127.0.0.1:5000, got {url!r}"
+    problem = f"expected an http:// or https:// URL like http://127.0.0.1:5000, got {shown!r}"
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -188,8 +192,13 @@ def _check_endpoint(url: str, where: str) -> None:
     except ValueError:
         port = 0
     if port == 0:
-        raise ConfigError(f"{where}: invalid port in {url!r}: use a port from 1 to 65535")
-    if parts.scheme not in {"http", "https"} or not parts.hostname or parts.query or parts.fragment:
+        raise ConfigError(f"{where}: invalid port in {shown!r}: use a port from 1 to 65535")
+    if parts.query or parts.fragment:
+        raise ConfigError(
+            f"{where}: an endpoint takes no query string or fragment, got {shown!r}; "
+            "give the registry's base URL"
+        )
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
         raise ConfigError(f"{where}: {problem}")
 
 
@@ -205,12 +214,10 @@ def _ecr_settings(host: str, model: EcrModel, where: str) -> EcrSettings:
             f"{where}: {host} is not an ECR registry host "
             "(<account>.dkr.ecr.<region>.amazonaws.com[.cn])"
         )
-    if model.role_arn is not None and not re.fullmatch(
-        r"arn:aws[a-z-]*:iam::\d{12}:role/\S+", model.role_arn
-    ):
+    if model.role_arn is not None and not is_role_arn(model.role_arn):
         raise ConfigError(
             f"{where}.roleArn: expected a role ARN like arn:aws:iam::123456789012:role/name, "
-            f"got {model.role_arn!r}"
+            f"got {_shown(model.role_arn)!r}"
         )
     if model.api_endpoint is not None:
         _check_endpoint(model.api_endpoint, f"{where}.apiEndpoint")
@@ -219,7 +226,7 @@ def _ecr_settings(host: str, model: EcrModel, where: str) -> EcrSettings:
     if mutability is not None and mutability not in _TAG_MUTABILITY:
         raise ConfigError(
             f"{where}.repository.imageTagMutability: expected one of "
-            f"{', '.join(_TAG_MUTABILITY)}, got {mutability!r}"
+            f"{', '.join(_TAG_MUTABILITY)}, got {_shown(mutability)!r}"
         )
     with_exclusion = mutability is not None and mutability.endswith("_WITH_EXCLUSION")
     if with_exclusion != bool(repository.image_tag_mutability_exclusion_filters):
@@ -278,7 +285,7 @@ def _check_sources(path: Path, environments: dict[str, Environment]) -> None:
         if source is not None and source not in environments:
             raise ConfigError(
                 f"{path}: environments.{environment.name}.promotesFrom: "
-                f"unknown environment {source!r} (known: {known})"
+                f"unknown environment {_shown(source)!r} (known: {known})"
             )
     acyclic: set[str] = set()
     for environment in environments.values():
@@ -303,7 +310,7 @@ def _check_allowed(path: Path, environments: dict[str, Environment]) -> None:
         for name in environment.allow_images_from:
             if name != "*" and (name not in environments or name == environment.name):
                 raise ConfigError(
-                    f"{path}: environments.{environment.name}.allowImagesFrom: {name!r} is not "
+                    f"{path}: environments.{environment.name}.allowImagesFrom: {_shown(name)!r} is not "
                     f"another environment (known: {', '.join(environments)}; '*' allows all)"
                 )
 
@@ -349,8 +356,9 @@ def _explain(exc: ValidationError) -> str:
 
 
 def _describe_error(error: ErrorDetails) -> str:
-    """One pydantic error in this file's words: ``key.path: what is wrong``."""
-    location = [str(part) for part in error["loc"]]
+    """One pydantic error in this file's words: ``key.path: what is wrong``; the key path and the
+    value shown as :func:`_shown` shows them (a ``registries:`` key may hold a password)."""
+    location = [_shown(str(part)) for part in error["loc"]]
     kind = error["type"]
     value = error["input"]
     if kind == "extra_forbidden":
@@ -417,4 +425,37 @@ def _describe(value: object) -> str:
         return "a list"
     if isinstance(value, bool):
         return str(value).lower()
-    return repr(value)
+    return repr(_shown(value) if isinstance(value, str) else value)
+
+
+def _shown(text: str) -> str:
+    """``text`` (a key or a value of the file) as a message may show it: ``user:password@`` typed
+    into it as ``***@`` (:func:`~promoter.reference.hide_credentials`), and a URL's query string or
+    fragment, which may carry a token, as ``?...`` (README: "URLs lose their query strings")."""
+    text = hide_credentials(text) or text
+    scheme, separator, rest = text.partition("://")
+    cut = min((at for at in (rest.find("?"), rest.find("#")) if at >= 0), default=-1)
+    if separator and cut >= 0:
+        return f"{scheme}{separator}{rest[:cut]}{rest[cut]}..."
+    return text
+
+
+def _hidden_in(message: str, document: object) -> str:
+    """``message`` with every key and value of ``document`` that :func:`_shown` would change
+    replaced by what it shows: a net under the messages built above, for text they quote as
+    written (a registry host's own error)."""
+    replacements: dict[str, str] = {}
+    pending = [document]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, dict):
+            pending.extend(value.keys())
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+        elif isinstance(value, str) and _shown(value) != value:
+            replacements[repr(value)] = repr(_shown(value))
+            replacements[value] = _shown(value)
+    for text in sorted(replacements, key=len, reverse=True):
+        message = message.replace(text, replacements[text])
+    return message

@@ -6,10 +6,11 @@ needs: the overlay a plan will render can start building while the rest of promo
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Final
 
-from promoter.config.input_files import CONFIG_CAP, read_input_text
+from promoter.config.input_files import CONFIG_CAP, read_regular_text
 from promoter.errors import ConfigError, Remedy
 
 CONFIG_NAME: Final = "promoter.yaml"
@@ -17,6 +18,9 @@ CONFIG_NAME: Final = "promoter.yaml"
 
 def find_config(start: Path) -> Path:
     """Find ``promoter.yaml`` in ``start`` or the nearest of its parents, as git finds ``.git``.
+
+    The nearest folder with anything named ``promoter.yaml`` is the answer: a folder, a named pipe or
+    a broken link there is refused when it is read, rather than passed over for a parent's file.
 
     Args:
         start: a folder (or a file, whose folder is used), usually the current directory.
@@ -29,7 +33,7 @@ def find_config(start: Path) -> Path:
         folder = folder.parent
     for candidate in (folder, *folder.parents):
         path = candidate / CONFIG_NAME
-        if path.is_file():
+        if os.path.lexists(path):
             return path
     raise ConfigError(
         f"no {CONFIG_NAME} in {start} or its parents",
@@ -42,13 +46,16 @@ def named_config(path: Path) -> Path:
     """The promoter.yaml that ``--config PATH`` names: the file itself, or ``PATH/promoter.yaml``
     when PATH is a folder (as ``kustomize build DIR`` and ``helm install ... DIR`` take folders).
 
+    Whatever the answer is (a named pipe, a device, a folder named promoter.yaml) is checked when it
+    is read (:func:`read_config_document`), without blocking.
+
     Raises:
-        ConfigError: PATH is a folder without a promoter.yaml.
+        ConfigError: PATH is a folder without anything named promoter.yaml.
     """
     if not path.is_dir():
         return path
     candidate = path / CONFIG_NAME
-    if not candidate.is_file():
+    if not os.path.lexists(candidate):
         raise ConfigError(
             f"--config {path}: a folder without {CONFIG_NAME}",
             hint=f"name the file itself, or a folder that has a {CONFIG_NAME}",
@@ -59,16 +66,19 @@ def named_config(path: Path) -> Path:
 def read_config_document(path: Path) -> Any:
     """promoter.yaml as YAML values, before validation: every reader of the file reads it this way.
 
-    The file is read up to :data:`~promoter.config.input_files.CONFIG_CAP` and no further, and it
-    takes no YAML aliases and no duplicate keys: it is promoter's own file, written by hand, and the
-    in-cluster hook and the Argo CD plugin read it too.
+    The file is read up to :data:`~promoter.config.input_files.CONFIG_CAP` and no further, must be a
+    regular file (a named pipe would block the command, a device never ends), and it takes no YAML
+    aliases and no duplicate keys: it is promoter's own file, written by hand, and the in-cluster hook
+    and the Argo CD plugin read it too.
 
     Raises:
-        ConfigError: unreadable, too large, not UTF-8, not YAML, or using aliases; one line.
+        ConfigError: unreadable, no regular file, too large, not UTF-8, not YAML, or using aliases;
+            one line.
     """
     from promoter.config.yaml_input import load_yaml  # noqa: PLC0415 - YAML only when a file is read
 
-    return load_yaml(read_input_text(path, name=str(path), cap=CONFIG_CAP), source=str(path))
+    text = read_regular_text(path, name=str(path), cap=CONFIG_CAP)
+    return load_yaml(text, source=str(path))
 
 
 def overlay_hint(config_path: Path, environment: str) -> Path | None:

@@ -25,6 +25,7 @@ except ImportError:  # PyYAML built without libyaml: the same rules, in Python
     from yaml import SafeLoader as FastSafeLoader  # type: ignore[assignment]
 
 from promoter.errors import ConfigError
+from promoter.reference import hide_credentials
 
 __all__ = [
     "ALIAS_EXPANSION_LIMIT",
@@ -65,8 +66,10 @@ class UniqueKeyLoader(FastSafeLoader):
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
             if isinstance(key, Hashable) and key in seen:
+                # A registries: key may hold credentials: shown as ***@host, as everywhere.
+                shown = hide_credentials(key) if isinstance(key, str) else None
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                    None, None, f"duplicate key {shown or key!r}", key_node.start_mark
                 )
             seen.add(key)
         return super().construct_mapping(node, deep=deep)

@@ -53,3 +53,16 @@ def parse_ecr_host(host: str) -> EcrRegistry | None:
 def is_ecr_host(host: str) -> bool:
     """Whether ``host`` names a private ECR registry."""
     return parse_ecr_host(host) is not None
+
+
+# An IAM role's ARN (IAM user guide, "IAM identifiers"): arn:PARTITION:iam::ACCOUNT:role/PATH/NAME,
+# the path "/" or "/segments/" of printable ASCII, the name 1-64 of letters, digits and +=,.@_-.
+_ROLE_ARN = re.compile(
+    r"arn:aws(?:-[a-z]+)*:iam::[0-9]{12}:role/(?:[\x21-\x7e]{1,510}/)?[A-Za-z0-9+=,.@_-]{1,64}"
+)
+
+
+def is_role_arn(text: str) -> bool:
+    """Whether ``text`` is an IAM role's ARN (``arn:aws:iam::123456789012:role/promoter``), as
+    promoter.yaml's ``ecr.roleArn`` and the hook's ``PROMOTER_ROLE_ARN`` must be."""
+    return _ROLE_ARN.fullmatch(text) is not None

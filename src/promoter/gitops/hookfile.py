@@ -3,21 +3,25 @@
 The component (deploy/kustomize/promoter-hook) hands the hook Job the images to promote through
 this file, one destination reference per line. An image the overlay runs but the file lacks would
 be applied without having been copied, so ``plan`` reports the difference and ``promote`` rewrites
-the file with the overlay. Pure apart from reading and writing that one file.
+the file with the overlay. Also how the hook itself is told apart in rendered manifests
+(:func:`without_hook_containers`). Pure apart from reading that one file.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import os
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from promoter.config.lists import read_list_file
-from promoter.errors import ConfigError
+from promoter.config.input_files import LIST_CAP, decode_text, read_regular_file
+from promoter.config.lists import list_entries
 
 HOOK_IMAGES_FILE: Final = "promoter-images.txt"
 _HOOK_ANNOTATION: Final = "argocd.argoproj.io/hook"
+#: The container lists of a pod spec that may hold promoter's hook container.
+_CONTAINER_LISTS: Final = ("containers", "initContainers")
 #: What kustomize names when an overlay uses the component without the ConfigMap its Job mounts
 #: (the component's replacement finds no source, or a source without the key).
 _COMPONENT_SOURCE: Final = ("/promoter-hook.[noNs]", "data.sourceRegistry")
@@ -33,22 +37,57 @@ class HookFileDrift:
 
 
 def is_hook(document: Mapping[str, Any]) -> bool:
-    """Whether a manifest is promoter's own hook Job: an Argo CD hook whose container runs
-    ``promoter sync --from-registry``. Its image is the hook's, not one the environment promotes;
-    every other object, other hooks included (a migration Job), is planned as usual."""
-    metadata = document.get("metadata")
-    annotations = metadata.get("annotations") if isinstance(metadata, Mapping) else None
-    if not isinstance(annotations, Mapping) or _HOOK_ANNOTATION not in annotations:
-        return False
+    """Whether a manifest holds promoter's own hook container: an Argo CD hook with a container
+    that runs ``promoter sync --from-registry`` (see :func:`without_hook_containers`)."""
+    return any(_is_hook_container(document, c) for _, c in _pod_containers(document))
+
+
+def without_hook_containers(
+    documents: Iterable[Mapping[str, Any]],
+) -> Iterator[Mapping[str, Any]]:
+    """The documents with promoter's own hook containers left out, for image discovery.
+
+    A hook container's image is the hook's, deployed with it, not one the environment promotes; its
+    ``--image`` arguments name what it copies. Only those containers are left out: any other
+    container of the same document (a migration step beside promoter's in one Job), and every other
+    object, other hooks included, is planned as usual. A document is changed into a copy; the
+    given ones are not touched.
+    """
+    for document in documents:
+        if not is_hook(document):
+            yield document
+            continue
+        pod = dict(document["spec"]["template"]["spec"])
+        for key in _CONTAINER_LISTS:
+            if isinstance(pod.get(key), list):
+                pod[key] = [c for c in pod[key] if not _is_hook_container(document, c)]
+        template = {**document["spec"]["template"], "spec": pod}
+        yield {**document, "spec": {**document["spec"], "template": template}}
+
+
+def _pod_containers(document: Mapping[str, Any]) -> Iterator[tuple[str, object]]:
+    """Each container of a document's ``spec.template.spec`` (a Job's pod) with its list's key."""
     spec = document.get("spec")
     template = spec.get("template") if isinstance(spec, Mapping) else None
     pod = template.get("spec") if isinstance(template, Mapping) else None
-    containers = pod.get("containers") if isinstance(pod, Mapping) else None
-    return any(
-        isinstance(c, Mapping)
-        and list(c.get("command") or [])[-1:] == ["promoter"]
-        and _runs_sync_from_registry(c.get("args"))
-        for c in containers or []
+    for key in _CONTAINER_LISTS:
+        containers = pod.get(key) if isinstance(pod, Mapping) else None
+        for container in containers if isinstance(containers, list) else ():
+            yield key, container
+
+
+def _is_hook_container(document: Mapping[str, Any], container: object) -> bool:
+    """Whether ``container`` of ``document`` is promoter's hook: the document is an Argo CD hook and
+    the container runs ``promoter sync --from-registry``."""
+    metadata = document.get("metadata")
+    annotations = metadata.get("annotations") if isinstance(metadata, Mapping) else None
+    return (
+        isinstance(annotations, Mapping)
+        and _HOOK_ANNOTATION in annotations
+        and isinstance(container, Mapping)
+        and isinstance(container.get("command"), list)
+        and container["command"][-1:] == ["promoter"]
+        and _runs_sync_from_registry(container.get("args"))
     )
 
 
@@ -69,18 +108,23 @@ def component_hint(kustomize_error: str) -> str:
 
 
 def hook_images_path(overlay: Path) -> Path | None:
-    """The overlay's image file, or None when the overlay does not use the component's file."""
+    """The overlay's image file, or None when the overlay does not use the component's file.
+
+    Anything of that name counts: a symbolic link, a folder or a named pipe is refused when it is
+    read (:func:`read_hook_images`), not passed over as if the overlay had no list.
+    """
     path = overlay / HOOK_IMAGES_FILE
-    return path if path.is_file() else None
+    return path if os.path.lexists(path) else None
 
 
 def read_hook_images(path: Path) -> list[str]:
     """The references in the file, without comments and blank lines.
 
     Raises:
-        ConfigError: the file cannot be read.
+        ConfigError: the file cannot be read, is a symbolic link or no regular file, is over
+            :data:`~promoter.config.input_files.LIST_CAP` or is not UTF-8; one line naming it.
     """
-    return [entry for _, entry in read_list_file(path, "image list")]
+    return [entry for _, entry in list_entries(decode_text(_read(path), _name(path)))]
 
 
 def drift(path: Path, running: Iterable[str]) -> HookFileDrift | None:
@@ -95,16 +139,31 @@ def rewritten(path: Path, running: Iterable[str]) -> tuple[str, str]:
     """The file's text before and after listing exactly ``running``, sorted.
 
     Comment and blank lines at the top (the file's explanation) are kept; the list below them is
-    replaced.
+    replaced. ``before`` is the file's exact text, as :func:`~promoter.gitops.overlay.write_edit`
+    compares it; ``after`` keeps its byte order mark and ``\r\n`` line ends, if it has them.
+
+    Raises:
+        ConfigError: as :func:`read_hook_images` says.
     """
-    try:
-        before = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read {path}: {exc}") from exc
+    data = _read(path)
+    text = decode_text(data, _name(path))  # checks UTF-8 and drops a byte order mark
+    before = data.decode("utf-8")
     header: list[str] = []
-    for line in before.splitlines():
+    for line in text.splitlines():
         if line.strip() and not line.lstrip().startswith("#"):
             break
         header.append(line)
-    after = "\n".join([*header, *sorted(set(running))]) + "\n"
-    return before, after
+    newline = "\r\n" if "\r\n" in text else "\n"
+    after = newline.join([*header, *sorted(set(running))]) + newline
+    return before, before[: len(before) - len(text)] + after
+
+
+def _name(path: Path) -> str:
+    return f"image list {path}"
+
+
+def _read(path: Path) -> bytes:
+    """The file's bytes: capped as every list file is, and never through a symbolic link (Git stores
+    links, so a pull request could point the list at any file: ``plan`` would print its lines and
+    ``promote`` overwrite it)."""
+    return read_regular_file(path, name=_name(path), cap=LIST_CAP, follow_links=False)

@@ -15,11 +15,12 @@ planned. Read after kustomize has rendered the overlay, so the tree is one kusto
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from promoter.config.input_files import KUSTOMIZATION_CAP, read_input_text
+from promoter.config.input_files import KUSTOMIZATION_CAP, read_regular_text
 from promoter.config.yaml_input import ALIAS_EXPANSION_LIMIT, load_yaml
 from promoter.errors import ConfigError
 from promoter.gitops.discover import ImageFieldSpec, parse_field_spec_path
@@ -34,7 +35,8 @@ _FIELD_SPEC_SHAPE: Final = "write {path: spec/image, kind: KIND} (group: and ver
 
 
 def kustomization_path(overlay: Path) -> Path:
-    """The kustomization file of an overlay folder, found as Kustomize finds it.
+    """The kustomization file of an overlay folder, found as Kustomize finds it: by name, whatever
+    it is (a named pipe or a link is refused when it is read, not passed over).
 
     Raises:
         ConfigError: the folder does not exist, has no kustomization file, or has more than one
@@ -44,7 +46,7 @@ def kustomization_path(overlay: Path) -> Path:
         raise ConfigError(
             f"overlay {overlay} does not exist; check the overlay path in promoter.yaml"
         )
-    found = [overlay / name for name in KUSTOMIZATION_NAMES if (overlay / name).is_file()]
+    found = [overlay / name for name in KUSTOMIZATION_NAMES if os.path.lexists(overlay / name)]
     if not found:
         raise ConfigError(f"no {', '.join(KUSTOMIZATION_NAMES)} in overlay {overlay}")
     if len(found) > 1:
@@ -152,9 +154,10 @@ def _read_yaml_mapping(path: Path, what: str) -> Mapping[str, Any]:
     """A YAML file that must hold one mapping (an empty file is an empty one).
 
     Raises:
-        ConfigError: unreadable, over the cap, not UTF-8 or YAML, or not a mapping.
+        ConfigError: unreadable, no regular file (a named pipe would block), over the cap, not
+            UTF-8 or YAML, or not a mapping.
     """
-    text = read_input_text(path, name=f"{what} {path}", cap=KUSTOMIZATION_CAP)
+    text = read_regular_text(path, name=f"{what} {path}", cap=KUSTOMIZATION_CAP)
     document = load_yaml(text, source=str(path), alias_expansion=ALIAS_EXPANSION_LIMIT)
     if document is None:
         return {}

@@ -25,7 +25,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from promoter.config.input_files import MANIFESTS_CAP, read_input_text
+from promoter.config.input_files import (
+    KUSTOMIZATION_CAP,
+    LIST_CAP,
+    MANIFESTS_CAP,
+    InputCap,
+    decode_text,
+    read_input_text,
+    read_regular_file,
+)
 from promoter.errors import ConfigError
 from promoter.gitops.kustomization import kustomization_path
 from promoter.gitops.splice import DIGEST, NEW_TAG, ImagesEditor, load_text
@@ -126,8 +134,8 @@ def set_image(
         The planned edit; nothing is written (see ``write_edit``).
 
     Raises:
-        ConfigError: no readable kustomization, invalid YAML, or an ``images:`` that is not a list
-            of mappings.
+        ConfigError: no readable kustomization (one that is a symbolic link is refused: it is the
+            file promote edits), invalid YAML, or an ``images:`` that is not a list of mappings.
         InvalidReferenceError: ``name`` with the tag or digest is not a valid image reference.
         ValueError: neither ``new_tag`` nor ``digest`` was given.
     """
@@ -137,7 +145,7 @@ def set_image(
     parse_reference((new_name or name) + versioned)
     if previous is None:
         path = kustomization_path(overlay)
-        before = current = _read(path)
+        before = current = _read(path, follow_links=False)  # the file promote edits
     else:
         path, before, current = previous.path, previous.before, previous.after
     if rename_to is not None:
@@ -251,18 +259,23 @@ def write_edit(edit: ImageEdit) -> None:
     """Write an edit atomically: a temporary file in the same folder, then a rename over the file.
 
     A reader (Argo CD, an editor, a concurrent ``git add``) sees the old file or the new one, never
-    half of one. The file keeps its permissions; a symbolic link keeps pointing at the edited file.
+    half of one. The file keeps its permissions. A file that is a symbolic link is refused, never
+    written through: Git stores links, so a pull request could point the kustomization or
+    ``promoter-images.txt`` at any file the user can write; the rename replaces the folder's entry
+    itself, so a link put in place after the check is replaced, not followed.
 
     Raises:
-        ConfigError: the file changed since the edit was planned, or cannot be written.
+        ConfigError: the file is a symbolic link or no regular file, changed since the edit was
+            planned, or cannot be written.
     """
     if not edit.changed:
         return
-    target = edit.path.resolve()
-    if _read(target) != edit.before:
+    target = edit.path
+    # The largest of the files promoter writes: an image list (a kustomization is capped lower).
+    if _read(target, cap=LIST_CAP, follow_links=False) != edit.before:
         raise ConfigError(f"{edit.path} changed since it was read; run the command again")
     try:
-        mode = stat.S_IMODE(target.stat().st_mode)
+        mode = stat.S_IMODE(target.lstat().st_mode)
         descriptor, temporary = tempfile.mkstemp(
             prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
         )
@@ -302,12 +315,17 @@ def unified_diff(edit: ImageEdit, relative_to: Path | None = None) -> str:
     )
 
 
-def _read(path: Path) -> str:
-    """The file's exact text: ``newline=""`` keeps CRLF line ends as they are."""
+def _read(path: Path, cap: InputCap = KUSTOMIZATION_CAP, *, follow_links: bool = True) -> str:
+    """The exact text of a kustomization or image list (a byte order mark and ``\r\n`` line ends
+    kept): a regular file, read no further than ``cap``; with ``follow_links`` False, as for a file
+    promoter edits, never through a symbolic link.
+
+    Raises:
+        ConfigError: a symbolic link (``follow_links`` False) or no regular file, unreadable, over
+            ``cap``, or not UTF-8.
+    """
+    data = read_regular_file(path, name=str(path), cap=cap, follow_links=follow_links)
     try:
-        with path.open(encoding="utf-8", newline="") as stream:
-            return stream.read()
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"cannot read {path}: not UTF-8 text") from exc
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return decode_text(data, str(path))  # raises, naming the first bad byte
