@@ -18,6 +18,11 @@ from typing import Protocol
 
 from promoter.errors import DeadlineExceededError
 
+#: The longest deadline a run takes, in seconds (11.6 days): longer ones overflow the platform's
+#: timers (``threading.TIMEOUT_MAX`` is about 49 days on Linux, less elsewhere). The CLI's
+#: ``--timeout`` and the hook Job's derived timeout stay at or below it.
+LONGEST_RUN_TIMEOUT = 1_000_000
+
 
 @dataclass(frozen=True, slots=True)
 class Deadline:

@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Final
 
+from promoter.deadline import LONGEST_RUN_TIMEOUT
+
 #: The longest suffix Argo CD appends to a hook's ``generateName`` (``<rev7>-<phase>-<unix time>``).
 ARGOCD_NAME_SUFFIX: Final = 27
 #: Kubernetes' limit for a Job's name (it becomes the ``job-name`` label of its pods).
@@ -51,11 +53,8 @@ SCRATCH_DIR: Final = "/tmp"  # noqa: S108
 CONFIG_DIR: Final = "/etc/promoter"
 #: The ConfigMap key (so the file name in :data:`CONFIG_DIR`) of the Job's promoter.yaml.
 CONFIG_KEY: Final = "promoter.yaml"
-#: The longest ``--timeout`` promoter's command line takes (``promoter.cli.main``: longer ones
-#: overflow the platform's timers); the Job's deadline must not ask for more.
-LONGEST_RUN_TIMEOUT: Final = 1_000_000
 #: The ``activeDeadlineSeconds`` whose :func:`run_timeout` is at least 1 s (0 would mean no limit)
-#: and at most :data:`LONGEST_RUN_TIMEOUT` (2 and 1,250,001).
+#: and at most :data:`~promoter.deadline.LONGEST_RUN_TIMEOUT` (2 and 1,250,001).
 SHORTEST_DEADLINE: Final = (5 + 3) // 4
 LONGEST_DEADLINE: Final = (LONGEST_RUN_TIMEOUT * 5 + 4) // 4
 #: The container ``imagePullPolicy`` values Kubernetes takes (core/v1 Container).

@@ -21,7 +21,6 @@ from promoter.argocd.hookjob import (
     CONFIG_KEY,
     INT32_MAX,
     LONGEST_DEADLINE,
-    LONGEST_RUN_TIMEOUT,
     PULL_POLICIES,
     SHORTEST_DEADLINE,
     HookSettings,
@@ -30,6 +29,7 @@ from promoter.argocd.hookjob import (
 )
 from promoter.config.input_files import InputCap, read_regular_text
 from promoter.config.locate import read_config_document
+from promoter.deadline import LONGEST_RUN_TIMEOUT
 from promoter.ecr.hosts import is_ecr_host, is_role_arn
 from promoter.errors import ConfigError, InputError, InvalidReferenceError
 from promoter.reference import is_loopback_host, parse_reference

@@ -46,7 +46,7 @@ from promoter.cli.exit_codes import (
     exit_code_of,
 )
 from promoter.config.locate import named_config
-from promoter.deadline import Deadline
+from promoter.deadline import LONGEST_RUN_TIMEOUT, Deadline
 from promoter.errors import InputError, PromoterError
 from promoter.outcome import Outcome, outcome_of, worst
 from promoter.reference import parse_reference
@@ -178,10 +178,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-#: The longest --timeout (11.6 days); longer ones overflow the platform's timers. 0 means no limit.
-_LONGEST_TIMEOUT = 1e6
-
-
 def _seconds(text: str) -> float:
     """An argparse type for ``--timeout``: a non-negative, finite number of seconds."""
     try:
@@ -190,9 +186,9 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
     if not math.isfinite(value) or value < 0:
         raise argparse.ArgumentTypeError(f"expected 0 or more seconds, got {text!r}")
-    if value > _LONGEST_TIMEOUT:
+    if value > LONGEST_RUN_TIMEOUT:
         raise argparse.ArgumentTypeError(
-            f"expected at most {_LONGEST_TIMEOUT:g} seconds (0 for no limit), got {text!r}"
+            f"expected at most {LONGEST_RUN_TIMEOUT:g} seconds (0 for no limit), got {text!r}"
         )
     return value
 
