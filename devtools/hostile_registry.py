@@ -185,8 +185,11 @@ class _Handler(BaseHTTPRequestHandler):
         rule = registry._rule_for(self.command, self.path)
         if rule is not None:
             rule.started.set()
-            rule.action(self, body, media_type)
+            # Decided before the action answers, so a well-formed answer says "Connection: close"
+            # (answer()): a client must not send its next request on a connection the server is
+            # about to close (the race a keep-alive client otherwise loses now and then).
             self.close_connection = True
+            rule.action(self, body, media_type)
             return
         if registry.token_realm and self.path.startswith("/token"):
             self.answer(200, json.dumps({"token": registry.token_value}).encode())
@@ -234,6 +237,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         for name, value in (headers or {}).items():
             self.send_header(name, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
