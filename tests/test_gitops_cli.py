@@ -243,7 +243,10 @@ def test_an_image_deployed_from_another_environments_registry_is_foreign(
     rows = {r["module"]: r["environments"] for r in status.json()["modules"]}  # type: ignore[union-attr]
     assert rows[gitops.repo("checkout")]["production"]["foreignEnvironment"] == "dev"
     assert "(from dev)" in cli("status").out
-    assert cli("sync", "production", "--allow-foreign").code == 0
+    allowed_sync = cli("sync", "production", "--allow-foreign")
+    assert allowed_sync.code == 0, allowed_sync.err
+    # neither copied nor looked up: counted apart, never as present
+    assert "2 present, 0 refused, 0 failed, 1 from other environments (allowed)" in allowed_sync.out
     config = gitops.root / "promoter.yaml"
     config.write_text(
         config.read_text().replace(
@@ -288,6 +291,9 @@ def test_status_keeps_gits_view_when_a_registry_cannot_be_asked(
     assert planned.code == 1
     errors = [ln for ln in planned.err.splitlines() if f"127.0.0.1:{closed}" in ln]
     assert len(errors) == 1, planned.err
+    synced = cli("sync", "dev")
+    assert synced.code == 1
+    assert len([ln for ln in synced.err.splitlines() if f"127.0.0.1:{closed}" in ln]) == 1
 
 
 def test_promote_changes_only_the_module_keeps_comments_and_can_sync(
@@ -551,6 +557,36 @@ def test_plan_reports_a_hook_file_that_lacks_an_image(
     assert any(
         "lacks" in ln and ln.startswith("promoter: error:") for ln in synced.err.splitlines()
     )
+
+
+def test_a_hook_file_line_outside_the_environments_registry_fails_plan_and_sync(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """A dev-registry line in promoter-images.txt makes the hook Job refuse (foreign-environment,
+    exit 3) on every Argo CD sync: plan and sync say so and exit 3 instead of warning. The
+    component's images: entry for the hook's own image is not called unused."""
+    for module, tag in (("cart", "2.3.1"), ("checkout", "1.8.0"), ("catalog", "3.0.2")):
+        gitops.seed(gitops.dev, module, tag)
+        gitops.seed(gitops.prod, module, tag)
+    listed = "".join(
+        f"{PROD}/{gitops.repo(m)}:{t}\n"
+        for m, t in (("cart", "2.3.1"), ("checkout", "1.8.0"), ("catalog", "3.0.2"))
+    )
+    _use_hook_component(gitops, listed + f"{DEV}/{gitops.repo('cart')}:2.4.0\n")
+    path = gitops.kustomization("production")
+    path.write_text(
+        path.read_text().replace(
+            "images:\n",
+            f"images:\n  - name: promoter\n    newName: {PROD}/tools/promoter\n    newTag: 0.1.0\n",
+        )
+    )
+    for command in ("plan", "sync"):
+        result = cli(command, "production")
+        assert result.code == 3, result.err
+        line = next(ln for ln in result.err.splitlines() if f"{DEV}/{gitops.repo('cart')}" in ln)
+        assert line.startswith("promoter: error:")
+        assert "the hook Job would refuse it" in line
+        assert "'promoter'" not in result.err  # the hook image's entry applies to the hook Job
 
 
 def test_promote_keeps_the_hook_file_current(
@@ -849,7 +885,8 @@ def test_rendered_manifests_with_a_wrong_registry_are_refused_too(
     for command in ("plan", "sync"):
         result = cli(command, "production", "--manifests", str(typo))
         assert result.code == 2, result.err
-        assert "its overlay deploys no image of its registry" in result.err
+        assert "the given manifests deploy no image of its registry" in result.err
+        assert "check the manifests" in result.err
 
 
 def test_an_overlay_of_only_another_environments_images_says_so_and_can_be_allowed(
@@ -914,9 +951,42 @@ def test_an_image_in_a_lookalike_of_the_environments_registry_is_warned_about(
             f"newName: {PROD}/{gitops.repo('cart')}", f"newName: {typo}/{gitops.repo('cart')}"
         )
     )
+    status = cli("status", "-o", "json")  # cart has no production cell: the warning says why
+    assert any("looks like its registry" in w for w in status.json()["warnings"])  # type: ignore[index,union-attr]
     result = cli("plan", "production")
     warning = next(ln for ln in result.err.splitlines() if "looks like" in ln)
     assert (
         f"{typo}/{gitops.repo('cart')}:2.3.1 is in {typo}, which looks like its registry {PROD}"
         in warning
     )
+
+
+def test_a_pin_beside_the_same_tag_is_in_sync_when_content_cannot_be_compared(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """Production pinning checkout 1.8.0@digest while dev runs 1.8.0, with dev's registry down:
+    the same version by Git's view, not '~' (another version)."""
+    digest = gitops.seed(gitops.prod, "checkout", "1.8.0")
+    production = gitops.kustomization("production")
+    production.write_text(
+        production.read_text().replace("newTag: 1.8.0", f"newTag: 1.8.0\n    digest: {digest}")
+    )
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    config = gitops.root / "promoter.yaml"
+    config.write_text(config.read_text().replace(gitops.dev.url, f"http://127.0.0.1:{closed}"))
+    rows = {r["module"]: r["environments"] for r in cli("status", "-o", "json").json()["modules"]}  # type: ignore[union-attr]
+    assert rows[gitops.repo("checkout")]["production"]["drift"] == "in-sync"
+
+
+def test_login_and_digest_print_a_json_document_when_they_fail(cli: Callable[..., CliRun]) -> None:
+    """-o json on a failing digest is one document on stdout, with the error line and exit code."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    run = cli("digest", f"127.0.0.1:{closed}/a:1", "-o", "json")
+    assert run.code == 1
+    document = run.json()
+    assert document["exitCode"] == 1  # type: ignore[index]
+    assert f"cannot connect to 127.0.0.1:{closed}" in str(document["error"])  # type: ignore[index]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import replace
 
 from promoter.config.values import Environment, PromoterConfig
 from promoter.deadline import Deadline
@@ -84,8 +85,10 @@ def environment_scan(
         text = _rendered(environment, rendering, deadline)
         source = f"kustomize build {environment.overlay}"
         field_specs = image_field_specs(environment.overlay)  # after kustomize accepted the tree
-    documents = without_hook_containers(iter_manifests(text, source=source))
-    return scan_manifests(documents, environment.registry, field_specs)
+    hook_images: list[str] = []
+    documents = without_hook_containers(iter_manifests(text, source=source), hook_images)
+    scan = scan_manifests(documents, environment.registry, field_specs)
+    return replace(scan, hook_images=tuple(hook_images))
 
 
 #: How many unmanaged references :func:`unmanaged_notes` describes one by one.
@@ -146,6 +149,7 @@ def check_own_registry(
     source_images: Callable[[], Iterable[str]],
     *,
     allow_foreign: bool = False,
+    given: bool = False,
 ) -> None:
     """Refuse an environment whose overlay deploys no image of its own registry while the environment
     it promotes from deploys images of its own. Either its ``registry:`` in promoter.yaml is wrong (a
@@ -156,7 +160,8 @@ def check_own_registry(
     rendered where manifests were given).
 
     Images of environments the environment may deploy from (``allowImagesFrom``, or every one
-    with ``allow_foreign``) do not count as a mistake.
+    with ``allow_foreign``) do not count as a mistake. ``given``: the images come from manifests
+    given instead of the overlay (``--manifests``), which the message then names as the suspect.
 
     Raises:
         ConfigError: naming the environment, its registry, the source's and the registries the
@@ -186,6 +191,13 @@ def check_own_registry(
             f"overlay names {environment.registry}, or allow it (allowImagesFrom in promoter.yaml, "
             "--allow-foreign)"
         )
+    if given:
+        raise ConfigError(
+            f"environment {name}: the given manifests deploy no image of its registry "
+            f"{environment.registry}, while {source.name} deploys images of {source.registry}; "
+            f"their images are in {', '.join(used) or 'no registry'}: check the manifests (what "
+            f"rendered them, with which values), or environments.{name}.registry in promoter.yaml"
+        )
     raise ConfigError(
         f"environment {name}: its overlay deploys no image of its registry "
         f"{environment.registry}, while {source.name} deploys images of {source.registry}; the "
@@ -195,14 +207,21 @@ def check_own_registry(
 
 
 def overlay_warnings(
-    config: PromoterConfig, name: str, images: Sequence[str], *, rendered: bool = True
+    config: PromoterConfig,
+    name: str,
+    images: Sequence[str],
+    *,
+    rendered: bool = True,
+    hook_images: Sequence[str] = (),
 ) -> list[str]:
     """What in environment ``name``'s images is valid but most likely a mistake, one line each:
     :func:`unqualified_warnings`, :func:`unused_entry_warnings` (only when ``rendered``: the images
     come from the overlay, not from manifests given instead) and :func:`lookalike_warnings`. Plan
     and sync print them; a kustomization that cannot be read here adds nothing (the render already
-    accepted the overlay)."""
-    unused = unused_entry_warnings(config.environment(name), images) if rendered else []
+    accepted the overlay). ``hook_images`` (promoter's own hook containers) count as rendered
+    images for the ``images:`` entries (the component's entry for the hook image applies there)."""
+    environment = config.environment(name)
+    unused = unused_entry_warnings(environment, [*images, *hook_images]) if rendered else []
     return [
         *unqualified_warnings(config, name, images),
         *unused,

@@ -60,7 +60,7 @@ class EnvironmentPlan:
     def outcome(self) -> Outcome:
         """Failed when a registry could not be asked; refused when something blocks a sync (a
         conflict, a missing source, an image the hook's list lacks); done otherwise."""
-        lacking = self.hook_file is not None and bool(self.hook_file.missing)
+        lacking = self.hook_file is not None and self.hook_file.blocking
         return worst([plan_outcome(self.items), Outcome.REFUSED if lacking else Outcome.DONE])
 
 
@@ -129,6 +129,7 @@ def plan_environment(
         images,
         lambda: environment_images(source, deadline=deadline) if source else (),
         allow_foreign=policy is not None and "*" in policy.allowed_foreign,
+        given=bool(manifests),
     )
     wanted = iter_wanted(
         images,
@@ -153,14 +154,22 @@ def plan_environment(
     if check_hook_file and not manifests:
         hook_file = hook_images_path(environment.overlay)
         if hook_file is not None:
-            difference = drift(hook_file, [i.image for i in items if i.destination is not None])
+            difference = drift(
+                hook_file,
+                [i.image for i in items if i.destination is not None],
+                environment.registry,
+            )
     return EnvironmentPlan(
         name,
         items,
         difference,
         source.name if source else None,
         unmanaged=scan.unmanaged,
-        warnings=tuple(overlay_warnings(config, name, images, rendered=not manifests)),
+        warnings=tuple(
+            overlay_warnings(
+                config, name, images, rendered=not manifests, hook_images=scan.hook_images
+            )
+        ),
     )
 
 

@@ -22,6 +22,7 @@ from promoter.app.environment import (
     environment_scan,
     foreign_modules,
     modules,
+    overlay_warnings,
 )
 from promoter.app.runtime import Runtime
 from promoter.config.values import PromoterConfig
@@ -113,6 +114,9 @@ class StatusMatrix:
         cells: by (environment, module); a module an environment does not deploy has no cell.
         unmanaged: by environment, the strings naming its registry outside image fields (see
             :attr:`~promoter.app.plan.EnvironmentPlan.unmanaged`); environments with none are absent.
+        warnings: what in the overlays is probably a mistake (as
+            :attr:`~promoter.app.plan.EnvironmentPlan.warnings`), every environment's, one line each:
+            a module deployed from a lookalike registry or as an unqualified image has no cell.
     """
 
     environments: tuple[str, ...]
@@ -121,6 +125,7 @@ class StatusMatrix:
     unmanaged: Mapping[str, tuple[UnmanagedReference, ...]] = field(
         default_factory=lambda: MappingProxyType({})
     )
+    warnings: tuple[str, ...] = ()
 
     def cell(self, environment: str, module: str) -> StatusCell | None:
         """The cell, or None when the environment does not deploy the module.
@@ -203,8 +208,19 @@ def status_matrix(
             reference, resolved[(name, module)], drift, errors.get((name, module), ""), owner
         )
     unmanaged = {name: scan.unmanaged for name, scan in scans.items() if scan.unmanaged}
+    warnings = tuple(
+        line
+        for name in names
+        for line in overlay_warnings(
+            config, name, images[name], hook_images=scans[name].hook_images
+        )
+    )
     return StatusMatrix(
-        tuple(names), tuple(all_modules), MappingProxyType(cells), MappingProxyType(unmanaged)
+        tuple(names),
+        tuple(all_modules),
+        MappingProxyType(cells),
+        MappingProxyType(unmanaged),
+        warnings,
     )
 
 
@@ -228,8 +244,8 @@ def _drift(
         except PromoterError as exc:
             problem = runtime.scrubber(str(exc))
             return (Drift.IN_SYNC if same_reference else _by_tags(mine, theirs)), problem
-        if same_reference or mine.tag == theirs.tag:
-            return Drift.DIVERGED, ""
+        if same_reference or compare_tags(mine.tag, theirs.tag) == 0 or mine.tag == theirs.tag:
+            return Drift.DIVERGED, ""  # one version (v1.2 and 1.2.0 too), other content
     elif same_reference or (mine.digest is not None and mine.digest == theirs.digest):
         return Drift.IN_SYNC, ""
     return _by_tags(mine, theirs), ""
@@ -238,6 +254,8 @@ def _drift(
 def _by_tags(mine: Reference, theirs: Reference) -> Drift:
     """Behind or ahead when the tags read as versions, differs otherwise."""
     order = compare_tags(mine.tag, theirs.tag)
-    if order is None or order == 0:
+    if order == 0:
+        return Drift.IN_SYNC  # the same version (a pin beside a tag), content unknown: Git's view
+    if order is None:
         return Drift.DIFFERS
     return Drift.BEHIND if order < 0 else Drift.AHEAD

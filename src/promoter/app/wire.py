@@ -126,6 +126,7 @@ class StatusJson(TypedDict):
 
     environments: list[str]
     modules: list[StatusModuleJson]
+    warnings: NotRequired[list[str]]  #: probable mistakes in the overlays, one line each
 
 
 class LoginJson(TypedDict):
@@ -343,8 +344,8 @@ def status_cell_json(cell: StatusCell) -> StatusCellJson:
 
 
 def status_json(matrix: StatusMatrix) -> StatusJson:
-    """The whole matrix."""
-    return {
+    """The whole matrix (``warnings`` when there are any)."""
+    document: StatusJson = {
         "environments": list(matrix.environments),
         "modules": [
             {
@@ -358,6 +359,9 @@ def status_json(matrix: StatusMatrix) -> StatusJson:
             for module in matrix.modules
         ],
     }
+    if matrix.warnings:
+        document["warnings"] = list(matrix.warnings)
+    return document
 
 
 def login_json(registry: str, username: str, stored_in: object) -> LoginJson:

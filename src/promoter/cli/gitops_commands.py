@@ -151,8 +151,15 @@ def _report_hook_file(config: PromoterConfig, plan: EnvironmentPlan) -> None:
             f"{shown} lacks {', '.join(difference.missing)}: the hook Job would not copy it; "
             "run promoter promote or add it"
         )
-    if difference.extra:
-        warn(f"{shown} lists {', '.join(difference.extra)}, which the overlay does not run")
+    if difference.elsewhere:
+        error(
+            f"{shown} lists {', '.join(difference.elsewhere)}, outside {plan.environment}'s "
+            "registry: the hook Job would refuse it (foreign-environment, exit 3); remove the line "
+            "or run promoter promote"
+        )
+    rest = [line for line in difference.extra if line not in difference.elsewhere]
+    if rest:
+        warn(f"{shown} lists {', '.join(rest)}, which the overlay does not run")
 
 
 def _sync(
@@ -179,7 +186,7 @@ def _sync(
         # The images are present now, but the hook Job's list would miss them on the next Argo CD
         # sync of a new version: as plan does, that is a refusal, not a silent success.
         _report_hook_file(config, plan)
-        if plan.hook_file.missing and code == EXIT_OK:
+        if plan.hook_file.blocking and code == EXIT_OK:
             code = EXIT_REFUSED
     return code
 
@@ -196,6 +203,8 @@ def _status(config: PromoterConfig, args: argparse.Namespace, runtime: Runtime) 
         warn(problem)
     for name, unmanaged in matrix.unmanaged.items():
         _warn_unmanaged(config, name, unmanaged)
+    for line in matrix.warnings:
+        warn(line)
     return EXIT_OK
 
 
@@ -203,7 +212,8 @@ def _status(config: PromoterConfig, args: argparse.Namespace, runtime: Runtime) 
 STATUS_LEGEND = (
     "compared with the environment it promotes from: '<' behind, '>' ahead, '~' another version "
     "(tags not ordered), '!' diverged (same tag, other content); '(missing)' not in its registry; "
-    "'(unknown)' its registry could not be asked; '(from ENV)' deployed from ENV's registry"
+    "'(unknown)' its registry could not be asked; '(from ENV)' deployed from ENV's registry; "
+    "'-' not deployed from a registry of promoter.yaml (a warning says why, when it looks wrong)"
 )
 
 

@@ -20,7 +20,12 @@ from typing import TextIO
 from promoter.app.access import login, login_host
 from promoter.app.batch import Pair, copy_images, pair, read_pairs
 from promoter.app.runtime import Runtime, SecretScrubber, registry_settings_of
-from promoter.app.wire import copy_failure_json, copy_result_json, login_json
+from promoter.app.wire import (
+    command_failure_json,
+    copy_failure_json,
+    copy_result_json,
+    login_json,
+)
 from promoter.cli import argocd, ecr_commands, gitops
 from promoter.cli.common import (
     add_jobs_option,
@@ -242,7 +247,11 @@ def _run_command(
             return argocd.run_command(args, scrub)
         return _login(args, scrub, stdin or sys.stdin)
     except PromoterError as exc:
-        error(cli_message(exc, scrub))
+        message = cli_message(exc, scrub)
+        if args.command in _ONE_DOCUMENT_COMMANDS and as_json(args):
+            # Their -o json is one document: a failure is one too, for CI reading stdout.
+            print(json.dumps(command_failure_json(None, message, exit_code_for(exc))))
+        error(message)
         if debug:
             log.exception("details")
         return exit_code_for(exc)
@@ -282,6 +291,11 @@ def _same_file(first: Path, second: Path) -> bool:
         return first.samefile(second)
     except OSError:
         return False
+
+
+#: Commands whose ``-o json`` is one document on success, printed as ``{"error", "exitCode"}`` on a
+#: failure here (the GitOps commands print their own failure documents).
+_ONE_DOCUMENT_COMMANDS = ("login", "digest")
 
 
 def run() -> None:

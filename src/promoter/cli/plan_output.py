@@ -132,20 +132,27 @@ def print_sync(report: SyncReport, json_output: bool) -> None:
     """Each image's outcome (errors on standard error) and a summary line, or the JSON document."""
     if json_output:
         print(json.dumps(sync_json(report)))
+    said: set[str] = set()
     for record in report.records:
         destination = record.item.destination
-        if record.warning is not None:
-            warn(record.warning)
+        for text, show in ((record.warning, warn), (record.error, error)):
+            if text is not None and text not in said:  # one unreachable registry: said once
+                said.add(text)
+                show(text)
         if record.error is not None:
-            error(record.error)
-        elif not json_output and record.result is not None:
+            continue
+        if not json_output and record.result is not None:
             print(f"copied  {record.item.source} -> {destination} {record.result.digest}")
         elif not json_output and destination is not None:
             print(f"present {destination}")
     if not json_output:
-        present = len(report.records) - report.copied - report.refused - report.failed
+        # An allowed image of another environment's registry is neither copied nor looked up:
+        # counted apart, never as present.
+        foreign = sum(1 for r in report.records if r.item.status is PlanStatus.FOREIGN and r.ok)
+        present = len(report.records) - report.copied - report.refused - report.failed - foreign
         diverged = f" ({report.diverged} diverged)" if report.diverged else ""
+        allowed = f", {foreign} from other environments (allowed)" if foreign else ""
         print(
             f"{report.environment}: {report.copied} copied, {present} present{diverged}, "
-            f"{report.refused} refused, {report.failed} failed"
+            f"{report.refused} refused, {report.failed} failed{allowed}"
         )

@@ -132,10 +132,13 @@ class ManifestScan:
         images: every image at a place images are found, in document order, one per place.
         unmanaged: every other mention of the registry that is not the reference of one of
             ``images``, in document order.
+        hook_images: the images of promoter's own hook containers, left out of ``images`` (the
+            caller fills them in: see ``gitops.hookfile.without_hook_containers``).
     """
 
     images: tuple[FoundImage, ...]
     unmanaged: tuple[UnmanagedReference, ...]
+    hook_images: tuple[str, ...] = ()
 
 
 def parse_field_spec_path(text: str) -> tuple[str, ...]:

@@ -17,6 +17,8 @@ from typing import Any, Final
 
 from promoter.config.input_files import LIST_CAP, decode_text, read_regular_file
 from promoter.config.lists import list_entries
+from promoter.errors import InvalidReferenceError
+from promoter.reference import parse_reference
 
 HOOK_IMAGES_FILE: Final = "promoter-images.txt"
 _HOOK_ANNOTATION: Final = "argocd.argoproj.io/hook"
@@ -34,6 +36,14 @@ class HookFileDrift:
     path: Path
     missing: tuple[str, ...] = field(default=())  #: run by the overlay, not in the file
     extra: tuple[str, ...] = field(default=())  #: in the file, not run by the overlay
+    #: of ``extra``, those not in the environment's registry: the hook Job refuses each (exit 3)
+    elsewhere: tuple[str, ...] = field(default=())
+
+    @property
+    def blocking(self) -> bool:
+        """Whether the list makes the hook Job miss an image or fail: a missing line, or a line
+        naming another registry."""
+        return bool(self.missing or self.elsewhere)
 
 
 def is_hook(document: Mapping[str, Any]) -> bool:
@@ -43,7 +53,7 @@ def is_hook(document: Mapping[str, Any]) -> bool:
 
 
 def without_hook_containers(
-    documents: Iterable[Mapping[str, Any]],
+    documents: Iterable[Mapping[str, Any]], removed: list[str] | None = None
 ) -> Iterator[Mapping[str, Any]]:
     """The documents with promoter's own hook containers left out, for image discovery.
 
@@ -51,7 +61,8 @@ def without_hook_containers(
     ``--image`` arguments name what it copies. Only those containers are left out: any other
     container of the same document (a migration step beside promoter's in one Job), and every other
     object, other hooks included, is planned as usual. A document is changed into a copy; the
-    given ones are not touched.
+    given ones are not touched. The images of the containers left out are appended to ``removed``
+    when given (an overlay's ``images:`` entry for the hook's image applies to them).
     """
     for document in documents:
         if not is_hook(document):
@@ -60,7 +71,16 @@ def without_hook_containers(
         pod = dict(document["spec"]["template"]["spec"])
         for key in _CONTAINER_LISTS:
             if isinstance(pod.get(key), list):
-                pod[key] = [c for c in pod[key] if not _is_hook_container(document, c)]
+                kept = [c for c in pod[key] if not _is_hook_container(document, c)]
+                if removed is not None:
+                    removed.extend(
+                        c["image"]
+                        for c in pod[key]
+                        if c not in kept
+                        and isinstance(c, Mapping)
+                        and isinstance(c.get("image"), str)
+                    )
+                pod[key] = kept
         template = {**document["spec"]["template"], "spec": pod}
         yield {**document, "spec": {**document["spec"], "template": template}}
 
@@ -127,12 +147,26 @@ def read_hook_images(path: Path) -> list[str]:
     return [entry for _, entry in list_entries(decode_text(_read(path), _name(path)))]
 
 
-def drift(path: Path, running: Iterable[str]) -> HookFileDrift | None:
-    """How the file differs from the managed images the overlay runs; None when they agree."""
+def drift(path: Path, running: Iterable[str], registry: str | None = None) -> HookFileDrift | None:
+    """How the file differs from the managed images the overlay runs; None when they agree.
+
+    A line of the file outside ``registry`` (the environment's) is also ``elsewhere``: the hook
+    Job copies into the registry each line names, so such a line is another environment's image
+    (refused as foreign-environment, exit 3) or a typo.
+    """
     listed = set(read_hook_images(path))
     wanted = set(running)
     missing, extra = tuple(sorted(wanted - listed)), tuple(sorted(listed - wanted))
-    return HookFileDrift(path, missing, extra) if missing or extra else None
+    elsewhere = tuple(e for e in extra if registry is not None and _registry(e) != registry)
+    return HookFileDrift(path, missing, extra, elsewhere) if missing or extra else None
+
+
+def _registry(text: str) -> str:
+    """The registry of a list line, or "" when it does not parse (read_hook_images checked it)."""
+    try:
+        return parse_reference(text).registry
+    except InvalidReferenceError:
+        return ""
 
 
 def rewritten(path: Path, running: Iterable[str]) -> tuple[str, str]:
