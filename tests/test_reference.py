@@ -36,7 +36,12 @@ D = "sha256:" + "a" * 64
             "111111111111.dkr.ecr.us-east-1.amazonaws.com/svc/api:2024.1",
             Reference("111111111111.dkr.ecr.us-east-1.amazonaws.com", "svc/api", "2024.1"),
         ),
-        ("Registry/app", Reference("Registry", "app", "latest")),
+        ("Registry/app", Reference("registry", "app", "latest")),  # hosts ignore case (RFC 4343)
+        ("LOCALHOST:5000/app", Reference("localhost:5000", "app", "latest")),
+        (
+            "111111111111.DKR.ECR.us-east-1.amazonaws.com/a:1",
+            Reference("111111111111.dkr.ecr.us-east-1.amazonaws.com", "a", "1"),
+        ),
         ("a/b__c/d-e.f_g", Reference("docker.io", "a/b__c/d-e.f_g", "latest")),
         ("[::1]:5000/app:1", Reference("[::1]:5000", "app", "1")),
     ],

@@ -150,6 +150,9 @@ def parse_reference(text: str, *, default_tag: str | None = DEFAULT_TAG) -> Refe
             f"invalid port {port} in registry host {registry!r} of image reference {original!r}: "
             f"use a port from 1 to {_MAX_PORT}"
         )
+    # Host names compare without case (RFC 4343): one registry, one spelling, so that a
+    # foreign-environment check, an endpoint mapping or a loopback test never misses it.
+    registry = registry.lower()
     if registry in DOCKER_HUB_ALIASES:
         registry = DOCKER_HUB
         if "/" not in repository:
