@@ -1151,6 +1151,43 @@ def test_argocd_generate_refuses_images_of_another_environments_registry(
     assert f"{foreign} (Deployment/catalog); the hook does not copy them" in run.err
 
 
+def test_argocd_generate_refuses_an_overlay_that_already_has_the_hook_component(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Callable[..., CliRun]
+) -> None:
+    """An overlay that uses the Kustomize component builds with its own hook Job, and the plugin
+    refuses it (exit 2, one line, nothing on stdout) instead of printing a second Job and the
+    ServiceAccount twice."""
+    root = tmp_path / "repo"
+    shutil.copytree(EXAMPLE, root)
+    shutil.copytree(DEPLOY / "kustomize" / "promoter-hook", root / "infra" / "components" / "hook")
+    overlay = root / "infra" / "overlays" / "production"
+    (overlay / "promoter-images.txt").write_text(f"{PROD}/shop/cart:2.3.1\n")
+    kustomization = overlay / "kustomization.yaml"
+    kustomization.write_text(
+        kustomization.read_text()
+        + "  - name: promoter\n    newName: registry.example.com/tools/promoter\n"
+        "    newTag: 0.1.0\n"
+        "components:\n  - ../../components/hook\n"
+        "configMapGenerator:\n  - name: promoter-hook\n"
+        "    options:\n      disableNameSuffixHash: true\n"
+        f"    literals:\n      - sourceRegistry={DEV}\n"
+        "    files:\n      - promoter-images.txt\n"
+    )
+    component_job = only(kustomize(overlay), "Job")
+    assert component_job["metadata"]["name"] == "promoter-hook"
+    monkeypatch.chdir(overlay)
+
+    run = cli(
+        "argocd", "generate", "--hook-image", "registry.example.com/p:1", "--role-arn", "none"
+    )
+    assert run.code == 2
+    assert run.out == ""
+    (line,) = run.err.splitlines()
+    assert line.startswith(f"promoter: error: kustomize build {overlay.resolve()} already ")
+    assert "contains promoter's hook (Job/promoter-hook, from the Kustomize component" in line
+    assert "two hook Jobs and the ServiceAccount twice; use one packaging" in line
+
+
 def test_argocd_generate_passes_diverged_tags_fail_to_the_job(
     gitops_copy: tuple[Path, str],
     source_registry: RegistryProcess,

@@ -23,7 +23,7 @@ from promoter.config.values import Environment, PromoterConfig
 from promoter.deadline import Deadline
 from promoter.errors import ConfigError, InputError, InvalidReferenceError
 from promoter.gitops.discover import FoundImage, parse_manifests, scan_manifests
-from promoter.gitops.hookfile import without_hook_containers
+from promoter.gitops.hookfile import is_hook, without_hook_containers
 from promoter.gitops.kustomization import image_field_specs
 from promoter.gitops.render import render_overlay
 from promoter.planning.plan import in_registry
@@ -79,7 +79,8 @@ def generate_plugin_output(
 
     Raises:
         ConfigError: no promoter.yaml, the folder is no environment's overlay, the render failed or
-            produced no objects, the manifests deploy images of another environment's registry
+            produced no objects, the manifests already hold promoter's hook (another packaging:
+            the Kustomize component), the manifests deploy images of another environment's registry
             that the environment does not allow (``allowImagesFrom``), the overlay deploys no
             image of the environment's registry while
             its source environment deploys images of its own (a wrong ``registry:``), or a
@@ -101,6 +102,7 @@ def generate_plugin_output(
     if not documents:
         # Printing nothing would let Argo CD prune every resource of the application.
         raise ConfigError(f"kustomize build {source_dir} rendered no objects; refusing to go on")
+    _refuse_packaged_hook(documents, source_dir)
     scan = scan_manifests(
         without_hook_containers(documents),
         environment.registry,
@@ -148,6 +150,29 @@ def generate_plugin_output(
     notes += unmanaged_notes(environment, scan.unmanaged)
     text = manifests if manifests.endswith("\n") else f"{manifests}\n"
     return PluginOutput(text, hook, notes, problems)
+
+
+def _refuse_packaged_hook(documents: list[dict[str, Any]], source_dir: Path) -> None:
+    """Refuse manifests that already hold promoter's hook (:func:`~promoter.gitops.hookfile.is_hook`):
+    the overlay uses another packaging (the Kustomize component), and with the plugin's own hook
+    Argo CD would get two Jobs and the same ServiceAccount twice.
+
+    Raises:
+        ConfigError: one line naming the hook object and what to do.
+    """
+    found = [d for d in documents if is_hook(d)]
+    if not found:
+        return
+    metadata = found[0].get("metadata")
+    names = metadata if isinstance(metadata, dict) else {}
+    shown = f"{found[0].get('kind')}/{names.get('name') or names.get('generateName')}"
+    raise ConfigError(
+        f"kustomize build {source_dir} already contains promoter's hook ({shown}, from the "
+        "Kustomize component deploy/kustomize/promoter-hook or another packaging), and the plugin "
+        "adds its own: Argo CD would get two hook Jobs and the ServiceAccount twice; use one "
+        "packaging: remove the component (its configMapGenerator and promoter-images.txt too) "
+        "from the overlay, or deploy the overlay without the plugin"
+    )
 
 
 #: How many images of one other environment a refusal names before it counts the rest.
