@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from promoter.app.environment import check_own_registry, environment_images, unmanaged_notes
+from promoter.app.environment import (
+    check_own_registry,
+    environment_images,
+    lookalike_warnings,
+    overlay_warnings,
+    unmanaged_notes,
+    unqualified_warnings,
+)
 from promoter.app.plan import environment_policy
 from promoter.argocd.hookjob import hook_objects
 from promoter.argocd.plugin import PluginSettings, dump_objects, hook_config, hook_problems
@@ -41,9 +48,11 @@ class PluginOutput:
         notes: images of other environments' registries that the environment allows (the hook
             does not copy them); why no hook was added, when none was; the workstation settings
             left out of it; strings naming the environment's registry outside image fields, which
-            the hook does not copy.
-        problems: what keeps the hook from working as configured (no image, no role), one line
-            each (:func:`~promoter.argocd.plugin.hook_problems`); ``--strict`` refuses them.
+            the hook does not copy; ``images:`` entries of the overlay that no rendered image shows.
+        problems: what keeps the hook from working as configured (no image, no role:
+            :func:`~promoter.argocd.plugin.hook_problems`), and images the workloads would pull
+            although nobody promoted them (:func:`overlay_problems`), one line each; ``--strict``
+            refuses them.
     """
 
     manifests: str
@@ -121,9 +130,12 @@ def generate_plugin_output(
         elif reference.registry in others:
             foreign.setdefault(others[reference.registry], {}).setdefault(found.image, found)
     notes = _check_foreign(config, environment, foreign)
+    warnings, problems = overlay_problems(
+        config, environment.name, [found.image for found in scan.images]
+    )
+    notes += warnings
     source = config.source_of(environment.name)
     hook: list[dict[str, Any]] = []
-    problems: list[str] = []
     if source is None:
         notes.append(f"{environment.name} promotes from no environment: no hook added")
     elif not images:
@@ -139,7 +151,7 @@ def generate_plugin_output(
     else:
         carried = hook_config(config.path)
         notes.extend(carried.notes)
-        problems = hook_problems(settings, (source.registry, environment.registry))
+        problems = [*hook_problems(settings, (source.registry, environment.registry)), *problems]
         hook = hook_objects(
             settings.hook,
             source.registry,
@@ -150,6 +162,34 @@ def generate_plugin_output(
     notes += unmanaged_notes(environment, scan.unmanaged)
     text = manifests if manifests.endswith("\n") else f"{manifests}\n"
     return PluginOutput(text, hook, notes, problems)
+
+
+def overlay_problems(
+    config: PromoterConfig, name: str, images: list[str]
+) -> tuple[list[str], list[str]]:
+    """What ``plan`` and ``sync`` warn about in environment ``name``'s images
+    (:func:`~promoter.app.environment.overlay_warnings`), split into notes and problems.
+
+    Problems are the images a Pod would pull from somewhere nobody promoted to: one in a registry
+    that looks like the environment's own (:func:`~promoter.app.environment.lookalike_warnings`,
+    a typo in ``newName``) and an unqualified one another environment's ``images:`` renames
+    (:func:`~promoter.app.environment.unqualified_warnings`, ``ml`` pulled from Docker Hub). The
+    hook leaves such an image out without a word, and Argo CD shows no standard error of a
+    command that succeeds, so ``--strict`` refuses them. An ``images:`` entry that applies to no
+    rendered image stays a note: what the workloads pull does not change by it.
+
+    Returns:
+        ``(notes, problems)``, each line as ``overlay_warnings`` words it, in its order.
+    """
+    serious = {
+        *unqualified_warnings(config, name, images),
+        *lookalike_warnings(config, name, images),
+    }
+    notes: list[str] = []
+    problems: list[str] = []
+    for warning in overlay_warnings(config, name, images):
+        (problems if warning in serious else notes).append(warning)
+    return notes, problems
 
 
 def _refuse_packaged_hook(documents: list[dict[str, Any]], source_dir: Path) -> None:
