@@ -1242,7 +1242,10 @@ def test_argocd_generate_refuses_an_overlay_that_already_has_the_hook_component(
     assert run.out == ""
     (line,) = run.err.splitlines()
     assert line.startswith(f"promoter: error: kustomize build {overlay.resolve()} already ")
-    assert "contains promoter's hook (Job/promoter-hook, from the Kustomize component" in line
+    assert (
+        "contains promoter's hook (Job/promoter-hook runs promoter sync --from-registry: " in line
+    )
+    assert "the Kustomize component deploy/kustomize/promoter-hook or a Job of your own)" in line
     assert "two hook Jobs and the ServiceAccount twice; use one packaging" in line
 
 

@@ -30,7 +30,7 @@ from promoter.config.values import Environment, PromoterConfig
 from promoter.deadline import Deadline
 from promoter.errors import ConfigError, InputError, InvalidReferenceError
 from promoter.gitops.discover import FoundImage, parse_manifests, scan_manifests
-from promoter.gitops.hookfile import is_hook, without_hook_containers
+from promoter.gitops.hookfile import is_hook
 from promoter.gitops.kustomization import image_field_specs
 from promoter.gitops.render import render_overlay
 from promoter.planning.plan import in_registry
@@ -112,11 +112,8 @@ def generate_plugin_output(
         # Printing nothing would let Argo CD prune every resource of the application.
         raise ConfigError(f"kustomize build {source_dir} rendered no objects; refusing to go on")
     _refuse_packaged_hook(documents, source_dir)
-    scan = scan_manifests(
-        without_hook_containers(documents),
-        environment.registry,
-        image_field_specs(source_dir),
-    )
+    # No hook container to leave out of the scan: manifests holding one were refused just now.
+    scan = scan_manifests(documents, environment.registry, image_field_specs(source_dir))
     images: dict[str, None] = {}
     others = config.other_registries(environment.name)
     foreign: dict[str, dict[str, FoundImage]] = {}  # environment -> image -> first place
@@ -207,11 +204,12 @@ def _refuse_packaged_hook(documents: list[dict[str, Any]], source_dir: Path) -> 
     names = metadata if isinstance(metadata, dict) else {}
     shown = f"{found[0].get('kind')}/{names.get('name') or names.get('generateName')}"
     raise ConfigError(
-        f"kustomize build {source_dir} already contains promoter's hook ({shown}, from the "
-        "Kustomize component deploy/kustomize/promoter-hook or another packaging), and the plugin "
-        "adds its own: Argo CD would get two hook Jobs and the ServiceAccount twice; use one "
-        "packaging: remove the component (its configMapGenerator and promoter-images.txt too) "
-        "from the overlay, or deploy the overlay without the plugin"
+        f"kustomize build {source_dir} already contains promoter's hook ({shown} runs promoter "
+        "sync --from-registry: the Kustomize component deploy/kustomize/promoter-hook or a Job of "
+        "your own), and the plugin adds its own: Argo CD would get two hook Jobs and the "
+        "ServiceAccount twice; use one packaging: remove the component (its configMapGenerator "
+        "and promoter-images.txt too) or that container from the overlay, or deploy the overlay "
+        "without the plugin"
     )
 
 
