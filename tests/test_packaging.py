@@ -1151,6 +1151,104 @@ def test_argocd_generate_refuses_images_of_another_environments_registry(
     assert f"{foreign} (Deployment/catalog); the hook does not copy them" in run.err
 
 
+def test_argocd_generate_reports_images_the_hook_leaves_out_and_strict_refuses_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Callable[..., CliRun]
+) -> None:
+    """An image in a registry that looks like the environment's and an unqualified image that dev
+    renames are warnings, as in plan, and --strict refuses them (exit 2, nothing on stdout); an
+    images: entry that applies to no image stays a warning, also with --strict."""
+    root = tmp_path / "repo"
+    shutil.copytree(EXAMPLE, root)
+    overlay = root / "infra" / "overlays" / "production"
+    lookalike = PROD.replace("us-east-1", "us-west-2")
+    patch = overlay / "patch-image.yaml"
+    patch.write_text(patch.read_text().replace(PROD, lookalike))
+    kustomization = overlay / "kustomization.yaml"
+    original = kustomization.read_text()
+    checkout = f"  - name: checkout\n    newName: {PROD}/shop/checkout\n    newTag: 1.8.0\n"
+    assert checkout in original
+    unused = "  - name: payments\n    newTag: 1.0.0\n"
+    kustomization.write_text(original.replace(checkout, unused))
+    monkeypatch.chdir(overlay)
+    options = ("--hook-image", "registry.example.com/p:1", "--role-arn", "none")
+    wrong_region = (
+        f"environment production: {lookalike}/shop/catalog:3.0.2 is in {lookalike}, which looks "
+        f"like its registry {PROD} (a typo in newName?): such an image is external, never copied"
+    )
+    unqualified = (
+        "environment production runs 'checkout', which means docker.io/library/checkout, while "
+        f"dev's kustomization renames 'checkout' to {DEV}/shop/checkout"
+    )
+    no_image = "environment production: the images: entry 'payments' of its kustomization"
+
+    run = cli("argocd", "generate", *options)
+    assert run.code == 0, run.err
+    assert only(load(run.out), "Job")
+    warnings = [line for line in run.err.splitlines() if line.startswith("promoter: warning: ")]
+    for expected in (wrong_region, unqualified, no_image):
+        assert any(expected in line for line in warnings), (expected, run.err)
+
+    run = cli("argocd", "generate", "--strict", *options)
+    assert run.code == 2
+    assert run.out == ""
+    (line,) = [line for line in run.err.splitlines() if not line.startswith("promoter: warning: ")]
+    assert line.startswith("promoter: error: ")
+    assert wrong_region in line
+    assert unqualified in line
+    assert no_image not in line
+    assert line.endswith("(--strict)")
+
+    patch.write_text(patch.read_text().replace(lookalike, PROD))
+    kustomization.write_text(original.replace(checkout, checkout + unused))
+    run = cli("argocd", "generate", "--strict", *options)
+    assert run.code == 0, run.err
+    assert any(
+        line.startswith("promoter: warning: ") and no_image in line for line in run.err.splitlines()
+    )
+    assert "looks like its registry" not in run.err
+    assert "docker.io/library" not in run.err
+
+
+def test_argocd_generate_refuses_an_overlay_that_already_has_the_hook_component(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Callable[..., CliRun]
+) -> None:
+    """An overlay that uses the Kustomize component builds with its own hook Job, and the plugin
+    refuses it (exit 2, one line, nothing on stdout) instead of printing a second Job and the
+    ServiceAccount twice."""
+    root = tmp_path / "repo"
+    shutil.copytree(EXAMPLE, root)
+    shutil.copytree(DEPLOY / "kustomize" / "promoter-hook", root / "infra" / "components" / "hook")
+    overlay = root / "infra" / "overlays" / "production"
+    (overlay / "promoter-images.txt").write_text(f"{PROD}/shop/cart:2.3.1\n")
+    kustomization = overlay / "kustomization.yaml"
+    kustomization.write_text(
+        kustomization.read_text()
+        + "  - name: promoter\n    newName: registry.example.com/tools/promoter\n"
+        "    newTag: 0.1.0\n"
+        "components:\n  - ../../components/hook\n"
+        "configMapGenerator:\n  - name: promoter-hook\n"
+        "    options:\n      disableNameSuffixHash: true\n"
+        f"    literals:\n      - sourceRegistry={DEV}\n"
+        "    files:\n      - promoter-images.txt\n"
+    )
+    component_job = only(kustomize(overlay), "Job")
+    assert component_job["metadata"]["name"] == "promoter-hook"
+    monkeypatch.chdir(overlay)
+
+    run = cli(
+        "argocd", "generate", "--hook-image", "registry.example.com/p:1", "--role-arn", "none"
+    )
+    assert run.code == 2
+    assert run.out == ""
+    (line,) = run.err.splitlines()
+    assert line.startswith(f"promoter: error: kustomize build {overlay.resolve()} already ")
+    assert (
+        "contains promoter's hook (Job/promoter-hook runs promoter sync --from-registry: " in line
+    )
+    assert "the Kustomize component deploy/kustomize/promoter-hook or a Job of your own)" in line
+    assert "two hook Jobs and the ServiceAccount twice; use one packaging" in line
+
+
 def test_argocd_generate_passes_diverged_tags_fail_to_the_job(
     gitops_copy: tuple[Path, str],
     source_registry: RegistryProcess,

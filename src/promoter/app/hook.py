@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from promoter.app.environment import check_own_registry, environment_images, unmanaged_notes
+from promoter.app.environment import (
+    check_own_registry,
+    environment_images,
+    lookalike_warnings,
+    overlay_warnings,
+    unmanaged_notes,
+    unqualified_warnings,
+)
 from promoter.app.plan import environment_policy
 from promoter.argocd.hookjob import hook_objects
 from promoter.argocd.plugin import PluginSettings, dump_objects, hook_config, hook_problems
@@ -23,7 +30,7 @@ from promoter.config.values import Environment, PromoterConfig
 from promoter.deadline import Deadline
 from promoter.errors import ConfigError, InputError, InvalidReferenceError
 from promoter.gitops.discover import FoundImage, parse_manifests, scan_manifests
-from promoter.gitops.hookfile import without_hook_containers
+from promoter.gitops.hookfile import is_hook
 from promoter.gitops.kustomization import image_field_specs
 from promoter.gitops.render import render_overlay
 from promoter.planning.plan import in_registry
@@ -41,9 +48,11 @@ class PluginOutput:
         notes: images of other environments' registries that the environment allows (the hook
             does not copy them); why no hook was added, when none was; the workstation settings
             left out of it; strings naming the environment's registry outside image fields, which
-            the hook does not copy.
-        problems: what keeps the hook from working as configured (no image, no role), one line
-            each (:func:`~promoter.argocd.plugin.hook_problems`); ``--strict`` refuses them.
+            the hook does not copy; ``images:`` entries of the overlay that no rendered image shows.
+        problems: what keeps the hook from working as configured (no image, no role:
+            :func:`~promoter.argocd.plugin.hook_problems`), and images the workloads would pull
+            although nobody promoted them (:func:`overlay_problems`), one line each; ``--strict``
+            refuses them.
     """
 
     manifests: str
@@ -79,7 +88,8 @@ def generate_plugin_output(
 
     Raises:
         ConfigError: no promoter.yaml, the folder is no environment's overlay, the render failed or
-            produced no objects, the manifests deploy images of another environment's registry
+            produced no objects, the manifests already hold promoter's hook (another packaging:
+            the Kustomize component), the manifests deploy images of another environment's registry
             that the environment does not allow (``allowImagesFrom``), the overlay deploys no
             image of the environment's registry while
             its source environment deploys images of its own (a wrong ``registry:``), or a
@@ -101,11 +111,9 @@ def generate_plugin_output(
     if not documents:
         # Printing nothing would let Argo CD prune every resource of the application.
         raise ConfigError(f"kustomize build {source_dir} rendered no objects; refusing to go on")
-    scan = scan_manifests(
-        without_hook_containers(documents),
-        environment.registry,
-        image_field_specs(source_dir),
-    )
+    _refuse_packaged_hook(documents, source_dir)
+    # No hook container to leave out of the scan: manifests holding one were refused just now.
+    scan = scan_manifests(documents, environment.registry, image_field_specs(source_dir))
     images: dict[str, None] = {}
     others = config.other_registries(environment.name)
     foreign: dict[str, dict[str, FoundImage]] = {}  # environment -> image -> first place
@@ -119,9 +127,12 @@ def generate_plugin_output(
         elif reference.registry in others:
             foreign.setdefault(others[reference.registry], {}).setdefault(found.image, found)
     notes = _check_foreign(config, environment, foreign)
+    warnings, problems = overlay_problems(
+        config, environment.name, [found.image for found in scan.images]
+    )
+    notes += warnings
     source = config.source_of(environment.name)
     hook: list[dict[str, Any]] = []
-    problems: list[str] = []
     if source is None:
         notes.append(f"{environment.name} promotes from no environment: no hook added")
     elif not images:
@@ -137,7 +148,7 @@ def generate_plugin_output(
     else:
         carried = hook_config(config.path)
         notes.extend(carried.notes)
-        problems = hook_problems(settings, (source.registry, environment.registry))
+        problems = [*hook_problems(settings, (source.registry, environment.registry)), *problems]
         hook = hook_objects(
             settings.hook,
             source.registry,
@@ -148,6 +159,58 @@ def generate_plugin_output(
     notes += unmanaged_notes(environment, scan.unmanaged)
     text = manifests if manifests.endswith("\n") else f"{manifests}\n"
     return PluginOutput(text, hook, notes, problems)
+
+
+def overlay_problems(
+    config: PromoterConfig, name: str, images: list[str]
+) -> tuple[list[str], list[str]]:
+    """What ``plan`` and ``sync`` warn about in environment ``name``'s images
+    (:func:`~promoter.app.environment.overlay_warnings`), split into notes and problems.
+
+    Problems are the images a Pod would pull from somewhere nobody promoted to: one in a registry
+    that looks like the environment's own (:func:`~promoter.app.environment.lookalike_warnings`,
+    a typo in ``newName``) and an unqualified one another environment's ``images:`` renames
+    (:func:`~promoter.app.environment.unqualified_warnings`, ``ml`` pulled from Docker Hub). The
+    hook leaves such an image out without a word, and Argo CD shows no standard error of a
+    command that succeeds, so ``--strict`` refuses them. An ``images:`` entry that applies to no
+    rendered image stays a note: what the workloads pull does not change by it.
+
+    Returns:
+        ``(notes, problems)``, each line as ``overlay_warnings`` words it, in its order.
+    """
+    serious = {
+        *unqualified_warnings(config, name, images),
+        *lookalike_warnings(config, name, images),
+    }
+    notes: list[str] = []
+    problems: list[str] = []
+    for warning in overlay_warnings(config, name, images):
+        (problems if warning in serious else notes).append(warning)
+    return notes, problems
+
+
+def _refuse_packaged_hook(documents: list[dict[str, Any]], source_dir: Path) -> None:
+    """Refuse manifests that already hold promoter's hook (:func:`~promoter.gitops.hookfile.is_hook`):
+    the overlay uses another packaging (the Kustomize component), and with the plugin's own hook
+    Argo CD would get two Jobs and the same ServiceAccount twice.
+
+    Raises:
+        ConfigError: one line naming the hook object and what to do.
+    """
+    found = [d for d in documents if is_hook(d)]
+    if not found:
+        return
+    metadata = found[0].get("metadata")
+    names = metadata if isinstance(metadata, dict) else {}
+    shown = f"{found[0].get('kind')}/{names.get('name') or names.get('generateName')}"
+    raise ConfigError(
+        f"kustomize build {source_dir} already contains promoter's hook ({shown} runs promoter "
+        "sync --from-registry: the Kustomize component deploy/kustomize/promoter-hook or a Job of "
+        "your own), and the plugin adds its own: Argo CD would get two hook Jobs and the "
+        "ServiceAccount twice; use one packaging: remove the component (its configMapGenerator "
+        "and promoter-images.txt too) or that container from the overlay, or deploy the overlay "
+        "without the plugin"
+    )
 
 
 #: How many images of one other environment a refusal names before it counts the rest.

@@ -14,9 +14,12 @@ Parameters reach a plugin as environment variables that Argo CD prefixes with ``
 ``PROMOTER_*`` from the sidecar's own environment (a default for every Application); an option given
 on the command line wins.
 
-A Job that cannot work (no image, no role for ECR) is printed with a warning on standard error, which
-Argo CD does not show when the command succeeds: ``--strict``, which the shipped plugin.yaml passes,
-refuses it instead, so the Application shows the error before a sync waits on a Pod that never starts.
+A Job that cannot work (no image, no role for ECR), or an image the workloads would pull although the
+hook leaves it out (a registry that looks like the environment's own, an unqualified image another
+environment's ``images:`` renames), is printed with a warning on standard error, which Argo CD does not
+show when the command succeeds: ``--strict``, which the shipped plugin.yaml passes, refuses it instead,
+so the Application shows the error before a sync waits on a Pod that never starts or deploys an image
+nobody promoted.
 """
 
 from __future__ import annotations
@@ -78,8 +81,10 @@ def add_commands(
     generate.add_argument(
         "--strict",
         action="store_true",
-        help="fail (exit 2) instead of warning when the Job cannot work as configured: no image, "
-        "or no IAM role while it reaches ECR",
+        help="fail (exit 2) instead of warning when the Job cannot work as configured (no image, "
+        "or no IAM role while it reaches ECR) or the overlay runs an image the Job leaves out "
+        "that is most likely a mistake (in a registry that looks like the environment's own; "
+        "unqualified, under a name another environment's images: renames)",
     )
     for setting in SETTINGS:
         default = "none" if setting.default is None else setting.default
