@@ -18,9 +18,9 @@ from promoter.app.environment import (
     check_own_registry,
     environment_images,
     lookalike_warnings,
-    overlay_warnings,
     unmanaged_notes,
     unqualified_warnings,
+    unused_entry_warnings,
 )
 from promoter.app.plan import environment_policy
 from promoter.argocd.hookjob import hook_objects
@@ -176,16 +176,13 @@ def overlay_problems(
     rendered image stays a note: what the workloads pull does not change by it.
 
     Returns:
-        ``(notes, problems)``, each line as ``overlay_warnings`` words it, in its order.
+        ``(notes, problems)``, each line as ``overlay_warnings`` words it.
     """
-    serious = {
+    problems = [
         *unqualified_warnings(config, name, images),
         *lookalike_warnings(config, name, images),
-    }
-    notes: list[str] = []
-    problems: list[str] = []
-    for warning in overlay_warnings(config, name, images):
-        (problems if warning in serious else notes).append(warning)
+    ]
+    notes = unused_entry_warnings(config.environment(name), images)
     return notes, problems
 
 
