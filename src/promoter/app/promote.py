@@ -14,8 +14,11 @@ What a user means by "promote X":
 - a target that pins the module by digest stays pinned, at the new version's digest;
 - a tag the target's registry already holds with other content (CI pushed the source's tag again
   after it was promoted) is never written: no sync moves a tag, so the target could not get the
-  source's content under it; a module that already runs that tag is reported as diverged;
-- a module the target deploys from another environment's registry is renamed into its own;
+  source's content under it; a module that already runs that tag, pinned or not, keeps what it
+  runs and is reported as diverged;
+- a module the target deploys from another environment's registry, or whose ``images:`` entry
+  names it in any other registry (a typo'd ``newName``), is renamed into the target's own;
+- "already runs" is said only of what the target renders in its registry;
 - with every module, one the source runs in two versions is left for a human and reported, and the
   others are promoted;
 - what the reviewer should look at is said: an old image left in a patch (now overridden), a comment
@@ -211,8 +214,11 @@ def promote(
     Before anything is written, the target's registry is asked for each tag to promote (the same
     repository path and tag): a tag it holds with other content than the source's cannot reach the
     target by a sync, which never moves a tag. Writing such a tag is refused; a module that already
-    runs it is reported as diverged (:attr:`ModuleChange.diverged`, and a warning). A target
-    registry that cannot be asked is a warning, not a failure.
+    runs it (pinned by digest or not: only the digest would change) keeps what it runs and is
+    reported as diverged (:attr:`ModuleChange.diverged`, and a warning). A target registry that
+    cannot be asked is a warning, not a failure. An ``images:`` entry of the target naming a module
+    in a registry that is neither the target's nor another environment's (a typo) is moved into
+    the target's registry, with a warning.
 
     Args:
         runtime: reaches the source and the target registry.
@@ -231,12 +237,14 @@ def promote(
 
     Raises:
         InputError: no source environment, unknown modules (an ``images:`` entry name is told
-            which module it is), named modules the source runs in more than one version, an
-            edit that would not change what the target runs (the file is restored).
+            which module it is, an entry that applies to no rendered image is told so), named
+            modules the source runs in more than one version, an edit that would not change what
+            the target runs or one that changes nothing while the target renders another image
+            (the file is restored or untouched).
         ConfigError: an overlay cannot be read, rendered or written, or the target deploys no
             image of its registry while its source does (a wrong ``registry:``).
-        SafetyError: a named module's tag is held by the target's registry with other content
-            than the source's (both digests named; nothing is written).
+        SafetyError: a named module's tag, new to the target, is held by the target's registry
+            with other content than the source's (both digests named; nothing is written).
         PromoterError: a version the source registry lacks (nothing is written; its remedy is
             :attr:`Remedy.SKIP_VERIFY` when skipping the check would write it anyway).
         RegistryError, RegistryUnreachableError, DeadlineExceededError: the source registry
