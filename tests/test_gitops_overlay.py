@@ -20,6 +20,7 @@ from promoter.gitops.overlay import (
     kept_comments,
     patched_images,
     set_image,
+    unchanged_edit,
     unified_diff,
     write_edit,
 )
@@ -323,6 +324,24 @@ def test_a_kustomization_that_is_a_symlink_is_neither_read_nor_written(tmp_path:
         write_edit(edit)
     assert outside.read_text() == "images:\n- name: a/b\n  newTag: v1\n"
     assert kustomization.is_symlink()
+
+
+def test_an_unchanged_edit_is_the_file_as_it_is_and_writes_nothing(tmp_path: Path) -> None:
+    """unchanged_edit gives the kustomization's exact text as an edit that changes nothing (what
+    promote reports when every module keeps what it runs); a kustomization that is a symbolic
+    link is refused in one line, as for set_image."""
+    overlay = overlay_with(tmp_path, ODD)
+    edit = unchanged_edit(overlay)
+    assert (edit.before, edit.after, edit.changed) == (ODD, ODD, False)
+    assert edit.path == overlay / "kustomization.yaml"
+    assert unified_diff(edit) == ""
+    write_edit(edit)
+    assert edit.path.read_text() == ODD
+    edit.path.unlink()
+    edit.path.symlink_to(tmp_path / "elsewhere.yaml")
+    (tmp_path / "elsewhere.yaml").write_text(ODD)
+    with pytest.raises(ConfigError, match=r"kustomization\.yaml is a symbolic link;"):
+        unchanged_edit(overlay)
 
 
 def test_write_edit_refuses_a_file_changed_since_reading(tmp_path: Path) -> None:

@@ -379,27 +379,77 @@ def test_a_tag_the_target_registry_holds_with_other_content_is_not_written(
     assert path.read_text() == before
 
 
-def test_repromoting_a_pinned_entry_after_a_repush_is_refused(
-    gitops: GitOpsRepo, cli: Callable[..., CliRun]
-) -> None:
-    """Production pins cart 2.3.1 at what its registry holds; dev's 2.3.1 was pushed again. The
-    pin stays: re-pinning dev's new digest under the same tag would be a conflict for every sync
-    (exit 3, both digests named, file unchanged)."""
-    _run_cart_at(gitops, "2.3.1")
-    held, wanted = _repush_in_dev(gitops, "cart", "2.3.1")
+def _pin_cart_in_production(gitops: GitOpsRepo, digest: str) -> None:
+    """Production's cart entry pins 2.3.1 at DIGEST (as --pin-digest wrote it)."""
     path = gitops.kustomization("production")
     path.write_text(
-        path.read_text().replace("newTag: 2.3.1  #", f"newTag: 2.3.1\n    digest: {held}  #")
+        path.read_text().replace("newTag: 2.3.1  #", f"newTag: 2.3.1\n    digest: {digest}  #")
     )
+
+
+@pytest.mark.parametrize("case", ["pinned", "pinned-all", "unpinned-pin-digest"])
+def test_a_target_on_the_same_tag_after_a_repush_is_diverged_not_refused(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun], case: str
+) -> None:
+    """Production runs cart 2.3.1 (pinned at what its registry holds, or unpinned and promoted
+    with --pin-digest) and dev's 2.3.1 was pushed again: promote (and --all) writes nothing for
+    cart, exit 0, and warns that production already runs 2.3.1 while dev's 2.3.1 is now another
+    digest (diverged, both named). Before, every such run was refused (exit 3)."""
+    _run_cart_at(gitops, "2.3.1")
+    held, wanted = _repush_in_dev(gitops, "cart", "2.3.1")
+    if case.startswith("pinned"):
+        _pin_cart_in_production(gitops, held)
+    path = gitops.kustomization("production")
     before = path.read_text()
-    result = cli("promote", gitops.repo("cart"), "--to", "production")
-    assert result.code == 3, result.err
-    assert held in result.err
-    assert wanted in result.err
-    assert path.read_text() == before
+    if case == "pinned-all":
+        gitops.seed(gitops.dev, "checkout", "1.8.0")
+        gitops.seed(gitops.dev, "catalog", "3.1.0")
+        args: tuple[str, ...] = ("--all",)
+    else:
+        args = (gitops.repo("cart"),) + (("--pin-digest",) if case.startswith("unpinned") else ())
+    result = cli("promote", *args, "--to", "production", "-o", "json")
+    assert result.code == 0, result.err
+    text = path.read_text()
+    cart_entry = before[before.index("  - name: cart") : before.index("  - name: checkout")]
+    assert cart_entry in text
+    if case != "pinned-all":
+        assert text == before
+    [warning] = [ln for ln in result.err.splitlines() if "diverged" in ln]
+    assert warning.startswith(f"promoter: warning: production already runs {gitops.repo('cart')}")
+    assert f"is now {wanted}" in warning
+    assert held in warning
+    assert ("(pinned to " in warning) == case.startswith("pinned")
+    doc = result.json()
+    assert doc["refused"] == []
+    assert str(doc["edits"][0]["file"]).endswith("production/kustomization.yaml")  # type: ignore[index]
+    [module] = [m for m in doc["modules"] if m["module"] == gitops.repo("cart")]  # type: ignore[union-attr]
+    assert (module["changed"], module["diverged"]) == (False, True)
+    assert (module["digest"], module["destinationDigest"]) == (wanted, held)
     plan = cli("plan", "production", "-o", "json").json()
     statuses = {i["image"]: i["status"] for i in plan["images"]}  # type: ignore[union-attr]
-    assert statuses[f"{PROD}/{gitops.repo('cart')}:2.3.1@{held}"] == "present"
+    if case.startswith("pinned"):  # production asks for what its registry holds
+        assert statuses[f"{PROD}/{gitops.repo('cart')}:2.3.1@{held}"] == "present"
+    else:
+        assert statuses[f"{PROD}/{gitops.repo('cart')}:2.3.1"] == "diverged"
+
+
+def test_a_pin_the_target_registry_does_not_hold_is_named_as_a_conflict(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """Production pins cart 2.3.1 at a digest its registry's 2.3.1 does not hold: promote writes
+    nothing (exit 0) and warns that a sync refuses to move the tag; it is no divergence."""
+    _run_cart_at(gitops, "2.3.1")
+    _, wanted = _repush_in_dev(gitops, "cart", "2.3.1")
+    other = gitops.seed(gitops.dev, "cart", "2.3.0")
+    _pin_cart_in_production(gitops, other)
+    path = gitops.kustomization("production")
+    before = path.read_text()
+    result = cli("promote", gitops.repo("cart"), "--to", "production")
+    assert result.code == 0, result.err
+    assert path.read_text() == before
+    [warning] = [ln for ln in result.err.splitlines() if "conflict" in ln]
+    assert f"production pins {gitops.repo('cart')} 2.3.1@{other}" in warning
+    assert wanted not in path.read_text()
 
 
 def test_a_module_that_already_runs_a_diverged_tag_is_reported(
@@ -563,3 +613,99 @@ def test_an_images_entry_name_is_told_its_module(
         f"promoter: error: 'ml' is the images: entry name of module {gitops.repo('ml')}; "
         f"promote {gitops.repo('ml')}"
     )
+
+
+@pytest.mark.parametrize("args", [(), ("--pin-digest",), ("--all",)])
+def test_an_entry_in_a_typod_registry_is_moved_into_the_targets(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun], args: tuple[str, ...]
+) -> None:
+    """Production's checkout entry names its registry in another region (a typo) at dev's 1.8.0:
+    promote (named, --pin-digest, --all) moves the entry into production's registry, warns naming
+    the registry it had, and the hook's list names the promoted image. Before, it said "already
+    runs" (exit 0, JSON "after" in the right registry), dropped the line from the hook's list, and
+    --all skipped the module."""
+    digests = _seed_dev(gitops)
+    typo = PROD.replace("us-east-1", "us-east-2")
+    checkout = gitops.repo("checkout")
+    path = gitops.kustomization("production")
+    path.write_text(
+        path.read_text().replace(f"newName: {PROD}/{checkout}", f"newName: {typo}/{checkout}")
+    )
+    listed = _use_hook_component(
+        gitops,
+        "".join(
+            f"{PROD}/{gitops.repo(m)}:{t}\n"
+            for m, t in (("cart", "2.3.1"), ("checkout", "1.8.0"), ("catalog", "3.0.2"))
+        ),
+    )
+    modules = args if args == ("--all",) else (checkout, *args)
+    result = cli("promote", *modules, "--to", "production", "-o", "json")
+    assert result.code == 0, result.err
+    text = path.read_text()
+    assert typo not in text
+    pin = f"\n    digest: {digests['checkout']}" if args == ("--pin-digest",) else ""
+    assert f"newName: {PROD}/{checkout}\n    newTag: 1.8.0{pin}\n" in text
+    [warning] = [ln for ln in result.err.splitlines() if typo in ln]
+    assert warning.startswith("promoter: warning: ")
+    assert "typo" in warning
+    assert PROD in warning
+    doc = result.json()
+    assert not any("already runs" in str(n) for n in doc["notes"])  # type: ignore[union-attr]
+    [change] = [m for m in doc["modules"] if m["module"] == checkout]  # type: ignore[union-attr]
+    assert change["changed"] is True
+    pinned = f"@{digests['checkout']}" if pin else ""
+    assert change["after"] == f"{PROD}/{checkout}:1.8.0{pinned}"
+    assert f"{PROD}/{checkout}:1.8.0{pinned}\n" in listed.read_text()
+    plan = cli("plan", "production", "-o", "json").json()
+    images = {str(i["image"]) for i in plan["images"]}  # type: ignore[union-attr]
+    assert f"{PROD}/{checkout}:1.8.0{pinned}" in images
+    assert not any(typo in image for image in images)
+
+
+def test_an_entry_that_applies_nowhere_is_not_said_to_run(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """Production's checkout entry already says 1.8.0 in its registry but its name matches no image
+    (the chart writes `checkout`): promote changes nothing and says production does not run it
+    (exit 2, file unchanged); before, it said "production already runs" and exited 0."""
+    gitops.seed(gitops.dev, "checkout", "1.8.0")
+    path = gitops.kustomization("production")
+    path.write_text(path.read_text().replace("  - name: checkout\n", "  - name: checkout-v1\n"))
+    before = path.read_text()
+    result = cli("promote", gitops.repo("checkout"), "--to", "production")
+    assert result.code == 2, result.err
+    assert "already runs" not in result.err
+    [line] = result.err.splitlines()
+    assert "would not change what it runs" in line
+    assert f"{gitops.repo('checkout')} (renders no image of it)" in line
+    assert path.read_text() == before
+
+
+def test_a_source_entry_that_applies_nowhere_is_named(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """`promote data/connect`, where dev's images: entry for connect applies to no rendered image
+    (the image sits in a custom resource field kustomize does not rewrite), says so and to declare
+    the field in configurations: (exit 2); before, only "not a module of dev"."""
+    chart = gitops.root / "infra" / "charts" / "connect"
+    chart.mkdir()
+    (chart / "kustomization.yaml").write_text("resources:\n  - connector.yaml\n")
+    (chart / "connector.yaml").write_text(
+        "apiVersion: kafka.strimzi.io/v1beta2\nkind: KafkaConnect\nmetadata: {name: connect}\n"
+        "spec:\n  image: connect\n"
+    )
+    dev = gitops.kustomization("dev")
+    dev.write_text(
+        dev.read_text().replace(
+            "  - ../../charts/catalog\n", "  - ../../charts/catalog\n  - ../../charts/connect\n"
+        )
+        + f"  - name: connect\n    newName: {DEV}/{gitops.repo('connect')}\n    newTag: 1.0.0\n"
+    )
+    for name in (gitops.repo("connect"), "connect"):
+        result = cli("promote", name, "--to", "production")
+        assert result.code == 2, result.err
+        [line] = result.err.splitlines()
+        assert line.startswith("promoter: error: ")
+        assert "images: entry 'connect'" in line
+        assert "configurations:" in line
+        assert "not a module of dev" not in line

@@ -235,18 +235,33 @@ def unused_entry_warnings(environment: Environment, images: Sequence[str]) -> li
     a field of a custom resource that kustomize does not rewrite (``spec.image: connect``), which
     the overlay must declare in ``configurations:``; or no resource names that image any more."""
     try:
-        entries = image_entry_names(environment.overlay)
+        entries = unused_image_entries(environment, images)
     except ConfigError:
         return []
-    shown = {_name_as_written(text) for text in images}
     return [
         f"environment {environment.name}: the images: entry {entry!r} of its kustomization "
         f"(becoming {becomes}) matches no image in the rendered manifests: an image in a field "
         "kustomize does not rewrite (declare the field in configurations:) or a name no resource "
         "uses; its image is neither set nor planned"
         for entry, becomes in entries.items()
-        if becomes not in shown and entry not in shown
     ]
+
+
+def unused_image_entries(environment: Environment, images: Sequence[str]) -> dict[str, str]:
+    """The ``images:`` entries of the environment's kustomization tree that no image of its
+    rendered manifests (``images``) shows, by ``name``, each with the image it becomes
+    (``newName``, else the name), as :func:`~promoter.gitops.kustomization.image_entry_names`
+    gives them.
+
+    Raises:
+        ConfigError: the kustomization tree cannot be read.
+    """
+    shown = {_name_as_written(text) for text in images}
+    return {
+        entry: becomes
+        for entry, becomes in image_entry_names(environment.overlay).items()
+        if becomes not in shown and entry not in shown
+    }
 
 
 def lookalike_warnings(config: PromoterConfig, name: str, images: Sequence[str]) -> list[str]:

@@ -14,8 +14,11 @@ What a user means by "promote X":
 - a target that pins the module by digest stays pinned, at the new version's digest;
 - a tag the target's registry already holds with other content (CI pushed the source's tag again
   after it was promoted) is never written: no sync moves a tag, so the target could not get the
-  source's content under it; a module that already runs that tag is reported as diverged;
-- a module the target deploys from another environment's registry is renamed into its own;
+  source's content under it; a module that already runs that tag, pinned or not, keeps what it
+  runs and is reported as diverged;
+- a module the target deploys from another environment's registry, or whose ``images:`` entry
+  names it in any other registry (a typo'd ``newName``), is renamed into the target's own;
+- "already runs" is said only of what the target renders in its registry;
 - with every module, one the source runs in two versions is left for a human and reported, and the
   others are promoted;
 - what the reviewer should look at is said: an old image left in a patch (now overridden), a comment
@@ -35,6 +38,7 @@ from promoter.app.environment import (
     foreign_modules,
     module_versions,
     modules,
+    unused_image_entries,
 )
 from promoter.app.plan import EnvironmentPlan, environment_policy, look_up
 from promoter.app.runtime import Runtime
@@ -210,8 +214,11 @@ def promote(
     Before anything is written, the target's registry is asked for each tag to promote (the same
     repository path and tag): a tag it holds with other content than the source's cannot reach the
     target by a sync, which never moves a tag. Writing such a tag is refused; a module that already
-    runs it is reported as diverged (:attr:`ModuleChange.diverged`, and a warning). A target
-    registry that cannot be asked is a warning, not a failure.
+    runs it (pinned by digest or not: only the digest would change) keeps what it runs and is
+    reported as diverged (:attr:`ModuleChange.diverged`, and a warning). A target registry that
+    cannot be asked is a warning, not a failure. An ``images:`` entry of the target naming a module
+    in a registry that is neither the target's nor another environment's (a typo) is moved into
+    the target's registry, with a warning.
 
     Args:
         runtime: reaches the source and the target registry.
@@ -230,12 +237,14 @@ def promote(
 
     Raises:
         InputError: no source environment, unknown modules (an ``images:`` entry name is told
-            which module it is), named modules the source runs in more than one version, an
-            edit that would not change what the target runs (the file is restored).
+            which module it is, an entry that applies to no rendered image is told so), named
+            modules the source runs in more than one version, an edit that would not change what
+            the target runs or one that changes nothing while the target renders another image
+            (the file is restored or untouched).
         ConfigError: an overlay cannot be read, rendered or written, or the target deploys no
             image of its registry while its source does (a wrong ``registry:``).
-        SafetyError: a named module's tag is held by the target's registry with other content
-            than the source's (both digests named; nothing is written).
+        SafetyError: a named module's tag, new to the target, is held by the target's registry
+            with other content than the source's (both digests named; nothing is written).
         PromoterError: a version the source registry lacks (nothing is written; its remedy is
             :attr:`Remedy.SKIP_VERIFY` when skipping the check would write it anyway).
         RegistryError, RegistryUnreachableError, DeadlineExceededError: the source registry
@@ -261,27 +270,30 @@ def promote(
     )
     available = module_versions(source, source_images)
     current = modules(target, target_images)
-    foreign = {
-        module: reference
-        for module, (reference, _) in foreign_modules(
-            target_images, config.other_registries(target.name)
-        ).items()
-    }
+    # ruamel.yaml loads only here: plan and sync, which run on every sync, do not edit files.
+    from promoter.gitops.overlay import kept_comments, unified_diff  # noqa: PLC0415
+
+    warnings: list[str] = []
+    moved = _moved_modules(
+        config,
+        target,
+        target_images,
+        [m for m in (available if every_module else chosen) if m in available and m not in current],
+        warnings,
+    )
     notes: list[str] = []
     wanted, names, refused = _choose(
         source,
         target,
         available=available,
+        source_images=source_images,
         target_images=target_images,
         current=current,
-        foreign=foreign,
+        foreign=moved,
         chosen=chosen,
         every_module=every_module,
         notes=notes,
     )
-    # ruamel.yaml loads only here: plan and sync, which run on every sync, do not edit files.
-    from promoter.gitops.overlay import kept_comments, set_image, unified_diff  # noqa: PLC0415
-
     pinned = {m for m in wanted if pin_digest or (m in current and current[m].digest is not None)}
     # A module the target runs at that version already gets nothing written: its version need not
     # be in the source registry, so re-running a promotion stays safe after the source dropped it.
@@ -289,7 +301,7 @@ def promote(
         m
         for m in wanted
         if m not in pinned
-        and m not in foreign
+        and m not in moved
         and m in current
         and (current[m].tag, current[m].digest) == (available[m][0].tag, available[m][0].digest)
     }
@@ -301,7 +313,6 @@ def promote(
         skippable={m for m in asked if verify and m not in pinned},
         deadline=deadline,
     )
-    warnings: list[str] = []
     if verify:  # asked only to tell a diverged tag: what is not there or not answered is no error
         found |= _look_up_quietly(
             runtime, source, {m: available[m][0] for m in in_place}, warnings, deadline
@@ -314,12 +325,13 @@ def promote(
             found=found.get(module),
             pinned=module in pinned,
             name=(current[module].name, None) if module in current else names[module],
-            rename=f"{target.registry}/{module}" if module in foreign else None,
+            rename=f"{target.registry}/{module}" if module in moved else None,
             before=current.get(module),
         )
         for module in wanted
     ]
     held = _target_tags(runtime, target, steps, warnings, deadline)
+    steps, kept = _keep_same_tags(steps, held, current)
     diverged = [s for s in steps if s.module in held and s.writes]
     if diverged and not every_module:
         raise SafetyError(
@@ -340,7 +352,9 @@ def promote(
     )
     steps = [s for s in steps if s not in diverged]
     warnings += [
-        _kept_divergence(target, source, s, held[s.module]) for s in steps if s.module in held
+        _kept_divergence(runtime, target, source, s, held=held[s.module], deadline=deadline)
+        for s in steps
+        if s.module in held
     ]
     # Paths relative to promoter.yaml's folder, however the configuration was named (--config x).
     folder = config.path.parent.absolute()
@@ -351,42 +365,15 @@ def promote(
     ]
     warnings += _stale_in_patches(target, steps, folder)
 
-    edit: ImageEdit | None = None
-    changes: list[ModuleChange] = []
-    for step in steps:
-        updated = set_image(
-            target.overlay,
-            match_repository=step.module,
-            name=step.name,
-            new_name=step.new_name,
-            new_tag=step.new_tag,
-            digest=step.digest,
-            rename_to=step.rename,
-            previous=edit,
-        )
-        changed = updated.after != (edit.after if edit is not None else updated.before)
-        if not changed:
-            notes.append(f"{target.name} already runs {step.module} {_version(step.after)}")
-        changes.append(
-            ModuleChange(
-                step.module,
-                step.running,
-                step.found,
-                current.get(step.module),
-                step.after,
-                changed,
-                held.get(step.module),
-            )
-        )
-        edit = updated
+    edit, changes = _plan_edit(target, steps, kept=kept, current=current, held=held, notes=notes)
     edits: list[ImageEdit] = []
     rendered: tuple[str, ...] = target_images
     if edit is not None:
         edits, rendered = _write(target, steps, edit, target_images, deadline)
         warnings += [
-            f"{_shown(kept.path, folder)}:{kept.line}: {kept.text}: the comment was written "
-            "beside the old value; check that it still holds"
-            for kept in kept_comments(edit)
+            f"{_shown(comment.path, folder)}:{comment.line}: {comment.text}: the comment was "
+            "written beside the old value; check that it still holds"
+            for comment in kept_comments(edit)
         ]
     diff = "".join(unified_diff(e, relative_to=folder) for e in edits)
     return Promotion(
@@ -402,6 +389,60 @@ def promote(
         images=rendered,
         root=folder,
     )
+
+
+def _plan_edit(
+    target: Environment,
+    steps: Sequence[_Step],
+    *,
+    kept: set[str],
+    current: dict[str, Reference],
+    held: dict[str, Digest],
+    notes: list[str],
+) -> tuple[ImageEdit | None, list[ModuleChange]]:
+    """One edit of the target's kustomization for every step (None without steps, unchanged when
+    every module is kept; nothing is written here) and what it does for each module; a module whose entry is already as promoted,
+    or that keeps what the target runs (``kept``), gets an "already runs" line in ``notes``.
+
+    Raises:
+        ConfigError: the target's kustomization cannot be read or edited.
+        InvalidReferenceError: an entry would not be a valid image reference.
+    """
+    from promoter.gitops.overlay import set_image, unchanged_edit  # noqa: PLC0415 - see promote
+
+    edit: ImageEdit | None = None
+    changes: list[ModuleChange] = []
+    for step in steps:
+        changed = False
+        if step.module not in kept:  # a kept module's target keeps its pin or its tag
+            updated = set_image(
+                target.overlay,
+                match_repository=step.module,
+                name=step.name,
+                new_name=step.new_name,
+                new_tag=step.new_tag,
+                digest=step.digest,
+                rename_to=step.rename,
+                previous=edit,
+            )
+            changed = updated.after != (edit.after if edit is not None else updated.before)
+            edit = updated
+        if not changed:
+            notes.append(f"{target.name} already runs {step.module} {_version(step.after)}")
+        changes.append(
+            ModuleChange(
+                step.module,
+                step.running,
+                step.found,
+                current.get(step.module),
+                step.after,
+                changed,
+                held.get(step.module),
+            )
+        )
+    if edit is None and steps:  # every module kept: the file is still reported, the list checked
+        edit = unchanged_edit(target.overlay)
+    return edit, changes
 
 
 def _step(
@@ -541,23 +582,123 @@ def _divergence(target: Environment, source: Environment, step: _Step, held: Dig
     )
 
 
-def _kept_divergence(target: Environment, source: Environment, step: _Step, held: Digest) -> str:
-    """The warning for a module whose version did not change while the target's registry holds
-    its tag with other content: a re-pushed source tag (the target keeps what it was given), or a
-    pin the tag does not hold (a sync refuses it as a conflict)."""
+def _kept_divergence(
+    runtime: Runtime,
+    target: Environment,
+    source: Environment,
+    step: _Step,
+    *,
+    held: Digest,
+    deadline: Deadline | None,
+) -> str:
+    """The warning for a module the target already runs at the promoted tag while its registry
+    holds that tag with other content than the source's: a re-pushed source tag (the target keeps
+    what it was given, pinned or not: diverged), or a pin the tag does not hold (a sync refuses it
+    as a conflict). Whether the pin is what the tag holds is compared by content; a registry that
+    cannot tell is taken at the pin's word (``promoter plan`` tells the rest)."""
     tag = step.after.with_tag(step.after.tag or "")
-    if step.after.digest is not None:
-        return (
-            f"{target.name} pins {step.module} {_version(step.after)}, but its registry's {tag} "
-            f"holds {held}: a sync refuses to move the tag (a conflict); push the image under a "
-            "new tag and promote that"
-        )
+    pin = step.after.digest
+    if pin is not None:
+        try:
+            conflict = not same_content(runtime.transport, tag, held, pin, deadline=deadline)
+        except PromoterError:
+            conflict = False
+        if conflict:
+            return (
+                f"{target.name} pins {step.module} {_version(step.after)}, but its registry's "
+                f"{tag} holds {held}: a sync refuses to move the tag (a conflict); push the image "
+                "under a new tag and promote that"
+            )
+    pinned = f" (pinned to {pin})" if pin is not None else ""
     return (
-        f"{target.name} already runs {step.module} {step.after.tag}, but the tag diverged: "
-        f"{target.name}'s registry holds {tag} as {held}, {source.name}'s {step.running} now "
-        f"holds {step.found} (pushed again after it was promoted); {target.name} keeps what it "
+        f"{target.name} already runs {step.module} {step.after.tag}{pinned}; {source.name}'s "
+        f"{step.running} is now {step.found} (pushed again after it was promoted), while "
+        f"{target.name}'s registry holds {tag} as {held}: diverged; {target.name} keeps what it "
         "was given: to move it, push the image under a new tag and promote that"
     )
+
+
+def _moved_modules(
+    config: PromoterConfig,
+    target: Environment,
+    target_images: Sequence[str],
+    candidates: Sequence[str],
+    warnings: list[str],
+) -> dict[str, Reference]:
+    """The modules the target takes from another registry, by the image to move into its own:
+    another environment's (what the target renders), or, among ``candidates`` (modules it does
+    not run from its registry), any other registry an ``images:`` entry names the module in (a
+    typo'd ``newName``: the same account in another region), moved the same way with a warning
+    in ``warnings`` naming the registry it had.
+
+    Raises:
+        ConfigError: the target's kustomization cannot be read.
+        InvalidReferenceError: an image of the target does not parse.
+    """
+    others = config.other_registries(target.name)
+    moved = {
+        module: reference
+        for module, (reference, _) in foreign_modules(target_images, others).items()
+    }
+    misplaced = _misplaced_entries(target, candidates, skip=set(moved), others=others)
+    warnings += [
+        f"{target.name}'s images: entry for {module} names {reference.name}, in "
+        f"{reference.registry}, not {target.name}'s registry {target.registry} (a typo?): "
+        f"moved into {target.registry}"
+        for module, reference in misplaced.items()
+    ]
+    return moved | misplaced
+
+
+def _keep_same_tags(
+    steps: Sequence[_Step], held: dict[str, Digest], current: dict[str, Reference]
+) -> tuple[list[_Step], set[str]]:
+    """The steps with those that keep what the target runs, and their modules: where the target
+    runs the promoted tag already and only the digest would change, to content its registry
+    cannot hold under that tag (``held``: the source's tag was pushed again), the target keeps
+    what it was given, pinned or not (diverged) and nothing is written for it. Only a tag new to
+    the target is refused."""
+    kept = {
+        s.module
+        for s in steps
+        if s.module in held
+        and s.writes
+        and (before := current.get(s.module)) is not None
+        and before.tag is not None
+        and before.tag == s.after.tag
+    }
+    return [
+        replace(s, after=current[s.module], writes=False) if s.module in kept else s for s in steps
+    ], kept
+
+
+def _misplaced_entries(
+    target: Environment, candidates: Iterable[str], *, skip: set[str], others: dict[str, str]
+) -> dict[str, Reference]:
+    """The modules among ``candidates`` (``skip`` left out) that an ``images:`` entry of the
+    target's kustomization names in a registry that is neither the target's nor another
+    environment's (``others``), each with that entry's image (``newName``, else ``name``): a
+    ``newName`` typo (the same account in another region) that made the module external.
+
+    Raises:
+        ConfigError: the target's kustomization cannot be read.
+    """
+    from promoter.gitops.overlay import image_entries  # noqa: PLC0415 - see promote
+
+    found: dict[str, Reference] = {}
+    for module in dict.fromkeys(candidates):
+        if module in skip:
+            continue
+        for entry in image_entries(target.overlay, module):
+            written = entry.new_name or entry.name
+            try:
+                reference = parse_reference(written or "", default_tag=None)
+            except InvalidReferenceError:
+                continue
+            if reference.registry != target.registry and reference.registry not in others:
+                found[module] = reference
+                break
+    return found
 
 
 def promotion_plan(
@@ -648,7 +789,11 @@ def _write(
     from promoter.gitops.overlay import write_edit  # noqa: PLC0415 - see promote
 
     rendered = target_images
-    if edit.changed:
+    if not edit.changed:
+        # Nothing to write is "already runs" only when the target renders it: an entry that
+        # matches the module yet applies to nothing would otherwise pass for done.
+        _check_promotion(target, steps, edit, rendered)
+    else:
         write_edit(edit)
         try:
             rendered = tuple(environment_images(target, deadline=deadline))
@@ -672,6 +817,7 @@ def _choose(
     target: Environment,
     *,
     available: dict[str, list[Reference]],
+    source_images: Sequence[str],
     target_images: Sequence[str],
     current: dict[str, Reference],
     foreign: dict[str, Reference],
@@ -681,8 +827,9 @@ def _choose(
 ) -> tuple[list[str], dict[str, tuple[str, str | None]], tuple[RefusedModule, ...]]:
     """The modules to promote, the ``name`` and ``newName`` of a new entry for each that the
     target does not run from its registry yet, and the modules refused; what is skipped goes
-    into ``notes``. ``foreign`` are the modules the target deploys from another environment's
-    registry (by repository path: the reference it deploys).
+    into ``notes``. ``foreign`` are the modules the target takes from another registry (by
+    repository path: the image to move into the target's); ``source_images`` what the source
+    renders (an unknown name that is an ``images:`` entry applied nowhere is told so).
 
     Raises:
         InputError: a module the source does not run (an ``images:`` entry name of the source is
@@ -691,7 +838,7 @@ def _choose(
     wanted = sorted(available) if every_module else list(dict.fromkeys(chosen))
     unknown = [m for m in wanted if m not in available]
     if unknown:
-        raise InputError(_unknown_modules(source, unknown, available))
+        raise InputError(_unknown_modules(source, unknown, available, source_images))
     names = {
         m: _new_entry_name(source, target, m, foreign.get(m)) for m in wanted if m not in current
     }
@@ -717,28 +864,45 @@ def _choose(
 
 
 def _unknown_modules(
-    source: Environment, unknown: Sequence[str], available: dict[str, list[Reference]]
+    source: Environment,
+    unknown: Sequence[str],
+    available: dict[str, list[Reference]],
+    source_images: Sequence[str],
 ) -> str:
     """The line for names that are no module of the source: a name that is the ``name:`` of an
     ``images:`` entry of the source's kustomization (``ml``, what the charts write) is told the
-    module it stands for, since that is what a user who read the overlay would type.
+    module it stands for, since that is what a user who read the overlay would type; a name (or
+    repository path) of an entry that applies to no image the source renders (``source_images``)
+    is told so: its image most likely sits in a custom resource field kustomize does not rewrite.
 
     Raises:
         ConfigError: the source's kustomization tree cannot be read.
     """
     entries = image_entry_names(source.overlay)
+    unused = unused_image_entries(source, source_images)
     meant: list[str] = []
     rest: list[str] = []
     for name in unknown:
         renamed = entries.get(name)
-        try:
-            reference = parse_reference(renamed, default_tag=None) if renamed else None
-        except InvalidReferenceError:
-            reference = None
+        reference = _parsed(renamed) if renamed else None
+        idle = [
+            entry
+            for entry, becomes in unused.items()
+            if name in {entry, becomes}
+            or ((parsed := _parsed(becomes)) is not None and parsed.repository == name)
+        ]
         if reference is not None and reference.repository in available:
             meant.append(
                 f"{name!r} is the images: entry name of module {reference.repository}; "
                 f"promote {reference.repository}"
+            )
+        elif idle:
+            meant.append(
+                f"{name}: {source.name}'s images: entry {idle[0]!r} (becoming {unused[idle[0]]}) "
+                f"applies to no image {source.name} renders, so it is no module to promote: the "
+                "image is most likely in a field kustomize does not rewrite (declare the field in "
+                'a configurations: file, see "Where images are found" in README.md) or no '
+                "resource names it"
             )
         else:
             rest.append(name)
@@ -771,6 +935,14 @@ def _new_entry_name(
         if entry.name:
             return entry.name, None if _image_name(entry.name) == _image_name(own) else own
     return own, None
+
+
+def _parsed(text: str) -> Reference | None:
+    """An image name as a reference (no default tag); None when it does not parse."""
+    try:
+        return parse_reference(text, default_tag=None)
+    except InvalidReferenceError:
+        return None
 
 
 def _image_name(text: str) -> str:

@@ -1,12 +1,13 @@
 """Editing the ``images:`` list of an overlay's kustomization, the way a reviewer wants to see it.
 
 This module holds the kustomization-level API: reading an overlay's ``images:`` entries
-(``image_entries``), planning an edit as a value (``set_image`` gives an ``ImageEdit``), writing it
-atomically (``write_edit``) and showing it as a diff (``unified_diff``), and what a reviewer of the
-edit should look at: comments kept beside changed values (``kept_comments``) and images the overlay's
-patches still name (``patched_images``). Finding the kustomization file is
-``promoter.gitops.kustomization``'s (``kustomization_path``); the edit of the text itself, a splice
-that keeps every other byte of the file, is ``promoter.gitops.splice``'s.
+(``image_entries``), planning an edit as a value (``set_image`` gives an ``ImageEdit``,
+``unchanged_edit`` the file as it is), writing it atomically (``write_edit``) and showing it as a
+diff (``unified_diff``), and what a reviewer of the edit should look at: comments kept beside
+changed values (``kept_comments``) and images the overlay's patches still name
+(``patched_images``). Finding the kustomization file is ``promoter.gitops.kustomization``'s
+(``kustomization_path``); the edit of the text itself, a splice that keeps every other byte of the
+file, is ``promoter.gitops.splice``'s.
 
 Kustomize's ``images:`` entries (https://kubectl.docs.kubernetes.io/references/kustomize/kustomization/images/)
 have ``name`` (the image as written in the resources), ``newName``, ``newTag`` and ``digest``
@@ -165,6 +166,19 @@ def set_image(
             new_name=new_name,
         )
     return ImageEdit(before=before, after=current, path=path, changed=current != before)
+
+
+def unchanged_edit(overlay: Path) -> ImageEdit:
+    """The overlay's kustomization as an edit that changes nothing: what a promotion that keeps
+    every module as the target runs it reports (and checks the hook's image list against).
+
+    Raises:
+        ConfigError: no readable kustomization (one that is a symbolic link is refused, as by
+            ``set_image``).
+    """
+    path = kustomization_path(overlay)
+    text = _read(path, follow_links=False)
+    return ImageEdit(before=text, after=text, path=path, changed=False)
 
 
 def image_entries(overlay: Path, match_repository: str) -> tuple[ImageEntry, ...]:
