@@ -289,3 +289,31 @@ def test_json_output_is_a_document_when_the_command_fails(
     assert result.json() == expected
     assert "no-such-chart" in str(expected["error"])
     assert json.loads(result.out) == expected  # one document, nothing else on stdout
+
+
+def test_promoters_worker_threads_leave_stop_signals_to_the_main_thread() -> None:
+    """Every worker pool and reader thread blocks SIGINT and SIGTERM, so the kernel delivers them to
+    the main thread, which runs the handler at once (a signal taken by a worker left a main thread
+    waiting on a future asleep until the worker ended: an interrupt lost for 30 s under load)."""
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415 - this test only
+
+    from promoter.process import PipeReader, signals_to_main_thread  # noqa: PLC0415
+
+    with ThreadPoolExecutor(1, initializer=signals_to_main_thread) as pool:
+        blocked = pool.submit(signal.pthread_sigmask, signal.SIG_BLOCK, []).result()
+    assert {signal.SIGINT, signal.SIGTERM} <= blocked
+    assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, [])  # the caller's own
+    read, write = os.pipe()
+    seen: list[set[signal.Signals]] = []
+
+    class Probe(PipeReader):
+        def run(self) -> None:
+            super().run()
+            seen.append(signal.pthread_sigmask(signal.SIG_BLOCK, []))
+
+    with os.fdopen(read, "rb") as pipe:
+        reader = Probe(pipe, 10)
+        os.close(write)
+        reader.join(10)
+    assert seen
+    assert {signal.SIGINT, signal.SIGTERM} <= seen[0]

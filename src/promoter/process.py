@@ -32,6 +32,23 @@ _READ_SIZE: Final = 256 * 1024
 CLOSE_WAIT: Final = 5.0
 
 
+#: The signals that stop a run (the CLI's handlers: ``promoter.cli.common.stop_on_signals``).
+STOP_SIGNALS: Final = (signal.SIGINT, signal.SIGTERM)
+
+
+def signals_to_main_thread() -> None:
+    """Block :data:`STOP_SIGNALS` in the calling thread: for every worker thread promoter starts
+    (a pool's ``initializer``, a reader's first step).
+
+    Python runs signal handlers on the main thread only, and only when that thread runs Python
+    code. The kernel delivers a signal sent to the process to any thread that does not block it; a
+    main thread blocked on a lock (waiting for a future) is then not woken, and the handler waits
+    as long as the worker does (a credential helper that never answers: the interrupt was lost).
+    With the workers blocking them, the signals reach the main thread, whose wait they interrupt.
+    """
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+
+
 #: The children started and not yet waited for, each with whether it leads its own process group.
 _RUNNING: dict[subprocess.Popen[bytes], bool] = {}
 #: Guards ``_RUNNING`` and the stop; re-entrant, since :func:`stop_children` runs in a signal
@@ -160,6 +177,7 @@ class PipeReader(threading.Thread):
         return b"".join(self._chunks)
 
     def run(self) -> None:
+        signals_to_main_thread()
         try:
             while chunk := self._pipe.read1(_READ_SIZE):  # type: ignore[attr-defined]  # a BufferedReader
                 if self._size + len(chunk) > self._limit:

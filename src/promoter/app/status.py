@@ -30,6 +30,7 @@ from promoter.deadline import Deadline
 from promoter.errors import InputError, PromoterError
 from promoter.oci.digest import Digest
 from promoter.planning.versions import compare_tags
+from promoter.process import signals_to_main_thread
 from promoter.reference import Reference
 from promoter.remote.repository import lookup_digest, same_content
 
@@ -174,7 +175,9 @@ def status_matrix(
         per_env[name] = found
     all_modules = sorted({module for refs in per_env.values() for module in refs})
     keys = [(n, m) for n in names for m in all_modules if m in per_env[n]]
-    with ThreadPoolExecutor(max_workers=STATUS_LOOKUPS, thread_name_prefix="status") as pool:
+    with ThreadPoolExecutor(
+        max_workers=STATUS_LOOKUPS, thread_name_prefix="status", initializer=signals_to_main_thread
+    ) as pool:
         futures = {
             key: pool.submit(
                 lookup_digest, runtime.transport, per_env[key[0]][key[1]][0], deadline=deadline

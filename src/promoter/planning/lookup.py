@@ -25,6 +25,7 @@ from promoter.planning.plan import (
     decide,
     failed,
 )
+from promoter.process import signals_to_main_thread
 from promoter.reference import Reference
 from promoter.remote.repository import lookup_digest, same_content
 from promoter.transport.session import Transport
@@ -60,7 +61,11 @@ def plan_images(
         deadline: bounds every lookup; an image whose lookup runs out of time is an ``error``.
         policy: which statuses block a sync (see :func:`~promoter.planning.plan.decide`).
     """
-    with ThreadPoolExecutor(max_workers=max(1, lookups), thread_name_prefix="lookup") as pool:
+    with ThreadPoolExecutor(
+        max_workers=max(1, lookups),
+        thread_name_prefix="lookup",
+        initializer=signals_to_main_thread,
+    ) as pool:
         futures: dict[Reference, Future[Digest | None]] = {}
 
         refused: dict[Reference, str] = {}

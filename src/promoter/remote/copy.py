@@ -51,6 +51,7 @@ from promoter.errors import (
     TagMovedError,
 )
 from promoter.oci.digest import Digest, compute_digest, hashes_to
+from promoter.process import signals_to_main_thread
 from promoter.reference import Reference
 from promoter.remote.blobs import BlobAction, BlobTransfers, CopyProgress
 from promoter.remote.repository import FetchedManifest, Repository, resolve_digest
@@ -159,12 +160,16 @@ class Copier:
         self.progress = progress or CopyProgress()
         self._prepare_destination = prepare_destination
         self._pool = ThreadPoolExecutor(
-            max_workers=max(1, self.options.jobs), thread_name_prefix="blob"
+            max_workers=max(1, self.options.jobs),
+            thread_name_prefix="blob",
+            initializer=signals_to_main_thread,
         )
         # Manifest and HEAD requests get their own workers so that an image with nothing to copy
         # never waits behind another image's large blobs.
         self._metadata = ThreadPoolExecutor(
-            max_workers=max(2, self.options.jobs), thread_name_prefix="meta"
+            max_workers=max(2, self.options.jobs),
+            thread_name_prefix="meta",
+            initializer=signals_to_main_thread,
         )
         self._aborted = threading.Event()
 
@@ -224,7 +229,9 @@ class Copier:
             return []
         run = self._new_run(deadline)
         images = ThreadPoolExecutor(
-            max_workers=min(len(pairs), max(1, self.options.jobs)), thread_name_prefix="image"
+            max_workers=min(len(pairs), max(1, self.options.jobs)),
+            thread_name_prefix="image",
+            initializer=signals_to_main_thread,
         )
         try:
             futures = [images.submit(self._copy, run, src, dst) for src, dst in pairs]

@@ -38,6 +38,7 @@ from typing import Any
 import urllib3
 
 from promoter.deadline import Deadline
+from promoter.process import signals_to_main_thread
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +214,7 @@ class _Watchdog:
             exchange.cut(why)
 
     def _run(self) -> None:
+        signals_to_main_thread()
         while True:
             with self._wake:
                 while not self._due:
