@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -401,3 +402,36 @@ def test_a_repository_the_token_does_not_cover_is_named_not_a_login_problem(
         assert f"refused repository {repo}" in item["error"]
     finally:
         server.hidden.discard(repo)
+
+
+def test_a_ca_file_that_is_a_named_pipe_is_refused_at_once_not_waited_on(
+    tls_registry: RegistryProcess,
+    source_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+    docker_config: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
+    """OpenSSL's own open of a FIFO nobody writes to waits forever, out of reach of --timeout and
+    Ctrl-C: the CA file is read without blocking and refused in one line (exit 2). A CA file with
+    text around its certificate (a comment in any encoding) still works."""
+    docker_config(tls_registry)
+    push(source_registry, repo, images.oci_image([images.layer(10, "fifo")], seed="fifo"))
+    src, dst = f"{source_registry.host}/{repo}:1.0", f"{tls_registry.host}/{repo}:1.0"
+    fifo = tmp_path / "ca.pem"
+    os.mkfifo(fifo)
+    flag = cli("copy", "--ca-file", str(fifo), src, dst)
+    assert flag.code == 2, flag.err
+    assert f"--ca-file {fifo}: not a regular file" in flag.err
+    config = tmp_path / "promoter.yaml"  # a registry's caFile reaches the transport unchecked
+    config.write_text(f"registries:\n  {tls_registry.host}:\n    caFile: ca.pem\n")
+    refused = cli("copy", "--config", str(config), src, dst)
+    assert refused.code == 2, refused.err
+    assert f"cannot load CA file {fifo}" in refused.err
+    assert "not a regular file" in refused.err
+    assert tls_registry.ca_file is not None
+    commented = tmp_path / "commented.pem"
+    commented.write_bytes(
+        "# Zertifikat für die Registry\n".encode() + tls_registry.ca_file.read_bytes()
+    )
+    assert cli("copy", "--ca-file", str(commented), src, dst).code == 0

@@ -147,7 +147,8 @@ def build_runtime_settings(
     """
     ca_file = getattr(args, "ca_file", None)
     if ca_file is not None and not ca_file.is_file():
-        raise ConfigError(f"--ca-file {ca_file}: no such file; give a PEM file of CA certificates")
+        what = "not a regular file" if ca_file.exists() else "no such file"
+        raise ConfigError(f"--ca-file {ca_file}: {what}; give a PEM file of CA certificates")
     return RuntimeSettings(
         ca_file=ca_file,
         insecure_registries=frozenset(getattr(args, "insecure_registry", None) or ()),

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import re
 import ssl
+import stat
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -131,8 +134,8 @@ class ConnectionPools:
             if ca_file is None:
                 continue
             try:
-                context.load_verify_locations(cafile=str(ca_file))
-            except (OSError, ssl.SSLError) as exc:
+                context.load_verify_locations(cadata=_read_ca_file(ca_file))
+            except (OSError, ssl.SSLError, UnicodeDecodeError) as exc:
                 raise ConfigError(
                     f"cannot load CA file {ca_file}: {exc}",
                     hint="give a PEM file of certificates",
@@ -173,3 +176,42 @@ class ConnectionPools:
         for pool in pools:
             if pool is not None:
                 pool.clear()
+
+
+#: The largest CA file read: a bundle of every public CA is about 220 KiB.
+CA_FILE_LIMIT = 4 * 1024 * 1024
+
+
+def _read_ca_file(path: Path) -> str:
+    """A CA file's PEM text, read without ever blocking: opened with ``O_NONBLOCK`` and checked to
+    be a regular file on the open descriptor (a named pipe nobody writes to, which OpenSSL's own
+    open would wait on forever, out of reach of any deadline or interrupt), and capped.
+
+    Raises:
+        OSError: it cannot be opened or read, is not a regular file, or is over the cap.
+    """
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        status = os.fstat(descriptor)
+        if not stat.S_ISREG(status.st_mode):
+            raise OSError(f"{path} is not a regular file")
+        if status.st_size > CA_FILE_LIMIT:
+            raise OSError(f"{path} is larger than {CA_FILE_LIMIT // (1024 * 1024)} MiB")
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := os.read(descriptor, 65536):
+            size += len(chunk)
+            if size > CA_FILE_LIMIT:
+                raise OSError(f"{path} is larger than {CA_FILE_LIMIT // (1024 * 1024)} MiB")
+            chunks.append(chunk)
+    finally:
+        os.close(descriptor)
+    # Only the certificate blocks: OpenSSL takes them as ASCII text, and text around them (a
+    # comment in any encoding) is no certificate anyway.
+    blocks = _PEM_CERTIFICATE.findall(b"".join(chunks))
+    if not blocks:
+        raise OSError(f"{path} holds no PEM certificate")
+    return b"\n".join(blocks).decode("ascii")
+
+
+_PEM_CERTIFICATE = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
