@@ -983,3 +983,26 @@ def test_login_and_digest_print_a_json_document_when_they_fail(cli: Callable[...
     document = run.json()
     assert document["exitCode"] == 1  # type: ignore[index]
     assert f"cannot connect to 127.0.0.1:{closed}" in str(document["error"])  # type: ignore[index]
+
+
+def test_a_hook_file_line_the_overlay_does_not_run_fails_the_plan_without_bogus_advice(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """A stale line in promoter-images.txt (an image nobody has) makes the hook Job fail every Argo
+    CD sync: plan exits 3 naming it, and the component's own ConfigMap is not reported as an
+    unmanaged mention of the registry (whose advice, a fieldSpec, would be wrong)."""
+    for module, tag in (("cart", "2.3.1"), ("checkout", "1.8.0"), ("catalog", "3.0.2")):
+        gitops.seed(gitops.dev, module, tag)
+        gitops.seed(gitops.prod, module, tag)
+    listed = "".join(
+        f"{PROD}/{gitops.repo(m)}:{t}\n"
+        for m, t in (("cart", "2.3.1"), ("checkout", "1.8.0"), ("catalog", "3.0.2"))
+    )
+    _use_hook_component(gitops, listed + f"{PROD}/{gitops.repo('extra')}:9.9.9\n")
+    result = cli("plan", "production")
+    assert result.code == 3, result.err
+    line = next(ln for ln in result.err.splitlines() if gitops.repo("extra") in ln)
+    assert line.startswith("promoter: error:")
+    assert "which the overlay does not run" in line
+    assert "ConfigMap/promoter-hook" not in result.err
+    assert "fieldSpec" not in result.err

@@ -23,7 +23,7 @@ from promoter.gitops.discover import (
     iter_manifests,
     scan_manifests,
 )
-from promoter.gitops.hookfile import without_hook_containers
+from promoter.gitops.hookfile import is_hook_settings, without_hook_containers
 from promoter.gitops.kustomization import image_entry_names, image_field_specs
 from promoter.gitops.render import Rendering, read_manifests, render_overlay
 from promoter.planning.plan import own_images
@@ -86,7 +86,9 @@ def environment_scan(
         source = f"kustomize build {environment.overlay}"
         field_specs = image_field_specs(environment.overlay)  # after kustomize accepted the tree
     hook_images: list[str] = []
-    documents = without_hook_containers(iter_manifests(text, source=source), hook_images)
+    documents = without_hook_containers(
+        (d for d in iter_manifests(text, source=source) if not is_hook_settings(d)), hook_images
+    )
     scan = scan_manifests(documents, environment.registry, field_specs)
     return replace(scan, hook_images=tuple(hook_images))
 

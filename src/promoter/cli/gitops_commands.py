@@ -159,7 +159,11 @@ def _report_hook_file(config: PromoterConfig, plan: EnvironmentPlan) -> None:
         )
     rest = [line for line in difference.extra if line not in difference.elsewhere]
     if rest:
-        warn(f"{shown} lists {', '.join(rest)}, which the overlay does not run")
+        error(
+            f"{shown} lists {', '.join(rest)}, which the overlay does not run: the hook Job would "
+            "copy it on every sync (and fail when it exists nowhere); run promoter promote or "
+            "remove the line"
+        )
 
 
 def _sync(

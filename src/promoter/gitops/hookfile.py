@@ -41,15 +41,38 @@ class HookFileDrift:
 
     @property
     def blocking(self) -> bool:
-        """Whether the list makes the hook Job miss an image or fail: a missing line, or a line
-        naming another registry."""
-        return bool(self.missing or self.elsewhere)
+        """Whether the list differs from the overlay at all: a missing line makes the hook Job miss
+        an image; an extra one makes it copy an image no workload runs, and fail every Argo CD
+        sync when nobody has that image (or when it names another registry: ``elsewhere``).
+        ``promoter promote`` rewrites the list to match."""
+        return bool(self.missing or self.extra)
 
 
 def is_hook(document: Mapping[str, Any]) -> bool:
     """Whether a manifest holds promoter's own hook container: an Argo CD hook with a container
     that runs ``promoter sync --from-registry`` (see :func:`without_hook_containers`)."""
     return any(_is_hook_container(document, c) for _, c in _pod_containers(document))
+
+
+def is_hook_settings(document: Mapping[str, Any]) -> bool:
+    """Whether a manifest is the Kustomize component's ConfigMap (``promoter-hook``: the source
+    registry and the image list the Job reads). Its values name registries on purpose; the plan
+    checks the list itself (:func:`drift`), so they are no unmanaged mention of the registry."""
+    metadata = document.get("metadata")
+    data = document.get("data")
+    return (
+        document.get("kind") == "ConfigMap"
+        and isinstance(metadata, Mapping)
+        and isinstance(name := metadata.get("name"), str)
+        # kustomize's generator appends a content hash unless disableNameSuffixHash is set
+        and (name == HOOK_SETTINGS_NAME or name.startswith(f"{HOOK_SETTINGS_NAME}-"))
+        and isinstance(data, Mapping)
+        and HOOK_IMAGES_FILE in data
+    )
+
+
+#: The name of the Kustomize component's ConfigMap (deploy/kustomize/promoter-hook).
+HOOK_SETTINGS_NAME: Final = "promoter-hook"
 
 
 def without_hook_containers(
