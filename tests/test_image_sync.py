@@ -319,6 +319,10 @@ def test_bare_word_hosts_are_refused_and_empty_lists_are_no_work(
     empty = cli("sync", "--from-registry", "127.0.0.1:1", "--images-file", str(listed))
     assert empty.code == 0
     assert "nothing to promote" in empty.err
+    bad = cli("sync", "--from-registry", "bad_host!", "--image", "r.example.com/a:1", "-o", "json")
+    assert bad.code == 2
+    assert bad.json()["exitCode"] == 2  # a failure is one JSON document too, for CI on stdout
+    assert "--from-registry" in str(bad.json()["error"])
     as_json = cli(
         "sync", "--from-registry", "127.0.0.1:1", "--images-file", str(listed), "-o", "json"
     )

@@ -20,8 +20,6 @@ from promoter.app.runtime import Runtime, SecretScrubber
 from promoter.app.status import DRIFT_MARKS, StatusCell, StatusMatrix, status_matrix
 from promoter.app.sync import LOOKUP_SHARE, SyncReport, carry_out, lookup_deadline
 from promoter.app.wire import (
-    command_failure_json,
-    promotion_failure_json,
     promotion_json,
     status_json,
     sync_json,
@@ -37,14 +35,12 @@ from promoter.cli.common import (
 from promoter.cli.exit_codes import (
     EXIT_OK,
     EXIT_REFUSED,
-    cli_message,
-    exit_code_for,
     exit_code_of,
 )
 from promoter.cli.plan_output import print_plan, print_sync, sync_and_print
 from promoter.config.load import find_config, load_config
 from promoter.config.values import PromoterConfig
-from promoter.errors import InputError, PromoterError
+from promoter.errors import InputError
 from promoter.gitops.render import Rendering
 from promoter.outcome import Outcome, worst
 from promoter.planning.plan import PlanPolicy
@@ -59,22 +55,9 @@ def run_command(
     """Run one of the GitOps commands; ``early`` is a build of the overlay started before loading.
 
     With ``-o json``, a command that ends with an error still prints a document on standard output
-    (:func:`promotion_failure_json` for ``promote``, :func:`command_failure_json` for ``plan``,
-    ``sync`` and ``status``), before the error line goes to standard error as usual.
+    (``promoter.cli.main`` does, for every one-document command).
     """
-    try:
-        return _run(args, scrub, early)
-    except PromoterError as exc:
-        if as_json(args):
-            message = cli_message(exc, scrub)
-            code = exit_code_for(exc)
-            document = (
-                promotion_failure_json(args.target, message, code)
-                if args.command == "promote"
-                else command_failure_json(getattr(args, "environment", None), message, code)
-            )
-            print(json.dumps(document))
-        raise
+    return _run(args, scrub, early)
 
 
 def _run(args: argparse.Namespace, scrub: SecretScrubber, early: Rendering | None) -> int:

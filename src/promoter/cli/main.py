@@ -25,6 +25,7 @@ from promoter.app.wire import (
     copy_failure_json,
     copy_result_json,
     login_json,
+    promotion_failure_json,
 )
 from promoter.cli import argocd, ecr_commands, gitops
 from promoter.cli.common import (
@@ -250,7 +251,7 @@ def _run_command(
         message = cli_message(exc, scrub)
         if args.command in _ONE_DOCUMENT_COMMANDS and as_json(args):
             # Their -o json is one document: a failure is one too, for CI reading stdout.
-            print(json.dumps(command_failure_json(None, message, exit_code_for(exc))))
+            print(json.dumps(_failure_document(args, message, exit_code_for(exc))))
         error(message)
         if debug:
             log.exception("details")
@@ -293,9 +294,17 @@ def _same_file(first: Path, second: Path) -> bool:
         return False
 
 
-#: Commands whose ``-o json`` is one document on success, printed as ``{"error", "exitCode"}`` on a
-#: failure here (the GitOps commands print their own failure documents).
-_ONE_DOCUMENT_COMMANDS = ("login", "digest")
+#: Commands whose ``-o json`` is one document on success, and one on a failure too
+#: (:func:`_failure_document`), whatever step failed (``copy`` prints a line per image instead).
+_ONE_DOCUMENT_COMMANDS = ("plan", "sync", "status", "promote", "login", "digest")
+
+
+def _failure_document(args: argparse.Namespace, message: str, code: int) -> object:
+    """``{"error", "exitCode"}``, with the environment a plan or sync names, or promote's target."""
+    if args.command == "promote":
+        return promotion_failure_json(args.target, message, code)
+    environment = getattr(args, "environment", None) if args.command in ("plan", "sync") else None
+    return command_failure_json(environment, message, code)
 
 
 def run() -> None:
