@@ -468,7 +468,7 @@ def test_helm_chart_fail_on_diverged_makes_the_job_refuse_a_re_pushed_tag(
     assert "--fail-on-diverged" in argv_for(strict)
     done = run_job(strict, tmp_path / "strict", {})
     assert done.returncode == 3, done.stderr
-    assert "refused because diverged tags fail this environment" in done.stderr
+    assert "refused: diverged tags fail here" in done.stderr
 
 
 # -- Kustomize component ------------------------------------------------------------------------
@@ -626,7 +626,7 @@ def test_kustomize_component_documented_patch_makes_the_job_refuse_a_re_pushed_t
     assert "--fail-on-diverged" in argv_for(job)
     done = run_job(job, tmp_path, {config_map["metadata"]["name"]: config_map["data"]})
     assert done.returncode == 3, done.stderr
-    assert "refused because diverged tags fail this environment" in done.stderr
+    assert "refused: diverged tags fail here" in done.stderr
 
 
 # -- Argo CD Config Management Plugin -----------------------------------------------------------
@@ -1173,7 +1173,8 @@ def test_argocd_generate_reports_images_the_hook_leaves_out_and_strict_refuses_t
     options = ("--hook-image", "registry.example.com/p:1", "--role-arn", "none")
     wrong_region = (
         f"environment production: {lookalike}/shop/catalog:3.0.2 is in {lookalike}, which looks "
-        f"like its registry {PROD} (a typo in newName?): such an image is external, never copied"
+        f"like its registry {PROD} (a typo in an images: entry, a patch, or promoter.yaml?): such "
+        "an image is external, never copied"
     )
     unqualified = (
         "environment production runs 'checkout', which means docker.io/library/checkout, while "
@@ -1280,7 +1281,7 @@ def test_argocd_generate_passes_diverged_tags_fail_to_the_job(
     assert "--fail-on-diverged" in argv_for(job)
     done = run_job(job, tmp_path, {})
     assert done.returncode == 3, done.stderr
-    assert "refused because diverged tags fail this environment" in done.stderr
+    assert "refused: diverged tags fail here" in done.stderr
 
 
 def test_argocd_generate_names_the_settings_it_leaves_out_when_none_remain(

@@ -280,10 +280,11 @@ def lookalike_warnings(config: PromoterConfig, name: str, images: Sequence[str])
         close = difflib.SequenceMatcher(a=registry, b=own).ratio() >= LOOKALIKE_RATIO
         if same_account or close:
             used = [text for text in images if _registry_of(text) == registry]
+            what = f"{used[0]} and {len(used) - 1} more are" if len(used) > 1 else f"{used[0]} is"
             warnings.append(
-                f"environment {name}: {used[0]}{f' and {len(used) - 1} more' if len(used) > 1 else ''}"
-                f" is in {registry}, which looks like its registry {own} (a typo in newName?): "
-                "such an image is external, never copied"
+                f"environment {name}: {what} in {registry}, which looks like its registry {own} "
+                "(a typo in an images: entry, a patch, or promoter.yaml?): such an image is "
+                "external, never copied"
             )
     return warnings
 

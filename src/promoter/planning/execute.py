@@ -112,7 +112,10 @@ def explain(item: PlanItem) -> str | None:
             "keeps what it was given: to move it, push it under a new tag and promote that"
         )
         if not warning:
-            text = f"{text}; refused because diverged tags fail this environment"
+            text = (
+                f"{text}; refused: diverged tags fail here (--fail-on-diverged, or divergedTags: "
+                "fail in promoter.yaml)"
+            )
     elif status is PlanStatus.MISSING_SOURCE and destination is not None:
         where = f"nor in {source.registry}" if source is not None else "(no source environment)"
         text = f"{destination} is not in its registry {where}"
@@ -130,7 +133,7 @@ def explain(item: PlanItem) -> str | None:
             "from this registry"
         )
         text = (
-            f"{text} (allowed: allowImagesFrom or --allow-foreign)"
+            f"{text} (allowed: {'--allow-foreign' if phrase else 'allowImagesFrom or --allow-foreign'})"
             if warning
             else f"{text}, or allow it ({allow})"
         )
