@@ -880,6 +880,11 @@ def test_rendered_manifests_with_a_wrong_registry_are_refused_too(
         assert result.code == 2, result.err
         assert "the given manifests deploy no image of its registry" in result.err
         assert "check the manifests" in result.err
+    # dev's overlay broken: the check cannot be made, and says so instead of planning nothing
+    gitops.kustomization("dev").rename(gitops.kustomization("dev").with_name("moved.yaml"))
+    skipped = cli("plan", "production", "--manifests", str(typo))
+    line = next(ln for ln in skipped.err.splitlines() if "could not be rendered" in ln)
+    assert line.startswith("promoter: warning: environment production: its images name none")
 
 
 def test_an_overlay_of_only_another_environments_images_says_so_and_can_be_allowed(

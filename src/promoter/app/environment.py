@@ -152,7 +152,7 @@ def check_own_registry(
     *,
     allow_foreign: bool = False,
     given: bool = False,
-) -> None:
+) -> str | None:
     """Refuse an environment whose overlay deploys no image of its own registry while the environment
     it promotes from deploys images of its own. Either its ``registry:`` in promoter.yaml is wrong (a
     typo, another account or region), or the overlay deploys other environments' images (production
@@ -165,6 +165,9 @@ def check_own_registry(
     with ``allow_foreign``) do not count as a mistake. ``given``: the images come from manifests
     given instead of the overlay (``--manifests``), which the message then names as the suspect.
 
+    Returns:
+        A warning when the check could not be made (the source overlay does not render), else None.
+
     Raises:
         ConfigError: naming the environment, its registry, the source's and the registries the
             overlay does use, with what to do.
@@ -172,19 +175,25 @@ def check_own_registry(
     environment = config.environment(name)
     source = config.source_of(name)
     if source is None or own_images(images, environment.registry):
-        return
+        return None
     try:
         if not own_images(source_images(), source.registry):
-            return  # neither deploys anything of its own yet: a new pipeline, not a mistake
-    except ConfigError:
-        return
+            return None  # neither deploys anything of its own yet: a new pipeline, not a mistake
+    except ConfigError as exc:
+        # The check needs the source's images; say that it was skipped, and why, rather than
+        # let a wrong registry: plan "nothing to copy" without a word.
+        return (
+            f"environment {name}: its images name none of its registry {environment.registry}, "
+            f"and {source.name}'s overlay could not be rendered to tell whether that is a "
+            f"mistake ({exc}); if the registry is mistyped, nothing will be copied"
+        )
     used = sorted({_registry_of(text) for text in images} - {""})
     others = config.other_registries(name)
     foreign = sorted({others[registry] for registry in used if registry in others})
     allowed = allow_foreign or "*" in environment.allow_images_from
     if foreign:
         if allowed or set(foreign) <= set(environment.allow_images_from):
-            return
+            return None
         shown = ", ".join(f"{other} ({config.environment(other).registry})" for other in foreign)
         raise ConfigError(
             f"environment {name}: its overlay deploys no image of its registry "

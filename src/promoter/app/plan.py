@@ -123,7 +123,7 @@ def plan_environment(
     )
     images = [found.image for found in scan.images]
     # Given manifests (Helm users) are checked too, against the source overlay where it renders.
-    check_own_registry(
+    skipped = check_own_registry(
         config,
         name,
         images,
@@ -166,7 +166,8 @@ def plan_environment(
         source.name if source else None,
         unmanaged=scan.unmanaged,
         warnings=tuple(
-            overlay_warnings(
+            ([skipped] if skipped else [])
+            + overlay_warnings(
                 config, name, images, rendered=not manifests, hook_images=scan.hook_images
             )
         ),
