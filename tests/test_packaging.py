@@ -22,6 +22,7 @@ from typing import Any
 import helm_python as helm
 import kubernetes_validate
 import pytest
+import trustme
 import yaml
 from devtools import images
 from devtools.registry import RegistryProcess
@@ -930,7 +931,7 @@ def test_argocd_generate_keeps_workstation_registry_settings_out_of_the_cluster(
     Job's promoter.yaml, where the Job's own reading of the file finds it."""
     repo = tmp_path / "repo"
     (repo / "certs").mkdir(parents=True)
-    pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    pem = trustme.CA().cert_pem.bytes().decode()  # a real one: each block is parsed
     (repo / "certs" / "corp.pem").write_text(pem)
     config = write_registries(
         repo,
@@ -947,7 +948,7 @@ def test_argocd_generate_keeps_workstation_registry_settings_out_of_the_cluster(
     carried = hook_config(config)
     ca_key = "ca-registry.corp.example_5000.pem"
     assert set(carried.files) == {"promoter.yaml", ca_key}
-    assert carried.files[ca_key] == pem
+    assert carried.files[ca_key] == pem.strip() + "\n"
     assert yaml.safe_load(carried.files["promoter.yaml"]) == {
         "registries": {
             DEV: {"ecr": {"roleArn": "arn:aws:iam::111111111111:role/pull"}},
@@ -1451,3 +1452,24 @@ def test_registry_settings_reach_the_generated_job() -> None:
     assert {"name": "config", "configMap": {"name": config["metadata"]["name"]}} in pod["volumes"]
     args = pod["containers"][0]["args"]
     assert args[args.index("--config") + 1] == "/etc/promoter/promoter.yaml"
+
+
+def test_argocd_generate_refuses_a_key_disguised_as_a_certificate(
+    gitops_copy: tuple[Path, str], monkeypatch: pytest.MonkeyPatch, cli: Callable[..., CliRun]
+) -> None:
+    """A private key's body in CERTIFICATE armour passes a label check; each block is parsed as
+    X.509, so it is refused (exit 2) and never reaches the ConfigMap."""
+    root, _ = gitops_copy
+    ca = trustme.CA()
+    key = ca.private_key_pem.bytes().decode()
+    disguised = re.sub(
+        r"-----(BEGIN|END) [A-Z ]*PRIVATE KEY-----", r"-----\1 CERTIFICATE-----", key
+    )
+    (root / "ca.pem").write_text(ca.cert_pem.bytes().decode() + disguised)
+    config = root / "promoter.yaml"
+    config.write_text(config.read_text() + f"registries:\n  {PROD}:\n    caFile: ca.pem\n")
+    monkeypatch.chdir(root / "infra" / "overlays" / "production")
+    run = cli("argocd", "generate")
+    assert run.code == 2
+    assert run.out == ""
+    assert "certificate block 2 is no X.509 certificate" in run.err

@@ -10,6 +10,7 @@ sidecar's environment), then the built-in default.
 from __future__ import annotations
 
 import re
+import ssl
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -422,6 +423,16 @@ def _read_ca_file(config_path: Path, name: str, where: str) -> str:
             f"{where}: {name} has a certificate block without its END line, or with text "
             "inside it that is not base64"
         )
+    for index, block in enumerate(certificates, 1):
+        # The label is the file's word; OpenSSL's parse is the proof: other bytes (a key's body
+        # in certificate armour) are refused, not carried.
+        try:
+            ssl.create_default_context().load_verify_locations(cadata=block)
+        except ssl.SSLError:
+            raise ConfigError(
+                f"{where}: {name}: certificate block {index} is no X.509 certificate; only CA "
+                "certificates may go into the hook's ConfigMap"
+            ) from None
     return "\n".join(certificates) + "\n"
 
 
