@@ -131,3 +131,14 @@ def test_rewrite_keeps_a_byte_order_mark_and_crlf_as_written(tmp_path: Path) -> 
     before, after = rewritten(path, ["r/a:1"])
     assert before == "\ufeff# header\r\nr/old:0\r\n"
     assert after == "\ufeff# header\r\nr/a:1\r\n"
+
+
+def test_a_rewrite_past_what_a_configmap_holds_is_refused(tmp_path: Path) -> None:
+    """A list whose rewrite would exceed a ConfigMap's 1 MiB is refused before anything is written
+    (promote puts the kustomization back): the hook Job could never read it."""
+    path = tmp_path / "promoter-images.txt"
+    path.write_text("# images\n")
+    running = [f"r.example.com/team/app-{n:06d}:1.0" for n in range(40_000)]  # about 1.3 MB
+    with pytest.raises(ConfigError, match="over the 1 MiB a Kubernetes ConfigMap holds"):
+        rewritten(path, running)
+    assert path.read_text() == "# images\n"

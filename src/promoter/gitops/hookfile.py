@@ -17,7 +17,7 @@ from typing import Any, Final
 
 from promoter.config.input_files import LIST_CAP, decode_text, read_regular_file
 from promoter.config.lists import list_entries
-from promoter.errors import InvalidReferenceError
+from promoter.errors import ConfigError, InvalidReferenceError
 from promoter.reference import parse_reference
 
 HOOK_IMAGES_FILE: Final = "promoter-images.txt"
@@ -211,8 +211,21 @@ def rewritten(path: Path, running: Iterable[str]) -> tuple[str, str]:
             break
         header.append(line)
     newline = "\r\n" if "\r\n" in text else "\n"
-    after = newline.join([*header, *sorted(set(running))]) + newline
-    return before, before[: len(before) - len(text)] + after
+    after = before[: len(before) - len(text)] + newline.join([*header, *sorted(set(running))])
+    after += newline
+    if len(after.encode("utf-8")) > CONFIGMAP_LIMIT:
+        raise ConfigError(
+            f"{_name(path)}: listing the overlay's images would make it "
+            f"{len(after.encode('utf-8')):,} bytes, over the 1 MiB a Kubernetes ConfigMap holds "
+            "(the hook Job reads it from one); use the Argo CD plugin, which lists the images in "
+            "the Job itself"
+        )
+    return before, after
+
+
+#: The most a Kubernetes ConfigMap holds (its data, all keys together): the component's list is in
+#: one, so a list larger than this never reaches the Job.
+CONFIGMAP_LIMIT: Final = 1024 * 1024
 
 
 def _name(path: Path) -> str:
