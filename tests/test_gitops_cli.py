@@ -1011,3 +1011,27 @@ def test_a_hook_file_line_the_overlay_does_not_run_fails_the_plan_without_bogus_
     assert "which the overlay does not run" in line
     assert "ConfigMap/promoter-hook" not in result.err
     assert "fieldSpec" not in result.err
+
+
+def test_a_hook_configmap_naming_another_source_registry_fails_plan_and_sync(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """The component's ConfigMap with a mistyped sourceRegistry (another region) lets plan and sync
+    pass while the hook Job fails every Argo CD sync: both exit 3 naming both registries."""
+    for module, tag in (("cart", "2.3.1"), ("checkout", "1.8.0"), ("catalog", "3.0.2")):
+        gitops.seed(gitops.dev, module, tag)
+        gitops.seed(gitops.prod, module, tag)
+    listed = "".join(
+        f"{PROD}/{gitops.repo(m)}:{t}\n"
+        for m, t in (("cart", "2.3.1"), ("checkout", "1.8.0"), ("catalog", "3.0.2"))
+    )
+    _use_hook_component(gitops, listed)
+    assert cli("plan", "production").code == 0
+    typo = DEV.replace("us-east-1", "us-west-2")
+    path = gitops.kustomization("production")
+    path.write_text(path.read_text().replace(f"sourceRegistry={DEV}", f"sourceRegistry={typo}"))
+    for command in ("plan", "sync"):
+        result = cli(command, "production")
+        assert result.code == 3, result.err
+        line = next(ln for ln in result.err.splitlines() if "sourceRegistry is" in ln)
+        assert f"sourceRegistry is {typo}, but production promotes from dev ({DEV})" in line

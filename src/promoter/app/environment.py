@@ -10,8 +10,9 @@ unmanaged reference for the front ends to report.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
+from typing import Any
 
 from promoter.config.values import Environment, PromoterConfig
 from promoter.deadline import Deadline
@@ -86,11 +87,21 @@ def environment_scan(
         source = f"kustomize build {environment.overlay}"
         field_specs = image_field_specs(environment.overlay)  # after kustomize accepted the tree
     hook_images: list[str] = []
+    hook_sources: list[str] = []
+
+    def scanned(document: Mapping[str, Any]) -> bool:
+        if not is_hook_settings(document):
+            return True
+        value = document["data"].get("sourceRegistry")
+        if isinstance(value, str):
+            hook_sources.append(value.strip())
+        return False
+
     documents = without_hook_containers(
-        (d for d in iter_manifests(text, source=source) if not is_hook_settings(d)), hook_images
+        (d for d in iter_manifests(text, source=source) if scanned(d)), hook_images
     )
     scan = scan_manifests(documents, environment.registry, field_specs)
-    return replace(scan, hook_images=tuple(hook_images))
+    return replace(scan, hook_images=tuple(hook_images), hook_sources=tuple(hook_sources))
 
 
 #: How many unmanaged references :func:`unmanaged_notes` describes one by one.

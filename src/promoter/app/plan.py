@@ -47,6 +47,9 @@ class EnvironmentPlan:
             the plan does not cover; reported, never copied.
         warnings: what is probably a mistake in the overlay, one line each (an image written
             without a registry under a name another environment's kustomization renames).
+        hook_sources: ``sourceRegistry`` values of the Kustomize component's ConfigMap that are
+            not the registry of the environment it promotes from: the hook Job would copy from
+            there (or fail to reach it) on every sync; blocks like a missing list line.
     """
 
     environment: str
@@ -55,12 +58,15 @@ class EnvironmentPlan:
     source: str | None = None
     unmanaged: tuple[UnmanagedReference, ...] = ()
     warnings: tuple[str, ...] = ()
+    hook_sources: tuple[str, ...] = ()
 
     @property
     def outcome(self) -> Outcome:
         """Failed when a registry could not be asked; refused when something blocks a sync (a
         conflict, a missing source, an image the hook's list lacks); done otherwise."""
-        lacking = self.hook_file is not None and self.hook_file.blocking
+        lacking = (self.hook_file is not None and self.hook_file.blocking) or bool(
+            self.hook_sources
+        )
         return worst([plan_outcome(self.items), Outcome.REFUSED if lacking else Outcome.DONE])
 
 
@@ -150,6 +156,9 @@ def plan_environment(
         unknown = sorted(set(only) - {i.destination.repository for i in items if i.destination})
         if unknown:
             raise InputError(f"{', '.join(unknown)}: not a module of {name}")
+    wrong_sources = tuple(
+        sorted({value for value in scan.hook_sources if source and value != source.registry})
+    )
     difference = None
     if check_hook_file and not manifests:
         hook_file = hook_images_path(environment.overlay)
@@ -165,6 +174,7 @@ def plan_environment(
         difference,
         source.name if source else None,
         unmanaged=scan.unmanaged,
+        hook_sources=wrong_sources,
         warnings=tuple(
             ([skipped] if skipped else [])
             + overlay_warnings(

@@ -90,6 +90,7 @@ def _plan(
     print_plan(plan, as_json(args))
     if plan.hook_file is not None and not as_json(args):
         _report_hook_file(config, plan)
+    _report_hook_sources(config, plan)
     _warn_plan(config, plan)
     return exit_code_of(plan.outcome)
 
@@ -118,6 +119,19 @@ def _warn_plan(config: PromoterConfig, plan: EnvironmentPlan) -> None:
     _warn_unmanaged(config, plan.environment, plan.unmanaged)
     for line in plan.warnings:
         warn(line)
+
+
+def _report_hook_sources(config: PromoterConfig, plan: EnvironmentPlan) -> None:
+    """Say when the Kustomize component's ConfigMap names another source registry than the
+    environment's ``promotesFrom`` one: the hook Job copies from what it names."""
+    source = config.source_of(plan.environment)
+    for value in plan.hook_sources:
+        error(
+            f"the promoter-hook ConfigMap's sourceRegistry is {value}, but {plan.environment} "
+            f"promotes from {source.name if source else 'nowhere'}"
+            f"{f' ({source.registry})' if source else ''}: the hook Job would copy from {value}; "
+            "fix the configMapGenerator's sourceRegistry literal"
+        )
 
 
 def _report_hook_file(config: PromoterConfig, plan: EnvironmentPlan) -> None:
@@ -173,8 +187,9 @@ def _sync(
         # The images are present now, but the hook Job's list would miss them on the next Argo CD
         # sync of a new version: as plan does, that is a refusal, not a silent success.
         _report_hook_file(config, plan)
-        if plan.hook_file.blocking and code == EXIT_OK:
-            code = EXIT_REFUSED
+    _report_hook_sources(config, plan)
+    if plan.outcome is Outcome.REFUSED and code == EXIT_OK:
+        code = EXIT_REFUSED
     return code
 
 

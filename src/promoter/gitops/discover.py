@@ -139,6 +139,8 @@ class ManifestScan:
     images: tuple[FoundImage, ...]
     unmanaged: tuple[UnmanagedReference, ...]
     hook_images: tuple[str, ...] = ()
+    #: the ``sourceRegistry`` values of the Kustomize component's ConfigMap, left out of the scan
+    hook_sources: tuple[str, ...] = ()
 
 
 def parse_field_spec_path(text: str) -> tuple[str, ...]:
