@@ -512,6 +512,18 @@ def test_plan_reads_rendered_manifests_from_stdin(
     assert item["digest"] == digest
 
 
+#: What production's overlay runs in the example: module -> tag.
+_PRODUCTION_TAGS = (("cart", "2.3.1"), ("checkout", "1.8.0"), ("catalog", "3.0.2"))
+
+
+def _production_in_both(gitops: GitOpsRepo) -> str:
+    """Push production's images to both registries; the hook list that names them all."""
+    for module, tag in _PRODUCTION_TAGS:
+        gitops.seed(gitops.dev, module, tag)
+        gitops.seed(gitops.prod, module, tag)
+    return "".join(f"{PROD}/{gitops.repo(m)}:{t}\n" for m, t in _PRODUCTION_TAGS)
+
+
 def _use_hook_component(gitops: GitOpsRepo, listed: str) -> Path:
     """Give the production overlay the Kustomize hook component and its image file."""
     component = Path(__file__).resolve().parent.parent / "deploy" / "kustomize" / "promoter-hook"
@@ -564,13 +576,7 @@ def test_a_hook_file_line_outside_the_environments_registry_fails_plan_and_sync(
     """A dev-registry line in promoter-images.txt makes the hook Job refuse (foreign-environment,
     exit 3) on every Argo CD sync: plan and sync say so and exit 3 instead of warning. The
     component's images: entry for the hook's own image is not called unused."""
-    for module, tag in (("cart", "2.3.1"), ("checkout", "1.8.0"), ("catalog", "3.0.2")):
-        gitops.seed(gitops.dev, module, tag)
-        gitops.seed(gitops.prod, module, tag)
-    listed = "".join(
-        f"{PROD}/{gitops.repo(m)}:{t}\n"
-        for m, t in (("cart", "2.3.1"), ("checkout", "1.8.0"), ("catalog", "3.0.2"))
-    )
+    listed = _production_in_both(gitops)
     _use_hook_component(gitops, listed + f"{DEV}/{gitops.repo('cart')}:2.4.0\n")
     path = gitops.kustomization("production")
     path.write_text(
@@ -996,13 +1002,7 @@ def test_a_hook_file_line_the_overlay_does_not_run_fails_the_plan_without_bogus_
     """A stale line in promoter-images.txt (an image nobody has) makes the hook Job fail every Argo
     CD sync: plan exits 3 naming it, and the component's own ConfigMap is not reported as an
     unmanaged mention of the registry (whose advice, a fieldSpec, would be wrong)."""
-    for module, tag in (("cart", "2.3.1"), ("checkout", "1.8.0"), ("catalog", "3.0.2")):
-        gitops.seed(gitops.dev, module, tag)
-        gitops.seed(gitops.prod, module, tag)
-    listed = "".join(
-        f"{PROD}/{gitops.repo(m)}:{t}\n"
-        for m, t in (("cart", "2.3.1"), ("checkout", "1.8.0"), ("catalog", "3.0.2"))
-    )
+    listed = _production_in_both(gitops)
     _use_hook_component(gitops, listed + f"{PROD}/{gitops.repo('extra')}:9.9.9\n")
     result = cli("plan", "production")
     assert result.code == 3, result.err
@@ -1018,13 +1018,7 @@ def test_a_hook_configmap_naming_another_source_registry_fails_plan_and_sync(
 ) -> None:
     """The component's ConfigMap with a mistyped sourceRegistry (another region) lets plan and sync
     pass while the hook Job fails every Argo CD sync: both exit 3 naming both registries."""
-    for module, tag in (("cart", "2.3.1"), ("checkout", "1.8.0"), ("catalog", "3.0.2")):
-        gitops.seed(gitops.dev, module, tag)
-        gitops.seed(gitops.prod, module, tag)
-    listed = "".join(
-        f"{PROD}/{gitops.repo(m)}:{t}\n"
-        for m, t in (("cart", "2.3.1"), ("checkout", "1.8.0"), ("catalog", "3.0.2"))
-    )
+    listed = _production_in_both(gitops)
     _use_hook_component(gitops, listed)
     assert cli("plan", "production").code == 0
     typo = DEV.replace("us-east-1", "us-west-2")
