@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import stat
 from collections.abc import Callable
@@ -709,3 +710,21 @@ def test_a_source_entry_that_applies_nowhere_is_named(
         assert "images: entry 'connect'" in line
         assert "configurations:" in line
         assert "not a module of dev" not in line
+
+
+def test_promote_writes_nothing_through_a_linked_overlay_folder(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun], tmp_path: Path
+) -> None:
+    """An overlay folder that is a symbolic link (Git stores links) to another checkout would take
+    promote's write outside the repository: refused (exit 2) naming the link, nothing written."""
+    gitops.seed(gitops.dev, "cart", "2.4.0")
+    real = gitops.root / "infra" / "overlays" / "production"
+    elsewhere = tmp_path / "other-checkout" / "production"
+    elsewhere.parent.mkdir()
+    shutil.move(real, elsewhere)
+    real.symlink_to(elsewhere, target_is_directory=True)
+    before = (elsewhere / "kustomization.yaml").read_bytes()
+    result = cli("promote", gitops.repo("cart"), "--to", "production")
+    assert result.code == 2, result.err
+    assert "infra/overlays/production passes a symbolic link" in result.err
+    assert (elsewhere / "kustomization.yaml").read_bytes() == before

@@ -45,6 +45,7 @@ from promoter.app.runtime import Runtime
 from promoter.config.values import Environment, PromoterConfig
 from promoter.deadline import Deadline
 from promoter.errors import (
+    ConfigError,
     DeadlineExceededError,
     InputError,
     InvalidReferenceError,
@@ -253,6 +254,12 @@ def promote(
             back.
     """
     target = config.environment(target_name)
+    if target.overlay_link is not None:
+        raise ConfigError(
+            f"environments.{target.name}.overlay: {target.overlay_link} passes a symbolic link "
+            f"(to {target.overlay}); promote writes no file through a link: name the real "
+            "folder in promoter.yaml"
+        )
     source = config.source_of(target.name)
     if source is None:
         raise InputError(

@@ -26,6 +26,7 @@ from __future__ import annotations
 import difflib
 import heapq
 import json
+import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -118,6 +119,7 @@ def _build(path: Path, model: ConfigModel) -> PromoterConfig:
         environments[name] = Environment(
             name=name,
             overlay=(folder / entry.overlay).resolve(),
+            overlay_link=_through_link(folder, entry.overlay),
             registry=_registry_host(entry.registry, f"{where}.registry"),
             promotes_from=entry.promotes_from,
             fail_diverged=entry.diverged_tags == "fail",
@@ -302,6 +304,19 @@ def _check_sources(path: Path, environments: dict[str, Environment]) -> None:
             chain[current] = None
             current = environments[current].promotes_from
         acyclic.update(chain)
+
+
+def _through_link(folder: Path, overlay: str) -> str | None:
+    """``overlay`` when the path from promoter.yaml's folder to it passes a symbolic link (Git
+    stores links: one could lead a promotion's write anywhere), else None. The folder's own path
+    is not looked at: a checkout under a linked home folder is fine."""
+    base = folder.resolve()
+    written = Path(os.path.normpath(base / overlay))
+    try:
+        resolved = written.resolve()
+    except (OSError, RuntimeError):  # a link loop: the render reports it
+        return overlay
+    return overlay if resolved != written else None
 
 
 def _check_allowed(path: Path, environments: dict[str, Environment]) -> None:

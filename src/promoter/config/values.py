@@ -46,6 +46,9 @@ class Environment:
             fails a sync instead of a warning (``divergedTags: fail``).
         allow_images_from: environments whose registry's images this one may deploy (each is a
             ``foreign-environment`` image, refused by a sync otherwise).
+        overlay_link: the overlay path as promoter.yaml writes it, when a symbolic link in it
+            leads elsewhere (``overlay`` is where it leads); None otherwise. Rendering follows it;
+            ``promote`` does not write through it.
     """
 
     name: str
@@ -54,6 +57,7 @@ class Environment:
     promotes_from: str | None = None
     fail_diverged: bool = False
     allow_images_from: tuple[str, ...] = ()
+    overlay_link: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
