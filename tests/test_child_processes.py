@@ -174,12 +174,13 @@ def test_an_interrupt_during_promotes_check_render_stops_it_and_puts_the_file_ba
 
 def test_a_second_sigint_exits_at_once_leaving_no_kustomize_running(gitops: GitOpsRepo) -> None:
     """Two SIGINTs in a row during promote's check render (registries asked already) exit 130 at
-    once with no kubectl left behind; before, the first was ignored and the second exited with
-    kubectl still running, its parent gone."""
+    once with no kubectl left behind and the kustomization put back; before, the first was ignored
+    and the second exited with kubectl still running, its parent gone, the edit unchecked."""
     gitops.seed(gitops.dev, "cart", "2.4.0")
     path = gitops.kustomization("production")
     with _RemoteResource(hold=lambda: "newTag: 2.4.0" in path.read_text()) as remote:
         _add_resource(path, remote.url)
+        original = path.read_bytes()
         process = _promoter("promote", gitops.repo("cart"), "--to", "production")
         try:
             assert remote.held.wait(60), "the check render never asked for the remote resource"
@@ -192,6 +193,7 @@ def test_a_second_sigint_exits_at_once_leaving_no_kustomize_running(gitops: GitO
         assert process.returncode == 130, err
         assert "Traceback" not in err
         assert _ended(kustomize)  # checked while the server still holds its request
+        assert path.read_bytes() == original  # the unchecked edit is put back on the way out
 
 
 def test_an_interrupt_stops_a_credential_helper_that_never_answers(

@@ -20,7 +20,8 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import IO, Final
 
@@ -129,6 +130,37 @@ def stop_children() -> None:
         running = list(_RUNNING)
     for process in running:
         kill_child(process)
+
+
+#: What to put back if the process is stopped at once (:func:`undo_on_sudden_exit`), newest last.
+_UNDO: list[Callable[[], None]] = []
+
+
+@contextmanager
+def undo_on_sudden_exit(undo: Callable[[], None]) -> Iterator[None]:
+    """While the block runs, ``undo`` is what :func:`run_undo` calls before the process ends at
+    once (a second Ctrl-C: ``os._exit``, which runs no ``finally``). For a write that must not be
+    left half-done: promote's edit while its check render runs. ``undo`` must be safe at any
+    moment of the block (promote's compares the file with what it wrote before restoring it)."""
+    with _LOCK:
+        _UNDO.append(undo)
+    try:
+        yield
+    finally:
+        with _LOCK:
+            _UNDO.remove(undo)
+
+
+def run_undo() -> None:
+    """Call every registered undo, newest first, each once, ignoring failures: the process is about
+    to end at once (see :func:`undo_on_sudden_exit`)."""
+    with _LOCK:
+        pending = list(reversed(_UNDO))
+        _UNDO.clear()
+    for undo in pending:
+        # Best effort on the way out: there is nobody left to report a failure to.
+        with suppress(Exception):
+            undo()
 
 
 def children_stopped() -> bool:

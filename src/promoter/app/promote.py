@@ -60,6 +60,7 @@ from promoter.gitops.kustomization import image_entry_names
 from promoter.oci.digest import Digest
 from promoter.outcome import Outcome
 from promoter.planning.plan import iter_wanted, own_images
+from promoter.process import undo_on_sudden_exit
 from promoter.reference import Reference, parse_reference
 from promoter.remote.repository import lookup_digest, same_content
 
@@ -800,20 +801,25 @@ def _write(
         # Nothing to write is "already runs" only when the target renders it: an entry that
         # matches the module yet applies to nothing would otherwise pass for done.
         _check_promotion(target, steps, edit, rendered)
-    else:
-        write_edit(edit)
+    reverse = replace(edit, before=edit.after, after=edit.before)
+    # A second Ctrl-C ends the process at once, running no except clause: the edit is put back
+    # then too (write_edit only restores the file while it holds what was written).
+    with undo_on_sudden_exit(lambda: write_edit(reverse) if edit.changed else None):
+        if edit.changed:
+            write_edit(edit)
+            try:
+                rendered = tuple(environment_images(target, deadline=deadline))
+                _check_promotion(target, steps, edit, rendered)
+            except BaseException:
+                write_edit(reverse)
+                raise
+        edits = [edit]
         try:
-            rendered = tuple(environment_images(target, deadline=deadline))
-            _check_promotion(target, steps, edit, rendered)
+            listed = _rewrite_hook_file(target, edit, rendered)
         except BaseException:
-            write_edit(replace(edit, before=edit.after, after=edit.before))
+            if edit.changed:
+                write_edit(reverse)
             raise
-    edits = [edit]
-    try:
-        listed = _rewrite_hook_file(target, edit, rendered)
-    except BaseException:
-        write_edit(replace(edit, before=edit.after, after=edit.before))
-        raise
     if listed is not None and listed.changed:
         edits.append(listed)
     return edits, rendered

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from promoter.app.runtime import Runtime, RuntimeSettings, SecretScrubber
 from promoter.errors import LINE_SHOWN, ConfigError, one_line
-from promoter.process import children_running, stop_children
+from promoter.process import children_running, run_undo, stop_children
 from promoter.remote.copy import DEFAULT_JOBS
 from promoter.transport.watch import interrupt, interrupted, traffic_started
 
@@ -219,6 +219,7 @@ def stop_on_signals() -> Iterator[None]:
             # (GNU timeout signals the process and then its group), and should not cost the report.
             if signum == signal.SIGINT:
                 stop_children()  # none is left running without its parent
+                run_undo()  # nor a half-done write (promote's unchecked edit)
                 os.write(2, b"promoter: error: interrupted again: stopping at once\n")
                 os._exit(130)
             return
