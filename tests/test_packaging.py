@@ -794,6 +794,19 @@ def test_argocd_generate_warns_of_a_job_that_cannot_work_and_strict_refuses_it(
     assert "eks.amazonaws.com/role-arn" not in account["metadata"]["annotations"]
     assert "configured" not in run.err
 
+    # a role on a ServiceAccount promoter does not create would be dropped; and the namespace's
+    # default ServiceAccount must not become the hook's (its role would reach every Pod)
+    monkeypatch.setenv("PROMOTER_ROLE_ARN", "arn:aws:iam::222222222222:role/promoter")
+    monkeypatch.setenv("PROMOTER_CREATE_SERVICE_ACCOUNT", "false")
+    dropped = cli("argocd", "generate", "--strict")
+    assert dropped.code == 2
+    assert "the role is written only on a ServiceAccount promoter creates" in dropped.err
+    monkeypatch.setenv("PROMOTER_CREATE_SERVICE_ACCOUNT", "true")
+    monkeypatch.setenv("PROMOTER_SERVICE_ACCOUNT", "default")
+    shared = cli("argocd", "generate", "--strict")
+    assert shared.code == 2
+    assert "the namespace's default ServiceAccount" in shared.err
+
 
 def test_argocd_generate_takes_a_blank_variable_as_no_value(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Callable[..., CliRun]

@@ -296,7 +296,9 @@ def hook_problems(settings: PluginSettings, registries: Iterable[str]) -> list[s
       Pod would never start and the sync would wait out the Job's deadline;
     - no role while the Job reaches ECR (``registries``: the source and destination hosts) with a
       ServiceAccount it creates itself: the Pod would get no AWS credentials. ``none`` says the
-      role comes from elsewhere (an EKS Pod Identity association).
+      role comes from elsewhere (an EKS Pod Identity association);
+    - a role with a ServiceAccount it does not create (the role would be dropped), and the
+      namespace's ``default`` ServiceAccount to create (its role would reach every Pod).
     """
     problems: list[str] = []
     hook = settings.hook
@@ -313,6 +315,18 @@ def hook_problems(settings: PluginSettings, registries: Iterable[str]) -> list[s
             f"reach {', '.join(ecr)} without AWS credentials; set PROMOTER_ROLE_ARN to the role's "
             "ARN (IRSA) in the Application's plugin env or on the promoter-cmp sidecar, or to "
             f"'{NO_ROLE}' when an EKS Pod Identity association gives the ServiceAccount its role"
+        )
+    if hook.role_arn and not hook.create_service_account:
+        problems.append(
+            f"PROMOTER_ROLE_ARN is set but PROMOTER_CREATE_SERVICE_ACCOUNT is false: the role is "
+            f"written only on a ServiceAccount promoter creates, so it would be dropped; annotate "
+            f"your ServiceAccount {hook.service_account} with it yourself and unset the role"
+        )
+    if hook.create_service_account and hook.service_account == "default":
+        problems.append(
+            "PROMOTER_SERVICE_ACCOUNT is 'default' with PROMOTER_CREATE_SERVICE_ACCOUNT true: Argo "
+            "CD would manage the namespace's default ServiceAccount and give its role to every Pod "
+            "of the namespace; name the hook's own ServiceAccount"
         )
     return problems
 
