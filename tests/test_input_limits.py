@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -614,3 +615,44 @@ def test_a_port_outside_1_to_65535_in_promoter_yaml_is_bad_input(
     run = run_cli("plan", "dev", "--config", config, cwd=tmp_path)
     assert run.code == 2
     assert run.error_line == f"promoter: error: {config}: {message}"
+
+
+def test_a_stream_that_never_ends_is_read_only_until_the_deadline(repo: Path) -> None:
+    """--manifests - from a pipe whose writer never finishes, and an images file that is a named
+    pipe nobody writes to, end at --timeout (exit 1, one line) instead of waiting forever."""
+    writer = subprocess.Popen(["sleep", "60"], stdout=subprocess.PIPE)
+    try:
+        started = time.monotonic()
+        run = subprocess.run(
+            [sys.executable, "-m", "promoter", "plan", "dev", "--manifests", "-", "--timeout", "2"],
+            stdin=writer.stdout,
+            capture_output=True,
+            text=True,
+            cwd=repo,
+            timeout=60,
+            check=False,
+        )
+        took = time.monotonic() - started
+    finally:
+        writer.kill()
+        writer.wait()
+        assert writer.stdout is not None
+        writer.stdout.close()
+    assert run.returncode == 1, run.stderr
+    assert took < 20
+    assert (
+        "reading manifests from standard input: it had not ended at the 2 s deadline" in run.stderr
+    )
+    fifo = repo / "images.fifo"
+    os.mkfifo(fifo)
+    images = subprocess.run(
+        [sys.executable, "-m", "promoter", "sync", "--from-registry", DEV, "--images-file",
+         str(fifo), "--timeout", "2"],
+        capture_output=True,
+        text=True,
+        cwd=repo,
+        timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert images.returncode == 1, images.stderr
+    assert "it had not ended at the 2 s deadline" in images.stderr

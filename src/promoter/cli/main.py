@@ -52,7 +52,7 @@ from promoter.cli.exit_codes import (
     exit_code_of,
 )
 from promoter.config.locate import named_config
-from promoter.deadline import LONGEST_RUN_TIMEOUT, Deadline
+from promoter.deadline import LONGEST_RUN_TIMEOUT, Deadline, bounded_by
 from promoter.errors import InputError, PromoterError
 from promoter.outcome import Outcome, outcome_of, worst
 from promoter.reference import parse_reference
@@ -225,7 +225,9 @@ def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None) -> i
     configure_logging(debug, scrub)
     timeout = getattr(args, "timeout", DEFAULT_TIMEOUT)
     args.deadline = Deadline.after(timeout) if timeout > 0 else None
-    with stop_on_signals():
+    # The run's deadline is also the current one (deadline.bounded_by), so that what cannot be
+    # handed it (a credential source, a read of standard input) still ends at it.
+    with stop_on_signals(), bounded_by(args.deadline):
         code = _run_command(args, scrub, stdin, debug=debug)
     return EXIT_INTERRUPTED if interrupted() else code
 

@@ -15,14 +15,19 @@ link (Git stores links, so a pull request could point one anywhere).
 
 from __future__ import annotations
 
+import io
 import os
 import stat
 import sys
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Final
 
-from promoter.errors import ConfigError
+from promoter.deadline import current_deadline
+from promoter.errors import ConfigError, DeadlineExceededError
+from promoter.process import signals_to_main_thread
 
 MIB: Final = 1024 * 1024
 
@@ -92,22 +97,76 @@ def read_input_text(source: Path | str, *, name: str, cap: InputCap) -> str:
     if str(source) == "-":
         stream = sys.stdin
         binary: BinaryIO | None = getattr(stream, "buffer", None)
+        if binary is None:  # a text stream put in place of stdin (tests, embedding callers)
+            text = stream.read(cap.limit + 1)
+            if len(text.encode("utf-8", "surrogatepass")) > cap.limit:
+                raise cap.exceeded(name)
+            return text
         try:
-            if binary is None:  # a text stream put in place of stdin (tests, embedding callers)
-                text = stream.read(cap.limit + 1)
-                if len(text.encode("utf-8", "surrogatepass")) > cap.limit:
-                    raise cap.exceeded(name)
-                return text
-            data = read_capped(binary, cap, name)
-        except OSError as exc:
-            raise ConfigError(f"cannot read {name}: {exc.strerror or exc}") from exc
+            # The descriptor itself, unbuffered: a read left blocked at the deadline must not hold
+            # the buffered reader's lock, which the interpreter takes once more as it exits.
+            reader: BinaryIO = io.FileIO(binary.fileno(), closefd=False)
+        except (OSError, ValueError, AttributeError):  # no descriptor (an embedding caller's)
+            reader = binary
+        data = _within_deadline(lambda: _read_stream(reader, cap, name), name)
         return decode_text(data, name)
+    path = Path(source)
+    return decode_text(_within_deadline(lambda: _read_path(path, cap, name), name), name)
+
+
+def _read_stream(stream: BinaryIO, cap: InputCap, name: str) -> bytes:
     try:
-        with Path(source).open("rb") as stream_file:
-            data = read_capped(stream_file, cap, name)
+        return read_capped(stream, cap, name)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {name}: {exc.strerror or exc}") from exc
+
+
+def _read_path(path: Path, cap: InputCap, name: str) -> bytes:
+    try:
+        with path.open("rb", buffering=0) as stream_file:  # unbuffered: see read_input_text
+            return read_capped(stream_file, cap, name)
     except OSError as exc:
         raise ConfigError(f"cannot read {name}: {exc.strerror or exc.__class__.__name__}") from exc
-    return decode_text(data, name)
+
+
+#: How often a wait for a stream looks at the deadline (and lets a signal handler run).
+_STREAM_POLL = 0.2
+
+
+def _within_deadline(read: Callable[[], bytes], name: str) -> bytes:
+    """``read()`` (of a stream: standard input, a pipe, a named pipe, which may never end) bounded
+    by the current deadline (:func:`promoter.deadline.current_deadline`): it runs on a thread of
+    its own, left behind blocked if the deadline passes first (a daemon: it does not keep the
+    process alive). Without a deadline, it runs here.
+
+    Raises:
+        DeadlineExceededError: the read had not ended at the deadline.
+        ConfigError: as ``read`` raises.
+    """
+    deadline = current_deadline()
+    if deadline is None:
+        return read()
+    outcome: list[bytes | BaseException] = []
+
+    def run() -> None:
+        signals_to_main_thread()
+        try:
+            outcome.append(read())
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread as it is
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, name="promoter-read", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        if deadline.expired:
+            raise DeadlineExceededError(
+                f"reading {name}: it had not ended at the {deadline.seconds:g} s deadline"
+            )
+        thread.join(min(_STREAM_POLL, deadline.remaining()))
+    [result] = outcome
+    if isinstance(result, BaseException):
+        raise result
+    return result
 
 
 def read_regular_file(path: Path, *, name: str, cap: InputCap, follow_links: bool = True) -> bytes:
