@@ -46,11 +46,9 @@ from promoter.config.values import Environment, PromoterConfig
 from promoter.deadline import Deadline
 from promoter.errors import (
     ConfigError,
-    DeadlineExceededError,
     InputError,
     InvalidReferenceError,
     PromoterError,
-    RegistryUnreachableError,
     Remedy,
     RepositoryAccessError,
     SafetyError,
@@ -62,7 +60,7 @@ from promoter.outcome import Outcome
 from promoter.planning.plan import iter_wanted, own_images
 from promoter.process import undo_on_sudden_exit
 from promoter.reference import Reference, parse_reference
-from promoter.remote.repository import lookup_digest, same_content
+from promoter.remote.repository import lookup_digests, same_content
 
 if TYPE_CHECKING:
     from promoter.gitops.overlay import ImageEdit
@@ -512,23 +510,24 @@ def _look_up_quietly(
     to tell whether the target's tag diverged: a version it lacks is left out, and a registry
     that cannot be asked is a warning (in ``warnings``), so that re-running a promotion stays safe.
     """
+    answers = lookup_digests(runtime.transport, versions.values(), deadline=deadline)
     found: dict[str, Digest] = {}
-    modules_asked = list(versions)
-    for index, module in enumerate(modules_asked):
-        try:
-            digest = lookup_digest(runtime.transport, versions[module], deadline=deadline)
-        except RepositoryAccessError:
-            digest = None  # as a plan reads it: a repository that may not exist
-        except PromoterError as exc:
-            unasked = ", ".join(str(versions[m]) for m in modules_asked[index:])
-            warnings.append(
-                f"could not ask {source.name}'s registry about {unasked} "
-                f"({runtime.scrubber(str(exc))}): not checked whether the target's tags still "
-                "hold that content"
-            )
-            break
-        if digest is not None:
-            found[module] = digest
+    unasked: list[str] = []
+    problem = ""
+    for module, version in versions.items():
+        answer = answers[version]
+        if isinstance(answer, RepositoryAccessError):
+            continue  # as a plan reads it: a repository that may not exist
+        if isinstance(answer, PromoterError):
+            unasked.append(str(version))
+            problem = problem or runtime.scrubber(str(answer))
+        elif answer is not None:
+            found[module] = answer
+    if unasked:
+        warnings.append(
+            f"could not ask {source.name}'s registry about {', '.join(unasked)} "
+            f"({problem}): not checked whether the target's tags still hold that content"
+        )
     return found
 
 
@@ -552,24 +551,22 @@ def _target_tags(
         for step in steps
         if step.after.tag is not None and (content := step.after.digest or step.found) is not None
     ]
+    answers = lookup_digests(runtime.transport, (tag for _, tag, _ in checked), deadline=deadline)
     unchecked: list[str] = []
     problem = ""
-    for index, (step, tag, content) in enumerate(checked):
+    for step, tag, content in checked:
+        answer = answers[tag]
         try:
-            try:
-                digest = lookup_digest(runtime.transport, tag, deadline=deadline)
-            except RepositoryAccessError:
-                digest = None  # as a plan reads it: a repository that may not exist yet
-            if digest is not None and not same_content(
-                runtime.transport, tag, digest, content, deadline=deadline
+            if isinstance(answer, RepositoryAccessError):
+                continue  # as a plan reads it: a repository that may not exist yet
+            if isinstance(answer, PromoterError):
+                raise answer
+            if answer is not None and not same_content(
+                runtime.transport, tag, answer, content, deadline=deadline
             ):
-                held[step.module] = digest
+                held[step.module] = answer
         except PromoterError as exc:
-            problem = runtime.scrubber(str(exc))
-            if isinstance(exc, RegistryUnreachableError | DeadlineExceededError):
-                # The rest would wait out the same retries.
-                unchecked += [str(t) for _, t, _ in checked[index:]]
-                break
+            problem = problem or runtime.scrubber(str(exc))
             unchecked.append(str(tag))
     if unchecked:
         warnings.append(
@@ -760,14 +757,17 @@ def _look_up_versions(
             :attr:`Remedy.SKIP_VERIFY` when each of them was asked only to verify.
         RegistryError, RegistryUnreachableError, DeadlineExceededError: it could not be asked.
     """
+    answers = lookup_digests(runtime.transport, versions.values(), deadline=deadline)
     found: dict[str, Digest] = {}
     missing: list[str] = []
     for module, running in versions.items():
-        digest = lookup_digest(runtime.transport, running, deadline=deadline)
-        if digest is None:
+        answer = answers[running]
+        if isinstance(answer, PromoterError):
+            raise answer
+        if answer is None:
             missing.append(module)
         else:
-            found[module] = digest
+            found[module] = answer
     if missing:
         them = "it" if len(missing) == 1 else "them"
         skip = all(m in skippable for m in missing)

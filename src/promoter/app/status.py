@@ -11,7 +11,6 @@ bytes; references otherwise.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
@@ -30,9 +29,8 @@ from promoter.deadline import Deadline
 from promoter.errors import InputError, PromoterError
 from promoter.oci.digest import Digest
 from promoter.planning.versions import compare_tags
-from promoter.process import signals_to_main_thread
 from promoter.reference import Reference
-from promoter.remote.repository import lookup_digest, same_content
+from promoter.remote.repository import lookup_digests, same_content
 
 if TYPE_CHECKING:
     from promoter.gitops.discover import UnmanagedReference
@@ -175,23 +173,21 @@ def status_matrix(
         per_env[name] = found
     all_modules = sorted({module for refs in per_env.values() for module in refs})
     keys = [(n, m) for n in names for m in all_modules if m in per_env[n]]
-    with ThreadPoolExecutor(
-        max_workers=STATUS_LOOKUPS, thread_name_prefix="status", initializer=signals_to_main_thread
-    ) as pool:
-        futures = {
-            key: pool.submit(
-                lookup_digest, runtime.transport, per_env[key[0]][key[1]][0], deadline=deadline
-            )
-            for key in keys
-        }
-        resolved: dict[tuple[str, str], Digest | None] = {}
-        errors: dict[tuple[str, str], str] = {}
-        for key, future in futures.items():
-            try:
-                resolved[key] = future.result()
-            except PromoterError as exc:
-                resolved[key] = None
-                errors[key] = runtime.scrubber(str(exc))
+    answers = lookup_digests(
+        runtime.transport,
+        (per_env[n][m][0] for n, m in keys),
+        deadline=deadline,
+        workers=STATUS_LOOKUPS,
+    )
+    resolved: dict[tuple[str, str], Digest | None] = {}
+    errors: dict[tuple[str, str], str] = {}
+    for key in keys:
+        answer = answers[per_env[key[0]][key[1]][0]]
+        if isinstance(answer, PromoterError):
+            resolved[key] = None
+            errors[key] = runtime.scrubber(str(answer))
+        else:
+            resolved[key] = answer
     cells: dict[tuple[str, str], StatusCell] = {}
     for name, module in keys:
         reference, owner = per_env[name][module]

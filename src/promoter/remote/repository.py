@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode
 
@@ -18,6 +19,7 @@ from promoter.errors import (
     DeadlineExceededError,
     DigestMismatchError,
     InvalidDigestError,
+    PromoterError,
     RegistryError,
     RegistryErrorDetail,
     RegistryUnreachableError,
@@ -33,6 +35,7 @@ from promoter.oci.digest import (
 )
 from promoter.oci.manifest import Manifest, parse_manifest
 from promoter.oci.mediatypes import MANIFEST_ACCEPT
+from promoter.process import signals_to_main_thread
 from promoter.reference import Reference
 from promoter.transport.challenge import scope_for
 from promoter.transport.session import RegistrySession, Transport
@@ -488,6 +491,38 @@ def lookup_digest(
         reference.identifier
     )
     return info.digest if info is not None else None
+
+
+#: Concurrent HEAD requests of :func:`lookup_digests` (status, promote's checks).
+LOOKUP_WORKERS = 16
+
+
+def lookup_digests(
+    transport: Transport,
+    references: Iterable[Reference],
+    *,
+    deadline: Deadline | None = None,
+    workers: int = LOOKUP_WORKERS,
+) -> dict[Reference, Digest | PromoterError | None]:
+    """:func:`lookup_digest` of each reference, concurrently, in the order given: what each
+    resolves to, None when its registry does not have it, or the error that kept it from being
+    asked (never raised: each caller decides what one unanswered reference means)."""
+    wanted = list(dict.fromkeys(references))
+    if not wanted:
+        return {}
+    with ThreadPoolExecutor(
+        max_workers=max(1, min(workers, len(wanted))),
+        thread_name_prefix="lookup",
+        initializer=signals_to_main_thread,
+    ) as pool:
+        futures = {r: pool.submit(lookup_digest, transport, r, deadline=deadline) for r in wanted}
+        found: dict[Reference, Digest | PromoterError | None] = {}
+        for reference, future in futures.items():
+            try:
+                found[reference] = future.result()
+            except PromoterError as exc:
+                found[reference] = exc
+    return found
 
 
 def resolve_digest(
