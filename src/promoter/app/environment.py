@@ -293,13 +293,15 @@ def lookalike_warnings(config: PromoterConfig, name: str, images: Sequence[str])
     own = config.environment(name).registry
     others = config.other_registries(name)
     warnings = []
-    for registry in dict.fromkeys(_registry_of(text) for text in images):
+    by_registry: dict[str, list[str]] = {}
+    for text in images:  # each image parsed once
+        by_registry.setdefault(_registry_of(text), []).append(text)
+    for registry, used in by_registry.items():
         if not registry or registry == own or registry in others:
             continue
         same_account = registry.split(".", 1)[0] == own.split(".", 1)[0] and "." in own
         close = difflib.SequenceMatcher(a=registry, b=own).ratio() >= LOOKALIKE_RATIO
         if same_account or close:
-            used = [text for text in images if _registry_of(text) == registry]
             what = f"{used[0]} and {len(used) - 1} more are" if len(used) > 1 else f"{used[0]} is"
             warnings.append(
                 f"environment {name}: {what} in {registry}, which looks like its registry {own} "
