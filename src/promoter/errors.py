@@ -9,7 +9,8 @@ decided in those two places, not here::
     ├── InputError                     exit 2: the user's input is wrong; fix it and run again
     │   ├── InvalidReferenceError      an image reference does not parse
     │   ├── InvalidDigestError         a digest does not parse
-    │   └── ConfigError                a setting or file the user gave is wrong (CA file, docker config)
+    │   ├── ConfigError                a setting or file the user gave is wrong (CA file, docker config)
+    │   └── AdmissionReviewError       a request the admission webhook cannot read (HTTP 400)
     ├── SafetyError                    exit 3: refused on purpose to protect the destination
     │   ├── TagConflictError           the destination tag points at another digest
     │   ├── TagMovedError              another writer moved the tag right after promoter wrote it
@@ -124,6 +125,10 @@ class InvalidDigestError(InputError):
 
 class ConfigError(InputError):
     """A file or setting the user gave (CA file, docker config, batch file) is unusable."""
+
+
+class AdmissionReviewError(InputError):
+    """A request to the admission webhook is not an AdmissionReview it can read (HTTP 400)."""
 
 
 class SafetyError(PromoterError):

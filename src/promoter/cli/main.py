@@ -27,7 +27,7 @@ from promoter.app.wire import (
     login_json,
     promotion_failure_json,
 )
-from promoter.cli import argocd, ecr_commands, gitops
+from promoter.cli import argocd, ecr_commands, gitops, webhook
 from promoter.cli.common import (
     add_jobs_option,
     as_json,
@@ -181,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     gitops.add_commands(commands, common)
     ecr_commands.add_commands(commands, common)
     argocd.add_commands(commands, common)
+    webhook.add_commands(commands, common)
     return parser
 
 
@@ -224,7 +225,9 @@ def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None) -> i
     scrub = SecretScrubber()
     configure_logging(debug, scrub)
     timeout = getattr(args, "timeout", DEFAULT_TIMEOUT)
-    args.deadline = Deadline.after(timeout) if timeout > 0 else None
+    # A server runs until stopped: each review has its own deadline (docs/webhook.md).
+    serving = args.command in webhook.WEBHOOK_COMMANDS
+    args.deadline = Deadline.after(timeout) if timeout > 0 and not serving else None
     # The run's deadline is also the current one (deadline.bounded_by), so that what cannot be
     # handed it (a credential source, a read of standard input) still ends at it.
     with stop_on_signals(), bounded_by(args.deadline):
@@ -248,6 +251,8 @@ def _run_command(
             return ecr_commands.run_command(args, scrub)
         if args.command in argocd.ARGOCD_COMMANDS:
             return argocd.run_command(args, scrub)
+        if args.command in webhook.WEBHOOK_COMMANDS:
+            return webhook.run_command(args, scrub)
         return _login(args, scrub, stdin or sys.stdin)
     except PromoterError as exc:
         message = cli_message(exc, scrub)

@@ -38,8 +38,17 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from promoter.config.locate import CONFIG_NAME, find_config, read_config_document
-from promoter.config.schema import ConfigModel, EcrModel
-from promoter.config.values import Environment, PromoterConfig, RegistrySettings
+from promoter.config.schema import AdmissionModel, ConfigModel, EcrModel
+from promoter.config.values import (
+    LONGEST_ADMISSION_CACHE,
+    LONGEST_ADMISSION_DEADLINE,
+    AdmissionMode,
+    AdmissionSettings,
+    Environment,
+    ExternalImages,
+    PromoterConfig,
+    RegistrySettings,
+)
 from promoter.ecr.hosts import is_ecr_host, is_role_arn
 from promoter.ecr.settings import EcrSettings, RepositorySettings
 from promoter.errors import ConfigError, InvalidReferenceError
@@ -124,8 +133,10 @@ def _build(path: Path, model: ConfigModel) -> PromoterConfig:
             promotes_from=entry.promotes_from,
             fail_diverged=entry.diverged_tags == "fail",
             allow_images_from=tuple(entry.allow_images_from),
+            admission=_admission_settings(entry.admission, f"{where}.admission"),
         )
     _check_sources(path, environments)
+    _check_admission(path, environments)
     _check_allowed(path, environments)
     for environment in environments.values():
         source = environments.get(environment.promotes_from or "")
@@ -317,6 +328,51 @@ def _through_link(folder: Path, overlay: str) -> str | None:
     except (OSError, RuntimeError):  # a link loop: the render reports it
         return overlay
     return overlay if resolved != written else None
+
+
+def _admission_settings(model: AdmissionModel, where: str) -> AdmissionSettings:
+    """``admission:`` as a value, its numbers and patterns checked."""
+    if not 0 < model.deadline_seconds <= LONGEST_ADMISSION_DEADLINE:
+        raise ConfigError(
+            f"{where}.deadlineSeconds: {model.deadline_seconds:g} is not between 0 and "
+            f"{LONGEST_ADMISSION_DEADLINE:g} seconds (the API server waits at most 30 s; keep it "
+            "below the webhook's timeoutSeconds)"
+        )
+    if not 0 <= model.cache_seconds <= LONGEST_ADMISSION_CACHE:
+        raise ConfigError(
+            f"{where}.cacheSeconds: {model.cache_seconds:g} is not between 0 (no cache) and "
+            f"{LONGEST_ADMISSION_CACHE:g} seconds"
+        )
+    for key, patterns in (
+        ("allowExternal", model.allow_external),
+        ("promoteRepositories", model.promote_repositories),
+    ):
+        for pattern in patterns:
+            if not pattern.strip() or pattern != pattern.strip():
+                raise ConfigError(
+                    f"{where}.{key}: {_shown(pattern)!r} is not a pattern (no empty entries, no "
+                    "surrounding spaces)"
+                )
+    return AdmissionSettings(
+        mode=AdmissionMode(model.mode),
+        external=ExternalImages(model.external),
+        allow_external=tuple(model.allow_external),
+        promote_repositories=tuple(model.promote_repositories),
+        cache_seconds=float(model.cache_seconds),
+        deadline_seconds=float(model.deadline_seconds),
+    )
+
+
+def _check_admission(path: Path, environments: dict[str, Environment]) -> None:
+    """Promote mode needs a source to copy from."""
+    for environment in environments.values():
+        admission = environment.admission
+        if admission.mode is AdmissionMode.PROMOTE and environment.promotes_from is None:
+            raise ConfigError(
+                f"{path}: environments.{environment.name}.admission.mode: promote copies missing "
+                "images from the environment this one promotes from, and it has no promotesFrom: "
+                "add promotesFrom, or use mode: guard"
+            )
 
 
 def _check_allowed(path: Path, environments: dict[str, Environment]) -> None:

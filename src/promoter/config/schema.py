@@ -76,6 +76,17 @@ class RegistryModel(BaseModel):
     in_cluster: bool = Field(default=False, alias="inCluster")
 
 
+class AdmissionModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    mode: Literal["guard", "promote"] = "guard"
+    external: Literal["allow", "warn", "deny"] = "allow"
+    allow_external: list[str] = Field(default_factory=list, alias="allowExternal")
+    promote_repositories: list[str] = Field(default_factory=list, alias="promoteRepositories")
+    cache_seconds: float = Field(default=60.0, alias="cacheSeconds")
+    deadline_seconds: float = Field(default=8.0, alias="deadlineSeconds")
+
+
 class EnvironmentModel(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -84,6 +95,8 @@ class EnvironmentModel(BaseModel):
     promotes_from: str | None = Field(default=None, alias="promotesFrom")
     diverged_tags: Literal["warn", "fail"] = Field(default="warn", alias="divergedTags")
     allow_images_from: list[str] = Field(default_factory=list, alias="allowImagesFrom")
+    # Read only by ``webhook serve``: what the admission webhook checks and may copy.
+    admission: AdmissionModel = Field(default_factory=AdmissionModel)
 
 
 class ConfigModel(BaseModel):

@@ -6,7 +6,8 @@ import them without paying for validation machinery.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 from promoter.ecr.settings import EcrSettings
@@ -33,6 +34,55 @@ class RegistrySettings:
     ecr: EcrSettings | None = None
 
 
+class AdmissionMode(StrEnum):
+    """What the admission webhook does with a missing image of its environment's registry."""
+
+    #: Deny it (the default): promotion stays a Git change and a sync.
+    GUARD = "guard"
+    #: Copy it from the environment it promotes from before answering, when the source has it.
+    PROMOTE = "promote"
+
+
+class ExternalImages(StrEnum):
+    """What the admission webhook does with an image of a registry that is no environment's."""
+
+    ALLOW = "allow"
+    WARN = "warn"
+    DENY = "deny"
+
+
+#: The longest review deadline: the API server waits at most 30 s for a webhook
+#: (``timeoutSeconds``, admissionregistration.k8s.io/v1), and the answer must arrive before.
+LONGEST_ADMISSION_DEADLINE = 29.0
+#: The longest time a positive lookup is trusted: longer hides a deletion (a lifecycle rule, a prune).
+LONGEST_ADMISSION_CACHE = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class AdmissionSettings:
+    """An environment's ``admission:`` settings, read by ``promoter webhook serve``.
+
+    Attributes:
+        mode: guard (deny a missing image) or promote (copy it on demand from ``promotesFrom``).
+        external: what happens to images of registries that are no environment's.
+        allow_external: shell-style patterns (:mod:`fnmatch`, ``*`` crosses ``/``) of
+            ``REGISTRY/REPOSITORY`` that are allowed without a warning whatever ``external`` says.
+        promote_repositories: promote mode only: patterns of repository paths it may copy; empty
+            for every repository.
+        cache_seconds: how long an image found present is trusted without asking again; 0 turns
+            the cache off. Images found missing are never cached.
+        deadline_seconds: what one review may spend on lookups and an on-demand copy, in
+            seconds; keep it below the webhook configuration's ``timeoutSeconds``.
+    """
+
+    mode: AdmissionMode = AdmissionMode.GUARD
+    external: ExternalImages = ExternalImages.ALLOW
+    allow_external: tuple[str, ...] = ()
+    promote_repositories: tuple[str, ...] = ()
+    cache_seconds: float = 60.0
+    deadline_seconds: float = 8.0
+
+
 @dataclass(frozen=True, slots=True)
 class Environment:
     """One stage of the pipeline: the overlay that describes it and the registry it pulls from.
@@ -49,6 +99,7 @@ class Environment:
         overlay_link: the overlay path as promoter.yaml writes it, when a symbolic link in it
             leads elsewhere (``overlay`` is where it leads); None otherwise. Rendering follows it;
             ``promote`` does not write through it.
+        admission: what the admission webhook does for this environment.
     """
 
     name: str
@@ -58,6 +109,7 @@ class Environment:
     fail_diverged: bool = False
     allow_images_from: tuple[str, ...] = ()
     overlay_link: str | None = None
+    admission: AdmissionSettings = field(default_factory=AdmissionSettings)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,133 @@
+"""``promoter webhook serve``: the admission webhook (docs/webhook.md)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+from promoter.app.runtime import SecretScrubber
+from promoter.cli.common import build_runtime_settings, int_at_least
+from promoter.cli.exit_codes import EXIT_OK
+from promoter.config.locate import find_config
+
+WEBHOOK_COMMANDS = ("webhook",)
+
+#: Seconds a registry may take to answer one request: a review's deadline bounds it anyway, and a
+#: process that lives for weeks must not keep a stalled connection for the CLI's two minutes.
+ANSWER_TIMEOUT = 30.0
+
+
+def add_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
+) -> None:
+    """Register ``webhook`` and its subcommand ``serve``."""
+    webhook = commands.add_parser(
+        "webhook",
+        parents=[common],
+        help="the Kubernetes admission webhook (guard and on-demand promotion)",
+        description="Commands of the admission webhook; see docs/webhook.md.",
+    )
+    subcommands = webhook.add_subparsers(dest="webhook_command", metavar="SUBCOMMAND")
+    subcommands.required = True
+    serve = subcommands.add_parser(
+        "serve",
+        parents=[common],
+        help="answer AdmissionReviews for one environment over HTTPS",
+        description="Serve AdmissionReview admission.k8s.io/v1 on POST /validate for ENV: deny "
+        "Pods and pod templates whose images of ENV's registry are missing there (or, with "
+        "admission.mode: promote in promoter.yaml, copy them from promotesFrom first), images of "
+        "other environments' registries, and, as admission.external says, other registries' "
+        "images. GET /healthz and /readyz on the same port; Prometheus metrics on "
+        "--metrics-listen. Runs until SIGTERM, then answers the reviews in flight and exits 0.",
+    )
+    serve.add_argument("--environment", required=True, metavar="ENV", help="the environment")
+    serve.add_argument(
+        "--config",
+        type=Path,
+        metavar="PATH",
+        help="promoter.yaml (default: the nearest one in the current directory or above)",
+    )
+    serve.add_argument(
+        "--tls-cert", type=Path, required=True, metavar="PEM", help="certificate chain"
+    )
+    serve.add_argument("--tls-key", type=Path, required=True, metavar="PEM", help="private key")
+    serve.add_argument(
+        "--listen",
+        default=":8443",
+        metavar="ADDR",
+        help="HOST:PORT to serve HTTPS on (default :8443, every address; port 0 picks one)",
+    )
+    serve.add_argument(
+        "--metrics-listen",
+        default=":9090",
+        metavar="ADDR",
+        help="HOST:PORT for Prometheus metrics over plain HTTP (default :9090; 'off' for none)",
+    )
+    serve.add_argument(
+        "--review-threads",
+        type=int_at_least(1),
+        default=64,
+        metavar="N",
+        help="reviews that need the registry handled at once (default 64)",
+    )
+    serve.add_argument(
+        "--shutdown-grace",
+        type=float,
+        default=20.0,
+        metavar="SECONDS",
+        help="on SIGTERM, how long reviews in flight may take (default 20; keep the Pod's "
+        "terminationGracePeriodSeconds above it)",
+    )
+    serve.add_argument(
+        "--tls-check-seconds",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="how often the certificate files are checked for a rotation (default 10)",
+    )
+
+
+def run_command(args: argparse.Namespace, scrub: SecretScrubber) -> int:
+    """Run ``webhook serve`` until it is stopped.
+
+    Raises:
+        ConfigError, InputError: promoter.yaml, the environment, an address or the certificate is
+            unusable (before anything is served).
+    """
+    # Loaded here, not at the top: the server libraries are needed by this command only.
+    from promoter.app.runtime import Runtime  # noqa: PLC0415
+    from promoter.config.load import load_config  # noqa: PLC0415 - pydantic
+    from promoter.webhook.server import (  # noqa: PLC0415
+        ServeOptions,
+        Webhook,
+        configure_logging,
+        parse_listen,
+    )
+
+    config = load_config(args.config if args.config is not None else find_config(Path.cwd()))
+    config.environment(args.environment)  # an unknown environment is an error before serving
+    metrics = (
+        None
+        if args.metrics_listen == "off"
+        else parse_listen(args.metrics_listen, what="--metrics-listen")
+    )
+    options = ServeOptions(
+        listen=parse_listen(args.listen),
+        metrics_listen=metrics,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        review_threads=args.review_threads,
+        shutdown_grace=args.shutdown_grace,
+        tls_check_seconds=args.tls_check_seconds,
+    )
+    settings = replace(
+        build_runtime_settings(args, registries=config.registries), answer_timeout=ANSWER_TIMEOUT
+    )
+    configure_logging(scrub, debug=bool(getattr(args, "debug", False)))
+    for warning in config.warnings:
+        logging.getLogger("promoter.webhook").warning(warning, extra={"event": "config"})
+    with Runtime(settings, scrubber=scrub) as runtime:
+        Webhook(runtime, config, args.environment, options).run()
+    return EXIT_OK

@@ -1,0 +1,480 @@
+"""The HTTPS server: an ASGI application run by uvicorn (httptools), chosen by measurement (bench/README.md,
+"Webhook HTTP server choice").
+
+Paths on the HTTPS port: ``POST /validate`` (AdmissionReview ``admission.k8s.io/v1``), ``GET /healthz``
+(the process serves) and ``GET /readyz`` (promoter.yaml is loaded and the environment's registry
+answered a ping once). Metrics are on their own plain-HTTP port (:mod:`promoter.webhook.metrics`).
+
+Reviews that the positive cache can answer are decided on the event loop (no thread hand-off: a
+cached review costs its JSON parse and discovery); the others run in a bounded thread pool, because
+registry lookups and copies use the blocking transport. Each review is bounded by the environment's
+``admission.deadlineSeconds`` and by the ``timeout`` the API server puts in the URL
+(``?timeout=10s``), whichever ends first, less a margin for the answer to travel back.
+
+SIGTERM (and Ctrl-C) stops accepting connections, answers the reviews in flight, waits a bounded time
+for on-demand copies and exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import signal
+import socket
+import threading
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+import uvicorn
+from pythonjsonlogger.json import JsonFormatter
+
+from promoter.app.admission import (
+    AdmissionController,
+    AdmissionRequest,
+    Decision,
+    parse_review,
+)
+from promoter.app.runtime import Runtime
+from promoter.config.values import PromoterConfig
+from promoter.deadline import Deadline
+from promoter.errors import AdmissionReviewError, InputError, PromoterError, one_line
+from promoter.process import signals_to_main_thread
+from promoter.webhook.metrics import WebhookMetrics
+from promoter.webhook.tls import CertificateReloader
+
+_log = logging.getLogger("promoter.webhook")
+
+_Scope = MutableMapping[str, Any]
+_Message = MutableMapping[str, Any]
+_Receive = Callable[[], Awaitable[_Message]]
+_Send = Callable[[_Message], Awaitable[None]]
+
+#: The largest request body read: an UPDATE carries the object twice, and etcd stores objects of up
+#: to 1.5 MiB; a larger body is answered 400 without being read whole.
+BODY_LIMIT = 4 * 1024 * 1024
+#: Bodies larger than this are parsed in a thread, not on the event loop.
+LOOP_PARSE_LIMIT = 64 * 1024
+#: Seconds kept between a review's deadline and the API server's timeout, for the answer to travel.
+ANSWER_MARGIN = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class ServeOptions:
+    """How to serve.
+
+    Attributes:
+        listen: ``(host, port)``; host ``""`` listens on every address (IPv6 and IPv4 where the
+            system allows both), port 0 on a free port (logged).
+        metrics_listen: ``(host, port)`` of the metrics port, or None for none.
+        tls_cert, tls_key: PEM files, re-read when they change.
+        review_threads: reviews that need the registry, handled at once.
+        shutdown_grace: seconds a stop waits for reviews in flight; a quarter of it more for
+            on-demand copies (abandoning one is safe: its tag is written last).
+        tls_check_seconds: how often the certificate files are checked for a change.
+        keep_alive_seconds: how long an idle connection is kept (the API server reuses them).
+    """
+
+    listen: tuple[str, int]
+    tls_cert: Path
+    tls_key: Path
+    metrics_listen: tuple[str, int] | None = None
+    review_threads: int = 64
+    shutdown_grace: float = 20.0
+    tls_check_seconds: float = 10.0
+    keep_alive_seconds: float = 75.0
+
+
+def parse_listen(text: str, *, what: str = "--listen") -> tuple[str, int]:
+    """``HOST:PORT``, ``[IPV6]:PORT`` or ``:PORT`` as ``(host, port)``.
+
+    Raises:
+        InputError: not an address with a port from 0 to 65535.
+    """
+    match = re.fullmatch(
+        r"(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^:\[\]]*)):(?P<port>\d{1,5})", text
+    )
+    port = int(match["port"]) if match else -1
+    if match is None or port > 65535:
+        raise InputError(
+            f"{what}: {one_line(text, 100)!r} is not HOST:PORT (e.g. 0.0.0.0:8443, [::]:8443, :8443)"
+        )
+    return (match["v6"] or match["host"] or ""), port
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A socket listening on ``host:port`` (every address for ``""``).
+
+    Raises:
+        InputError: the address cannot be listened on (in use, not this machine's).
+    """
+    try:
+        if host == "" and socket.has_dualstack_ipv6():
+            return socket.create_server(
+                ("", port), family=socket.AF_INET6, dualstack_ipv6=True, backlog=1024
+            )
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        return socket.create_server((host, port), family=family, backlog=1024)
+    except OSError as exc:
+        raise InputError(
+            f"cannot listen on {host or '*'}:{port}: {exc.strerror or exc}",
+            hint="choose a free port and an address of this machine",
+        ) from None
+
+
+class _ScrubbedJsonFormatter(JsonFormatter):
+    """JSON lines with the process's secrets removed from the whole line (message, extra fields and
+    tracebacks alike)."""
+
+    def __init__(self, scrub: Callable[[str], str]) -> None:
+        super().__init__(
+            "{asctime}{levelname}{name}{message}",
+            style="{",
+            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+        )
+        self._scrub = scrub
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self._scrub(super().format(record))
+
+
+def configure_logging(scrub: Callable[[str], str], *, debug: bool = False) -> None:
+    """One JSON object per line on standard error, for the webhook, the engine and uvicorn alike,
+    through ``scrub`` (the runtime's :class:`~promoter.app.runtime.SecretScrubber`)."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(_ScrubbedJsonFormatter(scrub))
+    handler.addFilter(_without_colour)
+    level = logging.DEBUG if debug else logging.INFO
+    for name in ("", "promoter", "urllib3"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.propagate = False
+        logger.setLevel(level if name != "urllib3" else logging.WARNING)
+    logging.getLogger("uvicorn.access").disabled = True
+
+
+def _without_colour(record: logging.LogRecord) -> bool:
+    """uvicorn's terminal-coloured copy of a message is no field for a log pipeline."""
+    record.__dict__.pop("color_message", None)
+    return True
+
+
+def review_deadline(seconds: float, query: bytes) -> Deadline:
+    """The deadline of one review: ``seconds``, or less when the API server's ``timeout`` query
+    parameter (``10s``, set on every webhook call) leaves less, minus :data:`ANSWER_MARGIN`."""
+    budget = seconds
+    values = parse_qs(query.decode("latin-1")).get("timeout")
+    given = _duration(values[0]) if values else None
+    if given is not None:
+        budget = min(budget, given - ANSWER_MARGIN if given > 2 * ANSWER_MARGIN else given / 2)
+    return Deadline.after(max(0.05, budget))
+
+
+def _duration(text: str) -> float | None:
+    """A Go duration of one unit (``10s``, ``500ms``, ``1m``) in seconds, or None."""
+    match = re.fullmatch(r"(\d{1,6}(?:\.\d{1,6})?)(ms|s|m)", text.strip())
+    if match is None:
+        return None
+    return float(match[1]) * {"ms": 0.001, "s": 1.0, "m": 60.0}[match[2]]
+
+
+class WebhookApp:
+    """The ASGI application.
+
+    Args:
+        controller: decides reviews.
+        metrics: counts them.
+        pool: runs the reviews that need the registry.
+    """
+
+    def __init__(
+        self, controller: AdmissionController, metrics: WebhookMetrics, pool: ThreadPoolExecutor
+    ) -> None:
+        self.controller = controller
+        self.metrics = metrics
+        self.pool = pool
+        self.ready = False
+
+    async def __call__(self, scope: _Scope, receive: _Receive, send: _Send) -> None:
+        if scope["type"] != "http":
+            return
+        path, method = scope["path"], scope["method"]
+        if path == "/validate":
+            if method != "POST":
+                await _respond(send, 405, b"use POST with an AdmissionReview\n", "text/plain")
+            else:
+                await self._validate(scope, receive, send)
+        elif path == "/healthz":
+            await _respond(send, 200, b"ok\n", "text/plain")
+        elif path == "/readyz":
+            if self.ready:
+                await _respond(send, 200, b"ready\n", "text/plain")
+            else:
+                await _respond(
+                    send, 503, b"not ready: the registry has not answered yet\n", "text/plain"
+                )
+        else:
+            await _respond(
+                send, 404, b"not found: POST /validate, GET /healthz, GET /readyz\n", "text/plain"
+            )
+
+    async def _validate(self, scope: _Scope, receive: _Receive, send: _Send) -> None:
+        started = time.monotonic()
+        body = await _read_body(scope, receive)
+        if isinstance(body, str):
+            await self._bad(send, body)
+            return
+        loop = asyncio.get_running_loop()
+        seconds = self.controller.settings.deadline_seconds
+        deadline = review_deadline(seconds, scope.get("query_string", b""))
+        try:
+            if len(body) > LOOP_PARSE_LIMIT:
+                request = await loop.run_in_executor(self.pool, parse_review, body)
+            else:
+                request = parse_review(body)
+        except AdmissionReviewError as exc:
+            await self._bad(send, str(exc))
+            return
+        try:
+            decision = None
+            if len(body) <= LOOP_PARSE_LIMIT:
+                decision = self.controller.review(request, deadline, cached_only=True)
+            if decision is None:
+                decision = await loop.run_in_executor(
+                    self.pool, self.controller.review, request, deadline
+                )
+        except Exception:  # noqa: BLE001 - a bug must cost one request, never the server
+            _log.exception("review failed", extra={"event": "review", "uid": request.uid})
+            await _respond(send, 500, b"internal error: see the webhook's log\n", "text/plain")
+            return
+        assert decision is not None  # noqa: S101 - without cached_only, review always decides
+        answer = json.dumps(decision.verdict.answer(request.uid)).encode()
+        elapsed = time.monotonic() - started
+        self.metrics.record(decision, elapsed)
+        self.metrics.promotions_running.set(self.controller.promotions_running)
+        _log_review(request, decision, elapsed)
+        await _respond(send, 200, answer, "application/json")
+
+    async def _bad(self, send: _Send, reason: str) -> None:
+        self.metrics.invalid()
+        line = one_line(reason, 500)
+        _log.warning("bad request: %s", line, extra={"event": "bad-request"})
+        await _respond(send, 400, f"bad request: {line}\n".encode(), "text/plain")
+
+
+def _log_review(request: AdmissionRequest, decision: Decision, seconds: float) -> None:
+    extra: dict[str, object] = {
+        "event": "review",
+        "uid": request.uid,
+        "kind": request.kind,
+        "namespace": request.namespace,
+        "object": request.name,
+        "operation": request.operation,
+        "dryRun": request.dry_run,
+        "allowed": decision.verdict.allowed,
+        "images": [
+            {"image": c.image, "state": c.state.value, "cached": c.cached} for c in decision.checks
+        ],
+        "durationMs": round(seconds * 1000, 1),
+    }
+    if decision.skipped:
+        extra["skipped"] = decision.skipped
+    if not decision.verdict.allowed:
+        extra["reason"] = decision.verdict.message
+    if decision.verdict.warnings:
+        extra["warnings"] = list(decision.verdict.warnings)
+    verdict = "allowed" if decision.verdict.allowed else "denied"
+    _log.info("%s %s %s", verdict, request.operation, request.subject, extra=extra)
+
+
+async def _read_body(scope: _Scope, receive: _Receive) -> bytes | str:
+    """The request body, or why it is refused (too large)."""
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length" and value.isdigit() and int(value) > BODY_LIMIT:
+            return f"the body is {int(value)} bytes, more than the {BODY_LIMIT} bytes an AdmissionReview may have"
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return "the client went away"
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > BODY_LIMIT:
+            return f"the body is more than the {BODY_LIMIT} bytes an AdmissionReview may have"
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+async def _respond(send: _Send, status: int, body: bytes, content_type: str) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", content_type.encode()),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class Webhook:
+    """The webhook process: the HTTPS server, its background tasks (readiness, certificate
+    reloads), the metrics port and the controller.
+
+    Args:
+        runtime: transport and credentials for the life of the process.
+        config: promoter.yaml.
+        environment: the environment reviewed.
+        options: how to serve.
+
+    Raises:
+        ConfigError: unknown environment, or the certificate does not load.
+        InputError: an address cannot be listened on.
+    """
+
+    def __init__(
+        self, runtime: Runtime, config: PromoterConfig, environment: str, options: ServeOptions
+    ) -> None:
+        self.options = options
+        self.controller = AdmissionController(runtime, config, environment)
+        self.metrics = WebhookMetrics()
+        self.tls = CertificateReloader(options.tls_cert, options.tls_key)
+        self.pool = ThreadPoolExecutor(
+            max_workers=options.review_threads,
+            thread_name_prefix="review",
+            initializer=signals_to_main_thread,
+        )
+        self.app = WebhookApp(self.controller, self.metrics, self.pool)
+        self.socket = listening_socket(*options.listen)
+        self.address = _address(self.socket)
+        self.metrics_address: str | None = None
+        self._metrics_server: Any = None
+        if options.metrics_listen is not None:
+            server, _ = self.metrics.serve(*options.metrics_listen)
+            self._metrics_server = server
+            self.metrics_address = f"{options.metrics_listen[0] or '*'}:{server.server_port}"
+        self.server = uvicorn.Server(
+            uvicorn.Config(
+                self.app,
+                http="httptools",
+                lifespan="off",
+                log_config=None,
+                access_log=False,
+                ssl_certfile=str(options.tls_cert),
+                ssl_keyfile=str(options.tls_key),
+                ssl_context_factory=lambda _config, _default: self.tls.context,
+                timeout_keep_alive=int(options.keep_alive_seconds),
+                timeout_graceful_shutdown=int(options.shutdown_grace) or 1,
+                server_header=False,
+                date_header=False,
+            )
+        )
+
+    def stop(self) -> None:
+        """Ask the server to stop (as SIGTERM does); returns at once."""
+        self.server.should_exit = True
+
+    def run(self) -> None:
+        """Serve until stopped; then answer what is in flight, wait for copies, close."""
+        in_main = threading.current_thread() is threading.main_thread()
+        previous: dict[int, Any] = {}
+        if in_main:
+            # uvicorn captures SIGTERM/SIGINT while it serves and, once stopped, raises each again
+            # with the handler that was there before: this one, so that the process goes on to
+            # close cleanly and exit 0 instead of dying of the signal. A signal that arrives before
+            # uvicorn's handler is installed stops the server too.
+            def stop(_signum: int, _frame: object) -> None:
+                self.stop()
+
+            previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            asyncio.run(self._serve())
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
+            self.close()
+
+    async def _serve(self) -> None:
+        tasks = [
+            asyncio.create_task(self._become_ready()),
+            asyncio.create_task(self._watch_certificate()),
+        ]
+        _log.info(
+            "listening on %s",
+            self.address,
+            extra={
+                "event": "listening",
+                "address": self.address,
+                "metrics": self.metrics_address,
+                "environment": self.controller.environment.name,
+                "mode": self.controller.settings.mode.value,
+            },
+        )
+        try:
+            await self.server.serve(sockets=[self.socket])
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _become_ready(self) -> None:
+        """Ping the environment's registry until it answers once; then /readyz says ready."""
+        loop = asyncio.get_running_loop()
+        wait = 0.5
+        while True:
+            try:
+                await loop.run_in_executor(
+                    self.pool, self.controller.check_registry, Deadline.after(5)
+                )
+            except PromoterError as exc:
+                _log.warning(
+                    "not ready: %s",
+                    one_line(str(exc), 500),
+                    extra={"event": "not-ready", "registry": self.controller.environment.registry},
+                )
+                await asyncio.sleep(wait)
+                wait = min(wait * 2, 30.0)
+                continue
+            self.app.ready = True
+            self.metrics.ready.set(1)
+            _log.info("ready", extra={"event": "ready"})
+            return
+
+    async def _watch_certificate(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.tls_check_seconds)
+            if self.tls.check():
+                self.metrics.tls_reloads.inc()
+
+    def close(self) -> None:
+        """Wait up to the grace for on-demand copies, then release threads, sockets and ports."""
+        left = self.controller.close(self.options.shutdown_grace / 4)
+        if left:
+            _log.warning(
+                "stopping with %d on-demand copies unfinished; the next request starts them again",
+                left,
+                extra={"event": "stopped"},
+            )
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
+            self._metrics_server.server_close()
+        with contextlib.suppress(OSError):
+            self.socket.close()
+        _log.info("stopped", extra={"event": "stopped"})
+
+
+def _address(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
