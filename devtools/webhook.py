@@ -261,21 +261,29 @@ class WebhookProcess:
         try:
             return self.process.wait(STOP_TIMEOUT_S)
         finally:
-            if self._reader is not None:
-                self._reader.join(5)
+            self._finish()
+
+    def _finish(self) -> None:
+        """Collect the rest of the log and close the pipe."""
+        if self._reader is not None:
+            self._reader.join(5)
+        if self.process is not None and self.process.stderr is not None:
+            self.process.stderr.close()
 
     def stop(self) -> None:
         """Stop it if running (SIGTERM, then SIGKILL after a while)."""
         if self._connection is not None:
             self._connection.close()
-        if self.process is None or self.process.poll() is not None:
+        if self.process is None:
             return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        self._finish()
 
     def __enter__(self) -> WebhookProcess:
         return self.start()

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeoutError
 from dataclasses import dataclass
@@ -361,13 +361,24 @@ class AdmissionController:
         runtime: the process's runtime (transport, credentials that renew, scrubber).
         config: promoter.yaml.
         environment: the environment whose Pods are reviewed.
+        on_copied: called from the copying thread when an on-demand copy ends, with the
+            destination reference and the sync report, or the exception that ended it (for logs
+            and metrics: a copy may outlive the review that started it).
 
     Raises:
         ConfigError: ``environment`` is not in ``config``.
     """
 
-    def __init__(self, runtime: Runtime, config: PromoterConfig, environment: str) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        config: PromoterConfig,
+        environment: str,
+        *,
+        on_copied: Callable[[str, SyncReport | BaseException], None] | None = None,
+    ) -> None:
         self.runtime = runtime
+        self._on_copied = on_copied
         self.environment: Environment = config.environment(environment)
         self.settings: AdmissionSettings = self.environment.admission
         self.source: Environment | None = config.source_of(environment)
@@ -599,13 +610,7 @@ class AdmissionController:
         if dry_run:
             return self._dry_run(found, wanted, deadline)
         started = self._promotions.start(
-            presence_key(reference),
-            lambda: make_present(
-                self.runtime,
-                [str(reference)],
-                source.registry,
-                deadline=Deadline.after(PROMOTION_TIMEOUT),
-            ),
+            presence_key(reference), lambda: self._copy(reference, source)
         )
         if started is None:
             note = (
@@ -625,6 +630,27 @@ class AdmissionController:
         except PromoterError as exc:
             return self._failed_copy(found, source, str(self.runtime.scrubber.error(exc)))
         return self._copied(found, reference, source, report)
+
+    def _copy(self, reference: Reference, source: Environment) -> SyncReport:
+        """Copy ``reference`` from ``source``'s registry (runs in a copying thread); remember it as
+        present when done, so that the retry that follows a "being promoted" denial is cached."""
+        try:
+            report = make_present(
+                self.runtime,
+                [str(reference)],
+                source.registry,
+                deadline=Deadline.after(PROMOTION_TIMEOUT),
+            )
+        except BaseException as exc:
+            self.runtime.scrubber.error(exc)
+            if self._on_copied is not None:
+                self._on_copied(str(reference), exc)
+            raise
+        if report.outcome is Outcome.DONE:
+            self.cache.add(presence_key(reference))
+        if self._on_copied is not None:
+            self._on_copied(str(reference), report)
+        return report
 
     def _copied(
         self, found: FoundImage, reference: Reference, source: Environment, report: SyncReport

@@ -55,7 +55,7 @@ class WebhookMetrics:
         )
         self.promotions = Counter(
             "promoter_admission_promotions",
-            "Images copied on demand (promote mode).",
+            "Images copied on demand (promote mode), counted when each copy ends.",
             registry=self.registry,
         )
         self.registry_errors = Counter(
@@ -91,8 +91,6 @@ class WebhookMetrics:
             self.cache_hits.inc(hits)
         if own - hits > 0:
             self.cache_misses.inc(own - hits)
-        if decision.promoted:
-            self.promotions.inc(decision.promoted)
         if decision.registry_errors:
             self.registry_errors.inc(decision.registry_errors)
 

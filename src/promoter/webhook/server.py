@@ -43,9 +43,11 @@ from promoter.app.admission import (
     parse_review,
 )
 from promoter.app.runtime import Runtime
+from promoter.app.sync import SyncReport
 from promoter.config.values import PromoterConfig
 from promoter.deadline import Deadline
 from promoter.errors import AdmissionReviewError, InputError, PromoterError, one_line
+from promoter.outcome import Outcome
 from promoter.process import signals_to_main_thread
 from promoter.webhook.metrics import WebhookMetrics
 from promoter.webhook.tls import CertificateReloader
@@ -347,8 +349,8 @@ class Webhook:
         self, runtime: Runtime, config: PromoterConfig, environment: str, options: ServeOptions
     ) -> None:
         self.options = options
-        self.controller = AdmissionController(runtime, config, environment)
         self.metrics = WebhookMetrics()
+        self.controller = AdmissionController(runtime, config, environment, on_copied=self._copied)
         self.tls = CertificateReloader(options.tls_cert, options.tls_key)
         self.pool = ThreadPoolExecutor(
             max_workers=options.review_threads,
@@ -380,6 +382,22 @@ class Webhook:
                 date_header=False,
             )
         )
+
+    def _copied(self, image: str, result: SyncReport | BaseException) -> None:
+        """Log and count an on-demand copy's end (it may outlive the review that started it)."""
+        if isinstance(result, BaseException):
+            outcome, error = "failed", one_line(str(result), 500)
+        else:
+            record = result.records[0] if result.records else None
+            outcome = result.outcome.name.lower()
+            error = (record.error or "") if record is not None else ""
+            copied = record is not None and record.result is not None
+            if copied and result.outcome is Outcome.DONE:
+                self.metrics.promotions.inc()
+        extra: dict[str, str] = {"event": "promoted", "image": image, "outcome": outcome}
+        if error:
+            extra["error"] = error
+        _log.info("on-demand copy of %s: %s", image, outcome, extra=extra)
 
     def stop(self) -> None:
         """Ask the server to stop (as SIGTERM does); returns at once."""

@@ -1,0 +1,598 @@
+"""The admission webhook as a real HTTPS server (``promoter webhook serve`` in a child process) answering
+AdmissionReview v1 bodies shaped as the API server sends them, against real registries."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from devtools import images
+from devtools.fault_proxy import FaultProxy
+from devtools.registry import RegistryProcess
+from devtools.webhook import Certificates, WebhookProcess, deployment, pod, review
+from tests.conftest import login
+from tests.registry_checks import manifest_digest, push, skopeo_raw_digest
+
+ENV = "production"
+
+
+def seed(registry: RegistryProcess, repository: str, tag: str, content: str = "") -> str:
+    """Push a small image; its digest."""
+    key = content or f"{repository}:{tag}"
+    return push(registry, repository, images.oci_image([images.layer(7, key)], seed=key), tag=tag)
+
+
+def write_config(
+    folder: Path, dev: str, production: str, admission: str = "", extra_env: str = ""
+) -> Path:
+    """promoter.yaml with dev -> production, production's ``admission:`` given as flow YAML."""
+    for name in ("dev", "production"):
+        (folder / "overlays" / name).mkdir(parents=True, exist_ok=True)
+    path = folder / "promoter.yaml"
+    path.write_text(
+        "environments:\n"
+        f'  dev: {{overlay: overlays/dev, registry: "{dev}"}}\n'
+        "  production:\n"
+        "    overlay: overlays/production\n"
+        f'    registry: "{production}"\n'
+        "    promotesFrom: dev\n"
+        + (f"    admission: {admission}\n" if admission else "")
+        + extra_env
+    )
+    return path
+
+
+@pytest.fixture
+def start_webhook(tmp_path: Path) -> Iterator[Callable[..., WebhookProcess]]:
+    """Start webhooks for production (stopped at the end of the test)."""
+    started: list[WebhookProcess] = []
+
+    def start(
+        config: Path, *args: str, env: dict[str, str] | None = None, ready: bool = True
+    ) -> WebhookProcess:
+        certificates = Certificates(tmp_path / f"tls{len(started)}")
+        webhook = WebhookProcess(config, ENV, certificates, extra_args=args, env=env)
+        started.append(webhook)
+        return webhook.start(wait_ready=ready)
+
+    yield start
+    for webhook in started:
+        webhook.stop()
+
+
+@pytest.fixture(scope="module")
+def guard(
+    tmp_path_factory: pytest.TempPathFactory,
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+) -> Iterator[WebhookProcess]:
+    """One guard-mode webhook for production, external images denied but registry.k8s.io."""
+    folder = tmp_path_factory.mktemp("guard")
+    config = write_config(
+        folder,
+        source_registry.host,
+        dest_registry.host,
+        "{external: deny, allowExternal: ['registry.k8s.io/*'], cacheSeconds: 60}",
+    )
+    with WebhookProcess(config, ENV, Certificates(folder / "tls")) as webhook:
+        yield webhook
+
+
+def denied(response: dict[str, Any]) -> str:
+    """The message of a denial (fails when the review was allowed)."""
+    assert response["allowed"] is False, response
+    assert response["status"]["code"] == 403
+    message: str = response["status"]["message"]
+    assert "\n" not in message
+    return message
+
+
+# -- guard ------------------------------------------------------------------------------------------
+
+
+def test_guard_allows_a_promoted_tag_and_denies_an_unpromoted_one_naming_what_to_do(
+    guard: WebhookProcess, dest_registry: RegistryProcess, repo: str
+) -> None:
+    """A Pod whose image is in production's registry is allowed; one whose tag is not is denied
+    with the image, the container and the promote command."""
+    seed(dest_registry, repo, "1.0")
+    image = f"{dest_registry.host}/{repo}"
+    assert guard.review(review(pod("ok", f"{image}:1.0")))["allowed"] is True
+    message = denied(guard.review(review(pod("bad", f"{image}:2.0"))))
+    assert f"image {image}:2.0 (container c0) has not been promoted to production" in message
+    assert f"promoter promote {repo} --to production" in message
+
+
+def test_guard_checks_digests_and_tag_at_digest_by_the_digest_the_kubelet_pulls(
+    guard: WebhookProcess, dest_registry: RegistryProcess, repo: str
+) -> None:
+    """By digest and by tag@digest the digest must be there; a tag@digest whose tag exists but
+    whose digest does not is denied."""
+    digest = seed(dest_registry, repo, "1.0")
+    other = "sha256:" + "0" * 64
+    image = f"{dest_registry.host}/{repo}"
+    assert guard.review(review(pod("d", f"{image}@{digest}")))["allowed"] is True
+    assert guard.review(review(pod("td", f"{image}:1.0@{digest}")))["allowed"] is True
+    assert "has not been promoted" in denied(guard.review(review(pod("x", f"{image}@{other}"))))
+    message = denied(guard.review(review(pod("tx", f"{image}:1.0@{other}"))))
+    assert f"{image}:1.0@{other}" in message
+
+
+def test_guard_denies_the_source_environments_registry_and_other_registries_by_setting(
+    guard: WebhookProcess,
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+) -> None:
+    """An image of dev's registry is denied even though it exists there (production must not pull
+    from dev); with external: deny an image of another registry is denied unless a pattern of
+    allowExternal allows it."""
+    seed(source_registry, repo, "1.0")
+    message = denied(guard.review(review(pod("dev", f"{source_registry.host}/{repo}:1.0"))))
+    assert "is in dev's registry" in message
+    assert f"use {dest_registry.host}/{repo}:1.0" in message
+    assert "admission.external is deny" in denied(guard.review(review(pod("hub", "nginx:1.27"))))
+    allowed = guard.review(review(pod("k8s", "registry.k8s.io/pause:3.10")))
+    assert allowed["allowed"] is True
+    assert "warnings" not in allowed
+
+
+def test_guard_checks_init_containers_and_every_pod_template_kind(
+    guard: WebhookProcess, dest_registry: RegistryProcess, repo: str
+) -> None:
+    """Init containers, a Deployment, a CronJob and an unknown kind with a pod template (an Argo
+    Rollout) are all checked: a bad image fails the apply, not a ReplicaSet later."""
+    seed(dest_registry, repo, "1.0")
+    good, bad = f"{dest_registry.host}/{repo}:1.0", f"{dest_registry.host}/{repo}:9.9"
+    assert "container init0" in denied(guard.review(review(pod("p", good, init=[bad]))))
+    denied(guard.review(review(deployment("web", bad))))
+    cron = {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {"name": "nightly", "namespace": "shop"},
+        "spec": {
+            "schedule": "0 3 * * *",
+            "jobTemplate": {"spec": {"template": {"spec": pod("n", bad)["spec"]}}},
+        },
+    }
+    denied(guard.review(review(cron)))
+    rollout = {**deployment("canary", bad), "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout"}
+    denied(guard.review(review(rollout)))
+    assert guard.review(review(deployment("web", good)))["allowed"] is True
+
+
+def test_guard_checks_only_what_an_update_brings(
+    guard: WebhookProcess, dest_registry: RegistryProcess, repo: str
+) -> None:
+    """A Deployment UPDATE that keeps a missing image (a label change) is allowed: it was admitted
+    before; an UPDATE that changes the image to a missing one is denied."""
+    seed(dest_registry, repo, "1.0")
+    gone, good = f"{dest_registry.host}/{repo}:0.9", f"{dest_registry.host}/{repo}:1.0"
+    old = deployment("web", gone)
+    relabelled = {**old, "metadata": {**old["metadata"], "labels": {"team": "shop"}}}
+    assert guard.review(review(relabelled, operation="UPDATE", old=old))["allowed"] is True
+    changed = deployment("web", f"{dest_registry.host}/{repo}:2.0")
+    denied(guard.review(review(changed, operation="UPDATE", old=deployment("web", good))))
+
+
+def test_guard_checks_ephemeral_containers_added_to_a_running_pod(
+    guard: WebhookProcess, dest_registry: RegistryProcess, repo: str
+) -> None:
+    """``kubectl debug`` updates the ephemeralcontainers subresource: its new image is checked."""
+    seed(dest_registry, repo, "1.0")
+    running = pod("api", f"{dest_registry.host}/{repo}:1.0")
+    debugged = json.loads(json.dumps(running))
+    debugged["spec"]["ephemeralContainers"] = [{"name": "debugger", "image": "busybox:1.36"}]
+    response = guard.review(
+        review(debugged, operation="UPDATE", old=running, sub_resource="ephemeralcontainers")
+    )
+    assert "busybox:1.36 (container debugger)" in denied(response)
+
+
+def test_requests_without_images_are_allowed_without_asking_a_registry(
+    guard: WebhookProcess,
+) -> None:
+    """A DELETE, a status update and a ConfigMap are allowed at once."""
+    assert guard.review(review(pod("x", "nginx:1"), operation="DELETE"))["allowed"] is True
+    status = review(pod("x", "nginx:1"), operation="UPDATE", sub_resource="status")
+    assert guard.review(status)["allowed"] is True
+    config_map = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {}}
+    assert guard.review(review(config_map))["allowed"] is True
+
+
+def test_a_positive_answer_is_cached_and_counted(
+    guard: WebhookProcess, dest_registry: RegistryProcess, repo: str
+) -> None:
+    """The second review of a present image is answered from the cache: the cache-hit counter
+    grows and the review's log line says cached."""
+    seed(dest_registry, repo, "1.0")
+    image = f"{dest_registry.host}/{repo}:1.0"
+    before = metric(guard, "promoter_admission_cache_hits_total")
+    for name in ("first", "second"):
+        assert guard.review(review(pod(name, image), uid=f"{repo}-{name}"))["allowed"] is True
+    assert metric(guard, "promoter_admission_cache_hits_total") == before + 1
+    line = guard.wait_for_log(lambda e: e.get("uid") == f"{repo}-second", 10)
+    assert line["images"] == [{"image": image, "state": "present", "cached": True}]
+
+
+def metric(webhook: WebhookProcess, name: str) -> float:
+    """A metric's value (0 when absent)."""
+    for line in webhook.metrics().splitlines():
+        if line.startswith((name + " ", name + "{")):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_a_missing_image_is_never_cached(
+    start_webhook: Callable[..., WebhookProcess],
+    tmp_path: Path,
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+) -> None:
+    """An image denied as missing is admitted at once after it is promoted (no negative cache),
+    and with cacheSeconds: 0 an image deleted since is denied at once."""
+    config = write_config(tmp_path, source_registry.host, dest_registry.host, "{cacheSeconds: 0}")
+    webhook = start_webhook(config)
+    image = f"{dest_registry.host}/{repo}:1.0"
+    denied(webhook.review(review(pod("a", image))))
+    digest = seed(dest_registry, repo, "1.0")
+    assert webhook.review(review(pod("a", image)))["allowed"] is True
+    delete = http.client.HTTPConnection("127.0.0.1", dest_registry.port, timeout=10)
+    try:
+        delete.request("DELETE", f"/v2/{repo}/manifests/{digest}")
+        status = delete.getresponse().status
+    finally:
+        delete.close()
+    assert status == 202
+    denied(webhook.review(review(pod("a", image))))
+
+
+# -- bad requests -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"{not json", "the body is not JSON"),
+        (b"[1, 2]", "not a JSON object"),
+        (
+            json.dumps(
+                {"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview"}
+            ).encode(),
+            "expected kind AdmissionReview apiVersion admission.k8s.io/v1",
+        ),
+        (
+            json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}).encode(),
+            "has no request object",
+        ),
+        (
+            json.dumps(
+                {
+                    "apiVersion": "admission.k8s.io/v1",
+                    "kind": "AdmissionReview",
+                    "request": {"uid": ""},
+                }
+            ).encode(),
+            "has no uid",
+        ),
+        (b"[" * 100_000 + b"]" * 100_000, "the body is not JSON"),
+    ],
+    ids=["not-json", "array", "v1beta1", "no-request", "no-uid", "deep-nesting"],
+)
+def test_malformed_requests_get_400_with_one_line_and_the_server_keeps_serving(
+    guard: WebhookProcess, body: bytes, reason: str
+) -> None:
+    """Not JSON, wrong apiVersion or kind, no request or uid: HTTP 400 with one line, never a
+    crash."""
+    status, answer = guard.post(body)
+    assert status == 400
+    text = answer.decode()
+    assert text.startswith("bad request: ")
+    assert reason in text
+    assert text.count("\n") == 1
+    assert guard.get("/healthz")[0] == 200
+
+
+def test_a_body_over_the_cap_is_refused_unread(guard: WebhookProcess) -> None:
+    """A body announced larger than the cap is answered 400 before it is read; one sent larger than
+    the cap without a length is cut off at the cap."""
+    conn = guard.connect()
+    conn.putrequest("POST", "/validate")
+    conn.putheader("Content-Length", str(64 * 1024 * 1024))
+    conn.endheaders()
+    response = conn.getresponse()
+    assert response.status == 400
+    assert b"more than the" in response.read()
+    conn.close()
+    status, answer = guard.post(b" " * (5 * 1024 * 1024))
+    assert status == 400
+    assert b"more than the" in answer
+
+
+def test_other_paths_and_methods_are_refused(guard: WebhookProcess) -> None:
+    """GET /validate is 405; an unknown path 404; the probes answer."""
+    assert guard.get("/validate")[0] == 405
+    assert guard.get("/mutate")[0] == 404
+    assert guard.get("/healthz") == (200, b"ok\n")
+    assert guard.get("/readyz") == (200, b"ready\n")
+
+
+# -- promote mode -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def promoter_hook(
+    tmp_path_factory: pytest.TempPathFactory,
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+) -> Iterator[WebhookProcess]:
+    """A promote-mode webhook for production, limited to repositories under team/."""
+    folder = tmp_path_factory.mktemp("promote")
+    config = write_config(
+        folder,
+        source_registry.host,
+        dest_registry.host,
+        "{mode: promote, promoteRepositories: ['team/*']}",
+    )
+    with WebhookProcess(config, ENV, Certificates(folder / "tls")) as webhook:
+        yield webhook
+
+
+def test_promote_mode_copies_a_missing_image_before_answering(
+    promoter_hook: WebhookProcess,
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+) -> None:
+    """A missing image that dev holds is copied digest-exact before the review is allowed, with a
+    warning saying so (checked with skopeo, an independent client)."""
+    digest = seed(source_registry, repo, "2.0")
+    response = promoter_hook.review(review(pod("p", f"{dest_registry.host}/{repo}:2.0")))
+    assert response["allowed"] is True
+    assert response["warnings"] == [
+        f"image {dest_registry.host}/{repo}:2.0 was promoted from dev on demand"
+    ]
+    assert manifest_digest(dest_registry, repo, "2.0") == digest
+    assert skopeo_raw_digest(dest_registry, f"{repo}:2.0") == digest
+
+
+def test_promote_mode_denies_what_dev_lacks_and_repositories_outside_its_patterns(
+    promoter_hook: WebhookProcess,
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+) -> None:
+    """A tag dev does not hold either is denied saying so; a repository outside
+    promoteRepositories is not copied even though dev has it."""
+    message = denied(promoter_hook.review(review(pod("p", f"{dest_registry.host}/{repo}:7.0"))))
+    assert "is not in dev's registry" in message
+    outside = f"other/{repo.rsplit('/', 1)[1]}"
+    seed(source_registry, outside, "1.0")
+    message = denied(promoter_hook.review(review(pod("o", f"{dest_registry.host}/{outside}:1.0"))))
+    assert "admission.promoteRepositories" in message
+    assert manifest_digest(dest_registry, outside, "1.0") is None
+
+
+def test_a_dry_run_copies_nothing_and_is_allowed_when_a_real_request_would_promote(
+    promoter_hook: WebhookProcess,
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+) -> None:
+    """dryRun (sideEffects: NoneOnDryRun): nothing is copied; the review is allowed with a
+    warning, so that Argo CD's server-side dry run does not fail where the apply would promote."""
+    seed(source_registry, repo, "3.0")
+    response = promoter_hook.review(
+        review(deployment("d", f"{dest_registry.host}/{repo}:3.0"), dry_run=True)
+    )
+    assert response["allowed"] is True
+    assert "dry run: nothing copied" in response["warnings"][0]
+    assert manifest_digest(dest_registry, repo, "3.0") is None
+
+
+def test_many_reviews_of_one_missing_image_start_one_copy(
+    start_webhook: Callable[..., WebhookProcess],
+    tmp_path: Path,
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+) -> None:
+    """Twenty concurrent reviews of one missing image (a Deployment scaled up) write its manifest
+    once, and every review is allowed."""
+    with FaultProxy(dest_registry.url) as proxy:
+        config = write_config(
+            tmp_path,
+            source_registry.host,
+            dest_registry.host,
+            "{mode: promote}",
+            extra_env=f'registries:\n  "{dest_registry.host}": {{endpoint: "{proxy.url}"}}\n',
+        )
+        webhook = start_webhook(config)
+        seed(source_registry, repo, "4.0")
+        image = f"{dest_registry.host}/{repo}:4.0"
+        with ThreadPoolExecutor(20) as pool:
+            responses = list(
+                pool.map(lambda i: webhook.review(review(pod(f"p{i}", image))), range(20))
+            )
+        assert all(r["allowed"] for r in responses)
+        puts = [h for h in proxy.hits if h.method == "PUT" and "/manifests/" in h.path]
+        assert len(puts) == 1
+
+
+def test_a_copy_past_the_deadline_goes_on_and_a_retry_is_allowed(
+    start_webhook: Callable[..., WebhookProcess],
+    tmp_path: Path,
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+) -> None:
+    """A copy slower than the deadline: the review is denied with "being promoted, retry"; the
+    copy finishes in the background and the retry (as a controller's) is allowed."""
+    release = threading.Event()
+    with FaultProxy(source_registry.url) as proxy:
+        proxy.add_rule("GET", r"/blobs/", before=lambda: release.wait(30), times=100)
+        config = write_config(
+            tmp_path,
+            source_registry.host,
+            dest_registry.host,
+            "{mode: promote, deadlineSeconds: 0.5}",
+            extra_env=f'registries:\n  "{source_registry.host}": {{endpoint: "{proxy.url}"}}\n',
+        )
+        webhook = start_webhook(config)
+        digest = seed(source_registry, repo, "5.0")
+        image = f"{dest_registry.host}/{repo}:5.0"
+        message = denied(webhook.review(review(pod("p", image))))
+        assert "is being promoted from dev" in message
+        assert "retry" in message
+        release.set()
+        webhook.wait_for_log(lambda e: e.get("event") == "promoted", 30)
+        assert webhook.review(review(pod("p", image)))["allowed"] is True
+        assert manifest_digest(dest_registry, repo, "5.0") == digest
+
+
+# -- failures, operations ---------------------------------------------------------------------------
+
+
+def test_a_registry_that_does_not_answer_is_a_denial_within_the_deadline(
+    start_webhook: Callable[..., WebhookProcess],
+    tmp_path: Path,
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+) -> None:
+    """A registry that accepts connections and never answers: the review is denied with a clear
+    reason before the API server's timeout, never a hang."""
+    silent = socket.create_server(("127.0.0.1", 0))
+    host = f"127.0.0.1:{silent.getsockname()[1]}"
+    try:
+        config = write_config(tmp_path, source_registry.host, host, "{deadlineSeconds: 1}")
+        webhook = start_webhook(config, ready=False)
+        conn = webhook.connect(timeout=10)  # the API server's timeoutSeconds
+        try:
+            response = webhook.review(review(pod("p", f"{host}/team/app:1.0")), connection=conn)
+        finally:
+            conn.close()
+        message = denied(response)
+        assert f"could not check image {host}/team/app:1.0 in {host}" in message
+        assert "retry when the registry answers" in message
+        assert webhook.get("/readyz")[0] == 503
+    finally:
+        silent.close()
+
+
+def test_the_certificate_is_reloaded_when_its_files_change(
+    start_webhook: Callable[..., WebhookProcess],
+    tmp_path: Path,
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+) -> None:
+    """cert-manager rotates the Secret: new connections get the new certificate without a restart,
+    and a connection opened before keeps working."""
+    config = write_config(tmp_path, source_registry.host, dest_registry.host)
+    webhook = start_webhook(config, "--tls-check-seconds", "0.1")
+    kept = webhook.connect()
+    webhook.post(json.dumps(review(pod("a", "nginx:1"))).encode(), connection=kept)
+    first = served_certificate(webhook)
+    fresh = webhook.certificates.issue()
+    assert fresh != first
+    webhook.wait_for_log(lambda e: e.get("event") == "tls-reload", 20)
+    assert served_certificate(webhook) == fresh
+    status, _ = webhook.post(json.dumps(review(pod("b", "nginx:1"))).encode(), connection=kept)
+    assert status == 200
+    kept.close()
+
+
+def served_certificate(webhook: WebhookProcess) -> bytes:
+    """The DER certificate the webhook serves to a new connection."""
+    context = webhook.certificates.client_context()
+    with (
+        socket.create_connection(("127.0.0.1", webhook.port), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname="localhost") as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return der
+
+
+def test_sigterm_answers_the_reviews_in_flight_and_exits_0(
+    start_webhook: Callable[..., WebhookProcess],
+    tmp_path: Path,
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+) -> None:
+    """SIGTERM while a review waits for the registry: the review is answered, then the process
+    exits 0."""
+    seed(dest_registry, repo, "1.0")
+    arrived, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        arrived.set()
+        release.wait(30)
+
+    with FaultProxy(dest_registry.url) as proxy:
+        config = write_config(
+            tmp_path,
+            source_registry.host,
+            dest_registry.host,
+            "{deadlineSeconds: 20}",
+            extra_env=f'registries:\n  "{dest_registry.host}": {{endpoint: "{proxy.url}"}}\n',
+        )
+        webhook = start_webhook(config)
+        proxy.add_rule("HEAD", r"/manifests/", before=hold)
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(
+                webhook.review, review(pod("p", f"{dest_registry.host}/{repo}:1.0"))
+            )
+            assert arrived.wait(20)
+            assert webhook.process is not None
+            webhook.process.send_signal(15)
+            webhook.wait_for_log(lambda e: "Shutting down" in str(e.get("message")), 20)
+            release.set()
+            assert pending.result(30)["allowed"] is True
+        assert webhook.process.wait(30) == 0
+
+
+def test_logs_and_answers_carry_no_credential(
+    start_webhook: Callable[..., WebhookProcess],
+    tmp_path: Path,
+    source_registry: RegistryProcess,
+    basic_registry: RegistryProcess,
+    repo: str,
+) -> None:
+    """With a password-protected registry that echoes the Authorization header in its error, no
+    form of the password reaches the answer or the JSON logs."""
+    with FaultProxy(basic_registry.url) as proxy:
+        proxy.add_rule("HEAD", r"/manifests/", status=500, echo="plain", times=100)
+        proxy.add_rule("GET", r"/manifests/", status=500, echo="plain", times=100)
+        config = write_config(
+            tmp_path,
+            source_registry.host,
+            basic_registry.host,
+            "{deadlineSeconds: 3}",
+            extra_env=f'registries:\n  "{basic_registry.host}": {{endpoint: "{proxy.url}"}}\n',
+        )
+        docker = tmp_path / "docker"
+        login([basic_registry], docker)
+        env = {**_environ(), "DOCKER_CONFIG": str(docker)}
+        webhook = start_webhook(config, "--retries", "0", env=env)
+        response = webhook.review(review(pod("p", f"{basic_registry.host}/{repo}:1.0")))
+        text = json.dumps(response) + "\n".join(webhook.lines)
+        assert "could not check image" in denied(response)
+        username, password = str(basic_registry.creds).split(":", 1)
+        assert password not in text
+        assert base64.b64encode(f"{username}:{password}".encode()).decode() not in text
+
+
+def _environ() -> dict[str, str]:
+    import os  # noqa: PLC0415 - the hermetic environment of the test
+
+    return dict(os.environ)
