@@ -9,10 +9,16 @@ Part 2, GitOps: examples/gitops (three modules on their own versions, a dev and 
 overlay) is copied to a scratch folder with its promoter.yaml pointed at the two registries. CI's
 images land in dev; production is brought to what its overlay asks for; then one module is promoted
 as a Git change (``promoter promote``), planned, synced, and ``promoter status`` shows the result.
+
+Part 3, admission: ``promoter webhook serve`` for production answers AdmissionReviews as the
+Kubernetes API server sends them (over HTTPS, certificate from a throwaway CA): a Pod of a promoted
+image is allowed, one of an image never promoted is denied with what to do, and with
+``admission.mode: promote`` the same Pod makes the webhook copy the image from dev before it answers.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -21,6 +27,7 @@ from pathlib import Path
 
 from devtools import images
 from devtools.registry import RegistryProcess
+from devtools.webhook import Certificates, WebhookProcess, pod, review
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Where the demo works and leaves its results (DEMO_DIR overrides it, for the test that runs it).
@@ -99,6 +106,7 @@ def main() -> None:
         run("copy", f"{dev.host}/shop/checkout:1.4.3", f"{prod.host}/shop/checkout", "-o", "json")
 
         gitops_story(dev, prod, base)
+        admission_story()
     say(
         f"done: registries stopped; the work is left for inspection in {WORK}: gitops/ (the "
         "GitOps repository with the promoted production overlay: git -C .demo/gitops diff), "
@@ -168,6 +176,54 @@ def gitops_story(dev: RegistryProcess, prod: RegistryProcess, base: bytes) -> No
     say("cart is current in production; catalog still waits for its own promotion")
     run("status")
     os.chdir(ROOT)
+
+
+def admission_story() -> None:
+    """Part 3: the admission webhook, guard and then promote mode, for production."""
+    repo = WORK / "gitops"
+    production = "222222222222.dkr.ecr.us-east-1.amazonaws.com"
+    certificates = Certificates(WORK / "webhook-tls")
+    say(
+        "the admission webhook for production (what a Pod admission runs, whatever applied it): "
+        "promoter webhook serve --environment production --config promoter.yaml "
+        "--tls-cert tls.crt --tls-key tls.key"
+    )
+    with WebhookProcess(repo / "promoter.yaml", "production", certificates) as webhook:
+        say(f"serving AdmissionReview v1 on https://{webhook.address}/validate")
+        ask(webhook, f"{production}/shop/cart:2.4.0", "cart 2.4.0 was promoted: allowed")
+        ask(
+            webhook,
+            f"{production}/shop/catalog:3.1.0",
+            "catalog 3.1.0 was never promoted (kubectl set image, a self-heal without hooks): "
+            "denied, saying what to do",
+        )
+    config = repo / "promoter.yaml"
+    text = config.read_text()
+    config.write_text(
+        text.replace(
+            "    promotesFrom: dev\n", "    promotesFrom: dev\n    admission: {mode: promote}\n", 1
+        )
+    )
+    say("admission.mode: promote in promoter.yaml: the webhook copies a missing image on demand")
+    with WebhookProcess(config, "production", certificates) as webhook:
+        ask(
+            webhook,
+            f"{production}/shop/catalog:3.1.0",
+            "the same Pod: catalog 3.1.0 is copied from dev, digest-exact, before the answer",
+        )
+        ask(webhook, f"{production}/shop/catalog:3.1.0", "and it is simply present now")
+    say("the same digest in both registries")
+    for registry in ("111111111111.dkr.ecr.us-east-1.amazonaws.com", production):
+        run("digest", f"{registry}/shop/catalog:3.1.0", "--config", str(config))
+    config.write_text(text)
+
+
+def ask(webhook: WebhookProcess, image: str, what: str) -> None:
+    """Send a Pod CREATE review for ``image`` and show the answer."""
+    say(what)
+    print(f"POST /validate  Pod shop/web, image {image}", flush=True)
+    response = webhook.review(review(pod("web", image)))
+    print(json.dumps(response, indent=2), flush=True)
 
 
 if __name__ == "__main__":

@@ -361,7 +361,7 @@ def test_proxy_injects_503_once_then_forwards(
 
 def test_the_demo_runs_end_to_end_and_leaves_its_work_for_inspection(tmp_path: Path) -> None:
     """make demo's script exits 0, leaves the GitOps repository with the promotion as a Git diff,
-    and says where."""
+    shows the webhook allowing, denying and promoting on demand, and says where its work is."""
     work = tmp_path / "demo"
     run = subprocess.run(
         [sys.executable, "-m", "devtools.demo"],
@@ -374,6 +374,8 @@ def test_the_demo_runs_end_to_end_and_leaves_its_work_for_inspection(tmp_path: P
     )
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     assert f"left for inspection in {work}" in run.stdout
+    assert '"allowed": false' in run.stdout
+    assert "shop/catalog:3.1.0 was promoted from dev on demand" in run.stdout
     diff = subprocess.run(
         ["git", "-C", str(work / "gitops"), "diff"],
         capture_output=True,
