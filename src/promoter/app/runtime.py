@@ -175,6 +175,9 @@ class RuntimeSettings:
             headers and a body read whole), however slowly it drips them.
         stall_window, stall_bytes: a streaming blob that moves fewer than ``stall_bytes`` bytes in
             ``stall_window`` seconds is stalled: cut and retried within the run's deadline.
+        pool_size: connections kept per registry host; None for what ``jobs`` transfers need. A
+            server with many concurrent lookups (the webhook) keeps one per lookup thread, so that
+            none pays a new connection (a round trip, a TLS handshake) under load.
     """
 
     ca_file: Path | None = None
@@ -186,6 +189,7 @@ class RuntimeSettings:
     answer_timeout: float = 120.0
     stall_window: float = 30.0
     stall_bytes: int = 64 * 1024
+    pool_size: int | None = None
 
     def transport_options(self) -> TransportOptions:
         """The transport's options.
@@ -208,7 +212,7 @@ class RuntimeSettings:
             read_timeout=self.answer_timeout,
             stall_window=self.stall_window,
             stall_bytes=self.stall_bytes,
-            pool_size=self.jobs * 2 + 4,
+            pool_size=self.pool_size or self.jobs * 2 + 4,
         )
 
     @property

@@ -97,6 +97,7 @@ def run_command(args: argparse.Namespace, scrub: SecretScrubber) -> int:
             unusable (before anything is served).
     """
     # Loaded here, not at the top: the server libraries are needed by this command only.
+    from promoter.app.admission import LOOKUP_WORKERS  # noqa: PLC0415
     from promoter.app.runtime import Runtime  # noqa: PLC0415
     from promoter.config.load import load_config  # noqa: PLC0415 - pydantic
     from promoter.webhook.server import (  # noqa: PLC0415
@@ -123,7 +124,9 @@ def run_command(args: argparse.Namespace, scrub: SecretScrubber) -> int:
         tls_check_seconds=args.tls_check_seconds,
     )
     settings = replace(
-        build_runtime_settings(args, registries=config.registries), answer_timeout=ANSWER_TIMEOUT
+        build_runtime_settings(args, registries=config.registries),
+        answer_timeout=ANSWER_TIMEOUT,
+        pool_size=args.review_threads + LOOKUP_WORKERS,
     )
     configure_logging(scrub, debug=bool(getattr(args, "debug", False)))
     for warning in config.warnings:
