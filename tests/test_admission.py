@@ -5,6 +5,7 @@ refusals before serving."""
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -15,14 +16,18 @@ from devtools.webhook import Certificates, deployment, pod, review
 from tests.conftest import CliRun
 
 from promoter.app.admission import (
+    AdmissionController,
     AdmissionRequest,
     Verdict,
     matches,
     new_images,
     parse_review,
     presence_key,
+    registry_identity,
+    written_name,
 )
 from promoter.app.presence import PositiveCache, Promotions, SingleFlight
+from promoter.app.runtime import Runtime
 from promoter.config.load import load_config
 from promoter.config.values import AdmissionMode, ExternalImages
 from promoter.deadline import Deadline
@@ -107,11 +112,52 @@ def test_presence_key_asks_for_the_digest_when_there_is_one() -> None:
 
 
 def test_patterns_are_shell_style_over_registry_and_repository() -> None:
-    """``*`` crosses ``/``; matching is case-sensitive as references are."""
+    """``*`` crosses ``/``; matching is case-sensitive as references are; the name as written is
+    matched too."""
     assert matches(["registry.k8s.io/*"], "registry.k8s.io/sig/pause")
     assert not matches(["registry.k8s.io/*"], "docker.io/library/nginx")
     assert matches(["team/*"], "team/app/api")
     assert not matches([], "anything")
+    assert matches(["nginx"], "docker.io/library/nginx", written_name("nginx:1.27"))
+    assert written_name("r.io:5000/a/b:1@sha256:" + "a" * 64) == "r.io:5000/a/b"
+    assert registry_identity("r.io:443") == "r.io"
+    assert registry_identity("r.io:5000") == "r.io:5000"
+
+
+def controller(tmp_path: Path, admission: str = "{}") -> AdmissionController:
+    """A controller for production of config_text, whose registries are never asked."""
+    path = tmp_path / "promoter.yaml"
+    path.write_text(
+        config_text(admission).replace("production:\n", "production:\n    allowImagesFrom: []\n")
+    )
+    return AdmissionController(Runtime(), load_config(path), "production")
+
+
+def decide(controller: AdmissionController, *images: str) -> Verdict:
+    """The verdict on a Pod of ``images`` that needs no registry request."""
+    decision = controller.review(parsed(pod("p", *images)), Deadline.after(5), cached_only=True)
+    assert decision is not None
+    return decision.verdict
+
+
+def test_a_registry_spelled_with_its_https_port_is_the_same_registry(tmp_path: Path) -> None:
+    """``host:443`` is the host: dev's registry with :443 is still dev's, denied."""
+    verdict = decide(controller(tmp_path, "{external: allow}"), "dev.example.com:443/shop/web:1")
+    assert verdict.allowed is False
+    assert "is in dev's registry" in verdict.message
+
+
+def test_allow_external_matches_the_name_as_written_and_a_denial_names_the_pattern(
+    tmp_path: Path,
+) -> None:
+    """``nginx`` in allowExternal allows ``nginx:1.27``; a denied external image names the
+    pattern that would allow it."""
+    allowing = controller(tmp_path, "{external: deny, allowExternal: [nginx]}")
+    assert decide(allowing, "nginx:1.27").allowed is True
+    verdict = decide(allowing, "busybox:1.36")
+    assert "add 'docker.io/library/busybox' (or 'docker.io/*') to admission.allowExternal" in (
+        verdict.message
+    )
 
 
 @pytest.mark.parametrize(
@@ -265,12 +311,13 @@ def test_admission_settings_load_with_their_defaults(tmp_path: Path) -> None:
     ("admission", "source", "message"),
     [
         ("{mode: promote}", False, "admission.mode: promote copies missing images"),
-        ("{deadlineSeconds: 31}", True, "deadlineSeconds: 31 is not between 0 and 29"),
+        ("{deadlineSeconds: 31}", True, "deadlineSeconds: 31 is not more than 0 and at most 29"),
         ("{cacheSeconds: -1}", True, "cacheSeconds: -1 is not between 0"),
         ("{allowExternal: ['']}", True, "allowExternal: '' is not a pattern"),
         ("{mode: mutate}", True, "mode"),
         ("{external: block}", True, "external"),
         ("{cache: 5}", True, "cache"),
+        ("{deadlineSeconds: 0}", True, "deadlineSeconds: 0 is not more than 0"),
     ],
 )
 def test_bad_admission_settings_are_one_line_naming_the_key(
@@ -333,4 +380,14 @@ def test_webhook_serve_refuses_bad_input_before_serving(
     )
     assert mismatched.code == 2
     assert "TLS certificate" in mismatched.err
-    assert "Traceback" not in unknown.err + bad_address.err + mismatched.err
+    timeout = cli(*base, "--environment", "production", *tls, "--timeout", "5")
+    assert timeout.code == 2
+    assert "--timeout and -o do not apply" in timeout.err
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        port = busy.getsockname()[1]
+        taken = cli(
+            *base[:-2], "--metrics-listen", f"127.0.0.1:{port}", "--environment", "production", *tls
+        )
+    assert taken.code == 2
+    assert f"--metrics-listen: cannot listen on 127.0.0.1:{port}" in taken.err
+    assert "Traceback" not in unknown.err + bad_address.err + mismatched.err + taken.err

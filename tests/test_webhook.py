@@ -99,16 +99,24 @@ def denied(response: dict[str, Any]) -> str:
 
 
 def test_guard_allows_a_promoted_tag_and_denies_an_unpromoted_one_naming_what_to_do(
-    guard: WebhookProcess, dest_registry: RegistryProcess, repo: str
+    guard: WebhookProcess,
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
 ) -> None:
     """A Pod whose image is in production's registry is allowed; one whose tag is not is denied
-    with the image, the container and the promote command."""
+    with the image, the container and what to do: a sync when dev has it (it may have been
+    promoted and deleted since), a build when dev lacks it too."""
     seed(dest_registry, repo, "1.0")
+    seed(source_registry, repo, "2.0")
     image = f"{dest_registry.host}/{repo}"
     assert guard.review(review(pod("ok", f"{image}:1.0")))["allowed"] is True
     message = denied(guard.review(review(pod("bad", f"{image}:2.0"))))
-    assert f"image {image}:2.0 (container c0) has not been promoted to production" in message
+    assert f"image {image}:2.0 (container c0) is not in production's registry" in message
+    assert "dev has it: promoter sync production copies it" in message
     assert f"promoter promote {repo} --to production" in message
+    message = denied(guard.review(review(pod("bad", f"{image}:3.0"))))
+    assert f"nor in dev's registry {source_registry.host}: check the tag" in message
 
 
 def test_guard_checks_digests_and_tag_at_digest_by_the_digest_the_kubelet_pulls(
@@ -121,7 +129,9 @@ def test_guard_checks_digests_and_tag_at_digest_by_the_digest_the_kubelet_pulls(
     image = f"{dest_registry.host}/{repo}"
     assert guard.review(review(pod("d", f"{image}@{digest}")))["allowed"] is True
     assert guard.review(review(pod("td", f"{image}:1.0@{digest}")))["allowed"] is True
-    assert "has not been promoted" in denied(guard.review(review(pod("x", f"{image}@{other}"))))
+    assert "is not in production's registry" in denied(
+        guard.review(review(pod("x", f"{image}@{other}")))
+    )
     message = denied(guard.review(review(pod("tx", f"{image}:1.0@{other}"))))
     assert f"{image}:1.0@{other}" in message
 
@@ -138,7 +148,7 @@ def test_guard_denies_the_source_environments_registry_and_other_registries_by_s
     seed(source_registry, repo, "1.0")
     message = denied(guard.review(review(pod("dev", f"{source_registry.host}/{repo}:1.0"))))
     assert "is in dev's registry" in message
-    assert f"use {dest_registry.host}/{repo}:1.0" in message
+    assert f"use {dest_registry.host}/{repo}:1.0, which promoter sync production copies" in message
     assert "admission.external is deny" in denied(guard.review(review(pod("hub", "nginx:1.27"))))
     allowed = guard.review(review(pod("k8s", "registry.k8s.io/pause:3.10")))
     assert allowed["allowed"] is True
@@ -374,7 +384,7 @@ def test_promote_mode_denies_what_dev_lacks_and_repositories_outside_its_pattern
     """A tag dev does not hold either is denied saying so; a repository outside
     promoteRepositories is not copied even though dev has it."""
     message = denied(promoter_hook.review(review(pod("p", f"{dest_registry.host}/{repo}:7.0"))))
-    assert "is not in dev's registry" in message
+    assert f"nor in dev's registry {source_registry.host}" in message
     outside = f"other/{repo.rsplit('/', 1)[1]}"
     seed(source_registry, outside, "1.0")
     message = denied(promoter_hook.review(review(pod("o", f"{dest_registry.host}/{outside}:1.0"))))
@@ -453,8 +463,10 @@ def test_a_copy_past_the_deadline_goes_on_and_a_retry_is_allowed(
         message = denied(webhook.review(review(pod("p", image))))
         assert "is being promoted from dev" in message
         assert "retry" in message
+        assert metric(webhook, "promoter_admission_promotions_running") == 1
         release.set()
         webhook.wait_for_log(lambda e: e.get("event") == "promoted", 30)
+        assert metric(webhook, "promoter_admission_promotions_running") == 0
         assert webhook.review(review(pod("p", image)))["allowed"] is True
         assert manifest_digest(dest_registry, repo, "5.0") == digest
 
@@ -529,8 +541,8 @@ def test_sigterm_answers_the_reviews_in_flight_and_exits_0(
     dest_registry: RegistryProcess,
     repo: str,
 ) -> None:
-    """SIGTERM while a review waits for the registry: the review is answered, then the process
-    exits 0."""
+    """SIGTERM while a review waits for the registry, longer than --shutdown-grace: the review is
+    answered (never cancelled into a 500), then the process exits 0."""
     seed(dest_registry, repo, "1.0")
     arrived, release = threading.Event(), threading.Event()
 
@@ -546,7 +558,7 @@ def test_sigterm_answers_the_reviews_in_flight_and_exits_0(
             "{deadlineSeconds: 20}",
             extra_env=f'registries:\n  "{dest_registry.host}": {{endpoint: "{proxy.url}"}}\n',
         )
-        webhook = start_webhook(config)
+        webhook = start_webhook(config, "--shutdown-grace", "1")
         proxy.add_rule("HEAD", r"/manifests/", before=hold)
         with ThreadPoolExecutor(1) as pool:
             pending = pool.submit(

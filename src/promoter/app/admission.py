@@ -336,10 +336,27 @@ def new_images(request: AdmissionRequest) -> list[FoundImage] | str:
     return list(images.values())
 
 
-def matches(patterns: Sequence[str], text: str) -> bool:
-    """Whether ``text`` matches one of the shell-style ``patterns`` (:func:`fnmatch.fnmatchcase`:
-    ``*`` also matches ``/``), so ``registry.k8s.io/*`` covers every repository there."""
-    return any(fnmatch.fnmatchcase(text, pattern) for pattern in patterns)
+def matches(patterns: Sequence[str], *names: str) -> bool:
+    """Whether one of ``names`` matches one of the shell-style ``patterns``
+    (:func:`fnmatch.fnmatchcase`: ``*`` also matches ``/``), so ``registry.k8s.io/*`` covers every
+    repository there."""
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns for name in names)
+
+
+def written_name(image: str) -> str:
+    """The repository as the manifest writes it, without tag or digest (``nginx`` of
+    ``nginx:1.27``; ``docker.io/library/nginx`` stays so): ``allowExternal`` patterns match it as
+    well as the normalised name."""
+    name = image.split("@", 1)[0]
+    head, _, last = name.rpartition("/")
+    last = last.split(":", 1)[0]
+    return f"{head}/{last}" if head else last
+
+
+def registry_identity(host: str) -> str:
+    """The registry a host names, for comparing: ``host:443`` is ``host`` (HTTPS's own port; a node
+    pulls the same registry under both spellings)."""
+    return host[: -len(":443")] if host.endswith(":443") else host
 
 
 def presence_key(reference: Reference) -> str:
@@ -382,7 +399,11 @@ class AdmissionController:
         self.environment: Environment = config.environment(environment)
         self.settings: AdmissionSettings = self.environment.admission
         self.source: Environment | None = config.source_of(environment)
-        self.others = config.other_registries(environment)
+        self._own = registry_identity(self.environment.registry)
+        self.others = {
+            registry_identity(host): name
+            for host, name in config.other_registries(environment).items()
+        }
         allowed = set(self.environment.allow_images_from)
         self.allowed_registries = frozenset(
             host for host, name in self.others.items() if "*" in allowed or name in allowed
@@ -475,21 +496,27 @@ class AdmissionController:
             return ImageCheck(found.image, place, ImageState.INVALID, one_line(note, SHOWN)), None
         image = _shown(found.image)
         name = self.environment.name
-        if reference.registry == self.environment.registry:
-            return None, reference
-        if reference.registry in self.allowed_registries:
-            return ImageCheck(found.image, place, ImageState.ALLOWED), None
-        owner = self.others.get(reference.registry)
+        registry = registry_identity(reference.registry)
+        if registry == self._own:
+            # As the environment's promoter.yaml spells it, so that its registries: settings apply.
+            return None, reference.in_repository(self.environment.registry, reference.repository)
+        owner = self.others.get(registry)
+        if owner is not None and registry in self.allowed_registries:
+            note = f"image {image} ({place}) is from {owner}'s registry, allowed by {name}'s allowImagesFrom"
+            return ImageCheck(found.image, place, ImageState.ALLOWED, note), None
         if owner is not None:
             own = reference.in_repository(self.environment.registry, reference.repository)
             note = (
                 f"image {image} ({place}) is in {owner}'s registry; {name} runs only images of its "
-                f"own registry {self.environment.registry}: use {_shown(str(own))} and promote it "
-                f"(promoter promote {_shown(reference.repository)} --to {name}, then sync)"
+                f"own registry {self.environment.registry}: use {_shown(str(own))}, which "
+                f"promoter sync {name} copies once {name}'s overlay names it"
             )
             return ImageCheck(found.image, place, ImageState.FOREIGN, note), None
         policy = self.settings.external
-        if policy is ExternalImages.ALLOW or matches(self.settings.allow_external, reference.name):
+        patterns = self.settings.allow_external
+        if policy is ExternalImages.ALLOW or matches(
+            patterns, reference.name, written_name(found.image)
+        ):
             return ImageCheck(found.image, place, ImageState.ALLOWED), None
         if policy is ExternalImages.WARN:
             note = (
@@ -499,8 +526,9 @@ class AdmissionController:
             return ImageCheck(found.image, place, ImageState.WARNED, note), None
         note = (
             f"image {image} ({place}) is from {reference.registry}, which is no environment's "
-            f"registry, and {name}'s admission.external is deny: add it to admission.allowExternal "
-            f"or use an image of {self.environment.registry}"
+            f"registry, and {name}'s admission.external is deny: add '{_shown(reference.name)}' "
+            f"(or '{_shown(reference.registry)}/*') to admission.allowExternal, or use an image "
+            f"of {self.environment.registry}"
         )
         return ImageCheck(found.image, place, ImageState.EXTERNAL_DENIED, note), None
 
@@ -594,16 +622,15 @@ class AdmissionController:
         image = _shown(found.image)
         name = self.environment.name
         module = _shown(reference.repository)
-        advice = f"promote it (promoter promote {module} --to {name}, then sync) and retry"
         source = self.source
         if self.settings.mode is not AdmissionMode.PROMOTE or source is None:
-            note = f"image {image} ({place}) has not been promoted to {name}: it is not in {reference.registry}; {advice}"
+            note = self._missing_note(found, reference, deadline)
             return ImageCheck(found.image, place, ImageState.MISSING, note)
         patterns = self.settings.promote_repositories
         if patterns and not matches(patterns, reference.repository):
             note = (
-                f"image {image} ({place}) is not in {reference.registry}, and {name}'s "
-                f"admission.promoteRepositories does not let the webhook copy {module}; {advice}"
+                f"{self._missing_note(found, reference, deadline)} (the webhook does not copy "
+                f"{module}: {name}'s admission.promoteRepositories does not include it)"
             )
             return ImageCheck(found.image, place, ImageState.MISSING, note)
         wanted = reference.in_repository(source.registry, reference.repository)
@@ -630,6 +657,39 @@ class AdmissionController:
         except PromoterError as exc:
             return self._failed_copy(found, source, str(self.runtime.scrubber.error(exc)))
         return self._copied(found, reference, source, report)
+
+    def _missing_note(self, found: FoundImage, reference: Reference, deadline: Deadline) -> str:
+        """Why a missing image is denied and what to do, after asking the source registry: a
+        version the source holds is copied by a sync once the overlay names it (it may have been
+        promoted and deleted since: a sync alone brings it back); one the source lacks needs a
+        build first. An unanswered source gives both ways."""
+        image, place = _shown(found.image), one_line(found.place, SHOWN)
+        name, module = self.environment.name, _shown(reference.repository)
+        missing = f"image {image} ({place}) is not in {name}'s registry {self.environment.registry}"
+        source = self.source
+        if source is None:
+            return f"{missing}, and no environment promotes into {name}: push it there, then retry"
+        promote = (
+            f"promoter sync {name} copies it from {source.name} if {name}'s overlay names it; "
+            f"otherwise promote that version in Git (promoter promote {module} --to {name}) and sync"
+        )
+        wanted = reference.in_repository(source.registry, reference.repository)
+        try:
+            held = self._present(wanted, deadline)
+        except PromoterError:
+            return f"{missing}: never promoted, or deleted since; {promote}"
+        if held is None:
+            return self._absent_everywhere(found, source)
+        return f"{missing} (never promoted, or deleted since); {source.name} has it: {promote}"
+
+    def _absent_everywhere(self, found: FoundImage, source: Environment) -> str:
+        """The denial of an image neither registry holds: nothing to promote yet."""
+        return (
+            f"image {_shown(found.image)} ({one_line(found.place, SHOWN)}) is not in "
+            f"{self.environment.name}'s registry {self.environment.registry}, nor in "
+            f"{source.name}'s registry {source.registry}: check the tag or digest, or build and "
+            f"push it to {source.name} first"
+        )
 
     def _copy(self, reference: Reference, source: Environment) -> SyncReport:
         """Copy ``reference`` from ``source``'s registry (runs in a copying thread); remember it as
@@ -660,13 +720,23 @@ class AdmissionController:
         if record is not None and record.outcome is Outcome.DONE:
             self.cache.add(presence_key(reference))
             note = f"image {_shown(found.image)} was promoted from {source.name} on demand"
+            if reference.tag is None:
+                note += (
+                    " by digest only: no tag keeps it in "
+                    f"{self.environment.name}'s registry, where a lifecycle rule may expire "
+                    "untagged images; promote a tag"
+                )
             return ImageCheck(found.image, place, ImageState.PROMOTED, note)
-        if record is not None and record.item.status is PlanStatus.MISSING_SOURCE:
+        if record is not None and record.item.status is PlanStatus.CONFLICT:
             note = (
-                f"image {_shown(found.image)} ({place}) has not been promoted to "
-                f"{self.environment.name} and is not in {source.name}'s registry "
-                f"{source.registry} either: check the tag, or build and push it there first"
+                f"image {_shown(found.image)} ({place}) pins a digest that {self.environment.name}'s "
+                f"registry does not hold, while its tag {_shown(reference.tag or '')} there holds "
+                f"other content ({record.item.held}); a promotion never moves a tag: pin the "
+                "digest the tag holds, or promote a new tag"
             )
+            return ImageCheck(found.image, place, ImageState.MISSING, note)
+        if record is not None and record.item.status is PlanStatus.MISSING_SOURCE:
+            note = self._absent_everywhere(found, source)
             return ImageCheck(found.image, place, ImageState.MISSING, note)
         error = record.error if record is not None and record.error else "nothing was copied"
         return self._failed_copy(found, source, error)
@@ -675,7 +745,8 @@ class AdmissionController:
         place = one_line(found.place, SHOWN)
         note = (
             f"image {_shown(found.image)} ({place}) is not in {self.environment.registry} and "
-            f"could not be promoted from {source.name}: {one_line(error, SHOWN)}"
+            f"could not be promoted from {source.name}: {one_line(error, 2 * SHOWN)}; retry when "
+            "the registries answer"
         )
         return ImageCheck(found.image, place, ImageState.MISSING, note)
 

@@ -11,6 +11,7 @@ from promoter.app.runtime import SecretScrubber
 from promoter.cli.common import build_runtime_settings, int_at_least
 from promoter.cli.exit_codes import EXIT_OK
 from promoter.config.locate import find_config
+from promoter.errors import InputError
 
 WEBHOOK_COMMANDS = ("webhook",)
 
@@ -107,6 +108,11 @@ def run_command(args: argparse.Namespace, scrub: SecretScrubber) -> int:
         parse_listen,
     )
 
+    if hasattr(args, "timeout") or getattr(args, "output", "text") == "json":
+        raise InputError(
+            "webhook serve runs until it is stopped and logs JSON lines: --timeout and -o do not "
+            "apply (each review is bounded by admission.deadlineSeconds in promoter.yaml)"
+        )
     config = load_config(args.config if args.config is not None else find_config(Path.cwd()))
     config.environment(args.environment)  # an unknown environment is an error before serving
     metrics = (
@@ -128,9 +134,11 @@ def run_command(args: argparse.Namespace, scrub: SecretScrubber) -> int:
         answer_timeout=ANSWER_TIMEOUT,
         pool_size=args.review_threads + LOOKUP_WORKERS,
     )
-    configure_logging(scrub, debug=bool(getattr(args, "debug", False)))
-    for warning in config.warnings:
-        logging.getLogger("promoter.webhook").warning(warning, extra={"event": "config"})
     with Runtime(settings, scrubber=scrub) as runtime:
-        Webhook(runtime, config, args.environment, options).run()
+        webhook = Webhook(runtime, config, args.environment, options)
+        # JSON lines from here on, once nothing can be refused any more: the process is a server.
+        configure_logging(scrub, debug=bool(getattr(args, "debug", False)))
+        for warning in config.warnings:
+            logging.getLogger("promoter.webhook").warning(warning, extra={"event": "config"})
+        webhook.run()
     return EXIT_OK

@@ -164,6 +164,11 @@ def _build(path: Path, model: ConfigModel) -> PromoterConfig:
         )
     used = {environment.registry for environment in environments.values()}
     warnings = tuple(
+        f"{path}: environments.{e.name}.admission.promoteRepositories applies in mode: promote "
+        "only; in guard mode the webhook copies nothing"
+        for e in environments.values()
+        if e.admission.promote_repositories and e.admission.mode is AdmissionMode.GUARD
+    ) + tuple(
         f"{path}: registries.{host} matches no environment's registry "
         f"({', '.join(sorted(used))}): plan, sync and status do not use it; check for a typo"
         for host in registries
@@ -334,7 +339,7 @@ def _admission_settings(model: AdmissionModel, where: str) -> AdmissionSettings:
     """``admission:`` as a value, its numbers and patterns checked."""
     if not 0 < model.deadline_seconds <= LONGEST_ADMISSION_DEADLINE:
         raise ConfigError(
-            f"{where}.deadlineSeconds: {model.deadline_seconds:g} is not between 0 and "
+            f"{where}.deadlineSeconds: {model.deadline_seconds:g} is not more than 0 and at most "
             f"{LONGEST_ADMISSION_DEADLINE:g} seconds (the API server waits at most 30 s; keep it "
             "below the webhook's timeoutSeconds)"
         )

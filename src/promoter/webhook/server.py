@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import re
 import signal
 import socket
@@ -137,9 +138,10 @@ class _ScrubbedJsonFormatter(JsonFormatter):
 
     def __init__(self, scrub: Callable[[str], str]) -> None:
         super().__init__(
-            "{asctime}{levelname}{name}{message}",
+            "{levelname}{name}{message}",
             style="{",
-            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            rename_fields={"levelname": "level", "name": "logger"},
+            timestamp="time",  # RFC 3339 in UTC, with microseconds
         )
         self._scrub = scrub
 
@@ -260,7 +262,6 @@ class WebhookApp:
         answer = json.dumps(decision.verdict.answer(request.uid)).encode()
         elapsed = time.monotonic() - started
         self.metrics.record(decision, elapsed)
-        self.metrics.promotions_running.set(self.controller.promotions_running)
         _log_review(request, decision, elapsed)
         await _respond(send, 200, answer, "application/json")
 
@@ -357,13 +358,22 @@ class Webhook:
             thread_name_prefix="review",
             initializer=signals_to_main_thread,
         )
+        self.metrics.promotions_running.set_function(lambda: self.controller.promotions_running)
         self.app = WebhookApp(self.controller, self.metrics, self.pool)
         self.socket = listening_socket(*options.listen)
         self.address = _address(self.socket)
         self.metrics_address: str | None = None
         self._metrics_server: Any = None
         if options.metrics_listen is not None:
-            server, _ = self.metrics.serve(*options.metrics_listen)
+            host, port = options.metrics_listen
+            try:
+                server, _ = self.metrics.serve(host, port)
+            except OSError as exc:
+                self.socket.close()
+                raise InputError(
+                    f"--metrics-listen: cannot listen on {host or '*'}:{port}: {exc.strerror or exc}",
+                    hint="choose a free port and an address of this machine, or 'off'",
+                ) from None
             self._metrics_server = server
             self.metrics_address = f"{options.metrics_listen[0] or '*'}:{server.server_port}"
         self.server = uvicorn.Server(
@@ -377,7 +387,14 @@ class Webhook:
                 ssl_keyfile=str(options.tls_key),
                 ssl_context_factory=lambda _config, _default: self.tls.context,
                 timeout_keep_alive=int(options.keep_alive_seconds),
-                timeout_graceful_shutdown=int(options.shutdown_grace) or 1,
+                # A review in flight ends by its own deadline: wait for that even when the grace is
+                # shorter, so that every review gets its answer, never a cancelled request's 500.
+                timeout_graceful_shutdown=math.ceil(
+                    max(
+                        options.shutdown_grace,
+                        config.environment(environment).admission.deadline_seconds + 1,
+                    )
+                ),
                 server_header=False,
                 date_header=False,
             )
