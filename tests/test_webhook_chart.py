@@ -508,8 +508,8 @@ def test_webhook_configuration_defaults_fail_closed_and_spare_system_namespaces(
 
 
 def test_webhook_configuration_takes_its_settings_from_values() -> None:
-    """failurePolicy, timeoutSeconds, more excluded namespaces, the skip label and extra workload
-    kinds (Argo Rollouts) reach both webhooks, and the configuration stays valid."""
+    """failurePolicy, timeoutSeconds, more excluded namespaces, the skip label (or none) and
+    extra workload kinds (Argo Rollouts) reach both webhooks, and the configuration stays valid."""
     documents = render(
         values(
             config=CONFIG.replace("deadlineSeconds: 8", "deadlineSeconds: 12"),
@@ -547,6 +547,13 @@ def test_webhook_configuration_takes_its_settings_from_values() -> None:
         "scope": "Namespaced",
     }
     assert len(hooks["pods.promoter.dev"]["rules"]) == 2
+
+    # An empty skipLabel: no opt-out. A key without a value: refused.
+    for hook in webhooks(render(values(webhook={"skipLabel": None}))).values():
+        assert "objectSelector" not in hook
+    assert "webhook.skipLabel.value is required with webhook.skipLabel.key" in render_error(
+        values(webhook={"skipLabel": {"key": "example.com/admission", "value": ""}})
+    )
 
 
 #: The variables of a webhook's matchConditions (Kubernetes' "Matching requests:
