@@ -13,9 +13,17 @@ from __future__ import annotations
 
 import base64
 import copy
+import http.client
 import json
+import queue
 import re
+import signal
+import socket
+import ssl
 import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +34,11 @@ import yaml
 from cel_expr_python import cel
 from cryptography import x509
 from cryptography.x509.verification import PolicyBuilder, Store
+from devtools.registry import RegistryProcess
+from devtools.webhook import pod, review
 from tests.test_packaging import helm_lint_problems, load, only, validate
+
+from promoter.cli.main import build_parser
 
 ROOT = Path(__file__).resolve().parent.parent
 CHART = ROOT / "deploy" / "helm" / "promoter-webhook"
@@ -56,8 +68,8 @@ WORKLOAD_RESOURCES = {
     ("batch", "jobs"),
     ("batch", "cronjobs"),
 }
-#: The contract's command, as the chart passes it (the lead's ``webhook serve`` parser is not on
-#: main yet: checked against this list instead of ``promoter.cli.main.build_parser``).
+#: The contract's command as the chart passes it; every render's arguments are also parsed by
+#: promoter's own parser (``promoter.cli.main.build_parser``).
 SERVE_ARGS = [
     "webhook",
     "serve",
@@ -70,10 +82,13 @@ SERVE_ARGS = [
     "--tls-key",
     "/tls/tls.key",
     "--listen",
-    "0.0.0.0:8443",
+    ":8443",
     "--metrics-listen",
-    "0.0.0.0:9090",
+    ":9090",
+    "--shutdown-grace",
+    "10",
 ]
+PROMOTER = Path(sys.executable).parent / "promoter"
 
 
 def values(**overrides: Any) -> dict[str, Any]:
@@ -307,12 +322,10 @@ def recipe_commands() -> list[str]:
     ]
 
 
-def test_chart_without_cert_manager_takes_the_secret_and_ca_the_values_recipe_makes(
-    tmp_path: Path,
-) -> None:
-    """With certManager.enabled false, values.yaml's openssl and kubectl commands make a
-    kubernetes.io/tls Secret whose certificate verifies for the Service's names against the CA
-    that the chart puts in caBundle (given as PEM or as base64); no cert-manager object."""
+def recipe_secret(folder: Path) -> tuple[dict[str, Any], str]:
+    """Run values.yaml's openssl and kubectl commands in ``folder``: the kubernetes.io/tls Secret
+    (as ``kubectl create secret tls --dry-run=client`` prints it) and the CA's PEM."""
+    folder.mkdir(parents=True, exist_ok=True)
     commands = recipe_commands()
     assert [c.split()[0] for c in commands] == [
         "openssl",
@@ -325,18 +338,27 @@ def test_chart_without_cert_manager_takes_the_secret_and_ca_the_values_recipe_ma
     for command in commands:
         done = subprocess.run(
             ["bash", "-euo", "pipefail", "-c", command],
-            cwd=tmp_path,
+            cwd=folder,
             capture_output=True,
             text=True,
             timeout=60,
             check=False,
         )
         assert done.returncode == 0, (command, done.stderr)
-    secret = yaml.safe_load((tmp_path / "secret.yaml").read_text())
+    secret: dict[str, Any] = yaml.safe_load((folder / "secret.yaml").read_text())
+    return secret, (folder / "ca.crt").read_text()
+
+
+def test_chart_without_cert_manager_takes_the_secret_and_ca_the_values_recipe_makes(
+    tmp_path: Path,
+) -> None:
+    """With certManager.enabled false, values.yaml's openssl and kubectl commands make a
+    kubernetes.io/tls Secret whose certificate verifies for the Service's names against the CA
+    that the chart puts in caBundle (given as PEM or as base64); no cert-manager object."""
+    secret, ca_pem = recipe_secret(tmp_path)
     validate([secret])
     assert secret["type"] == "kubernetes.io/tls"
     assert secret["metadata"]["namespace"] == NAMESPACE
-    ca_pem = (tmp_path / "ca.crt").read_text()
     ca = x509.load_pem_x509_certificate(ca_pem.encode())
     leaf = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["tls.crt"]))
 
@@ -436,7 +458,8 @@ def test_chart_refuses_to_render_without_what_the_webhook_needs() -> None:
             {"terminationGracePeriodSeconds": 20},
             (
                 "promoter-webhook: terminationGracePeriodSeconds (20) must be above "
-                "preStopSleepSeconds (10) plus webhook.timeoutSeconds (10)"
+                "preStopSleepSeconds (10) plus webhook.timeoutSeconds (10, the webhook's "
+                "--shutdown-grace)"
             ),
         ),
         (
@@ -658,14 +681,21 @@ def test_match_conditions_skip_kubelets_and_workload_updates_that_change_no_spec
 
 
 def test_deployment_runs_the_contracts_command_with_its_files_mounted() -> None:
-    """The container runs ``promoter webhook serve`` with exactly the contract's arguments, and
-    each file they name is where a volume puts it: promoter.yaml from the ConfigMap, the TLS
+    """The container runs ``promoter webhook serve`` with the contract's arguments (and
+    --shutdown-grace = timeoutSeconds), which promoter's parser accepts, and each file they name is
+    where a volume puts it: promoter.yaml from the ConfigMap, the TLS
     pair from the Secret; caBundle adds --ca-file, debug --debug before the subcommand, an IPv6
     listen address is bracketed, extraArgs come last."""
     documents = render(values())
     webhook = container(documents)
     assert webhook["command"] == ["promoter"]
     assert webhook["args"] == SERVE_ARGS
+    parsed = build_parser().parse_args(webhook["args"])
+    assert (parsed.command, parsed.webhook_command) == ("webhook", "serve")
+    assert parsed.environment == "production"
+    assert (
+        parsed.shutdown_grace == webhook_configuration(documents)["webhooks"][0]["timeoutSeconds"]
+    )
     mounts = {mount["mountPath"]: mount["name"] for mount in webhook["volumeMounts"]}
     volumes = {volume["name"]: volume for volume in pod_spec(documents)["volumes"]}
     config_map = only(documents, "ConfigMap")
@@ -684,6 +714,10 @@ def test_deployment_runs_the_contracts_command_with_its_files_mounted() -> None:
         )
     )
     args = container(documents)["args"]
+    parsed = build_parser().parse_args(args)
+    assert parsed.debug is True
+    assert parsed.ca_file == Path("/etc/promoter/ca.pem")
+    assert parsed.retries == 2
     assert args[:3] == ["--debug", "webhook", "serve"]
     assert args[args.index("--listen") + 1] == "[::]:8443"
     assert args[args.index("--metrics-listen") + 1] == "[::]:9090"
@@ -841,3 +875,178 @@ def test_long_release_names_keep_every_name_within_kubernetes_limits() -> None:
 def test_chart_passes_strict_lint(extra: dict[str, Any]) -> None:
     """``helm lint --strict`` finds nothing, with cert-manager and without."""
     assert helm_lint_problems(CHART, values(**extra)) == []
+
+
+# -- the Deployment's command, run ---------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class ServiceConnection(http.client.HTTPSConnection):
+    """HTTPS to 127.0.0.1 that verifies the certificate for the Service's DNS name against a CA
+    bundle, as the API server does when it calls the webhook."""
+
+    def __init__(self, service_host: str, port: int, ca_bundle: str) -> None:
+        super().__init__(service_host, port, timeout=20)
+        self.trust = ssl.create_default_context(cadata=ca_bundle)
+
+    def connect(self) -> None:
+        """Connect to loopback; verify the certificate for ``self.host``."""
+        raw = socket.create_connection(("127.0.0.1", self.port), self.timeout)
+        self.sock = self.trust.wrap_socket(raw, server_hostname=self.host)
+
+
+def call(connection: http.client.HTTPConnection, method: str, path: str, body: Any = None) -> Any:
+    """One request: (status, body decoded from JSON when it is JSON, else text)."""
+    data = json.dumps(body).encode() if body is not None else None
+    connection.request(method, path, body=data, headers={"Content-Type": "application/json"})
+    response = connection.getresponse()
+    text = response.read().decode()
+    try:
+        return response.status, json.loads(text)
+    except ValueError:
+        return response.status, text
+
+
+class Kubelet:
+    """The Deployment's container run here as the kubelet would run it: each volume a folder
+    (ConfigMap keys and Secret keys as files), each path under a mount mapped to its folder, and
+    the image's ``promoter`` this checkout's console script."""
+
+    def __init__(
+        self, documents: list[dict[str, Any]], secret: dict[str, Any], folder: Path
+    ) -> None:
+        pod = pod_spec(documents)
+        webhook = container(documents)
+        config_map = only(documents, "ConfigMap")
+        volumes = {volume["name"]: volume for volume in pod["volumes"]}
+        self.mounts: dict[str, Path] = {}
+        for mount in webhook["volumeMounts"]:
+            path = folder / mount["name"]
+            path.mkdir(parents=True)
+            volume = volumes[mount["name"]]
+            if "configMap" in volume:
+                assert volume["configMap"]["name"] == config_map["metadata"]["name"]
+                for key, value in config_map["data"].items():
+                    (path / key).write_text(value)
+            elif "secret" in volume:
+                assert volume["secret"]["secretName"] == secret["metadata"]["name"]
+                for key, value in secret["data"].items():
+                    (path / key).write_bytes(base64.b64decode(value))
+            self.mounts[mount["mountPath"]] = path
+        argv = [str(PROMOTER), *(self.local(arg) for arg in webhook["args"])]
+        assert webhook["command"] == ["promoter"]
+        self.process = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.reader = threading.Thread(target=self.read, daemon=True)
+        self.reader.start()
+
+    def local(self, text: str) -> str:
+        """``text`` with a mounted path replaced by its folder here."""
+        for path, folder in self.mounts.items():
+            if text == path or text.startswith(f"{path}/"):
+                return str(folder) + text[len(path) :]
+        return text
+
+    def read(self) -> None:
+        """Queue the container's log lines; None at its end."""
+        assert self.process.stderr is not None
+        for raw in self.process.stderr:
+            self.lines.put(raw.decode("utf-8", "replace"))
+        self.lines.put(None)
+
+    def wait_for(self, event: str, timeout: float = 30.0) -> dict[str, Any]:
+        """The first JSON log line of ``event``; fails when the log ends or time runs out."""
+        seen: list[str] = []
+        end = time.monotonic() + timeout
+        while True:
+            line = self.lines.get(timeout=max(end - time.monotonic(), 0.001))
+            assert line is not None, f"the webhook exited before {event!r}:\n{''.join(seen)}"
+            seen.append(line)
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(entry, dict) and entry.get("event") == event:
+                return entry
+
+    def stop(self) -> int:
+        """SIGTERM, as the kubelet sends it after preStop; the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(30)
+        self.reader.join(10)
+        assert self.process.stderr is not None
+        self.process.stderr.close()
+        return code
+
+
+def test_deployment_command_serves_probes_reviews_and_metrics_as_configured(
+    dest_registry: RegistryProcess, tmp_path: Path
+) -> None:
+    """The Deployment's own command and arguments, run here with its ConfigMap and the values.yaml
+    recipe's Secret mounted, answer the kubelet's probes (/healthz, /readyz on the https port)
+    and the API server's reviews on the webhook configuration's path, over TLS that verifies for
+    the Service's name against the configuration's caBundle, serve metrics on the metrics port,
+    and exit 0 on SIGTERM."""
+    secret, ca_pem = recipe_secret(tmp_path / "recipe")
+    config = (
+        "environments:\n"
+        f"  staging:\n    overlay: infra/overlays/staging\n    registry: {STAGING}\n"
+        f"  production:\n    overlay: infra/overlays/production\n    registry: {dest_registry.host}\n"
+        "    promotesFrom: staging\n"
+    )
+    https, metrics = free_port(), free_port()
+    documents = render(
+        values(
+            config=config,
+            certManager={"enabled": False},
+            tls={"secretName": secret["metadata"]["name"], "caBundle": ca_pem},
+            listenAddress="127.0.0.1",
+            ports={"https": https, "metrics": metrics},
+        )
+    )
+    validate_all(documents)
+    webhook = container(documents)
+    ports = {port["name"]: port["containerPort"] for port in webhook["ports"]}
+    hook = webhooks(documents)["pods.promoter.dev"]
+    service = hook["clientConfig"]["service"]
+    ca_bundle = base64.b64decode(hook["clientConfig"]["caBundle"]).decode()
+    kubelet = Kubelet(documents, secret, tmp_path / "pod")
+    try:
+        kubelet.wait_for("ready")
+        api_server = ServiceConnection(
+            f"{service['name']}.{service['namespace']}.svc", ports["https"], ca_bundle
+        )
+        for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+            action = webhook[probe]["httpGet"]
+            assert action["port"] == "https"
+            assert call(api_server, "GET", action["path"])[0] == 200, probe
+
+        external = pod("debug", "registry.k8s.io/pause:3.10")
+        status, answer = call(api_server, "POST", service["path"], review(external))
+        assert status == 200, answer
+        assert answer["response"]["allowed"] is True
+        missing = pod("cart", f"{dest_registry.host}/shop/never-promoted:1.0")
+        status, answer = call(api_server, "POST", service["path"], review(missing))
+        assert status == 200, answer
+        assert answer["response"]["allowed"] is False
+        assert "never-promoted" in answer["response"]["status"]["message"]
+        api_server.close()
+
+        scraper = http.client.HTTPConnection("127.0.0.1", ports["metrics"], timeout=20)
+        status, text = call(scraper, "GET", "/metrics")
+        scraper.close()
+        assert status == 200
+        assert "promoter_admission_reviews_total" in text
+    finally:
+        code = kubelet.stop()
+    assert code == 0
