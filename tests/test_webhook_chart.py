@@ -6,7 +6,7 @@ Kubernetes in strict mode; the cert-manager objects against cert-manager's own C
 Issuer schemas (tests/data, from its CRDs), made strict the same way (unknown fields refused); the
 webhook's matchConditions are evaluated by CEL's own implementation on requests as the API server
 builds them; the values.yaml recipe for running without cert-manager is run with openssl and
-kubectl.
+kubectl, and the Deployment's own command is run with what it mounts.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from cel_expr_python import cel
 from cryptography import x509
 from cryptography.x509.verification import PolicyBuilder, Store
 from devtools.registry import RegistryProcess
-from devtools.webhook import pod, review
+from devtools.webhook import deployment, pod, review
 from tests.test_packaging import helm_lint_problems, load, only, validate
 
 from promoter.cli.main import build_parser
@@ -68,8 +68,8 @@ WORKLOAD_RESOURCES = {
     ("batch", "jobs"),
     ("batch", "cronjobs"),
 }
-#: The contract's command as the chart passes it; every render's arguments are also parsed by
-#: promoter's own parser (``promoter.cli.main.build_parser``).
+#: The contract's command as the chart passes it (the tests also parse it with promoter's own
+#: parser, ``promoter.cli.main.build_parser``, and run it).
 SERVE_ARGS = [
     "webhook",
     "serve",
@@ -606,39 +606,16 @@ def sent(hook: dict[str, Any], review: dict[str, Any]) -> bool:
     return all(results)
 
 
-def deployment(image: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
-    """A Deployment as the API server has it."""
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "cart", "namespace": "shop", "labels": labels or {}},
-        "spec": {
-            "replicas": 2,
-            "selector": {"matchLabels": {"app": "cart"}},
-            "template": {
-                "metadata": {"labels": {"app": "cart"}},
-                "spec": {"containers": [{"name": "cart", "image": image}]},
-            },
-        },
-    }
-
-
 def request(
     operation: str,
     obj: dict[str, Any],
     old: dict[str, Any] | None = None,
     user: str = "system:serviceaccount:argocd:argocd-application-controller",
 ) -> dict[str, Any]:
-    """An AdmissionRequest (admission.k8s.io/v1) as the API server sends it."""
-    return {
-        "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
-        "kind": {"group": "apps", "version": "v1", "kind": obj["kind"]},
-        "operation": operation,
-        "userInfo": {"username": user, "groups": ["system:authenticated"]},
-        "object": obj,
-        "oldObject": old,
-        "dryRun": False,
-    }
+    """The AdmissionRequest the API server sends for ``obj``, made by ``user``."""
+    made: dict[str, Any] = review(obj, operation=operation, old=old)["request"]
+    made["userInfo"]["username"] = user
+    return made
 
 
 def test_match_conditions_skip_kubelets_and_workload_updates_that_change_no_spec() -> None:
@@ -647,24 +624,23 @@ def test_match_conditions_skip_kubelets_and_workload_updates_that_change_no_spec
     (labels, finalizers on delete) are not; skipNodeRequests false sends the kubelet's too."""
     hooks = webhooks(render(values()))
     pods, workloads = hooks["pods.promoter.dev"], hooks["workloads.promoter.dev"]
-    pod = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": "cart-1", "namespace": "shop"},
-        "spec": {"containers": [{"name": "cart", "image": f"{PROD}/shop/cart:2.4.0"}]},
-    }
+    mirror = pod("cart-1", f"{PROD}/shop/cart:2.4.0")
     controller = "system:serviceaccount:kube-system:replicaset-controller"
-    assert sent(pods, request("CREATE", pod, user=controller))
-    assert not sent(pods, request("CREATE", pod, user="system:node:ip-10-0-1-17.ec2.internal"))
+    assert sent(pods, request("CREATE", mirror, user=controller))
+    assert not sent(pods, request("CREATE", mirror, user="system:node:ip-10-0-1-17.ec2.internal"))
 
-    current = deployment(f"{PROD}/shop/cart:2.3.1")
+    current = deployment("cart", f"{PROD}/shop/cart:2.3.1")
     assert sent(workloads, request("CREATE", current))
-    assert sent(workloads, request("UPDATE", deployment(f"{PROD}/shop/cart:2.4.0"), current))
-    relabelled = deployment(f"{PROD}/shop/cart:2.3.1", labels={"team": "shop"})
+    assert sent(
+        workloads, request("UPDATE", deployment("cart", f"{PROD}/shop/cart:2.4.0"), current)
+    )
+    relabelled = deployment("cart", f"{PROD}/shop/cart:2.3.1")
+    relabelled["metadata"]["labels"] = {"team": "shop"}
     assert not sent(workloads, request("UPDATE", relabelled, current))
     deleting = copy.deepcopy(current)
     deleting["metadata"]["finalizers"] = ["foregroundDeletion"]
-    assert not sent(workloads, request("UPDATE", current, deleting))
+    deleting["metadata"]["deletionTimestamp"] = "2026-11-30T03:00:00Z"
+    assert not sent(workloads, request("UPDATE", deleting, current))
 
     extra = {"name": "not-ci", "expression": "request.userInfo.username != 'ci'"}
     hooks = webhooks(
@@ -672,8 +648,8 @@ def test_match_conditions_skip_kubelets_and_workload_updates_that_change_no_spec
     )
     pods, workloads = hooks["pods.promoter.dev"], hooks["workloads.promoter.dev"]
     assert pods["matchConditions"] == [extra]
-    assert sent(pods, request("CREATE", pod, user="system:node:ip-10-0-1-17.ec2.internal"))
-    assert not sent(pods, request("CREATE", pod, user="ci"))
+    assert sent(pods, request("CREATE", mirror, user="system:node:ip-10-0-1-17.ec2.internal"))
+    assert not sent(pods, request("CREATE", mirror, user="ci"))
     assert not sent(workloads, request("CREATE", current, user="ci"))
 
 
@@ -735,18 +711,18 @@ def test_deployment_is_hardened_highly_available_and_probed_over_https() -> None
     assert deployment_spec["replicas"] == 2
     assert deployment_spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
     assert only(documents, "PodDisruptionBudget")["spec"]["maxUnavailable"] == 1
-    pod = pod_spec(documents)
+    spec = pod_spec(documents)
     labels = only(documents, "Deployment")["spec"]["template"]["metadata"]["labels"]
-    (preferred,) = pod["affinity"]["podAntiAffinity"][
+    (preferred,) = spec["affinity"]["podAntiAffinity"][
         "preferredDuringSchedulingIgnoredDuringExecution"
     ]
     term = preferred["podAffinityTerm"]
     assert term["topologyKey"] == "kubernetes.io/hostname"
     assert term["labelSelector"]["matchLabels"].items() <= labels.items()
-    assert pod["automountServiceAccountToken"] is False
-    assert pod["securityContext"]["runAsNonRoot"] is True
-    assert pod["securityContext"]["runAsUser"] == 10001
-    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert spec["automountServiceAccountToken"] is False
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert spec["securityContext"]["runAsUser"] == 10001
+    assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
 
     webhook = container(documents)
     security = webhook["securityContext"]
@@ -758,7 +734,7 @@ def test_deployment_is_hardened_highly_available_and_probed_over_https() -> None
     for side in ("requests", "limits"):
         assert set(webhook["resources"][side]) == {"cpu", "memory"}
     mounts = {mount["mountPath"]: mount["name"] for mount in webhook["volumeMounts"]}
-    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    volumes = {volume["name"]: volume for volume in spec["volumes"]}
     assert volumes[mounts["/tmp"]]["emptyDir"] == {}  # noqa: S108 (the container's path)
 
     ports = {port["name"]: port["containerPort"] for port in webhook["ports"]}
@@ -770,7 +746,7 @@ def test_deployment_is_hardened_highly_available_and_probed_over_https() -> None
     sleep = webhook["lifecycle"]["preStop"]["sleep"]["seconds"]
     assert sleep > 0
     timeout = webhook_configuration(documents)["webhooks"][0]["timeoutSeconds"]
-    assert pod["terminationGracePeriodSeconds"] > sleep + timeout
+    assert spec["terminationGracePeriodSeconds"] > sleep + timeout
 
     custom = {
         "nodeAffinity": {
@@ -922,10 +898,10 @@ class Kubelet:
     def __init__(
         self, documents: list[dict[str, Any]], secret: dict[str, Any], folder: Path
     ) -> None:
-        pod = pod_spec(documents)
+        spec = pod_spec(documents)
         webhook = container(documents)
         config_map = only(documents, "ConfigMap")
-        volumes = {volume["name"]: volume for volume in pod["volumes"]}
+        volumes = {volume["name"]: volume for volume in spec["volumes"]}
         self.mounts: dict[str, Path] = {}
         for mount in webhook["volumeMounts"]:
             path = folder / mount["name"]
