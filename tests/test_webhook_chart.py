@@ -519,7 +519,7 @@ def test_webhook_configuration_defaults_fail_closed_and_spare_system_namespaces(
         }
     pods = hooks["pods.promoter.dev"]["rules"]
     assert [(r["operations"], r["resources"]) for r in pods] == [
-        (["CREATE"], ["pods"]),
+        (["CREATE", "UPDATE"], ["pods"]),
         (["UPDATE"], ["pods/ephemeralcontainers"]),
     ]
     assert all(r["apiGroups"] == [""] and r["apiVersions"] == ["v1"] for r in pods)
@@ -619,9 +619,10 @@ def request(
 
 
 def test_match_conditions_skip_kubelets_and_workload_updates_that_change_no_spec() -> None:
-    """Evaluated by CEL: a Pod from a controller and a workload's CREATE or image change are
-    sent to the webhook; a kubelet's mirror Pod and a workload UPDATE that only touches metadata
-    (labels, finalizers on delete) are not; skipNodeRequests false sends the kubelet's too."""
+    """Evaluated by CEL: a Pod from a controller, a Pod's image set in place and a workload's
+    CREATE or image change are sent to the webhook; a kubelet's mirror Pod and an UPDATE that only
+    touches metadata (labels, finalizers on delete) are not; skipNodeRequests false sends the
+    kubelet's too."""
     hooks = webhooks(render(values()))
     pods, workloads = hooks["pods.promoter.dev"], hooks["workloads.promoter.dev"]
     mirror = pod("cart-1", f"{PROD}/shop/cart:2.4.0")
@@ -641,13 +642,18 @@ def test_match_conditions_skip_kubelets_and_workload_updates_that_change_no_spec
     deleting["metadata"]["finalizers"] = ["foregroundDeletion"]
     deleting["metadata"]["deletionTimestamp"] = "2026-11-30T03:00:00Z"
     assert not sent(workloads, request("UPDATE", deleting, current))
+    relabelled_pod = copy.deepcopy(mirror)
+    relabelled_pod["metadata"]["labels"] = {"team": "shop"}
+    assert not sent(pods, request("UPDATE", relabelled_pod, mirror, user=controller))
+    set_image = pod("cart-1", f"{PROD}/shop/cart:2.5.0")
+    assert sent(pods, request("UPDATE", set_image, mirror, user="alice"))
 
     extra = {"name": "not-ci", "expression": "request.userInfo.username != 'ci'"}
     hooks = webhooks(
         render(values(webhook={"skipNodeRequests": False, "matchConditions": [extra]}))
     )
     pods, workloads = hooks["pods.promoter.dev"], hooks["workloads.promoter.dev"]
-    assert pods["matchConditions"] == [extra]
+    assert pods["matchConditions"][0] == extra
     assert sent(pods, request("CREATE", mirror, user="system:node:ip-10-0-1-17.ec2.internal"))
     assert not sent(pods, request("CREATE", mirror, user="ci"))
     assert not sent(workloads, request("CREATE", current, user="ci"))
