@@ -558,8 +558,9 @@ def render(rows: Sequence[Row], options: Options) -> str:
     """The Markdown table for bench/README.md: per server and load, medians over the rounds.
 
     p50, p99 and reviews/s are medians of the rounds' figures, with the p99's range across
-    rounds in brackets; errors are summed; CPU is per review sent (server) and as a share of
-    the load's wall time (other work on the machine).
+    rounds in brackets; errors are summed; CPU is per review sent (the server's whole process
+    tree, and the load generator: this process or wrk) and, for other work on the machine, as a
+    share of one CPU over the load's wall time.
     """
     header = (
         f"{dt.datetime.now(dt.UTC).date().isoformat()}, {os.cpu_count()} CPUs, {options.rounds} "
@@ -570,8 +571,8 @@ def render(rows: Sequence[Row], options: Options) -> str:
     lines = [
         header,
         "",
-        "| server | load | p50 | p99 (range) | reviews/s | errors | server CPU per review | other CPU |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| server | load | p50 | p99 (range) | reviews/s | errors | CPU per review: server | load | other CPU |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     groups: dict[tuple[str, str], list[Row]] = {}
     for row in rows:
@@ -584,13 +585,18 @@ def render(rows: Sequence[Row], options: Options) -> str:
         rate = statistics.median(s.throughput for s in summaries)
         errors = sum(s.errors for s in summaries)
         per_review = statistics.median(row.server_cpu_s / row.sent for row in group) * 1e6
+        load_per_review = (
+            statistics.median(row.result.client_cpu_s / row.sent for row in group) * 1e6
+        )
         other = statistics.median(
-            row.other_cpu_s / row.result.wall_s if row.result.wall_s else 0.0 for row in group
+            max(0.0, row.other_cpu_s / row.result.wall_s) if row.result.wall_s else 0.0
+            for row in group
         )
         spread = f" ({min(p99s):.0f}-{max(p99s):.0f})" if len(group) > 1 else ""
         lines.append(
             f"| {server} | {load} | {median_p50:.1f} ms | {median_p99:.1f} ms{spread} "
-            f"| {rate:,.0f} | {errors} | {per_review:,.0f} µs | {other:.0%} |"
+            f"| {rate:,.0f} | {errors} | {per_review:,.0f} µs | {load_per_review:,.0f} µs "
+            f"| {other:.0%} |"
         )
     return "\n".join(lines)
 
