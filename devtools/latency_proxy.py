@@ -382,6 +382,10 @@ class _Link:
             # The upstream hears the client when its first bytes would arrive: one round trip
             # for the handshake plus half of one for the bytes.
             self.loop.call_at(self.up.not_before + self.proxy.rtt_s / 2, self._start_connect)
+        elif self.closed:
+            # The client went away while the upstream connection was being made.
+            assert side.transport is not None
+            side.transport.abort()
         else:
             self.up.deliver()
 
