@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 # Tools installed into the venv (kubectl from PyPI when the machine has none) are found by tests too.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: all deps debs venv test lint unit demo bench clean
+.PHONY: all deps debs venv test lint unit demo bench bench-webhook-servers clean
 
 all: test
 
@@ -58,6 +58,15 @@ demo: deps
 bench: deps
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/plan.py
+
+# The webhook's HTTP server candidates (not promoter's dependencies: only the winner is) and wrk,
+# a C load source; then every candidate under the same AdmissionReview load (about 5 minutes).
+WEBHOOK_SERVERS := uvicorn httptools h11 uvloop hypercorn cheroot granian
+bench-webhook-servers: deps
+	command -v wrk >/dev/null || { apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null; }
+	$(BIN)/pip install -q $(WEBHOOK_SERVERS)
+	$(BIN)/python bench/webhook_servers.py
 
 clean:
 	rm -rf $(VENV) .demo bench/.work .pytest_cache .mypy_cache .ruff_cache
