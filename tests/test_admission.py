@@ -33,7 +33,7 @@ from promoter.config.values import AdmissionMode, ExternalImages
 from promoter.deadline import Deadline
 from promoter.errors import AdmissionReviewError, ConfigError, DeadlineExceededError
 from promoter.reference import parse_reference
-from promoter.webhook.server import parse_listen, review_deadline
+from promoter.webhook.server import listening_socket, parse_listen, review_deadline
 
 
 def parsed(obj: dict[str, Any], **kwargs: Any) -> AdmissionRequest:
@@ -391,3 +391,15 @@ def test_webhook_serve_refuses_bad_input_before_serving(
     assert taken.code == 2
     assert f"--metrics-listen: cannot listen on 127.0.0.1:{port}" in taken.err
     assert "Traceback" not in unknown.err + bad_address.err + mismatched.err + taken.err
+
+
+def test_the_listening_socket_says_tcp_so_that_answers_are_not_held_back() -> None:
+    """asyncio turns Nagle's algorithm off only on sockets whose protocol is IPPROTO_TCP; with 0,
+    each small answer would wait for the client's delayed ACK (40 ms) under load."""
+    listening = parse_listen("127.0.0.1:0")
+    with listening_socket(*listening) as sock:
+        assert sock.proto == socket.IPPROTO_TCP
+        with socket.create_connection(sock.getsockname()[:2], timeout=10):
+            accepted, _ = sock.accept()
+            with accepted:
+                assert accepted.proto == socket.IPPROTO_TCP

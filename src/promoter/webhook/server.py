@@ -113,23 +113,33 @@ def parse_listen(text: str, *, what: str = "--listen") -> tuple[str, int]:
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
-    """A socket listening on ``host:port`` (every address for ``""``).
+    """A socket listening on ``host:port`` (every address for ``""``: IPv6 and IPv4 where the
+    system has both).
+
+    Made with protocol ``IPPROTO_TCP`` spelled out: asyncio turns Nagle's algorithm off
+    (``TCP_NODELAY``) only on connections whose socket says so, and a socket made with protocol
+    0 would leave it on, holding each small answer back for the client's delayed ACK (40 ms on
+    Linux) under load.
 
     Raises:
         InputError: the address cannot be listened on (in use, not this machine's).
     """
+    dual = host == "" and socket.has_dualstack_ipv6()
+    family = socket.AF_INET6 if dual or ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
-        if host == "" and socket.has_dualstack_ipv6():
-            return socket.create_server(
-                ("", port), family=socket.AF_INET6, dualstack_ipv6=True, backlog=1024
-            )
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        return socket.create_server((host, port), family=family, backlog=1024)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if dual:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind((host, port))
+        sock.listen(1024)
     except OSError as exc:
+        sock.close()
         raise InputError(
             f"cannot listen on {host or '*'}:{port}: {exc.strerror or exc}",
             hint="choose a free port and an address of this machine",
         ) from None
+    return sock
 
 
 class _ScrubbedJsonFormatter(JsonFormatter):
@@ -273,6 +283,12 @@ class WebhookApp:
 
 
 def _log_review(request: AdmissionRequest, decision: Decision, seconds: float) -> None:
+    if (
+        decision.verdict.allowed
+        and not decision.verdict.warnings
+        and not _log.isEnabledFor(logging.DEBUG)
+    ):
+        return
     extra: dict[str, object] = {
         "event": "review",
         "uid": request.uid,
@@ -294,7 +310,12 @@ def _log_review(request: AdmissionRequest, decision: Decision, seconds: float) -
     if decision.verdict.warnings:
         extra["warnings"] = list(decision.verdict.warnings)
     verdict = "allowed" if decision.verdict.allowed else "denied"
-    _log.info("%s %s %s", verdict, request.operation, request.subject, extra=extra)
+    # Denials and answers with warnings are what an operator looks for, one line each; a plain
+    # allow is the bulk of the traffic (every Pod of every ReplicaSet), logged with --debug.
+    quiet = decision.verdict.allowed and not decision.verdict.warnings
+    level = logging.DEBUG if quiet else logging.INFO
+    if _log.isEnabledFor(level):
+        _log.log(level, "%s %s %s", verdict, request.operation, request.subject, extra=extra)
 
 
 async def _read_body(scope: _Scope, receive: _Receive) -> bytes | str:
@@ -381,6 +402,7 @@ class Webhook:
                 self.app,
                 http="httptools",
                 lifespan="off",
+                proxy_headers=False,  # the API server connects directly; no X-Forwarded-* to trust
                 log_config=None,
                 access_log=False,
                 ssl_certfile=str(options.tls_cert),
