@@ -5,6 +5,7 @@ refusals before serving."""
 from __future__ import annotations
 
 import json
+import re
 import socket
 import threading
 from collections.abc import Callable
@@ -76,6 +77,37 @@ def test_parse_review_refuses_what_is_not_a_v1_review_in_one_line(
     with pytest.raises(AdmissionReviewError, match=message) as caught:
         parse_review(body)
     assert "\n" not in str(caught.value)
+
+
+def request_with(**fields: Any) -> bytes:
+    """A Pod CREATE review whose request has ``fields`` replaced (None removes one)."""
+    document = review(pod("p", "nginx:1"))
+    for key, value in fields.items():
+        if value is None:
+            document["request"].pop(key, None)
+        else:
+            document["request"][key] = value
+    return json.dumps(document).encode()
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"operation": "create"}, "request.operation is 'create'"),
+        ({"operation": None}, "request.operation is None"),
+        ({"object": ["x"]}, "request.object is not an object"),
+        ({"object": None}, "a CREATE request has no object"),
+        ({"oldObject": "x"}, "request.oldObject is not an object"),
+        ({"kind": {"group": ""}}, "request.kind is not a GroupVersionKind"),
+        ({"dryRun": "true"}, "request.dryRun is 'true', not true or false"),
+        ({"uid": "u" * 200}, "uid is longer than 128"),
+    ],
+)
+def test_parse_review_refuses_malformed_fields(fields: dict[str, Any], message: str) -> None:
+    """Fields of the wrong type or value are a 400, never read as "no image" and allowed; a dryRun
+    that is not a boolean is never taken for a real request."""
+    with pytest.raises(AdmissionReviewError, match=re.escape(message)):
+        parse_review(request_with(**fields))
 
 
 def test_a_hostile_kind_is_shown_escaped_in_one_line() -> None:

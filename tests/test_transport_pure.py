@@ -15,6 +15,7 @@ from promoter.remote.repository import _next_link
 from promoter.transport.challenge import parse_challenge, scope_for
 from promoter.transport.pools import _WatchedHTTPConnection
 from promoter.transport.responses import origin as _origin
+from promoter.transport.responses import redact
 from promoter.transport.retry import RetryPolicy, is_retryable, parse_retry_after
 from promoter.transport.watch import Broken, Exchange, Pace, sending_on_this_thread
 
@@ -181,3 +182,13 @@ def test_nothing_is_sent_on_an_exchange_cut_before_it_sends() -> None:
             connection.request("PUT", "/v2/app/manifests/1.0", body=b"{}")
         assert connection.sock is None  # never even connected
         connection.close()
+
+
+def test_redacted_urls_keep_no_credentials_query_or_fragment() -> None:
+    """A redirect to ``http://user:pass@host/path?sig#frag`` is shown as ``http://***@host/path``:
+    error messages name the URL, and a registry (or an attacker's redirect) chooses it."""
+    shown = redact("http://user:PASSINURL@127.0.0.1:18600/s3/blob?X-Amz-Signature=s#frag-SECRET")
+    assert shown == "http://***@127.0.0.1:18600/s3/blob"
+    assert (
+        redact("https://r.example/v2/a/blobs/sha256:0") == "https://r.example/v2/a/blobs/sha256:0"
+    )

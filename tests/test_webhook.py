@@ -4,9 +4,11 @@ AdmissionReview v1 bodies shaped as the API server sends them, against real regi
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
 import json
 import socket
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -222,15 +224,23 @@ def test_a_positive_answer_is_cached_and_counted(
     guard: WebhookProcess, dest_registry: RegistryProcess, repo: str
 ) -> None:
     """The second review of a present image is answered from the cache: the cache-hit counter
-    grows and the review's log line says cached."""
+    grows; a denial is logged as one JSON line with its uid, images and reason."""
     seed(dest_registry, repo, "1.0")
     image = f"{dest_registry.host}/{repo}:1.0"
     before = metric(guard, "promoter_admission_cache_hits_total")
     for name in ("first", "second"):
         assert guard.review(review(pod(name, image), uid=f"{repo}-{name}"))["allowed"] is True
     assert metric(guard, "promoter_admission_cache_hits_total") == before + 1
-    line = guard.wait_for_log(lambda e: e.get("uid") == f"{repo}-second", 10)
-    assert line["images"] == [{"image": image, "state": "present", "cached": True}]
+    missing = f"{dest_registry.host}/{repo}:0.1"
+    denied(guard.review(review(pod("third", image, missing), uid=f"{repo}-third")))
+    line = guard.wait_for_log(lambda e: e.get("uid") == f"{repo}-third", 10)
+    assert line["event"] == "review"
+    assert line["allowed"] is False
+    assert line["images"] == [
+        {"image": image, "state": "present", "cached": True},
+        {"image": missing, "state": "missing", "cached": False},
+    ]
+    assert "is not in production's registry" in line["reason"]
 
 
 def metric(webhook: WebhookProcess, name: str) -> float:
@@ -313,8 +323,8 @@ def test_malformed_requests_get_400_with_one_line_and_the_server_keeps_serving(
 
 
 def test_a_body_over_the_cap_is_refused_unread(guard: WebhookProcess) -> None:
-    """A body announced larger than the cap is answered 400 before it is read; one sent larger than
-    the cap without a length is cut off at the cap."""
+    """A body announced larger than the cap is answered 400 before it is read; one sent in chunks
+    without a length is cut off at the cap with a 400; the webhook goes on serving."""
     conn = guard.connect()
     conn.putrequest("POST", "/validate")
     conn.putheader("Content-Length", str(64 * 1024 * 1024))
@@ -323,9 +333,23 @@ def test_a_body_over_the_cap_is_refused_unread(guard: WebhookProcess) -> None:
     assert response.status == 400
     assert b"more than the" in response.read()
     conn.close()
-    status, answer = guard.post(b" " * (5 * 1024 * 1024))
-    assert status == 400
+    chunked = guard.connect()
+    try:
+        chunked.putrequest("POST", "/validate")
+        chunked.putheader("Transfer-Encoding", "chunked")
+        chunked.endheaders()
+        with contextlib.suppress(ConnectionError, ssl.SSLError):  # closed while we still send
+            for _ in range(6 * 16):
+                chunked.send(b"10000\r\n" + b" " * 0x10000 + b"\r\n")
+        answer = b""
+        with contextlib.suppress(ConnectionError, ssl.SSLError):
+            while chunked.sock is not None and (chunk := chunked.sock.recv(4096)):
+                answer += chunk
+    finally:
+        chunked.close()
+    assert answer.startswith(b"HTTP/1.1 400")
     assert b"more than the" in answer
+    assert guard.get("/healthz")[0] == 200
 
 
 def test_other_paths_and_methods_are_refused(guard: WebhookProcess) -> None:
@@ -608,3 +632,120 @@ def _environ() -> dict[str, str]:
     import os  # noqa: PLC0415 - the hermetic environment of the test
 
     return dict(os.environ)
+
+
+# -- hostile clients --------------------------------------------------------------------------------
+
+
+def tls_connection(webhook: WebhookProcess) -> ssl.SSLSocket:
+    """A TLS connection to the webhook that has sent nothing yet."""
+    raw = socket.create_connection(("127.0.0.1", webhook.port), timeout=20)
+    return webhook.certificates.client_context().wrap_socket(raw, server_hostname="localhost")
+
+
+def read_all(connection: ssl.SSLSocket) -> bytes:
+    """Everything the server sends until it closes the connection (bounded by the timeout)."""
+    chunks = []
+    with contextlib.suppress(ConnectionResetError, ssl.SSLEOFError):
+        while chunk := connection.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def closed_by_server(connection: ssl.SSLSocket) -> bool:
+    """Whether the server closes the connection (read returns end of stream or a reset) before the
+    socket's timeout."""
+    try:
+        return connection.recv(1) == b""
+    except (ConnectionResetError, ssl.SSLEOFError):
+        return True
+    except TimeoutError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def strict(
+    tmp_path_factory: pytest.TempPathFactory,
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+) -> Iterator[WebhookProcess]:
+    """A guard webhook with a one-second idle limit and at most 4 connections."""
+    folder = tmp_path_factory.mktemp("strict")
+    config = write_config(folder, source_registry.host, dest_registry.host)
+    args = ("--idle-seconds", "1", "--max-connections", "4")
+    with WebhookProcess(config, ENV, Certificates(folder / "tls"), extra_args=args) as webhook:
+        yield webhook
+
+
+def test_silent_and_half_sent_requests_are_closed(strict: WebhookProcess) -> None:
+    """A connection that sends nothing, one that stops in the middle of its head and one that never
+    sends the body it announced are closed (the last with a 400), instead of being held forever."""
+    with tls_connection(strict) as silent:
+        assert closed_by_server(silent)
+    with tls_connection(strict) as half:
+        half.sendall(b"POST /validate HTTP/1.1\r\nHost: x\r\nContent-Le")
+        assert closed_by_server(half)
+    with tls_connection(strict) as no_body:
+        no_body.sendall(b"POST /validate HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+        answer = read_all(no_body)
+        assert answer.startswith(b"HTTP/1.1 400")
+        assert b"the body did not arrive within 1 s" in answer
+    assert strict.get("/healthz")[0] == 200
+
+
+def test_a_head_larger_than_the_limit_is_refused(strict: WebhookProcess) -> None:
+    """A request head over 64 KiB gets 431 and the connection is closed, without reading it all."""
+    with tls_connection(strict) as connection:
+        connection.sendall(b"POST /validate HTTP/1.1\r\nHost: x\r\nX-Big: " + b"A" * 70_000)
+        answer = connection.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 431")
+
+
+def test_connections_beyond_the_limit_are_closed_at_once(strict: WebhookProcess) -> None:
+    """With --max-connections 4, a fifth connection is closed while four idle ones are open; the
+    webhook serves again once they go."""
+    held = [tls_connection(strict) for _ in range(4)]
+    try:
+        try:
+            extra = tls_connection(strict)
+        except (ssl.SSLError, ConnectionError):
+            pass  # closed during the handshake: as good
+        else:
+            with extra:
+                assert closed_by_server(extra)
+    finally:
+        for connection in held:
+            connection.close()
+    assert strict.review(review(pod("p", "nginx:1")))["allowed"] is True
+
+
+def test_sigterm_during_an_on_demand_copy_exits_promptly_leaving_no_tag(
+    start_webhook: Callable[..., WebhookProcess],
+    tmp_path: Path,
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+) -> None:
+    """A copy still running at SIGTERM is cut (its tag, written last, never appears) and the process
+    exits 0 within the grace, not at the copy's own deadline."""
+    release = threading.Event()
+    with FaultProxy(source_registry.url) as proxy:
+        proxy.add_rule("GET", r"/blobs/", before=lambda: release.wait(60), times=100)
+        config = write_config(
+            tmp_path,
+            source_registry.host,
+            dest_registry.host,
+            "{mode: promote, deadlineSeconds: 0.5}",
+            extra_env=f'registries:\n  "{source_registry.host}": {{endpoint: "{proxy.url}"}}\n',
+        )
+        webhook = start_webhook(config, "--shutdown-grace", "2")
+        seed(source_registry, repo, "6.0")
+        message = denied(webhook.review(review(pod("p", f"{dest_registry.host}/{repo}:6.0"))))
+        assert "is being promoted" in message
+        assert webhook.process is not None
+        webhook.process.send_signal(15)
+        try:
+            assert webhook.process.wait(25) == 0
+        finally:
+            release.set()
+    assert manifest_digest(dest_registry, repo, "6.0") is None

@@ -79,6 +79,10 @@ PROMOTION_TIMEOUT = 600.0
 #: Concurrent registry lookups for the images of one object, across all reviews.
 LOOKUP_WORKERS = 32
 
+#: The longest request uid read (the API server's are UUIDs, 36 characters).
+UID_LIMIT = 128
+#: The operations of an AdmissionRequest (admission.k8s.io/v1 ``Operation``).
+_OPERATIONS = frozenset({"CREATE", "UPDATE", "DELETE", "CONNECT"})
 #: Operations whose object can bring an image.
 _CHECKED_OPERATIONS = frozenset({"CREATE", "UPDATE"})
 #: Subresources whose object can bring an image: the Pod itself ("") and its ephemeral containers.
@@ -155,8 +159,25 @@ def parse_review(body: bytes) -> AdmissionRequest:
     uid = request.get("uid")
     if not isinstance(uid, str) or not uid.strip():
         raise AdmissionReviewError("the AdmissionReview request has no uid")
+    if len(uid) > UID_LIMIT:
+        raise AdmissionReviewError(f"the request's uid is longer than {UID_LIMIT} characters")
+    operation = request.get("operation")
+    if operation not in _OPERATIONS:
+        raise AdmissionReviewError(
+            f"request.operation is {_quoted(operation)}, not one of {', '.join(sorted(_OPERATIONS))}"
+        )
     kind_field = request.get("kind")
+    if not isinstance(kind_field, dict) or not isinstance(kind_field.get("kind"), str):
+        raise AdmissionReviewError("request.kind is not a GroupVersionKind with a kind")
     obj, old = request.get("object"), request.get("oldObject")
+    for field, value in (("object", obj), ("oldObject", old)):
+        if value is not None and not isinstance(value, dict):
+            raise AdmissionReviewError(f"request.{field} is not an object")
+    if obj is None and operation in _CHECKED_OPERATIONS:
+        raise AdmissionReviewError(f"a {operation} request has no object")
+    dry_run = request.get("dryRun", False)
+    if not isinstance(dry_run, bool):
+        raise AdmissionReviewError(f"request.dryRun is {_quoted(dry_run)}, not true or false")
     metadata = obj.get("metadata") if isinstance(obj, dict) else None
     metadata = metadata if isinstance(metadata, dict) else {}
     name = request.get("name") or metadata.get("name")
@@ -164,14 +185,14 @@ def parse_review(body: bytes) -> AdmissionRequest:
         name = f"{metadata['generateName']}*"
     return AdmissionRequest(
         uid=uid,
-        kind=_text(kind_field.get("kind") if isinstance(kind_field, dict) else None),
-        operation=_text(request.get("operation")),
+        kind=_text(kind_field["kind"]),
+        operation=operation,
         sub_resource=_text(request.get("subResource")),
         namespace=_text(request.get("namespace")),
         name=_text(name),
-        object=obj if isinstance(obj, dict) else None,
-        old_object=old if isinstance(old, dict) else None,
-        dry_run=request.get("dryRun") is True,
+        object=obj,
+        old_object=old,
+        dry_run=dry_run,
     )
 
 
@@ -782,6 +803,11 @@ def pending_of(pending: list[tuple[int, FoundImage, Reference]], index: int) -> 
 def _text(value: object) -> str:
     """A request field as one line of text (empty when absent or not a string)."""
     return one_line(value, SHOWN) if isinstance(value, str) else ""
+
+
+def _quoted(value: object) -> str:
+    """A request value as JSON-ish text, quoted when it is a string: one line, cut."""
+    return one_line(repr(value), SHOWN)
 
 
 def _shown(value: object) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import signal
 import sys
@@ -60,6 +61,17 @@ class ScrubFilter(logging.Filter):
             record.exc_text = self._scrub(logging.Formatter().formatException(record.exc_info))
             record.exc_info = None
         return True
+
+
+def positive_seconds(text: str) -> float:
+    """An argparse type for a duration: a finite number of seconds above zero."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected more than 0 seconds, got {text!r}")
+    return value
 
 
 def int_at_least(minimum: int) -> Callable[[str], int]:

@@ -232,7 +232,8 @@ def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None) -> i
     # handed it (a credential source, a read of standard input) still ends at it.
     with stop_on_signals(), bounded_by(args.deadline):
         code = _run_command(args, scrub, stdin, debug=debug)
-    return EXIT_INTERRUPTED if interrupted() else code
+    # A server's stop cuts what is still running on purpose (webhook.md): its code stands.
+    return EXIT_INTERRUPTED if interrupted() and not serving else code
 
 
 def _run_command(

@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from promoter.app.runtime import SecretScrubber
-from promoter.cli.common import build_runtime_settings, int_at_least
+from promoter.cli.common import build_runtime_settings, int_at_least, positive_seconds
 from promoter.cli.exit_codes import EXIT_OK
 from promoter.config.locate import find_config
 from promoter.errors import InputError
@@ -75,15 +75,30 @@ def add_commands(
     )
     serve.add_argument(
         "--shutdown-grace",
-        type=float,
+        type=positive_seconds,
         default=20.0,
         metavar="SECONDS",
         help="on SIGTERM, how long reviews in flight may take (default 20; keep the Pod's "
         "terminationGracePeriodSeconds above it)",
     )
     serve.add_argument(
+        "--idle-seconds",
+        type=positive_seconds,
+        default=75.0,
+        metavar="SECONDS",
+        help="close a connection that sends nothing for SECONDS (default 75); a request's head "
+        "and its body must each arrive within 10 s, or SECONDS when shorter",
+    )
+    serve.add_argument(
+        "--max-connections",
+        type=int_at_least(1),
+        default=1000,
+        metavar="N",
+        help="open connections beyond which new ones are closed at once (default 1000)",
+    )
+    serve.add_argument(
         "--tls-check-seconds",
-        type=float,
+        type=positive_seconds,
         default=10.0,
         metavar="SECONDS",
         help="how often the certificate files are checked for a rotation (default 10)",
@@ -128,6 +143,8 @@ def run_command(args: argparse.Namespace, scrub: SecretScrubber) -> int:
         review_threads=args.review_threads,
         shutdown_grace=args.shutdown_grace,
         tls_check_seconds=args.tls_check_seconds,
+        keep_alive_seconds=args.idle_seconds,
+        max_connections=args.max_connections,
     )
     settings = replace(
         build_runtime_settings(args, registries=config.registries),

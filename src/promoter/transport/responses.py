@@ -20,9 +20,13 @@ from promoter.transport.watch import exchange_of
 
 
 def redact(url: str) -> str:
-    """The URL without its query string: upload URLs carry session state, presigned URLs signatures."""
+    """The URL without its query string and fragment (upload URLs carry session state, presigned
+    URLs signatures) and without a ``user:password@`` (a redirect may name one): ``***@host``."""
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rpartition("@")[2]
+    return f"{parts.scheme}://{netloc}{parts.path}"
 
 
 def origin(url: str) -> tuple[str, str, int]:

@@ -38,6 +38,9 @@ import uvicorn
 from pythonjsonlogger.json import JsonFormatter
 
 from promoter.app.admission import (
+    MESSAGE_LIMIT,
+    SHOWN,
+    WARNING_LIMIT,
     AdmissionController,
     AdmissionRequest,
     Decision,
@@ -49,7 +52,9 @@ from promoter.config.values import PromoterConfig
 from promoter.deadline import Deadline
 from promoter.errors import AdmissionReviewError, InputError, PromoterError, one_line
 from promoter.outcome import Outcome
-from promoter.process import signals_to_main_thread
+from promoter.process import signals_to_main_thread, stop_children
+from promoter.transport.watch import interrupt
+from promoter.webhook.connections import guarded_protocol
 from promoter.webhook.metrics import WebhookMetrics
 from promoter.webhook.tls import CertificateReloader
 
@@ -67,6 +72,13 @@ BODY_LIMIT = 4 * 1024 * 1024
 LOOP_PARSE_LIMIT = 64 * 1024
 #: Seconds kept between a review's deadline and the API server's timeout, for the answer to travel.
 ANSWER_MARGIN = 0.5
+#: Seconds a request's body may take to arrive once its head has (the API server sends it at once;
+#: its own timeout is at most 30 s).
+BODY_TIMEOUT = 10.0
+#: Seconds a stop waits for interrupted copies to end.
+STOP_WAIT = 5.0
+#: Bodies parsed in threads at once: a large body costs tens of MB while it is parsed.
+LARGE_BODIES = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +95,8 @@ class ServeOptions:
             on-demand copies (abandoning one is safe: its tag is written last).
         tls_check_seconds: how often the certificate files are checked for a change.
         keep_alive_seconds: how long an idle connection is kept (the API server reuses them).
+        max_connections: open connections beyond which new ones are closed at once
+            (:mod:`promoter.webhook.connections`).
     """
 
     listen: tuple[str, int]
@@ -93,6 +107,7 @@ class ServeOptions:
     shutdown_grace: float = 20.0
     tls_check_seconds: float = 10.0
     keep_alive_seconds: float = 75.0
+    max_connections: int = 1000
 
 
 def parse_listen(text: str, *, what: str = "--listen") -> tuple[str, int]:
@@ -206,15 +221,23 @@ class WebhookApp:
         controller: decides reviews.
         metrics: counts them.
         pool: runs the reviews that need the registry.
+        body_timeout: seconds a request's body may take once its head arrived.
     """
 
     def __init__(
-        self, controller: AdmissionController, metrics: WebhookMetrics, pool: ThreadPoolExecutor
+        self,
+        controller: AdmissionController,
+        metrics: WebhookMetrics,
+        pool: ThreadPoolExecutor,
+        *,
+        body_timeout: float = BODY_TIMEOUT,
     ) -> None:
         self.controller = controller
+        self.body_timeout = body_timeout
         self.metrics = metrics
         self.pool = pool
         self.ready = False
+        self._large_bodies = asyncio.Semaphore(LARGE_BODIES)
 
     async def __call__(self, scope: _Scope, receive: _Receive, send: _Send) -> None:
         if scope["type"] != "http":
@@ -240,17 +263,21 @@ class WebhookApp:
             )
 
     async def _validate(self, scope: _Scope, receive: _Receive, send: _Send) -> None:
-        started = time.monotonic()
-        body = await _read_body(scope, receive)
+        try:
+            body = await asyncio.wait_for(_read_body(scope, receive), self.body_timeout)
+        except TimeoutError:
+            body = f"the body did not arrive within {self.body_timeout:g} s"
         if isinstance(body, str):
             await self._bad(send, body)
             return
+        started = time.monotonic()
         loop = asyncio.get_running_loop()
         seconds = self.controller.settings.deadline_seconds
         deadline = review_deadline(seconds, scope.get("query_string", b""))
         try:
             if len(body) > LOOP_PARSE_LIMIT:
-                request = await loop.run_in_executor(self.pool, parse_review, body)
+                async with self._large_bodies:
+                    request = await loop.run_in_executor(self.pool, parse_review, body)
             else:
                 request = parse_review(body)
         except AdmissionReviewError as exc:
@@ -299,16 +326,17 @@ def _log_review(request: AdmissionRequest, decision: Decision, seconds: float) -
         "dryRun": request.dry_run,
         "allowed": decision.verdict.allowed,
         "images": [
-            {"image": c.image, "state": c.state.value, "cached": c.cached} for c in decision.checks
+            {"image": one_line(c.image, SHOWN), "state": c.state.value, "cached": c.cached}
+            for c in decision.checks
         ],
         "durationMs": round(seconds * 1000, 1),
     }
     if decision.skipped:
         extra["skipped"] = decision.skipped
     if not decision.verdict.allowed:
-        extra["reason"] = decision.verdict.message
+        extra["reason"] = one_line(decision.verdict.message, MESSAGE_LIMIT)
     if decision.verdict.warnings:
-        extra["warnings"] = list(decision.verdict.warnings)
+        extra["warnings"] = [one_line(w, WARNING_LIMIT) for w in decision.verdict.warnings]
     verdict = "allowed" if decision.verdict.allowed else "denied"
     # Denials and answers with warnings are what an operator looks for, one line each; a plain
     # allow is the bulk of the traffic (every Pod of every ReplicaSet), logged with --debug.
@@ -380,7 +408,12 @@ class Webhook:
             initializer=signals_to_main_thread,
         )
         self.metrics.promotions_running.set_function(lambda: self.controller.promotions_running)
-        self.app = WebhookApp(self.controller, self.metrics, self.pool)
+        self.app = WebhookApp(
+            self.controller,
+            self.metrics,
+            self.pool,
+            body_timeout=min(BODY_TIMEOUT, options.keep_alive_seconds),
+        )
         self.socket = listening_socket(*options.listen)
         self.address = _address(self.socket)
         self.metrics_address: str | None = None
@@ -400,7 +433,10 @@ class Webhook:
         self.server = uvicorn.Server(
             uvicorn.Config(
                 self.app,
-                http="httptools",
+                http=guarded_protocol(
+                    max_connections=options.max_connections,
+                    idle_timeout=options.keep_alive_seconds,
+                ),
                 lifespan="off",
                 proxy_headers=False,  # the API server connects directly; no X-Forwarded-* to trust
                 log_config=None,
@@ -518,8 +554,14 @@ class Webhook:
         """Wait up to the grace for on-demand copies, then release threads, sockets and ports."""
         left = self.controller.close(self.options.shutdown_grace / 4)
         if left:
+            # Cut their registry exchanges so that they end now (their tags are written last:
+            # nothing half-promoted stays), instead of holding the process up to their deadline.
+            interrupt()
+            stop_children()
+            left = self.controller.close(STOP_WAIT)
             _log.warning(
-                "stopping with %d on-demand copies unfinished; the next request starts them again",
+                "stopped on-demand copies unfinished (%d still ending); the next request starts "
+                "them again",
                 left,
                 extra={"event": "stopped"},
             )
