@@ -70,6 +70,20 @@ def start_webhook(tmp_path: Path) -> Iterator[Callable[..., WebhookProcess]]:
         webhook.stop()
 
 
+def module_webhook(
+    factory: pytest.TempPathFactory,
+    source: RegistryProcess,
+    destination: RegistryProcess,
+    admission: str,
+    *args: str,
+) -> Iterator[WebhookProcess]:
+    """A webhook for production shared by a module's tests, with ``admission:`` and ``args``."""
+    folder = factory.mktemp("webhook")
+    config = write_config(folder, source.host, destination.host, admission)
+    with WebhookProcess(config, ENV, Certificates(folder / "tls"), extra_args=args) as webhook:
+        yield webhook
+
+
 @pytest.fixture(scope="module")
 def guard(
     tmp_path_factory: pytest.TempPathFactory,
@@ -77,15 +91,8 @@ def guard(
     dest_registry: RegistryProcess,
 ) -> Iterator[WebhookProcess]:
     """One guard-mode webhook for production, external images denied but registry.k8s.io."""
-    folder = tmp_path_factory.mktemp("guard")
-    config = write_config(
-        folder,
-        source_registry.host,
-        dest_registry.host,
-        "{external: deny, allowExternal: ['registry.k8s.io/*'], cacheSeconds: 60}",
-    )
-    with WebhookProcess(config, ENV, Certificates(folder / "tls")) as webhook:
-        yield webhook
+    admission = "{external: deny, allowExternal: ['registry.k8s.io/*'], cacheSeconds: 60}"
+    yield from module_webhook(tmp_path_factory, source_registry, dest_registry, admission)
 
 
 def denied(response: dict[str, Any]) -> str:
@@ -370,15 +377,8 @@ def promoter_hook(
     dest_registry: RegistryProcess,
 ) -> Iterator[WebhookProcess]:
     """A promote-mode webhook for production, limited to repositories under team/."""
-    folder = tmp_path_factory.mktemp("promote")
-    config = write_config(
-        folder,
-        source_registry.host,
-        dest_registry.host,
-        "{mode: promote, promoteRepositories: ['team/*']}",
-    )
-    with WebhookProcess(config, ENV, Certificates(folder / "tls")) as webhook:
-        yield webhook
+    admission = "{mode: promote, promoteRepositories: ['team/*']}"
+    yield from module_webhook(tmp_path_factory, source_registry, dest_registry, admission)
 
 
 def test_promote_mode_copies_a_missing_image_before_answering(
@@ -517,7 +517,7 @@ def test_a_registry_that_does_not_answer_is_a_denial_within_the_deadline(
         finally:
             conn.close()
         message = denied(response)
-        assert f"could not check image {host}/team/app:1.0 in {host}" in message
+        assert f"could not ask {host} about image {host}/team/app:1.0" in message
         assert "retry when the registry answers" in message
         assert webhook.get("/readyz")[0] == 503
     finally:
@@ -622,7 +622,7 @@ def test_logs_and_answers_carry_no_credential(
         webhook = start_webhook(config, "--retries", "0", env=env)
         response = webhook.review(review(pod("p", f"{basic_registry.host}/{repo}:1.0")))
         text = json.dumps(response) + "\n".join(webhook.lines)
-        assert "could not check image" in denied(response)
+        assert "could not ask" in denied(response)
         username, password = str(basic_registry.creds).split(":", 1)
         assert password not in text
         assert base64.b64encode(f"{username}:{password}".encode()).decode() not in text
@@ -670,11 +670,16 @@ def strict(
     dest_registry: RegistryProcess,
 ) -> Iterator[WebhookProcess]:
     """A guard webhook with a one-second idle limit and at most 4 connections."""
-    folder = tmp_path_factory.mktemp("strict")
-    config = write_config(folder, source_registry.host, dest_registry.host)
-    args = ("--idle-seconds", "1", "--max-connections", "4")
-    with WebhookProcess(config, ENV, Certificates(folder / "tls"), extra_args=args) as webhook:
-        yield webhook
+    yield from module_webhook(
+        tmp_path_factory,
+        source_registry,
+        dest_registry,
+        "",
+        "--idle-seconds",
+        "1",
+        "--max-connections",
+        "4",
+    )
 
 
 def test_silent_and_half_sent_requests_are_closed(strict: WebhookProcess) -> None:

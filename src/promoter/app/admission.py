@@ -629,10 +629,12 @@ class AdmissionController:
 
     def _error_check(self, found: FoundImage, registry: str, error: PromoterError) -> ImageCheck:
         self.runtime.scrubber.error(error)
+        # The error's message without its hint: the hint speaks to someone running promoter (a
+        # flag, a docker config path), while this note is read by whoever applied the object.
         note = (
-            f"could not check image {_shown(found.image)} in {registry}: "
-            f"{one_line(str(error), SHOWN)}; denied because promoter cannot tell whether it was "
-            "promoted: retry when the registry answers"
+            f"could not ask {registry} about image {_shown(found.image)}: "
+            f"{one_line(error.message, 2 * SHOWN)}; denied because promoter cannot tell whether it "
+            "was promoted: retry when the registry answers"
         )
         return ImageCheck(found.image, one_line(found.place, SHOWN), ImageState.UNCHECKED, note)
 
@@ -676,7 +678,8 @@ class AdmissionController:
             )
             return ImageCheck(found.image, place, ImageState.PROMOTING, note)
         except PromoterError as exc:
-            return self._failed_copy(found, source, str(self.runtime.scrubber.error(exc)))
+            self.runtime.scrubber.error(exc)
+            return self._failed_copy(found, source, exc.message)
         return self._copied(found, reference, source, report)
 
     def _missing_note(self, found: FoundImage, reference: Reference, deadline: Deadline) -> str:

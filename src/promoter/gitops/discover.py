@@ -68,8 +68,12 @@ class FoundImage:
         """Where in the workload, for a message: ``container api``, ``volume models`` or
         ``spec.image``."""
         if self.field == "volumes":
-            return f"volume {self.container}"
-        return f"container {self.container}" if self.field in CONTAINER_FIELDS else self.field
+            return f"volume {self.container}" if self.container else "an unnamed volume"
+        if self.field not in CONTAINER_FIELDS:
+            return self.field
+        return (
+            f"container {self.container}" if self.container else f"an unnamed entry of {self.field}"
+        )
 
 
 @dataclass(frozen=True, slots=True)
