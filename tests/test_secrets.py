@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -450,3 +451,26 @@ def test_malformed_docker_config_is_bad_input(
     assert fragment in result.err
     assert "internal error" not in result.err
     assert "dXNlcjpwdw" not in result.err
+
+
+def test_a_redirect_naming_credentials_shows_none_when_its_host_refuses(
+    cli: Callable[..., CliRun],
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+) -> None:
+    """A blob redirect to ``http://robot:pw@host/...`` whose host refuses connections fails with a
+    message naming the host, never the user or password (plain or percent-encoded)."""
+    with socket.create_server(("127.0.0.1", 0)) as closed:
+        port = closed.getsockname()[1]
+    push(source_registry, repo, images.oci_image([images.layer(9, repo)], seed=repo))
+    location = f"http://robot:s3cretPW@127.0.0.1:{port}/blob?X-Amz-Signature=sig"
+    with FaultProxy(source_registry.url) as proxy:
+        proxy.add_rule("GET", r"/blobs/", status=307, headers={"Location": location}, times=50)
+        run = cli(
+            "copy", f"{proxy.host}/{repo}:1.0", f"{dest_registry.host}/{repo}:1.0", "--retries", "0"
+        )
+    assert run.code == 1
+    assert f"127.0.0.1:{port}" in run.err
+    for secret in ("s3cretPW", "robot:", "robot%3A"):
+        assert secret not in run.out + run.err

@@ -487,8 +487,10 @@ class RegistrySession:
             RunInterruptedError: the run was interrupted.
         """
         parts = urlsplit(url)
-        peer = parts.netloc
-        owner = self.registry if peer == self._netloc else ""
+        # host[:port] for messages: a redirect's user:password@ is no part of it (only the
+        # message shows this; the request still goes where the URL says).
+        peer = parts.netloc.rpartition("@")[2]
+        owner = self.registry if parts.netloc == self._netloc else ""
         pool = self.transport.pool_for(url, owner)
         options = self.transport.options
         pace = self.transport.pace
