@@ -172,11 +172,28 @@ def decide(controller: AdmissionController, *images: str) -> Verdict:
     return decision.verdict
 
 
-def test_a_registry_spelled_with_its_https_port_is_the_same_registry(tmp_path: Path) -> None:
-    """``host:443`` is the host: dev's registry with :443 is still dev's, denied."""
-    verdict = decide(controller(tmp_path, "{external: allow}"), "dev.example.com:443/shop/web:1")
+@pytest.mark.parametrize("port", [":443", ":0443", ":00443"])
+def test_a_registry_spelled_with_its_https_port_is_the_same_registry(
+    tmp_path: Path, port: str
+) -> None:
+    """``host:443`` (however the port is written) is the host: dev's registry with it is still
+    dev's, denied even when external images are allowed."""
+    verdict = decide(controller(tmp_path, "{external: allow}"), f"dev.example.com{port}/shop/web:1")
     assert verdict.allowed is False
     assert "is in dev's registry" in verdict.message
+    assert registry_identity("r.io:05000") == "r.io:5000"
+    assert registry_identity("[::1]:0443") == "[::1]"
+
+
+def test_the_object_is_read_as_the_kind_the_api_server_admits(tmp_path: Path) -> None:
+    """An object without ``kind`` (or with another) is read as request.kind: a Pod's images are
+    checked, not passed over as "no image"."""
+    document = review(pod("p", "dev.example.com/shop/web:1"))
+    del document["request"]["object"]["kind"]
+    request = parse_review(json.dumps(document).encode())
+    decision = controller(tmp_path).review(request, Deadline.after(5), cached_only=True)
+    assert decision is not None
+    assert decision.verdict.allowed is False
 
 
 def test_allow_external_matches_the_name_as_written_and_a_denial_names_the_pattern(
@@ -184,8 +201,9 @@ def test_allow_external_matches_the_name_as_written_and_a_denial_names_the_patte
 ) -> None:
     """``nginx`` in allowExternal allows ``nginx:1.27``; a denied external image names the
     pattern that would allow it."""
-    allowing = controller(tmp_path, "{external: deny, allowExternal: [nginx]}")
-    assert decide(allowing, "nginx:1.27").allowed is True
+    allowing = controller(tmp_path, "{external: deny, allowExternal: [nginx, docker.io/redis]}")
+    for image in ("nginx:1.27", "docker.io/library/nginx:1.27", "redis:7", "library/redis:7"):
+        assert decide(allowing, image).allowed is True, image
     verdict = decide(allowing, "busybox:1.36")
     assert "add 'docker.io/library/busybox' (or 'docker.io/*') to admission.allowExternal" in (
         verdict.message
@@ -327,6 +345,17 @@ def config_text(admission: str, *, source: bool = True) -> str:
     )
 
 
+def test_patterns_with_a_tag_digest_or_scheme_are_warned_about(tmp_path: Path) -> None:
+    """allowExternal patterns match REGISTRY/REPOSITORY: one with a tag, a digest or a URL scheme
+    allows nothing, and loading says so; ports and plain patterns are fine."""
+    path = tmp_path / "promoter.yaml"
+    patterns = "['busybox:1.36', 'nginx@sha256:abc', 'https://quay.io/*', 'r.io:5000/a', 'nginx']"
+    path.write_text(config_text(f"{{external: deny, allowExternal: {patterns}}}"))
+    warnings = [w for w in load_config(path).warnings if "allowExternal" in w]
+    assert len(warnings) == 3
+    assert "'busybox:1.36' names a tag, a digest or a URL scheme" in warnings[0]
+
+
 def test_admission_settings_load_with_their_defaults(tmp_path: Path) -> None:
     """Given keys are read; the others default to guard, external allow, 60 s cache, 8 s."""
     path = tmp_path / "promoter.yaml"
@@ -343,13 +372,21 @@ def test_admission_settings_load_with_their_defaults(tmp_path: Path) -> None:
     ("admission", "source", "message"),
     [
         ("{mode: promote}", False, "admission.mode: promote copies missing images"),
-        ("{deadlineSeconds: 31}", True, "deadlineSeconds: 31 is not more than 0 and at most 29"),
+        (
+            "{deadlineSeconds: 31}",
+            True,
+            "deadlineSeconds: must be above 0 and at most 29 seconds, got 31",
+        ),
         ("{cacheSeconds: -1}", True, "cacheSeconds: -1 is not between 0"),
         ("{allowExternal: ['']}", True, "allowExternal: '' is not a pattern"),
         ("{mode: mutate}", True, "mode"),
         ("{external: block}", True, "external"),
         ("{cache: 5}", True, "cache"),
-        ("{deadlineSeconds: 0}", True, "deadlineSeconds: 0 is not more than 0"),
+        (
+            "{deadlineSeconds: 0}",
+            True,
+            "deadlineSeconds: must be above 0 and at most 29 seconds, got 0",
+        ),
     ],
 )
 def test_bad_admission_settings_are_one_line_naming_the_key(

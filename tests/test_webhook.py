@@ -123,7 +123,7 @@ def test_guard_allows_a_promoted_tag_and_denies_an_unpromoted_one_naming_what_to
     message = denied(guard.review(review(pod("bad", f"{image}:2.0"))))
     assert f"image {image}:2.0 (container c0) is not in production's registry" in message
     assert "dev has it: promoter sync production copies it" in message
-    assert f"promoter promote {repo} --to production" in message
+    assert f"otherwise set {repo} to that version in production's overlay in Git" in message
     message = denied(guard.review(review(pod("bad", f"{image}:3.0"))))
     assert f"nor in dev's registry {source_registry.host}: check the tag" in message
 
@@ -213,7 +213,7 @@ def test_guard_checks_ephemeral_containers_added_to_a_running_pod(
     response = guard.review(
         review(debugged, operation="UPDATE", old=running, sub_resource="ephemeralcontainers")
     )
-    assert "busybox:1.36 (container debugger)" in denied(response)
+    assert "busybox:1.36 (ephemeral container debugger)" in denied(response)
 
 
 def test_requests_without_images_are_allowed_without_asking_a_registry(
@@ -754,3 +754,20 @@ def test_sigterm_during_an_on_demand_copy_exits_promptly_leaving_no_tag(
         finally:
             release.set()
     assert manifest_digest(dest_registry, repo, "6.0") is None
+
+
+def test_refused_credentials_are_named_as_such_not_retry(
+    start_webhook: Callable[..., WebhookProcess],
+    tmp_path: Path,
+    source_registry: RegistryProcess,
+    basic_registry: RegistryProcess,
+    repo: str,
+) -> None:
+    """A registry that refuses the webhook (no credentials for a password-protected one) denies
+    with that reason: a retry would not help, the webhook's access needs fixing."""
+    config = write_config(tmp_path, source_registry.host, basic_registry.host)
+    webhook = start_webhook(config, ready=False)
+    message = denied(webhook.review(review(pod("p", f"{basic_registry.host}/{repo}:1.0"))))
+    assert "the registry refused the webhook's credentials" in message
+    assert "retrying will not help" in message
+    assert "promoter login" not in message

@@ -48,6 +48,7 @@ from promoter.config.values import (
 from promoter.deadline import Deadline
 from promoter.errors import (
     AdmissionReviewError,
+    AuthenticationError,
     DeadlineExceededError,
     InvalidReferenceError,
     PromoterError,
@@ -349,12 +350,18 @@ def new_images(request: AdmissionRequest) -> list[FoundImage] | str:
         return "the request has no object"
     before: set[str] = set()
     if request.operation == "UPDATE" and request.old_object is not None:
-        before = {found.image for found in discover_images([request.old_object])}
+        before = {found.image for found in discover_images([_as_kind(request.old_object, request)])}
     images: dict[str, FoundImage] = {}
-    for found in discover_images([request.object]):
+    for found in discover_images([_as_kind(request.object, request)]):
         if found.image not in before:
             images.setdefault(found.image, found)
     return list(images.values())
+
+
+def _as_kind(obj: Mapping[str, Any], request: AdmissionRequest) -> Mapping[str, Any]:
+    """The object with the request's kind: the API server's ``request.kind`` is what is being
+    admitted, whatever the object's own ``kind`` field says (or lacks)."""
+    return obj if obj.get("kind") == request.kind else {**obj, "kind": request.kind}
 
 
 def matches(patterns: Sequence[str], *names: str) -> bool:
@@ -362,6 +369,21 @@ def matches(patterns: Sequence[str], *names: str) -> bool:
     (:func:`fnmatch.fnmatchcase`: ``*`` also matches ``/``), so ``registry.k8s.io/*`` covers every
     repository there."""
     return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns for name in names)
+
+
+def spellings(reference: Reference, image: str) -> tuple[str, ...]:
+    """The names ``allowExternal`` patterns are matched against: the normalised name, the name as
+    written, and for Docker Hub every short form (``docker.io/library/nginx``,
+    ``docker.io/nginx``, ``library/nginx``, ``nginx``), so that a pattern in any of them allows
+    the image however a manifest spells it."""
+    names = [reference.name, written_name(image)]
+    if reference.registry == "docker.io":
+        path = reference.repository
+        names += [path, f"docker.io/{path}"]
+        if path.startswith("library/"):
+            short = path.removeprefix("library/")
+            names += [short, f"docker.io/{short}"]
+    return tuple(dict.fromkeys(names))
 
 
 def written_name(image: str) -> str:
@@ -375,9 +397,15 @@ def written_name(image: str) -> str:
 
 
 def registry_identity(host: str) -> str:
-    """The registry a host names, for comparing: ``host:443`` is ``host`` (HTTPS's own port; a node
-    pulls the same registry under both spellings)."""
-    return host[: -len(":443")] if host.endswith(":443") else host
+    """The registry a host names, for comparing: the port as a number (``:0443`` is ``:443``), and
+    ``host:443`` is ``host`` (HTTPS's own port; a node pulls the same registry under every one of
+    these spellings)."""
+    name, colon, port = host.rpartition(":")
+    bare_ipv6 = ":" in name and not name.endswith("]")  # an IPv6 address without a port
+    if not colon or not port.isdigit() or bare_ipv6:
+        return host
+    number = int(port)
+    return name if number == 443 else f"{name}:{number}"
 
 
 def presence_key(reference: Reference) -> str:
@@ -535,9 +563,7 @@ class AdmissionController:
             return ImageCheck(found.image, place, ImageState.FOREIGN, note), None
         policy = self.settings.external
         patterns = self.settings.allow_external
-        if policy is ExternalImages.ALLOW or matches(
-            patterns, reference.name, written_name(found.image)
-        ):
+        if policy is ExternalImages.ALLOW or matches(patterns, *spellings(reference, found.image)):
             return ImageCheck(found.image, place, ImageState.ALLOWED), None
         if policy is ExternalImages.WARN:
             note = (
@@ -629,6 +655,14 @@ class AdmissionController:
 
     def _error_check(self, found: FoundImage, registry: str, error: PromoterError) -> ImageCheck:
         self.runtime.scrubber.error(error)
+        if isinstance(error, AuthenticationError):
+            note = (
+                f"could not ask {registry} about image {_shown(found.image)}: the registry refused "
+                f"the webhook's credentials ({one_line(error.message, SHOWN)}); denied because "
+                "promoter cannot tell whether it was promoted: the webhook's registry access (its "
+                "role or docker config) needs fixing, retrying will not help"
+            )
+            return ImageCheck(found.image, one_line(found.place, SHOWN), ImageState.UNCHECKED, note)
         # The error's message without its hint: the hint speaks to someone running promoter (a
         # flag, a docker config path), while this note is read by whoever applied the object.
         note = (
@@ -695,7 +729,7 @@ class AdmissionController:
             return f"{missing}, and no environment promotes into {name}: push it there, then retry"
         promote = (
             f"promoter sync {name} copies it from {source.name} if {name}'s overlay names it; "
-            f"otherwise promote that version in Git (promoter promote {module} --to {name}) and sync"
+            f"otherwise set {module} to that version in {name}'s overlay in Git, then sync"
         )
         wanted = reference.in_repository(source.registry, reference.repository)
         try:
@@ -745,10 +779,10 @@ class AdmissionController:
             self.cache.add(presence_key(reference))
             note = f"image {_shown(found.image)} was promoted from {source.name} on demand"
             if reference.tag is None:
-                note += (
-                    " by digest only: no tag keeps it in "
-                    f"{self.environment.name}'s registry, where a lifecycle rule may expire "
-                    "untagged images; promote a tag"
+                # Advice first: the API server may cut warnings past 256 characters.
+                note = (
+                    f"promote a tag: no tag keeps {_shown(found.image)}, copied from {source.name} "
+                    "on demand by digest only (lifecycle rules may expire untagged images)"
                 )
             return ImageCheck(found.image, place, ImageState.PROMOTED, note)
         if record is not None and record.item.status is PlanStatus.CONFLICT:

@@ -163,16 +163,27 @@ def _build(path: Path, model: ConfigModel) -> PromoterConfig:
             ecr=None if settings.ecr is None else _ecr_settings(normalised, settings.ecr, where),
         )
     used = {environment.registry for environment in environments.values()}
-    warnings = tuple(
-        f"{path}: environments.{e.name}.admission.promoteRepositories applies in mode: promote "
-        "only; in guard mode the webhook copies nothing"
-        for e in environments.values()
-        if e.admission.promote_repositories and e.admission.mode is AdmissionMode.GUARD
-    ) + tuple(
-        f"{path}: registries.{host} matches no environment's registry "
-        f"({', '.join(sorted(used))}): plan, sync and status do not use it; check for a typo"
-        for host in registries
-        if used and host not in used
+    warnings = (
+        tuple(
+            f"{path}: environments.{e.name}.admission.promoteRepositories applies in mode: promote "
+            "only; in guard mode the webhook copies nothing"
+            for e in environments.values()
+            if e.admission.promote_repositories and e.admission.mode is AdmissionMode.GUARD
+        )
+        + tuple(
+            f"{path}: environments.{e.name}.admission.allowExternal: {_shown(pattern)!r} names a "
+            "tag, a digest or a URL scheme; patterns match REGISTRY/REPOSITORY only (e.g. "
+            "'registry.k8s.io/*', 'nginx'), so it allows nothing"
+            for e in environments.values()
+            for pattern in e.admission.allow_external
+            if "@" in pattern or "://" in pattern or ":" in pattern.rpartition("/")[2]
+        )
+        + tuple(
+            f"{path}: registries.{host} matches no environment's registry "
+            f"({', '.join(sorted(used))}): plan, sync and status do not use it; check for a typo"
+            for host in registries
+            if used and host not in used
+        )
     )
     return PromoterConfig(
         path=path,
@@ -339,9 +350,9 @@ def _admission_settings(model: AdmissionModel, where: str) -> AdmissionSettings:
     """``admission:`` as a value, its numbers and patterns checked."""
     if not 0 < model.deadline_seconds <= LONGEST_ADMISSION_DEADLINE:
         raise ConfigError(
-            f"{where}.deadlineSeconds: {model.deadline_seconds:g} is not more than 0 and at most "
-            f"{LONGEST_ADMISSION_DEADLINE:g} seconds (the API server waits at most 30 s; keep it "
-            "below the webhook's timeoutSeconds)"
+            f"{where}.deadlineSeconds: must be above 0 and at most "
+            f"{LONGEST_ADMISSION_DEADLINE:g} seconds, got {model.deadline_seconds:g} (the API "
+            "server waits at most 30 s; keep it below the webhook's timeoutSeconds)"
         )
     if not 0 <= model.cache_seconds <= LONGEST_ADMISSION_CACHE:
         raise ConfigError(

@@ -34,6 +34,13 @@ _POD_SPEC_PATHS: Final = (
 #: The container lists of a pod spec, in the order their images are reported.
 CONTAINER_FIELDS: Final = ("containers", "initContainers", "ephemeralContainers")
 
+#: How a message names an entry of each container list.
+_CONTAINER_WORDS: Final = {
+    "containers": "container",
+    "initContainers": "init container",
+    "ephemeralContainers": "ephemeral container",
+}
+
 #: A place in a document: mapping keys and list positions from the top.
 _Location: TypeAlias = tuple[str | int, ...]
 
@@ -71,9 +78,8 @@ class FoundImage:
             return f"volume {self.container}" if self.container else "an unnamed volume"
         if self.field not in CONTAINER_FIELDS:
             return self.field
-        return (
-            f"container {self.container}" if self.container else f"an unnamed entry of {self.field}"
-        )
+        what = _CONTAINER_WORDS[self.field]
+        return f"{what} {self.container}" if self.container else f"an unnamed {what}"
 
 
 @dataclass(frozen=True, slots=True)
