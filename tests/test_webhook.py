@@ -698,12 +698,25 @@ def test_silent_and_half_sent_requests_are_closed(strict: WebhookProcess) -> Non
     assert strict.get("/healthz")[0] == 200
 
 
-def test_a_head_larger_than_the_limit_is_refused(strict: WebhookProcess) -> None:
-    """A request head over 64 KiB gets 431 and the connection is closed, without reading it all."""
+@pytest.mark.parametrize("ended", [False, True], ids=["unfinished", "whole"])
+def test_a_head_larger_than_the_limit_is_refused(strict: WebhookProcess, ended: bool) -> None:
+    """A request head over 64 KiB gets 431 and the connection is closed, whether it is still
+    coming or arrived whole in one write."""
+    head = b"POST /validate HTTP/1.1\r\nHost: x\r\nX-Big: " + b"A" * 70_000
     with tls_connection(strict) as connection:
-        connection.sendall(b"POST /validate HTTP/1.1\r\nHost: x\r\nX-Big: " + b"A" * 70_000)
-        answer = connection.recv(4096)
+        connection.sendall(head + (b"\r\nContent-Length: 2\r\n\r\n{}" if ended else b""))
+        answer = read_all(connection)
     assert answer.startswith(b"HTTP/1.1 431")
+
+
+def test_a_connection_that_never_completes_its_handshake_is_closed(strict: WebhookProcess) -> None:
+    """A TCP connection that sends nothing, not even a TLS ClientHello, is closed after the idle
+    time instead of asyncio's 60 s."""
+    with (
+        socket.create_connection(("127.0.0.1", strict.port), timeout=20) as raw,
+        contextlib.suppress(ConnectionResetError),
+    ):
+        assert raw.recv(1) == b""
 
 
 def test_connections_beyond_the_limit_are_closed_at_once(strict: WebhookProcess) -> None:
@@ -722,6 +735,8 @@ def test_connections_beyond_the_limit_are_closed_at_once(strict: WebhookProcess)
         for connection in held:
             connection.close()
     assert strict.review(review(pod("p", "nginx:1")))["allowed"] is True
+    assert metric(strict, "promoter_admission_connections_refused_total") >= 1
+    strict.wait_for_log(lambda e: e.get("event") == "connections-refused", 10)
 
 
 def test_sigterm_during_an_on_demand_copy_exits_promptly_leaving_no_tag(

@@ -14,12 +14,15 @@ a head of any size. :class:`GuardedHttpProtocol` adds, per connection:
   and TLS buffers (about 300 KB each) stay bounded while the connections the API server keeps
   are served.
 
-The body's own deadline is the application's (:mod:`promoter.webhook.server`).
+The body's own deadline is the application's (:mod:`promoter.webhook.server`); the TLS handshake's
+is asyncio's ``ssl_handshake_timeout``, set by the server: a connection that never completes its
+handshake is not yet a connection here, so it is bounded by time only.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -41,6 +44,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     max_connections: ClassVar[int] = 1000
     idle_timeout: ClassVar[float] = 75.0
+    #: Called for each connection closed for the limit (a tuple: a bare function would bind).
+    on_refused: ClassVar[tuple[Callable[[], None], ...]] = ()
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -49,6 +54,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._guard: asyncio.TimerHandle | None = None
         if len(self.connections) > self.max_connections:
             transport.abort()
+            for hook in self.on_refused:
+                hook()
             return
         self._guard = self.loop.call_later(self.idle_timeout, self._close, "idle")
 
@@ -66,12 +73,12 @@ class GuardedHttpProtocol(HttpToolsProtocol):
                 min(HEAD_TIMEOUT, self.idle_timeout), self._close, "head"
             )
         if self._in_head:
-            self._head_bytes += len(data)
+            end = data.find(b"\r\n\r\n")  # the head's end, when this chunk has it
+            self._head_bytes += len(data) if end < 0 else end + 4
+            if self._head_bytes > HEAD_LIMIT:
+                self._refuse_head()
+                return
         super().data_received(data)
-        # Still in the head after this chunk (a body in the same chunk ends it): the parser has
-        # kept at most one chunk more than the limit.
-        if self._in_head and self._head_bytes > HEAD_LIMIT and self.transport is not None:
-            self._refuse_head()
 
     def on_headers_complete(self) -> None:
         self._in_head = False
@@ -100,10 +107,17 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self._guard = None
 
 
-def guarded_protocol(*, max_connections: int, idle_timeout: float) -> type[GuardedHttpProtocol]:
-    """A :class:`GuardedHttpProtocol` class with these limits (uvicorn takes a class)."""
+def guarded_protocol(
+    *,
+    max_connections: int,
+    idle_timeout: float,
+    on_refused: Callable[[], None] | None = None,
+) -> type[GuardedHttpProtocol]:
+    """A :class:`GuardedHttpProtocol` class with these limits (uvicorn takes a class);
+    ``on_refused`` is called for each connection closed for the limit."""
     attributes: dict[str, Any] = {
         "max_connections": max_connections,
         "idle_timeout": idle_timeout,
+        "on_refused": (on_refused,) if on_refused is not None else (),
     }
     return type("GuardedHttpProtocol", (GuardedHttpProtocol,), attributes)

@@ -73,6 +73,16 @@ class WebhookMetrics:
             "Times a rotated serving certificate was loaded.",
             registry=self.registry,
         )
+        self.connections = Gauge(
+            "promoter_admission_connections",
+            "Open HTTPS connections (after their TLS handshake).",
+            registry=self.registry,
+        )
+        self.connections_refused = Counter(
+            "promoter_admission_connections_refused",
+            "Connections closed at once because --max-connections were open.",
+            registry=self.registry,
+        )
         self.ready = Gauge(
             "promoter_admission_ready",
             "1 once promoter.yaml is loaded and the environment's registry answered.",

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -75,10 +76,16 @@ ANSWER_MARGIN = 0.5
 #: Seconds a request's body may take to arrive once its head has (the API server sends it at once;
 #: its own timeout is at most 30 s).
 BODY_TIMEOUT = 10.0
+#: Seconds a new connection may take to complete its TLS handshake.
+HANDSHAKE_TIMEOUT = 10.0
+#: Seconds between two log lines about bad requests.
+BAD_REQUEST_LOG_INTERVAL = 1.0
+#: Seconds between two log lines about the same kind of refusal (a flood is counted, not logged).
+REFUSAL_LOG_INTERVAL = 10.0
 #: Seconds a stop waits for interrupted copies to end.
 STOP_WAIT = 5.0
-#: Bodies parsed in threads at once: a large body costs tens of MB while it is parsed.
-LARGE_BODIES = 2
+#: Large bodies read, parsed and decided at once: one costs tens of MB while its objects live.
+LARGE_BODIES = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +221,33 @@ def _duration(text: str) -> float | None:
     return float(match[1]) * {"ms": 0.001, "s": 1.0, "m": 60.0}[match[2]]
 
 
+class Throttle:
+    """When a repeated event is due a log line: at most once per ``interval`` seconds; the others
+    are counted and the next line says how many. Thread-safe."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._last = -math.inf
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def due(self) -> bool:
+        """Count one event; whether it is due a line now."""
+        now = time.monotonic()
+        with self._lock:
+            self._count += 1
+            if now - self._last < self.interval:
+                return False
+            self._last = now
+            return True
+
+    def take(self) -> int:
+        """The events counted since the last :meth:`take`."""
+        with self._lock:
+            count, self._count = self._count, 0
+            return count
+
+
 class WebhookApp:
     """The ASGI application.
 
@@ -238,6 +272,7 @@ class WebhookApp:
         self.pool = pool
         self.ready = False
         self._large_bodies = asyncio.Semaphore(LARGE_BODIES)
+        self._bad_requests = Throttle(BAD_REQUEST_LOG_INTERVAL)
 
     async def __call__(self, scope: _Scope, receive: _Receive, send: _Send) -> None:
         if scope["type"] != "http":
@@ -263,49 +298,76 @@ class WebhookApp:
             )
 
     async def _validate(self, scope: _Scope, receive: _Receive, send: _Send) -> None:
+        large = _LargeBody(self._large_bodies)
         try:
-            body = await asyncio.wait_for(_read_body(scope, receive), self.body_timeout)
-        except TimeoutError:
-            body = f"the body did not arrive within {self.body_timeout:g} s"
-        if isinstance(body, str):
-            await self._bad(send, body)
-            return
-        started = time.monotonic()
-        loop = asyncio.get_running_loop()
-        seconds = self.controller.settings.deadline_seconds
-        deadline = review_deadline(seconds, scope.get("query_string", b""))
-        try:
-            if len(body) > LOOP_PARSE_LIMIT:
-                async with self._large_bodies:
-                    request = await loop.run_in_executor(self.pool, parse_review, body)
-            else:
-                request = parse_review(body)
-        except AdmissionReviewError as exc:
-            await self._bad(send, str(exc))
-            return
-        try:
-            decision = None
-            if len(body) <= LOOP_PARSE_LIMIT:
-                decision = self.controller.review(request, deadline, cached_only=True)
-            if decision is None:
-                decision = await loop.run_in_executor(
-                    self.pool, self.controller.review, request, deadline
-                )
-        except Exception:  # noqa: BLE001 - a bug must cost one request, never the server
-            _log.exception("review failed", extra={"event": "review", "uid": request.uid})
-            await _respond(send, 500, b"internal error: see the webhook's log\n", "text/plain")
-            return
-        assert decision is not None  # noqa: S101 - without cached_only, review always decides
+            try:
+                body = await asyncio.wait_for(_read_body(scope, receive, large), self.body_timeout)
+            except TimeoutError:
+                body = f"the body did not arrive within {self.body_timeout:g} s"
+            if isinstance(body, str):
+                await self._bad(send, body)
+                return
+            started = time.monotonic()
+            seconds = self.controller.settings.deadline_seconds
+            deadline = review_deadline(seconds, scope.get("query_string", b""))
+            try:
+                if large.held:
+                    # Parsed and decided in a thread, one large body at a time: its objects cost
+                    # tens of MB while they live, and must not block the event loop.
+                    loop = asyncio.get_running_loop()
+                    request, decision = await loop.run_in_executor(
+                        self.pool, self._decide_large, body, deadline
+                    )
+                else:
+                    request = parse_review(body)
+                    decision = await self._decide(request, deadline)
+            except AdmissionReviewError as exc:
+                await self._bad(send, str(exc))
+                return
+            except Exception:  # noqa: BLE001 - a bug must cost one request, never the server
+                _log.exception("review failed", extra={"event": "review"})
+                await _respond(send, 500, b"internal error: see the webhook's log\n", "text/plain")
+                return
+        finally:
+            large.release()
         answer = json.dumps(decision.verdict.answer(request.uid)).encode()
         elapsed = time.monotonic() - started
         self.metrics.record(decision, elapsed)
         _log_review(request, decision, elapsed)
         await _respond(send, 200, answer, "application/json")
 
+    async def _decide(self, request: AdmissionRequest, deadline: Deadline) -> Decision:
+        """The decision: on the event loop when the cache answers, else in a thread."""
+        decision = self.controller.review(request, deadline, cached_only=True)
+        if decision is not None:
+            return decision
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.pool, self._decide_now, request, deadline)
+
+    def _decide_now(self, request: AdmissionRequest, deadline: Deadline) -> Decision:
+        decision = self.controller.review(request, deadline)
+        assert decision is not None  # noqa: S101 - without cached_only, review always decides
+        return decision
+
+    def _decide_large(self, body: bytes, deadline: Deadline) -> tuple[AdmissionRequest, Decision]:
+        """Parse and decide a large body in a thread.
+
+        Raises:
+            AdmissionReviewError: the body is not an AdmissionReview it can read.
+        """
+        request = parse_review(body)
+        return request, self._decide_now(request, deadline)
+
     async def _bad(self, send: _Send, reason: str) -> None:
         self.metrics.invalid()
         line = one_line(reason, 500)
-        _log.warning("bad request: %s", line, extra={"event": "bad-request"})
+        if self._bad_requests.due():  # one client can send thousands a second: count, not log
+            _log.warning(
+                "bad request: %s (%d bad requests since the last line)",
+                line,
+                self._bad_requests.take(),
+                extra={"event": "bad-request"},
+            )
         await _respond(send, 400, f"bad request: {line}\n".encode(), "text/plain")
 
 
@@ -346,7 +408,26 @@ def _log_review(request: AdmissionRequest, decision: Decision, seconds: float) -
         _log.log(level, "%s %s %s", verdict, request.operation, request.subject, extra=extra)
 
 
-async def _read_body(scope: _Scope, receive: _Receive) -> bytes | str:
+class _LargeBody:
+    """The slot a request holds while its body is larger than :data:`LOOP_PARSE_LIMIT`: taken
+    while reading (so that at most :data:`LARGE_BODIES` large bodies are in memory at once; the
+    others wait unread, held back by uvicorn's flow control), released when the answer is made."""
+
+    def __init__(self, slots: asyncio.Semaphore) -> None:
+        self._slots = slots
+        self.held = False
+
+    async def take(self) -> None:
+        await self._slots.acquire()
+        self.held = True
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            self._slots.release()
+
+
+async def _read_body(scope: _Scope, receive: _Receive, large: _LargeBody) -> bytes | str:
     """The request body, or why it is refused (too large)."""
     for name, value in scope.get("headers", ()):
         if name == b"content-length" and value.isdigit() and int(value) > BODY_LIMIT:
@@ -361,6 +442,8 @@ async def _read_body(scope: _Scope, receive: _Receive) -> bytes | str:
         size += len(chunk)
         if size > BODY_LIMIT:
             return f"the body is more than the {BODY_LIMIT} bytes an AdmissionReview may have"
+        if size > LOOP_PARSE_LIMIT and not large.held:
+            await large.take()
         chunks.append(chunk)
         if not message.get("more_body"):
             return b"".join(chunks)
@@ -408,6 +491,8 @@ class Webhook:
             initializer=signals_to_main_thread,
         )
         self.metrics.promotions_running.set_function(lambda: self.controller.promotions_running)
+        self.metrics.connections.set_function(lambda: len(self.server.server_state.connections))
+        self._refusals = Throttle(REFUSAL_LOG_INTERVAL)
         self.app = WebhookApp(
             self.controller,
             self.metrics,
@@ -430,12 +515,13 @@ class Webhook:
                 ) from None
             self._metrics_server = server
             self.metrics_address = f"{options.metrics_listen[0] or '*'}:{server.server_port}"
-        self.server = uvicorn.Server(
+        self.server: uvicorn.Server = uvicorn.Server(
             uvicorn.Config(
                 self.app,
                 http=guarded_protocol(
                     max_connections=options.max_connections,
                     idle_timeout=options.keep_alive_seconds,
+                    on_refused=self._refused,
                 ),
                 lifespan="off",
                 proxy_headers=False,  # the API server connects directly; no X-Forwarded-* to trust
@@ -473,6 +559,18 @@ class Webhook:
         if error:
             extra["error"] = error
         _log.info("on-demand copy of %s: %s", image, outcome, extra=extra)
+
+    def _refused(self) -> None:
+        """Count a connection closed for --max-connections; log it at most every few seconds."""
+        self.metrics.connections_refused.inc()
+        if self._refusals.due():
+            _log.warning(
+                "open connections at --max-connections (%d): new ones are closed (%d since the "
+                "last line)",
+                self.options.max_connections,
+                self._refusals.take(),
+                extra={"event": "connections-refused"},
+            )
 
     def stop(self) -> None:
         """Ask the server to stop (as SIGTERM does); returns at once."""
@@ -513,6 +611,13 @@ class Webhook:
                 "environment": self.controller.environment.name,
                 "mode": self.controller.settings.mode.value,
             },
+        )
+        # A client that connects and never completes the TLS handshake is closed after this, not
+        # asyncio's 60 s: uvicorn does not pass the setting, so the loop's create_server gets it.
+        loop = asyncio.get_running_loop()
+        loop.create_server = functools.partial(  # type: ignore[method-assign]
+            loop.create_server,
+            ssl_handshake_timeout=min(HANDSHAKE_TIMEOUT, self.options.keep_alive_seconds),
         )
         try:
             await self.server.serve(sockets=[self.socket])
