@@ -851,8 +851,14 @@ def test_long_release_names_keep_every_name_within_kubernetes_limits() -> None:
             "serviceAccount": {"create": False, "name": "promoter"},
             "metrics": {"podAnnotations": True},
         },
+        {
+            "networkPolicy": {
+                "enabled": True,
+                "apiServerPeers": [{"ipBlock": {"cidr": "10.0.0.0/16"}}],
+            }
+        },
     ],
-    ids=["cert-manager", "existing-issuer", "no-cert-manager", "own-account"],
+    ids=["cert-manager", "existing-issuer", "no-cert-manager", "own-account", "network-policy"],
 )
 def test_chart_passes_strict_lint(extra: dict[str, Any]) -> None:
     """``helm lint --strict`` finds nothing, with cert-manager and without."""
@@ -1032,3 +1038,24 @@ def test_deployment_command_serves_probes_reviews_and_metrics_as_configured(
     finally:
         code = kubelet.stop()
     assert code == 0
+
+
+def test_network_policy_admits_only_the_api_server_to_the_review_port() -> None:
+    """Off by default; enabled, the HTTPS port admits only the given API server peers (and the
+    render fails without them, rather than shutting the API server out); metrics stay open."""
+    assert not [d for d in render(values()) if d["kind"] == "NetworkPolicy"]
+    peers = [{"ipBlock": {"cidr": "10.0.0.0/16"}}]
+    documents = render(values(networkPolicy={"enabled": True, "apiServerPeers": peers}))
+    validate_all(documents)
+    policy = only(documents, "NetworkPolicy")
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    reviews, metrics = policy["spec"]["ingress"]
+    assert reviews == {"ports": [{"port": "https", "protocol": "TCP"}], "from": peers}
+    assert "from" not in metrics
+    assert (
+        policy["spec"]["podSelector"]["matchLabels"]
+        == (only(documents, "Deployment")["spec"]["selector"]["matchLabels"])
+    )
+    assert "networkPolicy.apiServerPeers is required" in render_error(
+        values(networkPolicy={"enabled": True})
+    )
