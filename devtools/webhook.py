@@ -203,11 +203,16 @@ class WebhookProcess:
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        listening = self.wait_for_log(lambda e: e.get("event") == "listening", START_TIMEOUT_S)
-        self.address = str(listening["address"])
-        self.metrics_address = str(listening["metrics"])
-        if wait_ready:
-            self.wait_for_log(lambda e: e.get("event") == "ready", START_TIMEOUT_S)
+        try:
+            listening = self.wait_for_log(lambda e: e.get("event") == "listening", START_TIMEOUT_S)
+            self.address = str(listening["address"])
+            self.metrics_address = str(listening["metrics"])
+            if wait_ready:
+                self.wait_for_log(lambda e: e.get("event") == "ready", START_TIMEOUT_S)
+        except BaseException:
+            # __exit__ does not run when __enter__ fails: never leave the server behind.
+            self.stop()
+            raise
         return self
 
     def _read(self) -> None:
