@@ -530,7 +530,7 @@ class Webhook:
                 ssl_certfile=str(options.tls_cert),
                 ssl_keyfile=str(options.tls_key),
                 ssl_context_factory=lambda _config, _default: self.tls.context,
-                timeout_keep_alive=int(options.keep_alive_seconds),
+                timeout_keep_alive=max(1, math.ceil(options.keep_alive_seconds)),
                 # A review in flight ends by its own deadline: wait for that even when the grace is
                 # shorter, so that every review gets its answer, never a cancelled request's 500.
                 timeout_graceful_shutdown=math.ceil(
