@@ -24,7 +24,6 @@ from promoter.app.admission import (
     new_images,
     parse_review,
     presence_key,
-    registry_identity,
     written_name,
 )
 from promoter.app.presence import PositiveCache, Promotions, SingleFlight
@@ -33,7 +32,7 @@ from promoter.config.load import load_config
 from promoter.config.values import AdmissionMode, ExternalImages
 from promoter.deadline import Deadline
 from promoter.errors import AdmissionReviewError, ConfigError, DeadlineExceededError
-from promoter.reference import parse_reference
+from promoter.reference import parse_reference, registry_identity
 from promoter.webhook.server import listening_socket, parse_listen, review_deadline
 
 

@@ -185,3 +185,15 @@ def test_tags_are_ordered_only_where_they_read_as_versions(
 ) -> None:
     """Behind and ahead come from tags ordered as versions; other tags have no order."""
     assert compare_tags(mine, theirs) == order
+
+
+def test_a_registry_with_its_https_port_written_out_is_the_same_registry() -> None:
+    """``PROD:443`` (or ``:0443``) is PROD: managed, copied to PROD as promoter.yaml spells it; and
+    ``DEV:443`` is still dev's registry (foreign), not external."""
+    wanted = wanted_images(
+        [f"{PROD}:443/a:1", f"{PROD}:0443/b:1", f"{DEV}:443/c:1"], PROD, DEV, others={DEV: "dev"}
+    )
+    assert [w.destination.registry if w.destination else None for w in wanted] == [PROD, PROD, None]
+    assert wanted[0].source is not None
+    assert wanted[0].source.registry == DEV
+    assert wanted[2].foreign == "dev"

@@ -257,6 +257,18 @@ def is_loopback_host(registry: str) -> bool:
         return False
 
 
+def registry_identity(host: str) -> str:
+    """The registry a host names, for comparing: the port as a number (``:0443`` is ``:443``), and
+    ``host:443`` is ``host`` (HTTPS's own port; a node pulls the same registry under every one of
+    these spellings)."""
+    name, colon, port = host.rpartition(":")
+    bare_ipv6 = ":" in name and not name.endswith("]")  # an IPv6 address without a port
+    if not colon or not port.isdigit() or bare_ipv6:
+        return host
+    number = int(port)
+    return name if number == 443 else f"{name}:{number}"
+
+
 def parse_registry_host(text: str) -> str:
     """A registry host as image references name it (``host[:port]``), normalised as references are
     (``index.docker.io`` is ``docker.io``).

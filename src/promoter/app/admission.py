@@ -57,9 +57,9 @@ from promoter.errors import (
 from promoter.gitops.discover import FoundImage, discover_images
 from promoter.oci.digest import Digest
 from promoter.outcome import Outcome
-from promoter.planning.plan import PlanStatus
+from promoter.planning.plan import PlanStatus, in_registry
 from promoter.process import signals_to_main_thread
-from promoter.reference import Reference, parse_reference
+from promoter.reference import Reference, parse_reference, registry_identity
 from promoter.remote.repository import lookup_digest
 
 #: The AdmissionReview version this webhook speaks (and the only one it accepts).
@@ -396,18 +396,6 @@ def written_name(image: str) -> str:
     return f"{head}/{last}" if head else last
 
 
-def registry_identity(host: str) -> str:
-    """The registry a host names, for comparing: the port as a number (``:0443`` is ``:443``), and
-    ``host:443`` is ``host`` (HTTPS's own port; a node pulls the same registry under every one of
-    these spellings)."""
-    name, colon, port = host.rpartition(":")
-    bare_ipv6 = ":" in name and not name.endswith("]")  # an IPv6 address without a port
-    if not colon or not port.isdigit() or bare_ipv6:
-        return host
-    number = int(port)
-    return name if number == 443 else f"{name}:{number}"
-
-
 def presence_key(reference: Reference) -> str:
     """What a lookup of ``reference`` asks: ``name@digest`` when it has a digest (the kubelet pulls
     that; the tag is not consulted), else ``name:tag``."""
@@ -448,7 +436,6 @@ class AdmissionController:
         self.environment: Environment = config.environment(environment)
         self.settings: AdmissionSettings = self.environment.admission
         self.source: Environment | None = config.source_of(environment)
-        self._own = registry_identity(self.environment.registry)
         self.others = {
             registry_identity(host): name
             for host, name in config.other_registries(environment).items()
@@ -545,10 +532,10 @@ class AdmissionController:
             return ImageCheck(found.image, place, ImageState.INVALID, one_line(note, SHOWN)), None
         image = _shown(found.image)
         name = self.environment.name
-        registry = registry_identity(reference.registry)
-        if registry == self._own:
+        if in_registry(reference, self.environment.registry):
             # As the environment's promoter.yaml spells it, so that its registries: settings apply.
             return None, reference.in_repository(self.environment.registry, reference.repository)
+        registry = registry_identity(reference.registry)
         owner = self.others.get(registry)
         if owner is not None and registry in self.allowed_registries:
             note = f"image {image} ({place}) is from {owner}'s registry, allowed by {name}'s allowImagesFrom"

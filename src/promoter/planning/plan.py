@@ -19,7 +19,7 @@ from typing import Final
 from promoter.errors import InvalidReferenceError
 from promoter.oci.digest import Digest
 from promoter.outcome import Outcome, worst
-from promoter.reference import Reference, parse_reference
+from promoter.reference import Reference, parse_reference, registry_identity
 
 
 class PlanStatus(StrEnum):
@@ -134,8 +134,10 @@ def wanted_images(
 
 def in_registry(reference: Reference, registry: str) -> bool:
     """Whether an image is *managed* by the environment whose registry is ``registry``: the one rule
-    for "images in this environment's registry" (plan, sync, status, promote and the hook use it)."""
-    return reference.registry == registry
+    for "images in this environment's registry" (plan, sync, status, promote, the hook and the
+    admission webhook use it). Ports compare as numbers and ``:443`` is the host's own
+    (:func:`~promoter.reference.registry_identity`): ``prod:443/x`` is prod's image."""
+    return registry_identity(reference.registry) == registry_identity(registry)
 
 
 def own_images(images: Iterable[str], registry: str) -> list[str]:
@@ -168,6 +170,7 @@ def iter_wanted(
     Raises:
         InvalidReferenceError: an image in the manifests does not parse, naming it.
     """
+    owners = {registry_identity(host): name for host, name in (others or {}).items()}
     seen: set[str] = set()
     for text in images:
         if text in seen:
@@ -178,8 +181,10 @@ def iter_wanted(
         except InvalidReferenceError as exc:
             raise InvalidReferenceError(f"image in the manifests: {exc}") from exc
         if not in_registry(reference, registry):
-            yield WantedImage(text, None, None, (others or {}).get(reference.registry))
+            yield WantedImage(text, None, None, owners.get(registry_identity(reference.registry)))
             continue
+        # As promoter.yaml spells the registry, so that its registries: settings apply.
+        reference = reference.in_repository(registry, reference.repository)
         source = (
             reference.in_repository(source_registry, reference.repository)
             if source_registry is not None
