@@ -508,7 +508,7 @@ class AdmissionController:
             check, reference = self._classify(found)
             if check is None and reference is not None:
                 if presence_key(reference) in self.cache:
-                    check = ImageCheck(found.image, found.place, ImageState.PRESENT, cached=True)
+                    check = _checked(found, ImageState.PRESENT, cached=True)
                 else:
                     pending.append((len(checks), found, reference))
             checks.append(check)
@@ -529,7 +529,7 @@ class AdmissionController:
             reference = parse_reference(found.image)
         except InvalidReferenceError as exc:
             note = f"{_shown(found.image)} ({place}) is not an image reference: {exc}"
-            return ImageCheck(found.image, place, ImageState.INVALID, one_line(note, SHOWN)), None
+            return _checked(found, ImageState.INVALID, one_line(note, SHOWN)), None
         image = _shown(found.image)
         name = self.environment.name
         if in_registry(reference, self.environment.registry):
@@ -539,7 +539,7 @@ class AdmissionController:
         owner = self.others.get(registry)
         if owner is not None and registry in self.allowed_registries:
             note = f"image {image} ({place}) is from {owner}'s registry, allowed by {name}'s allowImagesFrom"
-            return ImageCheck(found.image, place, ImageState.ALLOWED, note), None
+            return _checked(found, ImageState.ALLOWED, note), None
         if owner is not None:
             own = reference.in_repository(self.environment.registry, reference.repository)
             note = (
@@ -547,24 +547,24 @@ class AdmissionController:
                 f"own registry {self.environment.registry}: use {_shown(str(own))}, which "
                 f"promoter sync {name} copies once {name}'s overlay names it"
             )
-            return ImageCheck(found.image, place, ImageState.FOREIGN, note), None
+            return _checked(found, ImageState.FOREIGN, note), None
         policy = self.settings.external
         patterns = self.settings.allow_external
         if policy is ExternalImages.ALLOW or matches(patterns, *spellings(reference, found.image)):
-            return ImageCheck(found.image, place, ImageState.ALLOWED), None
+            return _checked(found, ImageState.ALLOWED), None
         if policy is ExternalImages.WARN:
             note = (
                 f"image {image} ({place}) is from {reference.registry}, no environment's registry "
                 f"(admission.external: warn)"
             )
-            return ImageCheck(found.image, place, ImageState.WARNED, note), None
+            return _checked(found, ImageState.WARNED, note), None
         note = (
             f"image {image} ({place}) is from {reference.registry}, which is no environment's "
             f"registry, and {name}'s admission.external is deny: add '{_shown(reference.name)}' "
             f"(or '{_shown(reference.registry)}/*') to admission.allowExternal, or use an image "
             f"of {self.environment.registry}"
         )
-        return ImageCheck(found.image, place, ImageState.EXTERNAL_DENIED, note), None
+        return _checked(found, ImageState.EXTERNAL_DENIED, note), None
 
     def _verdict(self, checks: tuple[ImageCheck, ...]) -> Verdict:
         denied = [c.note for c in checks if c.state.denied]
@@ -586,26 +586,27 @@ class AdmissionController:
         which runs in the caller's (one image, the usual Pod, costs no hand-off)."""
         if not pending:
             return []
-        futures: list[tuple[int, Future[ImageCheck]]] = []
-        try:
-            for index, found, reference in pending[1:]:
-                futures.append(
-                    (index, self._pool.submit(self._check, found, reference, deadline, dry_run))
-                )
-        except RuntimeError:  # the pool is shut down: the process is stopping
-            pass
-        index, found, reference = pending[0]
+        (index, found, reference), *rest = pending
+        futures = [(i, f, self._start_check(f, r, deadline, dry_run)) for i, f, r in rest]
         results = [(index, self._check(found, reference, deadline, dry_run))]
-        submitted = {i for i, _ in futures}
-        for index, future in futures:
+        for index, found, future in futures:
             try:
                 results.append((index, future.result(timeout=deadline.cap(deadline.seconds) + 1)))
             except FutureTimeoutError:
-                results.append((index, self._unchecked(pending_of(pending, index), deadline)))
-        for index, found, reference in pending[1:]:
-            if index not in submitted:
-                results.append((index, self._check(found, reference, deadline, dry_run)))
+                results.append((index, self._unchecked(found, deadline)))
         return results
+
+    def _start_check(
+        self, found: FoundImage, reference: Reference, deadline: Deadline, dry_run: bool
+    ) -> Future[ImageCheck]:
+        """:meth:`_check` in the lookup pool; done here when the pool is shut (the process is
+        stopping)."""
+        try:
+            return self._pool.submit(self._check, found, reference, deadline, dry_run)
+        except RuntimeError:
+            done: Future[ImageCheck] = Future()
+            done.set_result(self._check(found, reference, deadline, dry_run))
+            return done
 
     def _unchecked(self, found: FoundImage, deadline: Deadline) -> ImageCheck:
         error = DeadlineExceededError(f"gave up after the {deadline.seconds:g} s deadline")
@@ -616,13 +617,12 @@ class AdmissionController:
     ) -> ImageCheck:
         """Look ``reference`` up in the environment's registry; a missing one is denied, or
         promoted in promote mode."""
-        place = one_line(found.place, SHOWN)
         try:
             digest = self._present(reference, deadline)
         except PromoterError as exc:
             return self._error_check(found, reference.registry, exc)
         if digest is not None:
-            return ImageCheck(found.image, place, ImageState.PRESENT)
+            return _checked(found, ImageState.PRESENT)
         return self._missing(found, reference, deadline, dry_run)
 
     def _present(self, reference: Reference, deadline: Deadline) -> Digest | None:
@@ -649,7 +649,7 @@ class AdmissionController:
                 "promoter cannot tell whether it was promoted: the webhook's registry access (its "
                 "role or docker config) needs fixing, retrying will not help"
             )
-            return ImageCheck(found.image, one_line(found.place, SHOWN), ImageState.UNCHECKED, note)
+            return _checked(found, ImageState.UNCHECKED, note)
         # The error's message without its hint: the hint speaks to someone running promoter (a
         # flag, a docker config path), while this note is read by whoever applied the object.
         note = (
@@ -657,7 +657,7 @@ class AdmissionController:
             f"{one_line(error.message, 2 * SHOWN)}; denied because promoter cannot tell whether it "
             "was promoted: retry when the registry answers"
         )
-        return ImageCheck(found.image, one_line(found.place, SHOWN), ImageState.UNCHECKED, note)
+        return _checked(found, ImageState.UNCHECKED, note)
 
     def _missing(
         self, found: FoundImage, reference: Reference, deadline: Deadline, dry_run: bool
@@ -669,14 +669,14 @@ class AdmissionController:
         source = self.source
         if self.settings.mode is not AdmissionMode.PROMOTE or source is None:
             note = self._missing_note(found, reference, deadline)
-            return ImageCheck(found.image, place, ImageState.MISSING, note)
+            return _checked(found, ImageState.MISSING, note)
         patterns = self.settings.promote_repositories
         if patterns and not matches(patterns, reference.repository):
             note = (
                 f"{self._missing_note(found, reference, deadline)} (the webhook does not copy "
                 f"{module}: {name}'s admission.promoteRepositories does not include it)"
             )
-            return ImageCheck(found.image, place, ImageState.MISSING, note)
+            return _checked(found, ImageState.MISSING, note)
         wanted = reference.in_repository(source.registry, reference.repository)
         if dry_run:
             return self._dry_run(found, wanted, deadline)
@@ -688,7 +688,7 @@ class AdmissionController:
                 f"image {image} ({place}) is not in {reference.registry}, and the webhook is "
                 "copying as many images as it may at once; retry in a few seconds"
             )
-            return ImageCheck(found.image, place, ImageState.PROMOTING, note)
+            return _checked(found, ImageState.PROMOTING, note)
         future, _ = started
         try:
             report = future.result(timeout=deadline.cap(deadline.seconds))
@@ -697,7 +697,7 @@ class AdmissionController:
                 f"image {image} ({place}) is being promoted from {source.name} "
                 f"({source.registry}); retry in a few seconds"
             )
-            return ImageCheck(found.image, place, ImageState.PROMOTING, note)
+            return _checked(found, ImageState.PROMOTING, note)
         except PromoterError as exc:
             self.runtime.scrubber.error(exc)
             return self._failed_copy(found, source, exc.message)
@@ -771,7 +771,7 @@ class AdmissionController:
                     f"promote a tag: no tag keeps {_shown(found.image)}, copied from {source.name} "
                     "on demand by digest only (lifecycle rules may expire untagged images)"
                 )
-            return ImageCheck(found.image, place, ImageState.PROMOTED, note)
+            return _checked(found, ImageState.PROMOTED, note)
         if record is not None and record.item.status is PlanStatus.CONFLICT:
             note = (
                 f"image {_shown(found.image)} ({place}) pins a digest that {self.environment.name}'s "
@@ -779,10 +779,10 @@ class AdmissionController:
                 f"other content ({record.item.held}); a promotion never moves a tag: pin the "
                 "digest the tag holds, or promote a new tag"
             )
-            return ImageCheck(found.image, place, ImageState.MISSING, note)
+            return _checked(found, ImageState.MISSING, note)
         if record is not None and record.item.status is PlanStatus.MISSING_SOURCE:
             note = self._absent_everywhere(found, source)
-            return ImageCheck(found.image, place, ImageState.MISSING, note)
+            return _checked(found, ImageState.MISSING, note)
         error = record.error if record is not None and record.error else "nothing was copied"
         return self._failed_copy(found, source, error)
 
@@ -793,7 +793,7 @@ class AdmissionController:
             f"could not be promoted from {source.name}: {one_line(error, 2 * SHOWN)}; retry when "
             "the registries answer"
         )
-        return ImageCheck(found.image, place, ImageState.MISSING, note)
+        return _checked(found, ImageState.MISSING, note)
 
     def _dry_run(self, found: FoundImage, wanted: Reference, deadline: Deadline) -> ImageCheck:
         """A dry run copies nothing (``sideEffects: NoneOnDryRun``): allowed with a warning when the
@@ -811,17 +811,19 @@ class AdmissionController:
                 f"image {_shown(found.image)} ({place}) has not been promoted to "
                 f"{self.environment.name} and is not in {source.name}'s registry either"
             )
-            return ImageCheck(found.image, place, ImageState.MISSING, note)
+            return _checked(found, ImageState.MISSING, note)
         note = (
             f"image {_shown(found.image)} is not in {self.environment.registry}; a real request "
             f"promotes it from {source.name} (dry run: nothing copied)"
         )
-        return ImageCheck(found.image, place, ImageState.WOULD_PROMOTE, note)
+        return _checked(found, ImageState.WOULD_PROMOTE, note)
 
 
-def pending_of(pending: list[tuple[int, FoundImage, Reference]], index: int) -> FoundImage:
-    """The image at ``index`` of a review's pending lookups."""
-    return next(found for i, found, _ in pending if i == index)
+def _checked(
+    found: FoundImage, state: ImageState, note: str = "", *, cached: bool = False
+) -> ImageCheck:
+    """The check of ``found``, its place as one line."""
+    return ImageCheck(found.image, one_line(found.place, SHOWN), state, note, cached)
 
 
 def _text(value: object) -> str:
