@@ -96,6 +96,19 @@ def check_ordinary(obj: Mapping[str, Any], *, wave_below: int) -> int:
     return wave
 
 
+def check_hardened(container: Mapping[str, Any]) -> None:
+    """A promoter container as every packaging runs it: non-root, read-only root, no privilege
+    escalation, no capabilities, RuntimeDefault seccomp, CPU and memory requests and limits."""
+    security = container["securityContext"]
+    assert security["runAsNonRoot"] is True
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"]["drop"] == ["ALL"]
+    assert security["seccompProfile"] == {"type": "RuntimeDefault"}
+    for side in ("requests", "limits"):
+        assert set(container["resources"][side]) == {"cpu", "memory"}
+
+
 def check_job(job: Mapping[str, Any], *, generated_name: bool = True, argocd: bool = True) -> None:
     """The production settings the issue asks of every hook Job (an Argo CD hook unless told)."""
     if argocd:
@@ -118,14 +131,7 @@ def check_job(job: Mapping[str, Any], *, generated_name: bool = True, argocd: bo
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     (container,) = pod["containers"]
-    security = container["securityContext"]
-    assert security["runAsNonRoot"] is True
-    assert security["readOnlyRootFilesystem"] is True
-    assert security["allowPrivilegeEscalation"] is False
-    assert security["capabilities"]["drop"] == ["ALL"]
-    assert security["seccompProfile"] == {"type": "RuntimeDefault"}
-    for side in ("requests", "limits"):
-        assert set(container["resources"][side]) == {"cpu", "memory"}
+    check_hardened(container)
     assert container["command"] == ["promoter"]
     # promoter gives up (and says why) well before Kubernetes kills the Job: 80 % of its deadline.
     args = container["args"]

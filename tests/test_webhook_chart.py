@@ -36,7 +36,7 @@ from cryptography import x509
 from cryptography.x509.verification import PolicyBuilder, Store
 from devtools.registry import RegistryProcess
 from devtools.webhook import deployment, pod, review
-from tests.test_packaging import helm_lint_problems, load, only, validate
+from tests.test_packaging import check_hardened, helm_lint_problems, load, only, validate
 
 from promoter.cli.main import build_parser
 
@@ -731,14 +731,7 @@ def test_deployment_is_hardened_highly_available_and_probed_over_https() -> None
     assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
 
     webhook = container(documents)
-    security = webhook["securityContext"]
-    assert security["runAsNonRoot"] is True
-    assert security["readOnlyRootFilesystem"] is True
-    assert security["allowPrivilegeEscalation"] is False
-    assert security["capabilities"]["drop"] == ["ALL"]
-    assert security["seccompProfile"] == {"type": "RuntimeDefault"}
-    for side in ("requests", "limits"):
-        assert set(webhook["resources"][side]) == {"cpu", "memory"}
+    check_hardened(webhook)
     mounts = {mount["mountPath"]: mount["name"] for mount in webhook["volumeMounts"]}
     volumes = {volume["name"]: volume for volume in spec["volumes"]}
     assert volumes[mounts["/tmp"]]["emptyDir"] == {}  # noqa: S108 (the container's path)
