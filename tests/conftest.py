@@ -204,6 +204,25 @@ class GitOpsRepo:
         """An overlay's kustomization.yaml."""
         return self.root / "infra" / "overlays" / env / "kustomization.yaml"
 
+    def add_chart(self, name: str, manifest: str) -> None:
+        """A chart folder ``infra/charts/NAME`` rendering ``manifest`` (YAML text)."""
+        chart = self.root / "infra" / "charts" / name
+        chart.mkdir()
+        (chart / "kustomization.yaml").write_text(f"resources:\n  - {name}.yaml\n")
+        (chart / f"{name}.yaml").write_text(manifest)
+
+    def deploy(self, env: str, chart: str, entry: tuple[str, str] | None = None) -> None:
+        """ENV's overlay deploys ``chart``; with ``entry`` (registry host, tag), an ``images:``
+        entry named like the chart sets the chart's module to that registry and tag."""
+        kustomization = self.kustomization(env)
+        text = kustomization.read_text().replace(
+            "resources:\n", f"resources:\n  - ../../charts/{chart}\n", 1
+        )
+        if entry is not None:
+            registry, tag = entry
+            text += f"  - name: {chart}\n    newName: {registry}/{self.repo(chart)}\n    newTag: {tag}\n"
+        kustomization.write_text(text)
+
     def seed(
         self, registry: RegistryProcess, module: str, tag: str, seed: str | None = None
     ) -> str:

@@ -924,18 +924,12 @@ def test_an_images_entry_that_matches_nothing_is_warned_about(
     overlay's images: entry for 'connect' unused: plan warns (kustomize and the plan are silent
     otherwise); the example's own entries raise no warning."""
     assert "warnings" not in cli("plan", "production", "-o", "json").json()  # type: ignore[operator]
-    charts = gitops.root / "infra" / "charts" / "connect"
-    charts.mkdir()
-    (charts / "kustomization.yaml").write_text("resources: [connect.yaml]\n")
-    (charts / "connect.yaml").write_text(
+    gitops.add_chart(
+        "connect",
         "apiVersion: kafka.strimzi.io/v1beta2\nkind: KafkaConnect\nmetadata: {name: connect}\n"
-        "spec: {image: connect}\n"
+        "spec: {image: connect}\n",
     )
-    production = gitops.kustomization("production")
-    production.write_text(
-        production.read_text().replace("resources:\n", "resources:\n  - ../../charts/connect\n")
-        + f"  - name: connect\n    newName: {PROD}/{gitops.repo('connect')}\n    newTag: 1.0.0\n"
-    )
+    gitops.deploy("production", "connect", (PROD, "1.0.0"))
     result = cli("plan", "production", "-o", "json")
     [warning] = result.json()["warnings"]  # type: ignore[index]
     assert "the images: entry 'connect'" in warning

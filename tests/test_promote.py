@@ -20,27 +20,14 @@ from tests.test_gitops_cli import _use_hook_component
 def _add_ml_chart(gitops: GitOpsRepo, *, to_production: bool = True) -> None:
     """A new module, ``ml``: its chart writes ``image: ml``; dev deploys it with an images: entry
     ``name: ml``, production only lists the chart (its first promotion is due)."""
-    chart = gitops.root / "infra" / "charts" / "ml"
-    chart.mkdir()
-    (chart / "kustomization.yaml").write_text("resources:\n  - deployment.yaml\n")
-    (chart / "deployment.yaml").write_text(
+    gitops.add_chart(
+        "ml",
         "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: ml}\nspec:\n  template:\n"
-        "    spec:\n      containers:\n        - {name: ml, image: ml}\n"
+        "    spec:\n      containers:\n        - {name: ml, image: ml}\n",
     )
-    dev = gitops.kustomization("dev")
-    dev.write_text(
-        dev.read_text().replace(
-            "  - ../../charts/catalog\n", "  - ../../charts/catalog\n  - ../../charts/ml\n"
-        )
-        + f"  - name: ml\n    newName: {DEV}/{gitops.repo('ml')}\n    newTag: 0.9.0\n"
-    )
+    gitops.deploy("dev", "ml", (DEV, "0.9.0"))
     if to_production:
-        production = gitops.kustomization("production")
-        production.write_text(
-            production.read_text().replace(
-                "  - ../../charts/catalog\n", "  - ../../charts/catalog\n  - ../../charts/ml\n"
-            )
-        )
+        gitops.deploy("production", "ml")
 
 
 def _seed_dev(gitops: GitOpsRepo) -> dict[str, str]:
@@ -688,20 +675,12 @@ def test_a_source_entry_that_applies_nowhere_is_named(
     """`promote data/connect`, where dev's images: entry for connect applies to no rendered image
     (the image sits in a custom resource field kustomize does not rewrite), says so and to declare
     the field in configurations: (exit 2); before, only "not a module of dev"."""
-    chart = gitops.root / "infra" / "charts" / "connect"
-    chart.mkdir()
-    (chart / "kustomization.yaml").write_text("resources:\n  - connector.yaml\n")
-    (chart / "connector.yaml").write_text(
+    gitops.add_chart(
+        "connect",
         "apiVersion: kafka.strimzi.io/v1beta2\nkind: KafkaConnect\nmetadata: {name: connect}\n"
-        "spec:\n  image: connect\n"
+        "spec:\n  image: connect\n",
     )
-    dev = gitops.kustomization("dev")
-    dev.write_text(
-        dev.read_text().replace(
-            "  - ../../charts/catalog\n", "  - ../../charts/catalog\n  - ../../charts/connect\n"
-        )
-        + f"  - name: connect\n    newName: {DEV}/{gitops.repo('connect')}\n    newTag: 1.0.0\n"
-    )
+    gitops.deploy("dev", "connect", (DEV, "1.0.0"))
     for name in (gitops.repo("connect"), "connect"):
         result = cli("promote", name, "--to", "production")
         assert result.code == 2, result.err
