@@ -26,6 +26,15 @@ What a copy guarantees (shared/registry-notes.md has the reasoning and sources):
 * Before the first write into a destination repository, an optional ``prepare_destination`` hook runs
   once per run for it (the runtime passes ECR's repository creation there); an image that is already
   present never calls it, so re-runs stay read-only.
+* What is attached to the image travels with it (:mod:`promoter.remote.attachments`): OCI 1.1
+  referrers and cosign's ``.sig``/``.att``/``.sbom`` tags of the image and of every child of its
+  index, and what is attached to those, each copied digest-exact by this same engine (blobs, then
+  the manifest, its tag last) after the image's tag. A tag attachment keeps its tag name and is
+  refused like any tag when the destination's holds other content; a referrer is pushed by digest
+  and, where the destination has no referrers API, listed in the referrers-tag index, merged with
+  what that index lists (written last, read back). An image that is present but lacks some of its
+  attachments gets just those (:attr:`CopyAction.ATTACHED`); when an attachment fails, the image's
+  tag is already written, and the error says so.
 * A copy takes a deadline that bounds it as a whole; what a run remembers (blobs moved, repositories
   prepared) belongs to that run, so one :class:`Copier` can serve a process for weeks.
 """
@@ -36,7 +45,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from promoter.deadline import Deadline
@@ -51,8 +60,19 @@ from promoter.errors import (
     TagMovedError,
 )
 from promoter.oci.digest import Digest, compute_digest, hashes_to
+from promoter.oci.mediatypes import MediaType
+from promoter.oci.referrers import (
+    ALL_ATTACHMENTS,
+    Attachment,
+    AttachmentFilter,
+    ReferrerDescriptor,
+    merge_referrers_index,
+    referrer_descriptor,
+    referrers_tag,
+)
 from promoter.process import signals_to_main_thread
 from promoter.reference import Reference
+from promoter.remote.attachments import AttachmentFinder, fallback_index
 from promoter.remote.blobs import BlobAction, BlobTransfers, CopyProgress
 from promoter.remote.repository import FetchedManifest, Repository, resolve_digest
 from promoter.remote.walk import fetch_if_missing, walk_image, wanted_blobs
@@ -77,6 +97,8 @@ PrepareDestination = Callable[[str, str], None]
 #: destination registry's hashing and writing saturate the machine. Real registries sit behind
 #: network latency, where more streams help, so the default stays at 8; memory grows ~2 MiB a job.
 DEFAULT_JOBS = 8
+#: Times a referrers-tag index is merged again when another writer replaced it meanwhile.
+REFERRERS_INDEX_ATTEMPTS = 3
 
 
 class CopyAction(StrEnum):
@@ -84,6 +106,7 @@ class CopyAction(StrEnum):
 
     COPIED = "copied"
     PRESENT = "present"
+    ATTACHED = "attached"  #: the image was present; some of its attachments were copied
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,11 +117,13 @@ class CopyOptions:
         force: move a destination tag that points at another digest.
         include_foreign: copy foreign (non-distributable) layers, those with ``urls``.
         jobs: concurrent blob transfers.
+        attachments: which attachments travel with each image (all by default).
     """
 
     force: bool = False
     include_foreign: bool = False
     jobs: int = DEFAULT_JOBS
+    attachments: AttachmentFilter = ALL_ATTACHMENTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,11 +133,13 @@ class CopyResult:
     Attributes:
         source, destination: the references copied from and to.
         digest: the digest the destination reference holds now.
-        action: copied, or present (nothing was written).
+        action: copied; present (nothing was written); attached (only attachments were).
         blobs: how many blobs were copied, mounted or skipped.
         bytes: blob bytes this image transferred; a blob shared with another image of the same run is
             counted once, under the image that moved it.
         seconds: wall time of this image.
+        attachments: the attachments copied in this run (referrers and tag attachments, of the
+            image, its children and each other), subjects first.
     """
 
     source: Reference
@@ -122,14 +149,17 @@ class CopyResult:
     blobs: dict[BlobAction, int] = field(default_factory=lambda: dict.fromkeys(BlobAction, 0))
     bytes: int = 0
     seconds: float = 0.0
+    attachments: tuple[Attachment, ...] = ()
 
 
 @dataclass(slots=True)
 class _Run:
-    """What one run remembers: its blob transfers, the repositories it prepared, its deadline."""
+    """What one run remembers: its blob transfers, the repositories it prepared, its deadline,
+    where attachments are."""
 
     transfers: BlobTransfers
     deadline: Deadline | None
+    finder: AttachmentFinder
     prepared: dict[tuple[str, str], Future[None]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -208,7 +238,7 @@ class Copier:
             deadline=deadline,
             aborted=self._aborted.is_set,
         )
-        return _Run(transfers, deadline)
+        return _Run(transfers, deadline, AttachmentFinder(self.options.attachments))
 
     # -- images ---------------------------------------------------------------------------------
 
@@ -234,7 +264,7 @@ class Copier:
             initializer=signals_to_main_thread,
         )
         try:
-            futures = [images.submit(self._copy, run, src, dst) for src, dst in pairs]
+            futures = [images.submit(self._promote, run, src, dst) for src, dst in pairs]
             outcomes: list[CopyResult | PromoterError] = []
             for (source, destination), future in zip(pairs, futures, strict=True):
                 try:
@@ -274,10 +304,121 @@ class Copier:
             RegistryError, RegistryUnreachableError, DigestMismatchError: the copy failed; nothing
                 was tagged.
             DeadlineExceededError: the deadline passed; nothing was tagged.
+            PromoterError: the image was copied and tagged, but an attachment was not (the message
+                says so; a re-run completes it): of the type of what stopped the attachment
+                (:class:`TagConflictError` for a cosign tag that holds other content).
         """
-        return self._copy(self._new_run(deadline), source, destination)
+        return self._promote(self._new_run(deadline), source, destination)
 
-    def _copy(self, run: _Run, source: Reference, destination: Reference) -> CopyResult:
+    def _promote(self, run: _Run, source: Reference, destination: Reference) -> CopyResult:
+        """Copy the image, then what is attached to it. What the source has attached is looked
+        for while the image is copied (from the moment its digest is known), so an image with
+        nothing attached is done when its tag is written."""
+        if not self.options.attachments.enabled:
+            return self._copy(run, source, destination)[0]
+        src = Repository.of(self.transport, source, deadline=run.deadline)
+        looking: list[Future[tuple[Attachment, ...]]] = []
+
+        def look(digest: Digest) -> None:
+            looking.append(self._metadata.submit(run.finder.in_source, src, digest))
+
+        result, _ = self._copy(run, source, destination, on_source_digest=look)
+        try:
+            found = looking[0].result()
+            return self._carry(run, result, found) if found else result
+        except PromoterError as exc:
+            raise _unattached(exc, destination) from None
+
+    def _carry(self, run: _Run, result: CopyResult, found: Sequence[Attachment]) -> CopyResult:
+        """Copy what the destination lacks of ``found``, level by level (what is attached to an
+        attachment after it); where the destination has no referrers API, list each level's
+        referrers in their subject's referrers-tag index after they are written."""
+        source, destination = result.source, result.destination
+        src = Repository.of(self.transport, source, deadline=run.deadline)
+        dst = Repository.of(self.transport, destination, push=True, deadline=run.deadline)
+        missing = run.finder.missing(dst, found)
+        if not missing:
+            return result
+        carried: list[Attachment] = []
+        blobs, moved = dict(result.blobs), result.bytes
+        for depth in sorted({a.depth for a in missing}):
+            level = [a for a in missing if a.depth == depth]
+            for attachment in level:
+                self._check_aborted()
+                origin = replace(source, tag=None, digest=attachment.digest)
+                target = (
+                    destination.with_tag(attachment.tag)
+                    if attachment.tag is not None
+                    else replace(destination, tag=None, digest=attachment.digest)
+                )
+                copied, _ = self._copy(run, origin, target)
+                for blob_action, count in copied.blobs.items():
+                    blobs[blob_action] += count
+                moved += copied.bytes
+                carried.append(attachment)
+            if run.finder.has_api(dst) is not True:
+                self._list_referrers(src, dst, [a for a in level if a.tag is None])
+        action = CopyAction.ATTACHED if result.action is CopyAction.PRESENT else result.action
+        return replace(
+            result,
+            action=action,
+            blobs=blobs,
+            bytes=moved,
+            attachments=tuple(carried),
+            seconds=result.seconds,
+        )
+
+    def _list_referrers(
+        self, src: Repository, dst: Repository, referrers: Sequence[Attachment]
+    ) -> None:
+        """List ``referrers``, just written to ``dst``, in their subjects' referrers-tag indexes
+        (distribution-spec v1.1, "Pushing Manifests with Subject", for a registry without the
+        referrers API): pull the index (none yet: start empty), append what it lacks, push it, and
+        read it back. Registries ignore conditional requests on tags (Distribution 2.8 does), so
+        reading back is how another writer's concurrent update is noticed; the merge is then done
+        again on what that writer left, a few times at most.
+
+        Raises:
+            UnsupportedManifestError: the referrers tag holds something else than an OCI index
+                (``cosign copy`` tags the image itself so): it is left alone.
+            PromoterError: the index kept losing our entries to other writers.
+        """
+        by_subject: dict[Digest, list[ReferrerDescriptor]] = {}
+        for attachment in referrers:
+            what = f"referrer {src}@{attachment.digest}"
+            data = src.get_manifest(str(attachment.digest)).data
+            descriptor = referrer_descriptor(data, attachment.digest, what)
+            by_subject.setdefault(attachment.subject, []).append(descriptor)
+        for subject, descriptors in by_subject.items():
+            tag = referrers_tag(subject)
+            what = f"referrers index {dst}:{tag}"
+            for _ in range(REFERRERS_INDEX_ATTEMPTS):
+                held = fallback_index(dst, subject)
+                merged = merge_referrers_index(held.data if held else None, descriptors, what)
+                if merged is None:
+                    break
+                self._check_aborted()
+                dst.put_manifest(tag, merged, MediaType.OCI_INDEX)
+                now = fallback_index(dst, subject)
+                if now is not None and merge_referrers_index(now.data, descriptors, what) is None:
+                    break
+            else:
+                raise PromoterError(
+                    f"{what}: another writer replaced the index {REFERRERS_INDEX_ATTEMPTS} times "
+                    "while promoter added its entries",
+                    hint="run the promotion again when the other writer is done",
+                )
+
+    def _copy(
+        self,
+        run: _Run,
+        source: Reference,
+        destination: Reference,
+        *,
+        on_source_digest: Callable[[Digest], None] | None = None,
+    ) -> tuple[CopyResult, FetchedManifest | None]:
+        """Copy one manifest tree (no attachments); the top manifest when it was fetched.
+        ``on_source_digest`` is told the source's digest as soon as it is known."""
         if destination.tag is None and destination.digest is None:
             raise InputError(
                 f"destination {destination} names neither a tag nor a digest; give one"
@@ -290,6 +431,8 @@ class Copier:
         source_head = self._metadata.submit(self._source_digest, source, run.deadline)
         dest_head = self._metadata.submit(dst.head_manifest, dst_ref)
         source_digest = source_head.result()
+        if on_source_digest is not None:
+            on_source_digest(source_digest)
         existing = dest_head.result()
 
         if destination.digest is not None and not src.same_content(
@@ -307,7 +450,7 @@ class Copier:
                 source_digest,
                 CopyAction.PRESENT,
                 seconds=time.monotonic() - started,
-            )
+            ), None
         if existing is not None and destination.tag is not None and not self.options.force:
             raise TagConflictError(str(destination), str(existing.digest), str(source_digest))
 
@@ -361,7 +504,7 @@ class Copier:
             blobs=blobs,
             bytes=moved,
             seconds=time.monotonic() - started,
-        )
+        ), top
 
     def _put_manifest(
         self, run: _Run, src: Repository, dst: Repository, reference: str, manifest: FetchedManifest
@@ -453,6 +596,20 @@ def _check_tag(dst: Repository, destination: Reference, written: FetchedManifest
         return
     ours = compute_digest(written.data, found.digest.algorithm) if found else written.digest
     raise TagMovedError(str(destination), str(ours), str(found.digest) if found else None)
+
+
+def _unattached(exc: PromoterError, destination: Reference) -> PromoterError:
+    """``exc``, which stopped an attachment of ``destination`` after the image's tag was written,
+    saying so: its class (and so the outcome and exit code: a cosign tag that holds other content
+    is refused, anything else failed) and remedy are kept."""
+    message = (
+        f"{destination} was promoted, but its signatures, attestations or SBOMs were not all "
+        f"copied (it is unsigned at the destination until they are): {exc.message}"
+    )
+    exc.args = (message, *exc.args[1:])
+    rerun = "promoting it again copies what is missing"
+    exc.hint = f"{exc.hint}; {rerun}" if exc.hint else rerun
+    return exc
 
 
 def _immutable_tag_refusal(exc: RegistryError) -> str | None:

@@ -34,7 +34,8 @@ from promoter.oci.digest import (
     verify_bytes,
 )
 from promoter.oci.manifest import Manifest, parse_manifest
-from promoter.oci.mediatypes import MANIFEST_ACCEPT
+from promoter.oci.mediatypes import MANIFEST_ACCEPT, MediaType
+from promoter.oci.referrers import ReferrerDescriptor, parse_referrers_index
 from promoter.process import signals_to_main_thread
 from promoter.reference import Reference
 from promoter.transport.challenge import scope_for
@@ -45,6 +46,8 @@ from promoter.transport.watch import cleaning_up
 TAG_PAGE_SIZE = 1000
 #: Manifests are small; anything bigger than this is refused (the spec suggests at least 4 MiB).
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
+#: Pages of one referrers answer followed at most (a registry that links pages in a loop ends here).
+MAX_REFERRERS_PAGES = 100
 #: Seconds granted, past an operation's deadline, to the requests that tell what a lost answer did
 #: (is the tag or blob there now?) and that cancel an abandoned upload: the truth is worth that much.
 AFTERMATH_SECONDS = 3.0
@@ -59,6 +62,19 @@ class ManifestInfo:
     digest: Digest
     media_type: str
     size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Referrers:
+    """What the referrers API listed for one digest.
+
+    Attributes:
+        entries: the descriptors, every page's, in the registry's order.
+        filtered: the registry applied the ``artifactType`` filter asked for.
+    """
+
+    entries: tuple[ReferrerDescriptor, ...]
+    filtered: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -411,6 +427,60 @@ class Repository:
                 what=f"{step} to {self} (no Location in the answer)",
             )
         return location
+
+    # -- referrers (spec: "Listing Referrers") -----------------------------------------------------
+
+    def get_referrers(self, digest: Digest, artifact_type: str | None = None) -> Referrers | None:
+        """Ask the referrers API what refers to ``digest``; None when the registry has no referrers
+        API, so the caller falls back to the referrers tag.
+
+        The API counts as there only when it answers ``200`` with an OCI image index
+        (distribution-spec v1.1, "Listing Referrers": such a registry "MUST NOT return a 404" and
+        MUST set that Content-Type). A 404 (Distribution 2.8's router miss), 400, 405, 406 or 501 is
+        "no API" (what registries without it answer: research in shared/registry-notes.md), and so
+        is a 200 of another type (a registry answering every path with a page). ``Link: rel="next"``
+        pages are followed. The server applies an ``artifactType`` filter only if it says so
+        (``OCI-Filters-Applied``): the returned :class:`Referrers` tells, and the caller filters
+        again either way.
+
+        Raises:
+            RegistryError, RegistryUnreachableError, DeadlineExceededError: another answer, or none.
+            AnswerTooLargeError: a page larger than :data:`MAX_MANIFEST_BYTES`.
+            UnsupportedManifestError: a page that is no readable OCI index.
+        """
+        query = f"?{urlencode({'artifactType': artifact_type})}" if artifact_type else ""
+        path: str | None = f"/v2/{self.name}/referrers/{digest}{query}"
+        pages: list[bytes] = []
+        filtered = bool(artifact_type)
+        while path is not None and len(pages) < MAX_REFERRERS_PAGES:
+            what = f"list referrers of {self}@{digest}"
+            response = self.session.request(
+                "GET",
+                path,
+                scopes=self.scopes,
+                deadline=self.deadline,
+                headers={"Accept": str(MediaType.OCI_INDEX)},
+                expect=(200, 400, 404, 405, 406, 501),
+                what=what,
+                limit=MAX_MANIFEST_BYTES,
+            )
+            content_type = response.headers.get("Content-Type", "").split(";", 1)[0].strip()
+            if response.status != 200 or content_type != MediaType.OCI_INDEX:
+                if pages:
+                    raise RegistryError(
+                        "GET", f"{self}/referrers/{digest}", response.status, what=what
+                    )
+                return None
+            pages.append(response.data)
+            applied = response.headers.get("OCI-Filters-Applied", "")
+            filtered = filtered and "artifactType" in applied
+            path = _next_link(response.headers.get("Link"))
+        entries = [
+            e
+            for page in pages
+            for e in parse_referrers_index(page, f"referrers of {self}@{digest}")
+        ]
+        return Referrers(tuple(entries), filtered=filtered)
 
     # -- tags (spec: "Listing Tags") --------------------------------------------------------------
 

@@ -1,0 +1,341 @@
+"""Finding what is attached to an image, in a source and in a destination registry.
+
+What counts as attached (:mod:`promoter.oci.referrers` has the two schemes): for the image's digest and
+the digest of every child manifest of its index, its OCI 1.1 referrers (the referrers API where the
+registry answers it, else the index under the referrers tag ``sha256-<hex>``) and cosign's tag
+attachments ``sha256-<hex>.sig``, ``.att``, ``.sbom``; then, recursively, what is attached to each of
+those (the signature of an SBOM).
+
+Cost, measured against one copy's requests (bench/README.md, "Signatures"): each source repository's tag
+list is read once per run (one request for up to 1,000 tags), which tells at once which tag attachments
+and referrers tags exist for every digest of the image; each registry is asked once per run whether it
+has the referrers API. An image whose repository has no ``sha256-`` tag in a registry without the API
+costs that one tag list and nothing else. Only digests that have attachments cost more.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from promoter.errors import AuthenticationError, PromoterError, UnsupportedManifestError
+from promoter.oci.digest import Digest, same_digest
+from promoter.oci.mediatypes import INDEX_TYPES
+from promoter.oci.referrers import (
+    TAG_SUFFIXES,
+    Attachment,
+    AttachmentFilter,
+    AttachmentKind,
+    ReferrerDescriptor,
+    attachment_tag,
+    is_attachment_tag,
+    parse_referrers_index,
+    referrers_tag,
+)
+from promoter.remote.repository import FetchedManifest, Repository
+
+#: Attachments of one image followed at most, all depths together: a registry that lists a
+#: referrer of every referrer, endlessly, is cut off here (real images carry a handful).
+MAX_ATTACHMENTS = 1000
+#: How deep attachments of attachments are followed (image -> SBOM -> its signature is depth 2).
+MAX_DEPTH = 8
+
+
+@dataclass(frozen=True, slots=True)
+class AttachmentPlan:
+    """What an image's attachments need in a destination.
+
+    Attributes:
+        found: every attachment in the source that travels, subjects before what is attached to
+            them.
+        missing: those the destination lacks: a referrer it does not list, a tag attachment whose
+            tag is absent or holds other content.
+    """
+
+    found: tuple[Attachment, ...] = ()
+    missing: tuple[Attachment, ...] = ()
+
+
+#: Nothing attached.
+NOTHING: AttachmentPlan = AttachmentPlan()
+
+
+@dataclass(slots=True)
+class AttachmentFinder:
+    """One run's memory of where attachments are: each repository's tag list and whether each
+    registry has the referrers API, each asked once (concurrent askers wait for the first).
+
+    Args:
+        filter: which attachments travel.
+    """
+
+    filter: AttachmentFilter
+    _tags: dict[tuple[str, str], Future[frozenset[str] | None]] = field(default_factory=dict)
+    _api: dict[str, bool] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def tags(self, repository: Repository) -> frozenset[str] | None:
+        """The repository's tags (one listing per run), or None when the registry refuses to list
+        them (401/403: an ECR pull policy without ``ecr:ListImages``); then each tag that may
+        hold an attachment is asked for by name instead.
+
+        Raises:
+            RegistryError, RegistryUnreachableError, DeadlineExceededError: no listing.
+        """
+
+        def listing() -> frozenset[str] | None:
+            try:
+                return frozenset(repository.list_tags())
+            except AuthenticationError:
+                return None
+
+        key = (repository.session.registry, repository.name)
+        return _once(self._lock, self._tags, key, listing)
+
+    def referrers(
+        self,
+        repository: Repository,
+        subject: Digest,
+        *,
+        tags: frozenset[str] | None = None,
+        artifact_type: str | None = None,
+    ) -> list[ReferrerDescriptor]:
+        """What refers to ``subject`` in ``repository``: the referrers API's answer when the
+        registry has one (asked once per run and registry), else the index under the referrers tag
+        (distribution-spec v1.1, "Listing Referrers": "If the referrers API returns a 404, the
+        client MUST fallback to pulling the referrers tag schema"). With ``tags`` (the repository's
+        tag list), a referrers tag that is not in it is not asked for. ``artifact_type`` is passed
+        to the API as its filter (the registry may ignore it: callers filter again).
+
+        A referrers tag that holds no OCI index (``cosign copy`` tags the image itself so) lists
+        nothing: "the client SHOULD assume there are no referrers".
+
+        Raises:
+            RegistryError, RegistryUnreachableError, DeadlineExceededError: no answer.
+            UnsupportedManifestError: the API answered something unreadable.
+        """
+        registry = repository.session.registry
+        if self._api.get(registry, True):
+            answer = repository.get_referrers(subject, artifact_type)
+            if answer is not None:
+                self._api[registry] = True
+                return list(answer.entries)
+            # A registry that answered the API once keeps it: this answer was about one digest.
+            self._api.setdefault(registry, False)
+        tag = referrers_tag(subject)
+        if tags is not None and tag not in tags:
+            return []
+        fetched = fallback_index(repository, subject)
+        if fetched is None:
+            return []
+        try:
+            return parse_referrers_index(fetched.data, f"{repository}:{tag}")
+        except UnsupportedManifestError:
+            return []
+
+    def has_api(self, repository: Repository) -> bool | None:
+        """Whether the repository's registry answered the referrers API in this run (None: not
+        asked yet)."""
+        return self._api.get(repository.session.registry)
+
+    def plan(
+        self,
+        src: Repository,
+        dst: Repository,
+        digest: Digest,
+        top: FetchedManifest | None = None,
+    ) -> AttachmentPlan:
+        """Find what is attached to the image ``digest`` in ``src`` and what of it ``dst`` lacks.
+
+        The image must be present in ``dst`` (its digest is what the destination's referrers are
+        asked for).
+
+        Args:
+            top: the image's manifest when the caller has it (saves a GET).
+
+        Raises:
+            RegistryError, RegistryUnreachableError, DeadlineExceededError, DigestMismatchError,
+            UnsupportedManifestError: a registry could not tell.
+        """
+        found = self.in_source(src, digest, top)
+        if not found:
+            return NOTHING
+        return AttachmentPlan(found, self.missing(dst, found))
+
+    def in_source(
+        self, src: Repository, digest: Digest, top: FetchedManifest | None = None
+    ) -> tuple[Attachment, ...]:
+        """Every attachment of the image ``digest`` in ``src`` that travels (:meth:`find` over
+        the image and its index's children); nothing at all, at the cost of the repository's tag
+        list, when the registry has no referrers API and no tag can hold an attachment.
+
+        Raises:
+            as :meth:`plan`.
+        """
+        if not self.filter.enabled:
+            return ()
+        tags = self.tags(src)
+        api = self._api.get(src.session.registry)
+        if api is None:
+            self.referrers(src, digest, tags=tags)  # asks the API once for this registry
+            api = self._api[src.session.registry]
+        if not api and tags is not None and not any(is_attachment_tag(t) for t in tags):
+            return ()
+        subjects = subject_digests(src, top or src.get_manifest(str(digest)))
+        return tuple(self.find(src, subjects, tags))
+
+    def find(
+        self, src: Repository, subjects: Sequence[Digest], tags: frozenset[str] | None
+    ) -> list[Attachment]:
+        """Every attachment of ``subjects`` that travels, level by level (what is attached to an
+        attachment after it), each digest once.
+
+        Raises:
+            PromoterError: an attachment could not be read, or there are more than
+                :data:`MAX_ATTACHMENTS` (a registry listing referrers without end).
+        """
+        found: list[Attachment] = []
+        seen: set[Digest] = set(subjects)
+        level = list(subjects)
+        depth = 0
+        while level and depth < MAX_DEPTH:
+            following: list[Digest] = []
+            for subject in level:
+                for attachment in self._attached(src, subject, depth, tags):
+                    if attachment.digest in seen:
+                        continue
+                    seen.add(attachment.digest)
+                    found.append(attachment)
+                    following.append(attachment.digest)
+                    if len(found) > MAX_ATTACHMENTS:
+                        raise PromoterError(
+                            f"{src}: more than {MAX_ATTACHMENTS} attachments (referrers and "
+                            "signature tags) for one image; refusing to follow them all"
+                        )
+            level = following
+            depth += 1
+        return found
+
+    def _attached(
+        self, src: Repository, subject: Digest, depth: int, tags: frozenset[str] | None
+    ) -> list[Attachment]:
+        """What is directly attached to ``subject``: its referrers, then its cosign tags."""
+        wanted = sorted(self.filter.artifact_types)
+        only = wanted[0] if depth == 0 and len(wanted) == 1 else None
+        attached = [
+            Attachment(
+                AttachmentKind.REFERRER, subject, entry.digest, entry.artifact_type, None, depth
+            )
+            for entry in self.referrers(src, subject, tags=tags, artifact_type=only)
+            if self.filter.admits(entry.artifact_type, depth)
+        ]
+        for kind in TAG_SUFFIXES:
+            tag = attachment_tag(subject, kind)
+            if tags is not None and tag not in tags:
+                continue
+            if tags is None and src.head_manifest(tag) is None:
+                continue
+            fetched = src.get_manifest(tag)
+            artifact_type = tag_artifact_type(fetched)
+            if self.filter.admits(artifact_type, depth):
+                attached.append(
+                    Attachment(kind, subject, fetched.digest, artifact_type, tag, depth)
+                )
+        return attached
+
+    def missing(self, dst: Repository, found: Sequence[Attachment]) -> tuple[Attachment, ...]:
+        """The attachments ``dst`` lacks: a referrer its listing of the subject does not name (asked
+        once per subject), a tag attachment whose tag is absent or holds other content.
+
+        Raises:
+            RegistryError, RegistryUnreachableError, DeadlineExceededError, DigestMismatchError,
+            UnsupportedManifestError: the destination could not tell.
+        """
+        listed: dict[Digest, set[Digest]] = {}
+        missing = []
+        for attachment in found:
+            if attachment.kind is AttachmentKind.REFERRER:
+                if attachment.subject not in listed:
+                    listed[attachment.subject] = {
+                        e.digest for e in self.referrers(dst, attachment.subject)
+                    }
+                if attachment.digest not in listed[attachment.subject]:
+                    missing.append(attachment)
+                continue
+            held = dst.head_manifest(str(attachment.tag))
+            if held is None or not same_digest(held.digest, attachment.digest):
+                missing.append(attachment)
+        return tuple(missing)
+
+
+def fallback_index(repository: Repository, subject: Digest) -> FetchedManifest | None:
+    """The manifest under ``subject``'s referrers tag, or None when the tag does not exist.
+
+    Asked with every manifest type in Accept (:meth:`Repository.get_manifest`): Distribution answers
+    a GET of an OCI index without the index type in Accept with a 404, which would read as "no
+    referrers yet" and let a writer wipe the list.
+
+    Raises:
+        RegistryError, RegistryUnreachableError, DeadlineExceededError, DigestMismatchError,
+        UnsupportedManifestError.
+    """
+    tag = referrers_tag(subject)
+    if repository.head_manifest(tag) is None:
+        return None
+    return repository.get_manifest(tag)
+
+
+def subject_digests(src: Repository, top: FetchedManifest) -> list[Digest]:
+    """The image's digest and every child manifest's, nested indexes followed (each fetched once)."""
+    digests = [top.digest]
+    pending = [top]
+    while pending:
+        manifest = pending.pop()
+        for child in manifest.manifest.manifests:
+            if child.digest in digests:
+                continue
+            digests.append(child.digest)
+            if child.media_type in INDEX_TYPES:
+                pending.append(src.get_manifest(str(child.digest)))
+    return digests
+
+
+def tag_artifact_type(fetched: FetchedManifest) -> str | None:
+    """What a cosign tag attachment holds: the manifest's ``artifactType``, else its first layer's
+    media type (cosign's signature, DSSE envelope or SBOM type: their configs say nothing)."""
+    try:
+        declared = json.loads(fetched.data).get("artifactType")
+    except (ValueError, AttributeError, RecursionError):
+        declared = None
+    if isinstance(declared, str) and declared:
+        return declared
+    layers = fetched.manifest.blobs[1:]
+    return layers[0].media_type if layers else None
+
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+def _once(lock: threading.Lock, cache: dict[_K, Future[_V]], key: _K, make: Callable[[], _V]) -> _V:
+    """``make()`` once per key; concurrent callers wait for the first and share its result or
+    exception."""
+    with lock:
+        future = cache.get(key)
+        owner = future is None
+        if future is None:
+            future = Future()
+            cache[key] = future
+    if owner:
+        try:
+            future.set_result(make())
+        except BaseException as exc:
+            future.set_exception(exc)
+            with lock:
+                del cache[key]  # a failure is not remembered: the next image asks again
+            raise
+    return future.result()
