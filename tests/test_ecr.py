@@ -457,6 +457,7 @@ def test_grant_pull_merges_and_is_idempotent(
         "ecr:BatchCheckLayerAvailability",
         "ecr:BatchGetImage",
         "ecr:GetDownloadUrlForLayer",
+        "ecr:ListImages",
     ]
     assert catalog["Statement"] == [ours]
 

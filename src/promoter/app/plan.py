@@ -16,6 +16,7 @@ from promoter.config.values import Environment, PromoterConfig
 from promoter.deadline import Deadline
 from promoter.errors import InputError
 from promoter.gitops.hookfile import HookFileDrift, drift, hook_images_path
+from promoter.oci.referrers import ALL_ATTACHMENTS, AttachmentFilter
 from promoter.outcome import Outcome, worst
 from promoter.planning.lookup import plan_images
 from promoter.planning.plan import (
@@ -50,6 +51,7 @@ class EnvironmentPlan:
         hook_sources: ``sourceRegistry`` values of the Kustomize component's ConfigMap that are
             not the registry of the environment it promotes from: the hook Job would copy from
             there (or fail to reach it) on every sync; blocks like a missing list line.
+        attachments: which attachments the plan looked for, and a sync of it copies.
     """
 
     environment: str
@@ -59,6 +61,7 @@ class EnvironmentPlan:
     unmanaged: tuple[UnmanagedReference, ...] = ()
     warnings: tuple[str, ...] = ()
     hook_sources: tuple[str, ...] = ()
+    attachments: AttachmentFilter = ALL_ATTACHMENTS
 
     @property
     def outcome(self) -> Outcome:
@@ -175,6 +178,7 @@ def plan_environment(
         source.name if source else None,
         unmanaged=scan.unmanaged,
         hook_sources=wrong_sources,
+        attachments=policy.attachments,
         warnings=tuple(
             ([skipped] if skipped else [])
             + overlay_warnings(
@@ -185,14 +189,20 @@ def plan_environment(
 
 
 def environment_policy(
-    environment: Environment, *, fail_diverged: bool = False, allow_foreign: bool = False
+    environment: Environment,
+    *,
+    fail_diverged: bool = False,
+    allow_foreign: bool = False,
+    attachments: AttachmentFilter = ALL_ATTACHMENTS,
 ) -> PlanPolicy:
     """The environment's policy from promoter.yaml, made stricter by ``fail_diverged``
-    (``--fail-on-diverged``) and more lenient by ``allow_foreign`` (``--allow-foreign``)."""
+    (``--fail-on-diverged``) and more lenient by ``allow_foreign`` (``--allow-foreign``), with
+    the attachments that travel (``--no-referrers``, ``--referrers-type``)."""
     allowed = {"*"} if allow_foreign else set(environment.allow_images_from)
     return PlanPolicy(
         fail_diverged=fail_diverged or environment.fail_diverged,
         allowed_foreign=frozenset(allowed),
+        attachments=attachments,
     )
 
 

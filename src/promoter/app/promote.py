@@ -738,6 +738,7 @@ def promotion_plan(
         target.name,
         look_up(runtime, wanted, deadline=deadline, policy=policy),
         source=source.name if source else None,
+        attachments=policy.attachments,
     )
 
 

@@ -26,7 +26,7 @@ from promoter.planning.plan import (
     in_registry,
 )
 from promoter.reference import parse_reference, parse_registry_host
-from promoter.remote.copy import Copier, CopyOptions, CopyProgress
+from promoter.remote.copy import Copier, CopyAction, CopyOptions, CopyProgress
 
 if TYPE_CHECKING:
     from promoter.gitops.render import Rendering
@@ -54,7 +54,20 @@ class SyncReport:
     @property
     def copied(self) -> int:
         """Images copied in this run."""
-        return sum(1 for r in self.records if r.result is not None and r.ok)
+        return sum(
+            1
+            for r in self.records
+            if r.result is not None and r.ok and r.result.action is not CopyAction.ATTACHED
+        )
+
+    @property
+    def attached(self) -> int:
+        """Images that were present, whose missing attachments were copied in this run."""
+        return sum(
+            1
+            for r in self.records
+            if r.result is not None and r.ok and r.result.action is CopyAction.ATTACHED
+        )
 
     @property
     def diverged(self) -> int:
@@ -89,7 +102,7 @@ def carry_out(
     """
     copier = Copier(
         runtime.transport,
-        CopyOptions(jobs=runtime.settings.jobs),
+        CopyOptions(jobs=runtime.settings.jobs, attachments=plan.attachments),
         progress,
         prepare_destination=runtime.prepare_destination,
     )
@@ -225,7 +238,11 @@ def plan_references(
     """
     wanted = wanted_from(references, source_registry)
     label = f"from {parse_registry_host(source_registry)}"
-    return EnvironmentPlan(label, look_up(runtime, wanted, deadline=deadline, policy=policy))
+    return EnvironmentPlan(
+        label,
+        look_up(runtime, wanted, deadline=deadline, policy=policy),
+        attachments=policy.attachments,
+    )
 
 
 def make_present(

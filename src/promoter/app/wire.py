@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # values only: importing their modules would load YAML handli
     from promoter.ecr.policy import PolicyChange
     from promoter.gitops.discover import UnmanagedReference
     from promoter.gitops.hookfile import HookFileDrift
+    from promoter.oci.referrers import Attachment
     from promoter.planning.execute import SyncRecord
     from promoter.planning.plan import PlanItem
     from promoter.reference import Reference
@@ -32,15 +33,27 @@ class BlobCountsJson(TypedDict):
     skipped: int
 
 
+class AttachmentJson(TypedDict):
+    """A signature, attestation or SBOM attached to an image (README "Signatures, attestations
+    and SBOMs")."""
+
+    kind: str  #: referrer | signature | attestation | sbom
+    subject: str  #: the digest it is attached to (the image's, a child's, another attachment's)
+    digest: str
+    artifactType: str | None
+    tag: NotRequired[str]  #: a cosign tag attachment's tag
+
+
 class CopyResultJson(TypedDict):
     """One image of ``copy -o json``."""
 
     source: str
     destination: str
     digest: str
-    action: str  #: copied | present
+    action: str  #: copied | present | attached
     blobs: BlobCountsJson
     bytes: int
+    attachments: list[AttachmentJson]  #: those copied in this run
 
 
 class CopyFailureJson(TypedDict):
@@ -64,6 +77,8 @@ class PlanItemJson(TypedDict):
     foreignEnvironment: NotRequired[str]  #: foreign-environment: whose registry the image is in
     blocking: bool  #: whether this image makes a sync fail (exit 3)
     warning: NotRequired[str]  #: a diverged tag, an allowed foreign image: done, but look
+    #: plan: for ``attach``, what the destination lacks; sync: what was copied
+    attachments: NotRequired[list[AttachmentJson]]
 
 
 class HookFileJson(TypedDict):
@@ -97,7 +112,7 @@ class SyncRecordJson(PlanItemJson):
     destination: str
     bytes: int
     seconds: float
-    action: str  #: copied | present | none
+    action: str  #: copied | present | attached | none
 
 
 class SyncJson(TypedDict):
@@ -213,6 +228,19 @@ def _text(value: object | None) -> str | None:
     return None if value is None else str(value)
 
 
+def attachment_json(attachment: Attachment) -> AttachmentJson:
+    """One attachment."""
+    entry: AttachmentJson = {
+        "kind": str(attachment.kind),
+        "subject": str(attachment.subject),
+        "digest": str(attachment.digest),
+        "artifactType": attachment.artifact_type,
+    }
+    if attachment.tag is not None:
+        entry["tag"] = attachment.tag
+    return entry
+
+
 def copy_result_json(result: CopyResult) -> CopyResultJson:
     """The documented ``copy -o json`` line for a copied or present image."""
     return {
@@ -226,6 +254,7 @@ def copy_result_json(result: CopyResult) -> CopyResultJson:
             "skipped": result.blobs.get(BlobAction.SKIPPED, 0),
         },
         "bytes": result.bytes,
+        "attachments": [attachment_json(a) for a in result.attachments],
     }
 
 
@@ -262,6 +291,8 @@ def plan_item_json(item: PlanItem) -> PlanItemJson:
         entry["destinationDigest"] = str(item.held)
     if item.foreign is not None:
         entry["foreignEnvironment"] = item.foreign
+    if item.attachments:
+        entry["attachments"] = [attachment_json(a) for a in item.attachments]
     return entry
 
 
@@ -306,9 +337,11 @@ def sync_record_json(record: SyncRecord) -> SyncRecordJson:
         "seconds": round(result.seconds, 3) if result is not None else 0.0,
         "action": str(result.action) if result is not None else "none",
     }
+    entry.pop("attachments", None)
     if result is not None:
         # What was copied, which is what the plan saw unless the copy itself says otherwise.
         entry["digest"] = str(result.digest)
+        entry["attachments"] = [attachment_json(a) for a in result.attachments]
     entry.pop("error", None)
     entry.pop("warning", None)
     if record.error is not None:

@@ -17,7 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from promoter.app.runtime import Runtime, RuntimeSettings, SecretScrubber
-from promoter.errors import LINE_SHOWN, ConfigError, one_line
+from promoter.errors import LINE_SHOWN, ConfigError, InputError, one_line
+from promoter.oci.referrers import (
+    ALL_ATTACHMENTS,
+    NO_ATTACHMENTS,
+    Attachment,
+    AttachmentFilter,
+)
 from promoter.process import children_running, run_undo, stop_children
 from promoter.remote.copy import DEFAULT_JOBS
 from promoter.transport.watch import interrupt, interrupted, traffic_started
@@ -29,11 +35,14 @@ if TYPE_CHECKING:
 __all__ = [
     "SecretScrubber",
     "add_jobs_option",
+    "add_referrers_options",
     "as_json",
+    "attachment_filter",
     "build_runtime",
     "build_runtime_settings",
     "check_output_path",
     "configure_logging",
+    "describe_attachments",
     "error",
     "human_size",
     "int_at_least",
@@ -99,6 +108,53 @@ def add_jobs_option(parser: argparse.ArgumentParser, *, shown: bool = True) -> N
         metavar="N",
         help=f"concurrent blob transfers (default {DEFAULT_JOBS})" if shown else argparse.SUPPRESS,
     )
+
+
+def add_referrers_options(parser: argparse.ArgumentParser) -> None:
+    """``--no-referrers`` and ``--referrers-type TYPE``: what travels with an image, for every
+    command that copies or plans (README "Signatures, attestations and SBOMs")."""
+    group = parser.add_argument_group("attachments (signatures, attestations, SBOMs)")
+    group.add_argument(
+        "--no-referrers",
+        action="store_true",
+        help="copy images without what is attached to them (OCI referrers, cosign .sig/.att/.sbom "
+        "tags); by default they travel with every image",
+    )
+    group.add_argument(
+        "--referrers-type",
+        action="append",
+        default=[],
+        metavar="TYPE",
+        help="carry only attachments of this artifact type (repeatable), e.g. "
+        "application/vnd.dev.sigstore.bundle.v0.3+json; what is attached to them travels too",
+    )
+
+
+def attachment_filter(args: argparse.Namespace) -> AttachmentFilter:
+    """The :class:`~promoter.oci.referrers.AttachmentFilter` of ``--no-referrers`` and
+    ``--referrers-type``.
+
+    Raises:
+        InputError: both are given, or a type is empty.
+    """
+    types = [t.strip() for t in getattr(args, "referrers_type", None) or []]
+    if getattr(args, "no_referrers", False):
+        if types:
+            raise InputError("--no-referrers and --referrers-type contradict each other; give one")
+        return NO_ATTACHMENTS
+    if any(not t for t in types):
+        raise InputError("--referrers-type needs an artifact type, e.g. application/spdx+json")
+    return AttachmentFilter(artifact_types=frozenset(types)) if types else ALL_ATTACHMENTS
+
+
+def describe_attachments(attachments: Sequence[Attachment]) -> str:
+    """``2 attachments (1 signature, 1 referrer)``: how many, of each kind."""
+    kinds: dict[str, int] = {}
+    for attachment in attachments:
+        kinds[str(attachment.kind)] = kinds.get(str(attachment.kind), 0) + 1
+    counted = ", ".join(f"{n} {kind}" for kind, n in kinds.items())
+    noun = "attachment" if len(attachments) == 1 else "attachments"
+    return f"{len(attachments)} {noun} ({counted})"
 
 
 #: The run's scrubber, set by :func:`configure_logging`: every error and warning line passes it.

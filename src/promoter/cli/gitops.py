@@ -8,7 +8,7 @@ import argparse
 from pathlib import Path
 
 from promoter.app.runtime import SecretScrubber
-from promoter.cli.common import add_jobs_option, check_output_path
+from promoter.cli.common import add_jobs_option, add_referrers_options, check_output_path
 from promoter.config.locate import find_config, overlay_hint
 from promoter.errors import ConfigError, InputError
 from promoter.gitops.render import Rendering, start_render
@@ -40,6 +40,8 @@ def add_commands(
         action="store_true",
         help="allow images of another environment's registry (promoter.yaml: allowImagesFrom)",
     )
+
+    add_referrers_options(policy)
 
     plan = commands.add_parser(
         "plan",

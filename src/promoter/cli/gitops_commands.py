@@ -26,6 +26,7 @@ from promoter.app.wire import (
 )
 from promoter.cli.common import (
     as_json,
+    attachment_filter,
     build_runtime,
     error,
     print_table,
@@ -96,11 +97,13 @@ def _plan(
 
 
 def _policy(config: PromoterConfig, args: argparse.Namespace, name: str) -> PlanPolicy:
-    """The environment's plan policy with ``--fail-on-diverged`` and ``--allow-foreign``."""
+    """The environment's plan policy with ``--fail-on-diverged``, ``--allow-foreign``,
+    ``--no-referrers`` and ``--referrers-type``."""
     return environment_policy(
         config.environment(name),
         fail_diverged=getattr(args, "fail_on_diverged", False),
         allow_foreign=getattr(args, "allow_foreign", False),
+        attachments=attachment_filter(args),
     )
 
 

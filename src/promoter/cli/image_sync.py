@@ -16,7 +16,7 @@ from pathlib import Path
 
 from promoter.app.runtime import SecretScrubber, registry_settings_of
 from promoter.app.sync import lookup_deadline, plan_references
-from promoter.cli.common import as_json, build_runtime, warn
+from promoter.cli.common import as_json, attachment_filter, build_runtime, warn
 from promoter.cli.exit_codes import EXIT_OK
 from promoter.cli.plan_output import sync_and_print
 from promoter.config.lists import read_list_file
@@ -63,6 +63,7 @@ def run_image_sync(args: argparse.Namespace, scrub: SecretScrubber) -> int:
             policy=PlanPolicy(
                 fail_diverged=args.fail_on_diverged,
                 allowed_foreign=frozenset({"*"} if args.allow_foreign else ()),
+                attachments=attachment_filter(args),
             ),
         )
         return sync_and_print(plan, args, runtime)

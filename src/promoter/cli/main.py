@@ -30,10 +30,13 @@ from promoter.app.wire import (
 from promoter.cli import argocd, ecr_commands, gitops, webhook
 from promoter.cli.common import (
     add_jobs_option,
+    add_referrers_options,
     as_json,
+    attachment_filter,
     build_runtime,
     build_runtime_settings,
     configure_logging,
+    describe_attachments,
     error,
     human_size,
     int_at_least,
@@ -153,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="also copy foreign (non-distributable) layers, those with 'urls'",
     )
     add_jobs_option(copy)
+    add_referrers_options(copy)
     _add_config_option(copy)
 
     digest = commands.add_parser(
@@ -340,7 +344,12 @@ def _copy(args: argparse.Namespace, scrub: SecretScrubber) -> int:
     pairs = _copy_pairs(args)
     progress = terminal_progress(args)
     display = progress if progress is not None else contextlib.nullcontext()
-    options = CopyOptions(force=args.force, include_foreign=args.include_foreign, jobs=args.jobs)
+    options = CopyOptions(
+        force=args.force,
+        include_foreign=args.include_foreign,
+        jobs=args.jobs,
+        attachments=attachment_filter(args),
+    )
     with _copy_runtime(args, scrub) as runtime, display:
         outcomes = copy_images(
             runtime, pairs, options=options, progress=progress, deadline=args.deadline
@@ -376,9 +385,12 @@ def _batch_summary(outcomes: Sequence[CopyResult | PromoterError]) -> str:
     refused = sum(
         1 for o in outcomes if isinstance(o, PromoterError) and outcome_of(o) is Outcome.REFUSED
     )
-    copied = sum(1 for r in results if r.action != "present")
+    copied = sum(1 for r in results if r.action == "copied")
+    attached = sum(1 for r in results if r.action == "attached")
     return (
-        f"{len(outcomes)} images: {copied} copied, {len(results) - copied} present, "
+        f"{len(outcomes)} images: {copied} copied, "
+        + (f"{attached} given their attachments, " if attached else "")
+        + f"{len(results) - copied - attached} present, "
         f"{refused} refused, {len(outcomes) - len(results) - refused} failed"
     )
 
@@ -390,11 +402,17 @@ def _print_result(result: CopyResult, json_output: bool) -> None:
     if result.action == "present":
         print(f"present {result.destination} {result.digest} (nothing to copy)")
         return
+    if result.action == "attached":
+        print(
+            f"attached {result.destination} {result.digest}: {describe_attachments(result.attachments)}"
+        )
+        return
     blobs = {str(action): count for action, count in result.blobs.items()}
+    carried = f"; + {describe_attachments(result.attachments)}" if result.attachments else ""
     print(
         f"copied  {result.source} -> {result.destination} {result.digest} "
         f"(blobs: {blobs['copied']} copied, {blobs['mounted']} mounted, {blobs['skipped']} skipped; "
-        f"{human_size(result.bytes)} in {result.seconds:.2f} s)"
+        f"{human_size(result.bytes)} in {result.seconds:.2f} s{carried})"
     )
 
 

@@ -15,12 +15,20 @@ from promoter.app.plan import EnvironmentPlan
 from promoter.app.runtime import Runtime
 from promoter.app.sync import SyncReport, carry_out
 from promoter.app.wire import plan_json, sync_json
-from promoter.cli.common import as_json, error, print_table, terminal_progress, warn
+from promoter.cli.common import (
+    as_json,
+    describe_attachments,
+    error,
+    print_table,
+    terminal_progress,
+    warn,
+)
 from promoter.cli.exit_codes import exit_code_of
 from promoter.errors import ConfigError
 from promoter.outcome import Outcome
 from promoter.planning.execute import explain
 from promoter.planning.plan import PlanItem, PlanStatus
+from promoter.remote.copy import CopyAction
 
 
 def sync_and_print(plan: EnvironmentPlan, args: argparse.Namespace, runtime: Runtime) -> int:
@@ -70,6 +78,11 @@ def print_plan(plan: EnvironmentPlan, json_output: bool) -> None:
             (str(item.status), image, _relative_source(item, plan.source), _digest_cell(item))
         )
     print_table(rows)
+    for item in plan.items:
+        if item.status is PlanStatus.ATTACH:
+            print(
+                f"attach {item.destination}: the destination lacks {describe_attachments(item.attachments)}"
+            )
     said: set[str] = set()
     for item in plan.items:
         text = item.error if item.status is PlanStatus.ERROR else explain(item)
@@ -141,18 +154,34 @@ def print_sync(report: SyncReport, json_output: bool) -> None:
                 show(text)
         if record.error is not None:
             continue
-        if not json_output and record.result is not None:
-            print(f"copied  {record.item.source} -> {destination} {record.result.digest}")
+        result = record.result
+        if not json_output and result is not None and result.action is CopyAction.ATTACHED:
+            print(
+                f"attached {destination} {result.digest}: {describe_attachments(result.attachments)}"
+            )
+        elif not json_output and result is not None:
+            carried = (
+                f" (+ {describe_attachments(result.attachments)})" if result.attachments else ""
+            )
+            print(f"copied  {record.item.source} -> {destination} {result.digest}{carried}")
         elif not json_output and destination is not None:
             print(f"present {destination}")
     if not json_output:
         # An allowed image of another environment's registry is neither copied nor looked up:
         # counted apart, never as present.
         foreign = sum(1 for r in report.records if r.item.status is PlanStatus.FOREIGN and r.ok)
-        present = len(report.records) - report.copied - report.refused - report.failed - foreign
+        present = (
+            len(report.records)
+            - report.copied
+            - report.attached
+            - report.refused
+            - report.failed
+            - foreign
+        )
         diverged = f" ({report.diverged} diverged)" if report.diverged else ""
         allowed = f", {foreign} from other environments (allowed)" if foreign else ""
+        attached = f", {report.attached} given their attachments" if report.attached else ""
         print(
-            f"{report.environment}: {report.copied} copied, {present} present{diverged}, "
-            f"{report.refused} refused, {report.failed} failed{allowed}"
+            f"{report.environment}: {report.copied} copied{attached}, {present} present"
+            f"{diverged}, {report.refused} refused, {report.failed} failed{allowed}"
         )

@@ -18,11 +18,14 @@ from promoter.ecr.api import EcrApi
 from promoter.ecr.hosts import EcrRegistry
 from promoter.errors import AwsApiError, InputError
 
-#: What a pull needs (ECR user guide, "Private repository policy examples": cross-account pull).
+#: What a pull needs (ECR user guide, "Private repository policy examples": cross-account pull),
+#: and ``ecr:ListImages``: the tag list tells promoter which signatures, attestations and SBOMs
+#: (``sha256-<hex>`` tags) an image has, in one request per repository.
 PULL_ACTIONS = (
     "ecr:BatchCheckLayerAvailability",
     "ecr:BatchGetImage",
     "ecr:GetDownloadUrlForLayer",
+    "ecr:ListImages",
 )
 POLICY_VERSION = "2012-10-17"
 _NO_POLICY = "RepositoryPolicyNotFoundException"

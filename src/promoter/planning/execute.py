@@ -44,10 +44,14 @@ class SyncRecord:
         return self.outcome is Outcome.DONE
 
 
+#: Statuses a sync hands to the copier: the image, or (present already) just its attachments.
+TO_COPY = frozenset({PlanStatus.COPY, PlanStatus.ATTACH})
+
+
 def sync_plan(
     copier: Copier, plan: Sequence[PlanItem], *, deadline: Deadline | None = None
 ) -> list[SyncRecord]:
-    """Copy what the plan says to copy, in one run; report every managed image's outcome, in plan
+    """Copy what the plan says to copy (images, attachments), in one run; report every managed image's outcome, in plan
     order (external images have no record).
 
     Raises:
@@ -56,7 +60,7 @@ def sync_plan(
     pairs: list[tuple[Reference, Reference]] = []
     positions: dict[int, int] = {}
     for index, item in enumerate(plan):
-        if item.status is PlanStatus.COPY and item.source and item.destination:
+        if item.status in TO_COPY and item.source and item.destination:
             positions[index] = len(pairs)
             # Copy the digest the plan saw: a tag CI moves between plan and copy is not copied
             # unchecked (the copier reads the source by digest when it has one).

@@ -27,7 +27,8 @@ from promoter.planning.plan import (
 )
 from promoter.process import signals_to_main_thread
 from promoter.reference import Reference
-from promoter.remote.repository import lookup_digest, same_content
+from promoter.remote.attachments import AttachmentFinder
+from promoter.remote.repository import Repository, lookup_digest, same_content
 from promoter.transport.session import Transport
 
 #: Concurrent HEAD requests while planning. Measured with bench/plan.py (500 images): 4 -> 1.37 s,
@@ -98,6 +99,7 @@ def plan_images(
             if destination.digest is not None and destination.tag is not None:
                 ask(destination.with_tag(destination.tag))
         plan: list[PlanItem] = []
+        in_source: set[int] = set()  # present images the source holds too
         for item in items:
             destination = item.destination
             if destination is None:
@@ -122,10 +124,60 @@ def plan_images(
                 notes = [refused[r] for r in (item.source, destination) if r in refused]
                 if decided.status is PlanStatus.MISSING_SOURCE and notes:
                     decided = replace(decided, error="; ".join(notes))
+                if decided.status is PlanStatus.PRESENT and source is not None:
+                    in_source.add(len(plan))
                 plan.append(decided)
             except PromoterError as exc:
                 plan.append(failed(item, str(exc)))
+        if policy.attachments.enabled:
+            plan = _with_attachments(
+                transport, pool, plan, in_source, policy=policy, deadline=deadline
+            )
     return plan
+
+
+def _with_attachments(
+    transport: Transport,
+    pool: ThreadPoolExecutor,
+    plan: list[PlanItem],
+    candidates: set[int],
+    *,
+    policy: PlanPolicy,
+    deadline: Deadline | None,
+) -> list[PlanItem]:
+    """``plan`` with each ``present`` image of ``candidates`` (those the source holds too) whose
+    destination lacks some of its source's attachments made ``attach`` (an image whose source has
+    none stays ``present``); one finder for the plan, so each repository's tags are listed once. An image whose attachments cannot be
+    looked up is an ``error``: the plan cannot tell whether it is complete.
+    """
+    finder = AttachmentFinder(policy.attachments)
+
+    def check(
+        item: PlanItem, source: Reference, destination: Reference, digest: Digest
+    ) -> PlanItem:
+        src = Repository.of(transport, source, deadline=deadline)
+        dst = Repository.of(transport, destination, deadline=deadline)
+        try:
+            found = finder.plan(src, dst, digest)
+        except PromoterError as exc:
+            return replace(
+                item,
+                status=PlanStatus.ERROR,
+                error=f"what is attached to {item.source} could not be looked up: {exc}",
+            )
+        if not found.missing:
+            return item
+        return replace(item, status=PlanStatus.ATTACH, attachments=found.missing)
+
+    checks = {
+        index: pool.submit(check, item, item.source, item.destination, item.digest)
+        for index, item in enumerate(plan)
+        if index in candidates
+        and item.source is not None
+        and item.destination is not None
+        and item.digest is not None
+    }
+    return [checks[i].result() if i in checks else item for i, item in enumerate(plan)]
 
 
 def _spelled(

@@ -18,6 +18,7 @@ from typing import Final
 
 from promoter.errors import InvalidReferenceError
 from promoter.oci.digest import Digest
+from promoter.oci.referrers import ALL_ATTACHMENTS, Attachment, AttachmentFilter
 from promoter.outcome import Outcome, worst
 from promoter.reference import Reference, parse_reference, registry_identity
 
@@ -29,6 +30,9 @@ class PlanStatus(StrEnum):
         "present"  #: the destination has it (with the source's digest, when the source has it)
     )
     COPY = "copy"  #: missing in the destination, present in the source
+    #: present, but some of what is attached to it in the source (signatures, attestations, SBOMs)
+    #: is not in the destination: a sync copies just those
+    ATTACH = "attach"
     CONFLICT = "conflict"  #: the destination tag holds other content than the one wanted (pinned)
     DIVERGED = "diverged"  #: the destination has the tag; the source's tag now holds other content
     MISSING_SOURCE = "missing-source"  #: in neither registry
@@ -51,10 +55,13 @@ class PlanPolicy:
             ``divergedTags: fail``).
         allowed_foreign: environments whose registry's images this environment may deploy
             (promoter.yaml ``allowImagesFrom``); ``"*"`` allows every one (``--allow-foreign``).
+        attachments: which attachments of an image travel with it, and so are looked for in
+            the destination (``--no-referrers``, ``--referrers-type``).
     """
 
     fail_diverged: bool = False
     allowed_foreign: frozenset[str] = field(default_factory=frozenset)
+    attachments: AttachmentFilter = ALL_ATTACHMENTS
 
     def allows(self, environment: str) -> bool:
         """Whether images of ``environment``'s registry may be deployed."""
@@ -82,6 +89,7 @@ class PlanItem:
         foreign: for ``foreign-environment``, the environment whose registry holds the image.
         blocking: whether the status makes a sync fail: always for a conflict or a missing
             source, by the :class:`PlanPolicy` for ``diverged`` and ``foreign-environment``.
+        attachments: for ``attach``, the attachments the destination lacks.
     """
 
     image: str
@@ -93,6 +101,7 @@ class PlanItem:
     held: Digest | None = None
     foreign: str | None = None
     blocking: bool = False
+    attachments: tuple[Attachment, ...] = ()
 
     @property
     def outcome(self) -> Outcome:
