@@ -14,7 +14,10 @@ decided in those two places, not here::
     ├── SafetyError                    exit 3: refused on purpose to protect the destination
     │   ├── TagConflictError           the destination tag points at another digest
     │   ├── TagMovedError              another writer moved the tag right after promoter wrote it
-    │   └── ImmutableTagError          the registry refuses to move a tag (ECR immutable tags)
+    │   ├── ImmutableTagError          the registry refuses to move a tag (ECR immutable tags)
+    │   └── AttachmentConflictError    an image was promoted, but a signature tag of it holds other
+    │                                  content at the destination
+    ├── AttachmentError                an image was promoted, but not all that is attached to it
     ├── RegistryError                  a registry answered with an error status
     │   └── AuthenticationError        401/403 after the auth flow ran
     │       └── RepositoryAccessError  a token was granted, but not for this repository
@@ -193,6 +196,42 @@ class ImmutableTagError(SafetyError):
             f"cannot move tag {destination}: the tag is immutable in the destination repository "
             f"and points at another digest ({registry_message})",
             hint="use a new tag, or delete the old image first",
+        )
+        self.destination = destination
+
+
+class AttachmentConflictError(SafetyError):
+    """The image was promoted (its tag is written), but a cosign tag attachment of it
+    (``sha256-<hex>.sig``) holds other content at the destination and was not moved (refused, or
+    immutable there): the image is unsigned there as far as that signature goes.
+
+    Attributes:
+        destination: the promoted image's reference.
+    """
+
+    def __init__(self, destination: str, conflict: str, *, forceable: bool = True) -> None:
+        super().__init__(
+            f"{destination} was promoted, but is unsigned there until what is attached to it is "
+            f"copied: {conflict}",
+            hint="forcing the copy moves the signature's tag" if forceable else "",
+            remedy=Remedy.FORCE if forceable else None,
+        )
+        self.destination = destination
+
+
+class AttachmentError(PromoterError):
+    """The image was promoted (its tag is written), but copying something attached to it (a
+    signature, an attestation, an SBOM) failed; promoting it again copies what is missing.
+
+    Attributes:
+        destination: the promoted image's reference.
+    """
+
+    def __init__(self, destination: str, failure: str) -> None:
+        super().__init__(
+            f"{destination} was promoted, but is unsigned there until what is attached to it is "
+            f"copied: {failure}",
+            hint="promoting it again copies what is missing",
         )
         self.destination = destination
 

@@ -50,12 +50,15 @@ from enum import StrEnum
 
 from promoter.deadline import Deadline
 from promoter.errors import (
+    AttachmentConflictError,
+    AttachmentError,
     DeadlineExceededError,
     ImmutableTagError,
     InputError,
     PromoterError,
     RegistryError,
     RegistryUnreachableError,
+    SafetyError,
     TagConflictError,
     TagMovedError,
 )
@@ -327,7 +330,7 @@ class Copier:
             found = looking[0].result()
             return self._carry(run, result, found) if found else result
         except PromoterError as exc:
-            raise _unattached(exc, destination) from None
+            raise _unattached(exc, destination) from exc
 
     def _carry(self, run: _Run, result: CopyResult, found: Sequence[Attachment]) -> CopyResult:
         """Copy what the destination lacks of ``found``, level by level (what is attached to an
@@ -599,17 +602,18 @@ def _check_tag(dst: Repository, destination: Reference, written: FetchedManifest
 
 
 def _unattached(exc: PromoterError, destination: Reference) -> PromoterError:
-    """``exc``, which stopped an attachment of ``destination`` after the image's tag was written,
-    saying so: its class (and so the outcome and exit code: a cosign tag that holds other content
-    is refused, anything else failed) and remedy are kept."""
-    message = (
-        f"{destination} was promoted, but its signatures, attestations or SBOMs were not all "
-        f"copied (it is unsigned at the destination until they are): {exc.message}"
-    )
-    exc.args = (message, *exc.args[1:])
-    rerun = "promoting it again copies what is missing"
-    exc.hint = f"{exc.hint}; {rerun}" if exc.hint else rerun
-    return exc
+    """The error for ``exc``, which stopped an attachment of ``destination`` after the image's tag
+    was written: it says the image was promoted; a signature tag holding other content is a
+    refusal (exit 3, ``--force`` moves it), anything else a failure (a re-run completes it)."""
+    wrapped: PromoterError
+    if isinstance(exc, TagConflictError):
+        wrapped = AttachmentConflictError(str(destination), exc.message)
+    elif isinstance(exc, SafetyError):  # a tag the registry keeps immutable, a tag moved meanwhile
+        wrapped = AttachmentConflictError(str(destination), str(exc), forceable=False)
+    else:
+        wrapped = AttachmentError(str(destination), str(exc))
+    wrapped.__cause__ = exc
+    return wrapped
 
 
 def _immutable_tag_refusal(exc: RegistryError) -> str | None:
