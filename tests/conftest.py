@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from devtools import images
+from devtools import images, signing
 from devtools.registry import RegistryProcess
 from tests.registry_checks import push
 
@@ -256,3 +256,26 @@ def gitops(
     _point_at(root, source_registry.url, dest_registry.url, prefix)
     monkeypatch.chdir(root / "infra")  # promoter.yaml is found in a parent folder
     return GitOpsRepo(root, source_registry, dest_registry, prefix)
+
+
+@pytest.fixture(scope="session")
+def key() -> signing.KeyPair:
+    """One signing key for the whole session (scrypt makes each key cost ~0.1 s)."""
+    return signing.sigstore_key_pair(b"correct horse battery staple")
+
+
+@pytest.fixture(scope="session")
+def skopeo_signs(
+    source_registry: RegistryProcess, key: signing.KeyPair, tmp_path_factory: pytest.TempPathFactory
+) -> bool:
+    """Whether this machine's skopeo can sign (False for Debian's sigstore-disabled 1.9.3)."""
+    image = images.oci_image([images.layer(64, "probe")], seed="skopeo-probe")
+    digest = push(source_registry, "probe/skopeo", image, "v1")
+    return signing.sign_with_skopeo(
+        source_registry.host,
+        "probe/skopeo",
+        digest,
+        f"{source_registry.host}/probe/skopeo:v1",
+        key,
+        workdir=tmp_path_factory.mktemp("skopeo-probe"),
+    )

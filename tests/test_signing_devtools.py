@@ -29,32 +29,9 @@ EMPTY_CONFIG_DIGEST = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310
 
 
 @pytest.fixture(scope="session")
-def key() -> signing.KeyPair:
-    """One signing key for the whole session (scrypt makes each key cost ~0.1 s)."""
-    return signing.sigstore_key_pair(b"correct horse battery staple")
-
-
-@pytest.fixture(scope="session")
 def other_key() -> signing.KeyPair:
     """A second key, with the empty passphrase cosign allows."""
     return signing.sigstore_key_pair(b"")
-
-
-@pytest.fixture(scope="session")
-def skopeo_signs(
-    source_registry: RegistryProcess, key: signing.KeyPair, tmp_path_factory: pytest.TempPathFactory
-) -> bool:
-    """Whether this machine's skopeo can sign (False for Debian's sigstore-disabled 1.9.3)."""
-    image = images.oci_image([images.layer(64, "probe")], seed="skopeo-probe")
-    digest = push(source_registry, "probe/skopeo", image, "v1")
-    return signing.sign_with_skopeo(
-        source_registry.host,
-        "probe/skopeo",
-        digest,
-        f"{source_registry.host}/probe/skopeo:v1",
-        key,
-        workdir=tmp_path_factory.mktemp("skopeo-probe"),
-    )
 
 
 def _get(registry: RegistryProcess, repo: str, reference: str, accept: str) -> tuple[int, bytes]:

@@ -1,0 +1,511 @@
+"""Signatures, attestations and SBOMs travel with promoted images: real Distribution registries (no
+referrers API, so referrers live under the ``sha256-<hex>`` tag), and the devtools referrers-API proxy
+in front of them for registries that have the API."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from devtools import images, signing
+from devtools.fault_proxy import FaultProxy
+from devtools.referrers_api import ReferrersApiProxy
+from devtools.registry import RegistryProcess
+from tests.conftest import CliRun
+from tests.registry_checks import manifest_digest, push
+
+import promoter
+
+SPDX = "application/spdx+json"
+PROVENANCE = "application/vnd.in-toto+json"
+
+
+def _sbom(subject: dict[str, Any], seed: str, **annotations: str) -> images.Image:
+    return signing.referrer(
+        subject, SPDX, signing.spdx_document("app", seed), SPDX, annotations or None
+    )
+
+
+def _fallback(registry: RegistryProcess, repo: str, digest: str) -> list[dict[str, Any]] | None:
+    return signing.fallback_referrers(registry.url, repo, digest)
+
+
+def _digests(entries: list[dict[str, Any]] | None) -> list[str]:
+    return [e["digest"] for e in entries or []]
+
+
+def test_cosign_tag_attachments_travel_with_the_image_and_keep_their_tags(
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+    key: signing.KeyPair,
+) -> None:
+    """.sig, .att and .sbom of the image arrive digest-exact under the same tags; JSON lists them."""
+    digest = push(source_registry, repo, images.oci_image([images.layer(800, "t")], seed="tag"))
+    src = f"{source_registry.host}/{repo}"
+    signature = signing.sign_image(source_registry.url, repo, digest, f"{src}:1.0", key)
+    attestation = signing.push_cosign_attachment(
+        source_registry.url, repo, digest, "att", signing.cosign_attachment("att", b'{"a": 1}')
+    )
+    sbom = signing.push_cosign_attachment(
+        source_registry.url, repo, digest, "sbom", signing.cosign_attachment("sbom", b"{}")
+    )
+
+    result = cli("copy", f"{src}:1.0", f"{dest_registry.host}/{repo}:1.0", "-o", "json")
+
+    assert result.code == 0, result.err
+    document = result.json()
+    assert document["action"] == "copied"
+    hex_ = digest.split(":")[1]
+    for suffix, wanted in (("sig", signature), ("att", attestation), ("sbom", sbom)):
+        assert manifest_digest(dest_registry, repo, f"sha256-{hex_}.{suffix}") == wanted
+    kinds = {(a["kind"], a["tag"], a["digest"]) for a in document["attachments"]}
+    assert kinds == {
+        ("signature", f"sha256-{hex_}.sig", signature),
+        ("attestation", f"sha256-{hex_}.att", attestation),
+        ("sbom", f"sha256-{hex_}.sbom", sbom),
+    }
+    assert {a["subject"] for a in document["attachments"]} == {digest}
+
+
+def test_referrers_of_an_index_and_of_its_children_travel_under_the_referrers_tag(
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+) -> None:
+    """An SBOM of a multi-platform index and a provenance attestation of one platform arrive by
+    digest and are listed, with their annotations, in the destination's sha256-<hex> indexes."""
+    index = images.multi_arch_index("refs")
+    push(source_registry, repo, index)
+    child = index.children[0]
+    sbom = _sbom(index.descriptor(), "idx", **{"org.opencontainers.image.created": "2026-11-30"})
+    provenance = signing.referrer(child.descriptor(), PROVENANCE, b'{"p": 1}', PROVENANCE)
+    signing.push_referrer(source_registry.url, repo, sbom, index.digest)
+    signing.push_referrer(source_registry.url, repo, provenance, child.digest)
+
+    result = cli("copy", f"{source_registry.host}/{repo}:1.0", f"{dest_registry.host}/{repo}:1.0")
+
+    assert result.code == 0, result.err
+    assert "2 attachments (2 referrer)" in result.out
+    [listed] = _fallback(dest_registry, repo, index.digest) or [None]
+    assert listed is not None
+    assert listed["digest"] == sbom.digest
+    assert listed["artifactType"] == SPDX
+    assert listed["annotations"] == {"org.opencontainers.image.created": "2026-11-30"}
+    assert _digests(_fallback(dest_registry, repo, child.digest)) == [provenance.digest]
+    assert manifest_digest(dest_registry, repo, sbom.digest) == sbom.digest
+
+
+def test_a_signature_of_an_sbom_travels_with_the_sbom(
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+    key: signing.KeyPair,
+) -> None:
+    """A chain two levels deep (image <- SBOM <- its .sig and its bundle referrer) arrives whole."""
+    image = images.oci_image([images.layer(500, "chain")], seed="chain")
+    push(source_registry, repo, image)
+    identity = f"{source_registry.host}/{repo}:1.0"
+    chain = signing.push_signed_sbom_chain(source_registry.url, repo, image.digest, key, identity)
+
+    result = cli("copy", identity, f"{dest_registry.host}/{repo}:1.0", "-o", "json")
+
+    assert result.code == 0, result.err
+    copied = {a["digest"]: a for a in result.json()["attachments"]}
+    assert set(copied) == set(chain.digests)
+    assert copied[chain.sbom]["subject"] == image.digest
+    for digest in chain.digests:
+        assert manifest_digest(dest_registry, repo, digest) == digest
+    assert _digests(_fallback(dest_registry, repo, chain.sbom)) == [chain.sbom_signature_referrer]
+    assert chain.sbom_sig is not None
+    sbom_hex = chain.sbom.split(":")[1]
+    assert manifest_digest(dest_registry, repo, f"sha256-{sbom_hex}.sig") == chain.sbom_sig
+
+
+def test_the_destination_referrers_index_is_merged_never_replaced(
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+) -> None:
+    """A referrer only the destination has stays listed, first; ours is appended once."""
+    image = images.oci_image([images.layer(300, "merge")], seed="merge")
+    push(source_registry, repo, image)
+    push(dest_registry, repo, image)
+    theirs = _sbom(image.descriptor(), "theirs")
+    ours = _sbom(image.descriptor(), "ours")
+    signing.push_referrer(dest_registry.url, repo, theirs, image.digest)
+    signing.push_referrer(source_registry.url, repo, ours, image.digest)
+
+    first = cli("copy", f"{source_registry.host}/{repo}:1.0", f"{dest_registry.host}/{repo}:1.0")
+    again = cli("copy", f"{source_registry.host}/{repo}:1.0", f"{dest_registry.host}/{repo}:1.0")
+
+    assert first.code == 0, first.err
+    assert "attached" in first.out
+    assert _digests(_fallback(dest_registry, repo, image.digest)) == [theirs.digest, ours.digest]
+    assert again.code == 0, again.err
+    assert again.out.startswith("present")
+
+
+def test_a_rerun_with_everything_present_only_reads(
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+    key: signing.KeyPair,
+) -> None:
+    """Once image and attachments are there, a copy sends nothing but GET and HEAD requests."""
+    image = images.multi_arch_index("ro")
+    push(source_registry, repo, image)
+    signing.sign_recursively(source_registry.url, repo, image, "x/y:1", key)
+    signing.push_referrer(source_registry.url, repo, _sbom(image.descriptor(), "ro"), image.digest)
+    src, dst = f"{source_registry.host}/{repo}:1.0", f"{dest_registry.host}/{repo}:1.0"
+    assert cli("copy", src, dst).code == 0
+    with FaultProxy(dest_registry.url) as proxy:
+        result = cli("copy", src, f"{proxy.host}/{repo}:1.0", "-o", "json")
+    assert result.code == 0, result.err
+    assert result.json()["action"] == "present"
+    assert {hit.method for hit in proxy.hits} <= {"GET", "HEAD"}, proxy.hits
+
+
+def test_no_referrers_copies_the_image_alone(
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+    key: signing.KeyPair,
+) -> None:
+    """--no-referrers: the image arrives, its signature does not, and nothing says attached."""
+    digest = push(source_registry, repo, images.oci_image([images.layer(200, "n")], seed="no"))
+    signing.sign_image(source_registry.url, repo, digest, "x/y:1", key)
+    result = cli(
+        "copy",
+        f"{source_registry.host}/{repo}:1.0",
+        f"{dest_registry.host}/{repo}:1.0",
+        "--no-referrers",
+        "-o",
+        "json",
+    )
+    assert result.code == 0, result.err
+    assert result.json()["attachments"] == []
+    assert manifest_digest(dest_registry, repo, "1.0") == digest
+    assert manifest_digest(dest_registry, repo, f"sha256-{digest.split(':')[1]}.sig") is None
+
+
+def test_referrers_type_limits_what_travels_but_keeps_chains_whole(
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+    key: signing.KeyPair,
+) -> None:
+    """--referrers-type SPDX: the SBOM and its signature travel; the image's own .sig does not."""
+    image = images.oci_image([images.layer(200, "ty")], seed="type")
+    push(source_registry, repo, image)
+    image_sig = signing.sign_image(source_registry.url, repo, image.digest, "x/y:1", key)
+    chain = signing.push_signed_sbom_chain(source_registry.url, repo, image.digest, key, "x/y:1")
+    result = cli(
+        "copy",
+        f"{source_registry.host}/{repo}:1.0",
+        f"{dest_registry.host}/{repo}:1.0",
+        "--referrers-type",
+        signing.SPDX_JSON,
+        "-o",
+        "json",
+    )
+    assert result.code == 0, result.err
+    assert {a["digest"] for a in result.json()["attachments"]} == set(chain.digests)
+    assert manifest_digest(dest_registry, repo, image_sig) is None
+
+
+def test_a_differing_destination_signature_tag_is_refused_and_force_moves_it(
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+    key: signing.KeyPair,
+) -> None:
+    """A destination .sig that holds other content: exit 3 naming both digests and that the image
+    is promoted but unsigned there; --force moves the tag."""
+    image = images.oci_image([images.layer(200, "cf")], seed="conflict")
+    push(source_registry, repo, image)
+    ours = signing.sign_image(source_registry.url, repo, image.digest, "src/app:1", key)
+    push(dest_registry, repo, image)
+    theirs = signing.sign_image(dest_registry.url, repo, image.digest, "other/app:1", key)
+    src, dst = f"{source_registry.host}/{repo}:1.0", f"{dest_registry.host}/{repo}:1.0"
+
+    refused = cli("copy", src, dst)
+    forced = cli("copy", src, dst, "--force")
+
+    assert refused.code == 3, refused.err
+    assert "was promoted, but" in refused.err
+    assert "is unsigned there" in refused.err
+    assert ours in refused.err
+    assert theirs in refused.err
+    assert "--force" in refused.err
+    assert forced.code == 0, forced.err
+    sig_tag = f"sha256-{image.digest.split(':')[1]}.sig"
+    assert manifest_digest(dest_registry, repo, sig_tag) == ours
+
+
+def test_a_referrers_tag_holding_no_index_is_left_alone(
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+) -> None:
+    """cosign copy tags the image itself as sha256-<hex>: that is no referrers list; the copy fails
+    (exit 1) saying so and writes nothing over it."""
+    image = images.oci_image([images.layer(200, "nx")], seed="noindex")
+    push(source_registry, repo, image)
+    signing.push_referrer(source_registry.url, repo, _sbom(image.descriptor(), "n"), image.digest)
+    push(dest_registry, repo, image)
+    push(dest_registry, repo, image, tag=f"sha256-{image.digest.split(':')[1]}")
+
+    result = cli("copy", f"{source_registry.host}/{repo}:1.0", f"{dest_registry.host}/{repo}:1.0")
+
+    assert result.code == 1, result.err
+    assert "not a referrers list" in result.err
+    assert "Traceback" not in result.err
+    held = manifest_digest(dest_registry, repo, f"sha256-{image.digest.split(':')[1]}")
+    assert held == image.digest
+
+
+def test_a_failed_attachment_says_the_image_is_promoted_and_a_rerun_completes_it(
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+    key: signing.KeyPair,
+) -> None:
+    """The signature's PUT fails: exit 1, the image's tag is there, the message says it is unsigned;
+    the next run copies just the signature."""
+    image = images.oci_image([images.layer(200, "fl")], seed="fail")
+    push(source_registry, repo, image)
+    signature = signing.sign_image(source_registry.url, repo, image.digest, "x/y:1", key)
+    src = f"{source_registry.host}/{repo}:1.0"
+    with FaultProxy(dest_registry.url) as proxy:
+        proxy.add_rule("PUT", r"/manifests/sha256-[0-9a-f]+\.sig$", status=400, times=10)
+        failed = cli("copy", src, f"{proxy.host}/{repo}:1.0", "--retries", "0")
+    rerun = cli("copy", src, f"{dest_registry.host}/{repo}:1.0", "-o", "json")
+
+    assert failed.code == 1, failed.err
+    assert "was promoted, but" in failed.err
+    assert "promoting it again copies what is missing" in failed.err
+    assert manifest_digest(dest_registry, repo, "1.0") == image.digest
+    assert rerun.code == 0, rerun.err
+    assert rerun.json()["action"] == "attached"
+    assert [a["digest"] for a in rerun.json()["attachments"]] == [signature]
+
+
+@pytest.fixture
+def api_registries(
+    source_registry: RegistryProcess, dest_registry: RegistryProcess
+) -> Iterator[tuple[ReferrersApiProxy, ReferrersApiProxy]]:
+    """Both registries behind the referrers-API proxy."""
+    with (
+        ReferrersApiProxy(("127.0.0.1", source_registry.port)) as source,
+        ReferrersApiProxy(("127.0.0.1", dest_registry.port)) as dest,
+    ):
+        yield source, dest
+
+
+def test_with_the_referrers_api_referrers_are_read_from_it_and_no_tag_is_written(
+    api_registries: tuple[ReferrersApiProxy, ReferrersApiProxy],
+    dest_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+) -> None:
+    """Source and destination answer the referrers API: the SBOM is found through it (no fallback
+    tag in the source), pushed by digest, listed by the destination's API, and no sha256-<hex>
+    tag is written there."""
+    source, dest = api_registries
+    image = images.oci_image([images.layer(200, "api")], seed="api")
+    images.push_image(source.url, repo, image, "1.0")
+    sbom = _sbom(image.descriptor(), "api")
+    images.push_image(source.url, repo, sbom, None)  # the API lists it; no tag involved
+
+    result = cli("copy", f"{source.host}/{repo}:1.0", f"{dest.host}/{repo}:1.0", "-o", "json")
+
+    assert result.code == 0, result.err
+    assert [a["digest"] for a in result.json()["attachments"]] == [sbom.digest]
+    assert [d["digest"] for d in dest.referrers(repo, image.digest)] == [sbom.digest]
+    assert _fallback(dest_registry, repo, image.digest) is None
+
+
+def test_from_the_api_into_a_registry_without_it_the_referrers_tag_is_written(
+    api_registries: tuple[ReferrersApiProxy, ReferrersApiProxy],
+    dest_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+) -> None:
+    """Source with the API, destination without: the referrer is listed under sha256-<hex>."""
+    source, _ = api_registries
+    image = images.oci_image([images.layer(200, "mix")], seed="mix")
+    images.push_image(source.url, repo, image, "1.0")
+    sbom = _sbom(image.descriptor(), "mix")
+    images.push_image(source.url, repo, sbom, None)
+
+    result = cli("copy", f"{source.host}/{repo}:1.0", f"{dest_registry.host}/{repo}:1.0")
+
+    assert result.code == 0, result.err
+    assert _digests(_fallback(dest_registry, repo, image.digest)) == [sbom.digest]
+
+
+def test_make_present_carries_attachments_as_the_hook_and_the_webhook_do(
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+    key: signing.KeyPair,
+) -> None:
+    """make_present (the hook Job, the webhook's promote mode) brings the signature along."""
+    digest = push(source_registry, repo, images.oci_image([images.layer(100, "mp")], seed="mp"))
+    signature = signing.sign_image(source_registry.url, repo, digest, "x/y:1", key)
+    with promoter.Session() as session:
+        report = session.make_present(
+            f"{dest_registry.host}/{repo}:1.0", from_registry=source_registry.host
+        )
+    [record] = report.records
+    assert record.result is not None
+    assert [a.digest for a in record.result.attachments] == [promoter.parse_digest(signature)]
+    assert manifest_digest(dest_registry, repo, f"sha256-{digest.split(':')[1]}.sig") == signature
+
+
+def test_hook_sync_plans_attach_then_copies_only_the_attachments(
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+    key: signing.KeyPair,
+) -> None:
+    """An image promoted without its signature plans as 'attach' (listing what is missing); the
+    sync copies only that, reports it per image, and the next plan is 'present'."""
+    digest = push(source_registry, repo, images.oci_image([images.layer(100, "hk")], seed="hk"))
+    src, dst = f"{source_registry.host}/{repo}:1.0", f"{dest_registry.host}/{repo}:1.0"
+    assert cli("copy", src, dst).code == 0
+    signature = signing.sign_image(source_registry.url, repo, digest, "x/y:1", key)
+    hook = ("sync", "--from-registry", source_registry.host, "--image", dst)
+
+    planned = cli(*hook, "--dry-run", "-o", "json")
+    synced = cli(*hook, "-o", "json")
+    again = cli(*hook, "--dry-run", "-o", "json")
+    unsigned = cli(*hook, "--dry-run", "--no-referrers", "-o", "json")
+
+    assert planned.code == 0, planned.err
+    [item] = planned.json()["images"]
+    assert item["status"] == "attach"
+    assert [a["digest"] for a in item["attachments"]] == [signature]
+    assert synced.code == 0, synced.err
+    [record] = synced.json()["images"]
+    assert record["action"] == "attached"
+    assert [a["kind"] for a in record["attachments"]] == ["signature"]
+    assert again.json()["images"][0]["status"] == "present"
+    assert unsigned.json()["images"][0]["status"] == "present"
+
+
+def test_plan_with_nothing_attached_is_unchanged(
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+) -> None:
+    """An image whose source has no attachments plans present, with no attachments key."""
+    push(source_registry, repo, images.oci_image([images.layer(100, "pl")], seed="plain"))
+    dst = f"{dest_registry.host}/{repo}:1.0"
+    assert cli("copy", f"{source_registry.host}/{repo}:1.0", dst).code == 0
+    planned = cli(
+        "sync", "--from-registry", source_registry.host, "--image", dst, "--dry-run", "-o", "json"
+    )
+    [item] = planned.json()["images"]
+    assert item["status"] == "present"
+    assert "attachments" not in item
+
+
+def test_conflicting_options_are_one_line_and_exit_2(
+    cli: Callable[..., CliRun], source_registry: RegistryProcess, repo: str
+) -> None:
+    """--no-referrers with --referrers-type contradict: exit 2, one line."""
+    result = cli(
+        "copy",
+        f"{source_registry.host}/{repo}:1",
+        f"{source_registry.host}/{repo}:2",
+        "--no-referrers",
+        "--referrers-type",
+        SPDX,
+    )
+    assert result.code == 2
+    assert result.err.strip().count("\n") == 0
+    assert "contradict" in result.err
+
+
+def _json_lines(result: CliRun) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in result.out.splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize("multi_arch", [False, True], ids=["image", "multi-arch"])
+def test_skopeo_finds_the_promoted_signature_in_the_destination(
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    fresh_registry: Callable[..., RegistryProcess],
+    repo: str,
+    cli: Callable[..., CliRun],
+    key: signing.KeyPair,
+    skopeo_signs: bool,
+    tmp_path: Path,
+    multi_arch: bool,
+) -> None:
+    """Signed in the source (by skopeo where it can sign, each platform of an index too), promoted
+    by promoter: in the destination skopeo's sigstoreSigned policy finds the signature (and verifies
+    it where skopeo has sigstore: Debian's 1.9 has it disabled), c/image's check accepts it; in a
+    registry promoted to with --no-referrers skopeo finds none."""
+    image = (
+        images.multi_arch_index("sk")
+        if multi_arch
+        else images.oci_image([images.layer(300, "sk")], seed="skopeo")
+    )
+    push(source_registry, repo, image)
+    identity = f"{source_registry.host}/{repo}:1.0"
+    for manifest in image.all_manifests():
+        signed = signing.sign(
+            source_registry.url, repo, manifest.digest, identity, key, workdir=tmp_path / "sign"
+        )
+        assert (signed.signer is signing.Signer.SKOPEO) is skopeo_signs
+    unsigned_registry = fresh_registry()
+    src = f"{source_registry.host}/{repo}:1.0"
+    assert cli("copy", src, f"{dest_registry.host}/{repo}:1.0").code == 0
+    assert cli("copy", src, f"{unsigned_registry.host}/{repo}:1.0", "--no-referrers").code == 0
+    public_key = key.write(tmp_path / "keys").public_key
+
+    def skopeo_sees(registry: RegistryProcess) -> signing.SkopeoVerdict:
+        return signing.skopeo_verify(
+            registry.host,
+            repo,
+            "1.0",
+            public_key,
+            workdir=tmp_path / registry.name,
+            signed_prefix=f"{source_registry.host}/{repo}",
+            copy_all=multi_arch,
+        )
+
+    found = (
+        signing.SkopeoVerdict.VERIFIED
+        if skopeo_signs
+        else signing.SkopeoVerdict.SIGNATURE_FOUND_UNVERIFIABLE
+    )
+    assert skopeo_sees(dest_registry) is found
+    assert skopeo_sees(unsigned_registry) is signing.SkopeoVerdict.NO_SIGNATURE
+    for manifest in image.all_manifests():
+        at_destination = signing.verify_signature(
+            dest_registry.url, repo, manifest.digest, key.public_pem, identity
+        )
+        assert at_destination.accepted, at_destination.reason
+        elsewhere = signing.verify_signature(
+            unsigned_registry.url, repo, manifest.digest, key.public_pem, identity
+        )
+        assert not elsewhere.accepted
