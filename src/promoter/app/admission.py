@@ -689,7 +689,9 @@ class AdmissionController:
                 "copying as many images as it may at once; retry in a few seconds"
             )
             return _checked(found, ImageState.PROMOTING, note)
-        future, _ = started
+        future, owner = started
+        if owner:
+            future.add_done_callback(lambda done: self._tell(str(reference), done))
         try:
             report = future.result(timeout=deadline.cap(deadline.seconds))
         except FutureTimeoutError:
@@ -748,14 +750,18 @@ class AdmissionController:
             )
         except BaseException as exc:
             self.runtime.scrubber.error(exc)
-            if self._on_copied is not None:
-                self._on_copied(str(reference), exc)
             raise
         if report.outcome is Outcome.DONE:
             self.cache.add(presence_key(reference))
-        if self._on_copied is not None:
-            self._on_copied(str(reference), report)
         return report
+
+    def _tell(self, image: str, future: Future[SyncReport]) -> None:
+        """Hand an on-demand copy's end to ``on_copied`` (a done-callback: the copy has left the
+        running set by then)."""
+        if self._on_copied is None or future.cancelled():
+            return
+        error = future.exception()
+        self._on_copied(image, error if error is not None else future.result())
 
     def _copied(
         self, found: FoundImage, reference: Reference, source: Environment, report: SyncReport

@@ -180,15 +180,18 @@ class Promotions(Generic[_T]):
         return future, True
 
     def _run(self, key: str, copy: Callable[[], _T], future: Future[_T]) -> None:
+        # The copy leaves the running set before its future is done: whoever the future tells
+        # (a waiting review, a done-callback that logs it) sees it ended.
         try:
             result = copy()
         except BaseException as exc:  # noqa: BLE001 - handed to every waiting caller, not lost
-            future.set_exception(exc)
-        else:
-            future.set_result(result)
-        finally:
             with self._lock:
                 self._running.pop(key, None)
+            future.set_exception(exc)
+        else:
+            with self._lock:
+                self._running.pop(key, None)
+            future.set_result(result)
 
     @property
     def running(self) -> int:
