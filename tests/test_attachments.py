@@ -509,3 +509,21 @@ def test_skopeo_finds_the_promoted_signature_in_the_destination(
             unsigned_registry.url, repo, manifest.digest, key.public_pem, identity
         )
         assert not elsewhere.accepted
+
+
+def test_a_python_session_can_leave_attachments_behind(
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+    key: signing.KeyPair,
+) -> None:
+    """Session(attachments=NO_ATTACHMENTS) copies the image alone; the default carries its .sig."""
+    digest = push(source_registry, repo, images.oci_image([images.layer(100, "py")], seed="py"))
+    signature = signing.sign_image(source_registry.url, repo, digest, "x/y:1", key)
+    src = f"{source_registry.host}/{repo}:1.0"
+    with promoter.Session(attachments=promoter.NO_ATTACHMENTS) as session:
+        alone = session.copy(src, f"{dest_registry.host}/{repo}:alone")
+    carried = promoter.copy(src, f"{dest_registry.host}/{repo}:1.0")
+    assert alone.attachments == ()
+    assert [str(a.digest) for a in carried.attachments] == [signature]
+    assert carried.action is promoter.CopyAction.COPIED

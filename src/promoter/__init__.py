@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from promoter.deadline import Deadline
     from promoter.errors import DeadlineExceededError, PromoterError
     from promoter.oci.digest import Digest, parse_digest
+    from promoter.oci.referrers import ALL_ATTACHMENTS, NO_ATTACHMENTS, Attachment, AttachmentFilter
     from promoter.outcome import Outcome
     from promoter.planning.execute import SyncRecord
     from promoter.planning.plan import PlanItem, PlanStatus
@@ -72,6 +73,10 @@ _HOMES = {
     "PromoterError": "promoter.errors",
     "Digest": "promoter.oci.digest",
     "parse_digest": "promoter.oci.digest",
+    **dict.fromkeys(
+        ("ALL_ATTACHMENTS", "NO_ATTACHMENTS", "Attachment", "AttachmentFilter"),
+        "promoter.oci.referrers",
+    ),
     "Outcome": "promoter.outcome",
     "SyncRecord": "promoter.planning.execute",
     "PlanItem": "promoter.planning.plan",
@@ -83,6 +88,10 @@ _HOMES = {
 }
 
 __all__ = [
+    "ALL_ATTACHMENTS",
+    "NO_ATTACHMENTS",
+    "Attachment",
+    "AttachmentFilter",
     "CopyAction",
     "CopyResult",
     "Deadline",

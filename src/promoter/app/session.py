@@ -26,6 +26,8 @@ from promoter.config.values import PromoterConfig, RegistrySettings
 from promoter.deadline import Deadline
 from promoter.errors import InputError, PromoterError
 from promoter.oci.digest import Digest
+from promoter.oci.referrers import ALL_ATTACHMENTS, AttachmentFilter
+from promoter.planning.plan import PlanPolicy
 from promoter.reference import Reference, parse_reference
 from promoter.remote.copy import DEFAULT_JOBS, CopyOptions, CopyProgress, CopyResult
 from promoter.remote.repository import resolve_digest
@@ -48,6 +50,7 @@ class SessionOptions(TypedDict, total=False):
     retries: int
     jobs: int
     progress: CopyProgress | None
+    attachments: AttachmentFilter
 
 
 _P = ParamSpec("_P")
@@ -140,6 +143,10 @@ class Session:
         retries: retries of a failed request.
         jobs: concurrent blob transfers.
         progress: receives blob progress events of copies.
+        attachments: which signatures, attestations and SBOMs travel with every image this session
+            copies, makes present, plans or syncs: all by default; ``NO_ATTACHMENTS`` for none
+            (CLI ``--no-referrers``), or ``AttachmentFilter(artifact_types=...)``
+            (``--referrers-type``).
         runtime: an existing runtime to share (front ends that build their own); the other
             connection arguments are then ignored.
     """
@@ -153,6 +160,7 @@ class Session:
         retries: int = 4,
         jobs: int = DEFAULT_JOBS,
         progress: CopyProgress | None = None,
+        attachments: AttachmentFilter = ALL_ATTACHMENTS,
         runtime: Runtime | None = None,
     ) -> None:
         self.config = load(config) if config is not None else None
@@ -171,6 +179,7 @@ class Session:
             )
         )
         self.progress = progress
+        self.attachments = attachments
         self._closed = False
 
     def __enter__(self) -> Session:
@@ -292,7 +301,10 @@ class Session:
             raise InputError("copy_batch takes a list of (source, destination) pairs")
         parsed = [pair(s, d) for s, d in pairs]
         options = CopyOptions(
-            force=force, include_foreign=include_foreign, jobs=self.runtime.settings.jobs
+            force=force,
+            include_foreign=include_foreign,
+            jobs=self.runtime.settings.jobs,
+            attachments=self.attachments,
         )
         return copy_images(
             self.runtime,
@@ -347,6 +359,7 @@ class Session:
             from_registry,
             progress=self.progress,
             deadline=deadline_after(timeout),
+            policy=PlanPolicy(attachments=self.attachments),
         )
 
     # -- environments -------------------------------------------------------------------------------
@@ -383,6 +396,7 @@ class Session:
             manifests=manifests,
             check_hook_file=True,
             deadline=deadline_after(timeout),
+            policy=self._policy(config, environment),
         )
 
     @_scrubbed
@@ -421,7 +435,18 @@ class Session:
             only=_modules(modules),
             progress=self.progress,
             deadline=deadline_after(timeout),
+            policy=self._policy(config, environment),
         )
+
+    def _policy(self, config: PromoterConfig, environment: str) -> PlanPolicy:
+        """The environment's plan policy with this session's attachments.
+
+        Raises:
+            ConfigError: ``environment`` is not one of ``config``'s.
+        """
+        from promoter.app.plan import environment_policy  # noqa: PLC0415
+
+        return environment_policy(config.environment(environment), attachments=self.attachments)
 
     @_scrubbed
     def status(self, *, timeout: float | None = None) -> StatusMatrix:
