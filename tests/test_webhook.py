@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from devtools import images
+from devtools import images, signing
 from devtools.fault_proxy import FaultProxy
 from devtools.registry import RegistryProcess
 from devtools.webhook import Certificates, WebhookProcess, deployment, pod, review
@@ -386,10 +386,12 @@ def test_promote_mode_copies_a_missing_image_before_answering(
     source_registry: RegistryProcess,
     dest_registry: RegistryProcess,
     repo: str,
+    key: signing.KeyPair,
 ) -> None:
-    """A missing image that dev holds is copied digest-exact before the review is allowed, with a
-    warning saying so (checked with skopeo, an independent client)."""
+    """A missing image that dev holds is copied digest-exact, with its signature, before the review
+    is allowed, with a warning saying so (checked with skopeo, an independent client)."""
     digest = seed(source_registry, repo, "2.0")
+    signature = signing.sign_image(source_registry.url, repo, digest, "dev/app:2.0", key)
     response = promoter_hook.review(review(pod("p", f"{dest_registry.host}/{repo}:2.0")))
     assert response["allowed"] is True
     assert response["warnings"] == [
@@ -397,6 +399,7 @@ def test_promote_mode_copies_a_missing_image_before_answering(
     ]
     assert manifest_digest(dest_registry, repo, "2.0") == digest
     assert skopeo_raw_digest(dest_registry, f"{repo}:2.0") == digest
+    assert manifest_digest(dest_registry, repo, f"sha256-{digest.split(':')[1]}.sig") == signature
 
 
 def test_promote_mode_denies_what_dev_lacks_and_repositories_outside_its_patterns(

@@ -56,8 +56,9 @@ from promoter.errors import (
 )
 from promoter.gitops.discover import FoundImage, discover_images
 from promoter.oci.digest import Digest
+from promoter.oci.referrers import ALL_ATTACHMENTS, AttachmentFilter
 from promoter.outcome import Outcome
-from promoter.planning.plan import PlanStatus, in_registry
+from promoter.planning.plan import PlanPolicy, PlanStatus, in_registry
 from promoter.process import signals_to_main_thread
 from promoter.reference import Reference, parse_reference, registry_identity
 from promoter.remote.repository import lookup_digest
@@ -418,6 +419,7 @@ class AdmissionController:
         on_copied: called from the copying thread when an on-demand copy ends, with the
             destination reference and the sync report, or the exception that ended it (for logs
             and metrics: a copy may outlive the review that started it).
+        attachments: which signatures, attestations and SBOMs an on-demand copy carries.
 
     Raises:
         ConfigError: ``environment`` is not in ``config``.
@@ -430,9 +432,11 @@ class AdmissionController:
         environment: str,
         *,
         on_copied: Callable[[str, SyncReport | BaseException], None] | None = None,
+        attachments: AttachmentFilter = ALL_ATTACHMENTS,
     ) -> None:
         self.runtime = runtime
         self._on_copied = on_copied
+        self._attachments = attachments
         self.environment: Environment = config.environment(environment)
         self.settings: AdmissionSettings = self.environment.admission
         self.source: Environment | None = config.source_of(environment)
@@ -747,6 +751,7 @@ class AdmissionController:
                 [str(reference)],
                 source.registry,
                 deadline=Deadline.after(PROMOTION_TIMEOUT),
+                policy=PlanPolicy(attachments=self._attachments),
             )
         except BaseException as exc:
             self.runtime.scrubber.error(exc)

@@ -8,7 +8,13 @@ from dataclasses import replace
 from pathlib import Path
 
 from promoter.app.runtime import SecretScrubber
-from promoter.cli.common import build_runtime_settings, int_at_least, positive_seconds
+from promoter.cli.common import (
+    add_referrers_options,
+    attachment_filter,
+    build_runtime_settings,
+    int_at_least,
+    positive_seconds,
+)
 from promoter.cli.exit_codes import EXIT_OK
 from promoter.config.locate import find_config
 from promoter.errors import InputError
@@ -103,6 +109,7 @@ def add_commands(
         metavar="SECONDS",
         help="how often the certificate files are checked for a rotation (default 10)",
     )
+    add_referrers_options(serve)
 
 
 def run_command(args: argparse.Namespace, scrub: SecretScrubber) -> int:
@@ -145,6 +152,7 @@ def run_command(args: argparse.Namespace, scrub: SecretScrubber) -> int:
         tls_check_seconds=args.tls_check_seconds,
         keep_alive_seconds=args.idle_seconds,
         max_connections=args.max_connections,
+        attachments=attachment_filter(args),
     )
     settings = replace(
         build_runtime_settings(args, registries=config.registries),

@@ -52,6 +52,7 @@ from promoter.app.sync import SyncReport
 from promoter.config.values import PromoterConfig
 from promoter.deadline import Deadline
 from promoter.errors import AdmissionReviewError, InputError, PromoterError, one_line
+from promoter.oci.referrers import ALL_ATTACHMENTS, AttachmentFilter
 from promoter.outcome import Outcome
 from promoter.process import signals_to_main_thread, stop_children
 from promoter.transport.watch import interrupt
@@ -102,6 +103,7 @@ class ServeOptions:
             on-demand copies (abandoning one is safe: its tag is written last).
         tls_check_seconds: how often the certificate files are checked for a change.
         keep_alive_seconds: how long an idle connection is kept (the API server reuses them).
+        attachments: which signatures, attestations and SBOMs an on-demand copy carries.
         max_connections: open connections beyond which new ones are closed at once
             (:mod:`promoter.webhook.connections`).
     """
@@ -115,6 +117,7 @@ class ServeOptions:
     tls_check_seconds: float = 10.0
     keep_alive_seconds: float = 75.0
     max_connections: int = 1000
+    attachments: AttachmentFilter = ALL_ATTACHMENTS
 
 
 def parse_listen(text: str, *, what: str = "--listen") -> tuple[str, int]:
@@ -483,7 +486,13 @@ class Webhook:
     ) -> None:
         self.options = options
         self.metrics = WebhookMetrics()
-        self.controller = AdmissionController(runtime, config, environment, on_copied=self._copied)
+        self.controller = AdmissionController(
+            runtime,
+            config,
+            environment,
+            on_copied=self._copied,
+            attachments=options.attachments,
+        )
         self.tls = CertificateReloader(options.tls_cert, options.tls_key)
         self.pool = ThreadPoolExecutor(
             max_workers=options.review_threads,
