@@ -25,7 +25,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from devtools import images
+from devtools import images, signing
 from devtools.registry import RegistryProcess
 from devtools.webhook import Certificates, WebhookProcess, pod, review
 
@@ -75,8 +75,25 @@ def main() -> None:
 
         src = f"{dev.host}/shop/checkout:1.4.2"
         dst = f"{prod.host}/shop/checkout:1.4.2"
-        say("promote it to production, every platform, digest-exact")
+        key = signing.sigstore_key_pair(b"demo")
+        signing.sign_recursively(dev.url, "shop/checkout", index, src, key)
+        sbom = signing.referrer(
+            index.descriptor(),
+            signing.SPDX_JSON,
+            signing.spdx_document("checkout", "1.4.2"),
+            signing.SPDX_JSON,
+        )
+        signing.push_referrer(dev.url, "shop/checkout", sbom, digest)
+        say(
+            "CI signed it (a cosign .sig for the index and each platform) and attached an SBOM "
+            "(an OCI 1.1 referrer)"
+        )
+        say("promote it to production, every platform, digest-exact, signatures and SBOM along")
         run("copy", src, dst)
+        verdict = signing.verify_signature(prod.url, "shop/checkout", "1.4.2", key.public_pem, src)
+        if not verdict.accepted:
+            raise SystemExit(f"demo: the signature did not verify in production: {verdict.reason}")
+        say(f"the signature verifies in production: {verdict.digest} signed as {src}")
 
         say("the digest in production is the digest in dev")
         run("digest", src)

@@ -91,7 +91,7 @@ def test_referrers_of_an_index_and_of_its_children_travel_under_the_referrers_ta
     result = cli("copy", f"{source_registry.host}/{repo}:1.0", f"{dest_registry.host}/{repo}:1.0")
 
     assert result.code == 0, result.err
-    assert "2 attachments (2 referrer)" in result.out
+    assert "+ 2 referrers" in result.out
     [listed] = _fallback(dest_registry, repo, index.digest) or [None]
     assert listed is not None
     assert listed["digest"] == sbom.digest
@@ -245,7 +245,7 @@ def test_a_differing_destination_signature_tag_is_refused_and_force_moves_it(
 
     assert refused.code == 3, refused.err
     assert "was promoted, but" in refused.err
-    assert "is unsigned there" in refused.err
+    assert "was promoted, but not its signature tag" in refused.err
     assert ours in refused.err
     assert theirs in refused.err
     assert "--force" in refused.err
@@ -527,3 +527,67 @@ def test_a_python_session_can_leave_attachments_behind(
     assert alone.attachments == ()
     assert [str(a.digest) for a in carried.attachments] == [signature]
     assert carried.action is promoter.CopyAction.COPIED
+
+
+def test_a_signature_added_after_the_promotion_is_kept_by_a_sync_with_a_warning(
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+    key: signing.KeyPair,
+) -> None:
+    """CI signs again after the promotion (dev's .sig grows a layer): plan and the hook's sync keep
+    production's .sig, warning with both digests and the command that moves it (exit 0, like a
+    diverged tag); --fail-on-diverged refuses (exit 3); copy --force moves it and says so."""
+    digest = push(source_registry, repo, images.oci_image([images.layer(90, "again")], seed="ag"))
+    signing.sign_image(source_registry.url, repo, digest, "x/y:1", key)
+    src, dst = f"{source_registry.host}/{repo}:1.0", f"{dest_registry.host}/{repo}:1.0"
+    assert cli("copy", src, dst).code == 0
+    sig_tag = f"sha256-{digest.split(':')[1]}.sig"
+    promoted = manifest_digest(dest_registry, repo, sig_tag)
+    resigned = signing.sign_image(source_registry.url, repo, digest, "x/y:2", key)
+    hook = ("sync", "--from-registry", source_registry.host, "--image", dst)
+
+    planned = cli(*hook, "--dry-run", "-o", "json")
+    synced = cli(*hook)
+    strict = cli(*hook, "--fail-on-diverged")
+
+    assert planned.code == 0, planned.err
+    [item] = planned.json()["images"]
+    assert item["status"] == "present"
+    [differing] = item["differingAttachments"]
+    assert (differing["digest"], differing["destinationDigest"]) == (resigned, promoted)
+    assert resigned in item["warning"]
+    assert promoted in item["warning"]
+    assert synced.code == 0, synced.err
+    assert f"promoter copy --force {src}" in synced.err
+    assert strict.code == 3, strict.err
+    assert manifest_digest(dest_registry, repo, sig_tag) == promoted
+
+    forced = cli("copy", src, dst, "--force")
+
+    assert forced.code == 0, forced.err
+    assert f"moved {dest_registry.host}/{repo}:{sig_tag} from {promoted}" in forced.err
+    assert manifest_digest(dest_registry, repo, sig_tag) == resigned
+
+
+def test_attachments_a_type_filter_leaves_behind_are_named(
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+    key: signing.KeyPair,
+) -> None:
+    """A --referrers-type that matches nothing (a typo) copies the image and says which types
+    stayed behind, instead of dropping the signature silently."""
+    digest = push(source_registry, repo, images.oci_image([images.layer(90, "lb")], seed="lb"))
+    signing.sign_image(source_registry.url, repo, digest, "x/y:1", key)
+    result = cli(
+        "copy",
+        f"{source_registry.host}/{repo}:1.0",
+        f"{dest_registry.host}/{repo}:1.0",
+        "--referrers-type",
+        "text/spdx",
+    )
+    assert result.code == 0, result.err
+    assert f"attachments of type {signing.SIMPLE_SIGNING} stayed behind" in result.err

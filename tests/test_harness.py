@@ -375,6 +375,8 @@ def test_the_demo_runs_end_to_end_and_leaves_its_work_for_inspection(tmp_path: P
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     assert f"left for inspection in {work}" in run.stdout
     assert '"allowed": false' in run.stdout
+    assert "the signature verifies in production" in run.stdout
+    assert "+ 3 signatures, 1 referrer" in run.stdout
     assert "shop/catalog:3.1.0 was promoted from dev on demand" in run.stdout
     diff = subprocess.run(
         ["git", "-C", str(work / "gitops"), "diff"],

@@ -211,9 +211,12 @@ class AttachmentConflictError(SafetyError):
 
     def __init__(self, destination: str, conflict: str, *, forceable: bool = True) -> None:
         super().__init__(
-            f"{destination} was promoted, but is unsigned there until what is attached to it is "
-            f"copied: {conflict}",
-            hint="forcing the copy moves the signature's tag" if forceable else "",
+            f"{destination} was promoted, but not its signature tag: {conflict}",
+            hint=(
+                "forcing the copy moves the tag, dropping what only the destination's tag holds"
+                if forceable
+                else ""
+            ),
             remedy=Remedy.FORCE if forceable else None,
         )
         self.destination = destination
@@ -229,8 +232,8 @@ class AttachmentError(PromoterError):
 
     def __init__(self, destination: str, failure: str) -> None:
         super().__init__(
-            f"{destination} was promoted, but is unsigned there until what is attached to it is "
-            f"copied: {failure}",
+            f"{destination} was promoted, but not all of its signatures, attestations and SBOMs "
+            f"(verifiers there may reject it until they are): {failure}",
             hint="promoting it again copies what is missing",
         )
         self.destination = destination

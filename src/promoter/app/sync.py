@@ -102,7 +102,10 @@ def carry_out(
     """
     copier = Copier(
         runtime.transport,
-        CopyOptions(jobs=runtime.settings.jobs, attachments=plan.attachments),
+        # A signature tag the plan found differing was reported there; a sync keeps it.
+        CopyOptions(
+            jobs=runtime.settings.jobs, attachments=plan.attachments, keep_attachment_tags=True
+        ),
         progress,
         prepare_destination=runtime.prepare_destination,
     )

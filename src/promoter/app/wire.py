@@ -44,6 +44,12 @@ class AttachmentJson(TypedDict):
     tag: NotRequired[str]  #: a cosign tag attachment's tag
 
 
+class DifferingAttachmentJson(AttachmentJson):
+    """A cosign tag attachment whose destination tag holds other content."""
+
+    destinationDigest: str
+
+
 class CopyResultJson(TypedDict):
     """One image of ``copy -o json``."""
 
@@ -79,6 +85,8 @@ class PlanItemJson(TypedDict):
     warning: NotRequired[str]  #: a diverged tag, an allowed foreign image: done, but look
     #: plan: for ``attach``, what the destination lacks; sync: what was copied
     attachments: NotRequired[list[AttachmentJson]]
+    #: signature tags whose destination holds other content (kept; see the warning)
+    differingAttachments: NotRequired[list[DifferingAttachmentJson]]
 
 
 class HookFileJson(TypedDict):
@@ -293,6 +301,11 @@ def plan_item_json(item: PlanItem) -> PlanItemJson:
         entry["foreignEnvironment"] = item.foreign
     if item.attachments:
         entry["attachments"] = [attachment_json(a) for a in item.attachments]
+    if item.differing_attachments:
+        entry["differingAttachments"] = [
+            {**attachment_json(a), "destinationDigest": str(held)}
+            for a, held in item.differing_attachments
+        ]
     return entry
 
 

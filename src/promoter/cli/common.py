@@ -23,9 +23,10 @@ from promoter.oci.referrers import (
     NO_ATTACHMENTS,
     Attachment,
     AttachmentFilter,
+    AttachmentKind,
 )
 from promoter.process import children_running, run_undo, stop_children
-from promoter.remote.copy import DEFAULT_JOBS
+from promoter.remote.copy import DEFAULT_JOBS, CopyResult
 from promoter.transport.watch import interrupt, interrupted, traffic_started
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ __all__ = [
     "add_referrers_options",
     "as_json",
     "attachment_filter",
+    "attachment_notes",
     "build_runtime",
     "build_runtime_settings",
     "check_output_path",
@@ -147,14 +149,38 @@ def attachment_filter(args: argparse.Namespace) -> AttachmentFilter:
     return AttachmentFilter(artifact_types=frozenset(types)) if types else ALL_ATTACHMENTS
 
 
+#: How :func:`describe_attachments` names each kind, one and many.
+_KIND_WORDS = {
+    AttachmentKind.SIGNATURE: ("signature", "signatures"),
+    AttachmentKind.ATTESTATION: ("attestation", "attestations"),
+    AttachmentKind.SBOM: ("SBOM", "SBOMs"),
+    AttachmentKind.REFERRER: ("referrer", "referrers"),
+}
+
+
 def describe_attachments(attachments: Sequence[Attachment]) -> str:
-    """``2 attachments (1 signature, 1 referrer)``: how many, of each kind."""
-    kinds: dict[str, int] = {}
-    for attachment in attachments:
-        kinds[str(attachment.kind)] = kinds.get(str(attachment.kind), 0) + 1
-    counted = ", ".join(f"{n} {kind}" for kind, n in kinds.items())
-    noun = "attachment" if len(attachments) == 1 else "attachments"
-    return f"{len(attachments)} {noun} ({counted})"
+    """``3 signatures, 1 referrer``: how many of each kind."""
+    counted = []
+    for kind, (one, many) in _KIND_WORDS.items():
+        n = sum(1 for a in attachments if a.kind is kind)
+        if n:
+            counted.append(f"{n} {one if n == 1 else many}")
+    return ", ".join(counted)
+
+
+def attachment_notes(result: CopyResult) -> list[str]:
+    """Warning lines about what a copy did or left with attachments: each signature tag
+    ``--force`` moved (what only it held is gone), the types ``--referrers-type`` left behind."""
+    notes = [
+        f"moved {result.destination.name}:{tag} from {held}: signatures only it held are gone"
+        for tag, held in result.moved_tags
+    ]
+    if result.left_behind:
+        notes.append(
+            f"{result.destination}: attachments of type {', '.join(sorted(result.left_behind))} "
+            "stayed behind (not in --referrers-type)"
+        )
+    return notes
 
 
 #: The run's scrubber, set by :func:`configure_logging`: every error and warning line passes it.

@@ -33,6 +33,7 @@ from promoter.cli.common import (
     add_referrers_options,
     as_json,
     attachment_filter,
+    attachment_notes,
     build_runtime,
     build_runtime_settings,
     configure_logging,
@@ -43,6 +44,7 @@ from promoter.cli.common import (
     log,
     stop_on_signals,
     terminal_progress,
+    warn,
 )
 from promoter.cli.exit_codes import (
     DEFAULT_TIMEOUT,
@@ -387,15 +389,16 @@ def _batch_summary(outcomes: Sequence[CopyResult | PromoterError]) -> str:
     )
     copied = sum(1 for r in results if r.action == "copied")
     attached = sum(1 for r in results if r.action == "attached")
+    completed = f" ({attached} given missing attachments)" if attached else ""
     return (
-        f"{len(outcomes)} images: {copied} copied, "
-        + (f"{attached} given their attachments, " if attached else "")
-        + f"{len(results) - copied - attached} present, "
+        f"{len(outcomes)} images: {copied} copied, {len(results) - copied} present{completed}, "
         f"{refused} refused, {len(outcomes) - len(results) - refused} failed"
     )
 
 
 def _print_result(result: CopyResult, json_output: bool) -> None:
+    for note in attachment_notes(result):
+        warn(note)
     if json_output:
         print(json.dumps(copy_result_json(result)))
         return
@@ -403,9 +406,8 @@ def _print_result(result: CopyResult, json_output: bool) -> None:
         print(f"present {result.destination} {result.digest} (nothing to copy)")
         return
     if result.action == "attached":
-        print(
-            f"attached {result.destination} {result.digest}: {describe_attachments(result.attachments)}"
-        )
+        carried = describe_attachments(result.attachments)
+        print(f"attached {result.destination} {result.digest}: {carried} copied")
         return
     blobs = {str(action): count for action, count in result.blobs.items()}
     carried = f"; + {describe_attachments(result.attachments)}" if result.attachments else ""

@@ -17,6 +17,7 @@ from promoter.app.sync import SyncReport, carry_out
 from promoter.app.wire import plan_json, sync_json
 from promoter.cli.common import (
     as_json,
+    attachment_notes,
     describe_attachments,
     error,
     print_table,
@@ -81,7 +82,9 @@ def print_plan(plan: EnvironmentPlan, json_output: bool) -> None:
     for item in plan.items:
         if item.status is PlanStatus.ATTACH:
             print(
-                f"attach {item.destination}: the destination lacks {describe_attachments(item.attachments)}"
+                f"attach {item.destination}: the destination lacks "
+                f"{describe_attachments(item.attachments)} the source has; a sync copies them "
+                "(until then a verifying admission policy there may reject the image)"
             )
     said: set[str] = set()
     for item in plan.items:
@@ -155,10 +158,13 @@ def print_sync(report: SyncReport, json_output: bool) -> None:
         if record.error is not None:
             continue
         result = record.result
+        for note in attachment_notes(result) if result is not None else ():
+            if note not in said:
+                said.add(note)
+                warn(note)
         if not json_output and result is not None and result.action is CopyAction.ATTACHED:
-            print(
-                f"attached {destination} {result.digest}: {describe_attachments(result.attachments)}"
-            )
+            carried = describe_attachments(result.attachments)
+            print(f"attached {destination} {result.digest}: {carried} copied")
         elif not json_output and result is not None:
             carried = (
                 f" (+ {describe_attachments(result.attachments)})" if result.attachments else ""
@@ -170,18 +176,13 @@ def print_sync(report: SyncReport, json_output: bool) -> None:
         # An allowed image of another environment's registry is neither copied nor looked up:
         # counted apart, never as present.
         foreign = sum(1 for r in report.records if r.item.status is PlanStatus.FOREIGN and r.ok)
-        present = (
-            len(report.records)
-            - report.copied
-            - report.attached
-            - report.refused
-            - report.failed
-            - foreign
-        )
-        diverged = f" ({report.diverged} diverged)" if report.diverged else ""
+        present = len(report.records) - report.copied - report.refused - report.failed - foreign
+        notes = [f"{report.diverged} diverged"] if report.diverged else []
+        if report.attached:
+            notes.append(f"{report.attached} given missing attachments")
+        more = f" ({', '.join(notes)})" if notes else ""
         allowed = f", {foreign} from other environments (allowed)" if foreign else ""
-        attached = f", {report.attached} given their attachments" if report.attached else ""
         print(
-            f"{report.environment}: {report.copied} copied{attached}, {present} present"
-            f"{diverged}, {report.refused} refused, {report.failed} failed{allowed}"
+            f"{report.environment}: {report.copied} copied, {present} present{more}, "
+            f"{report.refused} refused, {report.failed} failed{allowed}"
         )

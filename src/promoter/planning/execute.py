@@ -60,7 +60,7 @@ def sync_plan(
     pairs: list[tuple[Reference, Reference]] = []
     positions: dict[int, int] = {}
     for index, item in enumerate(plan):
-        if item.status in TO_COPY and item.source and item.destination:
+        if item.status in TO_COPY and item.source and item.destination and not item.blocking:
             positions[index] = len(pairs)
             # Copy the digest the plan saw: a tag CI moves between plan and copy is not copied
             # unchecked (the copier reads the source by digest when it has one).
@@ -72,7 +72,7 @@ def sync_plan(
         if item.status is PlanStatus.EXTERNAL:
             continue
         text = explain(item)
-        if text is not None:
+        if text is not None and (item.outcome is not Outcome.DONE or index not in positions):
             if item.outcome is Outcome.DONE:
                 records.append(SyncRecord(item, warning=text))
             else:
@@ -85,7 +85,7 @@ def sync_plan(
                 SyncRecord(item, error=str(outcome), outcome=outcome_of(outcome), cause=outcome)
             )
         elif isinstance(outcome, CopyResult):
-            records.append(SyncRecord(item, result=outcome))
+            records.append(SyncRecord(item, result=outcome, warning=text))
         elif item.status is PlanStatus.ERROR:
             records.append(SyncRecord(item, error=item.error, outcome=item.outcome))
         else:
@@ -125,6 +125,22 @@ def explain(item: PlanItem) -> str | None:
         text = f"{destination} is not in its registry {where}"
         if item.error:
             text = f"{text} ({item.error})"
+    elif item.differing_attachments and destination is not None:
+        attachment, held = item.differing_attachments[0]
+        more = len(item.differing_attachments) - 1
+        others = f" (and {more} more such tags)" if more else ""
+        tag = destination.with_tag(attachment.tag)
+        text = (
+            f"{tag} holds {held}, the source's {attachment.tag} is {attachment.digest}{others}: "
+            "a signature was added on one side after the promotion; the destination keeps its "
+            f"own (a sync never moves a tag); 'promoter copy --force {source} {destination}' "
+            "moves it, dropping what only the destination's tag holds"
+        )
+        if not warning:
+            text = (
+                f"{text}; refused: diverged tags fail here (--fail-on-diverged, or divergedTags: "
+                "fail in promoter.yaml)"
+            )
     elif status is PlanStatus.FOREIGN:
         owner = item.foreign or "another environment's registry"
         # An environment's name is one word (config/load.py); a phrase says whose registry it is

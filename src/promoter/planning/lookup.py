@@ -165,6 +165,10 @@ def _with_attachments(
                 status=PlanStatus.ERROR,
                 error=f"what is attached to {item.source} could not be looked up: {exc}",
             )
+        if found.differing:
+            item = replace(
+                item, differing_attachments=found.differing, blocking=policy.fail_diverged
+            )
         if not found.missing:
             return item
         return replace(item, status=PlanStatus.ATTACH, attachments=found.missing)

@@ -90,6 +90,10 @@ class PlanItem:
         blocking: whether the status makes a sync fail: always for a conflict or a missing
             source, by the :class:`PlanPolicy` for ``diverged`` and ``foreign-environment``.
         attachments: for ``attach``, the attachments the destination lacks.
+        differing_attachments: cosign tag attachments (``sha256-<hex>.sig``) whose destination
+            tag holds other content than the source's, with the digest it holds: a signature
+            added on one side after the promotion. Kept, with a warning (like a ``diverged`` tag);
+            refused under ``fail_diverged``.
     """
 
     image: str
@@ -102,6 +106,7 @@ class PlanItem:
     foreign: str | None = None
     blocking: bool = False
     attachments: tuple[Attachment, ...] = ()
+    differing_attachments: tuple[tuple[Attachment, Digest], ...] = ()
 
     @property
     def outcome(self) -> Outcome:

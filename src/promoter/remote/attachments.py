@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from promoter.errors import AuthenticationError, PromoterError, UnsupportedManifestError
-from promoter.oci.digest import Digest, same_digest
+from promoter.oci.digest import Digest
 from promoter.oci.mediatypes import INDEX_TYPES
 from promoter.oci.referrers import (
     TAG_SUFFIXES,
@@ -46,6 +46,20 @@ MAX_DEPTH = 8
 
 
 @dataclass(frozen=True, slots=True)
+class SourceAttachments:
+    """What is attached to an image in its source registry.
+
+    Attributes:
+        found: every attachment that travels, subjects before what is attached to them.
+        left_behind: artifact types of attachments the filter (``--referrers-type``) kept from
+            travelling (``(none)`` for one without a type), for a note to the user.
+    """
+
+    found: tuple[Attachment, ...] = ()
+    left_behind: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
 class AttachmentPlan:
     """What an image's attachments need in a destination.
 
@@ -53,15 +67,26 @@ class AttachmentPlan:
         found: every attachment in the source that travels, subjects before what is attached to
             them.
         missing: those the destination lacks: a referrer it does not list, a tag attachment whose
-            tag is absent or holds other content.
+            tag is absent.
+        differing: tag attachments whose destination tag holds other content (a signature added
+            on either side after the promotion), with the digest it holds: kept by a sync, refused
+            by a copy unless forced.
+        left_behind: as :attr:`SourceAttachments.left_behind`.
     """
 
     found: tuple[Attachment, ...] = ()
     missing: tuple[Attachment, ...] = ()
+    differing: tuple[tuple[Attachment, Digest], ...] = ()
+    left_behind: frozenset[str] = frozenset()
 
 
 #: Nothing attached.
 NOTHING: AttachmentPlan = AttachmentPlan()
+#: Nothing attached in the source.
+NONE_FOUND: SourceAttachments = SourceAttachments()
+
+#: How :attr:`SourceAttachments.left_behind` names an attachment without an artifact type.
+NO_TYPE = "(none)"
 
 
 @dataclass(slots=True)
@@ -120,7 +145,12 @@ class AttachmentFinder:
         """
         registry = repository.session.registry
         if self._api.get(registry, True):
-            answer = repository.get_referrers(subject, artifact_type)
+            try:
+                answer = repository.get_referrers(subject, artifact_type)
+            except AuthenticationError:
+                # Refused while manifests are readable (a policy that grants pulls only): the
+                # referrers tag can still be read; that is all this identity can know.
+                answer = None
             if answer is not None:
                 self._api[registry] = True
                 return list(answer.entries)
@@ -161,14 +191,14 @@ class AttachmentFinder:
             RegistryError, RegistryUnreachableError, DeadlineExceededError, DigestMismatchError,
             UnsupportedManifestError: a registry could not tell.
         """
-        found = self.in_source(src, digest, top)
-        if not found:
-            return NOTHING
-        return AttachmentPlan(found, self.missing(dst, found))
+        source = self.in_source(src, digest, top)
+        if not source.found:
+            return AttachmentPlan(left_behind=source.left_behind)
+        return self.compare(dst, source)
 
     def in_source(
         self, src: Repository, digest: Digest, top: FetchedManifest | None = None
-    ) -> tuple[Attachment, ...]:
+    ) -> SourceAttachments:
         """Every attachment of the image ``digest`` in ``src`` that travels (:meth:`find` over
         the image and its index's children); nothing at all, at the cost of the repository's tag
         list, when the registry has no referrers API and no tag can hold an attachment.
@@ -177,20 +207,20 @@ class AttachmentFinder:
             as :meth:`plan`.
         """
         if not self.filter.enabled:
-            return ()
+            return NONE_FOUND
         tags = self.tags(src)
         api = self._api.get(src.session.registry)
         if api is None:
             self.referrers(src, digest, tags=tags)  # asks the API once for this registry
             api = self._api[src.session.registry]
         if not api and tags is not None and not any(is_attachment_tag(t) for t in tags):
-            return ()
+            return NONE_FOUND
         subjects = subject_digests(src, top or src.get_manifest(str(digest)))
-        return tuple(self.find(src, subjects, tags))
+        return self.find(src, subjects, tags)
 
     def find(
         self, src: Repository, subjects: Sequence[Digest], tags: frozenset[str] | None
-    ) -> list[Attachment]:
+    ) -> SourceAttachments:
         """Every attachment of ``subjects`` that travels, level by level (what is attached to an
         attachment after it), each digest once.
 
@@ -198,6 +228,7 @@ class AttachmentFinder:
             PromoterError: an attachment could not be read, or there are more than
                 :data:`MAX_ATTACHMENTS` (a registry listing referrers without end).
         """
+        left_behind: set[str] = set()
         found: list[Attachment] = []
         seen: set[Digest] = set(subjects)
         level = list(subjects)
@@ -205,7 +236,7 @@ class AttachmentFinder:
         while level and depth < MAX_DEPTH:
             following: list[Digest] = []
             for subject in level:
-                for attachment in self._attached(src, subject, depth, tags):
+                for attachment in self._attached(src, subject, depth, tags, left_behind):
                     if attachment.digest in seen:
                         continue
                     seen.add(attachment.digest)
@@ -218,21 +249,35 @@ class AttachmentFinder:
                         )
             level = following
             depth += 1
-        return found
+        return SourceAttachments(tuple(found), frozenset(left_behind))
 
     def _attached(
-        self, src: Repository, subject: Digest, depth: int, tags: frozenset[str] | None
+        self,
+        src: Repository,
+        subject: Digest,
+        depth: int,
+        tags: frozenset[str] | None,
+        left_behind: set[str],
     ) -> list[Attachment]:
-        """What is directly attached to ``subject``: its referrers, then its cosign tags."""
+        """What is directly attached to ``subject``: its referrers, then its cosign tags; the
+        types the filter keeps back are added to ``left_behind``."""
         wanted = sorted(self.filter.artifact_types)
         only = wanted[0] if depth == 0 and len(wanted) == 1 else None
-        attached = [
-            Attachment(
-                AttachmentKind.REFERRER, subject, entry.digest, entry.artifact_type, None, depth
-            )
-            for entry in self.referrers(src, subject, tags=tags, artifact_type=only)
-            if self.filter.admits(entry.artifact_type, depth)
-        ]
+        attached = []
+        for entry in self.referrers(src, subject, tags=tags, artifact_type=only):
+            if self.filter.admits(entry.artifact_type, depth):
+                attached.append(
+                    Attachment(
+                        AttachmentKind.REFERRER,
+                        subject,
+                        entry.digest,
+                        entry.artifact_type,
+                        None,
+                        depth,
+                    )
+                )
+            else:
+                left_behind.add(entry.artifact_type or NO_TYPE)
         for kind in TAG_SUFFIXES:
             tag = attachment_tag(subject, kind)
             if tags is not None and tag not in tags:
@@ -245,11 +290,14 @@ class AttachmentFinder:
                 attached.append(
                     Attachment(kind, subject, fetched.digest, artifact_type, tag, depth)
                 )
+            else:
+                left_behind.add(artifact_type or NO_TYPE)
         return attached
 
-    def missing(self, dst: Repository, found: Sequence[Attachment]) -> tuple[Attachment, ...]:
-        """The attachments ``dst`` lacks: a referrer its listing of the subject does not name (asked
-        once per subject), a tag attachment whose tag is absent or holds other content.
+    def compare(self, dst: Repository, source: SourceAttachments) -> AttachmentPlan:
+        """What ``dst`` lacks of ``source``: a referrer its listing of the subject does not name
+        (asked once per subject), a tag attachment whose tag is absent; and the tag attachments
+        whose tag holds other content there.
 
         Raises:
             RegistryError, RegistryUnreachableError, DeadlineExceededError, DigestMismatchError,
@@ -257,7 +305,8 @@ class AttachmentFinder:
         """
         listed: dict[Digest, set[Digest]] = {}
         missing = []
-        for attachment in found:
+        differing = []
+        for attachment in source.found:
             if attachment.kind is AttachmentKind.REFERRER:
                 if attachment.subject not in listed:
                     listed[attachment.subject] = {
@@ -267,9 +316,11 @@ class AttachmentFinder:
                     missing.append(attachment)
                 continue
             held = dst.head_manifest(str(attachment.tag))
-            if held is None or not same_digest(held.digest, attachment.digest):
+            if held is None:
                 missing.append(attachment)
-        return tuple(missing)
+            elif not dst.same_content(held.digest, attachment.digest):
+                differing.append((attachment, held.digest))
+        return AttachmentPlan(source.found, tuple(missing), tuple(differing), source.left_behind)
 
 
 def fallback_index(repository: Repository, subject: Digest) -> FetchedManifest | None:

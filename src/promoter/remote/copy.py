@@ -75,7 +75,7 @@ from promoter.oci.referrers import (
 )
 from promoter.process import signals_to_main_thread
 from promoter.reference import Reference
-from promoter.remote.attachments import AttachmentFinder, fallback_index
+from promoter.remote.attachments import AttachmentFinder, SourceAttachments, fallback_index
 from promoter.remote.blobs import BlobAction, BlobTransfers, CopyProgress
 from promoter.remote.repository import FetchedManifest, Repository, resolve_digest
 from promoter.remote.walk import fetch_if_missing, walk_image, wanted_blobs
@@ -121,12 +121,17 @@ class CopyOptions:
         include_foreign: copy foreign (non-distributable) layers, those with ``urls``.
         jobs: concurrent blob transfers.
         attachments: which attachments travel with each image (all by default).
+        keep_attachment_tags: leave a cosign tag attachment (``sha256-<hex>.sig``) whose
+            destination tag holds other content as it is, instead of refusing the copy (a sync:
+            its plan reported it; a signature added after the promotion, on either side, does not
+            block every later sync). ``force`` wins over it.
     """
 
     force: bool = False
     include_foreign: bool = False
     jobs: int = DEFAULT_JOBS
     attachments: AttachmentFilter = ALL_ATTACHMENTS
+    keep_attachment_tags: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +148,9 @@ class CopyResult:
         seconds: wall time of this image.
         attachments: the attachments copied in this run (referrers and tag attachments, of the
             image, its children and each other), subjects first.
+        moved_tags: attachment tags that ``force`` moved, with the digest each held before (what
+            only the destination's tag held, e.g. a signature added there, is gone).
+        left_behind: artifact types of attachments the filter kept from travelling.
     """
 
     source: Reference
@@ -153,6 +161,8 @@ class CopyResult:
     bytes: int = 0
     seconds: float = 0.0
     attachments: tuple[Attachment, ...] = ()
+    moved_tags: tuple[tuple[str, Digest], ...] = ()
+    left_behind: frozenset[str] = frozenset()
 
 
 @dataclass(slots=True)
@@ -320,7 +330,7 @@ class Copier:
         if not self.options.attachments.enabled:
             return self._copy(run, source, destination)[0]
         src = Repository.of(self.transport, source, deadline=run.deadline)
-        looking: list[Future[tuple[Attachment, ...]]] = []
+        looking: list[Future[SourceAttachments]] = []
 
         def look(digest: Digest) -> None:
             looking.append(self._metadata.submit(run.finder.in_source, src, digest))
@@ -328,24 +338,41 @@ class Copier:
         result, _ = self._copy(run, source, destination, on_source_digest=look)
         try:
             found = looking[0].result()
-            return self._carry(run, result, found) if found else result
+            result = replace(result, left_behind=found.left_behind)
+            return self._carry(run, result, found) if found.found else result
         except PromoterError as exc:
             raise _unattached(exc, destination) from exc
 
-    def _carry(self, run: _Run, result: CopyResult, found: Sequence[Attachment]) -> CopyResult:
+    def _carry(self, run: _Run, result: CopyResult, found: SourceAttachments) -> CopyResult:
         """Copy what the destination lacks of ``found``, level by level (what is attached to an
         attachment after it); where the destination has no referrers API, list each level's
-        referrers in their subject's referrers-tag index after they are written."""
+        referrers in their subject's referrers-tag index after they are written. A tag attachment
+        whose destination tag holds other content is refused (before anything is written), moved
+        when forced, or left as it is with ``keep_attachment_tags``.
+
+        Raises:
+            TagConflictError: naming the first such tag and both digests.
+        """
         source, destination = result.source, result.destination
         src = Repository.of(self.transport, source, deadline=run.deadline)
         dst = Repository.of(self.transport, destination, push=True, deadline=run.deadline)
-        missing = run.finder.missing(dst, found)
-        if not missing:
+        plan = run.finder.compare(dst, found)
+        if plan.differing and not self.options.force and not self.options.keep_attachment_tags:
+            attachment, held = plan.differing[0]
+            more = len(plan.differing) - 1
+            raise TagConflictError(
+                str(destination.with_tag(attachment.tag)),
+                str(held),
+                str(attachment.digest) + (f" (and {more} more such tags)" if more else ""),
+            )
+        forced = [a for a, _ in plan.differing] if self.options.force else []
+        wanted = {*plan.missing, *forced}
+        if not wanted:
             return result
         carried: list[Attachment] = []
         blobs, moved = dict(result.blobs), result.bytes
-        for depth in sorted({a.depth for a in missing}):
-            level = [a for a in missing if a.depth == depth]
+        for depth in sorted({a.depth for a in wanted}):
+            level = [a for a in plan.found if a.depth == depth and a in wanted]
             for attachment in level:
                 self._check_aborted()
                 origin = replace(source, tag=None, digest=attachment.digest)
@@ -368,7 +395,7 @@ class Copier:
             blobs=blobs,
             bytes=moved,
             attachments=tuple(carried),
-            seconds=result.seconds,
+            moved_tags=tuple((str(a.tag), held) for a, held in plan.differing if a in wanted),
         )
 
     def _list_referrers(
