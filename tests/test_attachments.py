@@ -5,6 +5,7 @@ in front of them for registries that have the API."""
 from __future__ import annotations
 
 import json
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,15 @@ from devtools.fault_proxy import FaultProxy
 from devtools.referrers_api import ReferrersApiProxy
 from devtools.registry import RegistryProcess
 from tests.conftest import CliRun
-from tests.registry_checks import manifest_digest, push
+from tests.registry_checks import head, manifest_digest, push
 
 import promoter
+from promoter.errors import AnswerTooLargeError, PromoterError
+from promoter.reference import parse_reference
+from promoter.remote import attachments as attachments_module
+from promoter.remote import repository as repository_module
+from promoter.remote.repository import Repository
+from promoter.transport.session import Transport
 
 SPDX = "application/spdx+json"
 PROVENANCE = "application/vnd.in-toto+json"
@@ -591,3 +598,261 @@ def test_attachments_a_type_filter_leaves_behind_are_named(
     )
     assert result.code == 0, result.err
     assert f"attachments of type {signing.SIMPLE_SIGNING} stayed behind" in result.err
+
+
+def _delete_manifest(registry: RegistryProcess, repo: str, digest: str) -> None:
+    status, _ = head(registry, f"/v2/{repo}/manifests/{digest}")
+    assert status == 200
+    url = f"{registry.url}/v2/{repo}/manifests/{digest}"
+    request = urllib.request.Request(url, method="DELETE")  # noqa: S310 - a loopback registry
+    with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310 - the same
+        assert answer.status == 202
+
+
+def test_a_referrer_the_source_lists_but_no_longer_has_is_left_out_with_a_warning(
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+    key: signing.KeyPair,
+) -> None:
+    """An SBOM deleted from the source while its referrers index still names it (crane or regctl
+    clean-up leaves that) does not block the rest: the signature and the other SBOM travel, a
+    warning names the dangling one, and the next plan is present."""
+    image = images.oci_image([images.layer(90, "dg")], seed="dangling")
+    push(source_registry, repo, image)
+    old, new = _sbom(image.descriptor(), "old"), _sbom(image.descriptor(), "new")
+    signing.push_referrer(source_registry.url, repo, old, image.digest)
+    signing.push_referrer(source_registry.url, repo, new, image.digest)
+    signature = signing.sign_image(source_registry.url, repo, image.digest, "x/y:1", key)
+    _delete_manifest(source_registry, repo, old.digest)
+    dst = f"{dest_registry.host}/{repo}:1.0"
+
+    result = cli("copy", f"{source_registry.host}/{repo}:1.0", dst)
+    planned = cli(
+        "sync", "--from-registry", source_registry.host, "--image", dst, "--dry-run", "-o", "json"
+    )
+
+    assert result.code == 0, result.err
+    assert f"the source lists referrer {old.digest}" in result.err
+    assert _digests(_fallback(dest_registry, repo, image.digest)) == [new.digest]
+    sig_tag = f"sha256-{image.digest.split(':')[1]}.sig"
+    assert manifest_digest(dest_registry, repo, sig_tag) == signature
+    assert planned.json()["images"][0]["status"] == "present"
+
+
+def test_tag_listings_are_bounded_and_loops_and_other_hosts_refused(
+    source_registry: RegistryProcess, repo: str
+) -> None:
+    """A listing longer than its limit stops (memory bounded); a page linking to itself or to
+    another host is refused, not followed."""
+    image = images.oci_image([images.layer(50, "tl")], seed="taglist")
+    for tag in ("a", "b", "c", "d"):
+        push(source_registry, repo, image, tag=tag)
+    transport = Transport()
+    try:
+        listing = Repository.of(transport, parse_reference(f"{source_registry.host}/{repo}:a"))
+        with pytest.raises(AnswerTooLargeError):
+            listing.list_tags(page_size=2, limit=3)
+        assert len(listing.list_tags(page_size=2)) == 4
+        with FaultProxy(source_registry.url) as proxy:
+            looped = Repository.of(transport, parse_reference(f"{proxy.host}/{repo}:a"))
+            for link in (f"</v2/{repo}/tags/list?n=1>", "<http://127.0.0.1:9/v2/x/tags/list>"):
+                proxy.add_rule(
+                    "GET",
+                    r"/tags/list",
+                    status=200,
+                    headers={"Link": f'{link}; rel="next"', "Content-Type": "application/json"},
+                    body=b'{"name": "x", "tags": ["a"]}',
+                    times=5,
+                )
+                with pytest.raises(PromoterError, match=r"links a page twice|another host"):
+                    looped.list_tags(page_size=1)
+    finally:
+        transport.close()
+
+
+def test_too_many_tags_to_list_and_the_signature_is_found_by_name(
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+    key: signing.KeyPair,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A repository with more tags than promoter lists (or a registry paging without end) is asked
+    for each attachment tag by name: the signature still travels."""
+    digest = push(source_registry, repo, images.oci_image([images.layer(60, "mt")], seed="many"))
+    push(source_registry, repo, images.oci_image([images.layer(60, "mt2")], seed="many2"), "2.0")
+    signature = signing.sign_image(source_registry.url, repo, digest, "x/y:1", key)
+    monkeypatch.setattr(repository_module, "MAX_TAGS", 2)
+    result = cli(
+        "copy",
+        f"{source_registry.host}/{repo}:1.0",
+        f"{dest_registry.host}/{repo}:1.0",
+        "-o",
+        "json",
+    )
+    assert result.code == 0, result.err
+    assert [a["digest"] for a in result.json()["attachments"]] == [signature]
+
+
+def test_referrers_answers_are_bounded(
+    api_registries: tuple[ReferrersApiProxy, ReferrersApiProxy],
+    repo: str,
+    cli: Callable[..., CliRun],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """More referrers, or more pages, than promoter reads end the copy with one line (exit 1)
+    before memory grows: the image is promoted, the message says the rest was not."""
+    source, dest = api_registries
+    image = images.oci_image([images.layer(60, "rb")], seed="bounded")
+    images.push_image(source.url, repo, image, "1.0")
+    for seed in ("r1", "r2", "r3"):
+        images.push_image(source.url, repo, _sbom(image.descriptor(), seed), None)
+    src = f"{source.host}/{repo}:1.0"
+    monkeypatch.setattr(repository_module, "MAX_REFERRERS", 2)
+    too_many = cli("copy", src, f"{dest.host}/{repo}:1.0")
+    monkeypatch.setattr(repository_module, "MAX_REFERRERS", 1000)
+    monkeypatch.setattr(repository_module, "MAX_REFERRERS_PAGES", 2)
+    source.configure(page_size=1)
+    too_long = cli("copy", src, f"{dest.host}/{repo}:2.0")
+
+    assert too_many.code == 1
+    assert "more than 2 referrers" in too_many.err
+    assert "was promoted, but" in too_many.err
+    assert too_long.code == 1
+    assert "more than 2 pages" in too_long.err
+
+
+def test_a_destination_api_that_does_not_index_gets_the_referrers_tag(
+    api_registries: tuple[ReferrersApiProxy, ReferrersApiProxy],
+    dest_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+) -> None:
+    """A destination whose referrers API answers but lists nothing pushed (no OCI-Subject): the
+    referrer is listed under sha256-<hex> too, and the next copy is present."""
+    source, dest = api_registries
+    image = images.oci_image([images.layer(60, "ni")], seed="noindex-api")
+    images.push_image(source.url, repo, image, "1.0")
+    sbom = _sbom(image.descriptor(), "ni")
+    images.push_image(source.url, repo, sbom, None)
+    empty = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [],
+        }
+    )
+    with FaultProxy(dest.url) as blind:
+        blind.add_rule(
+            "GET",
+            r"/referrers/",
+            status=200,
+            headers={"Content-Type": "application/vnd.oci.image.index.v1+json"},
+            body=empty.encode(),
+            times=100,
+        )
+        first = cli("copy", f"{source.host}/{repo}:1.0", f"{blind.host}/{repo}:1.0")
+        again = cli("copy", f"{source.host}/{repo}:1.0", f"{blind.host}/{repo}:1.0")
+
+    assert first.code == 0, first.err
+    assert _digests(_fallback(dest_registry, repo, image.digest)) == [sbom.digest]
+    assert again.code == 0, again.err
+    assert again.out.startswith("present")
+
+
+def test_a_conditional_index_write_refused_is_merged_again(
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+) -> None:
+    """A registry that honours If-Match and refuses the index write (412: another writer changed
+    it) gets the merge again, and the referrer is listed."""
+    image = images.oci_image([images.layer(60, "im")], seed="ifmatch")
+    push(source_registry, repo, image)
+    sbom = _sbom(image.descriptor(), "im")
+    signing.push_referrer(source_registry.url, repo, sbom, image.digest)
+    with FaultProxy(dest_registry.url) as proxy:
+        proxy.add_rule("PUT", r"/manifests/sha256-[0-9a-f]{64}$", status=412, times=1)
+        result = cli("copy", f"{source_registry.host}/{repo}:1.0", f"{proxy.host}/{repo}:1.0")
+        puts = [h for h in proxy.hits if h.method == "PUT" and "/manifests/sha256-" in h.path]
+    assert result.code == 0, result.err
+    assert [h.status for h in puts][-2:] == [412, 201]
+    assert _digests(_fallback(dest_registry, repo, image.digest)) == [sbom.digest]
+
+
+def test_a_destination_referrers_tag_holding_an_image_is_an_error_in_the_plan(
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+) -> None:
+    """The plan does not promise what the sync cannot do: a destination sha256-<hex> tag holding an
+    image makes the image an error (exit 1) naming the tag, in the plan as in the sync."""
+    image = images.oci_image([images.layer(60, "pe")], seed="plan-error")
+    push(source_registry, repo, image)
+    signing.push_referrer(source_registry.url, repo, _sbom(image.descriptor(), "pe"), image.digest)
+    push(dest_registry, repo, image)
+    push(dest_registry, repo, image, tag=f"sha256-{image.digest.split(':')[1]}")
+    dst = f"{dest_registry.host}/{repo}:1.0"
+    planned = cli("sync", "--from-registry", source_registry.host, "--image", dst, "--dry-run")
+    assert planned.code == 1
+    assert "not a referrers list" in planned.err
+
+
+def test_a_sync_report_keeps_the_copy_of_an_image_whose_signature_failed(
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+    key: signing.KeyPair,
+    tmp_path: Path,
+) -> None:
+    """--report says the image was copied (action, bytes) and why its signature was not."""
+    image = images.oci_image([images.layer(60, "rp")], seed="report")
+    push(source_registry, repo, image)
+    signing.sign_image(source_registry.url, repo, image.digest, "x/y:1", key)
+    report = tmp_path / "report.json"
+    with FaultProxy(dest_registry.url) as proxy:
+        proxy.add_rule("PUT", r"/manifests/sha256-[0-9a-f]+\.sig$", status=400, times=10)
+        result = cli(
+            "sync",
+            "--from-registry",
+            source_registry.host,
+            "--image",
+            f"{proxy.host}/{repo}:1.0",
+            "--retries",
+            "0",
+            "--report",
+            str(report),
+        )
+    assert result.code == 1
+    [entry] = json.loads(report.read_text())["images"]
+    assert entry["action"] == "copied"
+    assert entry["bytes"] > 0
+    assert "was promoted, but" in entry["error"]
+
+
+def test_attachments_deeper_than_promoter_follows_are_an_error_not_a_silent_cut(
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A chain of referrers deeper than MAX_DEPTH fails the copy saying so, instead of carrying
+    part of it and calling the image complete."""
+    image = images.oci_image([images.layer(60, "dp")], seed="deep")
+    push(source_registry, repo, image)
+    subject = image
+    for level in range(3):
+        referrer = _sbom(subject.descriptor(), f"deep{level}")
+        signing.push_referrer(source_registry.url, repo, referrer, subject.digest)
+        subject = referrer
+    monkeypatch.setattr(attachments_module, "MAX_DEPTH", 2)
+    result = cli("copy", f"{source_registry.host}/{repo}:1.0", f"{dest_registry.host}/{repo}:1.0")
+    assert result.code == 1
+    assert "more than 2 levels deep" in result.err

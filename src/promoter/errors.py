@@ -207,7 +207,10 @@ class AttachmentConflictError(SafetyError):
 
     Attributes:
         destination: the promoted image's reference.
+        result: the image's copy result (a ``promoter.remote.copy.CopyResult``), for reports.
     """
+
+    result: object = None
 
     def __init__(self, destination: str, conflict: str, *, forceable: bool = True) -> None:
         super().__init__(
@@ -228,13 +231,16 @@ class AttachmentError(PromoterError):
 
     Attributes:
         destination: the promoted image's reference.
+        result: the image's copy result (a ``promoter.remote.copy.CopyResult``), for reports.
     """
+
+    result: object = None
 
     def __init__(self, destination: str, failure: str) -> None:
         super().__init__(
-            f"{destination} was promoted, but not all of its signatures, attestations and SBOMs "
-            f"(verifiers there may reject it until they are): {failure}",
-            hint="promoting it again copies what is missing",
+            f"{destination} was promoted, but its signatures, attestations and SBOMs could not "
+            f"all be copied (verifiers there may reject it until they are): {failure}",
+            hint="once that is fixed, promoting it again copies what is missing",
         )
         self.destination = destination
 

@@ -31,6 +31,7 @@ from promoter.errors import (
     RegistryErrorDetail,
     TagConflictError,
 )
+from promoter.planning.lookup import DEFAULT_LOOKUPS
 from promoter.reference import Reference, parse_reference
 from promoter.remote.copy import DEFAULT_JOBS
 from promoter.transport.auth import CredentialProvider
@@ -212,7 +213,8 @@ class RuntimeSettings:
             read_timeout=self.answer_timeout,
             stall_window=self.stall_window,
             stall_bytes=self.stall_bytes,
-            pool_size=self.pool_size or self.jobs * 2 + 4,
+            # Every lookup thread of a plan (32) and every transfer keep a connection.
+            pool_size=self.pool_size or max(self.jobs * 2 + 4, DEFAULT_LOOKUPS),
         )
 
     @property

@@ -170,11 +170,17 @@ def describe_attachments(attachments: Sequence[Attachment]) -> str:
 
 def attachment_notes(result: CopyResult) -> list[str]:
     """Warning lines about what a copy did or left with attachments: each signature tag
-    ``--force`` moved (what only it held is gone), the types ``--referrers-type`` left behind."""
+    ``--force`` moved (what only it held is gone), each referrer the source lists but no longer
+    has, the types ``--referrers-type`` left behind."""
     notes = [
         f"moved {result.destination.name}:{tag} from {held}: signatures only it held are gone"
         for tag, held in result.moved_tags
     ]
+    notes.extend(
+        f"{result.destination}: the source lists referrer {a.digest} of {a.subject}, which it no "
+        "longer has: left out (remove it from the source's referrers index)"
+        for a in result.dangling
+    )
     if result.left_behind:
         notes.append(
             f"{result.destination}: attachments of type {', '.join(sorted(result.left_behind))} "

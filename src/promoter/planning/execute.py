@@ -81,8 +81,16 @@ def sync_plan(
         outcome = outcomes[positions[index]] if index in positions else None
         if isinstance(outcome, PromoterError):
             # A tag another writer moved between plan and copy is a refusal like a planned conflict.
+            # An image promoted without all its attachments keeps its copy result for the report.
+            copied = getattr(outcome, "result", None)
             records.append(
-                SyncRecord(item, error=str(outcome), outcome=outcome_of(outcome), cause=outcome)
+                SyncRecord(
+                    item,
+                    result=copied if isinstance(copied, CopyResult) else None,
+                    error=str(outcome),
+                    outcome=outcome_of(outcome),
+                    cause=outcome,
+                )
             )
         elif isinstance(outcome, CopyResult):
             records.append(SyncRecord(item, result=outcome, warning=text))

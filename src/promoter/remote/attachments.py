@@ -19,10 +19,15 @@ import json
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
-from promoter.errors import AuthenticationError, PromoterError, UnsupportedManifestError
+from promoter.errors import (
+    AnswerTooLargeError,
+    AuthenticationError,
+    PromoterError,
+    UnsupportedManifestError,
+)
 from promoter.oci.digest import Digest
 from promoter.oci.mediatypes import INDEX_TYPES
 from promoter.oci.referrers import (
@@ -72,12 +77,15 @@ class AttachmentPlan:
             on either side after the promotion), with the digest it holds: kept by a sync, refused
             by a copy unless forced.
         left_behind: as :attr:`SourceAttachments.left_behind`.
+        dangling: referrers the source lists but no longer has (see
+            :meth:`AttachmentFinder.without_dangling`): not copied, reported.
     """
 
     found: tuple[Attachment, ...] = ()
     missing: tuple[Attachment, ...] = ()
     differing: tuple[tuple[Attachment, Digest], ...] = ()
     left_behind: frozenset[str] = frozenset()
+    dangling: tuple[Attachment, ...] = ()
 
 
 #: Nothing attached.
@@ -101,21 +109,24 @@ class AttachmentFinder:
     filter: AttachmentFilter
     _tags: dict[tuple[str, str], Future[frozenset[str] | None]] = field(default_factory=dict)
     _api: dict[str, bool] = field(default_factory=dict)
+    _probed: dict[tuple[str, str, Digest], list[ReferrerDescriptor]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def tags(self, repository: Repository) -> frozenset[str] | None:
         """The repository's tags (one listing per run), or None when the registry refuses to list
-        them (401/403: an ECR pull policy without ``ecr:ListImages``); then each tag that may
-        hold an attachment is asked for by name instead.
+        them (401/403: an ECR pull policy without ``ecr:ListImages``) or has more than
+        :data:`~promoter.remote.repository.MAX_TAGS`; then each tag that may hold an attachment
+        is asked for by name instead.
 
         Raises:
             RegistryError, RegistryUnreachableError, DeadlineExceededError: no listing.
+            PromoterError: the registry links a page twice (a loop).
         """
 
         def listing() -> frozenset[str] | None:
             try:
                 return frozenset(repository.list_tags())
-            except AuthenticationError:
+            except (AuthenticationError, AnswerTooLargeError):
                 return None
 
         key = (repository.session.registry, repository.name)
@@ -128,6 +139,7 @@ class AttachmentFinder:
         *,
         tags: frozenset[str] | None = None,
         artifact_type: str | None = None,
+        strict: bool = False,
     ) -> list[ReferrerDescriptor]:
         """What refers to ``subject`` in ``repository``: the referrers API's answer when the
         registry has one (asked once per run and registry), else the index under the referrers tag
@@ -137,13 +149,19 @@ class AttachmentFinder:
         to the API as its filter (the registry may ignore it: callers filter again).
 
         A referrers tag that holds no OCI index (``cosign copy`` tags the image itself so) lists
-        nothing: "the client SHOULD assume there are no referrers".
+        nothing: "the client SHOULD assume there are no referrers"; with ``strict`` (a
+        destination, where the index would have to be written) it is an error.
 
         Raises:
             RegistryError, RegistryUnreachableError, DeadlineExceededError: no answer.
-            UnsupportedManifestError: the API answered something unreadable.
+            UnsupportedManifestError: the API answered something unreadable; with ``strict``, the
+                referrers tag holds no referrers index.
+            PromoterError: more referrers, or pages, than promoter reads.
         """
         registry = repository.session.registry
+        probed = self._probed.pop((registry, repository.name, subject), None)
+        if probed is not None and artifact_type is None:
+            return probed
         if self._api.get(registry, True):
             try:
                 answer = repository.get_referrers(subject, artifact_type)
@@ -165,7 +183,21 @@ class AttachmentFinder:
         try:
             return parse_referrers_index(fetched.data, f"{repository}:{tag}")
         except UnsupportedManifestError:
+            if strict:
+                raise
             return []
+
+    def _listed(self, repository: Repository, subject: Digest, wanted: set[Digest]) -> set[Digest]:
+        """What ``repository`` lists as referring to ``subject``: its API's answer and, when that
+        lacks some of ``wanted``, its referrers-tag index too (a registry whose API does not index
+        what is pushed, or does so late, is given the index: both count)."""
+        listed = {e.digest for e in self.referrers(repository, subject, strict=True)}
+        if self._api.get(repository.session.registry) and not wanted <= listed:
+            fetched = fallback_index(repository, subject)
+            if fetched is not None:
+                what = f"{repository}:{referrers_tag(subject)}"
+                listed |= {e.digest for e in parse_referrers_index(fetched.data, what)}
+        return listed
 
     def has_api(self, repository: Repository) -> bool | None:
         """Whether the repository's registry answered the referrers API in this run (None: not
@@ -194,7 +226,7 @@ class AttachmentFinder:
         source = self.in_source(src, digest, top)
         if not source.found:
             return AttachmentPlan(left_behind=source.left_behind)
-        return self.compare(dst, source)
+        return self.without_dangling(src, self.compare(dst, source))
 
     def in_source(
         self, src: Repository, digest: Digest, top: FetchedManifest | None = None
@@ -210,9 +242,11 @@ class AttachmentFinder:
             return NONE_FOUND
         tags = self.tags(src)
         api = self._api.get(src.session.registry)
-        if api is None:
-            self.referrers(src, digest, tags=tags)  # asks the API once for this registry
+        if api is None:  # ask the API once for this registry; its answer is kept for find()
+            probe = self.referrers(src, digest, tags=tags)
             api = self._api[src.session.registry]
+            if api:
+                self._probed[(src.session.registry, src.name, digest)] = probe
         if not api and tags is not None and not any(is_attachment_tag(t) for t in tags):
             return NONE_FOUND
         subjects = subject_digests(src, top or src.get_manifest(str(digest)))
@@ -249,6 +283,11 @@ class AttachmentFinder:
                         )
             level = following
             depth += 1
+        if level:
+            raise PromoterError(
+                f"{src}: attachments of attachments more than {MAX_DEPTH} levels deep; refusing "
+                "to follow them all"
+            )
         return SourceAttachments(tuple(found), frozenset(left_behind))
 
     def _attached(
@@ -304,14 +343,17 @@ class AttachmentFinder:
             UnsupportedManifestError: the destination could not tell.
         """
         listed: dict[Digest, set[Digest]] = {}
+        wanted: dict[Digest, set[Digest]] = {}
+        for attachment in source.found:
+            if attachment.kind is AttachmentKind.REFERRER:
+                wanted.setdefault(attachment.subject, set()).add(attachment.digest)
         missing = []
         differing = []
         for attachment in source.found:
             if attachment.kind is AttachmentKind.REFERRER:
-                if attachment.subject not in listed:
-                    listed[attachment.subject] = {
-                        e.digest for e in self.referrers(dst, attachment.subject)
-                    }
+                subject = attachment.subject
+                if subject not in listed:
+                    listed[subject] = self._listed(dst, subject, wanted[subject])
                 if attachment.digest not in listed[attachment.subject]:
                     missing.append(attachment)
                 continue
@@ -321,6 +363,26 @@ class AttachmentFinder:
             elif not dst.same_content(held.digest, attachment.digest):
                 differing.append((attachment, held.digest))
         return AttachmentPlan(source.found, tuple(missing), tuple(differing), source.left_behind)
+
+    def without_dangling(self, src: Repository, plan: AttachmentPlan) -> AttachmentPlan:
+        """``plan`` without the missing referrers that ``src`` lists but no longer has (a referrer
+        deleted while its subject's referrers index still names it: ordinary clean-up with crane
+        or regctl leaves that), which no copy could bring; they are :attr:`AttachmentPlan.dangling`.
+        One HEAD in the source per missing referrer.
+
+        Raises:
+            RegistryError, RegistryUnreachableError, DeadlineExceededError: no answer.
+        """
+        dangling = tuple(
+            a
+            for a in plan.missing
+            if a.kind is AttachmentKind.REFERRER and src.head_manifest(str(a.digest)) is None
+        )
+        if not dangling:
+            return plan
+        gone = {a.digest for a in dangling}
+        kept = tuple(a for a in plan.missing if a.digest not in gone and a.subject not in gone)
+        return replace(plan, missing=kept, dangling=dangling)
 
 
 def fallback_index(repository: Repository, subject: Digest) -> FetchedManifest | None:

@@ -151,6 +151,7 @@ class CopyResult:
         moved_tags: attachment tags that ``force`` moved, with the digest each held before (what
             only the destination's tag held, e.g. a signature added there, is gone).
         left_behind: artifact types of attachments the filter kept from travelling.
+        dangling: referrers the source lists but no longer has: not copied.
     """
 
     source: Reference
@@ -163,6 +164,7 @@ class CopyResult:
     attachments: tuple[Attachment, ...] = ()
     moved_tags: tuple[tuple[str, Digest], ...] = ()
     left_behind: frozenset[str] = frozenset()
+    dangling: tuple[Attachment, ...] = ()
 
 
 @dataclass(slots=True)
@@ -341,14 +343,15 @@ class Copier:
             result = replace(result, left_behind=found.left_behind)
             return self._carry(run, result, found) if found.found else result
         except PromoterError as exc:
-            raise _unattached(exc, destination) from exc
+            raise _unattached(exc, result) from exc
 
     def _carry(self, run: _Run, result: CopyResult, found: SourceAttachments) -> CopyResult:
         """Copy what the destination lacks of ``found``, level by level (what is attached to an
         attachment after it); where the destination has no referrers API, list each level's
         referrers in their subject's referrers-tag index after they are written. A tag attachment
         whose destination tag holds other content is refused (before anything is written), moved
-        when forced, or left as it is with ``keep_attachment_tags``.
+        when forced, or left as it is with ``keep_attachment_tags``. A referrer the source lists
+        but no longer has is left out and reported (:attr:`CopyResult.dangling`).
 
         Raises:
             TagConflictError: naming the first such tag and both digests.
@@ -356,7 +359,8 @@ class Copier:
         source, destination = result.source, result.destination
         src = Repository.of(self.transport, source, deadline=run.deadline)
         dst = Repository.of(self.transport, destination, push=True, deadline=run.deadline)
-        plan = run.finder.compare(dst, found)
+        plan = run.finder.without_dangling(src, run.finder.compare(dst, found))
+        result = replace(result, dangling=plan.dangling)
         if plan.differing and not self.options.force and not self.options.keep_attachment_tags:
             attachment, held = plan.differing[0]
             more = len(plan.differing) - 1
@@ -386,8 +390,7 @@ class Copier:
                     blobs[blob_action] += count
                 moved += copied.bytes
                 carried.append(attachment)
-            if run.finder.has_api(dst) is not True:
-                self._list_referrers(src, dst, [a for a in level if a.tag is None])
+            self._list_referrers(src, dst, self._unlisted(run, dst, level))
         action = CopyAction.ATTACHED if result.action is CopyAction.PRESENT else result.action
         return replace(
             result,
@@ -397,6 +400,23 @@ class Copier:
             attachments=tuple(carried),
             moved_tags=tuple((str(a.tag), held) for a, held in plan.differing if a in wanted),
         )
+
+    def _unlisted(
+        self, run: _Run, dst: Repository, level: Sequence[Attachment]
+    ) -> list[Attachment]:
+        """The referrers of ``level``, just written to ``dst``, that its referrers API does not
+        list (all of them where it has none): the spec has a client keep the referrers tag when a
+        push with ``subject`` is not answered with ``OCI-Subject``; reading the API's list back
+        tells the same for every registry, also one that answers the API without indexing."""
+        referrers = [a for a in level if a.tag is None]
+        if not referrers or run.finder.has_api(dst) is not True:
+            return referrers
+        listed: dict[Digest, set[Digest]] = {}
+        for attachment in referrers:
+            if attachment.subject not in listed:
+                entries = run.finder.referrers(dst, attachment.subject)
+                listed[attachment.subject] = {e.digest for e in entries}
+        return [a for a in referrers if a.digest not in listed[a.subject]]
 
     def _list_referrers(
         self, src: Repository, dst: Repository, referrers: Sequence[Attachment]
@@ -428,7 +448,15 @@ class Copier:
                 if merged is None:
                     break
                 self._check_aborted()
-                dst.put_manifest(tag, merged, MediaType.OCI_INDEX)
+                # The spec's "MAY use conditional HTTP requests": registries that honour them
+                # refuse (412) a write over an index another writer changed since it was read.
+                condition = {"If-Match": f'"{held.digest}"'} if held else {"If-None-Match": "*"}
+                try:
+                    dst.put_manifest(tag, merged, MediaType.OCI_INDEX, conditions=condition)
+                except RegistryError as exc:
+                    if exc.status != 412:
+                        raise
+                    continue
                 now = fallback_index(dst, subject)
                 if now is not None and merge_referrers_index(now.data, descriptors, what) is None:
                     break
@@ -628,11 +656,13 @@ def _check_tag(dst: Repository, destination: Reference, written: FetchedManifest
     raise TagMovedError(str(destination), str(ours), str(found.digest) if found else None)
 
 
-def _unattached(exc: PromoterError, destination: Reference) -> PromoterError:
-    """The error for ``exc``, which stopped an attachment of ``destination`` after the image's tag
-    was written: it says the image was promoted; a signature tag holding other content is a
-    refusal (exit 3, ``--force`` moves it), anything else a failure (a re-run completes it)."""
-    wrapped: PromoterError
+def _unattached(exc: PromoterError, result: CopyResult) -> PromoterError:
+    """The error for ``exc``, which stopped an attachment of ``result``'s image after its tag was
+    written: it says the image was promoted (and carries ``result`` for reports); a signature tag
+    holding other content is a refusal (exit 3, ``--force`` moves it), anything else a failure (a
+    re-run completes it)."""
+    destination = result.destination
+    wrapped: AttachmentError | AttachmentConflictError
     if isinstance(exc, TagConflictError):
         wrapped = AttachmentConflictError(str(destination), exc.message)
     elif isinstance(exc, SafetyError):  # a tag the registry keeps immutable, a tag moved meanwhile
@@ -640,6 +670,7 @@ def _unattached(exc: PromoterError, destination: Reference) -> PromoterError:
     else:
         wrapped = AttachmentError(str(destination), str(exc))
     wrapped.__cause__ = exc
+    wrapped.result = result
     return wrapped
 
 

@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 import urllib3
 
 from promoter.deadline import Deadline
 from promoter.errors import (
+    AnswerTooLargeError,
     DeadlineExceededError,
     DigestMismatchError,
     InvalidDigestError,
@@ -48,6 +49,12 @@ TAG_PAGE_SIZE = 1000
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 #: Pages of one referrers answer followed at most (a registry that links pages in a loop ends here).
 MAX_REFERRERS_PAGES = 100
+#: Largest page of a referrers answer read (an entry is ~300 bytes: 4 MiB is ~14,000 entries).
+MAX_REFERRERS_PAGE_BYTES = 4 * 1024 * 1024
+#: Most referrers of one digest read; more is refused (real images carry a handful).
+MAX_REFERRERS = 1000
+#: Most tags a listing reads (``list_tags``): a registry paging without end stops here.
+MAX_TAGS = 200_000
 #: Seconds granted, past an operation's deadline, to the requests that tell what a lost answer did
 #: (is the tag or blob there now?) and that cancel an abandoned upload: the truth is worth that much.
 AFTERMATH_SECONDS = 3.0
@@ -199,12 +206,21 @@ class Repository:
         # Distribution rejects a manifest PUT whose Content-Type disagrees with its mediaType.
         return FetchedManifest(data, str(manifest.media_type), digest, manifest)
 
-    def put_manifest(self, reference: str, data: bytes, media_type: str) -> None:
+    def put_manifest(
+        self,
+        reference: str,
+        data: bytes,
+        media_type: str,
+        *,
+        conditions: Mapping[str, str] | None = None,
+    ) -> None:
         """PUT manifest bytes unchanged under a tag or digest.
 
         A PUT retried after a reset can fail although an earlier attempt was committed (an
         immutable tag then refuses even the identical bytes); what counts is whether the registry
         now serves these bytes under ``reference``, so that is checked before giving up.
+        ``conditions`` are conditional-request headers (``If-Match``) for registries that honour
+        them; one that does not met answers 412, a :class:`RegistryError`.
         """
         what = f"push manifest {self}{_separator(reference)}{reference}"
         try:
@@ -213,7 +229,7 @@ class Repository:
                 f"/v2/{self.name}/manifests/{reference}",
                 scopes=self.scopes,
                 deadline=self.deadline,
-                headers={"Content-Type": media_type},
+                headers={"Content-Type": media_type, **(conditions or {})},
                 body=data,
                 expect=(200, 201, 202),
                 what=what,
@@ -450,10 +466,18 @@ class Repository:
         """
         query = f"?{urlencode({'artifactType': artifact_type})}" if artifact_type else ""
         path: str | None = f"/v2/{self.name}/referrers/{digest}{query}"
-        pages: list[bytes] = []
+        entries: list[ReferrerDescriptor] = []
+        pages = 0
         filtered = bool(artifact_type)
-        while path is not None and len(pages) < MAX_REFERRERS_PAGES:
-            what = f"list referrers of {self}@{digest}"
+        what = f"list referrers of {self}@{digest}"
+        seen: set[str] = set()
+        while path is not None:
+            if pages >= MAX_REFERRERS_PAGES or path in seen:
+                raise PromoterError(
+                    f"{what}: the registry links more than {MAX_REFERRERS_PAGES} pages, or a page "
+                    "it already gave; refusing to follow them all"
+                )
+            seen.add(path)
             response = self.session.request(
                 "GET",
                 path,
@@ -462,7 +486,7 @@ class Repository:
                 headers={"Accept": str(MediaType.OCI_INDEX)},
                 expect=(200, 400, 404, 405, 406, 501),
                 what=what,
-                limit=MAX_MANIFEST_BYTES,
+                limit=MAX_REFERRERS_PAGE_BYTES,
             )
             content_type = response.headers.get("Content-Type", "").split(";", 1)[0].strip()
             if response.status != 200 or content_type != MediaType.OCI_INDEX:
@@ -471,28 +495,45 @@ class Repository:
                         "GET", f"{self}/referrers/{digest}", response.status, what=what
                     )
                 return None
-            pages.append(response.data)
+            pages += 1
+            entries.extend(parse_referrers_index(response.data, what))
+            if len(entries) > MAX_REFERRERS:
+                raise PromoterError(
+                    f"{what}: more than {MAX_REFERRERS} referrers; refusing to follow them all"
+                )
             applied = response.headers.get("OCI-Filters-Applied", "")
             filtered = filtered and "artifactType" in applied
-            path = _next_link(response.headers.get("Link"))
-        entries = [
-            e
-            for page in pages
-            for e in parse_referrers_index(page, f"referrers of {self}@{digest}")
-        ]
+            path = self._next_page(response.headers.get("Link"), what)
         return Referrers(tuple(entries), filtered=filtered)
 
     # -- tags (spec: "Listing Tags") --------------------------------------------------------------
 
-    def list_tags(self, page_size: int = TAG_PAGE_SIZE) -> list[str]:
-        """All tags, following ``Link`` pagination."""
-        return list(self._tag_pages(page_size))
+    def list_tags(self, page_size: int = TAG_PAGE_SIZE, *, limit: int | None = None) -> list[str]:
+        """All tags, following ``Link`` pagination.
+
+        Raises:
+            AnswerTooLargeError: more than ``limit`` tags (:data:`MAX_TAGS` by default): a
+                registry paging without end is cut off here, its memory bounded.
+            PromoterError: a page links to itself or to one it linked before.
+            RegistryError, RegistryUnreachableError, DeadlineExceededError: no (readable) answer.
+        """
+        limit = MAX_TAGS if limit is None else limit
+        tags: list[str] = []
+        for tag in self._tag_pages(page_size):
+            tags.append(tag)
+            if len(tags) > limit:
+                raise AnswerTooLargeError(
+                    f"list tags of {self}: more than {limit} tags; not read to the end"
+                )
+        return tags
 
     def _tag_pages(self, page_size: int) -> Iterator[str]:
         path: str | None = f"/v2/{self.name}/tags/list?n={min(page_size, TAG_PAGE_SIZE)}"
-        pages = 0
-        while path is not None and pages < 100_000:
-            pages += 1
+        seen: set[str] = set()
+        while path is not None:
+            if path in seen:
+                raise PromoterError(f"list tags of {self}: the registry links a page twice")
+            seen.add(path)
             response = self.session.request(
                 "GET",
                 path,
@@ -509,8 +550,23 @@ class Repository:
                 raise RegistryError(
                     "GET", f"{self}/tags/list", 200, what=f"list tags of {self} (unreadable answer)"
                 ) from exc
+            if not isinstance(tags, list):
+                raise RegistryError(
+                    "GET", f"{self}/tags/list", 200, what=f"list tags of {self} (tags is no list)"
+                )
             yield from (str(t) for t in tags)
-            path = _next_link(response.headers.get("Link"))
+            path = self._next_page(response.headers.get("Link"), f"list tags of {self}")
+
+    def _next_page(self, header: str | None, what: str) -> str | None:
+        """The path of the ``rel="next"`` page, which must be on this registry: a link to another
+        host is refused, not followed."""
+        target = _next_link(header)
+        if target is None or target.startswith("/"):
+            return target
+        parsed = urlsplit(target)
+        if parsed.netloc.lower() != self.session.registry.lower() or not parsed.path:
+            raise PromoterError(f"{what}: the registry links the next page on another host")
+        return parsed.path + (f"?{parsed.query}" if parsed.query else "")
 
 
 def _next_link(header: str | None) -> str | None:
