@@ -46,7 +46,7 @@ from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
 from devtools.fault_proxy import FaultProxy, _ProxyHandler
-from devtools.loopback_http import IDLE_TIMEOUT_S, LOOPBACK, LoopbackServer
+from devtools.loopback_http import IDLE_TIMEOUT_S, LoopbackServer, LoopbackService
 
 #: The user name ECR's registry API takes with a token.
 ECR_USERNAME = "AWS"
@@ -88,7 +88,7 @@ class IssuedToken:
     lifetime: float
 
 
-class FakeAwsApi:
+class FakeAwsApi(LoopbackService):
     """ECR ``GetAuthorizationToken`` and STS ``GetCallerIdentity`` on 127.0.0.1, counting calls.
 
     Args:
@@ -112,26 +112,6 @@ class FakeAwsApi:
         self._order: list[IssuedToken] = []
         self._lock = threading.Lock()
         self._server = LoopbackServer(_ApiHandler, self)
-
-    @property
-    def url(self) -> str:
-        """``http://127.0.0.1:PORT``, for ``ecr.apiEndpoint``."""
-        return f"http://{LOOPBACK}:{self._server.port}"
-
-    def start(self) -> None:
-        """Start listening."""
-        self._server.start()
-
-    def stop(self) -> None:
-        """Stop listening and drop live connections."""
-        self._server.stop()
-
-    def __enter__(self) -> FakeAwsApi:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def issue(self, account: str) -> tuple[str, float]:
         """A new password for ``account``; returns it with its ``expiresAt`` (epoch seconds)."""

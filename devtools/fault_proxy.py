@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
-from devtools.loopback_http import IDLE_TIMEOUT_S, LOOPBACK, LoopbackServer
+from devtools.loopback_http import IDLE_TIMEOUT_S, LoopbackServer, LoopbackService
 
 _CHUNK = 1024 * 1024
 _UPSTREAM_TIMEOUT_S = 120.0
@@ -101,7 +101,7 @@ class Rule:
         return self.pattern.search(target) is not None
 
 
-class FaultProxy:
+class FaultProxy(LoopbackService):
     """HTTP/1.1 reverse proxy on 127.0.0.1 with scripted faults.
 
     Args:
@@ -126,36 +126,6 @@ class FaultProxy:
     def upstream_url(self) -> str:
         """Base URL of the upstream."""
         return f"http://{self.upstream_host}:{self.upstream_port}"
-
-    @property
-    def port(self) -> int:
-        """The proxy's port."""
-        return self._server.port
-
-    @property
-    def host(self) -> str:
-        """``127.0.0.1:PORT``, usable as the registry part of an image reference."""
-        return f"{LOOPBACK}:{self.port}"
-
-    @property
-    def url(self) -> str:
-        """Base URL of the proxy."""
-        return f"http://{self.host}"
-
-    def start(self) -> None:
-        """Start listening (on the same port again after a stop)."""
-        self._server.start()
-
-    def stop(self) -> None:
-        """Stop listening and drop live connections."""
-        self._server.stop()
-
-    def __enter__(self) -> FaultProxy:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def add_rule(
         self,

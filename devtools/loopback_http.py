@@ -14,7 +14,7 @@ import socket
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 LOOPBACK = "127.0.0.1"
 """The only address any devtools server binds to or talks to."""
@@ -127,3 +127,40 @@ class LoopbackServer:
         server.server_close()
         if thread is not None:
             thread.join(_JOIN_TIMEOUT_S)
+
+
+class LoopbackService:
+    """What every devtools server built on :class:`LoopbackServer` shares: start and stop (also as
+    a context manager) and its addresses. Subclasses set ``self._server``."""
+
+    _server: LoopbackServer
+
+    def start(self) -> None:
+        """Start listening (on the same port again after a stop)."""
+        self._server.start()
+
+    def stop(self) -> None:
+        """Stop listening and drop live connections."""
+        self._server.stop()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        """The port it listens on (known after the first start, kept across restarts)."""
+        return self._server.port
+
+    @property
+    def host(self) -> str:
+        """``127.0.0.1:PORT``, usable as the registry part of an image reference."""
+        return f"{LOOPBACK}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT``."""
+        return f"http://{self.host}"

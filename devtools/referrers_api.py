@@ -56,7 +56,7 @@ from typing import Any, Literal
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from devtools.latency_proxy import loopback_address
-from devtools.loopback_http import IDLE_TIMEOUT_S, LOOPBACK, LoopbackServer
+from devtools.loopback_http import IDLE_TIMEOUT_S, LoopbackServer, LoopbackService
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 """The media type of a referrers answer (distribution-spec, "Listing Referrers")."""
@@ -226,7 +226,7 @@ class ReferrersApiOptions:
             raise ValueError("content_type must not be empty (None keeps the OCI index type)")
 
 
-class ReferrersApiProxy:
+class ReferrersApiProxy(LoopbackService):
     """An HTTP/1.1 proxy on 127.0.0.1 adding the referrers API to a loopback registry.
 
     Use as a context manager (or ``start``/``stop``). Client connections are kept alive; each
@@ -286,36 +286,6 @@ class ReferrersApiProxy:
         self._server = LoopbackServer(_Handler, self, port=port)
 
     # lifecycle and addresses -------------------------------------------------------------------
-
-    def start(self) -> None:
-        """Start listening (on the same port again after a stop)."""
-        self._server.start()
-
-    def stop(self) -> None:
-        """Stop listening and drop live client connections."""
-        self._server.stop()
-
-    def __enter__(self) -> ReferrersApiProxy:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        """The port the proxy listens on (known after the first start)."""
-        return self._server.port
-
-    @property
-    def host(self) -> str:
-        """``127.0.0.1:PORT``, usable as the registry part of an image reference."""
-        return f"{LOOPBACK}:{self.port}"
-
-    @property
-    def url(self) -> str:
-        """``http://127.0.0.1:PORT``."""
-        return f"http://{self.host}"
 
     @property
     def upstream_url(self) -> str:

@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
-from devtools.loopback_http import IDLE_TIMEOUT_S, LOOPBACK, LoopbackServer
+from devtools.loopback_http import IDLE_TIMEOUT_S, LoopbackServer, LoopbackService
 
 DEFAULT_SERVICE = "promoter-test-registry"
 DEFAULT_ISSUER = "promoter-test-token-issuer"
@@ -105,7 +105,7 @@ class TokenRequest:
         return self.basic_auth is True
 
 
-class TokenServer:
+class TokenServer(LoopbackService):
     """Issues RS256 JWTs that a Distribution registry configured with ``cert_pem`` accepts.
 
     Valid credentials get every action they ask for; anonymous callers get a token with no
@@ -152,32 +152,7 @@ class TokenServer:
 
     # lifecycle -------------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Start serving; after a stop the same port is reused so the realm stays valid."""
-        self._server.start()
-
-    def stop(self) -> None:
-        """Stop serving and close live connections."""
-        self._server.stop()
-
-    def __enter__(self) -> TokenServer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     # addresses and key material ---------------------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        """The port the server listens on."""
-        return self._server.port
-
-    @property
-    def url(self) -> str:
-        """Base URL of the server."""
-        return f"http://{LOOPBACK}:{self.port}"
 
     @property
     def realm(self) -> str:
