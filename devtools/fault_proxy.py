@@ -19,28 +19,12 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
-from devtools.loopback_http import IDLE_TIMEOUT_S, LoopbackServer, LoopbackService
+from devtools.loopback_http import HOP_BY_HOP, IDLE_TIMEOUT_S, LoopbackServer, LoopbackService
 
 _CHUNK = 1024 * 1024
 _UPSTREAM_TIMEOUT_S = 120.0
-# Hop-by-hop headers (RFC 9110 section 7.6.1) describe one connection and are not forwarded.
-_HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "host",
-        # BaseHTTPRequestHandler.send_response writes its own; duplicates would confuse clients.
-        "date",
-        "server",
-    }
-)
+# ... and Host, which names the proxy.
+_HOP_BY_HOP = HOP_BY_HOP | {"host"}
 _ERROR_CODES = {
     400: "BAD_REQUEST",
     401: "UNAUTHORIZED",

@@ -26,6 +26,26 @@ _JOIN_TIMEOUT_S = 5.0
 """Upper bound for waiting on the serving thread and handler threads at stop time."""
 
 
+#: Hop-by-hop headers (RFC 9110 section 7.6.1) describe one connection and are not forwarded by
+#: the proxies here; ``Date`` and ``Server`` too, since BaseHTTPRequestHandler writes its own
+#: (duplicates would confuse clients).
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "date",
+        "server",
+    }
+)
+
+
 class _TrackingServer(ThreadingHTTPServer):
     """ThreadingHTTPServer that remembers its open connections so stop can close them."""
 

@@ -56,7 +56,7 @@ from typing import Any, Literal
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from devtools.latency_proxy import loopback_address
-from devtools.loopback_http import IDLE_TIMEOUT_S, LoopbackServer, LoopbackService
+from devtools.loopback_http import HOP_BY_HOP, IDLE_TIMEOUT_S, LoopbackServer, LoopbackService
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 """The media type of a referrers answer (distribution-spec, "Listing Referrers")."""
@@ -73,24 +73,8 @@ DEFAULT_PAGE_SIZE = 1000
 _MAX_ERROR_BODY = 64 * 1024
 _MAX_CHUNK_LINE = 1024
 _CHUNK = 1024 * 1024
-# Hop-by-hop headers (RFC 9110 section 7.6.1) describe one connection and are not forwarded;
-# BaseHTTPRequestHandler writes Date and Server itself, and answers Expect: 100-continue itself.
-_HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "expect",
-        "date",
-        "server",
-    }
-)
+# ... and Expect: BaseHTTPRequestHandler answers 100-continue itself.
+_HOP_BY_HOP = HOP_BY_HOP | {"expect"}
 # Every manifest type a registry may hold, so a HEAD by digest finds whatever is there.
 _ACCEPT = ", ".join(
     [
