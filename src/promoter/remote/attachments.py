@@ -110,7 +110,31 @@ class AttachmentFinder:
     _tags: dict[tuple[str, str], Future[frozenset[str] | None]] = field(default_factory=dict)
     _api: dict[str, bool] = field(default_factory=dict)
     _probed: dict[tuple[str, str, Digest], list[ReferrerDescriptor]] = field(default_factory=dict)
+    _probes: dict[str, Future[bool]] = field(default_factory=dict)
+    _manifests: dict[tuple[str, str, Digest], FetchedManifest] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def fetched(self, repository: Repository, digest: Digest) -> FetchedManifest | None:
+        """A tag attachment's manifest as :meth:`find` read it (a copy need not read it again)."""
+        return self._manifests.get((repository.session.registry, repository.name, digest))
+
+    def has_api_probed(
+        self, repository: Repository, digest: Digest, tags: frozenset[str] | None
+    ) -> bool:
+        """Whether the repository's registry has the referrers API, asked once per run and
+        registry (with ``digest``, which must exist there; the answer for it is kept for
+        :meth:`referrers`); concurrent askers wait for the first."""
+        registry = repository.session.registry
+
+        def probe() -> bool:
+            listed = self.referrers(repository, digest, tags=tags)
+            api = self._api.get(registry, False)
+            if api:
+                self._probed[(registry, repository.name, digest)] = listed
+            return api
+
+        known = self._api.get(registry)
+        return known if known is not None else _once(self._lock, self._probes, registry, probe)
 
     def tags(self, repository: Repository) -> frozenset[str] | None:
         """The repository's tags (one listing per run), or None when the registry refuses to list
@@ -229,7 +253,10 @@ class AttachmentFinder:
         return self.without_dangling(src, self.compare(dst, source))
 
     def in_source(
-        self, src: Repository, digest: Digest, top: FetchedManifest | None = None
+        self,
+        src: Repository,
+        digest: Digest,
+        top: FetchedManifest | Future[FetchedManifest] | None = None,
     ) -> SourceAttachments:
         """Every attachment of the image ``digest`` in ``src`` that travels (:meth:`find` over
         the image and its index's children); nothing at all, at the cost of the repository's tag
@@ -241,14 +268,11 @@ class AttachmentFinder:
         if not self.filter.enabled:
             return NONE_FOUND
         tags = self.tags(src)
-        api = self._api.get(src.session.registry)
-        if api is None:  # ask the API once for this registry; its answer is kept for find()
-            probe = self.referrers(src, digest, tags=tags)
-            api = self._api[src.session.registry]
-            if api:
-                self._probed[(src.session.registry, src.name, digest)] = probe
+        api = self.has_api_probed(src, digest, tags)
         if not api and tags is not None and not any(is_attachment_tag(t) for t in tags):
             return NONE_FOUND
+        if isinstance(top, Future):
+            top = top.result()
         subjects = subject_digests(src, top or src.get_manifest(str(digest)))
         return self.find(src, subjects, tags)
 
@@ -324,6 +348,7 @@ class AttachmentFinder:
             if tags is None and src.head_manifest(tag) is None:
                 continue
             fetched = src.get_manifest(tag)
+            self._manifests[(src.session.registry, src.name, fetched.digest)] = fetched
             artifact_type = tag_artifact_type(fetched)
             if self.filter.admits(artifact_type, depth):
                 attached.append(

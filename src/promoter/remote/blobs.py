@@ -99,10 +99,12 @@ class BlobTransfers:
         self._monolithic: set[str] = set()
 
     def transfer_all(
-        self, src: Repository, dst: Repository, blobs: list[Descriptor]
+        self, src: Repository, dst: Repository, blobs: list[Descriptor], *, fresh: bool = False
     ) -> tuple[dict[BlobAction, int], int]:
         """Make every blob present in ``dst``; returns the count per action and the bytes this image
-        moved (a blob another image of the run moves counts as skipped here).
+        moved (a blob another image of the run moves counts as skipped here). ``fresh`` blobs are
+        uploaded without asking first whether ``dst`` has them (an attachment's own blobs, where
+        its manifest was just found missing: the HEAD would only ever say no).
 
         Raises:
             the first transfer's error, after every transfer of the image has ended.
@@ -110,7 +112,7 @@ class BlobTransfers:
         owned = [
             # Largest first: the long transfers start at once and the small ones fill the gaps, so
             # the copy does not end with one big blob streaming alone.
-            self._schedule(src, dst, blob)
+            self._schedule(src, dst, blob, fresh=fresh)
             for blob in sorted(blobs, key=lambda b: b.size, reverse=True)
         ]
         counts = dict.fromkeys(BlobAction, 0)
@@ -130,7 +132,7 @@ class BlobTransfers:
         return counts, moved
 
     def _schedule(
-        self, src: Repository, dst: Repository, blob: Descriptor
+        self, src: Repository, dst: Repository, blob: Descriptor, *, fresh: bool = False
     ) -> tuple[Future[BlobOutcome], bool]:
         """The transfer that makes ``blob`` present in ``dst``, started once per run."""
         registry = dst.session.registry
@@ -145,7 +147,7 @@ class BlobTransfers:
             if first is None:
                 self._first_copy[(registry, blob.digest)] = (dst.name, future)
         if src.session is dst.session:
-            self._submit(future, src, dst, blob, mount_from=src.name)
+            self._submit(future, src, dst, blob, mount_from=src.name, fresh=fresh)
         elif first is not None:
             mount_repo, first_future = first
             # Wait for the first copy without holding a worker, then mount from it.
@@ -156,10 +158,11 @@ class BlobTransfers:
                     dst,
                     blob,
                     mount_from=mount_repo if done.exception() is None else None,
+                    fresh=fresh,
                 )
             )
         else:
-            self._submit(future, src, dst, blob, mount_from=None)
+            self._submit(future, src, dst, blob, mount_from=None, fresh=fresh)
         return future, True
 
     def _submit(
@@ -170,11 +173,12 @@ class BlobTransfers:
         blob: Descriptor,
         *,
         mount_from: str | None,
+        fresh: bool = False,
     ) -> None:
         def work() -> None:
             try:
                 self._check_aborted()
-                future.set_result(self._transfer(src, dst, blob, mount_from))
+                future.set_result(self._transfer(src, dst, blob, mount_from, fresh=fresh))
             except BaseException as exc:  # noqa: BLE001 - handed to whoever waits on the future
                 self._forget(dst, blob.digest, future)
                 future.set_exception(exc)
@@ -199,7 +203,13 @@ class BlobTransfers:
                 del self._first_copy[(registry, digest)]
 
     def _transfer(
-        self, src: Repository, dst: Repository, blob: Descriptor, mount_from: str | None
+        self,
+        src: Repository,
+        dst: Repository,
+        blob: Descriptor,
+        mount_from: str | None,
+        *,
+        fresh: bool = False,
     ) -> BlobOutcome:
         def attempt() -> BlobOutcome:
             location: str | None = None
@@ -214,7 +224,7 @@ class BlobTransfers:
                 else:
                     if location is None:
                         return BlobOutcome(BlobAction.MOUNTED, 0)
-            if location is None and dst.head_blob(blob.digest) is not None:
+            if location is None and not fresh and dst.head_blob(blob.digest) is not None:
                 return BlobOutcome(BlobAction.SKIPPED, 0)
             registry = dst.session.registry
             try:

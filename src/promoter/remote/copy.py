@@ -216,6 +216,13 @@ class Copier:
             thread_name_prefix="meta",
             initializer=signals_to_main_thread,
         )
+        # Looking for an image's attachments waits for its manifest's fetch on the metadata
+        # workers, so it runs on workers of its own: a wait there can never hold up that fetch.
+        self._looks = ThreadPoolExecutor(
+            max_workers=max(2, self.options.jobs),
+            thread_name_prefix="attach",
+            initializer=signals_to_main_thread,
+        )
         self._aborted = threading.Event()
 
     def __enter__(self) -> Copier:
@@ -231,6 +238,7 @@ class Copier:
         """Wait for the worker threads and stop them."""
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._metadata.shutdown(wait=True, cancel_futures=True)
+        self._looks.shutdown(wait=True, cancel_futures=True)
 
     def abort(self) -> None:
         """Stop now (Ctrl-C): queued work is dropped and no further manifest or tag is written.
@@ -240,6 +248,7 @@ class Copier:
         self._aborted.set()
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._metadata.shutdown(wait=False, cancel_futures=True)
+        self._looks.shutdown(wait=False, cancel_futures=True)
 
     def _check_aborted(self) -> None:
         if self._aborted.is_set():
@@ -334,8 +343,8 @@ class Copier:
         src = Repository.of(self.transport, source, deadline=run.deadline)
         looking: list[Future[SourceAttachments]] = []
 
-        def look(digest: Digest) -> None:
-            looking.append(self._metadata.submit(run.finder.in_source, src, digest))
+        def look(digest: Digest, top: Future[FetchedManifest] | None) -> None:
+            looking.append(self._looks.submit(run.finder.in_source, src, digest, top))
 
         result, _ = self._copy(run, source, destination, on_source_digest=look)
         try:
@@ -385,7 +394,16 @@ class Copier:
                     if attachment.tag is not None
                     else replace(destination, tag=None, digest=attachment.digest)
                 )
-                copied, _ = self._copy(run, origin, target)
+                # A tag attachment's tag was just found absent: no need to ask again, for it, its
+                # manifest by digest or its blobs; its manifest was read when it was found.
+                absent = attachment.tag is not None and attachment in plan.missing
+                copied, _ = self._copy(
+                    run,
+                    origin,
+                    target,
+                    fetched=run.finder.fetched(src, attachment.digest),
+                    absent=absent,
+                )
                 for blob_action, count in copied.blobs.items():
                     blobs[blob_action] += count
                 moved += copied.bytes
@@ -473,10 +491,18 @@ class Copier:
         source: Reference,
         destination: Reference,
         *,
-        on_source_digest: Callable[[Digest], None] | None = None,
+        on_source_digest: Callable[[Digest, Future[FetchedManifest] | None], None] | None = None,
+        fetched: FetchedManifest | None = None,
+        absent: bool = False,
     ) -> tuple[CopyResult, FetchedManifest | None]:
         """Copy one manifest tree (no attachments); the top manifest when it was fetched.
-        ``on_source_digest`` is told the source's digest as soon as it is known."""
+
+        ``on_source_digest`` is told the source's digest as soon as it is known whether the
+        destination has it, with the top manifest's fetch when the copy starts one. ``fetched`` is
+        the top manifest when the caller read it already; ``absent`` says the destination was
+        just found to lack the reference, so it is not asked again (nor for the manifest by
+        digest, nor for its blobs) and the look right before the tag is written is skipped.
+        """
         if destination.tag is None and destination.digest is None:
             raise InputError(
                 f"destination {destination} names neither a tag nor a digest; give one"
@@ -487,11 +513,9 @@ class Copier:
         dst_ref = destination.tag if destination.tag is not None else str(destination.digest)
 
         source_head = self._metadata.submit(self._source_digest, source, run.deadline)
-        dest_head = self._metadata.submit(dst.head_manifest, dst_ref)
+        dest_head = None if absent else self._metadata.submit(dst.head_manifest, dst_ref)
         source_digest = source_head.result()
-        if on_source_digest is not None:
-            on_source_digest(source_digest)
-        existing = dest_head.result()
+        existing = dest_head.result() if dest_head is not None else None
 
         if destination.digest is not None and not src.same_content(
             source_digest, destination.digest
@@ -500,7 +524,17 @@ class Copier:
                 f"destination {destination} names digest {destination.digest}, but the source "
                 f"{source} is {source_digest}"
             )
-        if existing is not None and dst.same_content(existing.digest, source_digest):
+        present = existing is not None and dst.same_content(existing.digest, source_digest)
+        top_fetch: Future[FetchedManifest] | None = None
+        if not present:
+            top_fetch = Future()
+            if fetched is not None and fetched.digest == source_digest:
+                top_fetch.set_result(fetched)
+            else:
+                top_fetch = self._metadata.submit(src.get_manifest, str(source_digest))
+        if on_source_digest is not None:
+            on_source_digest(source_digest, top_fetch)
+        if present:
             # Nothing to write: also what keeps immutable-tag repositories re-runnable.
             return CopyResult(
                 source,
@@ -520,11 +554,11 @@ class Copier:
             include_foreign=self.options.include_foreign,
             workers=self._metadata,
             # A digest destination was just asked for under this very digest.
-            known_absent=existing is None
-            and destination.tag is None
-            and dst_ref == str(source_digest),
+            known_absent=absent
+            or (existing is None and destination.tag is None and dst_ref == str(source_digest)),
+            top=top_fetch,
         )
-        blobs, moved = run.transfers.transfer_all(src, dst, list(walk.blobs.values()))
+        blobs, moved = run.transfers.transfer_all(src, dst, list(walk.blobs.values()), fresh=absent)
         self._check_aborted()
         for level in reversed(walk.levels[1:]):
             pushes = [
@@ -535,7 +569,7 @@ class Copier:
                 push.result()
         self._check_aborted()
         top = walk.top
-        if destination.tag is not None and not self.options.force:
+        if destination.tag is not None and not self.options.force and not absent:
             # The tag was free (or held these bytes) when the copy began, blobs ago: look again
             # right before writing it, so that a writer that took it meanwhile is refused here
             # rather than overwritten. What is left is the moment between this HEAD and the PUT,

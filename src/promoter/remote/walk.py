@@ -6,7 +6,7 @@ too (registries check that on push: distribution spec, "Pushing Manifests"): its
 
 from __future__ import annotations
 
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 
 from promoter.oci.digest import Digest
@@ -41,6 +41,7 @@ def walk_image(
     include_foreign: bool,
     workers: Executor,
     known_absent: bool = False,
+    top: Future[FetchedManifest] | None = None,
 ) -> ImageWalk:
     """Walk the source manifest tree of ``digest`` level by level, skipping subtrees ``dst`` has.
 
@@ -50,13 +51,14 @@ def walk_image(
         include_foreign: also list foreign (non-distributable) layers, those with ``urls``.
         known_absent: the caller has just asked ``dst`` for ``digest`` and it was not there: do
             not ask again.
+        top: the top manifest's fetch, when the caller started it already.
         workers: runs the lookups of one level concurrently; the caller must not be one of its
             threads (waiting here would then deadlock).
 
     Raises:
         RegistryError, RegistryUnreachableError, DigestMismatchError, UnsupportedManifestError.
     """
-    fetch = workers.submit(src.get_manifest, str(digest))
+    fetch = top if top is not None else workers.submit(src.get_manifest, str(digest))
     present = not known_absent and dst.head_manifest(str(digest)) is not None
     walk = ImageWalk(levels=[[fetch.result()]])
     if present:
