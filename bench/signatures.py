@@ -360,7 +360,8 @@ def render(bench: SigBench, shape: Shape, *, quick: bool, rounds: int) -> str:
     title = f"## Signatures travel: cost ({mode}, {rounds} round(s), {os.cpu_count()} CPUs)"
     versions = (
         f"promoter at {revision()}; {skopeo_version(bench.tools)}; {docker_registry_version()};"
-        f" load average at start {bench.figures.extra['load_at_start']:.2f}"
+        f" load average {bench.figures.extra['load_at_start']:.2f} at the start,"
+        f" {os.getloadavg()[0]:.2f} at the end (this run's own processes count in the second)"
     )
     what = (
         f"{n} services, each in its own repository: layers {_sizes(shape.base)} shared +"
