@@ -59,7 +59,7 @@ bench: deps
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/plan.py
 
-# Issue 11: a 50-image batch with one signature each against the same batch without (about 2.5 minutes).
+# Issue 11: a 50-image batch with one signature each against the same batch without (2-4 minutes).
 bench-signatures: deps
 	$(BIN)/python bench/signatures.py
 

@@ -16,7 +16,10 @@ every run into fresh destination repositories:
 The headline is A/B (B is the engine path without attachments, so A/B charges the signatures with
 all they cost, the look included); C/B is what an unsigned fleet pays for the look. After the timed
 rounds one untimed round of A, B and C runs through ``devtools.fault_proxy.FaultProxy`` in front of
-both registries and counts every request, so the report says where the extra time goes.
+both registries and counts every request, so the report says where the extra time goes; then A, B
+and C run three more times with both registries behind ``devtools.latency_proxy.LatencyProxy`` at a
+20 ms round trip, for the batch and for one image alone, where requests made one after another cost
+round trips instead of registry CPU.
 
 Every copy is checked: each destination tag holds the source digest, and the ``.sig`` tag is there
 with the source's digest exactly when the run carries signatures (A, S1), absent otherwise.
@@ -143,7 +146,8 @@ RATIOS = (  # numerator, denominator, what it shows
 
 
 def seed(source: RegistryProcess, shape: Shape, key: signing.KeyPair) -> Fleet:
-    """Push every service to ``signed/`` and ``plain/`` (the same bytes), and sign the first.
+    """Push every service to ``signed/`` and ``plain/`` (the same bytes); sign the one in
+    ``signed/`` once (``sha256-<hex>.sig``, as skopeo 1.9 writes it).
 
     Raises:
         PushError: The registry refused a request.
@@ -191,9 +195,8 @@ class SigBench:
     counts: dict[str, Counter[tuple[str, str]]] = field(default_factory=dict)
     far: dict[str, list[float]] = field(default_factory=dict)  # over RTT_MS: seconds per run
 
-    @property
     def registries_d(self) -> Path:
-        """skopeo's registries.d turning on sigstore attachments for both registries."""
+        """Write skopeo's registries.d turning on sigstore attachments for both registries."""
         return signing.write_registries_d(
             self.work / "registries.d", self.source.host, self.dest.host
         )
@@ -216,7 +219,7 @@ class SigBench:
         return result.seconds, result.max_rss_kib, before, result.cpu_seconds
 
     def _skopeo_loop(self, run: Run, prefix: str) -> tuple[float, int, tuple[float, ...], float]:
-        registries_d = self.registries_d if run.carries else None
+        registries_d = self.registries_d() if run.carries else None
         self.tools.drop_skopeo_cache()  # once, like a fresh CI runner (bench/README.md, (b))
         settle()
         before = self.meter.snapshot()
