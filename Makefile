@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 # Tools installed into the venv (kubectl from PyPI when the machine has none) are found by tests too.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: all deps debs venv test lint unit demo bench bench-webhook bench-webhook-servers clean
+.PHONY: all deps debs venv test lint unit demo bench bench-signatures bench-webhook bench-webhook-servers clean
 
 all: test
 
@@ -58,6 +58,10 @@ demo: deps
 bench: deps
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/plan.py
+
+# Issue 11: a 50-image batch with one signature each against the same batch without (2-4 minutes).
+bench-signatures: deps
+	$(BIN)/python bench/signatures.py
 
 # The admission webhook under 200 reviews in flight, registries behind a 20 ms round trip.
 bench-webhook: deps

@@ -84,6 +84,31 @@ def verdict(value: float, target: float) -> str:
     return f"MISSED (target <= {target:g}, {value / target:.2f}x over)"
 
 
+def cpu_table(results: dict[str, Series]) -> list[str]:
+    """Where the CPU time of each run went (mean over its rounds), as a note and a Markdown table."""
+    ncpu = os.cpu_count() or 1
+    note = (
+        "CPU seconds per run (mean over rounds; user + system). 'machine' is all non-idle CPU"
+        " time from /proc/stat, 'other' is machine minus the named processes (kernel threads,"
+        f" anything else running), 'saturation' is machine / (wall x {ncpu} CPUs):"
+    )
+    lines = [
+        note,
+        "",
+        "| run | wall | tool | source reg. | dest reg. | harness | other | machine | saturation |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, series in results.items():
+        cpu = series.mean_cpu()
+        wall = statistics.fmean(series.seconds)
+        lines.append(
+            f"| {name} | {fmt_s(wall)} | {cpu.tool:.2f} | {cpu.source:.2f} | {cpu.dest:.2f} |"
+            f" {cpu.harness:.2f} | {cpu.other:.2f} | {cpu.busy:.2f} |"
+            f" {cpu.busy / (wall * ncpu):.0%} |"
+        )
+    return lines
+
+
 @dataclass
 class Figures:
     """What one run measured: the series per scenario and tool, the --jobs sweep, single figures."""
@@ -198,27 +223,7 @@ def render(
             f"| {jobs} | {fmt_s(result.seconds)} | {fmt_rate(s.multi_bytes, result.seconds)} |"
             f" {result.max_rss_kib / KIB:.1f} MiB | {cpu.tool:.2f} s |"
         )
-    ncpu = os.cpu_count() or 1
-    cpu_note = (
-        "CPU seconds per run (mean over rounds; user + system). 'machine' is all non-idle CPU"
-        " time from /proc/stat, 'other' is machine minus the named processes (kernel threads,"
-        f" anything else running), 'saturation' is machine / (wall x {ncpu} CPUs):"
-    )
-    lines += [
-        "",
-        cpu_note,
-        "",
-        "| run | wall | tool | source reg. | dest reg. | harness | other | machine | saturation |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for name, series in figures.results.items():
-        cpu = series.mean_cpu()
-        wall = statistics.fmean(series.seconds)
-        lines.append(
-            f"| {name} | {fmt_s(wall)} | {cpu.tool:.2f} | {cpu.source:.2f} | {cpu.dest:.2f} |"
-            f" {cpu.harness:.2f} | {cpu.other:.2f} | {cpu.busy:.2f} |"
-            f" {cpu.busy / (wall * ncpu):.0%} |"
-        )
+    lines += ["", *cpu_table(figures.results)]
     cache_at = ", ".join(sorted(cache_seen)) or "nowhere seen"
     self_line = (
         f"this script: peak RSS {figures.extra['self_rss_mib']:.0f} MiB, work directory"

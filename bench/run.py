@@ -247,7 +247,7 @@ def registries(work: Path) -> Iterator[tuple[RegistryProcess, RegistryProcess]]:
         source.stop()
 
 
-def _terminate(signum: int, _frame: object) -> None:
+def exit_on_signal(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)  # unwinds through the finally blocks that stop the registries
 
 
@@ -268,7 +268,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     preflight()
-    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGTERM, exit_on_signal)
     sizes = QUICK if args.quick else FULL
     spawner = Spawner()  # first, while this process is still small
     load = os.getloadavg()[0]

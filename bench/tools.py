@@ -79,9 +79,13 @@ class Tools:
         argv = [str(PROMOTER), "copy", "-o", "json", *args]
         return self.spawner.measure(argv, env=self.env, timeout=COPY_TIMEOUT_S)
 
-    def skopeo(self, src: str, dst: str) -> Measured:
+    def skopeo(self, src: str, dst: str, *, registries_d: Path | None = None) -> Measured:
+        """``skopeo copy --all --preserve-digests``; with ``registries_d`` (a containers-registries.d
+        directory, e.g. one turning on ``use-sigstore-attachments``) as its ``--registries.d``."""
+        options = [] if registries_d is None else ["--registries.d", str(registries_d)]
         argv = [
             "skopeo",
+            *options,
             "copy",
             "--all",
             "--preserve-digests",

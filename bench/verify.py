@@ -38,6 +38,16 @@ def head_manifest_digest(base_url: str, repository: str, reference: str) -> str 
         raise
 
 
+def get_manifest(base_url: str, repository: str, reference: str) -> bytes:
+    """The manifest bytes of ``repository:reference`` (a tag or a digest)."""
+    request = urllib.request.Request(  # noqa: S310 - always http://127.0.0.1
+        f"{base_url}/v2/{repository}/manifests/{reference}", headers={"Accept": MANIFEST_ACCEPT}
+    )
+    with _NO_PROXY.open(request, timeout=HTTP_TIMEOUT_S) as response:
+        body: bytes = response.read()
+    return body
+
+
 def expect_digest(registry: RegistryProcess, repository: str, tag: str, digest: str) -> None:
     found = head_manifest_digest(registry.url, repository, tag)
     if found != digest:
