@@ -40,7 +40,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -469,6 +469,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--keep-work", action="store_true", help="leave bench/.work/<run> in place (debugging)"
     )
+    parser.add_argument(
+        "--own-mib",
+        type=float,
+        default=None,
+        metavar="MIB",
+        help="size of each service's own large layer (default 1 MiB; a signature's cost is fixed, "
+        "so larger images dilute it)",
+    )
     args = parser.parse_args(argv)
     if not 1 <= args.rounds <= 50:
         parser.error("--rounds must be between 1 and 50")
@@ -513,6 +521,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     preflight()
     signal.signal(signal.SIGTERM, exit_on_signal)
     shape = QUICK if args.quick else FULL
+    if args.own_mib is not None:
+        shape = replace(shape, own=(int(args.own_mib * MIB), *shape.own[1:]))
     spawner = Spawner()  # first, while this process is still small
     load = os.getloadavg()[0]
     if load > 0.5:
