@@ -19,7 +19,7 @@ from tests.conftest import CliRun
 from tests.registry_checks import head, manifest_digest, push
 
 import promoter
-from promoter.errors import AnswerTooLargeError, PromoterError
+from promoter.errors import AnswerTooLargeError, PromoterError, RegistryError
 from promoter.reference import parse_reference
 from promoter.remote import attachments as attachments_module
 from promoter.remote import repository as repository_module
@@ -299,11 +299,13 @@ def test_a_failed_attachment_says_the_image_is_promoted_and_a_rerun_completes_it
     src = f"{source_registry.host}/{repo}:1.0"
     with FaultProxy(dest_registry.url) as proxy:
         proxy.add_rule("PUT", r"/manifests/sha256-[0-9a-f]+\.sig$", status=400, times=10)
-        failed = cli("copy", src, f"{proxy.host}/{repo}:1.0", "--retries", "0")
+        failed = cli("copy", src, f"{proxy.host}/{repo}:1.0", "--retries", "0", "-o", "json")
     rerun = cli("copy", src, f"{dest_registry.host}/{repo}:1.0", "-o", "json")
 
     assert failed.code == 1, failed.err
     assert "was promoted, but" in failed.err
+    line = failed.json()
+    assert (line["action"], line["digest"], line["exitCode"]) == ("copied", image.digest, 1)
     assert "promoting it again copies what is missing" in failed.err
     assert manifest_digest(dest_registry, repo, "1.0") == image.digest
     assert rerun.code == 0, rerun.err
@@ -847,12 +849,121 @@ def test_attachments_deeper_than_promoter_follows_are_an_error_not_a_silent_cut(
     part of it and calling the image complete."""
     image = images.oci_image([images.layer(60, "dp")], seed="deep")
     push(source_registry, repo, image)
+    push(source_registry, repo, image, tag="2.0")
     subject = image
     for level in range(3):
         referrer = _sbom(subject.descriptor(), f"deep{level}")
         signing.push_referrer(source_registry.url, repo, referrer, subject.digest)
         subject = referrer
+    monkeypatch.setattr(attachments_module, "MAX_DEPTH", 3)
+    at_limit = cli("copy", f"{source_registry.host}/{repo}:1.0", f"{dest_registry.host}/{repo}:1.0")
     monkeypatch.setattr(attachments_module, "MAX_DEPTH", 2)
-    result = cli("copy", f"{source_registry.host}/{repo}:1.0", f"{dest_registry.host}/{repo}:1.0")
+    result = cli("copy", f"{source_registry.host}/{repo}:2.0", f"{dest_registry.host}/{repo}:2.0")
+    assert at_limit.code == 0, at_limit.err
     assert result.code == 1
     assert "more than 2 levels deep" in result.err
+
+
+def test_a_destination_index_entry_whose_manifest_is_gone_is_pushed_again(
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+) -> None:
+    """The destination's referrers index names an SBOM whose manifest was deleted there: the plan
+    says attach, and the sync pushes it again."""
+    image = images.oci_image([images.layer(60, "gone")], seed="gone")
+    push(source_registry, repo, image)
+    sbom = _sbom(image.descriptor(), "gone")
+    signing.push_referrer(source_registry.url, repo, sbom, image.digest)
+    dst = f"{dest_registry.host}/{repo}:1.0"
+    assert cli("copy", f"{source_registry.host}/{repo}:1.0", dst).code == 0
+    _delete_manifest(dest_registry, repo, sbom.digest)
+    hook = ("sync", "--from-registry", source_registry.host, "--image", dst)
+
+    planned = cli(*hook, "--dry-run", "-o", "json")
+    synced = cli(*hook)
+
+    assert planned.json()["images"][0]["status"] == "attach"
+    assert synced.code == 0, synced.err
+    assert manifest_digest(dest_registry, repo, sbom.digest) == sbom.digest
+    assert _digests(_fallback(dest_registry, repo, image.digest)) == [sbom.digest]
+
+
+def test_later_tag_pages_missing_or_without_end_are_never_a_silent_cut(
+    source_registry: RegistryProcess, repo: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tag list whose second page is gone is an error (the first page's 404 alone means no
+    repository); one that pages past the page limit stops (then tags are asked for by name)."""
+    image = images.oci_image([images.layer(50, "pg")], seed="pages")
+    for tag in ("a", "b", "c"):
+        push(source_registry, repo, image, tag=tag)
+    transport = Transport()
+    try:
+        with FaultProxy(source_registry.url) as proxy:
+            listing = Repository.of(transport, parse_reference(f"{proxy.host}/{repo}:a"))
+            next_page = f'</v2/{repo}/tags/list?n=1&last=a>; rel="next"'
+            proxy.add_rule(
+                "GET",
+                r"/tags/list\?n=1$",
+                status=200,
+                headers={"Link": next_page, "Content-Type": "application/json"},
+                body=b'{"name": "x", "tags": ["a"]}',
+                times=1,
+            )
+            proxy.add_rule("GET", r"/tags/list\?.*last=", status=404, times=1)
+            with pytest.raises(RegistryError, match="a later page"):
+                listing.list_tags(page_size=1)
+            for n in range(3):
+                proxy.add_rule(
+                    "GET",
+                    r"/tags/list",
+                    status=200,
+                    headers={
+                        "Link": f'</v2/{repo}/tags/list?n=1&last=p{n}>; rel="next"',
+                        "Content-Type": "application/json",
+                    },
+                    body=b'{"name": "x", "tags": []}',
+                    times=1,
+                )
+            monkeypatch.setattr(repository_module, "MAX_TAG_PAGES", 2)
+            with pytest.raises(AnswerTooLargeError, match="more than 2 pages"):
+                listing.list_tags(page_size=1)
+    finally:
+        transport.close()
+
+
+@pytest.mark.parametrize(
+    ("answer", "words"),
+    [
+        (201, "does not store the referrers tag"),
+        (403, "it may reserve sha256- tags"),
+    ],
+    ids=["acknowledged-not-stored", "reserved-tag"],
+)
+def test_a_destination_that_will_not_keep_the_referrers_tag_is_named_as_such(
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+    answer: int,
+    words: str,
+) -> None:
+    """A registry that answers the index write without storing it, or refuses sha256- tags, is
+    said to do so (exit 1), not blamed on another writer or on missing credentials."""
+    image = images.oci_image([images.layer(60, f"ks{answer}")], seed=f"keep{answer}")
+    push(source_registry, repo, image)
+    signing.push_referrer(source_registry.url, repo, _sbom(image.descriptor(), "k"), image.digest)
+    with FaultProxy(dest_registry.url) as proxy:
+        proxy.add_rule("PUT", r"/manifests/sha256-[0-9a-f]{64}$", status=answer, times=10)
+        result = cli(
+            "copy",
+            f"{source_registry.host}/{repo}:1.0",
+            f"{proxy.host}/{repo}:1.0",
+            "--retries",
+            "0",
+        )
+    assert result.code == 1
+    assert words in result.err
+    assert "another writer" not in result.err
+    assert "promoter login" not in result.err

@@ -238,8 +238,9 @@ class AttachmentError(PromoterError):
 
     def __init__(self, destination: str, failure: str) -> None:
         super().__init__(
-            f"{destination} was promoted, but its signatures, attestations and SBOMs could not "
-            f"all be copied (verifiers there may reject it until they are): {failure}",
+            f"{destination} was promoted, but what is attached to it (signatures, attestations, "
+            f"SBOMs) could not all be looked up or copied; verifiers there may reject it until "
+            f"they are: {failure}",
             hint="once that is fixed, promoting it again copies what is missing",
         )
         self.destination = destination

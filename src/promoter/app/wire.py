@@ -63,12 +63,18 @@ class CopyResultJson(TypedDict):
 
 
 class CopyFailureJson(TypedDict):
-    """An image of ``copy -o json`` that failed or was refused."""
+    """An image of ``copy -o json`` that failed or was refused; when the image itself was copied
+    and only what is attached to it failed, also what the copy did (as :class:`CopyResultJson`)."""
 
     source: str
     destination: str
     error: str
     exitCode: int
+    digest: NotRequired[str]
+    action: NotRequired[str]
+    blobs: NotRequired[BlobCountsJson]
+    bytes: NotRequired[int]
+    attachments: NotRequired[list[AttachmentJson]]
 
 
 class PlanItemJson(TypedDict):
@@ -267,16 +273,28 @@ def copy_result_json(result: CopyResult) -> CopyResultJson:
 
 
 def copy_failure_json(
-    pair: tuple[Reference, Reference], message: str, exit_code: int
+    pair: tuple[Reference, Reference],
+    message: str,
+    exit_code: int,
+    copied: CopyResult | None = None,
 ) -> CopyFailureJson:
-    """The ``copy -o json`` line for an image that failed, so a reader sees every pair."""
+    """The ``copy -o json`` line for an image that failed, so a reader sees every pair; with
+    ``copied``, the copy of an image whose attachments then failed."""
     source, destination = pair
-    return {
+    entry: CopyFailureJson = {
         "source": str(source),
         "destination": str(destination),
         "error": message,
         "exitCode": exit_code,
     }
+    if copied is not None:
+        done = copy_result_json(copied)
+        entry["digest"] = done["digest"]
+        entry["action"] = done["action"]
+        entry["blobs"] = done["blobs"]
+        entry["bytes"] = done["bytes"]
+        entry["attachments"] = done["attachments"]
+    return entry
 
 
 def plan_item_json(item: PlanItem) -> PlanItemJson:

@@ -361,7 +361,12 @@ def _copy(args: argparse.Namespace, scrub: SecretScrubber) -> int:
             failure = outcomes[0]
             print(
                 json.dumps(
-                    copy_failure_json(pairs[0], cli_message(failure, scrub), exit_code_for(failure))
+                    copy_failure_json(
+                        pairs[0],
+                        cli_message(failure, scrub),
+                        exit_code_for(failure),
+                        _copied(failure),
+                    )
                 )
             )
         raise outcomes[0]
@@ -371,7 +376,13 @@ def _copy(args: argparse.Namespace, scrub: SecretScrubber) -> int:
             continue
         message = cli_message(outcome, scrub)
         if as_json(args):
-            print(json.dumps(copy_failure_json(copied_pair, message, exit_code_for(outcome))))
+            print(
+                json.dumps(
+                    copy_failure_json(
+                        copied_pair, message, exit_code_for(outcome), _copied(outcome)
+                    )
+                )
+            )
         error(message)
     if len(pairs) > 1 and not as_json(args):
         print(_batch_summary(outcomes))
@@ -379,6 +390,12 @@ def _copy(args: argparse.Namespace, scrub: SecretScrubber) -> int:
     return exit_code_of(
         worst(outcome_of(o) if isinstance(o, PromoterError) else outcome_of(None) for o in outcomes)
     )
+
+
+def _copied(failure: PromoterError) -> CopyResult | None:
+    """The copy of an image whose attachments then failed (the error carries it), else None."""
+    copied = getattr(failure, "result", None)
+    return copied if isinstance(copied, CopyResult) else None
 
 
 def _batch_summary(outcomes: Sequence[CopyResult | PromoterError]) -> str:

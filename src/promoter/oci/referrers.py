@@ -207,7 +207,9 @@ def parse_referrers_index(data: bytes, what: str) -> list[ReferrerDescriptor]:
         except (InvalidDigestError, TypeError, ValueError) as exc:
             raise UnsupportedManifestError(f"{what}: malformed referrers entry: {exc}") from exc
         if size < 0:
-            raise UnsupportedManifestError(f"{what}: referrers entry {digest} has no size")
+            raise UnsupportedManifestError(
+                f"{what}: referrers entry {digest} has no size, or a negative one"
+            )
         artifact_type = raw.get("artifactType")
         entries.append(
             ReferrerDescriptor(

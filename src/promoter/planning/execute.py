@@ -142,7 +142,8 @@ def explain(item: PlanItem) -> str | None:
             f"{tag} holds {held}, the source's {attachment.tag} is {attachment.digest}{others}: "
             "a signature was added on one side after the promotion; the destination keeps its "
             f"own (a sync never moves a tag); 'promoter copy --force {source} {destination}' "
-            "moves it, dropping what only the destination's tag holds"
+            "(with --config when promoter.yaml maps the registries) moves it, dropping what only "
+            "the destination's tag holds"
         )
         if not warning:
             text = (

@@ -46,7 +46,8 @@ from promoter.remote.repository import FetchedManifest, Repository
 #: Attachments of one image followed at most, all depths together: a registry that lists a
 #: referrer of every referrer, endlessly, is cut off here (real images carry a handful).
 MAX_ATTACHMENTS = 1000
-#: How deep attachments of attachments are followed (image -> SBOM -> its signature is depth 2).
+#: How many levels of attachments are followed (an SBOM of the image is level 1, its signature
+#: level 2).
 MAX_DEPTH = 8
 
 
@@ -216,12 +217,23 @@ class AttachmentFinder:
         lacks some of ``wanted``, its referrers-tag index too (a registry whose API does not index
         what is pushed, or does so late, is given the index: both count)."""
         listed = {e.digest for e in self.referrers(repository, subject, strict=True)}
-        if self._api.get(repository.session.registry) and not wanted <= listed:
+        api = self._api.get(repository.session.registry)
+        if api and not wanted <= listed:
             fetched = fallback_index(repository, subject)
             if fetched is not None:
                 what = f"{repository}:{referrers_tag(subject)}"
-                listed |= {e.digest for e in parse_referrers_index(fetched.data, what)}
+                indexed = {e.digest for e in parse_referrers_index(fetched.data, what)}
+                listed |= self._existing(repository, indexed & wanted)
+        elif not api:
+            # The referrers tag is kept by clients, not the registry: an entry whose manifest was
+            # deleted since counts as missing (one HEAD per wanted entry), so it is pushed again.
+            listed = self._existing(repository, listed & wanted)
         return listed
+
+    @staticmethod
+    def _existing(repository: Repository, digests: set[Digest]) -> set[Digest]:
+        """Those of ``digests`` whose manifest ``repository`` has (one HEAD each)."""
+        return {d for d in digests if repository.head_manifest(str(d)) is not None}
 
     def has_api(self, repository: Repository) -> bool | None:
         """Whether the repository's registry answered the referrers API in this run (None: not
@@ -291,12 +303,17 @@ class AttachmentFinder:
         seen: set[Digest] = set(subjects)
         level = list(subjects)
         depth = 0
-        while level and depth < MAX_DEPTH:
+        while level:
             following: list[Digest] = []
             for subject in level:
                 for attachment in self._attached(src, subject, depth, tags, left_behind):
                     if attachment.digest in seen:
                         continue
+                    if depth >= MAX_DEPTH:
+                        raise PromoterError(
+                            f"{src}: attachments of attachments more than {MAX_DEPTH} levels "
+                            "deep; refusing to follow them all"
+                        )
                     seen.add(attachment.digest)
                     found.append(attachment)
                     following.append(attachment.digest)
@@ -307,11 +324,6 @@ class AttachmentFinder:
                         )
             level = following
             depth += 1
-        if level:
-            raise PromoterError(
-                f"{src}: attachments of attachments more than {MAX_DEPTH} levels deep; refusing "
-                "to follow them all"
-            )
         return SourceAttachments(tuple(found), frozenset(left_behind))
 
     def _attached(

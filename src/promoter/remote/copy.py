@@ -52,6 +52,7 @@ from promoter.deadline import Deadline
 from promoter.errors import (
     AttachmentConflictError,
     AttachmentError,
+    AuthenticationError,
     DeadlineExceededError,
     ImmutableTagError,
     InputError,
@@ -347,14 +348,21 @@ class Copier:
             looking.append(self._looks.submit(run.finder.in_source, src, digest, top))
 
         result, _ = self._copy(run, source, destination, on_source_digest=look)
+        carried: list[Attachment] = []  # what _carry copied, also when it then fails
         try:
             found = looking[0].result()
             result = replace(result, left_behind=found.left_behind)
-            return self._carry(run, result, found) if found.found else result
+            return self._carry(run, result, found, carried) if found.found else result
         except PromoterError as exc:
-            raise _unattached(exc, result) from exc
+            raise _unattached(exc, replace(result, attachments=tuple(carried))) from exc
 
-    def _carry(self, run: _Run, result: CopyResult, found: SourceAttachments) -> CopyResult:
+    def _carry(
+        self,
+        run: _Run,
+        result: CopyResult,
+        found: SourceAttachments,
+        carried: list[Attachment],
+    ) -> CopyResult:
         """Copy what the destination lacks of ``found``, level by level (what is attached to an
         attachment after it); where the destination has no referrers API, list each level's
         referrers in their subject's referrers-tag index after they are written. A tag attachment
@@ -382,7 +390,6 @@ class Copier:
         wanted = {*plan.missing, *forced}
         if not wanted:
             return result
-        carried: list[Attachment] = []
         blobs, moved = dict(result.blobs), result.bytes
         for depth in sorted({a.depth for a in wanted}):
             level = [a for a in plan.found if a.depth == depth and a in wanted]
@@ -460,6 +467,7 @@ class Copier:
         for subject, descriptors in by_subject.items():
             tag = referrers_tag(subject)
             what = f"referrers index {dst}:{tag}"
+            conditional = True
             for _ in range(REFERRERS_INDEX_ATTEMPTS):
                 held = fallback_index(dst, subject)
                 merged = merge_referrers_index(held.data if held else None, descriptors, what)
@@ -470,14 +478,38 @@ class Copier:
                 # refuse (412) a write over an index another writer changed since it was read.
                 condition = {"If-Match": f'"{held.digest}"'} if held else {"If-None-Match": "*"}
                 try:
-                    dst.put_manifest(tag, merged, MediaType.OCI_INDEX, conditions=condition)
+                    dst.put_manifest(
+                        tag,
+                        merged,
+                        MediaType.OCI_INDEX,
+                        conditions=condition if conditional else None,
+                    )
+                except AuthenticationError as exc:
+                    raise PromoterError(
+                        f"{what}: the registry refused the referrers tag ({exc.message}), though "
+                        "it took the referrers themselves: it may reserve sha256- tags",
+                        hint="promote into a registry with the referrers API, or allow the tag",
+                    ) from exc
                 except RegistryError as exc:
                     if exc.status != 412:
                         raise
+                    now = fallback_index(dst, subject)
+                    same = (now.digest if now else None) == (held.digest if held else None)
+                    if same:
+                        # Nothing changed, yet the condition failed: this registry's ETags are
+                        # not digests. Its conditions cannot be used; write as the spec allows.
+                        conditional = False
                     continue
                 now = fallback_index(dst, subject)
                 if now is not None and merge_referrers_index(now.data, descriptors, what) is None:
                     break
+                if now is None or (held is not None and now.digest == held.digest):
+                    raise PromoterError(
+                        f"{what}: the registry answered the write but still serves the index it "
+                        "had (or none): it does not store the referrers tag",
+                        hint="promote into a registry that keeps sha256- tags or has the "
+                        "referrers API",
+                    )
             else:
                 raise PromoterError(
                     f"{what}: another writer replaced the index {REFERRERS_INDEX_ATTEMPTS} times "

@@ -6,6 +6,7 @@ Section names in comments refer to the distribution spec ("spec.md") of opencont
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -55,6 +56,8 @@ MAX_REFERRERS_PAGE_BYTES = 4 * 1024 * 1024
 MAX_REFERRERS = 1000
 #: Most tags a listing reads (``list_tags``): a registry paging without end stops here.
 MAX_TAGS = 200_000
+#: Most pages of a tag listing read (a registry sending empty pages without end stops here).
+MAX_TAG_PAGES = 1000
 #: Seconds granted, past an operation's deadline, to the requests that tell what a lost answer did
 #: (is the tag or blob there now?) and that cancel an abandoned upload: the truth is worth that much.
 AFTERMATH_SECONDS = 3.0
@@ -470,14 +473,17 @@ class Repository:
         pages = 0
         filtered = bool(artifact_type)
         what = f"list referrers of {self}@{digest}"
-        seen: set[str] = set()
+        seen: set[bytes] = set()
         while path is not None:
-            if pages >= MAX_REFERRERS_PAGES or path in seen:
+            key = hashlib.sha256(path.encode()).digest()
+            if pages >= MAX_REFERRERS_PAGES:
                 raise PromoterError(
-                    f"{what}: the registry links more than {MAX_REFERRERS_PAGES} pages, or a page "
-                    "it already gave; refusing to follow them all"
+                    f"{what}: the registry links more than {MAX_REFERRERS_PAGES} pages; refusing "
+                    "to follow them all"
                 )
-            seen.add(path)
+            if key in seen:
+                raise PromoterError(f"{what}: the registry links a page it already gave")
+            seen.add(key)
             response = self.session.request(
                 "GET",
                 path,
@@ -529,11 +535,17 @@ class Repository:
 
     def _tag_pages(self, page_size: int) -> Iterator[str]:
         path: str | None = f"/v2/{self.name}/tags/list?n={min(page_size, TAG_PAGE_SIZE)}"
-        seen: set[str] = set()
+        seen: set[bytes] = set()  # digests of the paths: a link may be long on purpose
         while path is not None:
-            if path in seen:
+            if len(seen) >= MAX_TAG_PAGES:
+                raise AnswerTooLargeError(
+                    f"list tags of {self}: more than {MAX_TAG_PAGES} pages; not read to the end"
+                )
+            key = hashlib.sha256(path.encode()).digest()
+            if key in seen:
                 raise PromoterError(f"list tags of {self}: the registry links a page twice")
-            seen.add(path)
+            first = not seen
+            seen.add(key)
             response = self.session.request(
                 "GET",
                 path,
@@ -543,7 +555,11 @@ class Repository:
                 expect=(200, 404),
             )
             if response.status == 404:
-                return
+                if first:
+                    return  # no such repository: no tags
+                raise RegistryError(
+                    "GET", f"{self}/tags/list", 404, what=f"list tags of {self} (a later page)"
+                )
             try:
                 tags = json.loads(response.data).get("tags") or []
             except (ValueError, AttributeError, RecursionError) as exc:
