@@ -251,6 +251,34 @@ def exit_on_signal(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)  # unwinds through the finally blocks that stop the registries
 
 
+def begin(prefix: str) -> tuple[Spawner, float, Path]:
+    """What every bench run starts with: the checks, SIGTERM handling, the process spawner (made
+    first, while this process is still small), the load average (with a warning when other work
+    will skew the figures) and a fresh work folder ``bench/.work/<prefix>-*``."""
+    preflight()
+    signal.signal(signal.SIGTERM, exit_on_signal)
+    spawner = Spawner()
+    load = os.getloadavg()[0]
+    if load > 0.5:
+        log(f"warning: 1-minute load average is {load:.2f}; other work will skew the figures")
+    WORK_ROOT.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f"{prefix}-", dir=WORK_ROOT))
+    log(f"work dir {work}")
+    return spawner, load, work
+
+
+def finish(spawner: Spawner, work: Path, *, keep: bool) -> None:
+    """What every bench run ends with: the spawner closed, the work folder removed (and
+    bench/.work when nothing else is in it) unless ``keep``."""
+    spawner.close()
+    if keep:
+        log(f"kept {work}")
+        return
+    shutil.rmtree(work, ignore_errors=True)
+    if WORK_ROOT.exists() and not any(WORK_ROOT.iterdir()):
+        WORK_ROOT.rmdir()
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
@@ -267,16 +295,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    preflight()
-    signal.signal(signal.SIGTERM, exit_on_signal)
     sizes = QUICK if args.quick else FULL
-    spawner = Spawner()  # first, while this process is still small
-    load = os.getloadavg()[0]
-    if load > 0.5:
-        log(f"warning: 1-minute load average is {load:.2f}; other work will skew the figures")
-    WORK_ROOT.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="run-", dir=WORK_ROOT))
-    log(f"work dir {work}")
+    spawner, load, work = begin("run")
     try:
         with registries(work) as (source, dest):
             log(f"source {source.url}, destination {dest.url}; seeding")
@@ -315,14 +335,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
         tools.drop_skopeo_cache()
     finally:
-        spawner.close()
-        if args.keep_work:
-            log(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-            with_contents = any(WORK_ROOT.iterdir()) if WORK_ROOT.exists() else True
-            if not with_contents:
-                WORK_ROOT.rmdir()
+        finish(spawner, work, keep=args.keep_work)
     return 0
 
 

@@ -32,11 +32,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import signal
 import statistics
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -59,11 +56,10 @@ from bench.measure import (  # noqa: E402 - needs the sys.path entry above
     settle,
 )
 from bench.report import Figures, cpu_table, fmt_s, verdict  # noqa: E402
-from bench.run import WORK_ROOT, exit_on_signal, log, registries  # noqa: E402
+from bench.run import begin, finish, log, registries  # noqa: E402
 from bench.tools import (  # noqa: E402
     Tools,
     docker_registry_version,
-    preflight,
     revision,
     skopeo_version,
 )
@@ -518,18 +514,10 @@ def measure(
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    preflight()
-    signal.signal(signal.SIGTERM, exit_on_signal)
     shape = QUICK if args.quick else FULL
     if args.own_mib is not None:
         shape = replace(shape, own=(int(args.own_mib * MIB), *shape.own[1:]))
-    spawner = Spawner()  # first, while this process is still small
-    load = os.getloadavg()[0]
-    if load > 0.5:
-        log(f"warning: 1-minute load average is {load:.2f}; other work will skew the figures")
-    WORK_ROOT.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="sig-", dir=WORK_ROOT))
-    log(f"work dir {work}")
+    spawner, load, work = begin("sig")
     try:
         with registries(work) as (source, dest):
             log(f"source {source.url}, destination {dest.url}; seeding")
@@ -550,13 +538,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.json.write_text(json.dumps(raw, indent=2) + "\n")
             bench.tools.drop_skopeo_cache()
     finally:
-        spawner.close()
-        if args.keep_work:
-            log(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-            if WORK_ROOT.exists() and not any(WORK_ROOT.iterdir()):
-                WORK_ROOT.rmdir()
+        finish(spawner, work, keep=args.keep_work)
     return 0
 
 
