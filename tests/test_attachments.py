@@ -19,7 +19,7 @@ from tests.conftest import CliRun
 from tests.registry_checks import head, manifest_digest, push
 
 import promoter
-from promoter.errors import AnswerTooLargeError, PromoterError, RegistryError
+from promoter.errors import AnswerTooLargeError, InputError, PromoterError, RegistryError
 from promoter.reference import parse_reference
 from promoter.remote import attachments as attachments_module
 from promoter.remote import repository as repository_module
@@ -577,6 +577,8 @@ def test_a_signature_added_after_the_promotion_is_kept_by_a_sync_with_a_warning(
 
     assert forced.code == 0, forced.err
     assert f"moved {dest_registry.host}/{repo}:{sig_tag} from {promoted}" in forced.err
+    # dev's .sig grew from production's (a signature appended): nothing only production had
+    assert "it held nothing the new one lacks" in forced.err
     assert manifest_digest(dest_registry, repo, sig_tag) == resigned
 
 
@@ -967,3 +969,36 @@ def test_a_destination_that_will_not_keep_the_referrers_tag_is_named_as_such(
     assert words in result.err
     assert "another writer" not in result.err
     assert "promoter login" not in result.err
+
+
+def test_a_plan_names_the_types_a_filter_leaves_behind_for_present_images(
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+    key: signing.KeyPair,
+) -> None:
+    """A present image whose signature a --referrers-type (here two types in one value, one
+    misspelt) leaves out: the plan says which types stay behind instead of a silent 'present'."""
+    digest = push(source_registry, repo, images.oci_image([images.layer(60, "lp")], seed="lp"))
+    dst = f"{dest_registry.host}/{repo}:1.0"
+    assert cli("copy", f"{source_registry.host}/{repo}:1.0", dst).code == 0
+    signing.sign_image(source_registry.url, repo, digest, "x/y:1", key)
+    planned = cli(
+        "sync",
+        "--from-registry",
+        source_registry.host,
+        "--image",
+        dst,
+        "--dry-run",
+        "--referrers-type",
+        f"{SPDX},application/vnd.dev.cosign.simplesigning.v1+jsn",
+    )
+    assert planned.code == 0, planned.err
+    assert f"attachments of type {signing.SIMPLE_SIGNING} stayed behind" in planned.err
+
+
+def test_a_session_refuses_attachments_that_are_no_filter() -> None:
+    """Session(attachments="none") is refused at once with one line, not an AttributeError later."""
+    with pytest.raises(InputError, match="must be an AttachmentFilter"):
+        promoter.Session(attachments="none")  # type: ignore[arg-type]  # the wrong type on purpose

@@ -164,6 +164,12 @@ def test_parse_reads_entries_with_their_artifact_types() -> None:
     assert (parsed.digest, parsed.size, parsed.artifact_type) == (DIGEST, 3, "t")
 
 
+def test_filter_types_given_as_one_string_are_split_on_commas_not_into_characters() -> None:
+    """AttachmentFilter(artifact_types="a, b") is {a, b}; never a set of characters."""
+    assert AttachmentFilter(artifact_types="a, b").artifact_types == frozenset({"a", "b"})  # type: ignore[arg-type]  # a str on purpose
+    assert AttachmentFilter(artifact_types=frozenset({"a"})).admits("a", 0)
+
+
 @pytest.mark.parametrize(
     ("chosen", "artifact_type", "depth", "expected"),
     [

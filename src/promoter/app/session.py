@@ -179,6 +179,11 @@ class Session:
             )
         )
         self.progress = progress
+        if not isinstance(attachments, AttachmentFilter):
+            raise InputError(
+                "attachments must be an AttachmentFilter (promoter.ALL_ATTACHMENTS, "
+                f"promoter.NO_ATTACHMENTS, or AttachmentFilter(artifact_types=...)), got {attachments!r}"
+            )
         self.attachments = attachments
         self._closed = False
 

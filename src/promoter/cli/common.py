@@ -139,7 +139,8 @@ def attachment_filter(args: argparse.Namespace) -> AttachmentFilter:
     Raises:
         InputError: both are given, or a type is empty.
     """
-    types = [t.strip() for t in getattr(args, "referrers_type", None) or []]
+    # Repeatable, and comma-separated within one value as well (media types hold no comma).
+    types = [t.strip() for v in getattr(args, "referrers_type", None) or [] for t in v.split(",")]
     if getattr(args, "no_referrers", False):
         if types:
             raise InputError("--no-referrers and --referrers-type contradict each other; give one")
@@ -173,8 +174,9 @@ def attachment_notes(result: CopyResult) -> list[str]:
     ``--force`` moved (what only it held is gone), each referrer the source lists but no longer
     has, the types ``--referrers-type`` left behind."""
     notes = [
-        f"moved {result.destination.name}:{tag} from {held}: signatures only it held are gone"
-        for tag, held in result.moved_tags
+        f"moved {result.destination.name}:{tag} from {held}: "
+        + ("signatures only it held are gone" if lost else "it held nothing the new one lacks")
+        for tag, held, lost in result.moved_tags
     ]
     notes.extend(
         f"{result.destination}: the source lists referrer {a.digest} of {a.subject}, which it no "

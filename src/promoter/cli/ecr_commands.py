@@ -39,7 +39,8 @@ def add_commands(
         parents=[common],
         help="let another account pull from the source registry's repositories",
         description="Merge a statement allowing DEST_ACCOUNT to pull (ecr:BatchGetImage, "
-        "ecr:GetDownloadUrlForLayer, ecr:BatchCheckLayerAvailability) into the policy of each "
+        "ecr:GetDownloadUrlForLayer, ecr:BatchCheckLayerAvailability, and ecr:ListImages, whose "
+        "tag list tells which signatures travel) into the policy of each "
         "repository of the source registry, keeping the policy's other statements. Re-running "
         "changes nothing.",
     )

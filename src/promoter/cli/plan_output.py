@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 from promoter.app.plan import EnvironmentPlan
@@ -96,9 +97,21 @@ def print_plan(plan: EnvironmentPlan, json_output: bool) -> None:
             warn(text)
         else:
             error(text)
+    _warn_left_behind(plan.items)
     counts = {status: sum(1 for i in plan.items if i.status is status) for status in PlanStatus}
     summary = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
     print(f"{plan.environment}: {summary or 'no images'}")
+
+
+def _warn_left_behind(items: Iterable[PlanItem]) -> None:
+    """One warning naming the attachment types ``--referrers-type`` leaves out of present images
+    (a copied image's own are named with it)."""
+    types = sorted({t for item in items for t in item.left_behind})
+    if types:
+        warn(
+            f"attachments of type {', '.join(types)} stayed behind (not in --referrers-type); "
+            "images present already are not given them"
+        )
 
 
 def _relative_source(item: PlanItem, environment: str | None) -> str:
@@ -125,6 +138,8 @@ def _digest_cell(item: PlanItem) -> str:
         return "-"
     if item.held is not None:
         return f"{item.held.short}!={item.digest.short}"
+    if item.differing_attachments:
+        return f"{item.digest.short} (.sig differs)"
     return item.digest.short
 
 
@@ -172,6 +187,7 @@ def print_sync(report: SyncReport, json_output: bool) -> None:
             print(f"copied  {record.item.source} -> {destination} {result.digest}{carried}")
         elif not json_output and destination is not None:
             print(f"present {destination}")
+    _warn_left_behind(r.item for r in report.records if r.result is None)
     if not json_output:
         # An allowed image of another environment's registry is neither copied nor looked up:
         # counted apart, never as present.

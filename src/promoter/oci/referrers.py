@@ -71,6 +71,17 @@ class AttachmentFilter:
     enabled: bool = True
     artifact_types: frozenset[str] = field(default_factory=frozenset)
 
+    def __post_init__(self) -> None:
+        # One string is one type (or several, comma-separated), never a set of its characters.
+        raw: object = self.artifact_types
+        if isinstance(raw, str):
+            types = frozenset(t.strip() for t in raw.split(",") if t.strip())
+        elif isinstance(raw, Iterable):
+            types = frozenset(str(t) for t in raw)
+        else:
+            raise TypeError(f"artifact_types must be strings, got {raw!r}")
+        object.__setattr__(self, "artifact_types", types)
+
     def admits(self, artifact_type: str | None, depth: int) -> bool:
         """Whether an attachment of this artifact type travels; ``depth`` 0 is attached to the
         image itself (or a child of its index), deeper to another attachment."""

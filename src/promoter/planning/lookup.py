@@ -163,8 +163,13 @@ def _with_attachments(
             return replace(
                 item,
                 status=PlanStatus.ERROR,
-                error=f"what is attached to {item.source} could not be looked up: {exc}",
+                error=(
+                    f"what is attached to {destination} could not be checked against its "
+                    f"source {source}: {exc}"
+                ),
             )
+        if found.left_behind:
+            item = replace(item, left_behind=found.left_behind)
         if found.differing:
             item = replace(
                 item, differing_attachments=found.differing, blocking=policy.fail_diverged

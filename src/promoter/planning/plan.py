@@ -94,6 +94,7 @@ class PlanItem:
             tag holds other content than the source's, with the digest it holds: a signature
             added on one side after the promotion. Kept, with a warning (like a ``diverged`` tag);
             refused under ``fail_diverged``.
+        left_behind: artifact types of the source's attachments the filter leaves out.
     """
 
     image: str
@@ -107,6 +108,7 @@ class PlanItem:
     blocking: bool = False
     attachments: tuple[Attachment, ...] = ()
     differing_attachments: tuple[tuple[Attachment, Digest], ...] = ()
+    left_behind: frozenset[str] = frozenset()
 
     @property
     def outcome(self) -> Outcome:

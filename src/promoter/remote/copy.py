@@ -149,8 +149,9 @@ class CopyResult:
         seconds: wall time of this image.
         attachments: the attachments copied in this run (referrers and tag attachments, of the
             image, its children and each other), subjects first.
-        moved_tags: attachment tags that ``force`` moved, with the digest each held before (what
-            only the destination's tag held, e.g. a signature added there, is gone).
+        moved_tags: attachment tags that ``force`` moved: the tag, the digest it held before, and
+            whether that held something the new content lacks (a signature added only at the
+            destination: gone now) or was a part of it (cosign appends: nothing was lost).
         left_behind: artifact types of attachments the filter kept from travelling.
         dangling: referrers the source lists but no longer has: not copied.
     """
@@ -163,7 +164,7 @@ class CopyResult:
     bytes: int = 0
     seconds: float = 0.0
     attachments: tuple[Attachment, ...] = ()
-    moved_tags: tuple[tuple[str, Digest], ...] = ()
+    moved_tags: tuple[tuple[str, Digest, bool], ...] = ()
     left_behind: frozenset[str] = frozenset()
     dangling: tuple[Attachment, ...] = ()
 
@@ -423,8 +424,24 @@ class Copier:
             blobs=blobs,
             bytes=moved,
             attachments=tuple(carried),
-            moved_tags=tuple((str(a.tag), held) for a, held in plan.differing if a in wanted),
+            moved_tags=tuple(
+                (str(a.tag), held, self._loses(src, dst, a, held))
+                for a, held in plan.differing
+                if a in wanted
+            ),
         )
+
+    @staticmethod
+    def _loses(src: Repository, dst: Repository, attachment: Attachment, held: Digest) -> bool:
+        """Whether moving ``attachment``'s tag off ``held`` dropped layers (signatures) that only
+        ``held`` had: cosign and containers-image append a signature as a layer, so a source
+        ``.sig`` that grew from the destination's loses nothing."""
+        try:
+            before = {b.digest for b in dst.get_manifest(str(held)).manifest.blobs[1:]}
+            after = {b.digest for b in src.get_manifest(str(attachment.digest)).manifest.blobs[1:]}
+        except PromoterError:
+            return True  # cannot tell: say what may have happened
+        return not before <= after
 
     def _unlisted(
         self, run: _Run, dst: Repository, level: Sequence[Attachment]
