@@ -573,12 +573,13 @@ def test_a_signature_added_after_the_promotion_is_kept_by_a_sync_with_a_warning(
     assert strict.code == 3, strict.err
     assert manifest_digest(dest_registry, repo, sig_tag) == promoted
 
-    forced = cli("copy", src, dst, "--force")
+    forced = cli("copy", src, dst, "--force", "-o", "json")
 
     assert forced.code == 0, forced.err
     assert f"moved {dest_registry.host}/{repo}:{sig_tag} from {promoted}" in forced.err
     # dev's .sig grew from production's (a signature appended): nothing only production had
     assert "it held nothing the new one lacks" in forced.err
+    assert forced.json()["movedTags"] == [{"tag": sig_tag, "was": promoted, "dropped": False}]
     assert manifest_digest(dest_registry, repo, sig_tag) == resigned
 
 

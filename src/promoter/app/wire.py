@@ -50,6 +50,14 @@ class DifferingAttachmentJson(AttachmentJson):
     destinationDigest: str
 
 
+class MovedTagJson(TypedDict):
+    """A signature tag ``--force`` moved."""
+
+    tag: str
+    was: str  #: the digest it held before
+    dropped: bool  #: whether that held signatures the new content lacks (now gone)
+
+
 class CopyResultJson(TypedDict):
     """One image of ``copy -o json``."""
 
@@ -60,6 +68,7 @@ class CopyResultJson(TypedDict):
     blobs: BlobCountsJson
     bytes: int
     attachments: list[AttachmentJson]  #: those copied in this run
+    movedTags: NotRequired[list[MovedTagJson]]  #: signature tags --force moved
 
 
 class CopyFailureJson(TypedDict):
@@ -257,7 +266,7 @@ def attachment_json(attachment: Attachment) -> AttachmentJson:
 
 def copy_result_json(result: CopyResult) -> CopyResultJson:
     """The documented ``copy -o json`` line for a copied or present image."""
-    return {
+    entry: CopyResultJson = {
         "source": str(result.source),
         "destination": str(result.destination),
         "digest": str(result.digest),
@@ -270,6 +279,11 @@ def copy_result_json(result: CopyResult) -> CopyResultJson:
         "bytes": result.bytes,
         "attachments": [attachment_json(a) for a in result.attachments],
     }
+    if result.moved_tags:
+        entry["movedTags"] = [
+            {"tag": tag, "was": str(held), "dropped": lost} for tag, held, lost in result.moved_tags
+        ]
+    return entry
 
 
 def copy_failure_json(
