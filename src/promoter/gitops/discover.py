@@ -235,6 +235,36 @@ def iter_images(
             yield found
 
 
+#: Prefixes container runtimes put before a running image's ``imageID`` (docker, containerd, CRI-O).
+_IMAGE_ID_SCHEMES = ("docker-pullable://", "docker://")
+_STATUS_LISTS = ("containerStatuses", "initContainerStatuses", "ephemeralContainerStatuses")
+
+
+def running_images(documents: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Every image the Pods of ``documents`` (``kubectl get pods -A -o json``: a ``List``) run: the
+    images their specs name and, from their status, the ``imageID`` of each container, which names
+    the digest actually pulled (``registry/repo@sha256:...``; a runtime's ``docker-pullable://``
+    prefix removed, bare ``sha256:...`` IDs without a name skipped). Distinct, in document order.
+    """
+    seen: dict[str, None] = {}
+    for document in documents:
+        for found in iter_images([document]):
+            seen.setdefault(found.image, None)
+        status = document.get("status")
+        if not isinstance(status, Mapping):
+            continue
+        for key in _STATUS_LISTS:
+            entries = status.get(key)
+            for entry in entries if isinstance(entries, list) else ():
+                image_id = entry.get("imageID") if isinstance(entry, Mapping) else None
+                if not isinstance(image_id, str) or "@" not in image_id:
+                    continue
+                for scheme in _IMAGE_ID_SCHEMES:
+                    image_id = image_id.removeprefix(scheme)
+                seen.setdefault(image_id, None)
+    return list(seen)
+
+
 def scan_manifests(
     documents: Iterable[Mapping[str, Any]],
     registry: str,

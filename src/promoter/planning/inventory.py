@@ -1,0 +1,88 @@
+"""Registry facts a prune plan needs: a repository's tags and what its manifests refer to.
+
+Every tag is listed (the listing must be complete: a prune that missed a page would miss a tag that
+keeps a digest) and every tagged manifest is read once, for the children of an index and the
+``subject`` of a referrer. Referrers come from the referrers-tag indexes (``sha256-<hex>``) the
+listing shows and, on a registry with the referrers API, from the API for each tagged digest.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from promoter.deadline import Deadline
+from promoter.errors import InvalidDigestError, UnsupportedManifestError
+from promoter.oci.digest import Digest, parse_digest
+from promoter.oci.referrers import parse_referrers_index
+from promoter.planning.prune import ManifestFacts, RepositoryInventory
+from promoter.process import signals_to_main_thread
+from promoter.reference import Reference
+from promoter.remote.repository import Repository
+from promoter.transport.session import Transport
+
+#: Concurrent manifest reads while taking an inventory.
+INVENTORY_READS = 16
+
+
+def repository_inventory(
+    transport: Transport, reference: Reference, *, deadline: Deadline | None = None
+) -> RepositoryInventory:
+    """The tags of ``reference``'s repository and what its manifests refer to.
+
+    Raises:
+        RegistryError, RegistryUnreachableError, DeadlineExceededError, AnswerTooLargeError:
+            the repository could not be listed or a manifest read: a prune must then delete
+            nothing (a partial inventory would shrink what is kept).
+        UnsupportedManifestError: a manifest promoter cannot read.
+    """
+    repository = Repository.of(transport, reference, deadline=deadline)
+    tags: dict[str, Digest] = {}
+    names = repository.list_tags()
+    with ThreadPoolExecutor(
+        max_workers=INVENTORY_READS,
+        thread_name_prefix="inventory",
+        initializer=signals_to_main_thread,
+    ) as pool:
+        heads = {tag: pool.submit(repository.head_manifest, tag) for tag in names}
+        for tag, head in heads.items():
+            info = head.result()
+            if info is not None:  # deleted since it was listed
+                tags[tag] = info.digest
+        reads = {d: pool.submit(repository.get_manifest, str(d)) for d in set(tags.values())}
+        manifests: dict[Digest, ManifestFacts] = {}
+        for digest, read in reads.items():
+            fetched = read.result()
+            blobs = sum(b.size for b in fetched.manifest.blobs)
+            manifests[digest] = ManifestFacts(
+                children=tuple(c.digest for c in fetched.manifest.manifests),
+                subject=fetched.manifest.subject.digest if fetched.manifest.subject else None,
+                size=len(fetched.data) + blobs,
+            )
+            for tag in (t for t, d in tags.items() if d == digest and _is_referrers_tag(t)):
+                _add_referrers(manifests, tag, fetched.data, repository)
+    return RepositoryInventory(str(repository), tags, manifests)
+
+
+def _is_referrers_tag(tag: str) -> bool:
+    return tag.startswith(("sha256-", "sha512-")) and "." not in tag
+
+
+def _add_referrers(
+    manifests: dict[Digest, ManifestFacts], tag: str, data: bytes, repository: Repository
+) -> None:
+    """The referrers a ``sha256-<hex>`` index lists, as manifests whose subject is that digest (an
+    index under such a tag that is no referrers list, e.g. an image ``cosign copy`` tagged so, adds
+    nothing)."""
+    algorithm, _, encoded = tag.partition("-")
+    try:
+        subject = parse_digest(f"{algorithm}:{encoded}")
+        entries = parse_referrers_index(data, f"{repository}:{tag}")
+    except (UnsupportedManifestError, InvalidDigestError):  # not a referrers list after all
+        return
+    for entry in entries:
+        known = manifests.get(entry.digest)
+        manifests[entry.digest] = ManifestFacts(
+            children=known.children if known else (),
+            subject=subject,
+            size=known.size if known else entry.size,
+        )
