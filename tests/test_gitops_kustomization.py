@@ -18,7 +18,7 @@ from promoter.gitops.discover import (
     parse_field_spec_path,
     parse_manifests,
 )
-from promoter.gitops.kustomization import image_field_specs
+from promoter.gitops.kustomization import image_field_specs, local_sources
 from promoter.gitops.render import render_overlay
 
 PROD = "222222222222.dkr.ecr.us-east-1.amazonaws.com"
@@ -259,3 +259,48 @@ def test_a_field_spec_path_with_a_leading_slash_is_read_as_kustomize_reads_it(
     assert rendered[0]["spec"]["lead"]["image"] == f"{PROD}/odd/lead:1.0"
     found = discover_images(rendered, image_field_specs(tmp_path / "overlay"))
     assert [(f.field, f.image) for f in found] == [("spec.lead.image", f"{PROD}/odd/lead:1.0")]
+
+
+def test_local_sources_name_every_local_path(tmp_path: Path) -> None:
+    """The overlay folder, its bases, and files it names outside its folder; no URL, no inline patch."""
+    files = {
+        "base/kustomization.yaml": "resources: [deployment.yaml]\n",
+        "base/deployment.yaml": "kind: Deployment\n",
+        "shared/patch.yaml": "kind: Deployment\n",
+        "shared/app.env": "A=1\n",
+        "shared/values.yaml": "{}\n",
+        "overlay/kustomization.yaml": """\
+            resources:
+              - ../base
+              - https://github.com/example/remote//base?ref=v1
+            patches:
+              - path: ../shared/patch.yaml
+              - patch: |-
+                  - op: replace
+                    path: /spec/replicas
+                    value: 3
+            patchesStrategicMerge:
+              - |-
+                kind: Deployment
+            configMapGenerator:
+              - name: settings
+                files: [app=../shared/app.env, local.txt]
+            helmCharts:
+              - name: chart
+                valuesFile: ../shared/values.yaml
+              - name: missing
+                valuesFile: ../shared/absent.yaml
+            """,
+        "overlay/local.txt": "x\n",
+    }
+    write(tmp_path, files)
+
+    found = local_sources(tmp_path / "overlay")
+
+    assert set(found) == {
+        tmp_path / "overlay",
+        tmp_path / "base",
+        tmp_path / "shared/patch.yaml",
+        tmp_path / "shared/app.env",
+        tmp_path / "shared/values.yaml",
+    }

@@ -101,6 +101,97 @@ def image_entry_names(overlay: Path) -> dict[str, str]:
     return names
 
 
+#: The fields of a kustomization whose entries are paths (files or folders), besides ``_INCLUDES``.
+_PATH_LISTS: Final = (
+    "crds",
+    "configurations",
+    "generators",
+    "transformers",
+    "validators",
+    "patchesStrategicMerge",
+)
+#: The fields of a kustomization that are lists of mappings, each with a ``path`` of a file.
+_PATH_ENTRIES: Final = ("patches", "patchesJson6902", "replacements")
+#: The fields of a kustomization that are lists of generators reading files.
+_GENERATORS: Final = ("configMapGenerator", "secretGenerator")
+
+
+def local_sources(overlay: Path) -> tuple[Path, ...]:
+    """Every local folder and file the overlay renders from: the folder of each kustomization of
+    its tree (the overlay's, and those of the folders its ``resources:``, ``bases:`` and
+    ``components:`` name, as :func:`image_field_specs` walks them), and every file or folder any of
+    them names outside its own folder (a patch, a generator's file, a configurations file, a Helm
+    chart home or values file: possible with ``--load-restrictor LoadRestrictionsNone``).
+
+    For reading the overlay's history: a change to any of these may change what it deploys. Each
+    path is absolute, without ``..``, and given once; a path through a symbolic link is given as
+    written and also as the link resolves. Remote bases (URLs) and inline patches are no local
+    paths and are left out; a name that does not exist in the folder is left out too.
+
+    Raises:
+        ConfigError: see :func:`image_field_specs`.
+    """
+    found: dict[Path, None] = {}
+    for folder, kustomization in _walk(overlay):
+        absolute = _normal(folder)
+        found[absolute] = None
+        for name in _named_paths(kustomization):
+            try:
+                named = _normal(folder / name)
+                exists = os.path.lexists(named)
+            except (OSError, ValueError):  # an inline patch in patchesStrategicMerge, a NUL
+                continue
+            if exists and not named.is_relative_to(absolute):
+                found[named] = None
+    for path in list(found):
+        try:
+            resolved = path.resolve()
+        except (OSError, RuntimeError):  # a symbolic link loop: kustomize cannot read it either
+            continue
+        found.setdefault(resolved, None)
+    return tuple(found)
+
+
+def _named_paths(kustomization: Mapping[str, Any]) -> Iterator[str]:
+    """Each path a kustomization names, as written (relative to its folder, or absolute)."""
+    for field in (*_INCLUDES, *_PATH_LISTS):
+        yield from _strings(kustomization.get(field))
+    for field in _PATH_ENTRIES:
+        yield from _mapping_paths(kustomization.get(field), "path")
+    openapi = kustomization.get("openapi")
+    yield from _mapping_paths([openapi], "path")
+    for field in _GENERATORS:
+        for generator in _mappings(kustomization.get(field)):
+            # files: entries are "path" or "key=path"
+            yield from (
+                entry.partition("=")[2] or entry for entry in _strings(generator.get("files"))
+            )
+            yield from _strings(generator.get("envs"))
+            yield from _mapping_paths([generator], "env")
+    helm_globals = kustomization.get("helmGlobals")
+    yield from _mapping_paths([helm_globals], "chartHome")
+    for chart in _mappings(kustomization.get("helmCharts")):
+        yield from _mapping_paths([chart], "valuesFile")
+        yield from _strings(chart.get("additionalValuesFiles"))
+
+
+def _mappings(value: object) -> list[Mapping[str, Any]]:
+    """The mapping entries of a list field."""
+    return (
+        [entry for entry in value if isinstance(entry, Mapping)] if isinstance(value, list) else []
+    )
+
+
+def _mapping_paths(value: object, key: str) -> list[str]:
+    """The text values at ``key`` of the mapping entries of a list."""
+    return [entry[key] for entry in _mappings(value) if isinstance(entry.get(key), str)]
+
+
+def _normal(path: Path) -> Path:
+    """``path`` made absolute with ``..`` and ``.`` steps taken away, links not followed."""
+    return Path(os.path.normpath(path.absolute()))
+
+
 def _walk(overlay: Path) -> Iterator[tuple[Path, Mapping[str, Any]]]:
     """Each kustomization folder of the tree with its parsed kustomization, depth first."""
     seen: set[Path] = set()

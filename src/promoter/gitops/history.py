@@ -1,0 +1,374 @@
+"""An overlay's Git history: the commits that changed what it renders, and the images it deployed at each.
+
+Prune keeps the images an overlay deployed in its last few changes, so that rolling one back
+(``git revert``) finds its image still in the registry. Those images are found as plan finds today's:
+the overlay is built by the real Kustomize (:func:`promoter.gitops.render.render_overlay`), here in a
+temporary ``git worktree`` checked out at the old commit, and its images discovered by
+:func:`promoter.gitops.discover.iter_images` at the fieldSpecs its tree declares.
+
+Git runs as a child process (:func:`promoter.process.run_capped`): its output is capped, every call ends
+by the run's deadline, and an interrupt stops it. Every failure is a
+:class:`~promoter.errors.PromoterError`: a caller deciding what to delete deletes nothing when the history
+cannot be read, since a history read short would shrink what is kept.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Final
+
+from promoter.deadline import Deadline
+from promoter.errors import (
+    ConfigError,
+    DeadlineExceededError,
+    PromoterError,
+    RunInterruptedError,
+    one_line,
+)
+from promoter.gitops.discover import iter_images, iter_manifests
+from promoter.gitops.kustomization import image_field_specs, local_sources
+from promoter.gitops.render import render_overlay
+from promoter.process import run_capped
+
+#: Seconds one Git command may take; a local ``git log`` or checkout takes well under one, so this
+#: only ends one stuck on something outside our control (a filter fetching large files).
+GIT_TIMEOUT: Final = 120.0
+#: Seconds the removal of a temporary worktree may take, even once the run's deadline has passed:
+#: it must not be left behind because the render it served ran out of time.
+CLEANUP_TIMEOUT: Final = 30.0
+#: The most of Git's output kept (a log of a few commits, a path, a list of worktrees).
+_OUTPUT_LIMIT: Final = 4 * 1024 * 1024
+#: The most of Git's error output kept for a message.
+_ERRORS_LIMIT: Final = 64 * 1024
+#: The most commits one history read asks for.
+MOST_REVISIONS: Final = 1000
+#: Between the fields of one commit in ``git log``'s output (records end with NUL under ``-z``).
+_FIELD: Final = "\x1f"
+
+
+@dataclass(frozen=True, slots=True)
+class Revision:
+    """One commit of an overlay's history.
+
+    Attributes:
+        commit: the full commit hash.
+        committed_at: when it was committed (the committer date), in UTC.
+        subject: the first line of its message, as written (escape it before printing).
+    """
+
+    commit: str
+    committed_at: datetime
+    subject: str
+
+
+def revisions_touching(overlay: Path, count: int, *, deadline: Deadline) -> list[Revision]:
+    """The last ``count`` commits that changed anything the overlay renders from, newest first.
+
+    What the overlay renders from is its folder and every local folder and file its kustomization
+    tree names (:func:`promoter.gitops.kustomization.local_sources`, read from the checkout as it
+    is now); a commit that touched only other paths is not one of them. A base renamed in the past
+    is still followed, since the commit that renamed it changed the overlay's kustomization too.
+
+    HEAD's own state is included: the first revision is the newest commit that touched those paths,
+    the state the branch deploys (Argo CD deploys what is committed, which may differ from the
+    checkout the caller renders: uncommitted edits, a promote not yet pushed). Rolling back the
+    newest change with ``git revert`` brings back the state of the second revision; so ``count``
+    revisions cover reverts of the ``count - 1`` newest changes.
+
+    Only the first-parent line of HEAD is read (``git log --first-parent``): those are the states
+    the branch had, hence the ones ever deployed; commits of a merged branch are counted as their
+    merge.
+
+    Args:
+        overlay: the overlay folder, in a Git checkout.
+        count: how many revisions at most (fewer when the history is shorter); 0 gives none.
+        deadline: bounds every Git command.
+
+    Returns:
+        The revisions, newest first.
+
+    Raises:
+        ValueError: ``count`` is negative or over :data:`MOST_REVISIONS`.
+        ConfigError: Git is not installed, the overlay is not in a Git repository, it renders
+            from a path outside that repository, the repository is a shallow clone holding fewer
+            than ``count`` such commits, the kustomization tree cannot be read, or Git failed.
+        DeadlineExceededError: the deadline passed first.
+        RunInterruptedError: the run was interrupted.
+    """
+    if not 0 <= count <= MOST_REVISIONS:
+        raise ValueError(f"count must be 0 to {MOST_REVISIONS}, got {count}")
+    top = _top_level(overlay, deadline)
+    paths = list(dict.fromkeys(_inside(top, path, overlay) for path in local_sources(overlay)))
+    if count == 0:
+        return []
+    output = _git(
+        top,
+        [
+            "--literal-pathspecs",
+            "log",
+            "-z",
+            "--first-parent",
+            f"--max-count={count}",
+            f"--format=%H{_FIELD}%ct{_FIELD}%s",
+            "HEAD",
+            "--",
+            *paths,
+        ],
+        what=f"the Git history of overlay {overlay}",
+        deadline=deadline,
+    )
+    revisions = [_revision(record) for record in output.split("\0") if record.strip()]
+    if len(revisions) < count and _is_shallow(top, deadline):
+        raise ConfigError(
+            f"the Git repository {top} is a shallow clone: it holds {len(revisions)} of the "
+            f"{count} commits of overlay {overlay} asked for; fetch the whole history "
+            "(git fetch --unshallow; in CI, a checkout with fetch-depth: 0)"
+        )
+    return revisions
+
+
+def images_at(revision: Revision | str, overlay: Path, *, deadline: Deadline) -> list[str]:
+    """The images the overlay deployed at a commit, each once, as written, in first-use order.
+
+    The overlay is rendered as it was at that commit: the repository is checked out there in a
+    temporary ``git worktree add --detach`` (Git hooks off), which is removed afterwards, on
+    errors and interrupts too (``git worktree prune`` when removing it fails). Images are those
+    plan finds (pod specs, and the fields the tree's ``configurations:`` declare) and also
+    promoter's own hook containers' images, which plan leaves out: whatever the overlay deployed
+    must be kept.
+
+    A caller deciding what to delete must delete nothing when this raises: a history that cannot
+    be read says nothing about what a rollback needs.
+
+    Args:
+        revision: the commit (a :class:`Revision`, or anything ``git rev-parse`` takes).
+        overlay: the overlay folder in the checkout (its path in the repository is the same at
+            every commit).
+        deadline: bounds the checkout and the render.
+
+    Raises:
+        ConfigError: Git is not installed, the overlay is not in a Git repository, the commit is
+            unknown, the checkout failed, or the overlay does not render at that commit (missing
+            there, or Kustomize refused it); the message names the commit.
+        DeadlineExceededError: the deadline passed first.
+        RunInterruptedError: the run was interrupted.
+    """
+    commit = revision.commit if isinstance(revision, Revision) else revision
+    top = _top_level(overlay, deadline)
+    relative = _inside(top, _absolute(overlay), overlay)
+    temporary = Path(tempfile.mkdtemp(prefix="promoter-history-"))
+    tree = temporary / "checkout"
+    try:
+        _git(
+            top,
+            # -c core.hooksPath: no post-checkout hook of the repository runs for this checkout
+            ["-c", "core.hooksPath=/dev/null", "worktree", "add", "--detach", str(tree), commit],
+            what=f"checking out commit {commit} of {top}",
+            deadline=deadline,
+        )
+        old = tree / relative
+        try:
+            text = render_overlay(old, deadline=deadline)
+            field_specs = image_field_specs(old)
+        except ConfigError as exc:
+            raise ConfigError(
+                f"overlay {overlay} at commit {commit[:12]}: {exc.message}", hint=exc.hint
+            ) from exc
+        found = iter_images(iter_manifests(text, source=f"kustomize build {old}"), field_specs)
+        return list(dict.fromkeys(image.image for image in found))
+    finally:
+        _remove_worktree(top, tree, temporary)
+
+
+def images_in_history(
+    overlay: Path, count: int, *, deadline: Deadline
+) -> dict[str, list[Revision]]:
+    """Every image the overlay deployed in its last ``count`` revisions, each with the revisions
+    that deployed it (newest first): :func:`revisions_touching` then :func:`images_at` for each.
+
+    Images are in the order first met, newest revision first. A caller deciding what to delete
+    must delete nothing when this raises (see :func:`images_at`).
+
+    Raises:
+        ValueError, ConfigError, DeadlineExceededError, RunInterruptedError: as the two functions.
+    """
+    deployed: dict[str, list[Revision]] = {}
+    for revision in revisions_touching(overlay, count, deadline=deadline):
+        for image in images_at(revision, overlay, deadline=deadline):
+            deployed.setdefault(image, []).append(revision)
+    return deployed
+
+
+def _revision(record: str) -> Revision:
+    """One ``git log`` record: hash, committer time (Unix seconds), subject.
+
+    Raises:
+        ConfigError: the record is not of that shape (not Git's output).
+    """
+    commit, _, rest = record.strip("\n").partition(_FIELD)
+    seconds, _, subject = rest.partition(_FIELD)
+    try:
+        committed_at = datetime.fromtimestamp(int(seconds), UTC)
+    except (ValueError, OverflowError, OSError) as exc:
+        raise ConfigError(f"git log printed an unexpected line: {one_line(record, 200)}") from exc
+    return Revision(commit, committed_at, subject)
+
+
+def _top_level(overlay: Path, deadline: Deadline) -> Path:
+    """The root folder of the Git checkout holding the overlay.
+
+    Raises:
+        ConfigError: the overlay folder does not exist or is not in a Git checkout.
+    """
+    if not overlay.is_dir():
+        what = "is not a folder" if overlay.exists() else "does not exist"
+        raise ConfigError(f"overlay {overlay} {what}; check the overlay path in promoter.yaml")
+    try:
+        output = _git(
+            overlay, ["rev-parse", "--show-toplevel"], what=f"overlay {overlay}", deadline=deadline
+        )
+    except ConfigError as exc:
+        if "not a git repository" in str(exc).lower():
+            raise ConfigError(
+                f"overlay {overlay} is not in a Git repository, so its history cannot be read; "
+                "run promoter in a clone of the GitOps repository"
+            ) from None
+        raise
+    return Path(output.strip())
+
+
+def _inside(top: Path, path: Path, overlay: Path) -> str:
+    """``path`` relative to the repository's root ``top``, as Git names it (``/`` separated).
+
+    Raises:
+        ConfigError: the path is outside the repository: its history is not Git's to tell.
+    """
+    for candidate in (path, path.resolve()):  # through a link (/tmp on macOS): as it resolves
+        for root in (top, top.resolve()):
+            if candidate.is_relative_to(root):
+                return candidate.relative_to(root).as_posix() or "."
+    raise ConfigError(
+        f"overlay {overlay} renders from {path}, which is outside its Git repository {top}, so "
+        "its history cannot be read; keep what the overlay renders from in the repository"
+    )
+
+
+def _absolute(path: Path) -> Path:
+    """``path`` made absolute without ``..`` steps, links not followed."""
+    return Path(os.path.normpath(path.absolute()))
+
+
+def _is_shallow(top: Path, deadline: Deadline) -> bool:
+    """Whether the repository is a shallow clone (its history cut short)."""
+    output = _git(
+        top,
+        ["rev-parse", "--is-shallow-repository"],
+        what=f"the Git repository {top}",
+        deadline=deadline,
+    )
+    return output.strip() == "true"
+
+
+def _remove_worktree(top: Path, tree: Path, temporary: Path) -> None:
+    """Remove a temporary worktree and its folder, whatever state the checkout was left in.
+
+    ``git worktree remove`` first; when that fails (the checkout never started, an interrupt stops
+    every child), the folder is deleted and ``git worktree prune`` drops Git's record of it; when
+    Git cannot run at all any more (interrupted), the record (``.git/worktrees/NAME``, named by
+    the checkout's ``.git`` file) is deleted as prune would. Never raises: this runs on the way
+    out of an error that matters more.
+    """
+    record = _worktree_record(tree)
+    cleanup = Deadline.after(CLEANUP_TIMEOUT)
+    with suppress(PromoterError):
+        _git(top, ["worktree", "remove", "--force", str(tree)], what="", deadline=cleanup)
+    shutil.rmtree(temporary, ignore_errors=True)
+    if record is None or not record.exists():
+        return
+    with suppress(PromoterError):
+        _git(top, ["worktree", "prune"], what="", deadline=cleanup)
+    if record.exists() and record.parent.name == "worktrees":
+        shutil.rmtree(record, ignore_errors=True)
+
+
+def _worktree_record(tree: Path) -> Path | None:
+    """The folder where Git keeps its record of a linked worktree (from the worktree's ``.git``
+    file: ``gitdir: PATH``), if the checkout got that far."""
+    try:
+        text = (tree / ".git").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not text.startswith("gitdir: "):
+        return None
+    return Path(text.removeprefix("gitdir: ").strip())
+
+
+def _git(folder: Path, arguments: Sequence[str], *, what: str, deadline: Deadline) -> str:
+    """Run ``git -C folder ARGUMENTS`` and return its output.
+
+    Args:
+        folder: where Git runs.
+        arguments: Git's arguments after ``-C folder``.
+        what: what was being read, for messages.
+        deadline: the command is stopped at the deadline or after :data:`GIT_TIMEOUT`.
+
+    Raises:
+        ConfigError: Git is not installed, failed (with its own first line of explanation),
+            printed more than :data:`_OUTPUT_LIMIT` or other than UTF-8, or ran past
+            :data:`GIT_TIMEOUT`.
+        DeadlineExceededError: stopped at the deadline.
+        RunInterruptedError: the run was interrupted.
+    """
+    git = shutil.which("git")
+    if git is None:
+        raise ConfigError(
+            f"git is not on PATH, so {what} cannot be read; install Git (https://git-scm.com)"
+        )
+    deadline.check(what)
+    timeout = deadline.cap(GIT_TIMEOUT)
+    command = [git, "-C", str(folder), *arguments]
+    try:
+        finished = run_capped(
+            command,
+            stdin=b"",
+            timeout=timeout,
+            stdout_limit=_OUTPUT_LIMIT,
+            stderr_limit=_ERRORS_LIMIT,
+        )
+    except OSError as exc:
+        raise ConfigError(f"cannot run git for {what}: {exc.strerror or exc}") from exc
+    except subprocess.TimeoutExpired:
+        if deadline.expired:
+            raise DeadlineExceededError(
+                f"{what}: git {arguments[0]} stopped at the {deadline.seconds:g} s deadline"
+            ) from None
+        raise ConfigError(f"{what}: git did not finish within {GIT_TIMEOUT:g} s") from None
+    except RunInterruptedError:
+        raise RunInterruptedError(f"{what}: interrupted") from None
+    if finished.overflowed:
+        raise ConfigError(f"{what}: git printed more than {_OUTPUT_LIMIT // (1024 * 1024)} MiB")
+    if finished.returncode != 0:
+        reason = _first_line(finished.stderr) or f"exit status {finished.returncode}"
+        raise ConfigError(f"{what}: git failed: {reason}")
+    try:
+        return finished.stdout.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{what}: git printed something other than UTF-8 text") from exc
+
+
+def _first_line(stderr: bytes) -> str:
+    """Git's explanation as one line: its first ``fatal:``/``error:`` line, else its first line."""
+    lines = [line.strip() for line in stderr.decode("utf-8", "replace").splitlines()]
+    lines = [line for line in lines if line]
+    for line in lines:
+        if line.startswith(("fatal:", "error:")):
+            return one_line(line, 300)
+    return one_line(lines[0], 300) if lines else ""
