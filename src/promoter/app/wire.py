@@ -15,6 +15,7 @@ from promoter.remote.blobs import BlobAction
 if TYPE_CHECKING:  # values only: importing their modules would load YAML handling for the hook
     from promoter.app.plan import EnvironmentPlan
     from promoter.app.promote import ModuleChange, Promotion
+    from promoter.app.prune import PrunePlan
     from promoter.app.status import StatusCell, StatusMatrix
     from promoter.app.sync import SyncReport
     from promoter.ecr.policy import PolicyChange
@@ -512,3 +513,48 @@ def command_failure_json(
 def policy_change_json(change: PolicyChange) -> PolicyChangeJson:
     """One repository's policy after ``ecr grant-pull``."""
     return {"repository": change.repository, "changed": change.changed, "policy": change.policy}
+
+
+class PruneEntryJson(TypedDict):
+    """One decision of ``prune -o json``."""
+
+    repository: str
+    tag: str | None
+    digest: str
+    action: str  #: keep | delete
+    reason: str
+    bytes: int | None
+
+
+class PruneJson(TypedDict):
+    """``prune -o json``."""
+
+    environment: str
+    registry: str
+    sharedWith: list[str]  #: the environments whose registry it is, all kept
+    dryRun: bool
+    refused: list[str]  #: repositories over --max-delete (the run stops)
+    entries: list[PruneEntryJson]
+
+
+def prune_json(plan: PrunePlan, *, dry_run: bool) -> PruneJson:
+    """A prune plan (and, once carried out, what was deleted)."""
+    return {
+        "environment": plan.environment,
+        "registry": plan.registry,
+        "sharedWith": list(plan.sharing),
+        "dryRun": dry_run,
+        "refused": [r.repository for r in plan.refused],
+        "entries": [
+            {
+                "repository": e.repository,
+                "tag": e.tag,
+                "digest": str(e.digest),
+                "action": str(e.action),
+                "reason": e.reason,
+                "bytes": e.size,
+            }
+            for r in plan.repositories
+            for e in r.entries
+        ],
+    }

@@ -7,13 +7,19 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from promoter.app.prune import DEFAULT_KEEP_HISTORY, DEFAULT_MAX_DELETE
 from promoter.app.runtime import SecretScrubber
-from promoter.cli.common import add_jobs_option, add_referrers_options, check_output_path
+from promoter.cli.common import (
+    add_jobs_option,
+    add_referrers_options,
+    check_output_path,
+    int_at_least,
+)
 from promoter.config.locate import find_config, overlay_hint
 from promoter.errors import ConfigError, InputError
 from promoter.gitops.render import Rendering, start_render
 
-GITOPS_COMMANDS = ("plan", "sync", "status", "promote")
+GITOPS_COMMANDS = ("plan", "sync", "status", "promote", "prune")
 
 
 def add_commands(
@@ -103,6 +109,48 @@ def add_commands(
         "ahead, '~' another version, '!' diverged).",
     )
 
+    prune = commands.add_parser(
+        "prune",
+        parents=[common, config],
+        help="delete from ENV's registry what no environment still needs (a dry run by default)",
+        description="Plan deleting the tags and manifests of ENV's registry that no environment "
+        "deploying from it needs: what every such overlay deploys now and deployed in its last "
+        "--keep-history revisions in Git, tags matching --keep, images --in-use, and everything "
+        "attached to what is kept. Only repositories an overlay names are looked at. A dry run "
+        "unless --confirm; nothing is deleted when an overlay does not render, Git history cannot "
+        "be read, or a repository cannot be listed.",
+    )
+    prune.add_argument("environment", metavar="ENV")
+    prune.add_argument(
+        "--keep-history",
+        type=int_at_least(0),
+        default=DEFAULT_KEEP_HISTORY,
+        metavar="N",
+        help=f"also keep what each overlay deployed in its last N revisions (default "
+        f"{DEFAULT_KEEP_HISTORY}, the current one included)",
+    )
+    prune.add_argument(
+        "--keep",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="keep tags matching this shell pattern, e.g. 'release-*' (repeatable)",
+    )
+    prune.add_argument(
+        "--in-use",
+        metavar="FILE",
+        help="keep every image a running Pod uses: the JSON of 'kubectl get pods -A -o json' "
+        "('-' for standard input)",
+    )
+    prune.add_argument(
+        "--max-delete",
+        type=_fraction,
+        default=DEFAULT_MAX_DELETE,
+        metavar="FRACTION",
+        help=f"stop when a repository would lose more than this part of its tags (default "
+        f"{DEFAULT_MAX_DELETE:g})",
+    )
+
     promote = commands.add_parser(
         "promote",
         parents=[common, config],
@@ -190,3 +238,14 @@ def _start_rendering_early(args: argparse.Namespace) -> Rendering | None:
         return start_render(overlay) if overlay is not None else None
     except ConfigError:
         return None  # the real load reports it properly
+
+
+def _fraction(text: str) -> float:
+    """A part of a whole: a number above 0 and at most 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction above 0 and at most 1, got {text!r}")
+    return value

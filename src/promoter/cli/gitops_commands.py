@@ -72,7 +72,35 @@ def _run(args: argparse.Namespace, scrub: SecretScrubber, early: Rendering | Non
             return _sync(config, args, runtime, early=early)
         if args.command == "status":
             return _status(config, args, runtime)
+        if args.command == "prune":
+            return _prune(config, args, runtime)
         return _promote(config, args, runtime)
+
+
+def _prune(config: PromoterConfig, args: argparse.Namespace, runtime: Runtime) -> int:
+    from promoter.app.prune import (  # noqa: PLC0415 - git and YAML: only for prune
+        PruneSettings,
+        images_in_use,
+        plan_prune_environment,
+    )
+    from promoter.cli.prune_output import print_prune  # noqa: PLC0415
+    from promoter.gitops.discover import iter_manifests  # noqa: PLC0415
+    from promoter.gitops.render import read_manifests  # noqa: PLC0415
+
+    in_use: tuple[str, ...] = ()
+    if args.in_use is not None:
+        in_use = images_in_use(iter_manifests(read_manifests(args.in_use), source=args.in_use))
+    settings = PruneSettings(
+        keep_history=args.keep_history,
+        keep=tuple(args.keep),
+        in_use=in_use,
+        max_delete=args.max_delete,
+    )
+    plan = plan_prune_environment(
+        runtime, config, args.environment, settings, deadline=args.deadline
+    )
+    print_prune(plan, as_json(args))
+    return EXIT_REFUSED if plan.refused else EXIT_OK
 
 
 def _plan(

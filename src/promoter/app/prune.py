@@ -1,0 +1,176 @@
+"""Pruning an environment's registry: keep what Git (and the cluster) still needs, plan to delete the rest.
+
+What is kept (issue "Prune"; README "Prune"): every image that any environment whose registry is this one
+deploys now (registries can be shared), the images those overlays deployed in their last N revisions in
+Git (a rollback by ``git revert`` finds its image), tags matching ``--keep`` patterns, with ``--in-use``
+every image a running Pod uses, and everything attached to or listed by what is kept. Only repositories
+that an overlay deploying from the registry names are looked at; a repository no overlay names is never
+touched.
+
+Nothing is deleted when anything needed to decide could not be had: an overlay that does not render,
+Git history that cannot be read, a repository that cannot be listed completely. A failed render must never
+shrink what is kept: those raise, and the plan is not made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from promoter.app.runtime import Runtime
+from promoter.config.values import Environment, PromoterConfig
+from promoter.deadline import LONGEST_RUN_TIMEOUT, Deadline
+from promoter.planning.inventory import repository_inventory
+from promoter.planning.plan import in_registry
+from promoter.planning.prune import (
+    KeptReference,
+    PruneAction,
+    PruneEntry,
+    over_limit,
+    plan_prune,
+    tags_matching,
+)
+from promoter.reference import Reference, parse_reference, registry_identity
+
+#: Revisions of each overlay whose images are kept by default: enough for a rollback or two.
+DEFAULT_KEEP_HISTORY = 5
+#: The most of a repository's image tags one run may delete by default; more stops the run.
+DEFAULT_MAX_DELETE = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class PruneSettings:
+    """What a prune keeps beyond what the overlays deploy now.
+
+    Attributes:
+        keep_history: revisions of each overlay, newest first, whose images are kept (0: none).
+        keep: tag patterns (shell style, ``release-*``) kept in every repository.
+        in_use: the images running Pods use (from ``kubectl get pods -A -o json``).
+        max_delete: the most of a repository's image tags (0 < fraction <= 1) a run may delete.
+    """
+
+    keep_history: int = DEFAULT_KEEP_HISTORY
+    keep: tuple[str, ...] = ()
+    in_use: tuple[str, ...] = ()
+    max_delete: float = DEFAULT_MAX_DELETE
+
+
+@dataclass(frozen=True, slots=True)
+class RepositoryPrune:
+    """The plan of one repository.
+
+    Attributes:
+        repository: its path in the registry.
+        entries: every decision (:func:`~promoter.planning.prune.plan_prune`).
+        over_limit: it would delete more than ``max_delete`` of its image tags: the run stops.
+    """
+
+    repository: str
+    entries: tuple[PruneEntry, ...]
+    over_limit: bool = False
+
+    @property
+    def deletions(self) -> tuple[PruneEntry, ...]:
+        """The entries to delete."""
+        return tuple(e for e in self.entries if e.action is PruneAction.DELETE)
+
+
+@dataclass(frozen=True, slots=True)
+class PrunePlan:
+    """What a prune of an environment's registry would do.
+
+    Attributes:
+        environment: the environment named.
+        registry: its registry.
+        sharing: the environments whose registry it is (all of them are kept).
+        repositories: one plan per managed repository, by path.
+    """
+
+    environment: str
+    registry: str
+    sharing: tuple[str, ...]
+    repositories: tuple[RepositoryPrune, ...] = field(default_factory=tuple)
+
+    @property
+    def refused(self) -> tuple[RepositoryPrune, ...]:
+        """Repositories over the ``max_delete`` limit."""
+        return tuple(r for r in self.repositories if r.over_limit)
+
+
+def plan_prune_environment(
+    runtime: Runtime,
+    config: PromoterConfig,
+    name: str,
+    settings: PruneSettings,
+    *,
+    deadline: Deadline | None = None,
+) -> PrunePlan:
+    """Plan pruning environment ``name``'s registry.
+
+    Raises:
+        ConfigError: unknown environment, or an overlay that does not render (nothing is planned).
+        PromoterError: Git history cannot be read, or a repository cannot be listed completely.
+        InvalidReferenceError: an image in the manifests does not parse.
+    """
+    from promoter.app.environment import environment_images  # noqa: PLC0415 - YAML: not for the hook
+    from promoter.gitops.history import images_in_history  # noqa: PLC0415 - git: only for prune
+
+    environment = config.environment(name)
+    registry = environment.registry
+    sharing = _sharing(config, environment)
+    kept: dict[str, list[KeptReference]] = {}
+    for each in sharing:
+        for image in environment_images(each, deadline=deadline):
+            _keep(kept, image, registry, f"deployed by {each.name}")
+    managed = set(kept)  # only repositories an overlay names now are looked at
+    for each in sharing:
+        if settings.keep_history:
+            history = images_in_history(
+                each.overlay,
+                settings.keep_history,
+                deadline=deadline or Deadline.after(LONGEST_RUN_TIMEOUT),
+            )
+            for image, revisions in history.items():
+                at = revisions[0].commit[:12]
+                _keep(kept, image, registry, f"deployed by {each.name} at {at}")
+    for image in settings.in_use:
+        _keep(kept, image, registry, "running in a Pod")
+    repositories = []
+    for path in sorted(managed):
+        inventory = repository_inventory(
+            runtime.transport, Reference(registry, path), deadline=deadline
+        )
+        references = [
+            *kept[path],
+            *tags_matching(inventory.tags, settings.keep, "matches --keep {!r}"),
+        ]
+        entries = plan_prune(inventory, references)
+        repositories.append(
+            RepositoryPrune(
+                path, tuple(entries), over_limit(entries, inventory, settings.max_delete)
+            )
+        )
+    return PrunePlan(name, registry, tuple(e.name for e in sharing), tuple(repositories))
+
+
+def _sharing(config: PromoterConfig, environment: Environment) -> list[Environment]:
+    """The environments whose registry is ``environment``'s (itself included)."""
+    identity = registry_identity(environment.registry)
+    return [e for e in config.environments.values() if registry_identity(e.registry) == identity]
+
+
+def _keep(kept: dict[str, list[KeptReference]], image: str, registry: str, reason: str) -> None:
+    """Add ``image`` to ``kept`` under its repository when it is in ``registry``."""
+    reference = parse_reference(image)
+    if not in_registry(reference, registry):
+        return
+    kept.setdefault(reference.repository, []).append(
+        KeptReference(reference.tag, reference.digest, reason)
+    )
+
+
+def images_in_use(documents: Iterable[object]) -> tuple[str, ...]:
+    """The images of ``kubectl get pods -A -o json`` output, for :attr:`PruneSettings.in_use`."""
+    from promoter.gitops.discover import running_images  # noqa: PLC0415
+
+    return tuple(running_images(d for d in documents if isinstance(d, dict)))

@@ -1,0 +1,148 @@
+"""`promoter prune ENV`: what production's registry keeps and would delete, from real overlays, real Git
+history and the real Distribution registry (a dry run: deleting is the next step)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from tests.conftest import CliRun, GitOpsRepo
+from tests.registry_checks import manifest_digest
+
+
+def _git(root: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-C", str(root), *args],
+        check=True,
+        capture_output=True,
+        timeout=60,
+        env={
+            "GIT_AUTHOR_NAME": "t",
+            "GIT_AUTHOR_EMAIL": "t@example.invalid",
+            "GIT_COMMITTER_NAME": "t",
+            "GIT_COMMITTER_EMAIL": "t@example.invalid",
+            "HOME": str(root),
+            "PATH": "/usr/bin:/bin",
+        },
+    )
+
+
+def _production(gitops: GitOpsRepo) -> None:
+    """Production's registry holds what its overlay deploys, and older cart versions."""
+    for module, tag in (("cart", "2.3.1"), ("checkout", "1.8.0"), ("catalog", "3.0.2")):
+        gitops.seed(gitops.prod, module, tag)
+    for tag in ("2.1.0", "2.2.0"):
+        gitops.seed(gitops.prod, "cart", tag)
+
+
+def _decisions(result: CliRun) -> dict[tuple[str, str | None], str]:
+    document = result.json()
+    return {
+        (str(e["repository"]).rsplit("/", 1)[-1], e["tag"]): str(e["action"])
+        for e in document["entries"]  # type: ignore[union-attr]
+        if e["tag"] is not None  # type: ignore[index]
+    }
+
+
+def test_a_dry_run_keeps_what_production_deploys_and_lists_the_rest(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """Without history, the older cart tags are planned for deletion, the deployed ones kept, and
+    nothing is deleted."""
+    _production(gitops)
+    result = cli("prune", "production", "--keep-history", "0", "--max-delete", "1", "-o", "json")
+    assert result.code == 0, result.err
+    got = _decisions(result)
+    assert got[("cart", "2.3.1")] == "keep"
+    assert got[("cart", "2.1.0")] == "delete"
+    assert got[("cart", "2.2.0")] == "delete"
+    assert got[("checkout", "1.8.0")] == "keep"
+    assert result.json()["dryRun"] is True
+    assert manifest_digest(gitops.prod, gitops.repo("cart"), "2.1.0") is not None
+
+
+def test_more_deletions_than_max_delete_stop_the_run(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """Two of cart's three tags is more than the default half: exit 3, naming the repository."""
+    _production(gitops)
+    result = cli("prune", "production", "--keep-history", "0")
+    assert result.code == 3
+    assert f"{gitops.repo('cart')}: the plan deletes more than the --max-delete" in result.err
+
+
+def test_history_keep_patterns_and_running_pods_keep_their_tags(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun], tmp_path: Path
+) -> None:
+    """cart 2.2.0 was deployed one commit ago (kept, with the commit), release-style tags match
+    --keep, and a Pod still running 2.1.0 keeps it."""
+    _production(gitops)
+    kustomization = gitops.kustomization("production")
+    text = kustomization.read_text()
+    _git(gitops.root, "init", "-q")
+    kustomization.write_text(text.replace("newTag: 2.3.1", "newTag: 2.2.0"))
+    _git(gitops.root, "add", "-A")
+    _git(gitops.root, "commit", "-q", "-m", "cart 2.2.0")
+    kustomization.write_text(text)
+    _git(gitops.root, "commit", "-q", "-am", "cart 2.3.1")
+    gitops.seed(gitops.prod, "cart", "release-1")
+    pods = tmp_path / "pods.json"
+    image = f"222222222222.dkr.ecr.us-east-1.amazonaws.com/{gitops.repo('cart')}:2.1.0"
+    pods.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "List",
+                "items": [
+                    {
+                        "apiVersion": "v1",
+                        "kind": "Pod",
+                        "metadata": {"name": "p"},
+                        "spec": {"containers": [{"name": "c", "image": image}]},
+                    }
+                ],
+            }
+        )
+    )
+    result = cli("prune", "production", "--keep", "release-*", "--in-use", str(pods), "-o", "json")
+    assert result.code == 0, result.err
+    got = _decisions(result)
+    assert got[("cart", "2.2.0")] == "keep"
+    assert got[("cart", "2.1.0")] == "keep"
+    assert got[("cart", "release-1")] == "keep"
+    reasons = {e["tag"]: e["reason"] for e in result.json()["entries"]}  # type: ignore[union-attr,index]
+    assert str(reasons["2.2.0"]).startswith("deployed by production at ")
+    assert reasons["2.1.0"] == "running in a Pod"
+
+
+def test_an_overlay_that_does_not_render_plans_nothing(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """A render failure must never shrink what is kept: exit 2, no plan printed."""
+    _production(gitops)
+    gitops.kustomization("production").write_text("resources:\n  - ../../charts/missing\n")
+    result = cli("prune", "production", "--keep-history", "0", "-o", "json")
+    assert result.code == 2
+    assert "entries" not in result.out
+
+
+def test_a_repository_no_overlay_names_is_never_looked_at(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """A repository in production's registry that no overlay names is not in the plan."""
+    _production(gitops)
+    gitops.seed(gitops.prod, "forgotten", "1.0")
+    result = cli("prune", "production", "--keep-history", "0", "--max-delete", "1", "-o", "json")
+    assert result.code == 0, result.err
+    assert not any("forgotten" in str(e["repository"]) for e in result.json()["entries"])  # type: ignore[union-attr,index]
+
+
+@pytest.mark.parametrize("value", ["0", "1.5", "half"])
+def test_max_delete_must_be_a_fraction(cli: Callable[..., CliRun], value: str) -> None:
+    """--max-delete outside (0, 1] is a usage error (exit 2)."""
+    result = cli("prune", "production", "--max-delete", value)
+    assert result.code == 2
+    assert "expected a fraction" in result.err
