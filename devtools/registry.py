@@ -59,6 +59,9 @@ class RegistryProcess:
         username: The user for ``basic``/``token`` auth (default ``tester``); ECR's data plane
             wants ``AWS``.
         password: The password (default: random); ECR tests pass what GetAuthorizationToken gives.
+        delete_enabled: Allow ``DELETE`` of manifests and blobs (``storage.delete.enabled``);
+            False starts a registry that answers them 405 ``UNSUPPORTED``, as Distribution does
+            by default.
     """
 
     def __init__(
@@ -71,8 +74,10 @@ class RegistryProcess:
         token_key_id: KeyIdMode = "x5c",  # noqa: S107 - a header field name, not a secret
         username: str = "tester",
         password: str | None = None,
+        delete_enabled: bool = True,
     ) -> None:
         self.workdir = Path(workdir)
+        self.delete_enabled = delete_enabled
         self.auth: AuthMode = auth
         self.tls = tls
         self.name = name
@@ -297,7 +302,7 @@ class RegistryProcess:
             "log": {"level": "info", "formatter": "text", "fields": {"service": self.name}},
             "storage": {
                 "filesystem": {"rootdirectory": str(self.storage)},
-                "delete": {"enabled": True},
+                "delete": {"enabled": self.delete_enabled},
                 "redirect": {"disable": True},
                 "maintenance": {"uploadpurging": {"enabled": False}},
             },

@@ -5,6 +5,7 @@ promoter.yaml's endpoint under real-looking ECR host names."""
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import threading
 import time
@@ -25,6 +26,12 @@ from tests.conftest import CliRun
 from tests.registry_checks import manifest_digest, push
 from werkzeug.serving import make_server
 
+from promoter.ecr.api import EcrApi
+from promoter.ecr.hosts import parse_ecr_host
+from promoter.ecr.images import ImageId, batch_delete_images, pushed_at
+from promoter.ecr.settings import EcrSettings
+from promoter.errors import AwsApiError
+from promoter.oci.digest import parse_digest
 from promoter.reference import parse_reference
 from promoter.remote.copy import Copier
 from promoter.transport.session import Transport
@@ -601,3 +608,169 @@ def test_prepare_destination_runs_once_per_repository_before_writes(
         assert calls == []
     finally:
         transport.close()
+
+
+# -- images through the AWS API: batch delete, push times (ecr/images.py) ------------------------
+
+
+def ecr_api(endpoint: str) -> EcrApi:
+    """promoter's AWS side for account 111111111111's registry, calling ``endpoint``."""
+    return EcrApi({HOST: EcrSettings(api_endpoint=endpoint)})
+
+
+def put_images(ecr: Any, repo: str, count: int, *, tags: tuple[str, ...] = ()) -> list[str]:
+    """``count`` distinct manifests put into moto's ``repo`` as ``v0``, ``v1``... (plus ``tags`` on
+    the first); returns their digests as ECR names them."""
+    digests = []
+    for number in range(count):
+        manifest = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {
+                    "mediaType": "application/vnd.oci.image.config.v1+json",
+                    "digest": f"sha256:{number:064x}",
+                    "size": 2,
+                },
+                # moto names an image by its layers' digests: one layer of its own each
+                "layers": [
+                    {
+                        "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                        "digest": f"sha256:{number + 1:064x}",
+                        "size": 1,
+                    }
+                ],
+            }
+        )
+        for tag in (f"v{number}", *(tags if number == 0 else ())):
+            answer = ecr.put_image(repositoryName=repo, imageManifest=manifest, imageTag=tag)
+        digests.append(answer["image"]["imageId"]["imageDigest"])
+    return digests
+
+
+def test_batch_delete_sends_at_most_100_images_per_call_and_reports_failures(
+    aws: Moto, repo: str
+) -> None:
+    """250 images and 2 that are not there (one id repeated) go in 3 BatchDeleteImage calls: all
+    250 are deleted, and the 2 come back as ImageNotFound failures instead of an error."""
+    ecr = aws.ecr()
+    ecr.create_repository(repositoryName=repo)
+    digests = put_images(ecr, repo, 250)
+    absent_digest = ImageId(digest=parse_digest("sha256:" + "f" * 64))
+    absent_tag = ImageId(tag="never-pushed")
+    wanted = [ImageId(digest=parse_digest(d)) for d in digests]
+    registry = parse_ecr_host(HOST)
+    assert registry is not None
+
+    with FaultProxy(aws.url) as api_proxy:
+        result = batch_delete_images(
+            ecr_api(api_proxy.url),
+            registry,
+            repo,
+            [*wanted, absent_digest, wanted[0], absent_tag],
+        )
+        calls = len(api_proxy.hits)
+
+    assert calls == 3
+    assert result.calls == 3
+    assert {str(image.digest) for image in result.deleted} == set(digests)
+    assert {(f.image, f.code, f.gone) for f in result.failures} == {
+        (absent_digest, "ImageNotFound", True),
+        (absent_tag, "ImageNotFound", True),
+    }
+    assert ecr.describe_images(repositoryName=repo)["imageDetails"] == []
+
+
+def test_batch_delete_by_tag_removes_the_tag_and_the_image_with_its_last_tag(
+    aws: Moto, repo: str
+) -> None:
+    """Deleting one of two tags of an image keeps the image under the other; deleting a single
+    tag deletes its image."""
+    ecr = aws.ecr()
+    ecr.create_repository(repositoryName=repo)
+    first, second = put_images(ecr, repo, 2, tags=("stable",))
+    registry = parse_ecr_host(HOST)
+    assert registry is not None
+
+    result = batch_delete_images(
+        ecr_api(aws.url), registry, repo, [ImageId(tag="v0"), ImageId(tag="v1")]
+    )
+
+    assert result.failures == ()
+    details = ecr.describe_images(repositoryName=repo)["imageDetails"]
+    assert [(d["imageDigest"], d["imageTags"]) for d in details] == [(first, ["stable"])]
+    assert second not in {d["imageDigest"] for d in details}
+
+
+def test_pushed_at_names_every_tag_and_digest_with_its_push_time(aws: Moto, repo: str) -> None:
+    """pushed_at gives each tag and each digest the imagePushedAt DescribeImages reports, in UTC."""
+    ecr = aws.ecr()
+    ecr.create_repository(repositoryName=repo)
+    digests = put_images(ecr, repo, 3, tags=("stable",))
+    registry = parse_ecr_host(HOST)
+    assert registry is not None
+
+    times = pushed_at(ecr_api(aws.url), registry, repo)
+
+    reported = {
+        d["imageDigest"]: d["imagePushedAt"]
+        for d in ecr.describe_images(repositoryName=repo)["imageDetails"]
+    }
+    assert set(times) == {"v0", "v1", "v2", "stable", *digests}
+    assert times["stable"] == times["v0"] == times[digests[0]] == reported[digests[0]]
+    assert times["v2"] == reported[digests[2]]
+    assert all(moment.utcoffset() == dt.timedelta(0) for moment in times.values())
+
+
+def test_pushed_at_follows_next_token_pages(aws: Moto, repo: str) -> None:
+    """A DescribeImages answer with a nextToken is followed by a call for the next page, whose
+    images count too (the first page here is scripted: moto answers in one page)."""
+    ecr = aws.ecr()
+    ecr.create_repository(repositoryName=repo)
+    [digest] = put_images(ecr, repo, 1)
+    early = "sha256:" + "e" * 64
+    first_page = {
+        "imageDetails": [{"imageDigest": early, "imageTags": ["old"], "imagePushedAt": 1.7e9}],
+        "nextToken": "page-2",
+    }
+    registry = parse_ecr_host(HOST)
+    assert registry is not None
+
+    with FaultProxy(aws.url) as api_proxy:
+        api_proxy.add_rule(
+            "POST",
+            "^/$",
+            status=200,
+            body=json.dumps(first_page).encode(),
+            headers={"Content-Type": "application/x-amz-json-1.1"},
+        )
+        times = pushed_at(ecr_api(api_proxy.url), registry, repo)
+        calls = len(api_proxy.hits)
+
+    assert calls == 2
+    assert times["old"] == times[early] == dt.datetime.fromtimestamp(1.7e9, dt.UTC)
+    assert set(times) == {"old", early, "v0", digest}
+
+
+def test_a_page_token_given_twice_is_an_error_not_a_loop(aws: Moto, repo: str) -> None:
+    """An API that hands out the same nextToken again is refused with one line, not followed for
+    ever."""
+    ecr = aws.ecr()
+    ecr.create_repository(repositoryName=repo)
+    page = {"imageDetails": [], "nextToken": "again"}
+    registry = parse_ecr_host(HOST)
+    assert registry is not None
+
+    with FaultProxy(aws.url) as api_proxy:
+        api_proxy.add_rule(
+            "POST",
+            "^/$",
+            status=200,
+            body=json.dumps(page).encode(),
+            headers={"Content-Type": "application/x-amz-json-1.1"},
+            times=5,
+        )
+        with pytest.raises(AwsApiError, match="page token it gave before"):
+            pushed_at(ecr_api(api_proxy.url), registry, repo)
+        calls = len(api_proxy.hits)
+    assert calls == 2

@@ -19,6 +19,8 @@ decided in those two places, not here::
     │                                  content at the destination
     ├── AttachmentError                an image was promoted, but not all that is attached to it
     ├── RegistryError                  a registry answered with an error status
+    │   ├── DeletionDisabledError      the registry refuses to delete manifests (Distribution without
+    │   │                              storage.delete.enabled answers 405 UNSUPPORTED)
     │   └── AuthenticationError        401/403 after the auth flow ran
     │       └── RepositoryAccessError  a token was granted, but not for this repository
     │                                  (insufficient_scope: it may not exist, or may not be readable)
@@ -309,6 +311,17 @@ class RegistryError(PromoterError):
     def codes(self) -> tuple[str, ...]:
         """The registry's error codes, e.g. ``("MANIFEST_UNKNOWN",)``."""
         return tuple(d.code for d in self.details)
+
+
+@dataclass(eq=False)
+class DeletionDisabledError(RegistryError):
+    """The registry refuses to delete manifests at all: deletion is switched off there.
+
+    The distribution spec lets a registry disable deletion, answering ``400`` or ``405``
+    ("Deleting Manifests"); Distribution does so by default, with 405 ``UNSUPPORTED``, until its
+    configuration sets ``storage.delete.enabled: true``. The ``hint`` names the registry and that
+    setting; nothing can be deleted there until its operators change it.
+    """
 
 
 class AuthenticationError(RegistryError):

@@ -235,6 +235,12 @@ def _split_registry(text: str) -> tuple[str, str]:
     return DOCKER_HUB, text
 
 
+def is_tag(text: str) -> bool:
+    """Whether ``text`` is a valid tag (up to 128 of ``A-Z a-z 0-9 _ . -``, not starting with ``.``
+    or ``-``): never a digest, so an API path built from it cannot name a manifest by digest."""
+    return _TAG.fullmatch(text) is not None
+
+
 def api_host(registry: str) -> str:
     """The host to send registry API requests to for a registry name (Docker Hub answers elsewhere)."""
     return DOCKER_HUB_API_HOST if registry == DOCKER_HUB else registry

@@ -1,4 +1,5 @@
-"""Amazon ECR specifics: tokens via boto3, repository creation, repository policies.
+"""Amazon ECR specifics: tokens via boto3, repository creation, repository policies, images (push
+times, batch delete).
 
 Imported only where an ECR registry is involved; boto3 itself loads on the first AWS call, so runs that
 never touch ECR (and ``promoter --help``) do not pay for it. Registry HTTP still goes through

@@ -19,6 +19,7 @@ from promoter.deadline import Deadline
 from promoter.errors import (
     AnswerTooLargeError,
     DeadlineExceededError,
+    DeletionDisabledError,
     DigestMismatchError,
     InvalidDigestError,
     PromoterError,
@@ -39,7 +40,7 @@ from promoter.oci.manifest import Manifest, parse_manifest
 from promoter.oci.mediatypes import MANIFEST_ACCEPT, MediaType
 from promoter.oci.referrers import ReferrerDescriptor, parse_referrers_index
 from promoter.process import signals_to_main_thread
-from promoter.reference import Reference
+from promoter.reference import Reference, is_tag
 from promoter.transport.challenge import scope_for
 from promoter.transport.session import RegistrySession, Transport
 from promoter.transport.watch import cleaning_up
@@ -305,6 +306,93 @@ class Repository:
         clone = Repository(self.session, self.name, deadline=Deadline.after(AFTERMATH_SECONDS))
         clone.scopes = self.scopes
         return clone
+
+    # -- deleting (spec: "Content Management": "Deleting tags", "Deleting Manifests") ------------
+
+    def delete_manifest(self, digest: Digest) -> bool:
+        """DELETE a manifest by digest. The registry drops it and every tag pointing at it (spec,
+        "Deleting Manifests": afterwards a GET of the digest "and any tag pointing to that digest"
+        answers 404); its blobs stay until the registry's garbage collection reclaims them.
+
+        Safe to repeat, so a run cut short finishes on the next one: a 404 means the manifest (or
+        its repository) is gone already, which is what was asked. The request is retried as every
+        request of the session is (a retry after a lost 202 finds 404), within this repository's
+        deadline. It asks for the token scope ``repository:<name>:delete``: Distribution's token
+        auth wants that action for a DELETE, and pull or push does not include it.
+
+        Returns:
+            True when this request deleted it; False when it was gone already (also when an
+            earlier attempt of this call deleted it and its answer was lost).
+
+        Raises:
+            DeletionDisabledError: the registry does not delete manifests: 405 (Distribution's
+                answer, ``UNSUPPORTED``, until ``storage.delete.enabled: true``), or 400 with no
+                error code or ``UNSUPPORTED`` (the spec allows 400 or 405 for disabled deletion).
+            RegistryError, RegistryUnreachableError, DeadlineExceededError: another answer, or none.
+        """
+        what = f"delete manifest {self}@{digest}"
+        response = self._delete(str(digest), what)
+        return response.status == 202
+
+    def delete_tag(self, tag: str) -> bool:
+        """DELETE a tag by name, leaving the manifest it points at (and any other tag on it) alone
+        (spec, "Deleting tags", new in distribution-spec v1.1; optional for registries).
+
+        Distribution 2.8 cannot: it reads the reference as a digest and answers 400
+        ``DIGEST_INVALID``, deleting nothing; with deletion disabled it answers 405. The spec lets
+        a registry without tag deletion answer 400 or 405. Either way this returns False and the
+        caller deletes by digest instead (:meth:`delete_manifest`, which raises
+        :class:`DeletionDisabledError` when deletion is off altogether, and which also removes
+        every other tag on that digest). Retried and bounded like :meth:`delete_manifest`.
+
+        Returns:
+            True when the tag is gone (deleted now, or 404: gone already); False when the registry
+            does not delete tags by name.
+
+        Raises:
+            ValueError: ``tag`` is no tag (a digest would delete a manifest here).
+            RegistryError, RegistryUnreachableError, DeadlineExceededError: another answer, or none.
+        """
+        if not is_tag(tag):
+            raise ValueError(f"not a tag: {tag!r}")
+        what = f"delete tag {self}:{tag}"
+        try:
+            self._delete(tag, what)
+        except RegistryError as exc:
+            # Spec, "Deleting tags": "If tag deletion is disabled, the registry MUST respond with
+            # either a 400 Bad Request or a 405 Method Not Allowed."
+            if exc.status in (400, 405):
+                return False
+            raise
+        return True
+
+    def _delete(self, reference: str, what: str) -> urllib3.BaseHTTPResponse:
+        """``DELETE /v2/<name>/manifests/<reference>``: 202 or 404 is an answer; 405, or 400 without
+        another error code, means deletion is disabled (:class:`DeletionDisabledError`); anything
+        else raises as the session does."""
+        try:
+            return self.session.request(
+                "DELETE",
+                f"/v2/{self.name}/manifests/{reference}",
+                scopes=(scope_for(self.name, "delete"),),
+                deadline=self.deadline,
+                expect=(202, 404),
+                what=what,
+            )
+        except RegistryError as exc:
+            if type(exc) is not RegistryError or not _deletion_disabled(exc):
+                raise
+            raise DeletionDisabledError(
+                exc.method,
+                exc.url,
+                exc.status,
+                details=exc.details,
+                what=what,
+                hint=(
+                    f"deletion is disabled on {self.session.registry}; a Distribution registry "
+                    "deletes only with storage.delete.enabled: true in its configuration"
+                ),
+            ) from exc
 
     # -- blobs (spec: "Pulling blobs", "Pushing blobs", "Mounting a blob from another repository")
 
@@ -594,6 +682,16 @@ def _next_link(header: str | None) -> str | None:
         if 'rel="next"' in params.replace(" ", "") or "rel=next" in params.replace(" ", ""):
             return target.strip().strip("<>")
     return None
+
+
+def _deletion_disabled(error: RegistryError) -> bool:
+    """Whether a DELETE's error answer says the registry deletes nothing (spec, "Deleting
+    Manifests": "If manifest deletion is disabled, the registry MUST respond with either a 400 Bad
+    Request or a 405 Method Not Allowed"). A 400 naming another error code (``NAME_INVALID``) is
+    that error, not a disabled deletion."""
+    if error.status == 405:
+        return True
+    return error.status == 400 and (not error.codes or "UNSUPPORTED" in error.codes)
 
 
 def _separator(reference: str) -> str:
