@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from devtools.registry import RegistryProcess
 from tests.conftest import CliRun, GitOpsRepo
 from tests.registry_checks import manifest_digest
 
@@ -146,3 +147,49 @@ def test_max_delete_must_be_a_fraction(cli: Callable[..., CliRun], value: str) -
     result = cli("prune", "production", "--max-delete", value)
     assert result.code == 2
     assert "expected a fraction" in result.err
+
+
+def test_confirm_deletes_what_the_plan_lists_and_a_rerun_finds_nothing_more(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """--confirm deletes the older cart tags and their manifests (HEAD 404 after), keeps the
+    deployed ones, and a second run plans no deletion."""
+    _production(gitops)
+    old = manifest_digest(gitops.prod, gitops.repo("cart"), "2.1.0")
+    args = ("prune", "production", "--keep-history", "0", "--max-delete", "1")
+    result = cli(*args, "--confirm")
+    again = cli(*args, "-o", "json")
+    assert result.code == 0, result.err
+    assert "deleted 2 tags" in result.out
+    assert manifest_digest(gitops.prod, gitops.repo("cart"), "2.1.0") is None
+    assert old is not None
+    assert manifest_digest(gitops.prod, gitops.repo("cart"), old) is None
+    assert manifest_digest(gitops.prod, gitops.repo("cart"), "2.3.1") is not None
+    assert not [e for e in again.json()["entries"] if e["action"] == "delete"]  # type: ignore[union-attr,index]
+
+
+def test_confirm_over_max_delete_deletes_nothing(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """Over --max-delete, --confirm deletes nothing at all (exit 3)."""
+    _production(gitops)
+    result = cli("prune", "production", "--keep-history", "0", "--confirm")
+    assert result.code == 3
+    assert manifest_digest(gitops.prod, gitops.repo("cart"), "2.1.0") is not None
+
+
+def test_a_registry_without_deletion_says_which_setting_to_change(
+    gitops: GitOpsRepo,
+    cli: Callable[..., CliRun],
+    fresh_registry: Callable[..., RegistryProcess],
+) -> None:
+    """Distribution with deletion off answers 405: one line naming storage.delete.enabled, exit 1."""
+    production = fresh_registry(delete_enabled=False)
+    config = gitops.root / "promoter.yaml"
+    config.write_text(config.read_text().replace(gitops.prod.url, production.url))
+    for module, tag in (("cart", "2.3.1"), ("cart", "2.1.0"), ("checkout", "1.8.0")):
+        gitops.seed(production, module, tag)
+    result = cli("prune", "production", "--keep-history", "0", "--max-delete", "1", "--confirm")
+    assert result.code == 1
+    assert "storage.delete.enabled" in result.err
+    assert result.err.count("\n") == 1

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from promoter.app.runtime import Runtime
 from promoter.config.values import Environment, PromoterConfig
 from promoter.deadline import LONGEST_RUN_TIMEOUT, Deadline
+from promoter.errors import ConfigError, SafetyError
 from promoter.planning.inventory import repository_inventory
 from promoter.planning.plan import in_registry
 from promoter.planning.prune import (
@@ -31,6 +32,7 @@ from promoter.planning.prune import (
     tags_matching,
 )
 from promoter.reference import Reference, parse_reference, registry_identity
+from promoter.remote.repository import Repository
 
 #: Revisions of each overlay whose images are kept by default: enough for a rollback or two.
 DEFAULT_KEEP_HISTORY = 5
@@ -174,3 +176,123 @@ def images_in_use(documents: Iterable[object]) -> tuple[str, ...]:
     from promoter.gitops.discover import running_images  # noqa: PLC0415
 
     return tuple(running_images(d for d in documents if isinstance(d, dict)))
+
+
+@dataclass(frozen=True, slots=True)
+class PruneOutcome:
+    """What carrying out a prune plan did.
+
+    Attributes:
+        deleted: the entries deleted (tags, and manifests by digest), in the order deleted.
+        skipped: entries left in place, each with why (a registry that deletes a tag only with its
+            manifest, which another tag keeps).
+    """
+
+    deleted: tuple[PruneEntry, ...] = ()
+    skipped: tuple[tuple[PruneEntry, str], ...] = ()
+
+
+def carry_out_prune(
+    runtime: Runtime, plan: PrunePlan, *, deadline: Deadline | None = None
+) -> PruneOutcome:
+    """Delete what ``plan`` says, repository by repository: tags first (where the registry can
+    delete a tag alone), then manifests by digest, the tagged ones (images, indexes, referrers
+    indexes) before what they list, so that no tag ever points at deleted content and a failure
+    mid-way leaves what a re-run finishes. On ECR through ``BatchDeleteImage`` (100 per call).
+
+    Raises:
+        SafetyError: the plan has repositories over ``max_delete`` (nothing is deleted at all).
+        DeletionDisabledError: the registry does not delete (Distribution without
+            ``storage.delete.enabled``).
+        RegistryError, RegistryUnreachableError, DeadlineExceededError, CredentialError,
+        AwsApiError: a deletion failed; what was deleted before it stays deleted.
+    """
+    if plan.refused:
+        names = ", ".join(r.repository for r in plan.refused)
+        raise SafetyError(
+            f"not pruning {plan.registry}: {names} would lose more than the --max-delete part "
+            "of its tags",
+            hint="check the overlays (a renamed module?) or raise --max-delete",
+        )
+    deleted: list[PruneEntry] = []
+    skipped: list[tuple[PruneEntry, str]] = []
+    for repository in plan.repositories:
+        going = {e.digest for e in repository.deletions if e.tag is None}
+        tags_alone = [e for e in repository.deletions if e.tag and e.digest not in going]
+        tagged = {e.digest for e in repository.entries if e.tag}
+        manifests = sorted(
+            (e for e in repository.deletions if e.tag is None),
+            key=lambda e: (e.digest not in tagged, str(e.digest)),
+        )
+        reference = Reference(plan.registry, repository.repository)
+        if runtime.is_ecr(plan.registry):
+            done, left = _delete_on_ecr(runtime, reference, tags_alone, manifests)
+        else:
+            done, left = _delete_by_api(runtime, reference, tags_alone, manifests, deadline)
+        # Deleting a manifest by digest deletes the tags on it (Distribution, ECR): theirs too.
+        gone = {e.digest for e in done if e.tag is None}
+        done.extend(e for e in repository.deletions if e.tag and e.digest in gone)
+        deleted.extend(done)
+        skipped.extend(left)
+    return PruneOutcome(tuple(deleted), tuple(skipped))
+
+
+def _delete_by_api(
+    runtime: Runtime,
+    reference: Reference,
+    tags_alone: list[PruneEntry],
+    manifests: list[PruneEntry],
+    deadline: Deadline | None,
+) -> tuple[list[PruneEntry], list[tuple[PruneEntry, str]]]:
+    """Deletions through the registry API (distribution-spec "Deleting Manifests", "Deleting
+    tags")."""
+    repository = Repository.of(runtime.transport, reference, push=True, deadline=deadline)
+    done: list[PruneEntry] = []
+    left: list[tuple[PruneEntry, str]] = []
+    for entry in tags_alone:
+        if repository.delete_tag(str(entry.tag)):
+            done.append(entry)
+        else:
+            left.append(
+                (entry, "kept: this registry deletes a tag only with its manifest, which is kept")
+            )
+    for entry in manifests:
+        repository.delete_manifest(entry.digest)
+        done.append(entry)
+    return done, left
+
+
+def _delete_on_ecr(
+    runtime: Runtime,
+    reference: Reference,
+    tags_alone: list[PruneEntry],
+    manifests: list[PruneEntry],
+) -> tuple[list[PruneEntry], list[tuple[PruneEntry, str]]]:
+    """Deletions through ECR's ``BatchDeleteImage``: tags alone, then manifests by digest."""
+    from promoter.ecr.hosts import parse_ecr_host  # noqa: PLC0415 - boto3: only on ECR
+    from promoter.ecr.images import ImageId, batch_delete_images  # noqa: PLC0415
+
+    registry = parse_ecr_host(reference.registry)
+    if registry is None:
+        raise ConfigError(f"{reference.registry} is not an ECR registry host")
+    done: list[PruneEntry] = []
+    left: list[tuple[PruneEntry, str]] = []
+    for entries, ids in (
+        (tags_alone, [ImageId(tag=e.tag) for e in tags_alone]),
+        (manifests, [ImageId(digest=e.digest) for e in manifests]),
+    ):
+        if not entries:
+            continue
+        result = batch_delete_images(runtime.ecr_api, registry, reference.repository, ids)
+        failed = {
+            (f.image.digest, f.image.tag): f
+            for f in result.failures
+            if f.image is not None and not f.gone
+        }
+        for entry, image in zip(entries, ids, strict=True):
+            failure = failed.get((image.digest, image.tag))
+            if failure is None:
+                done.append(entry)
+            else:
+                left.append((entry, f"ECR refused: {failure.code}: {failure.reason}"))
+    return done, left

@@ -122,6 +122,11 @@ def add_commands(
     )
     prune.add_argument("environment", metavar="ENV")
     prune.add_argument(
+        "--confirm",
+        action="store_true",
+        help="delete what the plan lists (without it, only the plan is printed)",
+    )
+    prune.add_argument(
         "--keep-history",
         type=int_at_least(0),
         default=DEFAULT_KEEP_HISTORY,

@@ -80,10 +80,11 @@ def _run(args: argparse.Namespace, scrub: SecretScrubber, early: Rendering | Non
 def _prune(config: PromoterConfig, args: argparse.Namespace, runtime: Runtime) -> int:
     from promoter.app.prune import (  # noqa: PLC0415 - git and YAML: only for prune
         PruneSettings,
+        carry_out_prune,
         images_in_use,
         plan_prune_environment,
     )
-    from promoter.cli.prune_output import print_prune  # noqa: PLC0415
+    from promoter.cli.prune_output import print_prune, print_pruned  # noqa: PLC0415
     from promoter.gitops.discover import iter_manifests  # noqa: PLC0415
     from promoter.gitops.render import read_manifests  # noqa: PLC0415
 
@@ -99,8 +100,13 @@ def _prune(config: PromoterConfig, args: argparse.Namespace, runtime: Runtime) -
     plan = plan_prune_environment(
         runtime, config, args.environment, settings, deadline=args.deadline
     )
-    print_prune(plan, as_json(args))
-    return EXIT_REFUSED if plan.refused else EXIT_OK
+    if not args.confirm or plan.refused:
+        print_prune(plan, as_json(args))
+        return EXIT_REFUSED if plan.refused else EXIT_OK
+    print_prune(plan, json_output=False, dry_run=False, quiet=as_json(args))
+    outcome = carry_out_prune(runtime, plan, deadline=args.deadline)
+    print_pruned(plan, outcome, as_json(args))
+    return EXIT_OK
 
 
 def _plan(

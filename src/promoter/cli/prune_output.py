@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import json
 
-from promoter.app.prune import PrunePlan
+from promoter.app.prune import PruneOutcome, PrunePlan
 from promoter.app.wire import prune_json
-from promoter.cli.common import error, human_size, print_table
+from promoter.cli.common import error, human_size, print_table, warn
 from promoter.planning.prune import PruneAction
 
 
-def print_prune(plan: PrunePlan, json_output: bool, *, dry_run: bool = True) -> None:
+def print_prune(
+    plan: PrunePlan, json_output: bool, *, dry_run: bool = True, quiet: bool = False
+) -> None:
     """Every deletion with its reason, the kept tags, then one summary line; a repository over
-    ``--max-delete`` on standard error."""
+    ``--max-delete`` on standard error. ``quiet``: nothing (``--confirm -o json`` prints one
+    document, after deleting)."""
+    if quiet:
+        return
     if json_output:
         print(json.dumps(prune_json(plan, dry_run=dry_run)))
     else:
@@ -38,7 +43,7 @@ def print_prune(plan: PrunePlan, json_output: bool, *, dry_run: bool = True) -> 
             "--max-delete part of its tags; nothing is deleted there: check the overlays (a "
             "rename?) or raise --max-delete"
         )
-    if not json_output:
+    if not json_output and dry_run:
         deletions = [e for r in plan.repositories for e in r.deletions]
         tags = sum(1 for e in deletions if e.tag)
         size = sum(e.size or 0 for e in deletions if e.tag is None)
@@ -49,3 +54,28 @@ def print_prune(plan: PrunePlan, json_output: bool, *, dry_run: bool = True) -> 
             f"repositories ({human_size(size)})"
             + ("; a dry run: --confirm deletes" if dry_run else "")
         )
+
+
+def print_pruned(plan: PrunePlan, outcome: PruneOutcome, json_output: bool) -> None:
+    """What ``--confirm`` deleted (and left, with why): one summary line, or the JSON document with
+    ``"deleted"`` and ``"skipped"``."""
+    if json_output:
+        document: dict[str, object] = dict(prune_json(plan, dry_run=False))
+        document["deleted"] = [
+            {"repository": e.repository, "tag": e.tag, "digest": str(e.digest)}
+            for e in outcome.deleted
+        ]
+        document["skipped"] = [
+            {"repository": e.repository, "tag": e.tag, "digest": str(e.digest), "why": why}
+            for e, why in outcome.skipped
+        ]
+        print(json.dumps(document))
+        return
+    for entry, why in outcome.skipped:
+        warn(f"{entry.repository}:{entry.tag or entry.digest}: {why}")
+    tags = sum(1 for e in outcome.deleted if e.tag)
+    print(
+        f"{plan.environment} ({plan.registry}): deleted {tags} tags and "
+        f"{len(outcome.deleted) - tags} manifests; blobs are freed by the registry's garbage "
+        "collection"
+    )
