@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from devtools import signing
+from devtools.fault_proxy import FaultProxy
 from devtools.registry import RegistryProcess
 from tests.conftest import CliRun, GitOpsRepo
 from tests.registry_checks import manifest_digest
@@ -193,3 +195,57 @@ def test_a_registry_without_deletion_says_which_setting_to_change(
     assert result.code == 1
     assert "storage.delete.enabled" in result.err
     assert result.err.count("\n") == 1
+
+
+def test_attachments_go_with_a_deleted_image_and_stay_with_a_kept_one(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun], key: signing.KeyPair
+) -> None:
+    """The old cart's .sig and SBOM (with its referrers index) are deleted with it; the deployed
+    cart's signature is kept."""
+    _production(gitops)
+    repo = gitops.repo("cart")
+    old = str(manifest_digest(gitops.prod, repo, "2.1.0"))
+    kept = str(manifest_digest(gitops.prod, repo, "2.3.1"))
+    old_sig = signing.sign_image(gitops.prod.url, repo, old, "x/cart:2.1.0", key)
+    kept_sig = signing.sign_image(gitops.prod.url, repo, kept, "x/cart:2.3.1", key)
+    subject = {"mediaType": "application/vnd.oci.image.index.v1+json", "digest": old, "size": 1}
+    sbom = signing.referrer(subject, signing.SPDX_JSON, b"{}", signing.SPDX_JSON)
+    signing.push_referrer(gitops.prod.url, repo, sbom, old)
+
+    result = cli("prune", "production", "--keep-history", "0", "--max-delete", "1", "--confirm")
+
+    assert result.code == 0, result.err
+    assert manifest_digest(gitops.prod, repo, old_sig) is None
+    assert manifest_digest(gitops.prod, repo, sbom.digest) is None
+    assert manifest_digest(gitops.prod, repo, f"sha256-{old.split(':')[1]}") is None
+    assert manifest_digest(gitops.prod, repo, kept_sig) == kept_sig
+    assert manifest_digest(gitops.prod, repo, f"sha256-{kept.split(':')[1]}.sig") == kept_sig
+
+
+def test_a_prune_cut_short_is_finished_by_the_next_run(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """A deletion that fails half-way exits 1 leaving no tag on deleted content; the next run
+    deletes the rest."""
+    _production(gitops)
+    config = gitops.root / "promoter.yaml"
+    original = config.read_text()
+    args = ("prune", "production", "--keep-history", "0", "--max-delete", "1", "--confirm")
+    with FaultProxy(gitops.prod.url) as proxy:
+        config.write_text(original.replace(gitops.prod.url, proxy.url))
+        proxy.add_rule("DELETE", r"/manifests/sha256:", times=1)  # the first one goes through
+        proxy.add_rule("DELETE", r"/manifests/sha256:", status=500, times=100)
+        cut = cli(*args, "--retries", "0")
+    config.write_text(original)
+    left = [
+        tag
+        for tag in ("2.1.0", "2.2.0")
+        if manifest_digest(gitops.prod, gitops.repo("cart"), tag) is not None
+    ]
+    finished = cli(*args)
+    assert cut.code == 1
+    assert len(left) == 1  # one deleted before the fault, one left for the next run
+    assert finished.code == 0, finished.err
+    assert manifest_digest(gitops.prod, gitops.repo("cart"), "2.1.0") is None
+    assert manifest_digest(gitops.prod, gitops.repo("cart"), "2.2.0") is None
+    assert manifest_digest(gitops.prod, gitops.repo("cart"), "2.3.1") is not None
