@@ -26,12 +26,16 @@ from tests.conftest import CliRun
 from tests.registry_checks import manifest_digest, push
 from werkzeug.serving import make_server
 
+from promoter.app.prune import PrunePlan, RepositoryPrune, _recent, carry_out_prune
+from promoter.app.runtime import Runtime, RuntimeSettings
+from promoter.config.values import RegistrySettings
 from promoter.ecr.api import EcrApi
 from promoter.ecr.hosts import parse_ecr_host
 from promoter.ecr.images import ImageId, batch_delete_images, pushed_at
 from promoter.ecr.settings import EcrSettings
 from promoter.errors import AwsApiError
 from promoter.oci.digest import parse_digest
+from promoter.planning.prune import PruneAction, PruneEntry
 from promoter.reference import parse_reference
 from promoter.remote.copy import Copier
 from promoter.transport.session import Transport
@@ -774,3 +778,27 @@ def test_a_page_token_given_twice_is_an_error_not_a_loop(aws: Moto, repo: str) -
             pushed_at(ecr_api(api_proxy.url), registry, repo)
         calls = len(api_proxy.hits)
     assert calls == 2
+
+
+def test_prune_on_ecr_deletes_through_batch_delete_and_keeps_the_most_recent(
+    aws: Moto, repo: str
+) -> None:
+    """A prune plan carried out on ECR deletes by digest with BatchDeleteImage (its tags go with
+    it), and --keep-recent keeps the N tags pushed last, from DescribeImages."""
+    ecr = aws.ecr()
+    ecr.create_repository(repositoryName=repo)
+    digests = put_images(ecr, repo, 3)
+    settings = RuntimeSettings(
+        registries={HOST: RegistrySettings(ecr=EcrSettings(api_endpoint=aws.url))}
+    )
+    with Runtime(settings) as runtime:
+        recent = _recent(runtime, HOST, repo, 1)
+        entries = tuple(
+            PruneEntry(repo, None, parse_digest(d), PruneAction.DELETE, "test") for d in digests[:2]
+        )
+        plan = PrunePlan("dev", HOST, ("dev",), (RepositoryPrune(repo, entries),))
+        outcome = carry_out_prune(runtime, plan)
+    assert len(recent) == 1  # which one: moto stamps whole seconds (most_recent is table-tested)
+    assert {str(e.digest) for e in outcome.deleted} == set(digests[:2])
+    left = ecr.describe_images(repositoryName=repo)["imageDetails"]
+    assert [d["imageDigest"] for d in left] == [digests[2]]

@@ -249,3 +249,34 @@ def test_a_prune_cut_short_is_finished_by_the_next_run(
     assert manifest_digest(gitops.prod, gitops.repo("cart"), "2.1.0") is None
     assert manifest_digest(gitops.prod, gitops.repo("cart"), "2.2.0") is None
     assert manifest_digest(gitops.prod, gitops.repo("cart"), "2.3.1") is not None
+
+
+def test_promoter_yaml_keep_patterns_and_keep_recent_without_push_times(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """prune: keep: in promoter.yaml keeps matching tags; --keep-recent on a registry that does not
+    say when images were pushed keeps nothing more, and says so."""
+    _production(gitops)
+    config = gitops.root / "promoter.yaml"
+    config.write_text(
+        config.read_text().replace(
+            "    promotesFrom: dev\n", "    promotesFrom: dev\n    prune:\n      keep: ['2.1.*']\n"
+        )
+    )
+    result = cli(
+        "prune",
+        "production",
+        "--keep-history",
+        "0",
+        "--keep-recent",
+        "2",
+        "--max-delete",
+        "1",
+        "-o",
+        "json",
+    )
+    assert result.code == 0, result.err
+    got = _decisions(result)
+    assert got[("cart", "2.1.0")] == "keep"
+    assert got[("cart", "2.2.0")] == "delete"
+    assert "--keep-recent" in result.err

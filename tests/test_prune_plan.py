@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from promoter.oci.digest import Digest, compute_digest
@@ -11,6 +13,7 @@ from promoter.planning.prune import (
     PruneAction,
     PruneEntry,
     RepositoryInventory,
+    most_recent,
     over_limit,
     plan_prune,
     tags_matching,
@@ -141,3 +144,17 @@ def test_max_delete_counts_image_tags_only(
     repo = RepositoryInventory("r/app", tags)
     plan = plan_prune(repo, [KeptReference(t, None, "kept") for t in kept_tags])
     assert over_limit(plan, repo, fraction) is expected
+
+
+def test_most_recent_takes_the_last_pushed_tags_and_ignores_digests() -> None:
+    """The N tags pushed last; a digest key is no tag; ties go to the greater name."""
+    day = dt.datetime(2026, 11, 30, tzinfo=dt.UTC)
+    times = {
+        "1.0": day,
+        "1.1": day + dt.timedelta(hours=1),
+        "1.2": day + dt.timedelta(hours=2),
+        "same-a": day + dt.timedelta(hours=1),
+        f"sha256:{'a' * 64}": day + dt.timedelta(hours=3),
+    }
+    assert most_recent(times, 2) == ["1.2", "same-a"]
+    assert most_recent(times, 0) == []

@@ -27,6 +27,7 @@ from promoter.planning.prune import (
     KeptReference,
     PruneAction,
     PruneEntry,
+    most_recent,
     over_limit,
     plan_prune,
     tags_matching,
@@ -46,12 +47,15 @@ class PruneSettings:
 
     Attributes:
         keep_history: revisions of each overlay, newest first, whose images are kept (0: none).
+        keep_recent: the most recently pushed tags kept per repository, where the registry says
+            when (ECR's ``imagePushedAt``).
         keep: tag patterns (shell style, ``release-*``) kept in every repository.
         in_use: the images running Pods use (from ``kubectl get pods -A -o json``).
         max_delete: the most of a repository's image tags (0 < fraction <= 1) a run may delete.
     """
 
     keep_history: int = DEFAULT_KEEP_HISTORY
+    keep_recent: int = 0
     keep: tuple[str, ...] = ()
     in_use: tuple[str, ...] = ()
     max_delete: float = DEFAULT_MAX_DELETE
@@ -86,12 +90,14 @@ class PrunePlan:
         registry: its registry.
         sharing: the environments whose registry it is (all of them are kept).
         repositories: one plan per managed repository, by path.
+        notes: what a person should know (a keep rule the registry cannot honour).
     """
 
     environment: str
     registry: str
     sharing: tuple[str, ...]
     repositories: tuple[RepositoryPrune, ...] = field(default_factory=tuple)
+    notes: tuple[str, ...] = ()
 
     @property
     def refused(self) -> tuple[RepositoryPrune, ...]:
@@ -137,6 +143,13 @@ def plan_prune_environment(
                 _keep(kept, image, registry, f"deployed by {each.name} at {at}")
     for image in settings.in_use:
         _keep(kept, image, registry, "running in a Pod")
+    patterns = (*settings.keep, *(p for e in sharing for p in e.prune_keep))
+    notes = []
+    if settings.keep_recent and not runtime.is_ecr(registry):
+        notes.append(
+            f"--keep-recent: {registry} does not say when images were pushed (only ECR does); "
+            "nothing is kept for being recent"
+        )
     repositories = []
     for path in sorted(managed):
         inventory = repository_inventory(
@@ -144,7 +157,8 @@ def plan_prune_environment(
         )
         references = [
             *kept[path],
-            *tags_matching(inventory.tags, settings.keep, "matches --keep {!r}"),
+            *tags_matching(inventory.tags, patterns, "matches the keep pattern {!r}"),
+            *_recent(runtime, registry, path, settings.keep_recent),
         ]
         entries = plan_prune(inventory, references)
         repositories.append(
@@ -152,7 +166,27 @@ def plan_prune_environment(
                 path, tuple(entries), over_limit(entries, inventory, settings.max_delete)
             )
         )
-    return PrunePlan(name, registry, tuple(e.name for e in sharing), tuple(repositories))
+    return PrunePlan(
+        name, registry, tuple(e.name for e in sharing), tuple(repositories), tuple(notes)
+    )
+
+
+def _recent(runtime: Runtime, registry: str, repository: str, count: int) -> list[KeptReference]:
+    """The ``count`` most recently pushed tags of an ECR repository (``imagePushedAt``: a tag moved
+    onto an image pushed earlier keeps that image's time); none elsewhere."""
+    if not count or not runtime.is_ecr(registry):
+        return []
+    from promoter.ecr.hosts import parse_ecr_host  # noqa: PLC0415 - boto3: only on ECR
+    from promoter.ecr.images import pushed_at  # noqa: PLC0415
+
+    ecr = parse_ecr_host(registry)
+    if ecr is None:
+        return []
+    times = pushed_at(runtime.ecr_api, ecr, repository)
+    return [
+        KeptReference(tag, None, f"one of the {count} most recent pushes")
+        for tag in most_recent(times, count)
+    ]
 
 
 def _sharing(config: PromoterConfig, environment: Environment) -> list[Environment]:

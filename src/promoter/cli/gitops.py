@@ -135,6 +135,13 @@ def add_commands(
         f"{DEFAULT_KEEP_HISTORY}, the current one included)",
     )
     prune.add_argument(
+        "--keep-recent",
+        type=int_at_least(0),
+        default=0,
+        metavar="N",
+        help="also keep each repository's N most recently pushed tags (ECR: imagePushedAt)",
+    )
+    prune.add_argument(
         "--keep",
         action="append",
         default=[],

@@ -93,6 +93,7 @@ def _prune(config: PromoterConfig, args: argparse.Namespace, runtime: Runtime) -
         in_use = images_in_use(iter_manifests(read_manifests(args.in_use), source=args.in_use))
     settings = PruneSettings(
         keep_history=args.keep_history,
+        keep_recent=args.keep_recent,
         keep=tuple(args.keep),
         in_use=in_use,
         max_delete=args.max_delete,

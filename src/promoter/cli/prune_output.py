@@ -16,6 +16,8 @@ def print_prune(
     """Every deletion with its reason, the kept tags, then one summary line; a repository over
     ``--max-delete`` on standard error. ``quiet``: nothing (``--confirm -o json`` prints one
     document, after deleting)."""
+    for note in plan.notes:
+        warn(note)
     if quiet:
         return
     if json_output:

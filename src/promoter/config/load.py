@@ -134,6 +134,7 @@ def _build(path: Path, model: ConfigModel) -> PromoterConfig:
             fail_diverged=entry.diverged_tags == "fail",
             allow_images_from=tuple(entry.allow_images_from),
             admission=_admission_settings(entry.admission, f"{where}.admission"),
+            prune_keep=tuple(entry.prune.keep),
         )
     _check_sources(path, environments)
     _check_admission(path, environments)

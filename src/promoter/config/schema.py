@@ -87,6 +87,12 @@ class AdmissionModel(BaseModel):
     deadline_seconds: float = Field(default=8.0, alias="deadlineSeconds")
 
 
+class PruneModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    keep: list[str] = Field(default_factory=list)
+
+
 class EnvironmentModel(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -97,6 +103,8 @@ class EnvironmentModel(BaseModel):
     allow_images_from: list[str] = Field(default_factory=list, alias="allowImagesFrom")
     # Read only by ``webhook serve``: what the admission webhook checks and may copy.
     admission: AdmissionModel = Field(default_factory=AdmissionModel)
+    # Read only by ``prune``: tag patterns its registry keeps whatever Git says.
+    prune: PruneModel = Field(default_factory=PruneModel)
 
 
 class ConfigModel(BaseModel):

@@ -100,6 +100,7 @@ class Environment:
             leads elsewhere (``overlay`` is where it leads); None otherwise. Rendering follows it;
             ``promote`` does not write through it.
         admission: what the admission webhook does for this environment.
+        prune_keep: tag patterns ``prune`` keeps in this environment's registry (``prune: keep:``).
     """
 
     name: str
@@ -110,6 +111,7 @@ class Environment:
     allow_images_from: tuple[str, ...] = ()
     overlay_link: str | None = None
     admission: AdmissionSettings = field(default_factory=AdmissionSettings)
+    prune_keep: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 
 from promoter.oci.digest import Digest
@@ -257,3 +258,11 @@ def over_limit(
         and not e.tag.startswith(("sha256-", "sha512-"))
     ]
     return bool(images) and len(deleted) > fraction * len(images)
+
+
+def most_recent(times: Mapping[str, datetime], count: int) -> list[str]:
+    """The ``count`` tags of ``times`` (tag or digest -> push time) pushed last; digests are left
+    out, ties go to the greater tag name (so the answer does not depend on the order given)."""
+    tags = [name for name in times if not name.startswith(("sha256:", "sha512:"))]
+    tags.sort(key=lambda name: (times[name], name), reverse=True)
+    return tags[:count]
