@@ -124,6 +124,7 @@ def main() -> None:
 
         gitops_story(dev, prod, base)
         admission_story()
+        prune_story(prod, base)
     say(
         f"done: registries stopped; the work is left for inspection in {WORK}: gitops/ (the "
         "GitOps repository with the promoted production overlay: git -C .demo/gitops diff), "
@@ -233,6 +234,42 @@ def admission_story() -> None:
     for registry in ("111111111111.dkr.ecr.us-east-1.amazonaws.com", production):
         run("digest", f"{registry}/shop/catalog:3.1.0", "--config", str(config))
     config.write_text(text)
+
+
+def prune_story(prod: RegistryProcess, base: bytes) -> None:
+    """Part 4: production's registry pruned down to what Git (and the running Pods) need."""
+    repo = WORK / "gitops"
+    production = "222222222222.dkr.ecr.us-east-1.amazonaws.com"
+    old = images.oci_image([base, images.layer(64 * 1024, "cart-2.2.0")], seed="cart-2.2.0")
+    images.push_image(prod.url, "shop/cart", old, "2.2.0")
+    say(
+        "production's registry also holds cart 2.2.0, promoted long ago: no revision of any "
+        "overlay in Git deploys it any more"
+    )
+    pods = WORK / "pods.json"
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "catalog", "namespace": "shop"},
+        "spec": {"containers": [{"name": "catalog", "image": f"{production}/shop/catalog:3.1.0"}]},
+    }
+    pods.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": [pod]}))
+    os.chdir(repo)
+    say(
+        "prune plans, as a dry run, what production's registry no longer needs: it keeps what the "
+        "overlay deploys and deployed in its last revisions in Git, and, with --in-use (kubectl get "
+        "pods -A -o json), catalog 3.1.0, which a Pod runs since the webhook promoted it. "
+        "Part 1's checkout 1.4.2 and 1.4.3 (signatures and SBOM with them) are no overlay's "
+        "either: two of checkout's three tags, more than the default --max-delete of half, so the "
+        "run stops there (exit 3) and would delete nothing"
+    )
+    code = run("prune", "production", "--in-use", str(pods), check=False)
+    if code != 3:
+        raise SystemExit(f"demo: expected prune to stop at --max-delete with exit 3, got {code}")
+    say("--max-delete 0.7 allows it; --confirm deletes; a second run finds nothing more to delete")
+    run("prune", "production", "--in-use", str(pods), "--max-delete", "0.7", "--confirm")
+    run("prune", "production", "--in-use", str(pods), "--max-delete", "0.7")
+    os.chdir(ROOT)
 
 
 def ask(webhook: WebhookProcess, image: str, what: str) -> None:

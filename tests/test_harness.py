@@ -376,6 +376,8 @@ def test_the_demo_runs_end_to_end_and_leaves_its_work_for_inspection(tmp_path: P
     assert f"left for inspection in {work}" in run.stdout
     assert '"allowed": false' in run.stdout
     assert "the signature verifies in production" in run.stdout
+    assert "would delete 0 tags and 0 manifests" in run.stdout  # pruned, and a re-run is empty
+    assert "catalog 3.1.0" in run.stdout
     assert "+ 3 signatures, 1 referrer" in run.stdout
     assert "shop/catalog:3.1.0 was promoted from dev on demand" in run.stdout
     diff = subprocess.run(
