@@ -280,3 +280,31 @@ def test_promoter_yaml_keep_patterns_and_keep_recent_without_push_times(
     assert got[("cart", "2.1.0")] == "keep"
     assert got[("cart", "2.2.0")] == "delete"
     assert "--keep-recent" in result.err
+
+
+def test_a_registry_shared_by_two_environments_keeps_what_either_deploys(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """Staging deploys from production's registry too: pruning production keeps staging's cart."""
+    _production(gitops)
+    overlays = gitops.root / "infra" / "overlays"
+    staging = overlays / "staging"
+    staging.mkdir()
+    for name in ("kustomization.yaml", "patch-image.yaml", "patch-replicas.yaml"):
+        text = (overlays / "production" / name).read_text()
+        (staging / name).write_text(text.replace("newTag: 2.3.1", "newTag: 2.2.0"))
+    config = gitops.root / "promoter.yaml"
+    registry = "222222222222.dkr.ecr.us-east-1.amazonaws.com"
+    config.write_text(
+        config.read_text().replace(
+            "registries:",
+            f"  staging:\n    overlay: infra/overlays/staging\n    registry: {registry}\n\nregistries:",
+            1,
+        )
+    )
+    result = cli("prune", "production", "--keep-history", "0", "--max-delete", "1", "-o", "json")
+    assert result.code == 0, result.err
+    assert result.json()["sharedWith"] == ["production", "staging"]
+    got = _decisions(result)
+    assert got[("cart", "2.2.0")] == "keep"
+    assert got[("cart", "2.1.0")] == "delete"
