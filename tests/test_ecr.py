@@ -794,11 +794,13 @@ def test_prune_on_ecr_deletes_through_batch_delete_and_keeps_the_most_recent(
     with Runtime(settings) as runtime:
         recent = _recent(runtime, HOST, repo, 1)
         entries = tuple(
-            PruneEntry(repo, None, parse_digest(d), PruneAction.DELETE, "test") for d in digests[:2]
+            PruneEntry(repo, tag, parse_digest(d), PruneAction.DELETE, "test")
+            for number, d in enumerate(digests[:2])
+            for tag in (f"v{number}", None)
         )
         plan = PrunePlan("dev", HOST, ("dev",), (RepositoryPrune(repo, entries),))
         outcome = carry_out_prune(runtime, plan)
     assert len(recent) == 1  # which one: moto stamps whole seconds (most_recent is table-tested)
-    assert {str(e.digest) for e in outcome.deleted} == set(digests[:2])
+    assert {str(e.digest) for e in outcome.deleted if e.tag is None} == set(digests[:2])
     left = ecr.describe_images(repositoryName=repo)["imageDetails"]
     assert [d["imageDigest"] for d in left] == [digests[2]]

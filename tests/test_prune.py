@@ -13,7 +13,7 @@ from devtools import signing
 from devtools.fault_proxy import FaultProxy
 from devtools.registry import RegistryProcess
 from tests.conftest import CliRun, GitOpsRepo
-from tests.registry_checks import manifest_digest
+from tests.registry_checks import head, manifest_digest
 
 
 def _git(root: Path, *args: str) -> None:
@@ -308,3 +308,99 @@ def test_a_registry_shared_by_two_environments_keeps_what_either_deploys(
     got = _decisions(result)
     assert got[("cart", "2.2.0")] == "keep"
     assert got[("cart", "2.1.0")] == "delete"
+
+
+def test_an_image_another_environment_deploys_from_this_registry_is_kept(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """Production runs dev's cart 2.3.1 (allowImagesFrom: dev): pruning dev keeps it."""
+    for module, tag in (("cart", "2.4.0"), ("cart", "2.3.1"), ("cart", "2.0.0")):
+        gitops.seed(gitops.dev, module, tag)
+    for module, tag in (("checkout", "1.8.0"), ("catalog", "3.1.0")):
+        gitops.seed(gitops.dev, module, tag)
+    kustomization = gitops.kustomization("production")
+    kustomization.write_text(
+        kustomization.read_text().replace(
+            "newName: 222222222222.dkr.ecr.us-east-1.amazonaws.com",
+            "newName: 111111111111.dkr.ecr.us-east-1.amazonaws.com",
+            1,
+        )
+    )
+    config = gitops.root / "promoter.yaml"
+    config.write_text(
+        config.read_text().replace(
+            "    promotesFrom: dev\n", "    promotesFrom: dev\n    allowImagesFrom: [dev]\n", 1
+        )
+    )
+    result = cli("prune", "dev", "--keep-history", "0", "--max-delete", "1", "-o", "json")
+    assert result.code == 0, result.err
+    got = _decisions(result)
+    assert got[("cart", "2.3.1")] == "keep"
+    assert got[("cart", "2.0.0")] == "delete"
+
+
+def test_a_tag_list_that_leaves_out_a_deployed_tag_deletes_nothing(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """A registry whose tag list omits the deployed 2.3.1 (which it serves) is not trusted: exit
+    1, nothing planned."""
+    _production(gitops)
+    config = gitops.root / "promoter.yaml"
+    original = config.read_text()
+    with FaultProxy(gitops.prod.url) as proxy:
+        config.write_text(original.replace(gitops.prod.url, proxy.url))
+        proxy.add_rule(
+            "GET",
+            rf"/v2/{gitops.repo('cart')}/tags/list",
+            status=200,
+            headers={"Content-Type": "application/json"},
+            body=json.dumps({"name": gitops.repo("cart"), "tags": ["2.1.0", "2.2.0"]}).encode(),
+            times=10,
+        )
+        result = cli("prune", "production", "--keep-history", "0", "--max-delete", "1", "--confirm")
+    config.write_text(original)
+    assert result.code == 1
+    assert "its tag list leaves it out" in result.err
+    assert manifest_digest(gitops.prod, gitops.repo("cart"), "2.1.0") is not None
+
+
+def test_a_tag_pushed_between_plan_and_delete_keeps_its_manifest(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """A sync tags a manifest the plan would delete, right before the deletions: it is kept, and
+    the run says so."""
+    _production(gitops)
+    repo = gitops.repo("cart")
+    old = str(manifest_digest(gitops.prod, repo, "2.1.0"))
+
+    def retag() -> None:
+        status, _ = head(gitops.prod, f"/v2/{repo}/manifests/{old}")
+        assert status == 200
+        subprocess.run(
+            [
+                "skopeo",
+                "copy",
+                "--all",
+                "--preserve-digests",
+                *gitops.prod.skopeo_flags("src"),
+                *gitops.prod.skopeo_flags("dest"),
+                f"docker://{gitops.prod.host}/{repo}@{old}",
+                f"docker://{gitops.prod.host}/{repo}:9.9.9",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+
+    config = gitops.root / "promoter.yaml"
+    original = config.read_text()
+    listing = rf"/v2/{repo}/tags/list"
+    with FaultProxy(gitops.prod.url) as proxy:
+        config.write_text(original.replace(gitops.prod.url, proxy.url))
+        proxy.add_rule("GET", listing, times=1)  # the plan's listing goes through as it is
+        proxy.add_rule("GET", listing, before=retag, times=1)  # the sync lands before the re-check
+        result = cli("prune", "production", "--keep-history", "0", "--max-delete", "1", "--confirm")
+    config.write_text(original)
+    assert result.code == 0, result.err
+    assert "9.9.9 now points at it" in result.err
+    assert manifest_digest(gitops.prod, repo, "9.9.9") == old

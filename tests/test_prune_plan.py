@@ -158,3 +158,15 @@ def test_most_recent_takes_the_last_pushed_tags_and_ignores_digests() -> None:
     }
     assert most_recent(times, 2) == ["1.2", "same-a"]
     assert most_recent(times, 0) == []
+
+
+def test_a_pinned_tag_ci_moved_keeps_the_tag_and_both_digests() -> None:
+    """tag@digest whose tag now points elsewhere: the tag stays, so its current digest stays too
+    (deleting it would take the tag along), and the pinned digest stays."""
+    repo = RepositoryInventory("r/app", {"2.4": d("moved"), "2.3": d("old")})
+    plan = plan_prune(repo, [KeptReference("2.4", d("pinned"), "deployed by dev")])
+    got = decisions(plan)
+    assert got["2.4"] is KEEP
+    assert str(d("moved")) not in got  # kept with its tag, nothing to delete
+    assert got[str(d("pinned"))] is KEEP
+    assert got["2.3"] is DELETE

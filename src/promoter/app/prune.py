@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from promoter.app.runtime import Runtime
 from promoter.config.values import Environment, PromoterConfig
 from promoter.deadline import LONGEST_RUN_TIMEOUT, Deadline
-from promoter.errors import ConfigError, SafetyError
-from promoter.planning.inventory import repository_inventory
+from promoter.errors import ConfigError, PromoterError, SafetyError
+from promoter.oci.digest import Digest
+from promoter.planning.inventory import repository_inventory, tag_digests
 from promoter.planning.plan import in_registry
 from promoter.planning.prune import (
     KeptReference,
@@ -127,11 +128,14 @@ def plan_prune_environment(
     registry = environment.registry
     sharing = _sharing(config, environment)
     kept: dict[str, list[KeptReference]] = {}
-    for each in sharing:
+    # Every environment counts, not only those whose registry this is: one that deploys images
+    # of this registry (allowImagesFrom, a shared registry spelled otherwise) needs them too.
+    everyone = list(config.environments.values())
+    for each in everyone:
         for image in environment_images(each, deadline=deadline):
             _keep(kept, image, registry, f"deployed by {each.name}")
     managed = set(kept)  # only repositories an overlay names now are looked at
-    for each in sharing:
+    for each in everyone:
         if settings.keep_history:
             history = images_in_history(
                 each.overlay,
@@ -155,6 +159,7 @@ def plan_prune_environment(
         inventory = repository_inventory(
             runtime.transport, Reference(registry, path), deadline=deadline
         )
+        _check_listed(runtime, registry, path, inventory.tags, kept[path], deadline=deadline)
         references = [
             *kept[path],
             *tags_matching(inventory.tags, patterns, "matches the keep pattern {!r}"),
@@ -187,6 +192,34 @@ def _recent(runtime: Runtime, registry: str, repository: str, count: int) -> lis
         KeptReference(tag, None, f"one of the {count} most recent pushes")
         for tag in most_recent(times, count)
     ]
+
+
+def _check_listed(
+    runtime: Runtime,
+    registry: str,
+    path: str,
+    listed: Iterable[str],
+    kept: Iterable[KeptReference],
+    *,
+    deadline: Deadline | None,
+) -> None:
+    """Refuse a tag list that leaves out a tag the registry serves and something keeps: the
+    listing is incomplete (a registry that lies or pages wrongly), and a prune built on it could
+    delete the digest of a deployed image.
+
+    Raises:
+        PromoterError: naming the tag.
+    """
+    names = set(listed)
+    repository = Repository.of(runtime.transport, Reference(registry, path), deadline=deadline)
+    for reference in kept:
+        if reference.tag is None or reference.tag in names:
+            continue
+        if repository.head_manifest(reference.tag) is not None:
+            raise PromoterError(
+                f"{repository}: the registry serves {reference.tag!r} ({reference.reason}) but "
+                "its tag list leaves it out; nothing is deleted from an incomplete listing"
+            )
 
 
 def _sharing(config: PromoterConfig, environment: Environment) -> list[Environment]:
@@ -251,14 +284,30 @@ def carry_out_prune(
     deleted: list[PruneEntry] = []
     skipped: list[tuple[PruneEntry, str]] = []
     for repository in plan.repositories:
-        going = {e.digest for e in repository.deletions if e.tag is None}
-        tags_alone = [e for e in repository.deletions if e.tag and e.digest not in going]
+        reference = Reference(plan.registry, repository.repository)
+        # Tags pushed since the plan (a sync promoting meanwhile) point where? A manifest a new
+        # tag points at is not deleted: deleting by digest would take that tag with it.
+        now = _tags_now(runtime, reference, deadline)
+        planned = {(e.tag, e.digest) for e in repository.entries if e.tag}
+        added: dict[Digest, set[str]] = {}
+        for tag, digest in now.items():
+            if (tag, digest) not in planned:
+                added.setdefault(digest, set()).add(tag)
+        going = {e.digest for e in repository.deletions if e.tag is None and e.digest not in added}
+        for entry in repository.deletions:
+            if entry.tag is None and entry.digest in added:
+                names = ", ".join(sorted(added[entry.digest]))
+                skipped.append((entry, f"kept: {names} now points at it (since the plan)"))
+        tags_alone = [
+            e
+            for e in repository.deletions
+            if e.tag and e.digest not in going and now.get(e.tag) == e.digest
+        ]
         tagged = {e.digest for e in repository.entries if e.tag}
         manifests = sorted(
-            (e for e in repository.deletions if e.tag is None),
+            (e for e in repository.deletions if e.tag is None and e.digest in going),
             key=lambda e: (e.digest not in tagged, str(e.digest)),
         )
-        reference = Reference(plan.registry, repository.repository)
         if runtime.is_ecr(plan.registry):
             done, left = _delete_on_ecr(runtime, reference, tags_alone, manifests)
         else:
@@ -269,6 +318,26 @@ def carry_out_prune(
         deleted.extend(done)
         skipped.extend(left)
     return PruneOutcome(tuple(deleted), tuple(skipped))
+
+
+def _tags_now(
+    runtime: Runtime, reference: Reference, deadline: Deadline | None
+) -> dict[str, Digest]:
+    """Every tag of the repository and its digest, asked again right before deleting (on ECR from
+    ``DescribeImages``, which the deletions go through too)."""
+    if not runtime.is_ecr(reference.registry):
+        return tag_digests(Repository.of(runtime.transport, reference, deadline=deadline))
+    from promoter.ecr.hosts import parse_ecr_host  # noqa: PLC0415 - boto3: only on ECR
+    from promoter.ecr.images import describe_images  # noqa: PLC0415
+
+    registry = parse_ecr_host(reference.registry)
+    if registry is None:
+        raise ConfigError(f"{reference.registry} is not an ECR registry host")
+    return {
+        tag: image.digest
+        for image in describe_images(runtime.ecr_api, registry, reference.repository)
+        for tag in image.tags
+    }
 
 
 def _delete_by_api(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 from promoter.deadline import Deadline
-from promoter.errors import InvalidDigestError, UnsupportedManifestError
+from promoter.errors import InvalidDigestError, PromoterError, UnsupportedManifestError
 from promoter.oci.digest import Digest, parse_digest
 from promoter.oci.referrers import parse_referrers_index
 from promoter.planning.prune import ManifestFacts, RepositoryInventory
@@ -36,18 +36,12 @@ def repository_inventory(
         UnsupportedManifestError: a manifest promoter cannot read.
     """
     repository = Repository.of(transport, reference, deadline=deadline)
-    tags: dict[str, Digest] = {}
-    names = repository.list_tags()
+    tags = tag_digests(repository)
     with ThreadPoolExecutor(
         max_workers=INVENTORY_READS,
         thread_name_prefix="inventory",
         initializer=signals_to_main_thread,
     ) as pool:
-        heads = {tag: pool.submit(repository.head_manifest, tag) for tag in names}
-        for tag, head in heads.items():
-            info = head.result()
-            if info is not None:  # deleted since it was listed
-                tags[tag] = info.digest
         reads = {d: pool.submit(repository.get_manifest, str(d)) for d in set(tags.values())}
         manifests: dict[Digest, ManifestFacts] = {}
         for digest, read in reads.items():
@@ -61,6 +55,35 @@ def repository_inventory(
             for tag in (t for t, d in tags.items() if d == digest and _is_referrers_tag(t)):
                 _add_referrers(manifests, tag, fetched.data, repository)
     return RepositoryInventory(str(repository), tags, manifests)
+
+
+def tag_digests(repository: Repository) -> dict[str, Digest]:
+    """Every tag of ``repository`` and the digest it points at (a listing, then a HEAD each).
+
+    Raises:
+        PromoterError: a listed tag the registry does not serve (a lying registry, or a tag
+            deleted meanwhile): an inventory that cannot be trusted.
+        RegistryError, RegistryUnreachableError, DeadlineExceededError, AnswerTooLargeError.
+    """
+    names = repository.list_tags()
+    tags: dict[str, Digest] = {}
+    with ThreadPoolExecutor(
+        max_workers=INVENTORY_READS,
+        thread_name_prefix="inventory",
+        initializer=signals_to_main_thread,
+    ) as pool:
+        heads = {tag: pool.submit(repository.head_manifest, tag) for tag in names}
+        for tag, head in heads.items():
+            info = head.result()
+            if info is None:
+                # Listed, yet not there: a registry that lies, or a tag deleted meanwhile. Either
+                # way the inventory cannot be trusted to decide deletions.
+                raise PromoterError(
+                    f"{repository}: the tag list names {tag!r}, which the registry does not "
+                    "serve; nothing is deleted from an inventory that cannot be trusted"
+                )
+            tags[tag] = info.digest
+    return tags
 
 
 def _is_referrers_tag(tag: str) -> bool:

@@ -127,13 +127,13 @@ def plan_prune(inventory: RepositoryInventory, kept: Iterable[KeptReference]) ->
     reasons: dict[Digest, str] = {}
     kept_tags: dict[str, str] = {}
     for reference in kept:
-        digest = reference.digest
         if reference.tag is not None and reference.tag in inventory.tags:
+            # A kept tag keeps what it points at now, also when the reference pins another
+            # digest (a tag CI moved since): deleting that digest would take the tag with it.
             kept_tags.setdefault(reference.tag, reference.reason)
-            if digest is None:
-                digest = inventory.tags[reference.tag]
-        if digest is not None:
-            reasons.setdefault(digest, reference.reason)
+            reasons.setdefault(inventory.tags[reference.tag], reference.reason)
+        if reference.digest is not None:
+            reasons.setdefault(reference.digest, reference.reason)
     _close(inventory, reasons, kept_tags)
 
     entries: list[PruneEntry] = []
