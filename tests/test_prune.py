@@ -404,3 +404,36 @@ def test_a_tag_pushed_between_plan_and_delete_keeps_its_manifest(
     assert result.code == 0, result.err
     assert "9.9.9 now points at it" in result.err
     assert manifest_digest(gitops.prod, repo, "9.9.9") == old
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["42", '"hello"', "{}", '{"items": null}', '{"items": [{"kind": "Deployment"}]}'],
+    ids=["number", "string", "empty-object", "no-items", "no-pod"],
+)
+def test_an_in_use_file_without_pods_is_refused(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun], tmp_path: Path, content: str
+) -> None:
+    """A wrong --in-use file would silently protect nothing: exit 2, one line."""
+    pods = tmp_path / "pods.json"
+    pods.write_text(content)
+    result = cli("prune", "production", "--in-use", str(pods))
+    assert result.code == 2
+    assert "no Pod in it" in result.err
+
+
+def test_prune_failures_still_print_one_json_document(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """-o json on an error prints {"environment", "error", "exitCode"}, as plan does."""
+    result = cli("prune", "nosuch", "-o", "json")
+    assert result.code == 2
+    document = result.json()
+    assert (document["environment"], document["exitCode"]) == ("nosuch", 2)
+
+
+def test_keep_history_is_bounded(cli: Callable[..., CliRun]) -> None:
+    """More than 1000 revisions is a usage error, not an internal one."""
+    result = cli("prune", "production", "--keep-history", "1001")
+    assert result.code == 2
+    assert "at most 1000" in result.err

@@ -20,11 +20,13 @@ from dataclasses import dataclass, field
 from promoter.app.runtime import Runtime
 from promoter.config.values import Environment, PromoterConfig
 from promoter.deadline import LONGEST_RUN_TIMEOUT, Deadline
-from promoter.errors import ConfigError, PromoterError, SafetyError
+from promoter.errors import ConfigError, InputError, PromoterError, SafetyError
 from promoter.oci.digest import Digest
 from promoter.planning.inventory import repository_inventory, tag_digests
 from promoter.planning.plan import in_registry
 from promoter.planning.prune import (
+    DEFAULT_KEEP_HISTORY,
+    DEFAULT_MAX_DELETE,
     KeptReference,
     PruneAction,
     PruneEntry,
@@ -35,11 +37,6 @@ from promoter.planning.prune import (
 )
 from promoter.reference import Reference, parse_reference, registry_identity
 from promoter.remote.repository import Repository
-
-#: Revisions of each overlay whose images are kept by default: enough for a rollback or two.
-DEFAULT_KEEP_HISTORY = 5
-#: The most of a repository's image tags one run may delete by default; more stops the run.
-DEFAULT_MAX_DELETE = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,11 +235,26 @@ def _keep(kept: dict[str, list[KeptReference]], image: str, registry: str, reaso
     )
 
 
-def images_in_use(documents: Iterable[object]) -> tuple[str, ...]:
-    """The images of ``kubectl get pods -A -o json`` output, for :attr:`PruneSettings.in_use`."""
-    from promoter.gitops.discover import running_images  # noqa: PLC0415
+def images_in_use(source: str) -> tuple[str, ...]:
+    """The images of ``kubectl get pods -A -o json`` output (a file, ``-`` for standard input),
+    for :attr:`PruneSettings.in_use`.
 
-    return tuple(running_images(d for d in documents if isinstance(d, dict)))
+    Raises:
+        ConfigError: the file cannot be read, is over
+            :data:`~promoter.config.input_files.POD_LIST_CAP`, or is not JSON/YAML.
+        InputError: it holds no Pod: a wrong file must not silently protect nothing.
+    """
+    from promoter.config.input_files import POD_LIST_CAP, read_input_text  # noqa: PLC0415
+    from promoter.gitops.discover import iter_manifests, running_images  # noqa: PLC0415
+
+    name = "Pod list from standard input" if source == "-" else f"Pod list {source}"
+    text = read_input_text(source, name=name, cap=POD_LIST_CAP)
+    pods = [d for d in iter_manifests(text, source=name) if d.get("kind") == "Pod"]
+    if not pods:
+        raise InputError(
+            f"{name}: no Pod in it; give the JSON of 'kubectl get pods -A -o json' (a List of Pods)"
+        )
+    return tuple(running_images(pods))
 
 
 @dataclass(frozen=True, slots=True)

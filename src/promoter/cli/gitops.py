@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from promoter.app.prune import DEFAULT_KEEP_HISTORY, DEFAULT_MAX_DELETE
 from promoter.app.runtime import SecretScrubber
 from promoter.cli.common import (
     add_jobs_option,
@@ -18,6 +17,7 @@ from promoter.cli.common import (
 from promoter.config.locate import find_config, overlay_hint
 from promoter.errors import ConfigError, InputError
 from promoter.gitops.render import Rendering, start_render
+from promoter.planning.prune import DEFAULT_KEEP_HISTORY, DEFAULT_MAX_DELETE
 
 GITOPS_COMMANDS = ("plan", "sync", "status", "promote", "prune")
 
@@ -128,7 +128,7 @@ def add_commands(
     )
     prune.add_argument(
         "--keep-history",
-        type=int_at_least(0),
+        type=_history_count,
         default=DEFAULT_KEEP_HISTORY,
         metavar="N",
         help=f"also keep what each overlay deployed in its last N revisions (default "
@@ -250,6 +250,16 @@ def _start_rendering_early(args: argparse.Namespace) -> Rendering | None:
         return start_render(overlay) if overlay is not None else None
     except ConfigError:
         return None  # the real load reports it properly
+
+
+def _history_count(text: str) -> int:
+    """Revisions of history to keep: 0 to 1000 (each is a render)."""
+    from promoter.gitops.history import MOST_REVISIONS  # noqa: PLC0415 - git: only for prune
+
+    value = int_at_least(0)(text)
+    if value > MOST_REVISIONS:
+        raise argparse.ArgumentTypeError(f"expected at most {MOST_REVISIONS}, got {value}")
+    return value
 
 
 def _fraction(text: str) -> float:

@@ -85,12 +85,10 @@ def _prune(config: PromoterConfig, args: argparse.Namespace, runtime: Runtime) -
         plan_prune_environment,
     )
     from promoter.cli.prune_output import print_prune, print_pruned  # noqa: PLC0415
-    from promoter.gitops.discover import iter_manifests  # noqa: PLC0415
-    from promoter.gitops.render import read_manifests  # noqa: PLC0415
 
     in_use: tuple[str, ...] = ()
     if args.in_use is not None:
-        in_use = images_in_use(iter_manifests(read_manifests(args.in_use), source=args.in_use))
+        in_use = images_in_use(args.in_use)
     settings = PruneSettings(
         keep_history=args.keep_history,
         keep_recent=args.keep_recent,

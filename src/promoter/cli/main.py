@@ -310,14 +310,16 @@ def _same_file(first: Path, second: Path) -> bool:
 
 #: Commands whose ``-o json`` is one document on success, and one on a failure too
 #: (:func:`_failure_document`), whatever step failed (``copy`` prints a line per image instead).
-_ONE_DOCUMENT_COMMANDS = ("plan", "sync", "status", "promote", "login", "digest")
+_ONE_DOCUMENT_COMMANDS = ("plan", "sync", "status", "promote", "prune", "login", "digest")
 
 
 def _failure_document(args: argparse.Namespace, message: str, code: int) -> object:
     """``{"error", "exitCode"}``, with the environment a plan or sync names, or promote's target."""
     if args.command == "promote":
         return promotion_failure_json(args.target, message, code)
-    environment = getattr(args, "environment", None) if args.command in ("plan", "sync") else None
+    environment = (
+        getattr(args, "environment", None) if args.command in ("plan", "sync", "prune") else None
+    )
     return command_failure_json(environment, message, code)
 
 

@@ -63,6 +63,11 @@ CONFIG_CAP: Final = InputCap(
 MANIFESTS_CAP: Final = InputCap(
     "rendered manifests", 32 * MIB, "split the application into smaller ones"
 )
+#: ``kubectl get pods -A -o json`` for ``prune --in-use``: a few KiB a Pod, so a large cluster's list
+#: is hundreds of MiB; read whole, as the JSON must be.
+POD_LIST_CAP: Final = InputCap(
+    "Pod lists", 512 * MIB, "list the namespaces that run this registry's images (kubectl -n)"
+)
 #: An overlay's kustomization files and the ``configurations:`` files they name, read for their image
 #: fieldSpecs; written by hand like promoter.yaml.
 KUSTOMIZATION_CAP: Final = InputCap(

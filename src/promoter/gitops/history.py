@@ -156,8 +156,8 @@ def images_at(revision: Revision | str, overlay: Path, *, deadline: Deadline) ->
 
     Raises:
         ConfigError: Git is not installed, the overlay is not in a Git repository, the commit is
-            unknown, the checkout failed, or the overlay does not render at that commit (missing
-            there, or Kustomize refused it); the message names the commit.
+            unknown, the checkout failed, or the overlay does not render at that commit (Kustomize
+            refused it, or the overlay did not exist there); the message names the commit.
         DeadlineExceededError: the deadline passed first.
         RunInterruptedError: the run was interrupted.
     """
@@ -175,6 +175,15 @@ def images_at(revision: Revision | str, overlay: Path, *, deadline: Deadline) ->
             deadline=deadline,
         )
         old = tree / relative
+        if not old.is_dir():
+            # Created later, or moved here: which one Git cannot say for a folder, and a moved
+            # overlay deployed images a rollback may need. Stop, saying so (never keep less).
+            raise ConfigError(
+                f"overlay {overlay} did not exist at commit {commit[:12]}, which the history "
+                "asked for reaches (it was created or moved since)",
+                hint="keep fewer revisions (--keep-history) so that the history starts after it, "
+                "or keep what it deployed before with --keep",
+            )
         try:
             text = render_overlay(old, deadline=deadline)
             field_specs = image_field_specs(old)

@@ -28,6 +28,11 @@ from enum import StrEnum
 from promoter.oci.digest import Digest
 from promoter.oci.referrers import TAG_SUFFIXES, attachment_tag, referrers_tag
 
+#: Revisions of each overlay whose images are kept by default: enough for a rollback or two.
+DEFAULT_KEEP_HISTORY = 5
+#: The most of a repository's image tags one run may delete by default; more stops the run.
+DEFAULT_MAX_DELETE = 0.5
+
 
 class PruneAction(StrEnum):
     """What happens to a tag or a manifest."""
