@@ -437,3 +437,30 @@ def test_keep_history_is_bounded(cli: Callable[..., CliRun]) -> None:
     result = cli("prune", "production", "--keep-history", "1001")
     assert result.code == 2
     assert "at most 1000" in result.err
+
+
+def test_a_checkout_behind_its_upstream_is_refused(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun], tmp_path: Path
+) -> None:
+    """Someone pushed a promotion the checkout has fetched but not pulled: prune would decide from
+    an older revision than Argo CD deploys, so it stops (exit 2) saying how far behind."""
+    _production(gitops)
+    root = gitops.root
+    _git(root, "init", "-q", "-b", "main")
+    _git(root, "add", "-A")
+    _git(root, "commit", "-q", "-m", "start")
+    remote = tmp_path / "remote.git"
+    _git(root, "clone", "-q", "--bare", str(root), str(remote))
+    _git(root, "remote", "add", "origin", str(remote))
+    _git(root, "fetch", "-q", "origin")
+    _git(root, "branch", "-q", "--set-upstream-to=origin/main")
+    other = tmp_path / "other"
+    _git(root, "clone", "-q", str(remote), str(other))
+    (other / "README-promotion.txt").write_text("cart 9.9.9\n")
+    _git(other, "add", "-A")
+    _git(other, "commit", "-q", "-m", "promote")
+    _git(other, "push", "-q", "origin", "HEAD:main")
+    _git(root, "fetch", "-q", "origin")
+    result = cli("prune", "production", "--max-delete", "1")
+    assert result.code == 2
+    assert "1 commit(s) behind origin/main" in result.err

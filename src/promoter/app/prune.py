@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from promoter.app.runtime import Runtime
 from promoter.config.values import Environment, PromoterConfig
@@ -134,6 +135,7 @@ def plan_prune_environment(
     managed = set(kept)  # only repositories an overlay names now are looked at
     for each in everyone:
         if settings.keep_history:
+            _check_current(each.overlay, deadline or Deadline.after(LONGEST_RUN_TIMEOUT))
             history = images_in_history(
                 each.overlay,
                 settings.keep_history,
@@ -189,6 +191,25 @@ def _recent(runtime: Runtime, registry: str, repository: str, count: int) -> lis
         KeptReference(tag, None, f"one of the {count} most recent pushes")
         for tag in most_recent(times, count)
     ]
+
+
+def _check_current(overlay: Path, deadline: Deadline) -> None:
+    """Refuse a checkout behind its branch's upstream: the newest revisions, which Argo CD
+    deploys, would be missing from what is kept.
+
+    Raises:
+        ConfigError: naming the upstream and how far behind.
+    """
+    from promoter.gitops.history import commits_behind  # noqa: PLC0415 - git: only for prune
+
+    behind = commits_behind(overlay, deadline=deadline)
+    if behind is not None and behind[1] > 0:
+        upstream, count = behind
+        raise ConfigError(
+            f"the checkout of {overlay} is {count} commit(s) behind {upstream}, which is what "
+            "gets deployed; prune decides from the checkout",
+            hint="pull (or check out the deployed revision) first",
+        )
 
 
 def _check_listed(

@@ -231,6 +231,31 @@ def _revision(record: str) -> Revision:
     return Revision(commit, committed_at, subject)
 
 
+def commits_behind(overlay: Path, *, deadline: Deadline) -> tuple[str, int] | None:
+    """How many commits the checkout holding ``overlay`` lacks of its branch's upstream (as last
+    fetched): ``(upstream, count)``, or None when the branch has no upstream (a detached HEAD, a
+    local repository). A prune decides from this checkout; what Argo CD deploys is the upstream.
+
+    Raises:
+        ConfigError: not a Git checkout, or Git failed.
+        DeadlineExceededError, RunInterruptedError.
+    """
+    top = _top_level(overlay, deadline)
+    try:
+        upstream = _git(
+            top,
+            ["rev-parse", "--abbrev-ref", "--symbolic-full-name", "@{upstream}"],
+            what=f"the upstream of {top}",
+            deadline=deadline,
+        ).strip()
+    except ConfigError:
+        return None  # no upstream configured
+    count = _git(
+        top, ["rev-list", "--count", "HEAD..@{upstream}"], what=f"{top}", deadline=deadline
+    )
+    return upstream, int(count.strip() or 0)
+
+
 def _top_level(overlay: Path, deadline: Deadline) -> Path:
     """The root folder of the Git checkout holding the overlay.
 
