@@ -464,3 +464,27 @@ def test_a_checkout_behind_its_upstream_is_refused(
     result = cli("prune", "production", "--max-delete", "1")
     assert result.code == 2
     assert "1 commit(s) behind origin/main" in result.err
+
+
+def test_history_across_a_moved_base_stops_instead_of_keeping_less(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """A commit that moved a base the overlay renders from hides the commits before it from a
+    history read by today's paths: prune stops (exit 2) naming the commit, never keeping less."""
+    _production(gitops)
+    root = gitops.root
+    _git(root, "init", "-q")
+    _git(root, "add", "-A")
+    _git(root, "commit", "-q", "-m", "start")
+    _git(root, "mv", "infra/charts/cart", "infra/charts/cart-v2")
+    for env in ("production", "dev"):
+        kustomization = gitops.kustomization(env)
+        kustomization.write_text(
+            kustomization.read_text().replace("../../charts/cart\n", "../../charts/cart-v2\n")
+        )
+    _git(root, "commit", "-q", "-am", "move cart's chart")
+    result = cli("prune", "production", "--max-delete", "1")
+    assert result.code == 2
+    assert "moved 'infra/charts/cart" in result.err
+    limited = cli("prune", "production", "--max-delete", "1", "--keep-history", "1")
+    assert limited.code == 0, limited.err

@@ -126,6 +126,7 @@ def revisions_touching(overlay: Path, count: int, *, deadline: Deadline) -> list
         deadline=deadline,
     )
     revisions = [_revision(record) for record in output.split("\0") if record.strip()]
+    _refuse_renames(top, revisions[:-1], paths, overlay, deadline)
     if len(revisions) < count and _is_shallow(top, deadline):
         raise ConfigError(
             f"the Git repository {top} is a shallow clone: it holds {len(revisions)} of the "
@@ -254,6 +255,49 @@ def commits_behind(overlay: Path, *, deadline: Deadline) -> tuple[str, int] | No
         top, ["rev-list", "--count", "HEAD..@{upstream}"], what=f"{top}", deadline=deadline
     )
     return upstream, int(count.strip() or 0)
+
+
+def _refuse_renames(
+    top: Path,
+    revisions: Sequence[Revision],
+    paths: Sequence[str],
+    overlay: Path,
+    deadline: Deadline,
+) -> None:
+    """Stop when one of ``revisions`` (all but the oldest) moved a path the overlay renders from:
+    the commits before it changed the old path, which the history read by today's paths misses,
+    and the images they deployed may be what a rollback needs.
+
+    Raises:
+        ConfigError: naming the commit and the paths.
+    """
+    for revision in revisions:
+        # No pathspec: Git limits a diff to it before it pairs renames, so a move into the
+        # paths would show as an addition. Each rename's new path is matched here instead.
+        renames = _git(
+            top,
+            ["show", "-M", "--diff-filter=R", "--name-status", "--format=", revision.commit],
+            what=f"the renames of commit {revision.commit[:12]}",
+            deadline=deadline,
+        )
+        moved = [
+            fields
+            for line in renames.splitlines()
+            if len(fields := line.split("\t")) == 3 and _under(fields[2], paths)
+        ]
+        if moved:
+            first = moved[0]
+            raise ConfigError(
+                f"commit {revision.commit[:12]} moved {first[1]!r} to {first[-1]!r}, which overlay "
+                f"{overlay} renders from: its history before the move cannot be followed",
+                hint="keep fewer revisions (--keep-history) so that the history starts at the "
+                "move, or keep what the older revisions deployed with --keep",
+            )
+
+
+def _under(path: str, roots: Sequence[str]) -> bool:
+    """Whether a repository path is one of ``roots`` or inside one of them."""
+    return any(root in (".", path) or path.startswith(f"{root.rstrip('/')}/") for root in roots)
 
 
 def _top_level(overlay: Path, deadline: Deadline) -> Path:
