@@ -488,3 +488,24 @@ def test_history_across_a_moved_base_stops_instead_of_keeping_less(
     assert "moved 'infra/charts/cart" in result.err
     limited = cli("prune", "production", "--max-delete", "1", "--keep-history", "1")
     assert limited.code == 0, limited.err
+
+
+def test_pruning_the_source_keeps_what_the_next_environment_will_copy_from_it(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """Production's overlay asks for cart 2.3.1 (promoted in Git, not synced yet) while dev runs
+    2.4.0: pruning dev keeps dev's 2.3.1, which production's next sync copies."""
+    for tag in ("2.4.0", "2.3.1", "2.0.0"):
+        gitops.seed(gitops.dev, "cart", tag)
+    for module, tag in (("checkout", "1.8.0"), ("catalog", "3.1.0")):
+        gitops.seed(gitops.dev, module, tag)
+    result = cli("prune", "dev", "--keep-history", "0", "--max-delete", "1", "-o", "json")
+    assert result.code == 0, result.err
+    got = _decisions(result)
+    assert got[("cart", "2.3.1")] == "keep"
+    assert got[("cart", "2.0.0")] == "delete"
+    reasons = {
+        (e["tag"], e["reason"])
+        for e in result.json()["entries"]  # type: ignore[union-attr,index]
+    }
+    assert ("2.3.1", "production promotes it from here") in reasons

@@ -130,8 +130,16 @@ def plan_prune_environment(
     # of this registry (allowImagesFrom, a shared registry spelled otherwise) needs them too.
     everyone = list(config.environments.values())
     for each in everyone:
+        source = config.source_of(each.name)
+        promotes_from_here = source is not None and registry_identity(
+            source.registry
+        ) == registry_identity(registry)
         for image in environment_images(each, deadline=deadline):
             _keep(kept, image, registry, f"deployed by {each.name}")
+            if promotes_from_here:
+                # What an environment promoting from here deploys is what its next sync copies
+                # from here (a promotion edited in Git, not synced yet): the source stays too.
+                _keep_source(kept, image, each.registry, registry, each.name)
     managed = set(kept)  # only repositories an overlay names now are looked at
     for each in everyone:
         if settings.keep_history:
@@ -244,6 +252,21 @@ def _sharing(config: PromoterConfig, environment: Environment) -> list[Environme
     """The environments whose registry is ``environment``'s (itself included)."""
     identity = registry_identity(environment.registry)
     return [e for e in config.environments.values() if registry_identity(e.registry) == identity]
+
+
+def _keep_source(
+    kept: dict[str, list[KeptReference]],
+    image: str,
+    own_registry: str,
+    registry: str,
+    environment: str,
+) -> None:
+    """Keep, in ``registry``, the source of ``image`` that ``environment`` (whose registry is
+    ``own_registry``) promotes from there: the same repository path, tag and digest."""
+    reference = parse_reference(image)
+    if in_registry(reference, own_registry):
+        source = reference.in_repository(registry, reference.repository)
+        _keep(kept, str(source), registry, f"{environment} promotes it from here")
 
 
 def _keep(kept: dict[str, list[KeptReference]], image: str, registry: str, reason: str) -> None:
