@@ -129,7 +129,9 @@ def plan_prune_environment(
     # Every environment counts, not only those whose registry this is: one that deploys images
     # of this registry (allowImagesFrom, a shared registry spelled otherwise) needs them too.
     everyone = list(config.environments.values())
+    using: list[Environment] = []  # the environments that deploy this registry's images now
     for each in everyone:
+        before = sum(len(v) for v in kept.values())
         source = config.source_of(each.name)
         promotes_from_here = source is not None and registry_identity(
             source.registry
@@ -140,8 +142,10 @@ def plan_prune_environment(
                 # What an environment promoting from here deploys is what its next sync copies
                 # from here (a promotion edited in Git, not synced yet): the source stays too.
                 _keep_source(kept, image, each.registry, registry, each.name)
+        if each in sharing or sum(len(v) for v in kept.values()) > before:
+            using.append(each)
     managed = set(kept)  # only repositories an overlay names now are looked at
-    for each in everyone:
+    for each in using:  # whose history can name this registry's images
         if settings.keep_history:
             _check_current(each.overlay, deadline or Deadline.after(LONGEST_RUN_TIMEOUT))
             history = images_in_history(
