@@ -9,11 +9,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from devtools import signing
+from devtools import images, signing
 from devtools.fault_proxy import FaultProxy
 from devtools.registry import RegistryProcess
 from tests.conftest import CliRun, GitOpsRepo
-from tests.registry_checks import head, manifest_digest
+from tests.registry_checks import head, manifest_digest, push, skopeo
 
 
 def _git(root: Path, *args: str) -> None:
@@ -402,8 +402,14 @@ def test_a_tag_pushed_between_plan_and_delete_keeps_its_manifest(
         result = cli("prune", "production", "--keep-history", "0", "--max-delete", "1", "--confirm")
     config.write_text(original)
     assert result.code == 0, result.err
-    assert "9.9.9 now points at it" in result.err
+    assert "9.9.9 changed since the plan; prune again" in result.err
     assert manifest_digest(gitops.prod, repo, "9.9.9") == old
+    # the whole image stays pullable: every platform of it too
+    raw = skopeo(
+        "inspect", "--raw", *gitops.prod.skopeo_flags(), f"docker://{gitops.prod.host}/{repo}:9.9.9"
+    )
+    for child in json.loads(raw.stdout)["manifests"]:
+        assert manifest_digest(gitops.prod, repo, child["digest"]) == child["digest"]
 
 
 @pytest.mark.parametrize(
@@ -509,3 +515,26 @@ def test_pruning_the_source_keeps_what_the_next_environment_will_copy_from_it(
         for e in result.json()["entries"]  # type: ignore[union-attr,index]
     }
     assert ("2.3.1", "production promotes it from here") in reasons
+
+
+def test_an_image_pinned_by_digest_alone_keeps_its_platforms(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """Production runs cart by digest alone, an untagged index sharing its platforms with the old
+    tag 2.1.0: deleting 2.1.0 leaves the pinned index's platforms in place."""
+    _production(gitops)
+    repo = gitops.repo("cart")
+    old = images.multi_arch_index("pinned-shared")
+    push(gitops.prod, repo, old, tag="2.0.9")
+    pinned = images.oci_index(list(old.children), annotations={"pinned": "yes"})
+    push(gitops.prod, repo, pinned, tag=None)
+    kustomization = gitops.kustomization("production")
+    kustomization.write_text(
+        kustomization.read_text().replace("newTag: 2.3.1", f"digest: {pinned.digest}", 1)
+    )
+    result = cli("prune", "production", "--keep-history", "0", "--max-delete", "1", "--confirm")
+    assert result.code == 0, result.err
+    assert manifest_digest(gitops.prod, repo, "2.0.9") is None
+    assert manifest_digest(gitops.prod, repo, pinned.digest) == pinned.digest
+    for child in old.children:
+        assert manifest_digest(gitops.prod, repo, child.digest) == child.digest

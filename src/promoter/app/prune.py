@@ -23,7 +23,7 @@ from promoter.config.values import Environment, PromoterConfig
 from promoter.deadline import LONGEST_RUN_TIMEOUT, Deadline
 from promoter.errors import ConfigError, InputError, PromoterError, SafetyError
 from promoter.oci.digest import Digest
-from promoter.planning.inventory import repository_inventory, tag_digests
+from promoter.planning.inventory import repository_inventory, tag_digests, with_manifests
 from promoter.planning.plan import in_registry
 from promoter.planning.prune import (
     DEFAULT_KEEP_HISTORY,
@@ -171,6 +171,10 @@ def plan_prune_environment(
             runtime.transport, Reference(registry, path), deadline=deadline
         )
         _check_listed(runtime, registry, path, inventory.tags, kept[path], deadline=deadline)
+        pinned = [k.digest for k in kept[path] if k.digest is not None]
+        inventory = with_manifests(
+            runtime.transport, Reference(registry, path), inventory, pinned, deadline=deadline
+        )
         references = [
             *kept[path],
             *tags_matching(inventory.tags, patterns, "matches the keep pattern {!r}"),
@@ -353,11 +357,17 @@ def carry_out_prune(
         for tag, digest in now.items():
             if (tag, digest) not in planned:
                 added.setdefault(digest, set()).add(tag)
-        going = {e.digest for e in repository.deletions if e.tag is None and e.digest not in added}
-        for entry in repository.deletions:
-            if entry.tag is None and entry.digest in added:
-                names = ", ".join(sorted(added[entry.digest]))
-                skipped.append((entry, f"kept: {names} now points at it (since the plan)"))
+        moved = {d: t for d, t in added.items() if any(e.digest == d for e in repository.deletions)}
+        if moved:
+            # A tag now names something the plan would delete, and what that manifest lists or
+            # has attached is not known here: the repository is left whole until a new plan.
+            names = ", ".join(sorted(t for tags in moved.values() for t in tags))
+            skipped.extend(
+                (e, f"kept: {names} changed since the plan; prune again")
+                for e in repository.deletions
+            )
+            continue
+        going = {e.digest for e in repository.deletions if e.tag is None}
         tags_alone = [
             e
             for e in repository.deletions

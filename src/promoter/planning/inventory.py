@@ -8,6 +8,7 @@ listing shows and, on a registry with the referrers API, from the API for each t
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 from promoter.deadline import Deadline
@@ -109,3 +110,35 @@ def _add_referrers(
             subject=subject,
             size=known.size if known else entry.size,
         )
+
+
+def with_manifests(
+    transport: Transport,
+    reference: Reference,
+    inventory: RepositoryInventory,
+    digests: Iterable[Digest],
+    *,
+    deadline: Deadline | None = None,
+) -> RepositoryInventory:
+    """``inventory`` with what it lacks of ``digests`` (kept references by digest alone, which no
+    tag names) read, and their children, recursively: a kept index must keep its platforms even
+    when no tag points at it. A digest the repository does not have adds nothing.
+
+    Raises:
+        RegistryError, RegistryUnreachableError, DeadlineExceededError, UnsupportedManifestError.
+    """
+    repository = Repository.of(transport, reference, deadline=deadline)
+    manifests = dict(inventory.manifests)
+    pending = [d for d in digests if d not in manifests]
+    while pending:
+        digest = pending.pop()
+        if digest in manifests or repository.head_manifest(str(digest)) is None:
+            continue
+        fetched = repository.get_manifest(str(digest))
+        manifests[digest] = ManifestFacts(
+            children=tuple(c.digest for c in fetched.manifest.manifests),
+            subject=fetched.manifest.subject.digest if fetched.manifest.subject else None,
+            size=len(fetched.data) + sum(b.size for b in fetched.manifest.blobs),
+        )
+        pending.extend(c for c in manifests[digest].children if c not in manifests)
+    return RepositoryInventory(inventory.name, inventory.tags, manifests)
