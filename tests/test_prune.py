@@ -538,3 +538,48 @@ def test_an_image_pinned_by_digest_alone_keeps_its_platforms(
     assert manifest_digest(gitops.prod, repo, pinned.digest) == pinned.digest
     for child in old.children:
         assert manifest_digest(gitops.prod, repo, child.digest) == child.digest
+
+
+def test_an_image_named_outside_image_fields_is_kept(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """A custom resource's spec.image (plan warns about it) keeps that image."""
+    _production(gitops)
+    image = f"222222222222.dkr.ecr.us-east-1.amazonaws.com/{gitops.repo('cart')}:2.1.0"
+    gitops.add_chart(
+        "report",
+        "apiVersion: sparkoperator.k8s.io/v1beta2\nkind: SparkApplication\n"
+        f"metadata:\n  name: report\nspec:\n  image: {image}\n",
+    )
+    gitops.deploy("production", "report")
+    result = cli("prune", "production", "--keep-history", "0", "--max-delete", "1", "-o", "json")
+    assert result.code == 0, result.err
+    assert _decisions(result)[("cart", "2.1.0")] == "keep"
+
+
+def test_one_registry_under_two_names_is_pruned_as_one(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """Canary reaches production's registry under another name (the same endpoint): pruning
+    production keeps what canary deploys."""
+    _production(gitops)
+    overlays = gitops.root / "infra" / "overlays"
+    canary = overlays / "canary"
+    canary.mkdir()
+    for name in ("kustomization.yaml", "patch-image.yaml", "patch-replicas.yaml"):
+        text = (overlays / "production" / name).read_text()
+        text = text.replace("222222222222.dkr.ecr.us-east-1.amazonaws.com", "registry.prod.example")
+        (canary / name).write_text(text.replace("newTag: 2.3.1", "newTag: 2.2.0"))
+    config = gitops.root / "promoter.yaml"
+    config.write_text(
+        config.read_text().replace(
+            "registries:",
+            "  canary:\n    overlay: infra/overlays/canary\n    registry: registry.prod.example\n\n"
+            f"registries:\n  registry.prod.example:\n    endpoint: {gitops.prod.url}",
+            1,
+        )
+    )
+    result = cli("prune", "production", "--keep-history", "0", "--max-delete", "1", "-o", "json")
+    assert result.code == 0, result.err
+    assert "canary" in result.json()["sharedWith"]
+    assert _decisions(result)[("cart", "2.2.0")] == "keep"

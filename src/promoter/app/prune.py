@@ -21,7 +21,14 @@ from pathlib import Path
 from promoter.app.runtime import Runtime
 from promoter.config.values import Environment, PromoterConfig
 from promoter.deadline import LONGEST_RUN_TIMEOUT, Deadline
-from promoter.errors import ConfigError, InputError, PromoterError, SafetyError
+from promoter.errors import (
+    ConfigError,
+    InputError,
+    InvalidReferenceError,
+    PromoterError,
+    SafetyError,
+)
+from promoter.gitops.discover import UnmanagedReference
 from promoter.oci.digest import Digest
 from promoter.planning.inventory import repository_inventory, tag_digests, with_manifests
 from promoter.planning.plan import in_registry
@@ -119,13 +126,15 @@ def plan_prune_environment(
         PromoterError: Git history cannot be read, or a repository cannot be listed completely.
         InvalidReferenceError: an image in the manifests does not parse.
     """
-    from promoter.app.environment import environment_images  # noqa: PLC0415 - YAML: not for the hook
+    from promoter.app.environment import environment_scan  # noqa: PLC0415 - YAML: not for the hook
     from promoter.gitops.history import images_in_history  # noqa: PLC0415 - git: only for prune
 
     environment = config.environment(name)
     registry = environment.registry
-    sharing = _sharing(config, environment)
+    names = _names(config, registry)
+    sharing = [e for e in config.environments.values() if registry_identity(e.registry) in names]
     kept: dict[str, list[KeptReference]] = {}
+    notes: list[str] = []
     # Every environment counts, not only those whose registry this is: one that deploys images
     # of this registry (allowImagesFrom, a shared registry spelled otherwise) needs them too.
     everyone = list(config.environments.values())
@@ -136,12 +145,15 @@ def plan_prune_environment(
         promotes_from_here = source is not None and registry_identity(
             source.registry
         ) == registry_identity(registry)
-        for image in environment_images(each, deadline=deadline):
-            _keep(kept, image, registry, f"deployed by {each.name}")
+        scan = environment_scan(each, deadline=deadline)
+        for found in scan.images:
+            _keep(kept, found.image, names, f"deployed by {each.name}")
             if promotes_from_here:
                 # What an environment promoting from here deploys is what its next sync copies
                 # from here (a promotion edited in Git, not synced yet): the source stays too.
-                _keep_source(kept, image, each.registry, registry, each.name)
+                _keep_source(kept, found.image, each.registry, registry, each.name)
+        if each in sharing:
+            notes.extend(_keep_mentions(kept, scan.unmanaged, names, each))
         if each in sharing or sum(len(v) for v in kept.values()) > before:
             using.append(each)
     managed = set(kept)  # only repositories an overlay names now are looked at
@@ -155,11 +167,10 @@ def plan_prune_environment(
             )
             for image, revisions in history.items():
                 at = revisions[0].commit[:12]
-                _keep(kept, image, registry, f"deployed by {each.name} at {at}")
+                _keep(kept, image, names, f"deployed by {each.name} at {at}")
     for image in settings.in_use:
-        _keep(kept, image, registry, "running in a Pod")
+        _keep(kept, image, names, "running in a Pod")
     patterns = (*settings.keep, *(p for e in sharing for p in e.prune_keep))
-    notes = []
     if settings.keep_recent and not runtime.is_ecr(registry):
         notes.append(
             f"--keep-recent: {registry} does not say when images were pushed (only ECR does); "
@@ -256,10 +267,45 @@ def _check_listed(
             )
 
 
-def _sharing(config: PromoterConfig, environment: Environment) -> list[Environment]:
-    """The environments whose registry is ``environment``'s (itself included)."""
-    identity = registry_identity(environment.registry)
-    return [e for e in config.environments.values() if registry_identity(e.registry) == identity]
+def _names(config: PromoterConfig, registry: str) -> frozenset[str]:
+    """Every name of ``registry``: itself, and the hosts promoter.yaml's ``registries:`` sends to
+    the same endpoint (one registry under two names is one registry to prune), as identities."""
+    settings = {registry_identity(h): s for h, s in config.registries.items()}
+    own = settings.get(registry_identity(registry))
+    names = {registry_identity(registry)}
+    if own is not None and own.endpoint:
+        names |= {h for h, s in settings.items() if s.endpoint == own.endpoint}
+    return frozenset(names)
+
+
+def _names_of(registry: str) -> frozenset[str]:
+    return frozenset({registry_identity(registry)})
+
+
+def _keep_mentions(
+    kept: dict[str, list[KeptReference]],
+    mentions: Iterable[UnmanagedReference],
+    names: frozenset[str],
+    environment: Environment,
+) -> list[str]:
+    """Keep what strings outside image fields name in the registry (``plan`` warns about them: an
+    operator's ``spec.image``, an argument): an image reference there is kept; a bare host (a Helm
+    value split into registry, repository and tag) cannot be, and a note says so."""
+    notes = []
+    for mention in mentions:
+        where = f"{mention.kind}/{mention.name} {mention.path}"
+        if "/" in mention.value:
+            try:
+                _keep(kept, mention.value, names, f"named by {environment.name} at {where}")
+                continue
+            except InvalidReferenceError:
+                pass
+        notes.append(
+            f"{environment.name}: {where} names {environment.registry} outside image fields, and "
+            "which image it means cannot be told: keep it with --keep (or prune.keep in "
+            "promoter.yaml)"
+        )
+    return notes
 
 
 def _keep_source(
@@ -274,13 +320,16 @@ def _keep_source(
     reference = parse_reference(image)
     if in_registry(reference, own_registry):
         source = reference.in_repository(registry, reference.repository)
-        _keep(kept, str(source), registry, f"{environment} promotes it from here")
+        _keep(kept, str(source), _names_of(registry), f"{environment} promotes it from here")
 
 
-def _keep(kept: dict[str, list[KeptReference]], image: str, registry: str, reason: str) -> None:
-    """Add ``image`` to ``kept`` under its repository when it is in ``registry``."""
+def _keep(
+    kept: dict[str, list[KeptReference]], image: str, names: frozenset[str], reason: str
+) -> None:
+    """Add ``image`` to ``kept`` under its repository when it is in the registry ``names``
+    (identities: :func:`~promoter.reference.registry_identity`) name."""
     reference = parse_reference(image)
-    if not in_registry(reference, registry):
+    if registry_identity(reference.registry) not in names:
         return
     kept.setdefault(reference.repository, []).append(
         KeptReference(reference.tag, reference.digest, reason)
