@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
 from devtools import images, signing
 from devtools.fault_proxy import FaultProxy
 from devtools.registry import RegistryProcess
@@ -583,3 +584,33 @@ def test_one_registry_under_two_names_is_pruned_as_one(
     assert result.code == 0, result.err
     assert "canary" in result.json()["sharedWith"]
     assert _decisions(result)[("cart", "2.2.0")] == "keep"
+
+
+def test_history_across_a_replaced_base_stops_too(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """A base deleted and a rewritten one added (no rename Git can see): the older revisions
+    rendered from a path today's overlay does not, so prune stops (exit 2) instead of missing
+    the commits made to it."""
+    _production(gitops)
+    root = gitops.root
+    _git(root, "init", "-q")
+    _git(root, "add", "-A")
+    _git(root, "commit", "-q", "-m", "start")
+    charts = root / "infra" / "charts"
+    (charts / "cart-new").mkdir()
+    for item in (charts / "cart").iterdir():  # rewritten as JSON: too different to be a rename
+        documents = [d for d in yaml.safe_load_all(item.read_text()) if d]
+        text = "\n---\n".join(json.dumps(d, indent=1, sort_keys=True) for d in documents)
+        (charts / "cart-new" / item.name).write_text(text + "\n")
+    _git(root, "rm", "-q", "-r", "infra/charts/cart")
+    for env in ("production", "dev"):
+        kustomization = gitops.kustomization(env)
+        kustomization.write_text(
+            kustomization.read_text().replace("../../charts/cart\n", "../../charts/cart-new\n")
+        )
+    _git(root, "add", "-A")
+    _git(root, "commit", "-q", "-m", "rewrite cart's chart")
+    result = cli("prune", "production", "--max-delete", "1")
+    assert result.code == 2
+    assert "no longer does" in result.err

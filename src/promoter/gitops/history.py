@@ -137,6 +137,17 @@ def revisions_touching(overlay: Path, count: int, *, deadline: Deadline) -> list
 
 
 def images_at(revision: Revision | str, overlay: Path, *, deadline: Deadline) -> list[str]:
+    """See :func:`_images_at` (without the check of the sources against today's)."""
+    return _images_at(revision, overlay, deadline=deadline, today=None)
+
+
+def _images_at(
+    revision: Revision | str,
+    overlay: Path,
+    *,
+    deadline: Deadline,
+    today: Sequence[str] | None,
+) -> list[str]:
     """The images the overlay deployed at a commit, each once, as written, in first-use order.
 
     The overlay is rendered as it was at that commit: the repository is checked out there in a
@@ -185,6 +196,19 @@ def images_at(revision: Revision | str, overlay: Path, *, deadline: Deadline) ->
                 hint="keep fewer revisions (--keep-history) so that the history starts after it, "
                 "or keep what it deployed before with --keep",
             )
+        if today is not None:
+            # The history was read by the paths the overlay renders from today. At this commit
+            # it rendered from others too (a base replaced, not renamed, since): commits that
+            # changed those are missing from the history, and their images may be needed.
+            then = [_inside(tree, p, old) for p in local_sources(old)]
+            gone = [p for p in then if not _under(p, today)]
+            if gone:
+                raise ConfigError(
+                    f"overlay {overlay} at commit {commit[:12]} rendered from {gone[0]!r}, which "
+                    "it no longer does: the history read by today's paths may miss commits to it",
+                    hint="keep fewer revisions (--keep-history) so that the history starts after "
+                    "the change, or keep what the older revisions deployed with --keep",
+                )
         try:
             text = render_overlay(old, deadline=deadline)
             field_specs = image_field_specs(old)
@@ -211,8 +235,10 @@ def images_in_history(
         ValueError, ConfigError, DeadlineExceededError, RunInterruptedError: as the two functions.
     """
     deployed: dict[str, list[Revision]] = {}
+    top = _top_level(overlay, deadline)
+    today = tuple(dict.fromkeys(_inside(top, p, overlay) for p in local_sources(overlay)))
     for revision in revisions_touching(overlay, count, deadline=deadline):
-        for image in images_at(revision, overlay, deadline=deadline):
+        for image in _images_at(revision, overlay, deadline=deadline, today=today):
             deployed.setdefault(image, []).append(revision)
     return deployed
 
