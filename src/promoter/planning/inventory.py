@@ -81,7 +81,8 @@ def tag_digests(repository: Repository) -> dict[str, Digest]:
                 # way the inventory cannot be trusted to decide deletions.
                 raise PromoterError(
                     f"{repository}: the tag list names {tag!r}, which the registry does not "
-                    "serve; nothing is deleted from an inventory that cannot be trusted"
+                    "serve (deleted meanwhile, by another prune say, or a wrong list); nothing "
+                    "is deleted from an inventory that cannot be trusted: run again"
                 )
             tags[tag] = info.digest
     return tags
