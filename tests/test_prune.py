@@ -34,6 +34,13 @@ def _git(root: Path, *args: str) -> None:
     )
 
 
+def _commit_all(root: Path, message: str) -> None:
+    """Make ``root`` a Git repository (if it is not) and commit everything in it."""
+    _git(root, "init", "-q")
+    _git(root, "add", "-A")
+    _git(root, "commit", "-q", "-m", message)
+
+
 def _production(gitops: GitOpsRepo) -> None:
     """Production's registry holds what its overlay deploys, and older cart versions."""
     for module, tag in (("cart", "2.3.1"), ("checkout", "1.8.0"), ("catalog", "3.0.2")):
@@ -480,9 +487,7 @@ def test_history_across_a_moved_base_stops_instead_of_keeping_less(
     history read by today's paths: prune stops (exit 2) naming the commit, never keeping less."""
     _production(gitops)
     root = gitops.root
-    _git(root, "init", "-q")
-    _git(root, "add", "-A")
-    _git(root, "commit", "-q", "-m", "start")
+    _commit_all(root, "start")
     _git(root, "mv", "infra/charts/cart", "infra/charts/cart-v2")
     for env in ("production", "dev"):
         kustomization = gitops.kustomization(env)
@@ -594,9 +599,7 @@ def test_history_across_a_replaced_base_stops_too(
     the commits made to it."""
     _production(gitops)
     root = gitops.root
-    _git(root, "init", "-q")
-    _git(root, "add", "-A")
-    _git(root, "commit", "-q", "-m", "start")
+    _commit_all(root, "start")
     charts = root / "infra" / "charts"
     (charts / "cart-new").mkdir()
     for item in (charts / "cart").iterdir():  # rewritten as JSON: too different to be a rename
