@@ -793,11 +793,13 @@ def test_prune_on_ecr_deletes_through_batch_delete_and_keeps_the_most_recent(
     )
     with Runtime(settings) as runtime:
         recent = _recent(runtime, HOST, repo, 1)
-        entries = tuple(
+        deleted = [
             PruneEntry(repo, tag, parse_digest(d), PruneAction.DELETE, "test")
             for number, d in enumerate(digests[:2])
             for tag in (f"v{number}", None)
-        )
+        ]
+        kept = PruneEntry(repo, "v2", parse_digest(digests[2]), PruneAction.KEEP, "kept")
+        entries = (*deleted, kept)
         plan = PrunePlan("dev", HOST, ("dev",), (RepositoryPrune(repo, entries),))
         outcome = carry_out_prune(runtime, plan)
     assert len(recent) == 1  # which one: moto stamps whole seconds (most_recent is table-tested)

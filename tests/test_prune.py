@@ -475,9 +475,10 @@ def test_a_checkout_behind_its_upstream_is_refused(
     _git(other, "commit", "-q", "-m", "promote")
     _git(other, "push", "-q", "origin", "HEAD:main")
     _git(root, "fetch", "-q", "origin")
-    result = cli("prune", "production", "--max-delete", "1")
-    assert result.code == 2
-    assert "1 commit(s) behind origin/main" in result.err
+    for history in ("5", "0"):  # without history too: the upstream is what gets deployed
+        result = cli("prune", "production", "--max-delete", "1", "--keep-history", history)
+        assert result.code == 2
+        assert "1 commit(s) behind origin/main" in result.err
 
 
 def test_history_across_a_moved_base_stops_instead_of_keeping_less(
@@ -581,7 +582,7 @@ def test_one_registry_under_two_names_is_pruned_as_one(
         config.read_text().replace(
             "registries:",
             "  canary:\n    overlay: infra/overlays/canary\n    registry: registry.prod.example\n\n"
-            f"registries:\n  registry.prod.example:\n    endpoint: {gitops.prod.url}",
+            f"registries:\n  registry.prod.example:\n    endpoint: {gitops.prod.url}/",
             1,
         )
     )
@@ -617,3 +618,24 @@ def test_history_across_a_replaced_base_stops_too(
     result = cli("prune", "production", "--max-delete", "1")
     assert result.code == 2
     assert "no longer does" in result.err
+
+
+def test_a_kept_nested_index_keeps_the_platforms_under_it(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """2.3.1 is an index over an index over platforms; a deleted tag's index shares one platform:
+    that platform stays, as the kept nested index lists it."""
+    _production(gitops)
+    repo = gitops.repo("cart")
+    shared = images.oci_image([images.layer(100, "nest-shared")], seed="nest-shared")
+    own = images.oci_image([images.layer(100, "nest-own")], arch="arm64", seed="nest-own")
+    inner = images.oci_index([shared, own])
+    outer = images.oci_index([inner], platforms=[None])
+    push(gitops.prod, repo, outer, tag="2.3.1")
+    other = images.oci_index([shared], annotations={"other": "yes"})
+    push(gitops.prod, repo, other, tag="2.0.9")
+    result = cli("prune", "production", "--keep-history", "0", "--max-delete", "1", "--confirm")
+    assert result.code == 0, result.err
+    assert manifest_digest(gitops.prod, repo, "2.0.9") is None
+    for manifest in (outer, inner, shared, own):
+        assert manifest_digest(gitops.prod, repo, manifest.digest) == manifest.digest

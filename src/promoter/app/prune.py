@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from promoter.app.runtime import Runtime
 from promoter.config.values import Environment, PromoterConfig
@@ -142,9 +143,7 @@ def plan_prune_environment(
     for each in everyone:
         before = sum(len(v) for v in kept.values())
         source = config.source_of(each.name)
-        promotes_from_here = source is not None and registry_identity(
-            source.registry
-        ) == registry_identity(registry)
+        promotes_from_here = source is not None and registry_identity(source.registry) in names
         scan = environment_scan(each, deadline=deadline)
         for found in scan.images:
             _keep(kept, found.image, names, f"deployed by {each.name}")
@@ -158,8 +157,14 @@ def plan_prune_environment(
             using.append(each)
     managed = set(kept)  # only repositories an overlay names now are looked at
     for each in using:  # whose history can name this registry's images
-        if settings.keep_history:
+        # Argo CD deploys the upstream: a checkout behind it is refused, history or not (without
+        # history, a folder that is no Git checkout has nothing to be behind).
+        try:
             _check_current(each.overlay, deadline or Deadline.after(LONGEST_RUN_TIMEOUT))
+        except ConfigError as exc:
+            if settings.keep_history or "behind" in exc.message:
+                raise
+        if settings.keep_history:
             history = images_in_history(
                 each.overlay,
                 settings.keep_history,
@@ -274,8 +279,20 @@ def _names(config: PromoterConfig, registry: str) -> frozenset[str]:
     own = settings.get(registry_identity(registry))
     names = {registry_identity(registry)}
     if own is not None and own.endpoint:
-        names |= {h for h, s in settings.items() if s.endpoint == own.endpoint}
+        target = _endpoint(own.endpoint)
+        names |= {h for h, s in settings.items() if s.endpoint and _endpoint(s.endpoint) == target}
     return frozenset(names)
+
+
+def _endpoint(url: str) -> str:
+    """An endpoint URL as compared: scheme and host in lower case, no trailing ``/``, default
+    ports dropped (``http://127.0.0.1:5000/`` is ``http://127.0.0.1:5000``)."""
+    parts = urlsplit(url.strip())
+    host = (parts.hostname or "").lower()
+    port = parts.port
+    default = {"http": 80, "https": 443}.get(parts.scheme.lower())
+    where = host if port in (None, default) else f"{host}:{port}"
+    return f"{parts.scheme.lower()}://{where}{parts.path.rstrip('/')}"
 
 
 def _names_of(registry: str) -> frozenset[str]:
@@ -396,25 +413,32 @@ def carry_out_prune(
         )
     deleted: list[PruneEntry] = []
     skipped: list[tuple[PruneEntry, str]] = []
+    # Every repository is listed again before anything is deleted: a listing that fails then
+    # stops the run while nothing is deleted yet.
+    listed = {
+        r.repository: _tags_now(runtime, Reference(plan.registry, r.repository), deadline)
+        for r in plan.repositories
+    }
     for repository in plan.repositories:
         reference = Reference(plan.registry, repository.repository)
         # Tags pushed since the plan (a sync promoting meanwhile) point where? A manifest a new
         # tag points at is not deleted: deleting by digest would take that tag with it.
-        now = _tags_now(runtime, reference, deadline)
+        now = listed[repository.repository]
         planned = {(e.tag, e.digest) for e in repository.entries if e.tag}
         added: dict[Digest, set[str]] = {}
         for tag, digest in now.items():
             if (tag, digest) not in planned:
                 added.setdefault(digest, set()).add(tag)
-        moved = {d: t for d, t in added.items() if any(e.digest == d for e in repository.deletions)}
-        if moved:
-            # A tag now names something the plan would delete, and what that manifest lists or
-            # has attached is not known here: the repository is left whole until a new plan.
-            names = ", ".join(sorted(t for tags in moved.values() for t in tags))
-            skipped.extend(
-                (e, f"kept: {names} changed since the plan; prune again")
-                for e in repository.deletions
-            )
+        if added:
+            # A tag is new or moved since the plan: what it points at may list or have attached
+            # what the plan would delete (a new index over old platforms), which is not known
+            # here. The repository is left whole until a new plan.
+            changed = ", ".join(sorted(t for tags in added.values() for t in tags))
+            first, *rest = repository.deletions or (None,)
+            if first is not None:
+                more = f" (and {len(rest)} more entries)" if rest else ""
+                why = f"kept, with the repository{more}: {changed} changed since the plan"
+                skipped.append((first, f"{why}; prune again"))
             continue
         going = {e.digest for e in repository.deletions if e.tag is None}
         tags_alone = [

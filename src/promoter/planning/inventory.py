@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from promoter.deadline import Deadline
 from promoter.errors import InvalidDigestError, PromoterError, UnsupportedManifestError
 from promoter.oci.digest import Digest, parse_digest
+from promoter.oci.mediatypes import INDEX_TYPES
 from promoter.oci.referrers import parse_referrers_index
 from promoter.planning.prune import ManifestFacts, RepositoryInventory
 from promoter.process import signals_to_main_thread
@@ -45,6 +46,7 @@ def repository_inventory(
     ) as pool:
         reads = {d: pool.submit(repository.get_manifest, str(d)) for d in set(tags.values())}
         manifests: dict[Digest, ManifestFacts] = {}
+        nested: list[Digest] = []
         for digest, read in reads.items():
             fetched = read.result()
             blobs = sum(b.size for b in fetched.manifest.blobs)
@@ -55,7 +57,12 @@ def repository_inventory(
             )
             for tag in (t for t, d in tags.items() if d == digest and _is_referrers_tag(t)):
                 _add_referrers(manifests, tag, fetched.data, repository)
-    return RepositoryInventory(str(repository), tags, manifests)
+            nested.extend(
+                c.digest for c in fetched.manifest.manifests if c.media_type in INDEX_TYPES
+            )
+    inventory = RepositoryInventory(str(repository), tags, manifests)
+    # An index inside an index (nested platforms): its children are what keeping it keeps.
+    return with_manifests(transport, reference, inventory, nested, deadline=deadline)
 
 
 def tag_digests(repository: Repository) -> dict[str, Digest]:
