@@ -639,3 +639,27 @@ def test_a_kept_nested_index_keeps_the_platforms_under_it(
     assert manifest_digest(gitops.prod, repo, "2.0.9") is None
     for manifest in (outer, inner, shared, own):
         assert manifest_digest(gitops.prod, repo, manifest.digest) == manifest.digest
+
+
+def test_history_keeps_images_named_outside_image_fields(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """A custom resource's spec.image moved from 2.1.0 to 2.2.0 in the last commit: a rollback
+    needs 2.1.0, so --keep-history keeps it."""
+    _production(gitops)
+    registry = "222222222222.dkr.ecr.us-east-1.amazonaws.com"
+    report = (
+        "apiVersion: sparkoperator.k8s.io/v1beta2\nkind: SparkApplication\n"
+        f"metadata:\n  name: report\nspec:\n  image: {registry}/{gitops.repo('cart')}:TAG\n"
+    )
+    gitops.add_chart("report", report.replace("TAG", "2.1.0"))
+    gitops.deploy("production", "report")
+    _commit_all(gitops.root, "report on cart 2.1.0")
+    chart = gitops.root / "infra" / "charts" / "report" / "report.yaml"
+    chart.write_text(report.replace("TAG", "2.2.0"))
+    _git(gitops.root, "commit", "-q", "-am", "report on cart 2.2.0")
+    result = cli("prune", "production", "--keep-history", "2", "--max-delete", "1", "-o", "json")
+    assert result.code == 0, result.err
+    got = _decisions(result)
+    assert got[("cart", "2.1.0")] == "keep"
+    assert got[("cart", "2.2.0")] == "keep"

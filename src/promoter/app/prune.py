@@ -169,6 +169,7 @@ def plan_prune_environment(
                 each.overlay,
                 settings.keep_history,
                 deadline=deadline or Deadline.after(LONGEST_RUN_TIMEOUT),
+                mentions_of=each.registry if each in sharing else None,
             )
             for image, revisions in history.items():
                 at = revisions[0].commit[:12]

@@ -33,7 +33,7 @@ from promoter.errors import (
     RunInterruptedError,
     one_line,
 )
-from promoter.gitops.discover import iter_images, iter_manifests
+from promoter.gitops.discover import iter_images, iter_manifests, scan_manifests
 from promoter.gitops.kustomization import image_field_specs, local_sources
 from promoter.gitops.render import render_overlay
 from promoter.process import run_capped
@@ -147,6 +147,7 @@ def _images_at(
     *,
     deadline: Deadline,
     today: Sequence[str] | None,
+    mentions_of: str | None = None,
 ) -> list[str]:
     """The images the overlay deployed at a commit, each once, as written, in first-use order.
 
@@ -216,20 +217,30 @@ def _images_at(
             raise ConfigError(
                 f"overlay {overlay} at commit {commit[:12]}: {exc.message}", hint=exc.hint
             ) from exc
-        found = iter_images(iter_manifests(text, source=f"kustomize build {old}"), field_specs)
-        return list(dict.fromkeys(image.image for image in found))
+        documents = iter_manifests(text, source=f"kustomize build {old}")
+        if mentions_of is None:
+            found = [image.image for image in iter_images(documents, field_specs)]
+        else:
+            # Also what strings outside image fields name in that registry (plan warns about
+            # them: an operator's spec.image): a rollback brings those back too.
+            scan = scan_manifests(documents, mentions_of, field_specs)
+            found = [image.image for image in scan.images]
+            found += [m.value for m in scan.unmanaged if "/" in m.value]
+        return list(dict.fromkeys(found))
     finally:
         _remove_worktree(top, tree, temporary)
 
 
 def images_in_history(
-    overlay: Path, count: int, *, deadline: Deadline
+    overlay: Path, count: int, *, deadline: Deadline, mentions_of: str | None = None
 ) -> dict[str, list[Revision]]:
     """Every image the overlay deployed in its last ``count`` revisions, each with the revisions
     that deployed it (newest first): :func:`revisions_touching` then :func:`images_at` for each.
 
-    Images are in the order first met, newest revision first. A caller deciding what to delete
-    must delete nothing when this raises (see :func:`images_at`).
+    Images are in the order first met, newest revision first. With ``mentions_of`` (a registry
+    host), also what strings outside image fields name in that registry (an operator's
+    ``spec.image``: plan warns about those). A caller deciding what to delete must delete nothing
+    when this raises (see :func:`images_at`).
 
     Raises:
         ValueError, ConfigError, DeadlineExceededError, RunInterruptedError: as the two functions.
@@ -238,7 +249,9 @@ def images_in_history(
     top = _top_level(overlay, deadline)
     today = tuple(dict.fromkeys(_inside(top, p, overlay) for p in local_sources(overlay)))
     for revision in revisions_touching(overlay, count, deadline=deadline):
-        for image in _images_at(revision, overlay, deadline=deadline, today=today):
+        for image in _images_at(
+            revision, overlay, deadline=deadline, today=today, mentions_of=mentions_of
+        ):
             deployed.setdefault(image, []).append(revision)
     return deployed
 
