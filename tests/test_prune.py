@@ -663,3 +663,32 @@ def test_history_keeps_images_named_outside_image_fields(
     got = _decisions(result)
     assert got[("cart", "2.1.0")] == "keep"
     assert got[("cart", "2.2.0")] == "keep"
+
+
+def test_another_environments_custom_resource_image_of_this_registry_is_kept(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """Production (allowImagesFrom: dev) runs dev's cart 2.2.0 through a custom resource's
+    spec.image: pruning dev keeps it."""
+    for tag in ("2.4.0", "2.3.1", "2.2.0", "2.0.0"):
+        gitops.seed(gitops.dev, "cart", tag)
+    for module, tag in (("checkout", "1.8.0"), ("catalog", "3.1.0")):
+        gitops.seed(gitops.dev, module, tag)
+    dev = "111111111111.dkr.ecr.us-east-1.amazonaws.com"
+    gitops.add_chart(
+        "report",
+        "apiVersion: sparkoperator.k8s.io/v1beta2\nkind: SparkApplication\n"
+        f"metadata:\n  name: report\nspec:\n  image: {dev}/{gitops.repo('cart')}:2.2.0\n",
+    )
+    gitops.deploy("production", "report")
+    config = gitops.root / "promoter.yaml"
+    config.write_text(
+        config.read_text().replace(
+            "    promotesFrom: dev\n", "    promotesFrom: dev\n    allowImagesFrom: [dev]\n", 1
+        )
+    )
+    result = cli("prune", "dev", "--keep-history", "0", "--max-delete", "1", "-o", "json")
+    assert result.code == 0, result.err
+    got = _decisions(result)
+    assert got[("cart", "2.2.0")] == "keep"
+    assert got[("cart", "2.0.0")] == "delete"

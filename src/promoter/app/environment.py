@@ -54,8 +54,10 @@ def environment_scan(
     manifests: str | None = None,
     rendering: Rendering | None = None,
     deadline: Deadline | None = None,
+    mentions_of: str | None = None,
 ) -> ManifestScan:
-    """The images of the environment's manifests and the other strings naming its registry.
+    """The images of the environment's manifests and the other strings naming its registry (or,
+    with ``mentions_of``, that registry: prune asks an environment about another's).
 
     Images are those of pod specs and, for a rendered overlay, those at the fields its kustomization
     tree declares through ``configurations:`` image fieldSpecs (:func:`image_field_specs`); given
@@ -100,7 +102,7 @@ def environment_scan(
     documents = without_hook_containers(
         (d for d in iter_manifests(text, source=source) if scanned(d)), hook_images
     )
-    scan = scan_manifests(documents, environment.registry, field_specs)
+    scan = scan_manifests(documents, mentions_of or environment.registry, field_specs)
     return replace(scan, hook_images=tuple(hook_images), hook_sources=tuple(hook_sources))
 
 

@@ -144,15 +144,17 @@ def plan_prune_environment(
         before = sum(len(v) for v in kept.values())
         source = config.source_of(each.name)
         promotes_from_here = source is not None and registry_identity(source.registry) in names
-        scan = environment_scan(each, deadline=deadline)
+        # Mentions outside image fields of this registry: by its own name for an environment
+        # whose registry it is, by the name pruned for any other (allowImagesFrom).
+        mentions_of = None if each in sharing else registry
+        scan = environment_scan(each, deadline=deadline, mentions_of=mentions_of)
         for found in scan.images:
             _keep(kept, found.image, names, f"deployed by {each.name}")
             if promotes_from_here:
                 # What an environment promoting from here deploys is what its next sync copies
                 # from here (a promotion edited in Git, not synced yet): the source stays too.
                 _keep_source(kept, found.image, each.registry, registry, each.name)
-        if each in sharing:
-            notes.extend(_keep_mentions(kept, scan.unmanaged, names, each))
+        notes.extend(_keep_mentions(kept, scan.unmanaged, names, each))
         if each in sharing or sum(len(v) for v in kept.values()) > before:
             using.append(each)
     managed = set(kept)  # only repositories an overlay names now are looked at
