@@ -161,17 +161,17 @@ def plan_prune_environment(
     for each in using:  # whose history can name this registry's images
         # Argo CD deploys the upstream: a checkout behind it is refused, history or not (without
         # history, a folder that is no Git checkout has nothing to be behind).
-        try:
-            _check_current(each.overlay, deadline or Deadline.after(LONGEST_RUN_TIMEOUT))
-        except ConfigError as exc:
-            if settings.keep_history or "behind" in exc.message:
-                raise
+        _check_current(
+            each.overlay,
+            deadline or Deadline.after(LONGEST_RUN_TIMEOUT),
+            needs_git=bool(settings.keep_history),
+        )
         if settings.keep_history:
             history = images_in_history(
                 each.overlay,
                 settings.keep_history,
                 deadline=deadline or Deadline.after(LONGEST_RUN_TIMEOUT),
-                mentions_of=each.registry if each in sharing else None,
+                mentions_of=each.registry if each in sharing else registry,
             )
             for image, revisions in history.items():
                 at = revisions[0].commit[:12]
@@ -228,16 +228,22 @@ def _recent(runtime: Runtime, registry: str, repository: str, count: int) -> lis
     ]
 
 
-def _check_current(overlay: Path, deadline: Deadline) -> None:
+def _check_current(overlay: Path, deadline: Deadline, *, needs_git: bool) -> None:
     """Refuse a checkout behind its branch's upstream: the newest revisions, which Argo CD
-    deploys, would be missing from what is kept.
+    deploys, would be missing from what is kept. Without ``needs_git`` (no history asked for), a
+    folder that is no Git checkout has nothing to be behind.
 
     Raises:
-        ConfigError: naming the upstream and how far behind.
+        ConfigError: naming the upstream and how far behind; with ``needs_git``, no Git checkout.
     """
     from promoter.gitops.history import commits_behind  # noqa: PLC0415 - git: only for prune
 
-    behind = commits_behind(overlay, deadline=deadline)
+    try:
+        behind = commits_behind(overlay, deadline=deadline)
+    except ConfigError:
+        if needs_git:
+            raise
+        return
     if behind is not None and behind[1] > 0:
         upstream, count = behind
         raise ConfigError(
