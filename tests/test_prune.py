@@ -582,7 +582,9 @@ def test_one_registry_under_two_names_is_pruned_as_one(
         config.read_text().replace(
             "registries:",
             "  canary:\n    overlay: infra/overlays/canary\n    registry: registry.prod.example\n\n"
-            f"registries:\n  registry.prod.example:\n    endpoint: {gitops.prod.url}/",
+            "registries:\n  registry.prod.example:\n    endpoint: "
+            + gitops.prod.url.replace("127.0.0.1", "localhost")
+            + "/v2/",
             1,
         )
     )

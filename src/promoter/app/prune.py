@@ -294,14 +294,19 @@ def _names(config: PromoterConfig, registry: str) -> frozenset[str]:
 
 
 def _endpoint(url: str) -> str:
-    """An endpoint URL as compared: scheme and host in lower case, no trailing ``/``, default
-    ports dropped (``http://127.0.0.1:5000/`` is ``http://127.0.0.1:5000``)."""
+    """An endpoint URL as compared: scheme and host in lower case, ``localhost`` and the IPv6
+    loopback as ``127.0.0.1``, no trailing ``/`` nor ``/v2`` (the API's own root), default ports
+    dropped (``http://localhost:5000/v2/`` is ``http://127.0.0.1:5000``). Two DNS names of one
+    host are not told apart without asking DNS, which promoter does not do here."""
     parts = urlsplit(url.strip())
     host = (parts.hostname or "").lower()
+    if host in ("localhost", "::1", "0:0:0:0:0:0:0:1"):
+        host = "127.0.0.1"
     port = parts.port
     default = {"http": 80, "https": 443}.get(parts.scheme.lower())
     where = host if port in (None, default) else f"{host}:{port}"
-    return f"{parts.scheme.lower()}://{where}{parts.path.rstrip('/')}"
+    path = parts.path.rstrip("/").removesuffix("/v2").rstrip("/")
+    return f"{parts.scheme.lower()}://{where}{path}"
 
 
 def _names_of(registry: str) -> frozenset[str]:
