@@ -41,6 +41,16 @@ def _commit_all(root: Path, message: str) -> None:
     _git(root, "commit", "-q", "-m", message)
 
 
+def _allow_dev_images_in_production(gitops: GitOpsRepo) -> None:
+    """promoter.yaml: production may deploy dev's images (allowImagesFrom: [dev])."""
+    config = gitops.root / "promoter.yaml"
+    config.write_text(
+        config.read_text().replace(
+            "    promotesFrom: dev\n", "    promotesFrom: dev\n    allowImagesFrom: [dev]\n", 1
+        )
+    )
+
+
 def _production(gitops: GitOpsRepo) -> None:
     """Production's registry holds what its overlay deploys, and older cart versions."""
     for module, tag in (("cart", "2.3.1"), ("checkout", "1.8.0"), ("catalog", "3.0.2")):
@@ -334,12 +344,7 @@ def test_an_image_another_environment_deploys_from_this_registry_is_kept(
             1,
         )
     )
-    config = gitops.root / "promoter.yaml"
-    config.write_text(
-        config.read_text().replace(
-            "    promotesFrom: dev\n", "    promotesFrom: dev\n    allowImagesFrom: [dev]\n", 1
-        )
-    )
+    _allow_dev_images_in_production(gitops)
     result = cli("prune", "dev", "--keep-history", "0", "--max-delete", "1", "-o", "json")
     assert result.code == 0, result.err
     got = _decisions(result)
@@ -683,12 +688,7 @@ def test_another_environments_custom_resource_image_of_this_registry_is_kept(
         f"metadata:\n  name: report\nspec:\n  image: {dev}/{gitops.repo('cart')}:2.2.0\n",
     )
     gitops.deploy("production", "report")
-    config = gitops.root / "promoter.yaml"
-    config.write_text(
-        config.read_text().replace(
-            "    promotesFrom: dev\n", "    promotesFrom: dev\n    allowImagesFrom: [dev]\n", 1
-        )
-    )
+    _allow_dev_images_in_production(gitops)
     result = cli("prune", "dev", "--keep-history", "0", "--max-delete", "1", "-o", "json")
     assert result.code == 0, result.err
     got = _decisions(result)

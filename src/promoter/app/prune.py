@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from promoter.app.runtime import Runtime
@@ -46,6 +47,9 @@ from promoter.planning.prune import (
 )
 from promoter.reference import Reference, parse_reference, registry_identity
 from promoter.remote.repository import Repository
+
+if TYPE_CHECKING:
+    from promoter.ecr.hosts import EcrRegistry
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,13 +145,13 @@ def plan_prune_environment(
     everyone = list(config.environments.values())
     using: list[Environment] = []  # the environments that deploy this registry's images now
     for each in everyone:
-        before = sum(len(v) for v in kept.values())
         source = config.source_of(each.name)
         promotes_from_here = source is not None and registry_identity(source.registry) in names
         # Mentions outside image fields of this registry: by its own name for an environment
         # whose registry it is, by the name pruned for any other (allowImagesFrom).
         mentions_of = None if each in sharing else registry
         scan = environment_scan(each, deadline=deadline, mentions_of=mentions_of)
+        before = sum(len(v) for v in kept.values())
         for found in scan.images:
             _keep(kept, found.image, names, f"deployed by {each.name}")
             if promotes_from_here:
@@ -477,6 +481,20 @@ def carry_out_prune(
     return PruneOutcome(tuple(deleted), tuple(skipped))
 
 
+def _ecr_host(registry: str) -> EcrRegistry:
+    """The ECR registry ``registry`` names (the runtime said it is one).
+
+    Raises:
+        ConfigError: it is no ECR host name.
+    """
+    from promoter.ecr.hosts import parse_ecr_host  # noqa: PLC0415 - boto3: only on ECR
+
+    ecr = parse_ecr_host(registry)
+    if ecr is None:
+        raise ConfigError(f"{registry} is not an ECR registry host")
+    return ecr
+
+
 def _tags_now(
     runtime: Runtime, reference: Reference, deadline: Deadline | None
 ) -> dict[str, Digest]:
@@ -484,12 +502,9 @@ def _tags_now(
     ``DescribeImages``, which the deletions go through too)."""
     if not runtime.is_ecr(reference.registry):
         return tag_digests(Repository.of(runtime.transport, reference, deadline=deadline))
-    from promoter.ecr.hosts import parse_ecr_host  # noqa: PLC0415 - boto3: only on ECR
-    from promoter.ecr.images import describe_images  # noqa: PLC0415
+    from promoter.ecr.images import describe_images  # noqa: PLC0415 - boto3: only on ECR
 
-    registry = parse_ecr_host(reference.registry)
-    if registry is None:
-        raise ConfigError(f"{reference.registry} is not an ECR registry host")
+    registry = _ecr_host(reference.registry)
     return {
         tag: image.digest
         for image in describe_images(runtime.ecr_api, registry, reference.repository)
@@ -529,12 +544,9 @@ def _delete_on_ecr(
     manifests: list[PruneEntry],
 ) -> tuple[list[PruneEntry], list[tuple[PruneEntry, str]]]:
     """Deletions through ECR's ``BatchDeleteImage``: tags alone, then manifests by digest."""
-    from promoter.ecr.hosts import parse_ecr_host  # noqa: PLC0415 - boto3: only on ECR
-    from promoter.ecr.images import ImageId, batch_delete_images  # noqa: PLC0415
+    from promoter.ecr.images import ImageId, batch_delete_images  # noqa: PLC0415 - boto3: on ECR
 
-    registry = parse_ecr_host(reference.registry)
-    if registry is None:
-        raise ConfigError(f"{reference.registry} is not an ECR registry host")
+    registry = _ecr_host(reference.registry)
     done: list[PruneEntry] = []
     left: list[tuple[PruneEntry, str]] = []
     for entries, ids in (

@@ -19,7 +19,7 @@ from promoter.oci.referrers import parse_referrers_index
 from promoter.planning.prune import ManifestFacts, RepositoryInventory
 from promoter.process import signals_to_main_thread
 from promoter.reference import Reference
-from promoter.remote.repository import Repository
+from promoter.remote.repository import FetchedManifest, Repository
 from promoter.transport.session import Transport
 
 #: Concurrent manifest reads while taking an inventory.
@@ -49,12 +49,7 @@ def repository_inventory(
         nested: list[Digest] = []
         for digest, read in reads.items():
             fetched = read.result()
-            blobs = sum(b.size for b in fetched.manifest.blobs)
-            manifests[digest] = ManifestFacts(
-                children=tuple(c.digest for c in fetched.manifest.manifests),
-                subject=fetched.manifest.subject.digest if fetched.manifest.subject else None,
-                size=len(fetched.data) + blobs,
-            )
+            manifests[digest] = _facts(fetched)
             for tag in (t for t, d in tags.items() if d == digest and _is_referrers_tag(t)):
                 _add_referrers(manifests, tag, fetched.data, repository)
             nested.extend(
@@ -93,6 +88,16 @@ def tag_digests(repository: Repository) -> dict[str, Digest]:
                 )
             tags[tag] = info.digest
     return tags
+
+
+def _facts(fetched: FetchedManifest) -> ManifestFacts:
+    """What a prune needs of one manifest: its children, its subject, its size with its blobs."""
+    manifest = fetched.manifest
+    return ManifestFacts(
+        children=tuple(c.digest for c in manifest.manifests),
+        subject=manifest.subject.digest if manifest.subject else None,
+        size=len(fetched.data) + sum(b.size for b in manifest.blobs),
+    )
 
 
 def _is_referrers_tag(tag: str) -> bool:
@@ -142,11 +147,6 @@ def with_manifests(
         digest = pending.pop()
         if digest in manifests or repository.head_manifest(str(digest)) is None:
             continue
-        fetched = repository.get_manifest(str(digest))
-        manifests[digest] = ManifestFacts(
-            children=tuple(c.digest for c in fetched.manifest.manifests),
-            subject=fetched.manifest.subject.digest if fetched.manifest.subject else None,
-            size=len(fetched.data) + sum(b.size for b in fetched.manifest.blobs),
-        )
+        manifests[digest] = _facts(repository.get_manifest(str(digest)))
         pending.extend(c for c in manifests[digest].children if c not in manifests)
     return RepositoryInventory(inventory.name, inventory.tags, manifests)
