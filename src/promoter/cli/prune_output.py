@@ -23,7 +23,7 @@ def print_prune(
     if json_output:
         print(json.dumps(prune_json(plan, dry_run=dry_run)))
     else:
-        rows = [("ACTION", "REPOSITORY", "TAG", "DIGEST", "REASON")]
+        rows = [("ACTION", "REPOSITORY", "TAG", "DIGEST", "SIZE", "REASON")]
         for wanted in (PruneAction.DELETE, PruneAction.KEEP):
             for repository in plan.repositories:
                 for entry in repository.entries:
@@ -35,6 +35,7 @@ def print_prune(
                             repository.repository,
                             entry.tag or "-",
                             entry.digest.short,
+                            human_size(entry.size) if entry.size is not None else "-",
                             entry.reason,
                         )
                     )
