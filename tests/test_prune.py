@@ -92,7 +92,9 @@ def test_more_deletions_than_max_delete_stop_the_run(
     _production(gitops)
     result = cli("prune", "production", "--keep-history", "0")
     assert result.code == 3
-    assert f"{gitops.repo('cart')}: the plan deletes more than the --max-delete" in result.err
+    assert f"{gitops.repo('cart')}: the plan deletes 2 of its 3 image tags" in result.err
+    assert "nothing at all is deleted" in result.err
+    assert "stopped at --max-delete: nothing is deleted" in result.out
 
 
 def test_history_keep_patterns_and_running_pods_keep_their_tags(

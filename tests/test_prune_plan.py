@@ -59,10 +59,18 @@ def test_a_digest_shared_with_a_kept_tag_stays_when_its_other_tag_goes() -> None
 
 
 def test_a_pinned_digest_keeps_its_manifest_whatever_tag_points_there() -> None:
-    """A reference by digest alone keeps the manifest; tags pointing there are not kept."""
+    """A reference by digest alone keeps the manifest, and the plan says so; a tag pointing there
+    goes alone (where the registry can), saying its manifest is kept."""
     repo = RepositoryInventory("r/app", {"1.0": d("a"), "1.1": d("b")})
     plan = plan_prune(repo, [KeptReference(None, d("a"), "running in Pod p")])
-    assert decisions(plan) == {"1.0": DELETE, "1.1": DELETE, str(d("b")): DELETE}
+    assert decisions(plan) == {
+        "1.0": DELETE,
+        "1.1": DELETE,
+        str(d("a")): KEEP,
+        str(d("b")): DELETE,
+    }
+    [tag_only] = [e for e in plan if e.tag == "1.0"]
+    assert tag_only.reason == "the tag only: its manifest is kept (running in Pod p)"
 
 
 def test_an_index_keeps_its_children_and_a_deleted_one_takes_its_own() -> None:

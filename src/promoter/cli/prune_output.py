@@ -7,6 +7,7 @@ import json
 from promoter.app.prune import PruneOutcome, PrunePlan
 from promoter.app.wire import prune_json
 from promoter.cli.common import error, human_size, print_table, warn
+from promoter.oci.referrers import is_attachment_tag
 from promoter.planning.prune import PruneAction
 
 
@@ -41,22 +42,33 @@ def print_prune(
                     )
         print_table(rows)
     for repository in plan.refused:
+        images = [e for e in repository.entries if e.tag and not is_attachment_tag(e.tag)]
+        going = [e for e in images if e.action is PruneAction.DELETE]
         error(
-            f"{plan.registry}/{repository.repository}: the plan deletes more than the "
-            "--max-delete part of its tags; nothing is deleted there: check the overlays (a "
-            "rename?) or raise --max-delete"
+            f"{plan.registry}/{repository.repository}: the plan deletes {len(going)} of its "
+            f"{len(images)} image tags, more than the --max-delete part; nothing at all is deleted: "
+            "check the overlays (a rename?) or raise --max-delete"
         )
     if not json_output and dry_run:
         deletions = [e for r in plan.repositories for e in r.deletions]
         tags = sum(1 for e in deletions if e.tag)
         size = sum(e.size or 0 for e in deletions if e.tag is None)
-        what = "would delete" if dry_run else "deleted"
-        print(
-            f"{plan.environment} ({plan.registry}, kept for {', '.join(plan.sharing)}): {what} "
-            f"{tags} tags and {len(deletions) - tags} manifests in {len(plan.repositories)} "
-            f"repositories ({human_size(size)})"
-            + ("; a dry run: --confirm deletes" if dry_run else "")
+        touched = sum(1 for r in plan.repositories if r.deletions)
+        ending = (
+            "; stopped at --max-delete: nothing is deleted"
+            if plan.refused
+            else "; a dry run: --confirm deletes"
         )
+        print(
+            f"{plan.environment} ({plan.registry}, kept for {', '.join(plan.sharing)}): would "
+            f"delete {_count(tags, 'tag')} and {_count(len(deletions) - tags, 'manifest')} in "
+            f"{_count(touched, 'repository', 'repositories')} ({human_size(size)} of manifests "
+            f"and the blobs only they use){ending}"
+        )
+
+
+def _count(number: int, one: str, many: str | None = None) -> str:
+    return f"{number} {one if number == 1 else (many or one + 's')}"
 
 
 def print_pruned(plan: PrunePlan, outcome: PruneOutcome, json_output: bool) -> None:
@@ -78,7 +90,7 @@ def print_pruned(plan: PrunePlan, outcome: PruneOutcome, json_output: bool) -> N
         warn(f"{entry.repository}:{entry.tag or entry.digest}: {why}")
     tags = sum(1 for e in outcome.deleted if e.tag)
     print(
-        f"{plan.environment} ({plan.registry}): deleted {tags} tags and "
-        f"{len(outcome.deleted) - tags} manifests; blobs are freed by the registry's garbage "
-        "collection"
+        f"{plan.environment} ({plan.registry}): deleted {_count(tags, 'tag')} and "
+        f"{_count(len(outcome.deleted) - tags, 'manifest')}; blobs are freed by the registry's "
+        "garbage collection"
     )

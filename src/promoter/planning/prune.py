@@ -153,14 +153,20 @@ def plan_prune(inventory: RepositoryInventory, kept: Iterable[KeptReference]) ->
                 PruneEntry(inventory.name, tag, digest, PruneAction.KEEP, kept_tags[tag], size)
             )
         else:
-            why = (
-                "attached to an image that is not kept"
-                if tag.startswith(("sha256-", "sha512-"))
-                else "no environment, revision, Pod or pattern keeps this tag"
-            )
+            if digest in reasons:
+                # The manifest stays for another reason: only the tag can go, where the
+                # registry deletes a tag alone (ECR does, Distribution does not).
+                why = f"the tag only: its manifest is kept ({reasons[digest]})"
+            elif tag.startswith(("sha256-", "sha512-")):
+                why = "attached to an image that is not kept"
+            else:
+                why = "no environment, revision, Pod or pattern keeps this tag"
             entries.append(PruneEntry(inventory.name, tag, digest, PruneAction.DELETE, why, size))
     gone = _deleted_digests(inventory, reasons, tagged)
-    for digest in sorted({*reasons, *gone} - tagged, key=str):
+    kept_tagged = {d for t, d in inventory.tags.items() if t in kept_tags}
+    for digest in sorted({*reasons, *gone} - kept_tagged, key=str):
+        if digest in tagged and digest in gone:
+            continue  # listed below, after every manifest that goes with it
         facts = inventory.manifests.get(digest)
         size = facts.size if facts else None
         if digest in reasons:
