@@ -177,6 +177,18 @@ def top_level(folder: Path, *, what: str, deadline: Deadline) -> Path:
     return Path(output.strip())
 
 
+def has_commits(top: Path, *, deadline: Deadline) -> bool:
+    """Whether HEAD of the checkout at ``top`` is a commit (a new repository has none yet).
+
+    Raises:
+        ConfigError: Git could not run. DeadlineExceededError, RunInterruptedError.
+    """
+    what = f"the Git repository {top}"
+    return (
+        _optional(top, ["rev-parse", "--verify", "-q", "HEAD^{commit}"], what, deadline) is not None
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class CommitTarget:
     """Where a commit will go, checked before anything is written (:func:`prepare_commit`).
@@ -248,7 +260,7 @@ def prepare_commit(
     if not files:
         raise ValueError("nothing to commit")
     top = top_level(files[0].parent, what="committing the promotion", deadline=deadline)
-    paths = tuple(dict.fromkeys(_inside(top, path) for path in files))
+    paths = tuple(dict.fromkeys(repository_path(top, path) for path in files))
     what = f"the Git repository {top}"
     parent = _optional(top, ["rev-parse", "--verify", "-q", "HEAD^{commit}"], what, deadline)
     if parent is None:
@@ -284,7 +296,9 @@ def prepare_commit(
             f"{', '.join(dirty)} in {top} has changes of its own (git status); the promotion "
             "commit would hold them too: commit or stash them first (git stash), then promote"
         )
-    current = _optional(top, ["symbolic-ref", "-q", "--short", "HEAD"], what, deadline)
+    current = (
+        _optional(top, ["symbolic-ref", "-q", "--short", "HEAD"], what, deadline) or ""
+    ).strip() or None
     chosen = None
     if push:
         if branch is None and current is None:
@@ -429,7 +443,7 @@ def _optional(top: Path, arguments: Sequence[str], what: str, deadline: Deadline
     return _text(finished, what) if finished.returncode == 0 else None
 
 
-def _inside(top: Path, path: Path) -> str:
+def repository_path(top: Path, path: Path) -> str:
     """``path`` relative to the checkout's root, as Git names it.
 
     Raises:
