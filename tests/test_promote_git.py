@@ -422,3 +422,24 @@ def test_dry_run_refuses_what_the_real_run_refuses(
     real = cli("promote", repo.repo("cart"), "--to", "production")
     assert real.code == 2, real.err
     assert real.err == dry.err
+
+
+def test_python_callers_commit_and_read_history(repo: GitOpsRepo) -> None:
+    """The Python API: promote(write_back=WriteBack(...)) commits on a branch; history() reads
+    it back from a checkout of that branch."""
+    import promoter  # noqa: PLC0415 - the public API as a caller imports it
+
+    config = repo.root / "promoter.yaml"
+    promotion = promoter.promote(
+        repo.repo("cart"),
+        to="production",
+        config=config,
+        write_back=promoter.WriteBack(branch="py"),
+    )
+    assert promotion.commit is not None
+    assert promotion.commit.branch == "py"
+    git(repo.root, "checkout", "-q", "py")
+    [record] = promoter.history("production", config=config)
+    assert isinstance(record, promoter.PromotionRecord)
+    assert (record.module, record.version, record.previous) == (repo.repo("cart"), "2.4.0", "2.3.1")
+    assert record.commit == promotion.commit.commit
