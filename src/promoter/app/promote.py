@@ -3,7 +3,8 @@
 The edit goes into the target's ``kustomization.yaml`` ``images:`` entry for each module, changing nothing
 else; then the edited overlay is rendered and every module must now run what was promoted, or the file is
 put back and the reason given (a patch sets the image, the module is not deployed there). The Kustomize
-component's image list, when the overlay has one, is rewritten to match. Nothing is committed.
+component's image list, when the overlay has one, is rewritten to match. Nothing is committed unless
+asked (:mod:`promoter.app.write_back`).
 
 What a user means by "promote X":
 
@@ -405,7 +406,7 @@ def promote(
         for s in steps
         if s.module not in asked and s.module not in in_place
     ]
-    warnings += _stale_in_patches(target, steps, folder)
+    warnings += _stale_in_patches(target, steps, folder, committed=write_back is not None)
 
     edit, changes = _plan_edit(target, steps, kept=kept, current=current, held=held, notes=notes)
     edits: list[ImageEdit] = []
@@ -1164,10 +1165,13 @@ def _image_name(text: str) -> str:
         return text
 
 
-def _stale_in_patches(target: Environment, steps: Sequence[_Step], folder: Path) -> list[str]:
+def _stale_in_patches(
+    target: Environment, steps: Sequence[_Step], folder: Path, *, committed: bool
+) -> list[str]:
     """A warning for each place a patch of the target's overlay names another version of a
     promoted module, or its image in the other environment's registry it was moved from: the
-    ``images:`` entry overrides it, so it is dead text to remove.
+    ``images:`` entry overrides it, so it is dead text to remove (in the same commit, or, when
+    the promotion is ``committed`` by promote itself, in another).
 
     Raises:
         ConfigError: the kustomization or a patch file cannot be read.
@@ -1189,7 +1193,11 @@ def _stale_in_patches(target: Environment, steps: Sequence[_Step], folder: Path)
                 warnings.append(
                     f"{_shown(mention.path, folder)}:{mention.line} still names {mention.text}, "
                     f"which {target.name}'s images: entry overrides ({_version(step.after)}); "
-                    "remove it in the same commit"
+                    + (
+                        "remove it in a commit of its own"
+                        if committed
+                        else "remove it in the same commit"
+                    )
                 )
     return warnings
 
