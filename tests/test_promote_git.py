@@ -443,3 +443,20 @@ def test_python_callers_commit_and_read_history(repo: GitOpsRepo) -> None:
     assert isinstance(record, promoter.PromotionRecord)
     assert (record.module, record.version, record.previous) == (repo.repo("cart"), "2.4.0", "2.3.1")
     assert record.commit == promotion.commit.commit
+
+
+def test_commit_push_goes_to_the_upstream_branch(
+    repo: GitOpsRepo, cli: Callable[..., CliRun], tmp_path: Path
+) -> None:
+    """--commit --push on a branch tracking another name upstream (local deploy, remote main)
+    updates that upstream branch, not a new one named after the local branch."""
+    remote = tmp_path / "upstream.git"
+    git(tmp_path, "init", "-q", "--bare", str(remote))
+    git(repo.root, "remote", "add", "upstream", str(remote))
+    git(repo.root, "push", "-q", "upstream", "main")
+    git(repo.root, "checkout", "-q", "-b", "deploy", "--track", "upstream/main")
+    result = cli("promote", repo.repo("cart"), "--to", "production", "--commit", "--push")
+    assert result.code == 0, result.err
+    assert "pushed to upstream" in result.err
+    assert git(remote, "rev-parse", "main").strip() == git(repo.root, "rev-parse", "HEAD").strip()
+    assert git(remote, "branch", "--list", "deploy") == ""

@@ -200,6 +200,8 @@ class CommitTarget:
         current: the branch HEAD is on (short name), None when detached.
         remote: the remote to push to, None when not pushing.
         paths: the files to commit, relative to ``top`` (``/`` separated).
+        remote_ref: the remote's ref the push updates: the new branch's name, else the current
+            branch's upstream branch when it has one on ``remote``, else its own name.
     """
 
     top: Path
@@ -208,11 +210,7 @@ class CommitTarget:
     current: str | None
     remote: str | None
     paths: tuple[str, ...]
-
-    @property
-    def pushed_branch(self) -> str | None:
-        """The branch a push sends: the new one, else the current one."""
-        return self.branch or self.current
+    remote_ref: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,17 +297,22 @@ def prepare_commit(
     current = (
         _optional(top, ["symbolic-ref", "-q", "--short", "HEAD"], what, deadline) or ""
     ).strip() or None
-    chosen = None
+    chosen = remote_ref = None
     if push:
         if branch is None and current is None:
             raise InputError("HEAD is detached: there is no branch to push; name one with --branch")
-        chosen = remote or _upstream_remote(top, current, deadline) or "origin"
-        if _optional(top, ["remote", "get-url", "--", chosen], what, deadline) is None:
+        upstream = _upstream(top, current, deadline) if branch is None else None
+        chosen = remote or (upstream[0] if upstream else None) or "origin"
+        if chosen.startswith("-") or (
+            _optional(top, ["remote", "get-url", "--", chosen], what, deadline) is None
+        ):
             raise InputError(
                 f"{top} has no Git remote {chosen!r} to push to (git remote -v lists them); "
                 "name one after --push"
             )
-    return CommitTarget(top, parent.strip(), branch, current, chosen, paths)
+        same = upstream is not None and upstream[0] == chosen
+        remote_ref = upstream[1] if same and upstream else f"refs/heads/{branch or current}"
+    return CommitTarget(top, parent.strip(), branch, current, chosen, paths, remote_ref)
 
 
 def commit_files(target: CommitTarget, message: str, *, deadline: Deadline) -> CommitMade:
@@ -372,17 +375,17 @@ def commit_files(target: CommitTarget, message: str, *, deadline: Deadline) -> C
 
 
 def push_branch(target: CommitTarget, made: CommitMade, *, deadline: Deadline) -> CommitMade:
-    """Push the commit's branch to the target's remote (the same branch name there).
+    """Push the commit to the target's remote: the new branch under its name, the current branch
+    to its upstream branch there (else under its own name).
 
     Raises:
-        PromoterError: the push failed (Git's own line, no password): the commit stays, and the
-            message says how to push it by hand.
-        DeadlineExceededError, RunInterruptedError.
+        PromoterError: the push failed or ran past the deadline (Git's own line, no password):
+            the commit stays, and the message says how to push it by hand.
+        RunInterruptedError: interrupted; the message says the commit stays.
     """
-    remote, branch = target.remote, made.branch
-    if remote is None or branch is None:
+    remote, branch, ref = target.remote, made.branch, target.remote_ref
+    if remote is None or branch is None or ref is None:
         raise ValueError("nothing to push to")
-    ref = f"refs/heads/{branch}"
     try:
         run_git(
             target.top,
@@ -391,10 +394,13 @@ def push_branch(target: CommitTarget, made: CommitMade, *, deadline: Deadline) -
             deadline=deadline,
             timeout=PUSH_TIMEOUT,
         )
-    except ConfigError as exc:
+    except (ConfigError, DeadlineExceededError, RunInterruptedError) as exc:
+        kept = f"the promotion is committed ({made.commit[:12]} on {branch}) but not pushed"
+        if isinstance(exc, RunInterruptedError):
+            raise RunInterruptedError(f"{exc}; {kept}") from None
+        spelled = branch if ref == f"refs/heads/{branch}" else f"{branch}:{ref}"
         raise PromoterError(
-            f"{exc}; the promotion is committed ({made.commit[:12]} on {branch}) but not pushed",
-            hint=f"push it by hand: git push {remote} {branch}",
+            f"{exc}; {kept}", hint=f"push it by hand: git push {remote} {spelled}"
         ) from None
     return CommitMade(made.commit, made.branch, made.created, remote)
 
@@ -417,14 +423,18 @@ def _check_new_branch(top: Path, branch: str, deadline: Deadline) -> None:
         )
 
 
-def _upstream_remote(top: Path, branch: str | None, deadline: Deadline) -> str | None:
-    """The remote of ``branch``'s upstream, if it has one."""
+def _upstream(top: Path, branch: str | None, deadline: Deadline) -> tuple[str, str] | None:
+    """The remote and the remote's ref of ``branch``'s upstream (``git config branch.B.remote``
+    and ``branch.B.merge``), if it has one on a remote."""
     if branch is None:
         return None
-    value = _optional(
-        top, ["config", "--get", f"branch.{branch}.remote"], f"the Git repository {top}", deadline
-    )
-    return value.strip() if value and value.strip() != "." else None
+    what = f"the Git repository {top}"
+    remote = _optional(top, ["config", "--get", f"branch.{branch}.remote"], what, deadline)
+    merge = _optional(top, ["config", "--get", f"branch.{branch}.merge"], what, deadline)
+    remote, merge = (remote or "").strip(), (merge or "").strip()
+    if not remote or remote == "." or not merge.startswith("refs/heads/"):
+        return None
+    return remote, merge
 
 
 def _config_true(top: Path, key: str, deadline: Deadline) -> bool:

@@ -105,7 +105,12 @@ def promotion_message(environment: str, source: str, images: Sequence[PromotedIm
         subject = f"promote {image.module} to {environment}: {change}"
     else:
         subject = f"promote {len(images)} modules to {environment} from {source}"
-    body = [f"Promoted from {source} to {environment}:", ""]
+    body = [
+        f"Promoted from {source} to {environment}:"
+        if source != environment
+        else f"Rolled back in {environment} to versions its registry holds:",
+        "",
+    ]
     body += [
         f"  {image.module}: {_change(image)}" + (f" ({image.digest})" if image.digest else "")
         for image in images
