@@ -184,7 +184,7 @@ class Rendering:
             raise self._cap.exceeded(name)
         if self._process.returncode != 0:
             stderr = self._stderr.data.decode("utf-8", "replace")
-            reason = _first_error_line(stderr) or f"exit status {self._process.returncode}"
+            reason = _tidy(_first_error_line(stderr)) or f"exit status {self._process.returncode}"
             raise ConfigError(
                 f"kustomize build {self.overlay} failed: {reason}",
                 hint=component_hint(reason) or build_option_hint(reason),
@@ -274,6 +274,17 @@ def build_option_hint(kustomize_error: str) -> str:
             "rendering then runs helm, which must be on PATH"
         )
     return ""
+
+
+# Kustomize's Helm generator echoes its whole configuration (values included) and helm's
+# environment in its errors: neither says what went wrong, and values can be long.
+_ECHOED_CONFIG = re.compile(r" with config: `.*?`:")
+_HELM_ENV = re.compile(r" with env=\[[^\]]*\]")
+
+
+def _tidy(reason: str) -> str:
+    """Kustomize's error line without the echoes :data:`_ECHOED_CONFIG` and :data:`_HELM_ENV`."""
+    return _HELM_ENV.sub("", _ECHOED_CONFIG.sub(":", reason))
 
 
 def _first_error_line(stderr: str) -> str:
