@@ -166,6 +166,22 @@ def test_without_enable_helm_the_error_says_which_option_to_add(
     assert f"{PROD}/{gitops.repo('web')}:1.1.0" in _statuses(flagged), flagged.err
 
 
+def test_a_chart_that_fails_to_render_is_one_line_with_helms_message(
+    charted: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """A template error reaches the user as Helm says it, in render.py's one line (exit 2), without
+    kustomize's echo of helm's environment."""
+    broken = charted.root / "infra" / "helm" / "web" / "templates" / "broken.yaml"
+    broken.write_text("{{ .Values.missing.deeper }}\n")
+    failed = cli("plan", "production")
+    assert failed.code == 2
+    errors = [line for line in failed.err.splitlines() if line.startswith("promoter: error:")]
+    assert len(errors) == 1, failed.err
+    assert "web/templates/broken.yaml" in errors[0]
+    assert "nil pointer evaluating interface {}.deeper" in errors[0]
+    assert "HELM_CONFIG_HOME" not in errors[0]
+
+
 @pytest.mark.parametrize(
     ("entries", "arguments"),
     [
