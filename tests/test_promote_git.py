@@ -179,12 +179,32 @@ def test_a_failed_push_keeps_the_commit_and_shows_no_password(
     remote's URL appears nowhere."""
     url = f"http://x-access-token:s3cr3t-t0ken@127.0.0.1:{_closed_port()}/gitops.git"
     git(repo.root, "remote", "add", "origin", url)
-    result = cli("promote", repo.repo("cart"), "--to", "production", "--branch", "p", "--push")
+    result = cli("promote", repo.repo("cart"), "--to", "production", "--commit", "--push")
     assert result.code == 1
     assert "s3cr3t" not in result.err + result.out
     assert "not pushed" in result.err
-    assert "git push origin p" in result.err
-    assert git(repo.root, "rev-parse", "--verify", "p").strip()
+    assert "git push origin main" in result.err
+    assert "promote" in git(repo.root, "log", "-1", "--format=%s")
+    # a new branch is asked for on the remote before anything is written: nothing is
+    before = git(repo.root, "rev-parse", "HEAD")
+    repo.seed(repo.dev, "checkout", "1.9.0")
+    for remote, code, says in ((url, 2, "no Git remote"), ("origin", 1, "nothing was promoted")):
+        result = cli(
+            "promote",
+            repo.repo("checkout"),
+            "--to",
+            "production",
+            "--version",
+            "1.9.0",
+            "--branch",
+            "p",
+            f"--push={remote}",
+        )
+        assert result.code == code, result.err
+        assert says in result.err
+        assert "s3cr3t" not in result.err + result.out
+        assert git(repo.root, "rev-parse", "HEAD") == before
+        assert git(repo.root, "branch", "--list", "p") == ""
 
 
 @pytest.mark.parametrize(
@@ -439,7 +459,7 @@ def test_python_callers_commit_and_read_history(repo: GitOpsRepo) -> None:
     assert promotion.commit is not None
     assert promotion.commit.branch == "py"
     git(repo.root, "checkout", "-q", "py")
-    [record] = promoter.history("production", config=config)
+    [record] = promoter.history("production", config=config).records
     assert isinstance(record, promoter.PromotionRecord)
     assert (record.module, record.version, record.previous) == (repo.repo("cart"), "2.4.0", "2.3.1")
     assert record.commit == promotion.commit.commit

@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from promoter.app.write_back import WriteBack
     from promoter.deadline import Deadline
     from promoter.errors import DeadlineExceededError, PromoterError
-    from promoter.gitops.promotions import PromotionRecord
+    from promoter.gitops.promotions import PromotionLog, PromotionRecord
     from promoter.oci.digest import Digest, parse_digest
     from promoter.oci.referrers import ALL_ATTACHMENTS, NO_ATTACHMENTS, Attachment, AttachmentFilter
     from promoter.outcome import Outcome
@@ -78,7 +78,7 @@ _HOMES = {
         "promoter.api",
     ),
     "WriteBack": "promoter.app.write_back",
-    "PromotionRecord": "promoter.gitops.promotions",
+    **dict.fromkeys(("PromotionLog", "PromotionRecord"), "promoter.gitops.promotions"),
     "Session": "promoter.app.session",
     "SessionOptions": "promoter.app.session",
     "EnvironmentPlan": "promoter.app.plan",
@@ -121,6 +121,7 @@ __all__ = [
     "PlanStatus",
     "PromoterError",
     "Promotion",
+    "PromotionLog",
     "PromotionRecord",
     "Reference",
     "Session",

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from promoter.app.sync import SyncReport
     from promoter.app.write_back import WriteBack
     from promoter.errors import PromoterError
-    from promoter.gitops.promotions import PromotionRecord
+    from promoter.gitops.promotions import PromotionLog
     from promoter.oci.digest import Digest
     from promoter.reference import Reference
     from promoter.remote.copy import CopyResult
@@ -163,7 +163,7 @@ def history(
     limit: int = 100,
     timeout: float | None = None,
     **options: Unpack[SessionOptions],
-) -> tuple[PromotionRecord, ...]:
+) -> PromotionLog:
     """The promotions recorded in Git, newest first (see :meth:`Session.history`)."""
     with Session(config, **options) as session:
         return session.history(environment, module, limit=limit, timeout=timeout)

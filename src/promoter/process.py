@@ -253,10 +253,13 @@ def run_capped(
     stdout_limit: int,
     stderr_limit: int,
     env: Mapping[str, str] | None = None,
+    own_group: bool = False,
 ) -> Finished:
     """Run ``command`` with ``stdin`` as its input, keeping at most ``stdout_limit`` bytes of its
     output (killing it past that) and ``stderr_limit`` of its error output; ``env`` is its
-    environment, else promoter's.
+    environment, else promoter's; ``own_group`` runs it in a process group of its own, killed
+    as a whole (see :func:`start_child`), so that what it started (``git`` a remote helper)
+    ends with it.
 
     Raises:
         OSError: the command cannot be started (FileNotFoundError when it does not exist).
@@ -265,7 +268,7 @@ def run_capped(
         RunInterruptedError: the run was interrupted (:func:`stop_children`) before it ended; it was
             killed, or not started.
     """
-    process = start_child(command, stdin=subprocess.PIPE, env=env)
+    process = start_child(command, stdin=subprocess.PIPE, env=env, own_group=own_group)
     try:
         return _finish_capped(
             process, command, stdin=stdin, timeout=timeout, limits=(stdout_limit, stderr_limit)
@@ -290,7 +293,7 @@ def _finish_capped(
     assert process.stdout is not None  # noqa: S101
     assert process.stderr is not None  # noqa: S101
     started = time.monotonic()
-    out = PipeReader(process.stdout, limits[0], on_overflow=process.kill)
+    out = PipeReader(process.stdout, limits[0], on_overflow=lambda: kill_child(process))
     err = PipeReader(process.stderr, limits[1])
     try:
         process.stdin.write(stdin)
@@ -300,7 +303,7 @@ def _finish_capped(
     try:
         process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
-        process.kill()
+        kill_child(process)  # its group too: nothing it started holds the pipes open
         process.wait()
         if children_stopped():
             raise RunInterruptedError(f"{command[0]}: interrupted") from None

@@ -302,6 +302,7 @@ def promote(
     current = modules(target, target_images)
     known: dict[str, Digest] = {}
     origin = source
+    warnings: list[str] = []
     if version is not None:  # the one module's version is the one named
         available, known, origin = _named_version(
             runtime,
@@ -309,14 +310,15 @@ def promote(
             chosen,
             version,
             available=available,
+            deployed=set(available) | set(current),
             every_module=every_module,
             verify=verify,
+            warnings=warnings,
             deadline=deadline,
         )
     # ruamel.yaml loads only here: plan and sync, which run on every sync, do not edit files.
     from promoter.gitops.overlay import kept_comments, unified_diff  # noqa: PLC0415
 
-    warnings: list[str] = []
     moved = _moved_modules(
         config,
         target,
@@ -428,7 +430,7 @@ def promote(
             "written beside the old value; check that it still holds"
             for comment in kept_comments(edit)
         ]
-    if write_back is not None and made is None and not dry_run:
+    if write_back is not None and made is None:
         notes.append(f"nothing to commit: {target.name}'s overlay already runs every version")
     diff = "".join(unified_diff(e, relative_to=folder) for e in edits)
     return Promotion(
@@ -461,23 +463,30 @@ def _apply(
     deadline: Deadline | None,
 ) -> tuple[list[ImageEdit], tuple[str, ...], CommitMade | None]:
     """Write the edit and check it (:func:`_write`), or only try it (``dry_run``: :func:`_try`),
-    and commit it when ``write_back`` asks (Git's checks made before anything is written); the
-    edits, the images the target renders with them, and the commit (None when none was made:
-    a dry run, no write-back, nothing changed).
+    and commit it when ``write_back`` asks (Git's checks made before anything is written; on a
+    new branch, tried in a copy and committed without touching the checkout); the edits, the
+    images the target renders with them, and the commit (None when none was made: a dry run, no
+    write-back, no file changed).
 
     Raises:
-        as :func:`promote`.
+        InputError: a dry run with a write-back; else as :func:`promote`.
     """
-    if dry_run:
-        return (*_try(target, steps, edit, target_images, deadline), None)
+    if dry_run and write_back is not None:
+        raise InputError("a dry run writes nothing, so it makes no commit: drop one")
+    if write_back is None:
+        if dry_run:
+            return (*_try(target, steps, edit, target_images, deadline), None)
+        return (*_write(target, steps, edit, target_images, deadline), None)
     git_deadline = deadline or Deadline.after(LONGEST_RUN_TIMEOUT)
-    commit_target = None
-    if write_back is not None and edit.changed:
-        hook_file = hook_images_path(target.overlay)
-        files = [edit.path] + ([hook_file] if hook_file is not None else [])
-        commit_target = prepare_write_back(write_back, files, deadline=git_deadline)
-    edits, rendered = _write(target, steps, edit, target_images, deadline)
-    if commit_target is None:
+    # Checked before anything is written, whether or not this promotion changes a file: an edit
+    # an earlier promote left uncommitted is no change now, yet the commit would lack it.
+    hook_file = hook_images_path(target.overlay)
+    files = [edit.path] + ([hook_file] if hook_file is not None else [])
+    commit_target = prepare_write_back(write_back, files, deadline=git_deadline)
+    on_branch = write_back.branch is not None
+    # A branch commit touches no file of the checkout: the edit is checked in a copy.
+    edits, rendered = (_try if on_branch else _write)(target, steps, edit, target_images, deadline)
+    if not any(e.changed for e in edits):
         return edits, rendered, None
     made = commit_promotion(
         commit_target,
@@ -485,6 +494,7 @@ def _apply(
         source=origin.name,
         images=[_promoted_image(c) for c in changes if c.changed],
         edits=edits,
+        written=not on_branch,
         deadline=git_deadline,
     )
     return edits, rendered, made
@@ -497,26 +507,38 @@ def _named_version(
     version: str,
     *,
     available: dict[str, list[Reference]],
+    deployed: set[str],
     every_module: bool,
     verify: bool,
+    warnings: list[str],
     deadline: Deadline | None,
 ) -> tuple[dict[str, list[Reference]], dict[str, Digest], Environment]:
     """The versions to promote by module (``available`` with the one module's replaced by the
     image of ``version``), its digest when asked, by module, and the environment whose registry
     holds it: the source's, else the target's (a rollback to what the target ran before);
-    ``environments`` are the source and the target. Unverified (``verify`` off), the source's is
-    taken unasked.
+    ``environments`` are the source and the target, ``deployed`` the modules either deploys.
+
+    A ``tag@digest`` version must be what that registry's tag holds: a digest with a tag that
+    does not hold it would write a pin under a tag that a sync then creates or refuses. A source
+    registry that cannot be asked does not stop a rollback to what the target's holds (a
+    warning in ``warnings`` says so). Unverified (``verify`` off), the source's is taken unasked.
 
     Raises:
-        InputError: not exactly one module, or ``version`` is no tag, digest or ``tag@digest``.
+        InputError: not exactly one module, one neither environment deploys, ``version`` no tag,
+            digest or ``tag@digest``, or a tag that does not hold the digest given with it.
         PromoterError: neither registry holds it (nothing was promoted).
         RegistryError, RegistryUnreachableError, DeadlineExceededError: a registry could not be
-            asked.
+            asked and the other does not hold it.
     """
     if every_module or len(set(chosen)) != 1:
         raise InputError("--version names the version of one module: name exactly one module")
     source, target = environments
     module = chosen[0]
+    if module not in deployed:
+        raise InputError(
+            f"{module}: neither {source.name} nor {target.name} deploys it, so it has no version "
+            f"to set (known: {', '.join(sorted(deployed)) or 'none'})"
+        )
     separator = "@" if version.startswith(("sha256:", "sha512:")) else ":"
     images: list[tuple[Environment, Reference]] = []
     for environment in (source, target):
@@ -531,20 +553,63 @@ def _named_version(
         images.append((environment, image))
     if not verify:
         return {**available, module: [images[0][1]]}, {}, source
-    answers = lookup_digests(runtime.transport, [image for _, image in images], deadline=deadline)
+    tags = [i.with_tag(i.tag) for _, i in images if i.tag is not None and i.digest is not None]
+    answers = lookup_digests(runtime.transport, [*(i for _, i in images), *tags], deadline=deadline)
+    problem: PromoterError | None = None
     for environment, image in images:
         answer = answers[image]
-        if isinstance(answer, RepositoryAccessError):
-            continue  # a repository that does not exist there (yet)
+        if isinstance(answer, RepositoryAccessError) or answer is None:
+            continue  # not there (a repository that does not exist there counts as such)
         if isinstance(answer, PromoterError):
-            raise answer
-        if answer is not None:
-            return {**available, module: [image]}, {module: answer}, environment
+            problem = problem or answer
+            continue  # the other registry may hold it
+        if image.tag is not None and image.digest is not None:
+            _check_tag_holds(
+                runtime, environment, image, answers[image.with_tag(image.tag)], deadline
+            )
+        if problem is not None:
+            warnings.append(
+                f"could not ask {source.name}'s registry ({runtime.scrubber(str(problem))}); "
+                f"{target.name}'s registry holds {module} {version}: rolled back to that"
+            )
+        return {**available, module: [image]}, {module: answer}, environment
+    if problem is not None:
+        raise problem
     raise PromoterError(
         f"neither {source.name}'s nor {target.name}'s registry has {module} {version}: nothing "
         "was promoted",
         hint=f"check the version (promoter history {target.name} {module} lists what "
         f"{target.name} ran), or push it to {source.name}'s registry first",
+    )
+
+
+def _check_tag_holds(
+    runtime: Runtime,
+    environment: Environment,
+    image: Reference,
+    held: Digest | PromoterError | None,
+    deadline: Deadline | None,
+) -> None:
+    """Refuse a ``tag@digest`` whose tag, in ``environment``'s registry, does not hold the digest
+    (``held``: what the tag resolves to there).
+
+    Raises:
+        InputError: naming both.
+        PromoterError: the registry could not be asked.
+    """
+    if isinstance(held, PromoterError):
+        raise held
+    assert image.tag is not None  # noqa: S101 - only called for tag@digest
+    assert image.digest is not None  # noqa: S101
+    tag = image.with_tag(image.tag)
+    if held is not None and same_content(
+        runtime.transport, tag, held, image.digest, deadline=deadline
+    ):
+        return
+    holds = "is not there" if held is None else f"holds {held}"
+    raise InputError(
+        f"--version {image.tag}@{image.digest}: {environment.name}'s registry has that digest, "
+        f"but its tag {image.tag} {holds}; give the tag or the digest alone"
     )
 
 
@@ -581,9 +646,18 @@ def _try(
         with tempfile.TemporaryDirectory(prefix="promoter-dry-run-") as folder:
             scratch = Path(folder)
             root = copy_sources(target.overlay, scratch)
-            (scratch / _normal(edit.path).relative_to(root)).write_text(edit.after, "utf-8")
+            edited = scratch / _normal(edit.path).relative_to(root)
+            edited.unlink()  # a hard link to the checkout's file: replaced, never written into
+            edited.write_text(edit.after, "utf-8")
             copy = replace(target, overlay=scratch / _normal(target.overlay).relative_to(root))
-            rendered = tuple(environment_images(copy, deadline=deadline))
+            try:
+                rendered = tuple(environment_images(copy, deadline=deadline))
+            except ConfigError as exc:  # named as the user knows the files, not the copy
+                real = str(root).rstrip("/")
+                raise ConfigError(
+                    exc.message.replace(str(scratch), real),
+                    hint=exc.hint.replace(str(scratch), real),
+                ) from None
     _check_promotion(target, steps, edit, rendered)
     listed = _hook_file_edit(target, edit, rendered)
     return [edit] + ([listed] if listed is not None and listed.changed else []), rendered

@@ -38,7 +38,7 @@ if TYPE_CHECKING:  # these load kustomize and YAML handling; the in-cluster sync
     from promoter.app.status import StatusMatrix
     from promoter.app.sync import SyncReport
     from promoter.app.write_back import WriteBack
-    from promoter.gitops.promotions import PromotionRecord
+    from promoter.gitops.promotions import PromotionLog
 
 #: ``promoter.yaml`` as a loaded value, or the path of one.
 ConfigLike = PromoterConfig | Path | str
@@ -540,9 +540,10 @@ class Session:
         *,
         limit: int = 100,
         timeout: float | None = None,
-    ) -> tuple[PromotionRecord, ...]:
+    ) -> PromotionLog:
         """The promotions recorded by ``promote --commit`` in the Git history of promoter.yaml's
-        checkout, newest first (see :func:`promoter.app.write_back.promotion_history`).
+        checkout, newest first (``.records``; ``.shallow`` when the checkout is a shallow clone;
+        see :func:`promoter.app.write_back.promotion_history`).
 
         Raises:
             ConfigError: an unknown environment, no Git checkout, Git failed.

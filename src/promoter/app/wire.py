@@ -595,6 +595,9 @@ class PromotionRecordJson(TypedDict):
     commit: str
     committedAt: str
     subject: str
+    mergedAt: str | None
+    merge: str | None
+    revertedBy: str | None
 
 
 def history_json(records: Sequence[PromotionRecord]) -> list[PromotionRecordJson]:
@@ -610,6 +613,9 @@ def history_json(records: Sequence[PromotionRecord]) -> list[PromotionRecordJson
             "commit": r.commit,
             "committedAt": r.committed_at.isoformat(),
             "subject": r.subject,
+            "mergedAt": r.merged_at.isoformat() if r.merged_at else None,
+            "merge": r.merge,
+            "revertedBy": r.reverted_by,
         }
         for r in records
     ]

@@ -3,13 +3,15 @@ and reading the promotions back from those commits (``promoter history``).
 
 The commit message names the module(s), the environments, the versions before and after and each
 digest, in trailers that ``promoter history`` reads back (:mod:`promoter.gitops.promotions`): ``git log``
-is the promotion history. Everything that can refuse the commit (no identity, a branch that exists,
-other changes in the files, a remote that does not exist) is checked before a file is written; a commit
-that fails after the files were written puts them back, so a failed ``promote --commit`` leaves the
-checkout as it found it.
+is the promotion history. Everything that can refuse the commit (no identity, a branch that exists here
+or on the remote, other changes in the files, a remote that does not exist) is checked before a file is
+written; a commit that fails before HEAD moved puts the files back, so a failed ``promote --commit``
+leaves the checkout as it found it. The commit holds the files at the text that was checked, not
+whatever the working tree holds when Git runs.
 
-With a branch, the commit goes on the new branch only: the checkout (its branch, its files) stays as it
-was, ready for the next promotion from the same HEAD, as Kargo and Argo CD Image Updater leave it.
+With a branch, the edit is checked in a temporary copy (as a dry run is) and committed on the new
+branch only: the checkout (its branch, its files) is never touched, ready for the next promotion from
+the same HEAD, as Kargo and Argo CD Image Updater leave it.
 """
 
 from __future__ import annotations
@@ -21,17 +23,19 @@ from typing import TYPE_CHECKING
 
 from promoter.config.values import PromoterConfig
 from promoter.deadline import LONGEST_RUN_TIMEOUT, Deadline
+from promoter.errors import ConfigError
 from promoter.gitops.git import (
     CommitMade,
     CommitTarget,
-    commit_files,
+    make_commit,
+    move_ref,
     prepare_commit,
     push_branch,
     repository_path,
 )
 from promoter.gitops.promotions import (
     PromotedImage,
-    PromotionRecord,
+    PromotionLog,
     promotion_log,
     promotion_message,
 )
@@ -77,43 +81,52 @@ def commit_promotion(
     source: str,
     images: Sequence[PromotedImage],
     edits: Sequence[ImageEdit],
+    written: bool,
     deadline: Deadline,
 ) -> CommitMade:
-    """Commit the written ``edits`` (those that changed) with the promotion's message; then, for a
-    branch, put the checkout's files back as they were; then push when asked.
-
-    A commit that fails puts the files back (the promotion is undone); a push that fails leaves the
-    commit (the message says how to push it).
+    """Commit the ``edits`` that change a file, at the text that was checked, with the promotion's
+    message; then push when asked.
 
     Args:
-        target: from :func:`prepare_write_back`, made before the edits were written.
+        target: from :func:`prepare_write_back`, made before anything was written.
         environment: the environment promoted to.
-        source: the environment promoted from.
-        images: the modules whose version changed, as the message names them.
-        edits: the edits written.
+        source: the environment the versions came from.
+        images: the modules whose version changed, as the message names them (none when only the
+            hook's image list was repaired).
+        edits: the promotion's edits.
+        written: whether the edits were written to the checkout (HEAD moves to the commit); a
+            failure before HEAD moved puts them back. A branch commit writes no file.
         deadline: bounds every Git command.
 
     Raises:
-        ConfigError: the commit failed (the files were put back).
+        ConfigError: the commit failed, nothing moved (the files were put back).
+        DeadlineExceededError, RunInterruptedError: stopped; before HEAD moved, the files were
+            put back; while it moved, the message says to look.
         PromoterError: the push failed (the commit stays).
-        DeadlineExceededError, RunInterruptedError.
     """
     from promoter.gitops.overlay import write_edit  # noqa: PLC0415 - ruamel: only for promote
 
-    written = [edit for edit in edits if edit.changed]
-    reverse = [replace(e, before=e.after, after=e.before) for e in reversed(written)]
-    paths = {repository_path(target.top, edit.path) for edit in written}
-    committed = replace(target, paths=tuple(p for p in target.paths if p in paths))
-    message = promotion_message(environment, source, images)
+    changed = [edit for edit in edits if edit.changed]
+    contents = {repository_path(target.top, edit.path): edit.after for edit in changed}
+    committed = replace(target, paths=tuple(contents))
+
+    def put_back() -> None:
+        if written:
+            for edit in reversed(changed):
+                write_edit(replace(edit, before=edit.after, after=edit.before))
+
     try:
-        made = commit_files(committed, message, deadline=deadline)
+        commit = make_commit(
+            committed, contents, promotion_message(environment, source, images), deadline=deadline
+        )
     except BaseException:
-        for edit in reverse:
-            write_edit(edit)
+        put_back()
         raise
-    if target.branch is not None:
-        for edit in reverse:  # the commit is on the branch; the checkout stays as it was
-            write_edit(edit)
+    try:
+        made = move_ref(committed, commit, deadline=deadline)
+    except ConfigError:
+        put_back()  # update-ref is atomic: a failure moved nothing
+        raise
     if target.remote is not None:
         made = push_branch(target, made, deadline=deadline)
     return made
@@ -126,27 +139,29 @@ def promotion_history(
     *,
     limit: int = 100,
     deadline: Deadline | None = None,
-) -> tuple[PromotionRecord, ...]:
+) -> PromotionLog:
     """The promotions recorded in the Git history of promoter.yaml's checkout (commits made by
-    ``promote --commit``, reachable from HEAD), newest first.
+    ``promote --commit`` on HEAD's line, merged ones included), newest first; for one
+    environment, only commits that changed its overlay are read (see
+    :func:`promoter.gitops.promotions.promotion_log`).
 
     Args:
         config: promoter.yaml; its folder is in the checkout read.
         environment: only promotions to this environment of ``config``.
         module: only promotions of this module (repository path).
         limit: the most records (1 to :data:`promoter.gitops.promotions.MOST_PROMOTIONS`).
-        deadline: bounds every Git command (else each has Git's own timeout).
+        deadline: bounds every Git command (else each has Git's own timeouts).
 
     Raises:
         ConfigError: ``environment`` is not one of ``config``'s, promoter.yaml is not in a Git
-            checkout, or Git failed.
+            checkout, the overlay is outside it, or Git failed.
         DeadlineExceededError, RunInterruptedError.
     """
-    if environment is not None:
-        config.environment(environment)  # an unknown name is told the known ones
+    overlay = config.environment(environment).overlay if environment is not None else None
     return promotion_log(
         config.path.parent,
         environment=environment,
+        overlay=overlay,
         module=module,
         limit=limit,
         deadline=deadline or Deadline.after(LONGEST_RUN_TIMEOUT),

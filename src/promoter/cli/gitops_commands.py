@@ -44,13 +44,14 @@ from promoter.cli.gitops import build_option_flags
 from promoter.cli.plan_output import print_plan, print_sync, sync_and_print
 from promoter.config.load import find_config, load_config
 from promoter.config.values import PromoterConfig
-from promoter.errors import InputError
+from promoter.errors import InputError, one_line
 from promoter.gitops.render import Rendering
 from promoter.outcome import Outcome, worst
 from promoter.planning.plan import PlanPolicy
 
 if TYPE_CHECKING:
     from promoter.gitops.discover import UnmanagedReference
+    from promoter.gitops.promotions import PromotionRecord
 
 
 def run_command(
@@ -287,6 +288,11 @@ def _promote(config: PromoterConfig, args: argparse.Namespace, runtime: Runtime)
     With ``-o json`` standard output is one document (:func:`promotion_json`, the sync's under
     ``sync``); notes and warnings go to standard error either way.
     """
+    if not args.modules and not args.all and args.push:
+        raise InputError(
+            f"no module named: {args.push!r} was read as --push's REMOTE; put --push after the "
+            "modules, or write --push=REMOTE"
+        )
     if args.all == bool(args.modules):
         raise InputError("name the modules to promote, or pass --all (not both)")
     write_back = _write_back(args)
@@ -309,6 +315,8 @@ def _promote(config: PromoterConfig, args: argparse.Namespace, runtime: Runtime)
         print("dry run: nothing was written", file=sys.stderr)
     if promotion.commit is not None:
         print(_commit_line(promotion), file=sys.stderr)
+        for note in promotion.commit.notes:
+            warn(note)
     for warning in promotion.warnings:
         warn(warning)
     for refused in promotion.refused:
@@ -328,13 +336,24 @@ def _promote(config: PromoterConfig, args: argparse.Namespace, runtime: Runtime)
 
 def _history(config: PromoterConfig, args: argparse.Namespace) -> int:
     """``history``: the promotions recorded in Git, as a table or one JSON document."""
-    records = promotion_history(
+    log = promotion_history(
         config, args.environment, args.module, limit=args.limit, deadline=args.deadline
     )
+    if log.shallow:
+        warn(
+            "this checkout is a shallow clone: older promotions are not in it (git fetch "
+            "--unshallow; in CI, a checkout with fetch-depth: 0)"
+        )
     if as_json(args):
-        print(json.dumps({"environment": args.environment, "promotions": history_json(records)}))
+        document = {
+            "environment": args.environment,
+            "promotions": history_json(log.records),
+            "shallow": log.shallow,
+            "more": log.more,
+        }
+        print(json.dumps(document))
         return EXIT_OK
-    if not records:
+    if not log.records:
         print(
             f"no promotion to {args.environment} recorded in Git"
             + (f" for {args.module}" if args.module else "")
@@ -342,21 +361,72 @@ def _history(config: PromoterConfig, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_OK
-    rows = [("DATE (UTC)", "MODULE", "VERSION", "DIGEST", "PREVIOUS", "FROM", "COMMIT")]
-    rows += [
-        (
-            record.committed_at.strftime("%Y-%m-%d %H:%M"),
-            record.module,
-            record.version or "-",
-            record.digest.short if record.digest else "-",
-            record.previous or "-",
-            record.source or "-",
-            record.commit[:12],
-        )
-        for record in records
-    ]
-    print_table(rows)
+    print_table(_history_rows(log.records))
+    if log.more:
+        print(f"(the newest {args.limit}; --limit N shows more)", file=sys.stderr)
     return EXIT_OK
+
+
+def _history_rows(records: Sequence[PromotionRecord]) -> list[tuple[str, ...]]:
+    """The history table: one row per promotion; text from commits escaped and cut."""
+    rows: list[tuple[str, ...]] = [
+        ("DATE (UTC)", "MODULE", "VERSION", "DIGEST", "PREVIOUS", "FROM", "COMMIT", "NOTE")
+    ]
+    for record in records:
+        note = f"merged in {record.merge[:12]}" if record.merge else ""
+        if record.reverted_by:
+            note = f"reverted by {record.reverted_by[:12]}"
+        rows.append(
+            tuple(
+                one_line(cell, 72)
+                for cell in (
+                    record.landed_at.strftime("%Y-%m-%d %H:%M"),
+                    record.module,
+                    record.version or "-",
+                    record.digest.short if record.digest else "-",
+                    _short_version(record.previous),
+                    record.source or "-",
+                    record.commit[:12],
+                    note,
+                )
+            )
+        )
+    return rows
+
+
+def _short_version(version: str | None) -> str:
+    """A version as the history table shows it: ``tag@sha256:`` and 12 digits of a digest."""
+    if not version:
+        return "-"
+    tag, at, digest = version.rpartition("@") if "@" in version else ("", "", version)
+    algorithm, colon, hex_digits = digest.partition(":")
+    if not colon:
+        return version
+    short = f"{algorithm}:{hex_digits[:12]}"
+    return f"{tag}@{short}" if at else short
+
+
+def _unsynced(promotion: Promotion) -> str:
+    """The warning for a promotion whose sync did not finish: where the promotion stays, how to
+    go on and how to go back."""
+    go_on = f"fix what it reports and run promoter sync {promotion.target}"
+    made = promotion.commit
+    if made is not None and made.created:
+        return (
+            f"the promotion is committed on branch {made.branch} ({made.commit[:12]}); the sync "
+            f"did not finish: {go_on} once it is merged (the hook Job copies it on Argo CD's "
+            f"sync too), or delete the branch (git branch -D {made.branch})"
+        )
+    if made is not None:
+        return (
+            f"the promotion is committed ({made.commit[:12]}); the sync did not finish: "
+            f"{go_on}, or undo it with git revert {made.commit[:12]}"
+        )
+    files = " ".join(promotion.file_name(e.path) for e in promotion.edits if e.changed)
+    return (
+        f"the promotion is written and stays in {files} (not committed); the sync did not "
+        f"finish: {go_on}, or undo the edit with git checkout -- {files}"
+    )
 
 
 def _write_back(args: argparse.Namespace) -> WriteBack | None:
@@ -380,12 +450,17 @@ def _commit_line(promotion: Promotion) -> str:
     """``committed 1a2b3c4d5e6f on branch B`` with what the checkout did and the push."""
     made = promotion.commit
     assert made is not None  # noqa: S101 - only called with a commit
-    where = f"on branch {made.branch}" if made.branch else "on the detached HEAD"
+    where = (
+        f"on branch {made.branch}"
+        if made.branch
+        else "on the detached HEAD (git switch -c NAME keeps it on a branch)"
+    )
     line = f"committed {made.commit[:12]} {where}"
     if made.created:
-        line += " (the checkout stays as it was: git switch " + f"{made.branch} to go there)"
+        line += f" (the checkout stays as it was: git switch {made.branch} to go there)"
     if made.remote is not None:
-        line += f"; pushed to {made.remote}"
+        pushed = (made.remote_ref or "").removeprefix("refs/heads/")
+        line += f"; pushed to {made.remote}" + (f" as {pushed}" if pushed != made.branch else "")
     return line
 
 
@@ -413,9 +488,4 @@ def _sync_promotion(
         return report
     finally:
         if not done and promotion.changed:
-            files = " ".join(promotion.file_name(e.path) for e in promotion.edits if e.changed)
-            warn(
-                f"the promotion is written and stays in {files} (not committed); the sync did "
-                f"not finish: fix what it reports and run promoter sync {promotion.target}, or "
-                f"undo the edit with git checkout -- {files}"
-            )
+            warn(_unsynced(promotion))

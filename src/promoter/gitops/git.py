@@ -21,7 +21,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Final
 
@@ -45,6 +45,8 @@ PUSH_TIMEOUT: Final = 300.0
 OUTPUT_LIMIT: Final = 4 * 1024 * 1024
 #: The most of Git's error output kept for a message.
 _ERRORS_LIMIT: Final = 64 * 1024
+#: The longest part of a branch name between slashes: each is a file name in ``.git/refs``.
+_LONGEST_REF_PART: Final = 200
 #: ``scheme://user:password@host``: what of a remote's URL never reaches a message.
 _URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]*@")
 
@@ -117,7 +119,8 @@ def _call(
             timeout=deadline.cap(timeout),
             stdout_limit=OUTPUT_LIMIT,
             stderr_limit=_ERRORS_LIMIT,
-            env={**os.environ, "GIT_TERMINAL_PROMPT": "0", **(env or {})},
+            env=_environment(env),
+            own_group=True,  # a remote helper (git-remote-http) ends with it
         )
     except OSError as exc:
         raise ConfigError(f"cannot run git for {what}: {exc.strerror or exc}") from exc
@@ -132,6 +135,30 @@ def _call(
     if finished.overflowed:
         raise ConfigError(f"{what}: git printed more than {OUTPUT_LIMIT // (1024 * 1024)} MiB")
     return finished
+
+
+#: Variables that would point Git at another repository, work tree or index than the one promoter
+#: names with ``-C`` (promoter.yaml's checkout decides).
+_REPOSITORY_VARIABLES: Final = (
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_COMMON_DIR",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_NAMESPACE",
+    "GIT_PREFIX",
+)
+
+
+def _environment(extra: Mapping[str, str] | None) -> dict[str, str]:
+    """Git's environment: promoter's, without variables naming another repository, with prompts
+    off (Git's terminal prompt, and SSH's through ``BatchMode`` unless the user set SSH's
+    command), and ``extra``."""
+    env = {k: v for k, v in os.environ.items() if k not in _REPOSITORY_VARIABLES}
+    env["GIT_TERMINAL_PROMPT"] = "0"
+    if "GIT_SSH_COMMAND" not in env and "GIT_SSH" not in env:
+        env["GIT_SSH_COMMAND"] = "ssh -o BatchMode=yes"
+    return {**env, **(extra or {})}
 
 
 def _text(finished: Finished, what: str) -> str:
@@ -189,6 +216,21 @@ def has_commits(top: Path, *, deadline: Deadline) -> bool:
     )
 
 
+def is_shallow(top: Path, *, deadline: Deadline) -> bool:
+    """Whether the checkout at ``top`` is a shallow clone (its history cut short).
+
+    Raises:
+        ConfigError: Git failed. DeadlineExceededError, RunInterruptedError.
+    """
+    output = run_git(
+        top,
+        ["rev-parse", "--is-shallow-repository"],
+        what=f"the Git repository {top}",
+        deadline=deadline,
+    )
+    return output.strip() == "true"
+
+
 @dataclass(frozen=True, slots=True)
 class CommitTarget:
     """Where a commit will go, checked before anything is written (:func:`prepare_commit`).
@@ -203,6 +245,11 @@ class CommitTarget:
         remote_ref: the remote's ref the push updates: the new branch's name, else the current
             branch's upstream branch when it has one on ``remote``, else its own name.
     """
+
+    @property
+    def shown_remote(self) -> str:
+        """The remote as messages name it (a URL without its password)."""
+        return shown_remote(self.remote or "")
 
     top: Path
     parent: str
@@ -221,13 +268,17 @@ class CommitMade:
         commit: its full hash.
         branch: the branch it is on (short name); None for a detached HEAD.
         created: whether that branch was created for it (``--branch``).
-        remote: the remote it was pushed to, None when not pushed.
+        remote: the remote it was pushed to, None when not pushed (a URL without its password).
+        remote_ref: the remote's ref it was pushed to.
+        notes: what the user should know, one line each (an index that could not be refreshed).
     """
 
     commit: str
     branch: str | None
     created: bool
     remote: str | None = None
+    remote_ref: str | None = None
+    notes: tuple[str, ...] = ()
 
 
 def prepare_commit(
@@ -307,71 +358,135 @@ def prepare_commit(
             _optional(top, ["remote", "get-url", "--", chosen], what, deadline) is None
         ):
             raise InputError(
-                f"{top} has no Git remote {chosen!r} to push to (git remote -v lists them); "
-                "name one after --push"
+                f"{top} has no Git remote {shown_remote(chosen)!r} to push to (git remote -v "
+                "lists them); name one after --push"
             )
         same = upstream is not None and upstream[0] == chosen
         remote_ref = upstream[1] if same and upstream else f"refs/heads/{branch or current}"
+        if branch is not None:
+            _check_remote_branch(top, chosen, remote_ref, deadline)
     return CommitTarget(top, parent.strip(), branch, current, chosen, paths, remote_ref)
 
 
-def commit_files(target: CommitTarget, message: str, *, deadline: Deadline) -> CommitMade:
-    """Commit the files of ``target`` as they are in the working tree, on top of its parent.
+def make_commit(
+    target: CommitTarget, contents: Mapping[str, str], message: str, *, deadline: Deadline
+) -> str:
+    """Write the commit object of ``contents`` on top of the target's parent, moving no ref.
 
-    With a branch, the commit goes on that new branch and the checkout is left as it is (HEAD,
-    the index); without, HEAD moves to it (only if it is still at the parent: another commit made
-    meanwhile fails this one) and the index entries of the files are refreshed to it.
+    The files are committed as given (each at its text, by repository path: the edit that was
+    checked), not as the working tree holds them when Git runs, so a concurrent writer's change
+    cannot slip into the commit. A file keeps its mode.
+
+    Returns:
+        The commit's hash.
 
     Raises:
-        ConfigError: Git failed (HEAD moved meanwhile, the branch was created meanwhile, signing
-            failed); nothing was moved then.
+        ConfigError: Git failed (signing failed); nothing refers to the objects written.
         DeadlineExceededError, RunInterruptedError.
     """
     top = target.top
     what = f"committing the promotion in {top}"
+    modes = _modes(top, target.parent, list(contents), deadline)
     with tempfile.TemporaryDirectory(prefix="promoter-index-") as folder:
         index = {"GIT_INDEX_FILE": str(Path(folder) / "index")}
         run_git(top, ["read-tree", target.parent], what=what, deadline=deadline, env=index)
-        run_git(
-            top,
-            ["--literal-pathspecs", "add", "-f", "--", *target.paths],
-            what=what,
-            deadline=deadline,
-            env=index,
-        )
+        for path, text in contents.items():
+            blob = run_git(
+                top,
+                ["hash-object", "-w", "--stdin", f"--path={path}"],
+                what=what,
+                deadline=deadline,
+                stdin=text.encode("utf-8"),
+            ).strip()
+            run_git(
+                top,
+                [
+                    "update-index",
+                    "--add",
+                    "--cacheinfo",
+                    f"{modes.get(path, '100644')},{blob},{path}",
+                ],
+                what=what,
+                deadline=deadline,
+                env=index,
+            )
         tree = run_git(top, ["write-tree"], what=what, deadline=deadline, env=index).strip()
     sign = ["-S"] if _config_true(top, "commit.gpgSign", deadline) else []
-    commit = run_git(
+    return run_git(
         top,
         ["commit-tree", *sign, tree, "-p", target.parent, "-F", "-"],
         what=what,
         deadline=deadline,
         stdin=message.encode("utf-8"),
     ).strip()
+
+
+def move_ref(target: CommitTarget, commit: str, *, deadline: Deadline) -> CommitMade:
+    """Create the target's branch at ``commit``, or move HEAD to it from the target's parent.
+
+    Git's ``update-ref`` is atomic and checks the old value: it fails, moving nothing, when the
+    branch exists or HEAD moved since the parent was read. Hooks do not run for it. With HEAD
+    moved, the index entries of the files are refreshed to the commit; when that fails (a locked
+    index), the commit stands and a note says how to refresh them.
+
+    Raises:
+        ConfigError: the ref was not moved (exists, moved meanwhile).
+        DeadlineExceededError, RunInterruptedError: stopped while Git ran; whether the ref moved
+            is then not known, and the message says to look (``git log -1``).
+    """
+    top = target.top
+    what = f"committing the promotion in {top}"
     if target.branch is not None:
         ref = f"refs/heads/{target.branch}"
+        arguments, stdin = ["--stdin"], f"create {ref} {commit}\n".encode()
+    else:
+        ref, arguments, stdin = "HEAD", ["HEAD", commit, target.parent], b""
+    try:
         run_git(
             top,
-            ["update-ref", "--stdin", "-m", "promoter promote"],
+            ["-c", "core.hooksPath=/dev/null", "update-ref", "-m", "promoter promote", *arguments],
             what=what,
             deadline=deadline,
-            stdin=f"create {ref} {commit}\n".encode(),
+            stdin=stdin,
         )
+    except (DeadlineExceededError, RunInterruptedError) as exc:
+        raise type(exc)(
+            f"{exc} while moving {ref} to the promotion commit {commit[:12]}: it may or may not "
+            f"be there (git log -1 {ref} tells)"
+        ) from None
+    if target.branch is not None:
         return CommitMade(commit, target.branch, created=True)
-    run_git(
-        top,
-        ["update-ref", "-m", "promoter promote", "HEAD", commit, target.parent],
-        what=what,
-        deadline=deadline,
-    )
-    # The index still holds the files as they were in the parent: make it agree with HEAD.
-    run_git(
-        top,
-        ["--literal-pathspecs", "reset", "-q", "HEAD", "--", *target.paths],
-        what=what,
-        deadline=deadline,
-    )
+    try:
+        run_git(
+            top,
+            ["--literal-pathspecs", "reset", "-q", "HEAD", "--", *target.paths],
+            what=what,
+            deadline=deadline,
+        )
+    except PromoterError as exc:
+        paths = " ".join(target.paths)
+        note = (
+            f"the index still lists {paths} as before the commit ({exc}); "
+            f"git reset -q -- {paths} refreshes it"
+        )
+        return CommitMade(commit, target.current, created=False, notes=(note,))
     return CommitMade(commit, target.current, created=False)
+
+
+def _modes(top: Path, commit: str, paths: Sequence[str], deadline: Deadline) -> dict[str, str]:
+    """The mode of each of ``paths`` in ``commit`` (``100644``, ``100755``), where it has them."""
+    listing = run_git(
+        top,
+        ["--literal-pathspecs", "ls-tree", "-z", commit, "--", *paths],
+        what=f"the Git repository {top}",
+        deadline=deadline,
+    )
+    modes = {}
+    for entry in listing.split("\0"):
+        info, _, path = entry.partition("\t")
+        if path and info.split(" ")[0] in ("100644", "100755"):
+            modes[path] = info.split(" ")[0]
+    return modes
 
 
 def push_branch(target: CommitTarget, made: CommitMade, *, deadline: Deadline) -> CommitMade:
@@ -386,23 +501,79 @@ def push_branch(target: CommitTarget, made: CommitMade, *, deadline: Deadline) -
     remote, branch, ref = target.remote, made.branch, target.remote_ref
     if remote is None or branch is None or ref is None:
         raise ValueError("nothing to push to")
+    shown = target.shown_remote
+    what = f"pushing {branch} to {shown}"
+    kept = f"the promotion is committed ({made.commit[:12]} on {branch}) but not pushed"
+    spelled = branch if ref == f"refs/heads/{branch}" else f"{branch}:{ref}"
     try:
-        run_git(
+        finished = _call(
             target.top,
             ["push", "--porcelain", "--", remote, f"{made.commit}:{ref}"],
-            what=f"pushing {branch} to {remote}",
+            what=what,
             deadline=deadline,
             timeout=PUSH_TIMEOUT,
         )
-    except (ConfigError, DeadlineExceededError, RunInterruptedError) as exc:
-        kept = f"the promotion is committed ({made.commit[:12]} on {branch}) but not pushed"
-        if isinstance(exc, RunInterruptedError):
-            raise RunInterruptedError(f"{exc}; {kept}") from None
-        spelled = branch if ref == f"refs/heads/{branch}" else f"{branch}:{ref}"
+    except RunInterruptedError as exc:
+        raise RunInterruptedError(f"{exc}; {kept}") from None
+    except (ConfigError, DeadlineExceededError) as exc:
         raise PromoterError(
-            f"{exc}; {kept}", hint=f"push it by hand: git push {remote} {spelled}"
+            f"{exc}; {kept}", hint=f"push it by hand: git push {shown} {spelled}"
         ) from None
-    return CommitMade(made.commit, made.branch, made.created, remote)
+    if finished.returncode != 0:
+        rejected = _rejection(finished.stdout)
+        if rejected:  # the remote said no: pushing by hand would be refused the same way
+            hint = f"the remote has another {ref.removeprefix('refs/heads/')}: " + (
+                "name another --branch"
+                if made.created
+                else f"git pull --rebase {shown}, then git push {shown} {spelled}"
+            )
+            raise PromoterError(f"{what}: {rejected}; {kept}", hint=hint)
+        reason = git_error_line(finished.stderr) or f"exit status {finished.returncode}"
+        raise PromoterError(
+            f"{what}: git failed: {reason}; {kept}",
+            hint=f"push it by hand: git push {shown} {spelled}",
+        )
+    return replace(made, remote=shown, remote_ref=ref)
+
+
+def shown_remote(remote: str) -> str:
+    """A remote's name or URL as messages show it: a password in a URL written ``***``."""
+    return _URL_CREDENTIALS.sub(r"\g<scheme>***@", remote)
+
+
+def _rejection(porcelain: bytes) -> str:
+    """The remote's refusal from ``git push --porcelain`` output (``!<TAB>from:to<TAB>[rejected]
+    (non-fast-forward)``), as one line; empty when none is there."""
+    for line in porcelain.decode("utf-8", "replace").splitlines():
+        fields = line.split("\t")
+        if len(fields) >= 3 and fields[0] == "!":
+            return one_line(f"refused by the remote: {fields[2]}", 300)
+    return ""
+
+
+def _check_remote_branch(top: Path, remote: str, ref: str, deadline: Deadline) -> None:
+    """Refuse a new branch the remote holds already (a push would be refused after the commit).
+
+    Raises:
+        InputError: the remote has it.
+        PromoterError: the remote cannot be asked (Git's line, no password); nothing written.
+    """
+    what = f"asking {shown_remote(remote)} for {ref}"
+    try:
+        found = run_git(
+            top,
+            ["ls-remote", "--heads", "--", remote, ref],
+            what=what,
+            deadline=deadline,
+            timeout=PUSH_TIMEOUT,
+        )
+    except ConfigError as exc:
+        raise PromoterError(f"{exc}; nothing was promoted", hint="check the remote") from None
+    if found.strip():
+        raise InputError(
+            f"branch {ref.removeprefix('refs/heads/')} exists already on "
+            f"{shown_remote(remote)}; name a new branch"
+        )
 
 
 def _check_new_branch(top: Path, branch: str, deadline: Deadline) -> None:
@@ -412,10 +583,19 @@ def _check_new_branch(top: Path, branch: str, deadline: Deadline) -> None:
         InputError: naming the branch.
     """
     what = f"the Git repository {top}"
-    if branch.startswith("-") or (
-        _optional(top, ["check-ref-format", "--branch", branch], what, deadline) is None
+    if branch.startswith("refs/"):
+        raise InputError(f"--branch {branch!r}: name the branch without refs/heads/")
+    too_long = any(len(part.encode()) > _LONGEST_REF_PART for part in branch.split("/"))
+    if (
+        branch.startswith("-")
+        or "@{" in branch
+        or too_long
+        or _optional(top, ["check-ref-format", f"refs/heads/{branch}"], what, deadline) is None
     ):
-        raise InputError(f"--branch {branch!r} is not a valid Git branch name")
+        raise InputError(
+            f"--branch {branch!r} is not a valid Git branch name (git check-ref-format)"
+            + (f"; each part at most {_LONGEST_REF_PART} bytes" if too_long else "")
+        )
     if _optional(top, ["rev-parse", "--verify", "-q", f"refs/heads/{branch}"], what, deadline):
         raise InputError(
             f"branch {branch} exists already in {top}; name a new branch (promote makes it from "

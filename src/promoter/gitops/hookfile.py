@@ -193,7 +193,8 @@ def _registry(text: str) -> str:
 
 
 def rewritten(path: Path, running: Iterable[str]) -> tuple[str, str]:
-    """The file's text before and after listing exactly ``running``, sorted.
+    """The file's text before and after listing exactly ``running``, sorted; a list of the same
+    images in another order is left as it is (after equals before).
 
     Comment and blank lines at the top (the file's explanation) are kept; the list below them is
     replaced. ``before`` is the file's exact text, as :func:`~promoter.gitops.overlay.write_edit`
@@ -210,8 +211,12 @@ def rewritten(path: Path, running: Iterable[str]) -> tuple[str, str]:
         if line.strip() and not line.lstrip().startswith("#"):
             break
         header.append(line)
+    wanted = sorted(set(running))
+    listed = [line.strip() for line in text.splitlines()[len(header) :] if line.strip()]
+    if sorted(listed) == wanted:
+        return before, before  # the same images in another order: nothing to change
     newline = "\r\n" if "\r\n" in text else "\n"
-    after = before[: len(before) - len(text)] + newline.join([*header, *sorted(set(running))])
+    after = before[: len(before) - len(text)] + newline.join([*header, *wanted])
     after += newline
     if len(after.encode("utf-8")) > CONFIGMAP_LIMIT:
         raise ConfigError(

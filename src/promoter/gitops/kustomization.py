@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final
@@ -160,8 +161,11 @@ def copy_sources(overlay: Path, into: Path) -> Path:
 
     Returns:
         The folder the copy is relative to: a path ``p`` under it is copied to
-        ``into / p.relative_to(root)``; the copied overlay is that of ``overlay``. Symbolic links
-        are copied as links; ``.git`` folders are left out.
+        ``into / p.relative_to(root)``; the copied overlay is that of ``overlay``. Files are
+        hard-linked where ``into`` is on the same file system (a large chart costs nothing),
+        copied otherwise; symbolic links are copied as links; ``.git`` folders, named pipes,
+        sockets and devices are left out (Kustomize reads none of them). A caller must not
+        write into a linked file: it replaces a file it edits (as the promotion's edit does).
 
     Raises:
         ConfigError: the kustomization tree cannot be read, or a file cannot be copied.
@@ -180,16 +184,45 @@ def copy_sources(overlay: Path, into: Path) -> Path:
                     source,
                     destination,
                     symlinks=True,
-                    ignore=shutil.ignore_patterns(".git"),
+                    ignore=_not_copied,
+                    copy_function=_link_or_copy,
                     dirs_exist_ok=True,
                 )
                 copied.append(source)
             else:
                 destination.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(source, destination, follow_symlinks=False)
-    except (OSError, shutil.Error) as exc:
-        raise ConfigError(f"cannot copy overlay {overlay} to render it: {exc}") from exc
+    except shutil.Error as exc:
+        first = exc.args[0][0] if exc.args and exc.args[0] else ("", "", str(exc))
+        raise ConfigError(f"cannot copy overlay {overlay} to render it: {first[2]}") from exc
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot copy overlay {overlay} to render it: {exc.strerror or exc}"
+        ) from exc
     return root
+
+
+def _not_copied(folder: str, names: list[str]) -> set[str]:
+    """What :func:`copy_sources` leaves out of a folder: ``.git`` and what is no file, folder or
+    link (a named pipe would block the copy)."""
+    left = {".git"}
+    for name in names:
+        try:
+            mode = (Path(folder) / name).lstat().st_mode
+        except OSError:
+            continue
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode)):
+            left.add(name)
+    return left
+
+
+def _link_or_copy(source: str, destination: str) -> object:
+    """A hard link to ``source``, or a copy where linking is not possible (another file system)."""
+    try:
+        os.link(source, destination, follow_symlinks=False)
+    except OSError:
+        return shutil.copy2(source, destination)
+    return destination
 
 
 def _named_paths(kustomization: Mapping[str, Any]) -> Iterator[str]:

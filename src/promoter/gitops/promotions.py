@@ -20,15 +20,16 @@ to it).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
 from promoter.deadline import Deadline
 from promoter.errors import ConfigError, InvalidDigestError
-from promoter.gitops.git import has_commits, run_git, top_level
+from promoter.gitops.git import has_commits, is_shallow, repository_path, run_git, top_level
 from promoter.oci.digest import Digest, parse_digest
 
 #: The trailer naming the environment promoted to.
@@ -55,6 +56,10 @@ class PromotionRecord:
         commit: the full commit hash.
         committed_at: the committer date, in UTC.
         subject: the commit's first line, as written (escape it before printing).
+        merged_at: when it reached the branch read, for a commit merged from another branch
+            (the merge commit's date); None for one made on it.
+        merge: the merge commit that brought it, when ``merged_at`` is set.
+        reverted_by: the commit that reverted it (``git revert``), if one did.
     """
 
     environment: str
@@ -66,6 +71,14 @@ class PromotionRecord:
     commit: str
     committed_at: datetime
     subject: str
+    merged_at: datetime | None = None
+    merge: str | None = None
+    reverted_by: str | None = None
+
+    @property
+    def landed_at(self) -> datetime:
+        """When the promotion reached the branch read: the merge's date, else the commit's."""
+        return self.merged_at or self.committed_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,15 +103,20 @@ def promotion_message(environment: str, source: str, images: Sequence[PromotedIm
     """The commit message of a promotion: a subject naming the module(s) and versions, a body
     listing each, and the trailers :func:`promotion_log` reads back.
 
+    Without images (the versions were in place; only the hook's image list is rewritten), the
+    message says so and carries no trailers: it records no promotion.
+
     Raises:
-        ValueError: no image, or a value that would break a trailer (a line break, a space in a
-            module or version).
+        ValueError: a value that would break a trailer (a space, a line break).
     """
-    if not images:
-        raise ValueError("a promotion commit names at least one image")
     for value in (environment, source, *(i.module for i in images)):
         if not value or any(c.isspace() for c in value):
             raise ValueError(f"not a trailer value: {value!r}")
+    if not images:  # only the hook's image list was out of date
+        return (
+            f"list what {environment} runs in its promoter-images.txt\n\n"
+            f"The images: entries already name every version; the hook Job's list did not.\n"
+        )
     if len(images) == 1:
         image = images[0]
         change = _change(image)
@@ -120,38 +138,48 @@ def promotion_message(environment: str, source: str, images: Sequence[PromotedIm
     return "\n".join([subject, "", *body, "", *trailers]) + "\n"
 
 
-def parse_promotion(
-    commit: str, committed_at: datetime, subject: str, trailers: Sequence[str]
-) -> list[PromotionRecord]:
-    """The records of one commit from its trailers (``Key: value`` lines, unfolded); a commit
-    without ``Promoted-To`` or without a well-formed ``Promoted-Digest`` gives none (a message
-    written by hand that only looks like one is not a promotion)."""
-    values: dict[str, list[str]] = {}
-    for line in trailers:
-        key, separator, value = line.partition(":")
-        if separator:
-            values.setdefault(key.strip().lower(), []).append(value.strip())
-    targets = values.get(TO_TRAILER.lower(), [])
-    if len(targets) != 1:
-        return []
-    source = (values.get(FROM_TRAILER.lower()) or [""])[0]
+def parse_promotion(commit: str, committed_at: datetime, message: str) -> list[PromotionRecord]:
+    """The records of one commit from its message.
+
+    Each ``Promoted-To`` line starts a promotion, and the ``Promoted-From`` and
+    ``Promoted-Digest`` lines after it belong to it, wherever they are and however indented: a
+    squash merge (``git merge --squash`` indents each commit's message; a forge lists each
+    commit's) holds several promotions. A promotion without a well-formed ``Promoted-Digest``
+    gives none (a message written by hand that only looks like one is not a promotion); a value
+    over :data:`_LONGEST_VALUE` characters is not one.
+    """
+    subject = message.split("\n", 1)[0]
+    groups: list[tuple[str, list[str], list[str]]] = []
+    for line in message.splitlines():
+        key, separator, value = line.strip().partition(":")
+        value = value.strip()
+        if not separator or not value or len(value) > _LONGEST_VALUE:
+            continue
+        key = key.lower()
+        if key == TO_TRAILER.lower():
+            groups.append((value, [], []))
+        elif groups and key == FROM_TRAILER.lower():
+            groups[-1][1].append(value)
+        elif groups and key == DIGEST_TRAILER.lower():
+            groups[-1][2].append(value)
     records = []
-    for value in values.get(DIGEST_TRAILER.lower(), []):
-        image = _parse_trailer_value(value)
-        if image is not None:
-            records.append(
-                PromotionRecord(
-                    targets[0],
-                    source,
-                    image.module,
-                    image.version,
-                    image.digest,
-                    image.previous,
-                    commit,
-                    committed_at,
-                    subject,
+    for environment, sources, images in groups:
+        for value in images:
+            image = _parse_trailer_value(value)
+            if image is not None:
+                records.append(
+                    PromotionRecord(
+                        environment,
+                        sources[0] if sources else "",
+                        image.module,
+                        image.version,
+                        image.digest,
+                        image.previous,
+                        commit,
+                        committed_at,
+                        subject,
+                    )
                 )
-            )
     return records
 
 
@@ -187,87 +215,151 @@ def _parse_trailer_value(value: str) -> PromotedImage | None:
     )
 
 
-#: The most promotion commits one history read asks for.
+#: The most records one history read returns.
 MOST_PROMOTIONS: Final = 10_000
+#: The longest trailer value read (a module, a version, a digest and the one before fit easily).
+_LONGEST_VALUE: Final = 600
+#: Commits read from Git at a time.
+_BATCH: Final = 100
 #: Between the fields of one commit in ``git log``'s output (records end with NUL under ``-z``).
 _FIELD: Final = "\x1f"
-#: Between the trailers of one commit.
-_TRAILER: Final = "\x1e"
+#: ``This reverts commit <hash>.``, as ``git revert`` writes it.
+_REVERTS = re.compile(r"^This reverts commit (?P<commit>[0-9a-f]{40,64})\b", re.MULTILINE)
+
+
+@dataclass(frozen=True, slots=True)
+class PromotionLog:
+    """What :func:`promotion_log` read.
+
+    Attributes:
+        records: the promotions, newest first.
+        shallow: the checkout is a shallow clone: older promotions may be missing.
+        more: there were more than the limit.
+    """
+
+    records: tuple[PromotionRecord, ...]
+    shallow: bool = False
+    more: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Commit:
+    commit: str
+    committed_at: datetime
+    parents: tuple[str, ...]
+    message: str
 
 
 def promotion_log(
     folder: Path,
     *,
     environment: str | None = None,
+    overlay: Path | None = None,
     module: str | None = None,
     limit: int = 100,
     deadline: Deadline,
-) -> tuple[PromotionRecord, ...]:
-    """The promotions recorded by promotion commits reachable from HEAD, newest first.
+) -> PromotionLog:
+    """The promotions recorded by promotion commits on HEAD's line, newest first, in the order
+    they reached it.
 
-    Every commit reachable from HEAD is read (not only the first parent): a promotion committed
-    on a branch and merged through a pull request is found by its own commit. A squash merge
-    keeps the trailers when the forge keeps the message.
+    HEAD's first-parent line is walked (the states the branch had); a merge brings the
+    promotion commits of the branch it merged, dated by the merge (``merged_at``), in its place.
+    Squash merges keep their promotions when the message keeps the trailers (see
+    :func:`parse_promotion`). A promotion a later ``git revert`` undid names the revert
+    (``reverted_by``). With ``overlay``, only commits that changed that folder are read: in a
+    repository holding several applications, another one's promotion to an environment of the
+    same name is not listed.
 
     Args:
         folder: a folder of the Git checkout (promoter.yaml's).
         environment: only promotions to this environment.
+        overlay: only commits that changed this folder (the environment's overlay).
         module: only promotions of this module (repository path).
         limit: the most records returned (1 to :data:`MOST_PROMOTIONS`).
         deadline: bounds every Git command.
 
-    Returns:
-        One record per module promoted, newest commit first; none when HEAD has no commit yet.
-
     Raises:
         ValueError: ``limit`` out of range.
-        ConfigError: not in a Git checkout, or Git failed.
+        ConfigError: not in a Git checkout, the overlay outside it, or Git failed.
         DeadlineExceededError, RunInterruptedError.
     """
     if not 1 <= limit <= MOST_PROMOTIONS:
         raise ValueError(f"limit must be 1 to {MOST_PROMOTIONS}, got {limit}")
     top = top_level(folder, what="reading the promotion history", deadline=deadline)
-    what = f"the promotion history in {top}"
     if not has_commits(top, deadline=deadline):
-        return ()
-    patterns = [f"^{TO_TRAILER}: " + (_literal(environment) + "$" if environment else "")]
-    if module is not None:
-        patterns.append(f"^{DIGEST_TRAILER}: {_literal(module)} ")
+        return PromotionLog(())
+    paths = ["--", repository_path(top, overlay)] if overlay is not None else ["--"]
+    reverted: dict[str, str] = {}
+    records: list[PromotionRecord] = []
+
+    def wanted(record: PromotionRecord) -> bool:
+        return (environment is None or record.environment == environment) and (
+            module is None or record.module == module
+        )
+
+    skip = 0
+    while len(records) <= limit:
+        line = _commits(top, ["--first-parent", f"--skip={skip}", "HEAD", *paths], deadline)
+        skip += len(line)
+        for entry in line:
+            _note_reverts(entry, reverted)
+            found = parse_promotion(entry.commit, entry.committed_at, entry.message)
+            if len(entry.parents) > 1:  # a merge: the promotions of the branch it brought
+                merged = _commits(
+                    top, [f"{entry.parents[0]}..{entry.parents[1]}", *paths], deadline
+                )
+                for brought in merged:
+                    _note_reverts(brought, reverted)
+                    found += [
+                        replace(r, merged_at=entry.committed_at, merge=entry.commit)
+                        for r in parse_promotion(
+                            brought.commit, brought.committed_at, brought.message
+                        )
+                    ]
+            records += [replace(r, reverted_by=reverted.get(r.commit)) for r in found if wanted(r)]
+        if len(line) < _BATCH:
+            break
+    return PromotionLog(
+        tuple(records[:limit]),
+        shallow=is_shallow(top, deadline=deadline),
+        more=len(records) > limit,
+    )
+
+
+def _commits(top: Path, arguments: Sequence[str], deadline: Deadline) -> list[_Commit]:
+    """Up to :data:`_BATCH` commits of ``git log ARGUMENTS``, in its order.
+
+    Raises:
+        ConfigError: Git failed or printed something unexpected.
+    """
     output = run_git(
         top,
         [
             "log",
             "-z",
-            "--extended-regexp",
-            "--all-match",
-            *(f"--grep={pattern}" for pattern in patterns),
-            f"--max-count={limit}",
-            f"--format=%H{_FIELD}%ct{_FIELD}%s{_FIELD}%(trailers:only,unfold,separator=%x1e)",
-            "HEAD",
-            "--",
+            f"--max-count={_BATCH}",
+            f"--format=%H{_FIELD}%ct{_FIELD}%P{_FIELD}%B",
+            *arguments,
         ],
-        what=what,
+        what=f"the promotion history in {top}",
         deadline=deadline,
     )
-    records: list[PromotionRecord] = []
+    commits = []
     for entry in output.split("\0"):
-        fields = entry.strip("\n").split(_FIELD)
+        fields = entry.lstrip("\n").split(_FIELD, 3)
         if len(fields) != 4:
             continue
-        commit, seconds, subject, trailers = fields
+        commit, seconds, parents, message = fields
         try:
             committed_at = datetime.fromtimestamp(int(seconds), UTC)
         except ValueError:
-            raise ConfigError(f"{what}: git log printed an unexpected date {seconds!r}") from None
-        records += [
-            record
-            for record in parse_promotion(commit, committed_at, subject, trailers.split(_TRAILER))
-            if (environment is None or record.environment == environment)
-            and (module is None or record.module == module)
-        ]
-    return tuple(records[:limit])
+            raise ConfigError(f"git log printed an unexpected date {seconds!r}") from None
+        commits.append(_Commit(commit, committed_at, tuple(parents.split()), message))
+    return commits
 
 
-def _literal(text: str) -> str:
-    """``text`` as a POSIX extended regular expression matching itself."""
-    return "".join(f"\\{c}" if c in ".[]()*+?{}|^$\\" else c for c in text)
+def _note_reverts(entry: _Commit, reverted: dict[str, str]) -> None:
+    """Remember the commits ``entry`` reverts (read newest first: a revert comes before what it
+    reverts)."""
+    for found in _REVERTS.finditer(entry.message):
+        reverted.setdefault(found.group("commit"), entry.commit)
