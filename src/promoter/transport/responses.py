@@ -86,15 +86,16 @@ def discard(response: urllib3.BaseHTTPResponse) -> None:
     """Give an unwanted response's connection back: drained to the pool when what is left of its body
     is known and small, else closed (a body without end is never read).
 
-    Draining reads the answer to its end, which also closes it (a HEAD's too): http.client keeps a
-    connection's last answer until then, and the next request on that connection would fail on it.
-    A drain that did not get to the end (a lost connection, a socket file closed under it: Python's
-    ValueError) leaves the connection to ``close()``.
+    Draining reads the answer to its end, which also closes it (a HEAD's too) before urllib3 gives
+    its connection back: http.client keeps a connection's last answer until it is closed, and the
+    next request on that connection would fail on it. A drain that did not get to the end (a lost
+    connection, a socket file closed under it: Python's ValueError) leaves the connection to
+    ``close()``.
     """
     left = response.length_remaining
     if left is not None and left <= DRAIN_LIMIT:
         with contextlib.suppress(HTTPError, OSError, ValueError):
-            response.drain_conn()
+            _read_closing(response, DRAIN_LIMIT + 1)
     exchange = exchange_of(response)
     if exchange is not None:
         exchange.finish()
@@ -120,7 +121,7 @@ def error_from(
     file closed under the read: Python's ValueError) gives an error without codes.
     """
     try:
-        raw = response.data if preloaded else _error_body(response)
+        raw = response.data if preloaded else _read_closing(response, ERROR_BODY_LIMIT)
     except (HTTPError, OSError, ValueError):
         raw = b""
     raw = (raw or b"")[:ERROR_BODY_LIMIT]
@@ -149,20 +150,19 @@ def error_from(
     )
 
 
-def _error_body(response: urllib3.BaseHTTPResponse) -> bytes:
-    """The first :data:`~promoter.errors.ERROR_BODY_LIMIT` bytes of a streamed error answer's body.
-
-    Read with ``read1``: as the last byte of the body arrives, urllib3 then closes the answer before
-    it gives the connection back to the pool (after ``read(n)`` it gives it back with the answer
-    still open, for whoever takes the connection next to close).
+def _read_closing(response: urllib3.BaseHTTPResponse, limit: int) -> bytes:
+    """Up to ``limit`` bytes of a body, read with ``read1``: as the end of the body arrives, urllib3
+    then closes the answer before it gives the connection back to the pool. (``read(n)`` and
+    ``drain_conn()`` give it back first and close the answer on their next read, so for a moment the
+    pool holds a connection whose last answer another thread may be closing.)
 
     Raises:
         urllib3 HTTPError, OSError, ValueError: the body could not be read.
     """
     parts: list[bytes] = []
     size = 0
-    while size < ERROR_BODY_LIMIT:
-        piece = response.read1(ERROR_BODY_LIMIT - size, decode_content=False)
+    while size < limit:
+        piece = response.read1(limit - size, decode_content=False)
         if not piece:
             break
         parts.append(piece)
