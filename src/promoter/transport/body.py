@@ -69,6 +69,9 @@ def iter_body(
     exchange's watchdog (:mod:`promoter.transport.watch`) cuts a body that stalls or outlasts the
     deadline, however it drips.
 
+    A socket file closed under the read is a lost connection too: Python raises ValueError for a
+    read of a closed file, which must never leave here bare.
+
     Raises:
         RegistryUnreachableError: the connection was lost or stalled while reading.
         DeadlineExceededError: the deadline passed while reading.
@@ -91,7 +94,7 @@ def iter_body(
             if size >= chunk_size:
                 yield b"".join(pending)
                 pending, size = [], 0
-    except (HTTPError, OSError) as exc:
+    except (HTTPError, OSError, ValueError) as exc:
         raise broken_error(exchange, what, exc, deadline) from exc
     if exchange is not None:
         if exchange.broken is not None:
@@ -117,6 +120,7 @@ def read_whole(
     Raises:
         AnswerTooLargeError: the body (or its announced Content-Length) exceeds ``limit``.
         urllib3 HTTPError, OSError: the connection failed (the caller words it).
+        ValueError: the socket file was closed under the read (the caller words it).
     """
     announced = response.headers.get("Content-Length", "")
     if announced.isdigit() and int(announced) > limit and not truncate:
@@ -140,11 +144,16 @@ def read_whole(
 
 
 def release(response: urllib3.BaseHTTPResponse) -> None:
-    """Give a streamed response's connection back: to the pool if the body was read to its end,
-    else closed, so that unread bytes can never be taken for the next response on it."""
+    """Give a response's connection back: to the pool if the body was read to its end, else
+    closed, so that unread bytes can never be taken for the next response on it.
+
+    Always on the thread that read it, and never after its connection went back to the pool:
+    ``close()`` touches neither the answer nor the connection once urllib3 has given the connection
+    back (it does so itself, as the last byte is read), and closes both otherwise, also when a read
+    failed half way through urllib3's own clean-up.
+    """
     exchange = exchange_of(response)
     if exchange is not None:
         exchange.finish()
-    if not response.closed:  # http.client closes the body once it has been read to its end
-        response.close()
+    response.close()
     response.release_conn()

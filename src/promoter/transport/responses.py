@@ -84,16 +84,22 @@ DRAIN_LIMIT = 64 * 1024
 
 def discard(response: urllib3.BaseHTTPResponse) -> None:
     """Give an unwanted response's connection back: drained to the pool when what is left of its body
-    is known and small, else closed (a body without end is never read)."""
+    is known and small, else closed (a body without end is never read).
+
+    Draining reads the answer to its end, which also closes it (a HEAD's too) before urllib3 gives
+    its connection back: http.client keeps a connection's last answer until it is closed, and the
+    next request on that connection would fail on it. A drain that did not get to the end (a lost
+    connection, a socket file closed under it: Python's ValueError) leaves the connection to
+    ``close()``.
+    """
     left = response.length_remaining
     if left is not None and left <= DRAIN_LIMIT:
-        with contextlib.suppress(HTTPError, OSError):
-            response.drain_conn()
-    else:
-        response.close()
+        with contextlib.suppress(HTTPError, OSError, ValueError):
+            _read_closing(response, DRAIN_LIMIT + 1)
     exchange = exchange_of(response)
     if exchange is not None:
         exchange.finish()
+    response.close()  # drained: its connection is back in the pool already, and this touches nothing
     response.release_conn()
 
 
@@ -111,11 +117,12 @@ def error_from(
 
     The body is read up to :data:`~promoter.errors.ERROR_BODY_LIMIT` bytes and the response released.
     Error codes come from the distribution spec's ``{"errors": [{"code", "message"}]}`` shape
-    (distribution spec, "Error Codes").
+    (distribution spec, "Error Codes"). A body that cannot be read (the connection lost, its socket
+    file closed under the read: Python's ValueError) gives an error without codes.
     """
     try:
-        raw = response.data if preloaded else response.read(ERROR_BODY_LIMIT, decode_content=False)
-    except (HTTPError, OSError):
+        raw = response.data if preloaded else _read_closing(response, ERROR_BODY_LIMIT)
+    except (HTTPError, OSError, ValueError):
         raw = b""
     raw = (raw or b"")[:ERROR_BODY_LIMIT]
     discard(response)
@@ -141,3 +148,23 @@ def error_from(
         what=what,
         retry_after=parse_retry_after(response.headers.get("Retry-After")),
     )
+
+
+def _read_closing(response: urllib3.BaseHTTPResponse, limit: int) -> bytes:
+    """Up to ``limit`` bytes of a body, read with ``read1``: as the end of the body arrives, urllib3
+    then closes the answer before it gives the connection back to the pool. (``read(n)`` and
+    ``drain_conn()`` give it back first and close the answer on their next read, so for a moment the
+    pool holds a connection whose last answer another thread may be closing.)
+
+    Raises:
+        urllib3 HTTPError, OSError, ValueError: the body could not be read.
+    """
+    parts: list[bytes] = []
+    size = 0
+    while size < limit:
+        piece = response.read1(limit - size, decode_content=False)
+        if not piece:
+            break
+        parts.append(piece)
+        size += len(piece)
+    return b"".join(parts)

@@ -39,7 +39,7 @@ from promoter.errors import (
 )
 from promoter.reference import api_host, is_loopback_host
 from promoter.transport.auth import MAX_REPLACEMENTS, AuthFlow, CredentialProvider
-from promoter.transport.body import broken_error, read_whole
+from promoter.transport.body import broken_error, read_whole, release
 from promoter.transport.challenge import parse_challenge
 from promoter.transport.discovery import discover_base
 from promoter.transport.pools import USER_AGENT, ConnectionPools, TransportOptions
@@ -534,8 +534,11 @@ class RegistrySession:
                 return response
             if method == "HEAD":  # its Content-Length describes a body that is not sent
                 exchange.finish()
-                response.release_conn()
-                return response
+                # Closed here, before its connection goes back to the pool: http.client keeps a
+                # connection's last answer until it is closed, and whoever sends the next request
+                # on it (another thread) would fail on it and close it under our caller's feet.
+                discard(response)
+                return _detached(response, b"", head=True)
             return self._read_whole(response, exchange, what, limit=limit, deadline=deadline)
         finally:
             if not handed_over:
@@ -632,23 +635,33 @@ class RegistrySession:
             )
             if exchange.broken is not None:  # cut: the end of the stream was not the body's end
                 raise broken_error(exchange, what, None, deadline)
-        except (HTTPError, OSError) as exc:
-            response.close()
+        except (HTTPError, OSError, ValueError) as exc:  # ValueError: see body.iter_body
             if isinstance(exc, ReadTimeoutError):  # as in _send
                 exchange.cut(Broken.NO_ANSWER)
             raise broken_error(exchange, what, exc, deadline) from exc
         finally:
             exchange.finish()
-            response.release_conn()
-        return urllib3.HTTPResponse(
-            body=io.BytesIO(data),
-            headers=response.headers,
-            status=response.status,
-            reason=response.reason,
-            request_url=response.url,
-            preload_content=True,
-            decode_content=False,
-        )
+            release(response)  # its connection closed unless the body was read to its end
+        return _detached(response, data)
+
+
+def _detached(
+    response: urllib3.BaseHTTPResponse, data: bytes, *, head: bool = False
+) -> urllib3.BaseHTTPResponse:
+    """A copy of an answer read whole (``data``, its body), tied to no connection or socket file:
+    it is what :meth:`RegistrySession.raw` returns for a body read whole and for a HEAD, so nothing
+    its caller does with it later (read ``data``, discard it, drop it to the garbage collector on
+    some other thread) can touch a connection that is serving another request by then."""
+    return urllib3.HTTPResponse(
+        body=io.BytesIO(data),
+        headers=response.headers,
+        status=response.status,
+        reason=response.reason,
+        request_url=response.url,
+        request_method="HEAD" if head else None,  # a HEAD's Content-Length announces no body
+        preload_content=True,
+        decode_content=False,
+    )
 
 
 def _refused_repository(response: urllib3.BaseHTTPResponse, scopes: Sequence[str]) -> str | None:
