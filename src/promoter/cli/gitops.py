@@ -99,7 +99,7 @@ def add_commands(
     )
     add_jobs_option(sync)
 
-    commands.add_parser(
+    status = commands.add_parser(
         "status",
         parents=[common, config],
         help="which version of each module runs where",
@@ -107,6 +107,23 @@ def add_commands(
         "pipeline order: the tag each overlay asks for, whether that image is in the environment's "
         "registry, and how it compares with the environment it promotes from ('<' behind, '>' "
         "ahead, '~' another version, '!' diverged).",
+    )
+    status.add_argument(
+        "--exit-code",
+        action="store_true",
+        help="exit 4 when an environment is behind, diverged or differs from its source or an "
+        "image is missing, 1 when a registry could not be asked (a CI gate); without it, 0",
+    )
+    status.add_argument(
+        "--offline",
+        action="store_true",
+        help="Git's view only: ask no registry; drift by references and tags",
+    )
+    status.add_argument(
+        "--html",
+        type=Path,
+        metavar="FILE",
+        help="also write a self-contained HTML status page to FILE",
     )
 
     prune = commands.add_parser(
@@ -205,6 +222,8 @@ def run_command(args: argparse.Namespace, scrub: SecretScrubber) -> int:
     """
     if args.command == "sync":
         _check_sync_outputs(args)
+    if args.command == "status" and args.html is not None:
+        check_output_path(args.html, "--html")
     if args.command == "sync" and args.from_registry is not None:
         from promoter.cli.image_sync import run_image_sync  # noqa: PLC0415 - see the docstring
 
