@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 from tests.conftest import CliRun, GitOpsRepo
 
+import promoter
+from promoter.app.status import CellState, Verdict
+
 VERSIONS = (("cart", "2.4.0"), ("checkout", "1.8.0"), ("catalog", "3.1.0"))
 
 
@@ -263,3 +266,16 @@ def test_html_to_a_path_that_cannot_be_written_is_one_line_before_any_work(
     assert result.err.count("\n") == 1
     assert "--html" in result.err
     assert "does not exist" in result.err
+
+
+def test_the_python_api_has_the_offline_view_and_the_verdict(
+    gitops: GitOpsRepo, silent_registries: list[socket.socket]
+) -> None:
+    """promoter.status(offline=True) asks no registry either; the matrix carries the verdict."""
+    matrix = promoter.status(config=gitops.root / "promoter.yaml", offline=True)
+    assert _contacted(silent_registries) == 0
+    assert matrix.offline
+    assert matrix.verdict is Verdict.DRIFT
+    cart = matrix.cell("production", gitops.repo("cart"))
+    assert cart is not None
+    assert (cart.checked, cart.present, cart.state) == (False, None, CellState.BEHIND)
