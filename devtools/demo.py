@@ -125,9 +125,10 @@ def main() -> None:
         gitops_story(dev, prod, base)
         admission_story()
         prune_story(prod, base)
+        git_story()
     say(
         f"done: registries stopped; the work is left for inspection in {WORK}: gitops/ (the "
-        "GitOps repository with the promoted production overlay: git -C .demo/gitops diff), "
+        "GitOps repository, its promotions committed: git -C .demo/gitops log), "
         "dev/ and production/ (each registry's storage). The next 'make demo' or 'make clean' "
         "removes it."
     )
@@ -186,8 +187,11 @@ def gitops_story(dev: RegistryProcess, prod: RegistryProcess, base: bytes) -> No
         "which version of each module runs where ('<' = an older version than the environment it promotes from)"
     )
     run("status")
-    say("promote cart to production: one edit to the production overlay, shown as a diff")
-    run("promote", "shop/cart", "--to", "production")
+    say(
+        "promote cart to production: one edit to the production overlay, shown as a diff, "
+        "committed with the versions and digest as trailers (--commit)"
+    )
+    run("promote", "shop/cart", "--to", "production", "--commit")
     say("the plan for production now has one image to copy; the rest is present")
     run("plan", "production")
     run("sync", "production")
@@ -269,6 +273,38 @@ def prune_story(prod: RegistryProcess, base: bytes) -> None:
     say("--max-delete 0.7 allows it; --confirm deletes; a second run finds nothing more to delete")
     run("prune", "production", "--in-use", str(pods), "--max-delete", "0.7", "--confirm")
     run("prune", "production", "--in-use", str(pods), "--max-delete", "0.7")
+    os.chdir(ROOT)
+
+
+def git_story() -> None:
+    """Part 5: a promotion as a reviewed Git change: dry run, a branch, the merge, history."""
+    repo = WORK / "gitops"
+    os.chdir(repo)
+    branch = "promote/catalog-3.1.0"
+    say("catalog's turn, as a pull request would have it: first a dry run (nothing is written)")
+    run("promote", "shop/catalog", "--to", "production", "--dry-run")
+    say(
+        f"then the same promotion committed on a new branch, {branch}, from HEAD; the checkout "
+        "stays on its branch (with --push the branch goes to the remote, for gh pr create)"
+    )
+    run("promote", "shop/catalog", "--to", "production", "--branch", branch)
+    identity = {
+        "GIT_AUTHOR_NAME": "reviewer",
+        "GIT_AUTHOR_EMAIL": "reviewer@promoter.invalid",
+        "GIT_COMMITTER_NAME": "reviewer",
+        "GIT_COMMITTER_EMAIL": "reviewer@promoter.invalid",
+    }
+    say(f"a reviewer merges the pull request: git merge --no-ff {branch}")
+    subprocess.run(
+        ["git", "merge", "-q", "--no-ff", "-m", f"Merge {branch}", branch],
+        check=True,
+        env={**os.environ, **identity},
+        timeout=60,
+    )
+    say("the promotion history, read back from the commits' trailers")
+    run("history", "production")
+    say("a rollback names the version production ran before (its registry still holds it)")
+    run("promote", "shop/cart", "--to", "production", "--version", "2.3.1", "--dry-run")
     os.chdir(ROOT)
 
 

@@ -3,7 +3,9 @@ real kustomize, real registries behind ECR-like names."""
 
 from __future__ import annotations
 
+import re
 import socket
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -233,27 +235,56 @@ def test_offline_in_sync_passes_the_gate_with_registries_down(
     assert _contacted(silent_registries) == 0
 
 
-def test_html_writes_the_page_and_prints_its_path(
-    gitops: GitOpsRepo, cli: Callable[..., CliRun], tmp_path: Path
+def test_html_writes_the_page_with_the_promotions_git_records(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """--html FILE writes one page with a row per module and a column per environment, prints
-    the path, leaves no temporary file, and keeps -o json one document (the path on stderr)."""
-    _in_sync(gitops)
+    """--html FILE writes one page (a row per module, a column per environment) with production's
+    promotion commits, prints the path, leaves no temporary file, and keeps -o json one document."""
+    for name in ("AUTHOR", "COMMITTER"):
+        monkeypatch.setenv(f"GIT_{name}_NAME", "CI")
+        monkeypatch.setenv(f"GIT_{name}_EMAIL", "ci@example.com")
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    for module, tag in VERSIONS:
+        gitops.seed(gitops.dev, module, tag)
+    for arguments in (("init", "-q", "-b", "main"), ("add", "-A"), ("commit", "-qm", "example")):
+        subprocess.run(["git", "-C", str(gitops.root), *arguments], check=True)
     page = tmp_path / "out" / "status.html"
     page.parent.mkdir()
-    result = cli("status", "--html", str(page))
-    assert result.code == 0, result.err
-    assert f"status page written to {page}" in result.out
+    empty = cli("status", "--html", str(page))
+    assert empty.code == 0, empty.err
+    assert f"status page written to {page}" in empty.out
     html = page.read_text()
     for module, _ in VERSIONS:
         assert f'<tr data-module="{gitops.repo(module)}">' in html
     assert '<th scope="col" data-environment="production">production</th>' in html
     assert "no promotion commits yet: promote --commit records them" in html
-    assert [p.name for p in page.parent.iterdir()] == ["status.html"]
+    promoted = cli("promote", gitops.repo("cart"), "--to", "production", "--commit")
+    assert promoted.code == 0, promoted.err
     as_json = cli("status", "-o", "json", "--html", str(page))
-    assert as_json.code == 0
-    assert as_json.json()["verdict"] == "in-sync"
+    assert as_json.code == 0, as_json.err
+    assert as_json.json()["environments"] == ["dev", "production"]
     assert f"status page written to {page}" in as_json.err
+    html = page.read_text()
+    assert "no promotion commits yet" not in html
+    assert re.search(
+        rf"<strong>{gitops.repo('cart')}</strong> 2\.4\.0 <code>[0-9a-f]{{12}}</code> from 2\.3\.1",
+        html,
+    )
+    assert [p.name for p in page.parent.iterdir()] == ["status.html"]
+
+
+def test_html_outside_git_is_written_and_says_why_it_lists_no_promotions(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun], tmp_path: Path
+) -> None:
+    """promoter.yaml outside a Git checkout: the page is still written, saying that promotions
+    could not be read from Git (not that there are none), and a warning says so."""
+    page = tmp_path / "status.html"
+    result = cli("status", "--html", str(page))
+    assert result.code == 0, result.err
+    html = page.read_text()
+    assert "promotions not read from Git:" in html
+    assert "no promotion commits yet" not in html
+    assert "promoter: warning: the status page lists no promotions:" in result.err
 
 
 def test_html_to_a_path_that_cannot_be_written_is_one_line_before_any_work(

@@ -13,6 +13,9 @@ The Python API (the CLI itself calls the same operations)::
     promoter.plan("production", config="promoter.yaml")
     promoter.sync("production", config="promoter.yaml")
     promoter.status(config="promoter.yaml")
+    promoter.promote("shop/cart", to="production", config="promoter.yaml",
+                     write_back=promoter.WriteBack(branch="promote/cart"))
+    promoter.history("production", config="promoter.yaml")
 
 Every error is a :class:`promoter.errors.PromoterError` (the tree is drawn in that module). Names are loaded
 on first use, so ``import promoter`` stays cheap for the command line.
@@ -34,6 +37,7 @@ if TYPE_CHECKING:
         copy,
         copy_batch,
         digest,
+        history,
         make_present,
         plan,
         promote,
@@ -45,8 +49,10 @@ if TYPE_CHECKING:
     from promoter.app.session import Session, SessionOptions
     from promoter.app.status import StatusCell, StatusMatrix
     from promoter.app.sync import SyncReport
+    from promoter.app.write_back import WriteBack
     from promoter.deadline import Deadline
     from promoter.errors import DeadlineExceededError, PromoterError
+    from promoter.gitops.promotions import PromotionRecord
     from promoter.oci.digest import Digest, parse_digest
     from promoter.oci.referrers import ALL_ATTACHMENTS, NO_ATTACHMENTS, Attachment, AttachmentFilter
     from promoter.outcome import Outcome
@@ -58,9 +64,21 @@ if TYPE_CHECKING:
 #: Each public name and the module it lives in; loaded on first use (PEP 562).
 _HOMES = {
     **dict.fromkeys(
-        ("copy", "copy_batch", "digest", "make_present", "plan", "promote", "status", "sync"),
+        (
+            "copy",
+            "copy_batch",
+            "digest",
+            "history",
+            "make_present",
+            "plan",
+            "promote",
+            "status",
+            "sync",
+        ),
         "promoter.api",
     ),
+    "WriteBack": "promoter.app.write_back",
+    "PromotionRecord": "promoter.gitops.promotions",
     "Session": "promoter.app.session",
     "SessionOptions": "promoter.app.session",
     "EnvironmentPlan": "promoter.app.plan",
@@ -103,6 +121,7 @@ __all__ = [
     "PlanStatus",
     "PromoterError",
     "Promotion",
+    "PromotionRecord",
     "Reference",
     "Session",
     "SessionOptions",
@@ -110,10 +129,12 @@ __all__ = [
     "StatusMatrix",
     "SyncRecord",
     "SyncReport",
+    "WriteBack",
     "__version__",
     "copy",
     "copy_batch",
     "digest",
+    "history",
     "make_present",
     "parse_digest",
     "parse_reference",

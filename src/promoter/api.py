@@ -19,7 +19,9 @@ if TYPE_CHECKING:
     from promoter.app.promote import Promotion
     from promoter.app.status import StatusMatrix
     from promoter.app.sync import SyncReport
+    from promoter.app.write_back import WriteBack
     from promoter.errors import PromoterError
+    from promoter.gitops.promotions import PromotionRecord
     from promoter.oci.digest import Digest
     from promoter.reference import Reference
     from promoter.remote.copy import CopyResult
@@ -133,6 +135,9 @@ def promote(
     every_module: bool = False,
     pin_digest: bool = False,
     verify: bool = True,
+    version: str | None = None,
+    dry_run: bool = False,
+    write_back: WriteBack | None = None,
     timeout: float | None = None,
     **options: Unpack[SessionOptions],
 ) -> Promotion:
@@ -144,5 +149,22 @@ def promote(
             every_module=every_module,
             pin_digest=pin_digest,
             verify=verify,
+            version=version,
+            dry_run=dry_run,
+            write_back=write_back,
             timeout=timeout,
         )
+
+
+def history(
+    environment: str | None = None,
+    module: str | None = None,
+    *,
+    config: ConfigLike | None = None,
+    limit: int = 100,
+    timeout: float | None = None,
+    **options: Unpack[SessionOptions],
+) -> tuple[PromotionRecord, ...]:
+    """The promotions recorded in Git, newest first (see :meth:`Session.history`)."""
+    with Session(config, **options) as session:
+        return session.history(environment, module, limit=limit, timeout=timeout)

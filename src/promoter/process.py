@@ -252,9 +252,11 @@ def run_capped(
     timeout: float,
     stdout_limit: int,
     stderr_limit: int,
+    env: Mapping[str, str] | None = None,
 ) -> Finished:
     """Run ``command`` with ``stdin`` as its input, keeping at most ``stdout_limit`` bytes of its
-    output (killing it past that) and ``stderr_limit`` of its error output.
+    output (killing it past that) and ``stderr_limit`` of its error output; ``env`` is its
+    environment, else promoter's.
 
     Raises:
         OSError: the command cannot be started (FileNotFoundError when it does not exist).
@@ -263,7 +265,7 @@ def run_capped(
         RunInterruptedError: the run was interrupted (:func:`stop_children`) before it ended; it was
             killed, or not started.
     """
-    process = start_child(command, stdin=subprocess.PIPE)
+    process = start_child(command, stdin=subprocess.PIPE, env=env)
     try:
         return _finish_capped(
             process, command, stdin=stdin, timeout=timeout, limits=(stdout_limit, stderr_limit)

@@ -3,7 +3,8 @@
 The edit goes into the target's ``kustomization.yaml`` ``images:`` entry for each module, changing nothing
 else; then the edited overlay is rendered and every module must now run what was promoted, or the file is
 put back and the reason given (a patch sets the image, the module is not deployed there). The Kustomize
-component's image list, when the overlay has one, is rewritten to match. Nothing is committed.
+component's image list, when the overlay has one, is rewritten to match. Nothing is committed unless
+asked (:mod:`promoter.app.write_back`).
 
 What a user means by "promote X":
 
@@ -27,6 +28,8 @@ What a user means by "promote X":
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -42,8 +45,9 @@ from promoter.app.environment import (
 )
 from promoter.app.plan import EnvironmentPlan, environment_policy, look_up
 from promoter.app.runtime import Runtime
+from promoter.app.write_back import WriteBack, commit_promotion, prepare_write_back
 from promoter.config.values import Environment, PromoterConfig
-from promoter.deadline import Deadline
+from promoter.deadline import LONGEST_RUN_TIMEOUT, Deadline
 from promoter.errors import (
     ConfigError,
     InputError,
@@ -53,8 +57,10 @@ from promoter.errors import (
     RepositoryAccessError,
     SafetyError,
 )
+from promoter.gitops.git import CommitMade
 from promoter.gitops.hookfile import hook_images_path, rewritten
 from promoter.gitops.kustomization import image_entry_names
+from promoter.gitops.promotions import PromotedImage
 from promoter.oci.digest import Digest
 from promoter.outcome import Outcome
 from promoter.planning.plan import iter_wanted, own_images
@@ -151,6 +157,8 @@ class Promotion:
             the promoted modules plans from, without building the overlay again).
         root: promoter.yaml's folder: the diff, the JSON form and the warnings name files
             relative to it.
+        dry_run: nothing was written: ``edits`` and ``diff`` are what a promotion would write.
+        commit: the commit that recorded the promotion in Git (``write_back``), if one was made.
     """
 
     target: str
@@ -164,6 +172,8 @@ class Promotion:
     warnings: tuple[str, ...] = ()
     images: tuple[str, ...] = ()
     root: Path | None = None
+    dry_run: bool = False
+    commit: CommitMade | None = None
 
     @property
     def outcome(self) -> Outcome:
@@ -173,7 +183,7 @@ class Promotion:
 
     @property
     def changed(self) -> bool:
-        """Whether any file was written."""
+        """Whether any file was written (or, in a dry run, would be)."""
         return any(edit.changed for edit in self.edits)
 
     def file_name(self, path: Path) -> str:
@@ -207,6 +217,9 @@ def promote(
     every_module: bool = False,
     pin_digest: bool = False,
     verify: bool = True,
+    version: str | None = None,
+    dry_run: bool = False,
+    write_back: WriteBack | None = None,
     deadline: Deadline | None = None,
 ) -> Promotion:
     """Promote ``chosen`` modules (or every module the target deploys) into ``target_name``'s overlay.
@@ -233,10 +246,20 @@ def promote(
         verify: ask the source registry whether it holds each version before writing anything;
             off, the versions are written unchecked (a warning names them), except those whose
             digest is needed for a pin.
-        deadline: bounds the renders and the registry lookups.
+        version: promote this version (a tag, a digest or ``tag@digest``) of the one module in
+            ``chosen`` instead of the one the source runs: one the source registry holds, else
+            one the target's registry holds (a rollback to what the target ran before); the same
+            checks apply.
+        dry_run: write nothing: the edit is rendered in a temporary copy of the overlay and
+            checked there, and returned with its diff (:attr:`Promotion.dry_run`).
+        write_back: commit the edit to Git (and push it) as this asks; everything that could
+            refuse the commit is checked before a file is written, and a commit that fails puts
+            the files back (:mod:`promoter.app.write_back`).
+        deadline: bounds the renders, the registry lookups and Git.
 
     Raises:
-        InputError: no source environment, unknown modules (an ``images:`` entry name is told
+        InputError: no source environment, ``version`` without exactly one module or not a
+            version, a write-back Git would refuse (nothing is written), unknown modules (an ``images:`` entry name is told
             which module it is, an entry that applies to no rendered image is told so), named
             modules the source runs in more than one version, an edit that would not change what
             the target runs or one that changes nothing while the target renders another image
@@ -246,7 +269,8 @@ def promote(
         SafetyError: a named module's tag, new to the target, is held by the target's registry
             with other content than the source's (both digests named; nothing is written).
         PromoterError: a version the source registry lacks (nothing is written; its remedy is
-            :attr:`Remedy.SKIP_VERIFY` when skipping the check would write it anyway).
+            :attr:`Remedy.SKIP_VERIFY` when skipping the check would write it anyway), or a
+            named ``version`` that neither registry holds; a push that failed (the commit stays).
         RegistryError, RegistryUnreachableError, DeadlineExceededError: the source registry
             could not be asked, or (the deadline) an overlay did not render in time.
         RunInterruptedError: the run was interrupted; a kustomization written already was put
@@ -276,6 +300,19 @@ def promote(
     )
     available = module_versions(source, source_images)
     current = modules(target, target_images)
+    known: dict[str, Digest] = {}
+    origin = source
+    if version is not None:  # the one module's version is the one named
+        available, known, origin = _named_version(
+            runtime,
+            (source, target),
+            chosen,
+            version,
+            available=available,
+            every_module=every_module,
+            verify=verify,
+            deadline=deadline,
+        )
     # ruamel.yaml loads only here: plan and sync, which run on every sync, do not edit files.
     from promoter.gitops.overlay import kept_comments, unified_diff  # noqa: PLC0415
 
@@ -312,10 +349,10 @@ def promote(
         and (current[m].tag, current[m].digest) == (available[m][0].tag, available[m][0].digest)
     }
     asked = [m for m in wanted if m in pinned or (verify and m not in in_place)]
-    found = _look_up_versions(
+    found = known | _look_up_versions(
         runtime,
         source,
-        {m: available[m][0] for m in asked},
+        {m: available[m][0] for m in asked if m not in known},
         skippable={m for m in asked if verify and m not in pinned},
         deadline=deadline,
     )
@@ -369,18 +406,30 @@ def promote(
         for s in steps
         if s.module not in asked and s.module not in in_place
     ]
-    warnings += _stale_in_patches(target, steps, folder)
+    warnings += _stale_in_patches(target, steps, folder, committed=write_back is not None)
 
     edit, changes = _plan_edit(target, steps, kept=kept, current=current, held=held, notes=notes)
     edits: list[ImageEdit] = []
-    rendered: tuple[str, ...] = target_images
+    rendered, made = target_images, None
     if edit is not None:
-        edits, rendered = _write(target, steps, edit, target_images, deadline)
+        edits, rendered, made = _apply(
+            target,
+            steps,
+            edit,
+            target_images,
+            changes,
+            origin=origin,
+            dry_run=dry_run,
+            write_back=write_back,
+            deadline=deadline,
+        )
         warnings += [
             f"{_shown(comment.path, folder)}:{comment.line}: {comment.text}: the comment was "
             "written beside the old value; check that it still holds"
             for comment in kept_comments(edit)
         ]
+    if write_back is not None and made is None and not dry_run:
+        notes.append(f"nothing to commit: {target.name}'s overlay already runs every version")
     diff = "".join(unified_diff(e, relative_to=folder) for e in edits)
     return Promotion(
         target.name,
@@ -388,13 +437,161 @@ def promote(
         tuple(edits),
         diff,
         tuple(notes),
-        source=source.name,
+        source=origin.name,
         changes=tuple(changes),
         refused=refused,
         warnings=tuple(warnings),
         images=rendered,
         root=folder,
+        dry_run=dry_run,
+        commit=made,
     )
+
+
+def _apply(
+    target: Environment,
+    steps: Sequence[_Step],
+    edit: ImageEdit,
+    target_images: tuple[str, ...],
+    changes: Sequence[ModuleChange],
+    *,
+    origin: Environment,
+    dry_run: bool,
+    write_back: WriteBack | None,
+    deadline: Deadline | None,
+) -> tuple[list[ImageEdit], tuple[str, ...], CommitMade | None]:
+    """Write the edit and check it (:func:`_write`), or only try it (``dry_run``: :func:`_try`),
+    and commit it when ``write_back`` asks (Git's checks made before anything is written); the
+    edits, the images the target renders with them, and the commit (None when none was made:
+    a dry run, no write-back, nothing changed).
+
+    Raises:
+        as :func:`promote`.
+    """
+    if dry_run:
+        return (*_try(target, steps, edit, target_images, deadline), None)
+    git_deadline = deadline or Deadline.after(LONGEST_RUN_TIMEOUT)
+    commit_target = None
+    if write_back is not None and edit.changed:
+        hook_file = hook_images_path(target.overlay)
+        files = [edit.path] + ([hook_file] if hook_file is not None else [])
+        commit_target = prepare_write_back(write_back, files, deadline=git_deadline)
+    edits, rendered = _write(target, steps, edit, target_images, deadline)
+    if commit_target is None:
+        return edits, rendered, None
+    made = commit_promotion(
+        commit_target,
+        environment=target.name,
+        source=origin.name,
+        images=[_promoted_image(c) for c in changes if c.changed],
+        edits=edits,
+        deadline=git_deadline,
+    )
+    return edits, rendered, made
+
+
+def _named_version(
+    runtime: Runtime,
+    environments: tuple[Environment, Environment],
+    chosen: Sequence[str],
+    version: str,
+    *,
+    available: dict[str, list[Reference]],
+    every_module: bool,
+    verify: bool,
+    deadline: Deadline | None,
+) -> tuple[dict[str, list[Reference]], dict[str, Digest], Environment]:
+    """The versions to promote by module (``available`` with the one module's replaced by the
+    image of ``version``), its digest when asked, by module, and the environment whose registry
+    holds it: the source's, else the target's (a rollback to what the target ran before);
+    ``environments`` are the source and the target. Unverified (``verify`` off), the source's is
+    taken unasked.
+
+    Raises:
+        InputError: not exactly one module, or ``version`` is no tag, digest or ``tag@digest``.
+        PromoterError: neither registry holds it (nothing was promoted).
+        RegistryError, RegistryUnreachableError, DeadlineExceededError: a registry could not be
+            asked.
+    """
+    if every_module or len(set(chosen)) != 1:
+        raise InputError("--version names the version of one module: name exactly one module")
+    source, target = environments
+    module = chosen[0]
+    separator = "@" if version.startswith(("sha256:", "sha512:")) else ":"
+    images: list[tuple[Environment, Reference]] = []
+    for environment in (source, target):
+        try:
+            image = parse_reference(
+                f"{environment.registry}/{module}{separator}{version}", default_tag=None
+            )
+        except InvalidReferenceError:
+            raise InputError(
+                f"--version {version!r} is not a tag, a digest (sha256:...) or tag@digest"
+            ) from None
+        images.append((environment, image))
+    if not verify:
+        return {**available, module: [images[0][1]]}, {}, source
+    answers = lookup_digests(runtime.transport, [image for _, image in images], deadline=deadline)
+    for environment, image in images:
+        answer = answers[image]
+        if isinstance(answer, RepositoryAccessError):
+            continue  # a repository that does not exist there (yet)
+        if isinstance(answer, PromoterError):
+            raise answer
+        if answer is not None:
+            return {**available, module: [image]}, {module: answer}, environment
+    raise PromoterError(
+        f"neither {source.name}'s nor {target.name}'s registry has {module} {version}: nothing "
+        "was promoted",
+        hint=f"check the version (promoter history {target.name} {module} lists what "
+        f"{target.name} ran), or push it to {source.name}'s registry first",
+    )
+
+
+def _promoted_image(change: ModuleChange) -> PromotedImage:
+    """A module's line in the promotion commit's message."""
+    before = change.before
+    return PromotedImage(
+        change.module,
+        change.after.tag,
+        change.digest or change.after.digest,
+        _version(before) if before is not None else None,
+    )
+
+
+def _try(
+    target: Environment,
+    steps: Sequence[_Step],
+    edit: ImageEdit,
+    target_images: tuple[str, ...],
+    deadline: Deadline | None,
+) -> tuple[list[ImageEdit], tuple[str, ...]]:
+    """:func:`_write` without writing: the edit is rendered in a temporary copy of what the
+    overlay renders from and checked there; the edits a promotion would write (the hook's list
+    included) and the images the target would render.
+
+    Raises:
+        InputError: as :func:`_check_promotion`.
+        ConfigError: the overlay cannot be copied or rendered.
+    """
+    from promoter.gitops.kustomization import copy_sources  # noqa: PLC0415 - see promote
+
+    rendered = target_images
+    if edit.changed:
+        with tempfile.TemporaryDirectory(prefix="promoter-dry-run-") as folder:
+            scratch = Path(folder)
+            root = copy_sources(target.overlay, scratch)
+            (scratch / _normal(edit.path).relative_to(root)).write_text(edit.after, "utf-8")
+            copy = replace(target, overlay=scratch / _normal(target.overlay).relative_to(root))
+            rendered = tuple(environment_images(copy, deadline=deadline))
+    _check_promotion(target, steps, edit, rendered)
+    listed = _hook_file_edit(target, edit, rendered)
+    return [edit] + ([listed] if listed is not None and listed.changed else []), rendered
+
+
+def _normal(path: Path) -> Path:
+    """``path`` made absolute without ``..`` steps, links not followed (as the copy names it)."""
+    return Path(os.path.normpath(path.absolute()))
 
 
 def _plan_edit(
@@ -968,10 +1165,13 @@ def _image_name(text: str) -> str:
         return text
 
 
-def _stale_in_patches(target: Environment, steps: Sequence[_Step], folder: Path) -> list[str]:
+def _stale_in_patches(
+    target: Environment, steps: Sequence[_Step], folder: Path, *, committed: bool
+) -> list[str]:
     """A warning for each place a patch of the target's overlay names another version of a
     promoted module, or its image in the other environment's registry it was moved from: the
-    ``images:`` entry overrides it, so it is dead text to remove.
+    ``images:`` entry overrides it, so it is dead text to remove (in the same commit, or, when
+    the promotion is ``committed`` by promote itself, in another).
 
     Raises:
         ConfigError: the kustomization or a patch file cannot be read.
@@ -993,7 +1193,11 @@ def _stale_in_patches(target: Environment, steps: Sequence[_Step], folder: Path)
                 warnings.append(
                     f"{_shown(mention.path, folder)}:{mention.line} still names {mention.text}, "
                     f"which {target.name}'s images: entry overrides ({_version(step.after)}); "
-                    "remove it in the same commit"
+                    + (
+                        "remove it in a commit of its own"
+                        if committed
+                        else "remove it in the same commit"
+                    )
                 )
     return warnings
 
@@ -1022,13 +1226,22 @@ def _rewrite_hook_file(
     """
     from promoter.gitops.overlay import write_edit  # noqa: PLC0415 - see promote
 
+    listed = _hook_file_edit(target, edit, rendered)
+    if listed is not None:
+        write_edit(listed)
+    return listed
+
+
+def _hook_file_edit(
+    target: Environment, edit: ImageEdit, rendered: Iterable[str]
+) -> ImageEdit | None:
+    """The edit of the Kustomize component's list that makes it name what the overlay renders
+    (``rendered``), not written; None when the overlay has no such list."""
     hook_file = hook_images_path(target.overlay)
     if hook_file is None:
         return None
     before, after = rewritten(hook_file, own_images(rendered, target.registry))
-    listed = replace(edit, before=before, after=after, path=hook_file, changed=after != before)
-    write_edit(listed)
-    return listed
+    return replace(edit, before=before, after=after, path=hook_file, changed=after != before)
 
 
 def _check_promotion(

@@ -37,6 +37,8 @@ if TYPE_CHECKING:  # these load kustomize and YAML handling; the in-cluster sync
     from promoter.app.promote import Promotion
     from promoter.app.status import StatusMatrix
     from promoter.app.sync import SyncReport
+    from promoter.app.write_back import WriteBack
+    from promoter.gitops.promotions import PromotionRecord
 
 #: ``promoter.yaml`` as a loaded value, or the path of one.
 ConfigLike = PromoterConfig | Path | str
@@ -479,10 +481,14 @@ class Session:
         every_module: bool = False,
         pin_digest: bool = False,
         verify: bool = True,
+        version: str | None = None,
+        dry_run: bool = False,
+        write_back: WriteBack | None = None,
         timeout: float | None = None,
     ) -> Promotion:
-        """Set the version ``to``'s source environment runs into ``to``'s overlay (nothing is
-        committed), check what the edited overlay renders, and rewrite the hook's image list.
+        """Set the version ``to``'s source environment runs (or ``version``) into ``to``'s overlay,
+        check what the edited overlay renders, rewrite the hook's image list, and (``write_back``)
+        commit it to Git.
 
         Args:
             modules: repository paths (one string or many), unless ``every_module``.
@@ -491,17 +497,24 @@ class Session:
                 runs in more than one version is left alone (``refused``, outcome refused).
             pin_digest: write the digest beside the tag (an entry pinned already stays pinned).
             verify: ask the source registry for each version before writing anything.
-            timeout: seconds for the registry lookups.
+            version: this version (tag, digest or ``tag@digest``) of the one module named: one
+                the source registry holds, else the target's (a rollback).
+            dry_run: write nothing; the edit is rendered in a temporary copy and returned.
+            write_back: commit the edit (``WriteBack(branch=..., push=...)``); Git's refusals
+                are checked before anything is written.
+            timeout: seconds for the renders, the registry lookups and Git.
 
         Returns:
-            The files written, their diff, each module's change, notes and warnings.
+            The files written, their diff, each module's change, notes, warnings and the commit.
 
         Raises:
             InputError: no source environment, unknown modules, named modules the source runs in
                 more than one version, an edit that would not change what the target runs (the
                 file is put back), or a closed session.
-            PromoterError: a version the source registry lacks (nothing is written).
-            ConfigError: an overlay cannot be read, rendered or written.
+            PromoterError: a version the source registry lacks (nothing is written), or a push
+                that failed (the commit stays).
+            ConfigError: an overlay cannot be read, rendered or written; a commit Git refused
+                (the files are put back).
         """
         self._check_open()
         from promoter.app.promote import promote  # noqa: PLC0415
@@ -515,5 +528,31 @@ class Session:
             every_module=every_module,
             pin_digest=pin_digest,
             verify=verify,
+            version=version,
+            dry_run=dry_run,
+            write_back=write_back,
             deadline=deadline_after(timeout),
+        )
+
+    def history(
+        self,
+        environment: str | None = None,
+        module: str | None = None,
+        *,
+        limit: int = 100,
+        timeout: float | None = None,
+    ) -> tuple[PromotionRecord, ...]:
+        """The promotions recorded by ``promote --commit`` in the Git history of promoter.yaml's
+        checkout, newest first (see :func:`promoter.app.write_back.promotion_history`).
+
+        Raises:
+            ConfigError: an unknown environment, no Git checkout, Git failed.
+            InputError: a closed session, or no promoter.yaml given.
+        """
+        self._check_open()
+        from promoter.app.write_back import promotion_history  # noqa: PLC0415
+
+        config, _ = self._environments()
+        return promotion_history(
+            config, environment, module, limit=limit, deadline=deadline_after(timeout)
         )

@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # values only: importing their modules would load YAML handli
     from promoter.ecr.policy import PolicyChange
     from promoter.gitops.discover import UnmanagedReference
     from promoter.gitops.hookfile import HookFileDrift
+    from promoter.gitops.promotions import PromotionRecord
     from promoter.oci.referrers import Attachment
     from promoter.planning.execute import SyncRecord
     from promoter.planning.plan import PlanItem
@@ -233,7 +234,18 @@ class PromotionJson(TypedDict):
     diff: str
     notes: list[str]
     warnings: list[str]
+    dryRun: bool
+    commit: PromotionCommitJson | None
     sync: NotRequired[SyncJson]
+
+
+class PromotionCommitJson(TypedDict):
+    """The commit ``promote --commit`` made."""
+
+    commit: str
+    branch: str | None
+    createdBranch: bool
+    pushedTo: str | None
 
 
 class PromotionFailureJson(TypedDict):
@@ -520,6 +532,15 @@ def promotion_json(promotion: Promotion) -> PromotionJson:
         "diff": promotion.diff,
         "notes": list(promotion.notes),
         "warnings": list(promotion.warnings),
+        "dryRun": promotion.dry_run,
+        "commit": None
+        if promotion.commit is None
+        else {
+            "commit": promotion.commit.commit,
+            "branch": promotion.commit.branch,
+            "createdBranch": promotion.commit.created,
+            "pushedTo": promotion.commit.remote,
+        },
     }
 
 
@@ -588,3 +609,35 @@ def prune_json(plan: PrunePlan, *, dry_run: bool) -> PruneJson:
             for e in r.entries
         ],
     }
+
+
+class PromotionRecordJson(TypedDict):
+    """One promotion of ``history -o json``."""
+
+    environment: str
+    source: str
+    module: str
+    version: str | None
+    digest: str | None
+    previous: str | None
+    commit: str
+    committedAt: str
+    subject: str
+
+
+def history_json(records: Sequence[PromotionRecord]) -> list[PromotionRecordJson]:
+    """``history -o json``'s promotions, newest first; dates in ISO 8601, UTC."""
+    return [
+        {
+            "environment": r.environment,
+            "source": r.source,
+            "module": r.module,
+            "version": r.version,
+            "digest": str(r.digest) if r.digest else None,
+            "previous": r.previous,
+            "commit": r.commit,
+            "committedAt": r.committed_at.isoformat(),
+            "subject": r.subject,
+        }
+        for r in records
+    ]

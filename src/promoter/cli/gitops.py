@@ -19,7 +19,7 @@ from promoter.errors import ConfigError, InputError
 from promoter.gitops.render import Rendering, start_render
 from promoter.planning.prune import DEFAULT_KEEP_HISTORY, DEFAULT_MAX_DELETE
 
-GITOPS_COMMANDS = ("plan", "sync", "status", "promote", "prune")
+GITOPS_COMMANDS = ("plan", "sync", "status", "promote", "prune", "history")
 
 
 def add_commands(
@@ -184,11 +184,12 @@ def add_commands(
         "promote",
         parents=[common, config],
         help="set MODULE's version in ENV's overlay",
-        description="Set the tag (or digest) that the source environment runs into the target "
-        "overlay's kustomization.yaml images: entry, changing nothing else; prints the diff. "
-        "The source registry is asked first: a version it lacks is not written (exit 1); nor is "
-        "a tag the target's registry holds with other content (exit 3: push a new tag). "
-        "Does not commit: review and commit it as with 'kustomize edit set image'.",
+        description="Set the tag (or digest) that the source environment runs (or --version) "
+        "into the target overlay's kustomization.yaml images: entry, changing nothing else; "
+        "prints the diff. The source registry is asked first: a version it lacks is not written "
+        "(exit 1); nor is a tag the target's registry holds with other content (exit 3: push a "
+        "new tag). Without --commit nothing is committed: review and commit it as with "
+        "'kustomize edit set image'.",
     )
     promote.add_argument(
         "modules",
@@ -209,9 +210,61 @@ def add_commands(
         help="write the version without asking the source registry whether it holds it",
     )
     promote.add_argument(
+        "--version",
+        metavar="TAG|DIGEST",
+        dest="version",
+        help="promote this version of the one MODULE named instead of the one the source runs: "
+        "one the source registry holds, or the target registry (a rollback to what it ran)",
+    )
+    promote.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the diff and write nothing (the edit is rendered in a temporary copy)",
+    )
+    promote.add_argument(
         "--sync", action="store_true", help="then copy just those images into the target registry"
     )
+    git = promote.add_argument_group("writing back to Git")
+    git.add_argument(
+        "--commit",
+        action="store_true",
+        help="commit exactly the edit, with a message naming each module, version and digest "
+        "(promoter history reads it back); refused when the files have other changes",
+    )
+    git.add_argument(
+        "--branch",
+        metavar="NAME",
+        help="commit on this new branch, made from HEAD, leaving the checkout as it is "
+        "(implies --commit)",
+    )
+    git.add_argument(
+        "--push",
+        nargs="?",
+        const="",
+        metavar="REMOTE",
+        help="push the commit's branch to REMOTE (default: the branch's upstream remote, else "
+        "origin; implies --commit)",
+    )
     add_jobs_option(promote, shown=False)
+
+    history = commands.add_parser(
+        "history",
+        parents=[common, config],
+        help="list past promotions to ENV from Git",
+        description="List the promotions to ENV (of MODULE) recorded by 'promote --commit' in the "
+        "Git history of promoter.yaml's checkout, newest first: version, digest, date, commit. "
+        "Commits reachable from HEAD are read, those of merged branches included; edits "
+        "committed by hand carry no record and are not listed.",
+    )
+    history.add_argument("environment", metavar="ENV")
+    history.add_argument("module", nargs="?", metavar="MODULE", help="only this module")
+    history.add_argument(
+        "--limit",
+        type=_promotion_count,
+        default=50,
+        metavar="N",
+        help="list at most N promotions (default 50)",
+    )
 
 
 def run_command(args: argparse.Namespace, scrub: SecretScrubber) -> int:
@@ -269,6 +322,16 @@ def _start_rendering_early(args: argparse.Namespace) -> Rendering | None:
         return start_render(overlay) if overlay is not None else None
     except ConfigError:
         return None  # the real load reports it properly
+
+
+def _promotion_count(text: str) -> int:
+    """Promotions to list: 1 to the most one history read returns."""
+    from promoter.gitops.promotions import MOST_PROMOTIONS  # noqa: PLC0415 - git: only for history
+
+    value = int_at_least(1)(text)
+    if value > MOST_PROMOTIONS:
+        raise argparse.ArgumentTypeError(f"expected at most {MOST_PROMOTIONS}, got {value}")
+    return value
 
 
 def _history_count(text: str) -> int:

@@ -20,10 +20,12 @@ from promoter.app.runtime import Runtime, SecretScrubber
 from promoter.app.status import DRIFT_MARKS, StatusCell, StatusMatrix, Verdict, status_matrix
 from promoter.app.sync import LOOKUP_SHARE, SyncReport, carry_out, lookup_deadline
 from promoter.app.wire import (
+    history_json,
     promotion_json,
     status_json,
     sync_json,
 )
+from promoter.app.write_back import WriteBack, promotion_history
 from promoter.cli.common import (
     as_json,
     attachment_filter,
@@ -43,7 +45,7 @@ from promoter.cli.exit_codes import (
 from promoter.cli.plan_output import print_plan, print_sync, sync_and_print
 from promoter.config.load import find_config, load_config
 from promoter.config.values import PromoterConfig
-from promoter.errors import InputError
+from promoter.errors import ConfigError, InputError
 from promoter.gitops.render import Rendering
 from promoter.outcome import Outcome, worst
 from promoter.planning.plan import PlanPolicy
@@ -69,6 +71,8 @@ def _run(args: argparse.Namespace, scrub: SecretScrubber, early: Rendering | Non
     config = load_config(args.config if args.config is not None else find_config(Path.cwd()))
     for line in config.warnings:
         warn(line)
+    if args.command == "history":  # Git only: no registry
+        return _history(config, args)
     with build_runtime(args, scrub, registries=config.registries) as runtime:
         if args.command == "plan":
             return _plan(config, args, runtime, early)
@@ -289,14 +293,23 @@ def _write_status_page(
     config: PromoterConfig, args: argparse.Namespace, matrix: StatusMatrix
 ) -> None:
     """``--html FILE``: the page, with each promoted environment's last promotions from Git;
-    the path is printed (on standard error with ``-o json``, whose output is one document)."""
+    the path is printed (on standard error with ``-o json``, whose output is one document).
+    History that cannot be read (promoter.yaml outside a Git checkout) is said on the page and in
+    a warning; the page is written all the same."""
     from promoter.statuspage import (  # noqa: PLC0415 - Jinja2: only for --html
         render_status_page,
         write_status_page,
     )
 
-    promotions = _recent_promotions(config, matrix, deadline=args.deadline)
-    write_status_page(args.html, render_status_page(matrix, promotions))
+    promotions: dict[str, tuple[PromotionRecord, ...]] = {}
+    history_note = ""
+    try:
+        promotions = _recent_promotions(config, matrix, deadline=args.deadline)
+    except ConfigError as exc:
+        history_note = f"promotions not read from Git: {exc}"
+        warn(f"the status page lists no promotions: {exc}")
+    page = render_status_page(matrix, promotions, history_note=history_note)
+    write_status_page(args.html, page)
     print(f"status page written to {args.html}", file=sys.stderr if as_json(args) else sys.stdout)
 
 
@@ -308,13 +321,16 @@ def _recent_promotions(
     config: PromoterConfig, matrix: StatusMatrix, *, deadline: Deadline | None
 ) -> dict[str, tuple[PromotionRecord, ...]]:
     """By environment that promotes from another, in pipeline order: its last
-    :data:`PAGE_PROMOTIONS` promotions from Git, newest first.
+    :data:`PAGE_PROMOTIONS` promotions recorded in Git (``promote --commit``), newest first.
 
-    The call site of :func:`promoter.gitops.promotions.promotion_log` (``promote --commit``'s
-    records): until that reader is on this branch, every section is empty and says so.
+    Raises:
+        ConfigError: promoter.yaml is not in a Git checkout, or Git failed.
     """
-    del deadline  # promotion_log(config.path.parent, environment=name, limit=..., deadline=...)
-    return {name: () for name in matrix.environments if config.source_of(name) is not None}
+    return {
+        name: promotion_history(config, name, limit=PAGE_PROMOTIONS, deadline=deadline)
+        for name in matrix.environments
+        if config.source_of(name) is not None
+    }
 
 
 #: Printed under the status table offline.
@@ -369,6 +385,7 @@ def _promote(config: PromoterConfig, args: argparse.Namespace, runtime: Runtime)
     """
     if args.all == bool(args.modules):
         raise InputError("name the modules to promote, or pass --all (not both)")
+    write_back = _write_back(args)
     promotion = promote(
         runtime,
         config,
@@ -377,10 +394,17 @@ def _promote(config: PromoterConfig, args: argparse.Namespace, runtime: Runtime)
         every_module=args.all,
         pin_digest=args.pin_digest,
         verify=not args.no_verify,
+        version=args.version,
+        dry_run=args.dry_run,
+        write_back=write_back,
         deadline=args.deadline,
     )
     for note in promotion.notes:
         print(note, file=sys.stderr)
+    if promotion.dry_run:
+        print("dry run: nothing was written", file=sys.stderr)
+    if promotion.commit is not None:
+        print(_commit_line(promotion), file=sys.stderr)
     for warning in promotion.warnings:
         warn(warning)
     for refused in promotion.refused:
@@ -396,6 +420,69 @@ def _promote(config: PromoterConfig, args: argparse.Namespace, runtime: Runtime)
     if as_json(args):
         print(json.dumps(document))
     return exit_code_of(worst(outcomes))
+
+
+def _history(config: PromoterConfig, args: argparse.Namespace) -> int:
+    """``history``: the promotions recorded in Git, as a table or one JSON document."""
+    records = promotion_history(
+        config, args.environment, args.module, limit=args.limit, deadline=args.deadline
+    )
+    if as_json(args):
+        print(json.dumps({"environment": args.environment, "promotions": history_json(records)}))
+        return EXIT_OK
+    if not records:
+        print(
+            f"no promotion to {args.environment} recorded in Git"
+            + (f" for {args.module}" if args.module else "")
+            + " (promote --commit records them)",
+            file=sys.stderr,
+        )
+        return EXIT_OK
+    rows = [("DATE (UTC)", "MODULE", "VERSION", "DIGEST", "PREVIOUS", "FROM", "COMMIT")]
+    rows += [
+        (
+            record.committed_at.strftime("%Y-%m-%d %H:%M"),
+            record.module,
+            record.version or "-",
+            record.digest.short if record.digest else "-",
+            record.previous or "-",
+            record.source or "-",
+            record.commit[:12],
+        )
+        for record in records
+    ]
+    print_table(rows)
+    return EXIT_OK
+
+
+def _write_back(args: argparse.Namespace) -> WriteBack | None:
+    """What ``--commit``, ``--branch`` and ``--push`` ask (either of the last two implies the
+    first), checked against ``--dry-run``.
+
+    Raises:
+        InputError: a write-back or ``--sync`` with ``--dry-run``.
+    """
+    if args.dry_run and args.sync:
+        raise InputError("--dry-run writes nothing and --sync copies: drop one")
+    pushing = args.push is not None
+    if not (args.commit or args.branch is not None or pushing):
+        return None
+    if args.dry_run:
+        raise InputError("--dry-run writes nothing, so it makes no commit: drop one")
+    return WriteBack(branch=args.branch, push=pushing, remote=args.push or None)
+
+
+def _commit_line(promotion: Promotion) -> str:
+    """``committed 1a2b3c4d5e6f on branch B`` with what the checkout did and the push."""
+    made = promotion.commit
+    assert made is not None  # noqa: S101 - only called with a commit
+    where = f"on branch {made.branch}" if made.branch else "on the detached HEAD"
+    line = f"committed {made.commit[:12]} {where}"
+    if made.created:
+        line += " (the checkout stays as it was: git switch " + f"{made.branch} to go there)"
+    if made.remote is not None:
+        line += f"; pushed to {made.remote}"
+    return line
 
 
 def _sync_promotion(

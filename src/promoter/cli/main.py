@@ -310,7 +310,16 @@ def _same_file(first: Path, second: Path) -> bool:
 
 #: Commands whose ``-o json`` is one document on success, and one on a failure too
 #: (:func:`_failure_document`), whatever step failed (``copy`` prints a line per image instead).
-_ONE_DOCUMENT_COMMANDS = ("plan", "sync", "status", "promote", "prune", "login", "digest")
+_ONE_DOCUMENT_COMMANDS = (
+    "plan",
+    "sync",
+    "status",
+    "promote",
+    "prune",
+    "history",
+    "login",
+    "digest",
+)
 
 
 def _failure_document(args: argparse.Namespace, message: str, code: int) -> object:
@@ -318,7 +327,9 @@ def _failure_document(args: argparse.Namespace, message: str, code: int) -> obje
     if args.command == "promote":
         return promotion_failure_json(args.target, message, code)
     environment = (
-        getattr(args, "environment", None) if args.command in ("plan", "sync", "prune") else None
+        getattr(args, "environment", None)
+        if args.command in ("plan", "sync", "prune", "history")
+        else None
     )
     return command_failure_json(environment, message, code)
 

@@ -6,8 +6,8 @@ the overlay is built by the real Kustomize (:func:`promoter.gitops.render.render
 temporary ``git worktree`` checked out at the old commit, and its images discovered by
 :func:`promoter.gitops.discover.iter_images` at the fieldSpecs its tree declares.
 
-Git runs as a child process (:func:`promoter.process.run_capped`): its output is capped, every call ends
-by the run's deadline, and an interrupt stops it. Every failure is a
+Git runs as a child process (:func:`promoter.gitops.git.run_git`): its output is capped, every call
+ends by the run's deadline, and an interrupt stops it. Every failure is a
 :class:`~promoter.errors.PromoterError`: a caller deciding what to delete deletes nothing when the history
 cannot be read, since a history read short would shrink what is kept.
 """
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Sequence
 from contextlib import suppress
@@ -28,26 +27,17 @@ from typing import Final
 from promoter.deadline import Deadline
 from promoter.errors import (
     ConfigError,
-    DeadlineExceededError,
     PromoterError,
-    RunInterruptedError,
     one_line,
 )
 from promoter.gitops.discover import iter_images, iter_manifests, scan_manifests
+from promoter.gitops.git import run_git
 from promoter.gitops.kustomization import image_field_specs, local_sources
 from promoter.gitops.render import render_overlay
-from promoter.process import run_capped
 
-#: Seconds one Git command may take; a local ``git log`` or checkout takes well under one, so this
-#: only ends one stuck on something outside our control (a filter fetching large files).
-GIT_TIMEOUT: Final = 120.0
 #: Seconds the removal of a temporary worktree may take, even once the run's deadline has passed:
 #: it must not be left behind because the render it served ran out of time.
 CLEANUP_TIMEOUT: Final = 30.0
-#: The most of Git's output kept (a log of a few commits, a path, a list of worktrees).
-_OUTPUT_LIMIT: Final = 4 * 1024 * 1024
-#: The most of Git's error output kept for a message.
-_ERRORS_LIMIT: Final = 64 * 1024
 #: The most commits one history read asks for.
 MOST_REVISIONS: Final = 1000
 #: Between the fields of one commit in ``git log``'s output (records end with NUL under ``-z``).
@@ -109,7 +99,7 @@ def revisions_touching(overlay: Path, count: int, *, deadline: Deadline) -> list
     paths = list(dict.fromkeys(_inside(top, path, overlay) for path in local_sources(overlay)))
     if count == 0:
         return []
-    output = _git(
+    output = run_git(
         top,
         [
             "--literal-pathspecs",
@@ -180,7 +170,7 @@ def _images_at(
     temporary = Path(tempfile.mkdtemp(prefix="promoter-history-"))
     tree = temporary / "checkout"
     try:
-        _git(
+        run_git(
             top,
             # -c core.hooksPath: no post-checkout hook of the repository runs for this checkout
             ["-c", "core.hooksPath=/dev/null", "worktree", "add", "--detach", str(tree), commit],
@@ -282,7 +272,7 @@ def commits_behind(overlay: Path, *, deadline: Deadline) -> tuple[str, int] | No
     """
     top = _top_level(overlay, deadline)
     try:
-        upstream = _git(
+        upstream = run_git(
             top,
             ["rev-parse", "--abbrev-ref", "--symbolic-full-name", "@{upstream}"],
             what=f"the upstream of {top}",
@@ -290,7 +280,7 @@ def commits_behind(overlay: Path, *, deadline: Deadline) -> tuple[str, int] | No
         ).strip()
     except ConfigError:
         return None  # no upstream configured
-    count = _git(
+    count = run_git(
         top, ["rev-list", "--count", "HEAD..@{upstream}"], what=f"{top}", deadline=deadline
     )
     return upstream, int(count.strip() or 0)
@@ -313,7 +303,7 @@ def _refuse_renames(
     for revision in revisions:
         # No pathspec: Git limits a diff to it before it pairs renames, so a move into the
         # paths would show as an addition. Each rename's new path is matched here instead.
-        renames = _git(
+        renames = run_git(
             top,
             ["show", "-M", "--diff-filter=R", "--name-status", "--format=", revision.commit],
             what=f"the renames of commit {revision.commit[:12]}",
@@ -349,7 +339,7 @@ def _top_level(overlay: Path, deadline: Deadline) -> Path:
         what = "is not a folder" if overlay.exists() else "does not exist"
         raise ConfigError(f"overlay {overlay} {what}; check the overlay path in promoter.yaml")
     try:
-        output = _git(
+        output = run_git(
             overlay, ["rev-parse", "--show-toplevel"], what=f"overlay {overlay}", deadline=deadline
         )
     except ConfigError as exc:
@@ -385,7 +375,7 @@ def _absolute(path: Path) -> Path:
 
 def _is_shallow(top: Path, deadline: Deadline) -> bool:
     """Whether the repository is a shallow clone (its history cut short)."""
-    output = _git(
+    output = run_git(
         top,
         ["rev-parse", "--is-shallow-repository"],
         what=f"the Git repository {top}",
@@ -406,12 +396,12 @@ def _remove_worktree(top: Path, tree: Path, temporary: Path) -> None:
     record = _worktree_record(tree)
     cleanup = Deadline.after(CLEANUP_TIMEOUT)
     with suppress(PromoterError):
-        _git(top, ["worktree", "remove", "--force", str(tree)], what="", deadline=cleanup)
+        run_git(top, ["worktree", "remove", "--force", str(tree)], what="", deadline=cleanup)
     shutil.rmtree(temporary, ignore_errors=True)
     if record is None or not record.exists():
         return
     with suppress(PromoterError):
-        _git(top, ["worktree", "prune"], what="", deadline=cleanup)
+        run_git(top, ["worktree", "prune"], what="", deadline=cleanup)
     if record.exists() and record.parent.name == "worktrees":
         shutil.rmtree(record, ignore_errors=True)
 
@@ -426,66 +416,3 @@ def _worktree_record(tree: Path) -> Path | None:
     if not text.startswith("gitdir: "):
         return None
     return Path(text.removeprefix("gitdir: ").strip())
-
-
-def _git(folder: Path, arguments: Sequence[str], *, what: str, deadline: Deadline) -> str:
-    """Run ``git -C folder ARGUMENTS`` and return its output.
-
-    Args:
-        folder: where Git runs.
-        arguments: Git's arguments after ``-C folder``.
-        what: what was being read, for messages.
-        deadline: the command is stopped at the deadline or after :data:`GIT_TIMEOUT`.
-
-    Raises:
-        ConfigError: Git is not installed, failed (with its own first line of explanation),
-            printed more than :data:`_OUTPUT_LIMIT` or other than UTF-8, or ran past
-            :data:`GIT_TIMEOUT`.
-        DeadlineExceededError: stopped at the deadline.
-        RunInterruptedError: the run was interrupted.
-    """
-    git = shutil.which("git")
-    if git is None:
-        raise ConfigError(
-            f"git is not on PATH, so {what} cannot be read; install Git (https://git-scm.com)"
-        )
-    deadline.check(what)
-    timeout = deadline.cap(GIT_TIMEOUT)
-    command = [git, "-C", str(folder), *arguments]
-    try:
-        finished = run_capped(
-            command,
-            stdin=b"",
-            timeout=timeout,
-            stdout_limit=_OUTPUT_LIMIT,
-            stderr_limit=_ERRORS_LIMIT,
-        )
-    except OSError as exc:
-        raise ConfigError(f"cannot run git for {what}: {exc.strerror or exc}") from exc
-    except subprocess.TimeoutExpired:
-        if deadline.expired:
-            raise DeadlineExceededError(
-                f"{what}: git {arguments[0]} stopped at the {deadline.seconds:g} s deadline"
-            ) from None
-        raise ConfigError(f"{what}: git did not finish within {GIT_TIMEOUT:g} s") from None
-    except RunInterruptedError:
-        raise RunInterruptedError(f"{what}: interrupted") from None
-    if finished.overflowed:
-        raise ConfigError(f"{what}: git printed more than {_OUTPUT_LIMIT // (1024 * 1024)} MiB")
-    if finished.returncode != 0:
-        reason = _first_line(finished.stderr) or f"exit status {finished.returncode}"
-        raise ConfigError(f"{what}: git failed: {reason}")
-    try:
-        return finished.stdout.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{what}: git printed something other than UTF-8 text") from exc
-
-
-def _first_line(stderr: bytes) -> str:
-    """Git's explanation as one line: its first ``fatal:``/``error:`` line, else its first line."""
-    lines = [line.strip() for line in stderr.decode("utf-8", "replace").splitlines()]
-    lines = [line for line in lines if line]
-    for line in lines:
-        if line.startswith(("fatal:", "error:")):
-            return one_line(line, 300)
-    return one_line(lines[0], 300) if lines else ""

@@ -16,6 +16,7 @@ planned. Read after kustomize has rendered the overlay, so the tree is one kusto
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final
@@ -150,6 +151,45 @@ def local_sources(overlay: Path) -> tuple[Path, ...]:
             continue
         found.setdefault(resolved, None)
     return tuple(found)
+
+
+def copy_sources(overlay: Path, into: Path) -> Path:
+    """Copy everything the overlay renders from (:func:`local_sources`) under the empty folder
+    ``into``, in the same layout, so that a copy of the overlay renders as the original does; for
+    rendering an edit without writing it (``promote --dry-run``).
+
+    Returns:
+        The folder the copy is relative to: a path ``p`` under it is copied to
+        ``into / p.relative_to(root)``; the copied overlay is that of ``overlay``. Symbolic links
+        are copied as links; ``.git`` folders are left out.
+
+    Raises:
+        ConfigError: the kustomization tree cannot be read, or a file cannot be copied.
+    """
+    overlay = _normal(overlay)
+    sources = sorted({overlay, *local_sources(overlay)}, key=lambda path: len(path.parts))
+    root = Path(os.path.commonpath(sources))
+    copied: list[Path] = []
+    try:
+        for source in sources:
+            if any(source.is_relative_to(done) for done in copied):
+                continue  # inside a folder copied already
+            destination = into / source.relative_to(root)
+            if source.is_dir() and not source.is_symlink():
+                shutil.copytree(
+                    source,
+                    destination,
+                    symlinks=True,
+                    ignore=shutil.ignore_patterns(".git"),
+                    dirs_exist_ok=True,
+                )
+                copied.append(source)
+            else:
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, destination, follow_symlinks=False)
+    except (OSError, shutil.Error) as exc:
+        raise ConfigError(f"cannot copy overlay {overlay} to render it: {exc}") from exc
+    return root
 
 
 def _named_paths(kustomization: Mapping[str, Any]) -> Iterator[str]:

@@ -132,6 +132,7 @@ def render_status_page(
     *,
     generated_at: datetime | None = None,
     title: str = "promoter status",
+    history_note: str = "",
 ) -> str:
     """The page's HTML.
 
@@ -142,6 +143,7 @@ def render_status_page(
             section (in the matrix's order, then any other), one without promotions saying so.
         generated_at: when the matrix was made (now by default), shown on the page.
         title: the page's title and heading.
+        history_note: why the promotions could not be read (one line), shown instead of them.
 
     Returns:
         One HTML document, UTF-8 text with no external reference.
@@ -179,6 +181,7 @@ def render_status_page(
         offline=matrix.offline,
         legend=legend,
         sections=sections,
+        history_note=history_note,
         no_promotions=NO_PROMOTIONS,
         warnings=matrix.warnings,
     )

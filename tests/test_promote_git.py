@@ -1,0 +1,462 @@
+"""Promotion as a reviewed Git change (issue 13): promote --commit/--branch/--push, history, --version,
+--dry-run. Real git (a repository made here, a bare remote), real kustomize, real registries."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from tests.conftest import CliRun, GitOpsRepo
+from tests.test_gitops_cli import _use_hook_component
+from tests.test_promote import _seed_dev
+
+
+def git(root: Path, *arguments: str) -> str:
+    """Run git in ``root`` and return its output."""
+    done = subprocess.run(
+        ["git", "-C", str(root), *arguments], check=True, capture_output=True, text=True
+    )
+    return done.stdout
+
+
+@pytest.fixture
+def repo(gitops: GitOpsRepo, monkeypatch: pytest.MonkeyPatch) -> GitOpsRepo:
+    """The GitOps repository under Git, one commit, dev's images pushed; a committer is known."""
+    for name in ("AUTHOR", "COMMITTER"):
+        monkeypatch.setenv(f"GIT_{name}_NAME", "CI")
+        monkeypatch.setenv(f"GIT_{name}_EMAIL", "ci@example.com")
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    _seed_dev(gitops)
+    git(gitops.root, "init", "-q", "-b", "main")
+    git(gitops.root, "add", "-A")
+    git(gitops.root, "commit", "-q", "-m", "the example")
+    return gitops
+
+
+KUSTOMIZATION = "infra/overlays/production/kustomization.yaml"
+
+
+def _files_of(root: Path, commit: str) -> list[str]:
+    """The files a commit changed."""
+    return git(root, "show", "--name-only", "--format=", commit).split()
+
+
+def test_commit_holds_exactly_the_edit_with_trailers(
+    repo: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """--commit makes one commit on HEAD with just the kustomization; the message names module,
+    environments, versions and digest in trailers; something else staged stays staged, out of it."""
+    (repo.root / "notes.txt").write_text("unrelated\n")
+    git(repo.root, "add", "notes.txt")
+    head = git(repo.root, "rev-parse", "HEAD").strip()
+    result = cli("promote", repo.repo("cart"), "--to", "production", "--commit")
+    assert result.code == 0, result.err
+    commit = git(repo.root, "rev-parse", "HEAD").strip()
+    assert git(repo.root, "rev-parse", "HEAD~1").strip() == head
+    assert _files_of(repo.root, commit) == [KUSTOMIZATION]
+    message = git(repo.root, "log", "-1", "--format=%B")
+    assert message.startswith(f"promote {repo.repo('cart')} to production: 2.3.1 -> 2.4.0\n")
+    trailers = git(repo.root, "log", "-1", "--format=%(trailers:only,unfold)").split("\n")
+    digest = git(repo.root, "show", f"{commit}:{KUSTOMIZATION}")  # the tag written, no pin
+    assert "newTag: 2.4.0" in digest
+    assert "Promoted-To: production" in trailers
+    assert "Promoted-From: dev" in trailers
+    promoted = [t for t in trailers if t.startswith("Promoted-Digest: ")]
+    assert len(promoted) == 1
+    module, version, sha, _, previous = promoted[0].removeprefix("Promoted-Digest: ").split()
+    assert (module, version, previous) == (repo.repo("cart"), "2.4.0", "2.3.1")
+    assert sha.startswith("sha256:")
+    assert git(repo.root, "status", "--porcelain") == "A  notes.txt\n"
+    assert f"committed {commit[:12]} on branch main" in result.err
+
+
+def test_commit_includes_the_hook_list_it_rewrote(
+    repo: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """With the hook component, the commit holds the kustomization and promoter-images.txt."""
+    _use_hook_component(repo, "production")
+    git(repo.root, "add", "-A")
+    git(repo.root, "commit", "-q", "-m", "hook component")
+    result = cli("promote", repo.repo("cart"), "--to", "production", "--commit")
+    assert result.code == 0, result.err
+    changed = _files_of(repo.root, "HEAD")
+    assert KUSTOMIZATION in changed
+    assert any(name.endswith("promoter-images.txt") for name in changed)
+    assert len(changed) == 2
+    assert git(repo.root, "status", "--porcelain") == ""
+
+
+def test_branch_commit_leaves_the_checkout_as_it_was(
+    repo: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """--branch makes the commit on a new branch from HEAD; HEAD, its branch and the files stay."""
+    head = git(repo.root, "rev-parse", "HEAD").strip()
+    before = (repo.root / KUSTOMIZATION).read_text()
+    result = cli("promote", repo.repo("cart"), "--to", "production", "--branch", "promote/cart")
+    assert result.code == 0, result.err
+    assert git(repo.root, "rev-parse", "HEAD").strip() == head
+    assert git(repo.root, "symbolic-ref", "--short", "HEAD").strip() == "main"
+    assert (repo.root / KUSTOMIZATION).read_text() == before
+    assert git(repo.root, "status", "--porcelain") == ""
+    assert git(repo.root, "rev-parse", "promote/cart~1").strip() == head
+    assert _files_of(repo.root, "promote/cart") == [KUSTOMIZATION]
+    assert "newTag: 2.4.0" in git(repo.root, "show", f"promote/cart:{KUSTOMIZATION}")
+    assert "git switch promote/cart" in result.err
+    # the same HEAD serves a second promotion on another branch
+    repo.seed(repo.dev, "checkout", "1.9.0")
+    again = cli(
+        "promote",
+        repo.repo("checkout"),
+        "--to",
+        "production",
+        "--version",
+        "1.9.0",
+        "--branch",
+        "b2",
+    )
+    assert again.code == 0, again.err
+    assert git(repo.root, "rev-parse", "b2~1").strip() == head
+    assert _files_of(repo.root, "b2") == [KUSTOMIZATION]
+
+
+def test_push_sends_the_branch_to_a_bare_remote(
+    repo: GitOpsRepo, cli: Callable[..., CliRun], tmp_path: Path
+) -> None:
+    """--push sends the new branch to the remote (origin by default), and --commit --push the
+    current branch; -o json names the commit, the branch and the remote."""
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(remote))
+    git(repo.root, "remote", "add", "origin", str(remote))
+    git(repo.root, "push", "-q", "origin", "main")
+    result = cli(
+        "promote",
+        repo.repo("cart"),
+        "--to",
+        "production",
+        "--branch",
+        "p/cart",
+        "--push",
+        "-o",
+        "json",
+    )
+    assert result.code == 0, result.err
+    document = json.loads(result.out)
+    made = document["commit"]
+    assert made["branch"] == "p/cart"
+    assert made["createdBranch"] is True
+    assert made["pushedTo"] == "origin"
+    assert git(remote, "rev-parse", "p/cart").strip() == made["commit"]
+    repo.seed(repo.dev, "checkout", "1.9.0")
+    result = cli(
+        "promote",
+        repo.repo("checkout"),
+        "--to",
+        "production",
+        "--version",
+        "1.9.0",
+        "--commit",
+        "--push",
+    )
+    assert result.code == 0, result.err
+    assert git(remote, "rev-parse", "main").strip() == git(repo.root, "rev-parse", "HEAD").strip()
+
+
+def _closed_port() -> int:
+    """A loopback port nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_a_failed_push_keeps_the_commit_and_shows_no_password(
+    repo: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """A push that fails exits 1 saying the commit was made and how to push it; the token in the
+    remote's URL appears nowhere."""
+    url = f"http://x-access-token:s3cr3t-t0ken@127.0.0.1:{_closed_port()}/gitops.git"
+    git(repo.root, "remote", "add", "origin", url)
+    result = cli("promote", repo.repo("cart"), "--to", "production", "--branch", "p", "--push")
+    assert result.code == 1
+    assert "s3cr3t" not in result.err + result.out
+    assert "not pushed" in result.err
+    assert "git push origin p" in result.err
+    assert git(repo.root, "rev-parse", "--verify", "p").strip()
+
+
+@pytest.mark.parametrize(
+    ("prepare", "arguments", "expected"),
+    [
+        pytest.param(
+            lambda root: (root / KUSTOMIZATION).write_text(
+                (root / KUSTOMIZATION).read_text() + "# mine\n"
+            ),
+            ["--commit"],
+            "has changes of its own",
+            id="uncommitted-edit",
+        ),
+        pytest.param(
+            lambda root: git(root, "branch", "taken"),
+            ["--branch", "taken"],
+            "exists already",
+            id="branch-taken",
+        ),
+        pytest.param(lambda _root: None, ["--branch", "bad..name"], "not a valid", id="bad-name"),
+        pytest.param(lambda _root: None, ["--push"], "no Git remote 'origin'", id="no-remote"),
+        pytest.param(
+            lambda root: git(root, "checkout", "-q", "--detach"),
+            ["--commit", "--push"],
+            "detached",
+            id="detached-push",
+        ),
+        pytest.param(lambda _root: None, ["--commit", "--dry-run"], "--dry-run", id="dry-commit"),
+    ],
+)
+def test_git_refusals_exit_2_and_write_nothing(
+    repo: GitOpsRepo,
+    cli: Callable[..., CliRun],
+    prepare: Callable[[Path], object],
+    arguments: list[str],
+    expected: str,
+) -> None:
+    """Whatever Git would refuse is checked before a file is written: one line, exit 2, the
+    kustomization as it was, no commit."""
+    prepare(repo.root)
+    before = (repo.root / KUSTOMIZATION).read_text()
+    head = git(repo.root, "rev-parse", "HEAD").strip()
+    result = cli("promote", repo.repo("cart"), "--to", "production", *arguments)
+    assert result.code == 2, result.err
+    assert expected in result.err
+    assert len(result.err.strip().splitlines()) == 1, result.err
+    assert (repo.root / KUSTOMIZATION).read_text() == before
+    assert git(repo.root, "rev-parse", "HEAD").strip() == head
+
+
+def test_no_identity_is_refused_before_writing(
+    repo: GitOpsRepo, cli: Callable[..., CliRun], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Without user.email/name, --commit says how to set them and writes nothing."""
+    for name in ("AUTHOR", "COMMITTER"):
+        monkeypatch.delenv(f"GIT_{name}_NAME")
+        monkeypatch.delenv(f"GIT_{name}_EMAIL")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(tmp_path / "empty-gitconfig"))
+    monkeypatch.setenv("EMAIL", "")
+    before = (repo.root / KUSTOMIZATION).read_text()
+    result = cli("promote", repo.repo("cart"), "--to", "production", "--commit")
+    assert result.code == 2, result.err
+    assert "user.email" in result.err
+    assert (repo.root / KUSTOMIZATION).read_text() == before
+
+
+def test_a_commit_that_fails_puts_the_files_back(
+    repo: GitOpsRepo, cli: Callable[..., CliRun], tmp_path: Path
+) -> None:
+    """A commit Git refuses after the edit was written (signing with a program that fails) leaves
+    the kustomization as it was and HEAD where it was."""
+    failing = tmp_path / "no-gpg"
+    failing.write_text("#!/bin/sh\necho 'gpg: signing failed: no key' >&2\nexit 2\n")
+    failing.chmod(0o755)
+    git(repo.root, "config", "commit.gpgSign", "true")
+    git(repo.root, "config", "gpg.program", str(failing))
+    before = (repo.root / KUSTOMIZATION).read_text()
+    head = git(repo.root, "rev-parse", "HEAD").strip()
+    result = cli("promote", repo.repo("cart"), "--to", "production", "--commit")
+    assert result.code != 0
+    assert "git failed" in result.err
+    assert (repo.root / KUSTOMIZATION).read_text() == before
+    assert git(repo.root, "rev-parse", "HEAD").strip() == head
+    assert git(repo.root, "status", "--porcelain") == ""
+
+
+def test_history_lists_promotions_newest_first(
+    repo: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """history ENV lists each promotion commit's module, version, short digest and commit, also
+    one merged from a branch; MODULE filters; -o json carries the full values."""
+    assert cli("promote", repo.repo("cart"), "--to", "production", "--commit").code == 0
+    first = git(repo.root, "rev-parse", "HEAD").strip()
+    repo.seed(repo.dev, "checkout", "1.9.0")
+    result = cli(
+        "promote",
+        repo.repo("checkout"),
+        "--to",
+        "production",
+        "--version",
+        "1.9.0",
+        "--branch",
+        "c",
+    )
+    assert result.code == 0, result.err
+    git(repo.root, "merge", "-q", "--no-ff", "-m", "Merge pull request #7", "c")
+    result = cli("history", "production")
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert lines[0].split()[:4] == ["DATE", "(UTC)", "MODULE", "VERSION"]
+    assert repo.repo("checkout") in lines[1]
+    assert repo.repo("cart") in lines[2]
+    assert "2.4.0" in lines[2]
+    assert "2.3.1" in lines[2]
+    assert first[:12] in lines[2]
+    only = cli("history", "production", repo.repo("cart"), "-o", "json")
+    records = json.loads(only.out)["promotions"]
+    assert [r["module"] for r in records] == [repo.repo("cart")]
+    assert records[0]["commit"] == first
+    assert records[0]["digest"].startswith("sha256:")
+    assert records[0]["source"] == "dev"
+    assert cli("history", "dev").err.startswith("no promotion to dev recorded in Git")
+    unknown = cli("history", "staging")
+    assert unknown.code == 2
+    assert "unknown environment 'staging'" in unknown.err
+
+
+def test_history_outside_git_is_one_line(gitops: GitOpsRepo, cli: Callable[..., CliRun]) -> None:
+    """history in a folder that is no Git checkout: one line, exit 2."""
+    result = cli("history", "production")
+    assert result.code == 2
+    assert "not in a Git repository" in result.err
+
+
+def test_version_promotes_an_older_tag_the_source_holds(
+    repo: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """--version writes a tag the source registry holds though the source runs another."""
+    repo.seed(repo.dev, "cart", "2.3.5")
+    result = cli("promote", repo.repo("cart"), "--to", "production", "--version", "2.3.5")
+    assert result.code == 0, result.err
+    assert "newTag: 2.3.5" in (repo.root / KUSTOMIZATION).read_text()
+
+
+def test_version_rolls_back_to_what_only_the_target_holds(
+    repo: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """A version the source registry no longer has but the target's does is a rollback: written,
+    committed with the target as its origin; a sync then has nothing to copy."""
+    digest = repo.seed(repo.prod, "cart", "2.2.0")
+    result = cli(
+        "promote",
+        repo.repo("cart"),
+        "--to",
+        "production",
+        "--version",
+        "2.2.0",
+        "--commit",
+        "-o",
+        "json",
+    )
+    assert result.code == 0, result.err
+    document = json.loads(result.out)
+    assert document["source"] == "production"
+    assert document["modules"][0]["digest"] == digest
+    assert "newTag: 2.2.0" in (repo.root / KUSTOMIZATION).read_text()
+    trailers = git(repo.root, "log", "-1", "--format=%(trailers:only,unfold)")
+    assert f"Promoted-Digest: {repo.repo('cart')} 2.2.0 {digest} from 2.3.1" in trailers
+    plan = cli("plan", "production", "-o", "json")
+    cart = [i for i in plan.json()["images"] if "cart" in str(i["image"])]  # type: ignore[union-attr]
+    assert cart[0]["status"] == "present"
+
+
+def test_version_by_digest_and_refusals(repo: GitOpsRepo, cli: Callable[..., CliRun]) -> None:
+    """--version takes a digest (written as a pin); a version neither registry holds exits 1 and
+    writes nothing; --version with two modules or --all exits 2."""
+    digest = repo.seed(repo.dev, "cart", "2.3.9")
+    before = (repo.root / KUSTOMIZATION).read_text()
+    missing = cli("promote", repo.repo("cart"), "--to", "production", "--version", "9.9.9")
+    assert missing.code == 1
+    assert "neither dev's nor production's registry has" in missing.err
+    assert (repo.root / KUSTOMIZATION).read_text() == before
+    two = cli(
+        "promote",
+        repo.repo("cart"),
+        repo.repo("checkout"),
+        "--to",
+        "production",
+        "--version",
+        "2.3.9",
+    )
+    assert two.code == 2
+    assert "exactly one module" in two.err
+    bad = cli("promote", repo.repo("cart"), "--to", "production", "--version", "not a tag")
+    assert bad.code == 2
+    pinned = cli("promote", repo.repo("cart"), "--to", "production", "--version", digest)
+    assert pinned.code == 0, pinned.err
+    assert f"digest: {digest}" in (repo.root / KUSTOMIZATION).read_text()
+
+
+def test_dry_run_prints_the_diff_and_writes_nothing(
+    repo: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """--dry-run prints the same diff a promotion then writes, and leaves every file untouched,
+    the hook list included."""
+    _use_hook_component(repo, "production")
+    git(repo.root, "add", "-A")
+    git(repo.root, "commit", "-q", "-m", "hook component")
+    dry = cli("promote", repo.repo("cart"), "--to", "production", "--dry-run")
+    assert dry.code == 0, dry.err
+    assert "dry run: nothing was written" in dry.err
+    assert git(repo.root, "status", "--porcelain") == ""
+    assert "+    newTag: 2.4.0" in dry.out
+    assert "promoter-images.txt" in dry.out
+    real = cli("promote", repo.repo("cart"), "--to", "production")
+    assert real.code == 0, real.err
+    assert real.out == dry.out
+
+
+def test_dry_run_refuses_what_the_real_run_refuses(
+    repo: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """An edit that would not change what the target renders (its entry applies to no image) is
+    refused by the dry run too, which renders the edited copy: exit 2, nothing written."""
+    kustomization = repo.root / KUSTOMIZATION
+    kustomization.write_text(
+        kustomization.read_text().replace("  - name: cart\n", "  - name: cart-v1\n")
+    )
+    git(repo.root, "commit", "-qam", "an entry that applies nowhere")
+    before = kustomization.read_text()
+    dry = cli("promote", repo.repo("cart"), "--to", "production", "--dry-run")
+    assert dry.code == 2, dry.err
+    assert "would not change what it runs" in dry.err
+    assert kustomization.read_text() == before
+    real = cli("promote", repo.repo("cart"), "--to", "production")
+    assert real.code == 2, real.err
+    assert real.err == dry.err
+
+
+def test_python_callers_commit_and_read_history(repo: GitOpsRepo) -> None:
+    """The Python API: promote(write_back=WriteBack(...)) commits on a branch; history() reads
+    it back from a checkout of that branch."""
+    import promoter  # noqa: PLC0415 - the public API as a caller imports it
+
+    config = repo.root / "promoter.yaml"
+    promotion = promoter.promote(
+        repo.repo("cart"),
+        to="production",
+        config=config,
+        write_back=promoter.WriteBack(branch="py"),
+    )
+    assert promotion.commit is not None
+    assert promotion.commit.branch == "py"
+    git(repo.root, "checkout", "-q", "py")
+    [record] = promoter.history("production", config=config)
+    assert isinstance(record, promoter.PromotionRecord)
+    assert (record.module, record.version, record.previous) == (repo.repo("cart"), "2.4.0", "2.3.1")
+    assert record.commit == promotion.commit.commit
+
+
+def test_commit_push_goes_to_the_upstream_branch(
+    repo: GitOpsRepo, cli: Callable[..., CliRun], tmp_path: Path
+) -> None:
+    """--commit --push on a branch tracking another name upstream (local deploy, remote main)
+    updates that upstream branch, not a new one named after the local branch."""
+    remote = tmp_path / "upstream.git"
+    git(tmp_path, "init", "-q", "--bare", str(remote))
+    git(repo.root, "remote", "add", "upstream", str(remote))
+    git(repo.root, "push", "-q", "upstream", "main")
+    git(repo.root, "checkout", "-q", "-b", "deploy", "--track", "upstream/main")
+    result = cli("promote", repo.repo("cart"), "--to", "production", "--commit", "--push")
+    assert result.code == 0, result.err
+    assert "pushed to upstream" in result.err
+    assert git(remote, "rev-parse", "main").strip() == git(repo.root, "rev-parse", "HEAD").strip()
+    assert git(remote, "branch", "--list", "deploy") == ""
