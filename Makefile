@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 # Tools installed into the venv (kubectl from PyPI when the machine has none) are found by tests too.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: all deps debs venv test lint unit demo bench bench-signatures bench-webhook bench-webhook-servers clean
+.PHONY: all deps debs venv helm test lint unit demo bench bench-signatures bench-webhook bench-webhook-servers clean
 
 all: test
 
@@ -42,7 +42,13 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-deps: debs venv
+# kustomize --enable-helm runs `helm`. A real helm on PATH wins; otherwise .venv/bin/helm is
+# devtools/helm_cli.py, the calls kustomize makes, on Helm's SDK (helm-python-sdk, a dev
+# dependency): no helm binary is packaged for this kind of machine.
+helm: venv
+	command -v helm >/dev/null || $(BIN)/python -m devtools.helm_cli --install-into $(BIN)
+
+deps: debs venv helm
 
 lint: venv
 	$(BIN)/ruff check .

@@ -135,16 +135,16 @@ def main() -> None:
 
 
 def _commit_all(repo: Path, message: str) -> None:
-    """Make ``repo`` a Git repository with everything committed (a fixed demo identity)."""
-    identity = {
-        "GIT_AUTHOR_NAME": "promoter demo",
-        "GIT_AUTHOR_EMAIL": "demo@promoter.invalid",
-        "GIT_COMMITTER_NAME": "promoter demo",
-        "GIT_COMMITTER_EMAIL": "demo@promoter.invalid",
-    }
-    env = {**os.environ, **identity}
-    for command in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", message]):
-        subprocess.run(["git", "-C", str(repo), *command], check=True, env=env, timeout=60)
+    """Make ``repo`` a Git repository with everything committed, committing as a fixed demo
+    identity set in the repository itself (promote --commit commits there too)."""
+    for command in (
+        ["init", "-q"],
+        ["config", "user.name", "promoter demo"],
+        ["config", "user.email", "demo@promoter.invalid"],
+        ["add", "-A"],
+        ["commit", "-q", "-m", message],
+    ):
+        subprocess.run(["git", "-C", str(repo), *command], check=True, timeout=60)
 
 
 def gitops_story(dev: RegistryProcess, prod: RegistryProcess, base: bytes) -> None:

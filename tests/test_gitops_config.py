@@ -219,7 +219,8 @@ BASE = "environments:\n" + env("dev")
          "environments.dev: unknown key 'promotes_from'; did you mean 'promotesFrom'?"),
         ("environments:\n  dev: {overlay: o, registry: r.example.com, zzz: 1}\n",
          ("environments.dev: unknown key 'zzz' (known: overlay, registry, promotesFrom, "
-          "divergedTags, allowImagesFrom, admission, prune)")),
+          "divergedTags, allowImagesFrom, admission, prune, kustomizeBuildOptions, "
+          "allowKustomizePlugins)")),
         (BASE + "registries:\n  x.example.com: {ecr: {repository: {imageTagMutabilty: X}}}\n",
          ("registries.x.example.com.ecr.repository: unknown key 'imageTagMutabilty'; "
           "did you mean 'imageTagMutability'?")),

@@ -360,8 +360,9 @@ def test_proxy_injects_503_once_then_forwards(
 
 
 def test_the_demo_runs_end_to_end_and_leaves_its_work_for_inspection(tmp_path: Path) -> None:
-    """make demo's script exits 0, leaves the GitOps repository with the promotion as a Git diff,
-    shows the webhook allowing, denying and promoting on demand, and says where its work is."""
+    """make demo's script exits 0, leaves the GitOps repository with its promotions committed
+    (one merged from a branch) and listed by history, shows the webhook allowing, denying and
+    promoting on demand, and says where its work is."""
     work = tmp_path / "demo"
     run = subprocess.run(
         [sys.executable, "-m", "devtools.demo"],
@@ -380,12 +381,18 @@ def test_the_demo_runs_end_to_end_and_leaves_its_work_for_inspection(tmp_path: P
     assert "catalog 3.1.0" in run.stdout
     assert "+ 3 signatures, 1 referrer" in run.stdout
     assert "shop/catalog:3.1.0 was promoted from dev on demand" in run.stdout
-    diff = subprocess.run(
-        ["git", "-C", str(work / "gitops"), "diff"],
+    log = subprocess.run(
+        ["git", "-C", str(work / "gitops"), "log", "--format=%s%n%(trailers:only,unfold)"],
         capture_output=True,
         text=True,
         timeout=60,
         check=True,
     ).stdout
-    assert "+    newTag: 2.4.0" in diff
+    assert "promote shop/cart to production: 2.3.1 -> 2.4.0" in log
+    assert "promote shop/catalog to production: 3.0.2 -> 3.1.0" in log
+    assert "Merge promote/catalog-3.1.0" in log
+    assert log.count("Promoted-To: production") == 2
+    history = run.stdout.split("$ promoter history production", 1)[1]
+    assert "shop/catalog  3.1.0" in history
+    assert "shop/cart     2.4.0" in history
     assert (work / "production").is_dir()

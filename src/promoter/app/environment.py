@@ -142,19 +142,25 @@ def unmanaged_notes(
 def _rendered(
     environment: Environment, rendering: Rendering | None, deadline: Deadline | None
 ) -> str:
-    """The overlay's manifests: the early build when it is of this overlay, else a new one; either
-    is stopped at the deadline.
+    """The overlay's manifests, built with the environment's build options: the early build when
+    it is of this overlay with those options, else a new one; either is stopped at the deadline.
 
     Raises:
         ConfigError: the build failed or ran past its own timeout.
         DeadlineExceededError: the build was stopped at the deadline.
         RunInterruptedError: the run was interrupted while it ran.
     """
-    if rendering is not None and rendering.overlay == environment.overlay:
+    options = environment.kustomize_build_options
+    if (
+        rendering is not None
+        and rendering.overlay == environment.overlay
+        and rendering.options == options
+    ):
         return rendering.result(deadline)
     if rendering is not None:
-        rendering.cancel()  # built for an overlay the validated configuration does not name
-    return render_overlay(environment.overlay, deadline=deadline)
+        # built for an overlay, or with options, that the validated configuration does not name
+        rendering.cancel()
+    return render_overlay(environment.overlay, options=options, deadline=deadline)
 
 
 def check_own_registry(

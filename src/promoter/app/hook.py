@@ -106,7 +106,10 @@ def generate_plugin_output(
         raise ConfigError(
             f"{source_dir} is the overlay of no environment in {config.path} ({overlays})"
         )
-    manifests = render_overlay(source_dir, deadline=deadline)
+    # The environment's kustomizeBuildOptions: what Argo CD's kustomize.buildOptions would pass.
+    manifests = render_overlay(
+        source_dir, options=environment.kustomize_build_options, deadline=deadline
+    )
     documents = parse_manifests(manifests, source=f"kustomize build {source_dir}")
     if not documents:
         # Printing nothing would let Argo CD prune every resource of the application.

@@ -176,6 +176,7 @@ def plan_prune_environment(
                 settings.keep_history,
                 deadline=deadline or Deadline.after(LONGEST_RUN_TIMEOUT),
                 mentions_of=each.registry if each in sharing else registry,
+                build_options=each.kustomize_build_options,
             )
             for image, revisions in history.items():
                 at = revisions[0].commit[:12]

@@ -14,7 +14,7 @@ from promoter.cli.common import (
     check_output_path,
     int_at_least,
 )
-from promoter.config.locate import find_config, overlay_hint
+from promoter.config.locate import find_config, render_hint
 from promoter.errors import ConfigError, InputError
 from promoter.gitops.render import Rendering, start_render
 from promoter.planning.prune import DEFAULT_KEEP_HISTORY, DEFAULT_MAX_DELETE
@@ -49,9 +49,26 @@ def add_commands(
 
     add_referrers_options(policy)
 
+    render = argparse.ArgumentParser(add_help=False)
+    render.add_argument(
+        "--kustomize-build-option",
+        action="append",
+        default=[],
+        dest="kustomize_build_options",
+        metavar="OPTION",
+        help="a kustomize build flag added to each environment's kustomizeBuildOptions, as in "
+        "Argo CD's kustomize.buildOptions, e.g. '--load-restrictor LoadRestrictionsNone' "
+        "(repeatable)",
+    )
+    render.add_argument(
+        "--enable-helm",
+        action="store_true",
+        help="render helmCharts: (the same as --kustomize-build-option --enable-helm)",
+    )
+
     plan = commands.add_parser(
         "plan",
-        parents=[common, config, policy],
+        parents=[common, config, policy, render],
         help="show what a sync of ENV would do",
         description="Render ENV's overlay, find its images and check each against ENV's registry and "
         "the registry of the environment it promotes from. Exit 3 when anything blocks a sync.",
@@ -65,7 +82,7 @@ def add_commands(
 
     sync = commands.add_parser(
         "sync",
-        parents=[common, config, policy],
+        parents=[common, config, policy, render],
         help="copy every image ENV needs into ENV's registry",
         description="Carry out the plan for ENV: copy every missing image from the environment it "
         "promotes from, all in one run. Exits non-zero if any image could not be made present. "
@@ -99,36 +116,11 @@ def add_commands(
     )
     add_jobs_option(sync)
 
-    status = commands.add_parser(
-        "status",
-        parents=[common, config],
-        help="which version of each module runs where",
-        description="One row per managed repository (module), one column per environment in "
-        "pipeline order: the tag each overlay asks for, whether that image is in the environment's "
-        "registry, and how it compares with the environment it promotes from ('<' behind, '>' "
-        "ahead, '~' another version, '!' diverged).",
-    )
-    status.add_argument(
-        "--exit-code",
-        action="store_true",
-        help="exit 4 when an environment is behind, diverged or differs from its source or an "
-        "image is missing, 1 when a registry could not be asked (a CI gate); without it, 0",
-    )
-    status.add_argument(
-        "--offline",
-        action="store_true",
-        help="Git's view only: ask no registry; drift by references and tags",
-    )
-    status.add_argument(
-        "--html",
-        type=Path,
-        metavar="FILE",
-        help="also write a self-contained HTML status page to FILE",
-    )
+    _add_status(commands, [common, config])
 
     prune = commands.add_parser(
         "prune",
-        parents=[common, config],
+        parents=[common, config, render],
         help="delete from ENV's registry what no environment still needs (a dry run by default)",
         description="Plan deleting the tags and manifests of ENV's registry that no environment "
         "deploying from it needs: what every such overlay deploys now and deployed in its last "
@@ -182,7 +174,7 @@ def add_commands(
 
     promote = commands.add_parser(
         "promote",
-        parents=[common, config],
+        parents=[common, config, render],
         help="set MODULE's version in ENV's overlay",
         description="Set the tag (or digest) that the source environment runs (or --version) "
         "into the target overlay's kustomization.yaml images: entry, changing nothing else; "
@@ -267,6 +259,39 @@ def add_commands(
     )
 
 
+def _add_status(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    parents: list[argparse.ArgumentParser],
+) -> None:
+    """``status`` and its gate, offline and page options."""
+    status = commands.add_parser(
+        "status",
+        parents=[common, config, render],
+        help="which version of each module runs where",
+        description="One row per managed repository (module), one column per environment in "
+        "pipeline order: the tag each overlay asks for, whether that image is in the environment's "
+        "registry, and how it compares with the environment it promotes from ('<' behind, '>' "
+        "ahead, '~' another version, '!' diverged).",
+    )
+    status.add_argument(
+        "--exit-code",
+        action="store_true",
+        help="exit 4 when an environment is behind, diverged or differs from its source or an "
+        "image is missing, 1 when a registry could not be asked (a CI gate); without it, 0",
+    )
+    status.add_argument(
+        "--offline",
+        action="store_true",
+        help="Git's view only: ask no registry; drift by references and tags",
+    )
+    status.add_argument(
+        "--html",
+        type=Path,
+        metavar="FILE",
+        help="also write a self-contained HTML status page to FILE",
+    )
+
+
 def run_command(args: argparse.Namespace, scrub: SecretScrubber) -> int:
     """Run one of :data:`GITOPS_COMMANDS`.
 
@@ -277,6 +302,11 @@ def run_command(args: argparse.Namespace, scrub: SecretScrubber) -> int:
         _check_sync_outputs(args)
     if args.command == "status" and args.html is not None:
         check_output_path(args.html, "--html")
+    if args.command == "sync" and args.from_registry is not None and build_option_flags(args):
+        raise InputError(
+            "--kustomize-build-option and --enable-helm are for rendering an overlay, and sync "
+            "--from-registry renders none; drop them"
+        )
     if args.command == "sync" and args.from_registry is not None:
         from promoter.cli.image_sync import run_image_sync  # noqa: PLC0415 - see the docstring
 
@@ -313,13 +343,23 @@ def _check_sync_outputs(args: argparse.Namespace) -> None:
     check_output_path(report, "--report")
 
 
+def build_option_flags(args: argparse.Namespace) -> list[str]:
+    """The command's ``--kustomize-build-option`` values, and ``--enable-helm`` as one, in the
+    order :meth:`~promoter.config.values.PromoterConfig.with_build_options` adds them."""
+    given = list(getattr(args, "kustomize_build_options", None) or [])
+    return [*given, "--enable-helm"] if getattr(args, "enable_helm", False) else given
+
+
 def _start_rendering_early(args: argparse.Namespace) -> Rendering | None:
     if args.command not in ("plan", "sync") or getattr(args, "manifests", None):
         return None
     try:
         config = args.config if args.config is not None else find_config(Path.cwd())
-        overlay = overlay_hint(config, args.environment)
-        return start_render(overlay) if overlay is not None else None
+        hint = render_hint(config, args.environment, build_option_flags(args))
+        if hint is None:
+            return None
+        overlay, options = hint
+        return start_render(overlay, options=options)
     except ConfigError:
         return None  # the real load reports it properly
 

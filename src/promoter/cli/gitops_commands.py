@@ -42,6 +42,7 @@ from promoter.cli.exit_codes import (
     EXIT_REFUSED,
     exit_code_of,
 )
+from promoter.cli.gitops import build_option_flags
 from promoter.cli.plan_output import print_plan, print_sync, sync_and_print
 from promoter.config.load import find_config, load_config
 from promoter.config.values import PromoterConfig
@@ -69,6 +70,7 @@ def run_command(
 
 def _run(args: argparse.Namespace, scrub: SecretScrubber, early: Rendering | None) -> int:
     config = load_config(args.config if args.config is not None else find_config(Path.cwd()))
+    config = config.with_build_options(build_option_flags(args), "--kustomize-build-option")
     for line in config.warnings:
         warn(line)
     if args.command == "history":  # Git only: no registry

@@ -37,6 +37,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from promoter.config.kustomize_options import build_arguments
 from promoter.config.locate import CONFIG_NAME, find_config, read_config_document
 from promoter.config.schema import AdmissionModel, ConfigModel, EcrModel
 from promoter.config.values import (
@@ -135,6 +136,12 @@ def _build(path: Path, model: ConfigModel) -> PromoterConfig:
             allow_images_from=tuple(entry.allow_images_from),
             admission=_admission_settings(entry.admission, f"{where}.admission"),
             prune_keep=tuple(entry.prune.keep),
+            kustomize_build_options=build_arguments(
+                entry.kustomize_build_options,
+                where=f"{where}.kustomizeBuildOptions",
+                plugins_allowed=entry.allow_kustomize_plugins,
+            ),
+            kustomize_plugins=entry.allow_kustomize_plugins,
         )
     _check_sources(path, environments)
     _check_admission(path, environments)

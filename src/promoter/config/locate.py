@@ -7,10 +7,12 @@ needs: the overlay a plan will render can start building while the rest of promo
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
 from promoter.config.input_files import CONFIG_CAP, read_regular_text
+from promoter.config.kustomize_options import build_arguments
 from promoter.errors import ConfigError, Remedy
 
 CONFIG_NAME: Final = "promoter.yaml"
@@ -87,11 +89,32 @@ def overlay_hint(config_path: Path, environment: str) -> Path | None:
     Only a guess to start rendering early: None on any doubt, and the caller checks it against the
     validated configuration before using what was rendered.
     """
+    hint = render_hint(config_path, environment)
+    return None if hint is None else hint[0]
+
+
+def render_hint(
+    config_path: Path, environment: str, added: Sequence[str] = ()
+) -> tuple[Path, tuple[str, ...]] | None:
+    """The overlay folder ``environment`` names in ``config_path`` and the build options to render
+    it with (its ``kustomizeBuildOptions``, then ``added``: a command's own), read without
+    validating the rest of the file.
+
+    Only a guess to start rendering early: None on any doubt, and the caller checks both against
+    the validated configuration before using what was rendered. The options are checked here
+    all the same (:func:`~promoter.config.kustomize_options.build_arguments`), since they become
+    the early build's arguments; any refusal is None, and the real load reports it.
+    """
     try:
-        document = read_config_document(config_path)
-        overlay = document["environments"][environment]["overlay"]
-    except (ConfigError, KeyError, TypeError):
+        entry = read_config_document(config_path)["environments"][environment]
+        overlay = entry["overlay"]
+        written = entry.get("kustomizeBuildOptions") or []
+        plugins = entry.get("allowKustomizePlugins") is True
+        if not isinstance(written, list) or not all(isinstance(w, str) for w in written):
+            return None
+        options = build_arguments([*written, *added], where=CONFIG_NAME, plugins_allowed=plugins)
+    except (ConfigError, KeyError, TypeError, AttributeError):
         return None
     if not isinstance(overlay, str) or not overlay:
         return None
-    return (config_path.parent / overlay).resolve()
+    return (config_path.parent / overlay).resolve(), options

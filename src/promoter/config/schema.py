@@ -105,6 +105,9 @@ class EnvironmentModel(BaseModel):
     admission: AdmissionModel = Field(default_factory=AdmissionModel)
     # Read only by ``prune``: tag patterns its registry keeps whatever Git says.
     prune: PruneModel = Field(default_factory=PruneModel)
+    # Arguments of every ``kustomize build`` of the overlay (Argo CD's kustomize.buildOptions).
+    kustomize_build_options: list[str] = Field(default_factory=list, alias="kustomizeBuildOptions")
+    allow_kustomize_plugins: bool = Field(default=False, alias="allowKustomizePlugins")
 
 
 class ConfigModel(BaseModel):

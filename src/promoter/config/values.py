@@ -6,10 +6,12 @@ import them without paying for validation machinery.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 
+from promoter.config.kustomize_options import build_arguments
 from promoter.ecr.settings import EcrSettings
 from promoter.errors import ConfigError
 
@@ -101,6 +103,11 @@ class Environment:
             ``promote`` does not write through it.
         admission: what the admission webhook does for this environment.
         prune_keep: tag patterns ``prune`` keeps in this environment's registry (``prune: keep:``).
+        kustomize_build_options: the arguments every ``kustomize build`` of the overlay takes
+            (``kustomizeBuildOptions:``, plus a command's ``--kustomize-build-option``), checked
+            and one per flag (:func:`~promoter.config.kustomize_options.build_arguments`).
+        kustomize_plugins: the build may run Kustomize plugins (``allowKustomizePlugins: true``):
+            exec plugins and KRM functions, whose flags are refused otherwise.
     """
 
     name: str
@@ -112,6 +119,8 @@ class Environment:
     overlay_link: str | None = None
     admission: AdmissionSettings = field(default_factory=AdmissionSettings)
     prune_keep: tuple[str, ...] = ()
+    kustomize_build_options: tuple[str, ...] = ()
+    kustomize_plugins: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +181,31 @@ class PromoterConfig:
             if environment.overlay == wanted:
                 return environment
         return None
+
+    def with_build_options(self, entries: Sequence[str], where: str) -> PromoterConfig:
+        """This configuration with ``entries`` (a command's ``--kustomize-build-option``s) added
+        after every environment's own ``kustomizeBuildOptions``, as the command renders each
+        environment it reads (``status`` every one, ``prune`` those deploying from the registry).
+
+        Added, not replacing: an option the overlay needs (``--enable-helm`` for its
+        ``helmCharts:``) stays whatever the command adds. Plugin flags need the environment's
+        ``allowKustomizePlugins: true`` here too.
+
+        Raises:
+            ConfigError: an entry is refused (:func:`~promoter.config.kustomize_options.build_arguments`),
+                naming ``where`` and, for a plugin flag, the environment.
+        """
+        if not entries:
+            return self
+        added = build_arguments(entries, where=where, plugins_allowed=True)
+        environments = {}
+        for name, environment in self.environments.items():
+            if not environment.kustomize_plugins:
+                build_arguments(entries, where=f"{where} (environment {name})")
+            environments[name] = replace(
+                environment, kustomize_build_options=environment.kustomize_build_options + added
+            )
+        return replace(self, environments=environments)
 
     def registry_settings(self, registry: str) -> RegistrySettings:
         """Settings for a registry host: those in the file, or the defaults when it is not listed."""

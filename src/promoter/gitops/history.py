@@ -126,9 +126,15 @@ def revisions_touching(overlay: Path, count: int, *, deadline: Deadline) -> list
     return revisions
 
 
-def images_at(revision: Revision | str, overlay: Path, *, deadline: Deadline) -> list[str]:
+def images_at(
+    revision: Revision | str,
+    overlay: Path,
+    *,
+    deadline: Deadline,
+    build_options: Sequence[str] = (),
+) -> list[str]:
     """See :func:`_images_at` (without the check of the sources against today's)."""
-    return _images_at(revision, overlay, deadline=deadline, today=None)
+    return _images_at(revision, overlay, deadline=deadline, today=None, build_options=build_options)
 
 
 def _images_at(
@@ -138,6 +144,7 @@ def _images_at(
     deadline: Deadline,
     today: Sequence[str] | None,
     mentions_of: str | None = None,
+    build_options: Sequence[str] = (),
 ) -> list[str]:
     """The images the overlay deployed at a commit, each once, as written, in first-use order.
 
@@ -156,6 +163,8 @@ def _images_at(
         overlay: the overlay folder in the checkout (its path in the repository is the same at
             every commit).
         deadline: bounds the checkout and the render.
+        build_options: the environment's kustomize build options (today's promoter.yaml, as
+            Argo CD renders a rollback with today's ``kustomize.buildOptions``).
 
     Raises:
         ConfigError: Git is not installed, the overlay is not in a Git repository, the commit is
@@ -201,7 +210,7 @@ def _images_at(
                     "the change, or keep what the older revisions deployed with --keep",
                 )
         try:
-            text = render_overlay(old, deadline=deadline)
+            text = render_overlay(old, options=build_options, deadline=deadline)
             field_specs = image_field_specs(old)
         except ConfigError as exc:
             raise ConfigError(
@@ -222,15 +231,21 @@ def _images_at(
 
 
 def images_in_history(
-    overlay: Path, count: int, *, deadline: Deadline, mentions_of: str | None = None
+    overlay: Path,
+    count: int,
+    *,
+    deadline: Deadline,
+    mentions_of: str | None = None,
+    build_options: Sequence[str] = (),
 ) -> dict[str, list[Revision]]:
     """Every image the overlay deployed in its last ``count`` revisions, each with the revisions
     that deployed it (newest first): :func:`revisions_touching` then :func:`images_at` for each.
 
     Images are in the order first met, newest revision first. With ``mentions_of`` (a registry
     host), also what strings outside image fields name in that registry (an operator's
-    ``spec.image``: plan warns about those). A caller deciding what to delete must delete nothing
-    when this raises (see :func:`images_at`).
+    ``spec.image``: plan warns about those). Each revision renders with ``build_options`` (see
+    :func:`_images_at`). A caller deciding what to delete must delete nothing when this raises
+    (see :func:`images_at`).
 
     Raises:
         ValueError, ConfigError, DeadlineExceededError, RunInterruptedError: as the two functions.
@@ -240,7 +255,12 @@ def images_in_history(
     today = tuple(dict.fromkeys(_inside(top, p, overlay) for p in local_sources(overlay)))
     for revision in revisions_touching(overlay, count, deadline=deadline):
         for image in _images_at(
-            revision, overlay, deadline=deadline, today=today, mentions_of=mentions_of
+            revision,
+            overlay,
+            deadline=deadline,
+            today=today,
+            mentions_of=mentions_of,
+            build_options=build_options,
         ):
             deployed.setdefault(image, []).append(revision)
     return deployed

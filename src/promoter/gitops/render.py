@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
@@ -38,7 +39,11 @@ _KLOG_ERR = re.compile(r'\berr="(?P<text>(?:[^"\\]|\\.)*)"')
 
 
 def render_overlay(
-    overlay: Path, *, timeout: float = RENDER_TIMEOUT, deadline: Deadline | None = None
+    overlay: Path,
+    *,
+    options: Sequence[str] = (),
+    timeout: float = RENDER_TIMEOUT,
+    deadline: Deadline | None = None,
 ) -> str:
     """Build a Kustomize overlay and return the rendered multi-document YAML.
 
@@ -47,6 +52,9 @@ def render_overlay(
 
     Args:
         overlay: the overlay folder (the one holding ``kustomization.yaml``).
+        options: arguments added after the folder (the environment's ``kustomize_build_options``,
+            checked by :func:`~promoter.config.kustomize_options.build_arguments`), e.g.
+            ``--enable-helm``.
         timeout: seconds before the build is stopped.
         deadline: the run's deadline, which stops the build when it comes first.
 
@@ -56,7 +64,7 @@ def render_overlay(
         DeadlineExceededError: the build was stopped at ``deadline``.
         RunInterruptedError: the run was interrupted; the build was stopped.
     """
-    rendering = start_render(overlay, timeout=timeout)
+    rendering = start_render(overlay, options=options, timeout=timeout)
     try:
         return rendering.result(deadline)
     except BaseException:
@@ -64,7 +72,9 @@ def render_overlay(
         raise
 
 
-def start_render(overlay: Path, *, timeout: float = RENDER_TIMEOUT) -> Rendering:
+def start_render(
+    overlay: Path, *, options: Sequence[str] = (), timeout: float = RENDER_TIMEOUT
+) -> Rendering:
     """Start building an overlay in the background (see :func:`render_overlay`).
 
     The CLI starts the build before it has loaded what validating promoter.yaml needs, so the two
@@ -74,7 +84,7 @@ def start_render(overlay: Path, *, timeout: float = RENDER_TIMEOUT) -> Rendering
         ConfigError: the folder is missing or no Kustomize is installed.
         RunInterruptedError: the run was interrupted already.
     """
-    return Rendering(overlay, timeout)
+    return Rendering(overlay, timeout, options=options)
 
 
 class Rendering:
@@ -93,20 +103,30 @@ class Rendering:
         overlay: the overlay folder.
         timeout: seconds from the start after which the build is stopped.
         cap: the most output accepted.
+        options: build options after the folder (see :func:`render_overlay`); kept as
+            :attr:`options`, so that a build started early is used only for the same options.
 
     Raises:
         ConfigError: the folder is missing or no Kustomize is installed.
         RunInterruptedError: the run was interrupted already.
     """
 
-    def __init__(self, overlay: Path, timeout: float, cap: InputCap = MANIFESTS_CAP) -> None:
+    def __init__(
+        self,
+        overlay: Path,
+        timeout: float,
+        cap: InputCap = MANIFESTS_CAP,
+        *,
+        options: Sequence[str] = (),
+    ) -> None:
         if not overlay.is_dir():
             what = "is not a folder" if overlay.exists() else "does not exist"
             raise ConfigError(f"overlay {overlay} {what}; check the overlay path in promoter.yaml")
         self.overlay = overlay
+        self.options = tuple(options)
         self._timeout = timeout
         self._cap = cap
-        command = _build_command(overlay)
+        command = _build_command(overlay, self.options)
         self._started = time.monotonic()
         try:
             self._process = start_child(
@@ -164,9 +184,10 @@ class Rendering:
             raise self._cap.exceeded(name)
         if self._process.returncode != 0:
             stderr = self._stderr.data.decode("utf-8", "replace")
-            reason = _first_error_line(stderr) or f"exit status {self._process.returncode}"
+            reason = _tidy(_first_error_line(stderr)) or f"exit status {self._process.returncode}"
             raise ConfigError(
-                f"kustomize build {self.overlay} failed: {reason}", hint=component_hint(reason)
+                f"kustomize build {self.overlay} failed: {reason}",
+                hint=component_hint(reason) or build_option_hint(reason),
             )
         return decode_text(self._stdout.data, name)
 
@@ -225,18 +246,45 @@ def read_manifests(source: str) -> str:
     return text
 
 
-def _build_command(overlay: Path) -> list[str]:
-    """``kustomize build DIR`` or ``kubectl kustomize DIR``, with the program's full path."""
+def _build_command(overlay: Path, options: Sequence[str] = ()) -> list[str]:
+    """``kustomize build DIR OPTIONS`` or ``kubectl kustomize DIR OPTIONS``, with the program's
+    full path; both take the same build flags."""
     kustomize = shutil.which("kustomize")
     if kustomize is not None:
-        return [kustomize, "build", str(overlay)]
+        return [kustomize, "build", str(overlay), *options]
     kubectl = shutil.which("kubectl")
     if kubectl is not None:
-        return [kubectl, "kustomize", str(overlay)]
+        return [kubectl, "kustomize", str(overlay), *options]
     raise ConfigError(
         "neither kustomize nor kubectl is on PATH; install kustomize "
         "(https://kubectl.docs.kubernetes.io/installation/kustomize/) or kubectl to render overlays"
     )
+
+
+#: What Kustomize says about ``helmCharts:`` in a build without ``--enable-helm``.
+_HELM_DISABLED: Final = "must specify --enable-helm"
+
+
+def build_option_hint(kustomize_error: str) -> str:
+    """What to do about a failed ``kustomize build`` that a missing build option caused, or ""."""
+    if _HELM_DISABLED in kustomize_error:
+        return (
+            "the overlay uses helmCharts: add kustomizeBuildOptions: [--enable-helm] to the "
+            "environment in promoter.yaml (Argo CD: kustomize.buildOptions in argocd-cm); "
+            "rendering then runs helm, which must be on PATH"
+        )
+    return ""
+
+
+# Kustomize's Helm generator echoes its whole configuration (values included) and helm's
+# environment in its errors: neither says what went wrong, and values can be long.
+_ECHOED_CONFIG = re.compile(r" with config: `.*?`:")
+_HELM_ENV = re.compile(r" with env=\[[^\]]*\]")
+
+
+def _tidy(reason: str) -> str:
+    """Kustomize's error line without the echoes :data:`_ECHOED_CONFIG` and :data:`_HELM_ENV`."""
+    return _HELM_ENV.sub("", _ECHOED_CONFIG.sub(":", reason))
 
 
 def _first_error_line(stderr: str) -> str:
