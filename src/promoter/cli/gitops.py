@@ -116,7 +116,7 @@ def add_commands(
     )
     add_jobs_option(sync)
 
-    _add_status(commands, [common, config])
+    _add_status(commands, [common, config, render])
 
     prune = commands.add_parser(
         "prune",
@@ -266,7 +266,7 @@ def _add_status(
     """``status`` and its gate, offline and page options."""
     status = commands.add_parser(
         "status",
-        parents=[common, config, render],
+        parents=parents,
         help="which version of each module runs where",
         description="One row per managed repository (module), one column per environment in "
         "pipeline order: the tag each overlay asks for, whether that image is in the environment's "
