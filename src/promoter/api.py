@@ -119,11 +119,12 @@ def status(
     *,
     config: ConfigLike | None = None,
     timeout: float | None = None,
+    offline: bool = False,
     **options: Unpack[SessionOptions],
 ) -> StatusMatrix:
     """Which version of each module every environment runs (see :meth:`Session.status`)."""
     with Session(config, **options) as session:
-        return session.status(timeout=timeout)
+        return session.status(timeout=timeout, offline=offline)
 
 
 def promote(

@@ -456,8 +456,9 @@ class Session:
         return environment_policy(config.environment(environment), attachments=self.attachments)
 
     @_scrubbed
-    def status(self, *, timeout: float | None = None) -> StatusMatrix:
-        """Which version of each module every environment runs, and who is behind.
+    def status(self, *, timeout: float | None = None, offline: bool = False) -> StatusMatrix:
+        """Which version of each module every environment runs, and who is behind; with
+        ``offline``, Git's view without asking any registry (every cell not checked).
 
         Raises:
             ConfigError: no promoter.yaml, or an overlay that does not render.
@@ -469,7 +470,7 @@ class Session:
         from promoter.app.status import status_matrix  # noqa: PLC0415
 
         config, runtime = self._environments()
-        return status_matrix(runtime, config, deadline=deadline_after(timeout))
+        return status_matrix(runtime, config, deadline=deadline_after(timeout), offline=offline)
 
     @_scrubbed
     def promote(

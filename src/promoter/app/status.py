@@ -5,7 +5,11 @@ One row per module (a repository path managed somewhere), one column per environ
 A cell holds what the overlay asks for, what that resolves to in the registry, and its drift: in sync,
 behind or ahead (tags ordered as versions), differs (no order known), or diverged (the same tag, other
 content). Content is compared where both registries answer, by digest in one algorithm or else by the
-bytes; references otherwise.
+bytes; references otherwise. Offline (``status_matrix(..., offline=True)``) no registry is asked at all:
+the matrix is Git's view alone, each cell marked not checked.
+
+Each cell has one :class:`CellState` that the table, the JSON and the status page show, and the
+matrix has one :class:`Verdict` that ``status --exit-code`` turns into an exit code.
 """
 
 from __future__ import annotations
@@ -65,6 +69,42 @@ DRIFT_MARKS: Final = MappingProxyType(
 )
 
 
+class CellState(StrEnum):
+    """The one state a cell is shown with, the most pressing of its facts first.
+
+    The order of the members is that precedence: a cell whose image is missing and behind is
+    shown missing (it would not even pull); a cell deployed from another environment's registry
+    in sync is shown foreign. What the state leaves out is still in the cell (and on the page as
+    a note): its drift, its presence, where it is deployed from.
+    """
+
+    MISSING = "missing"  #: not in the registry the overlay names
+    DIVERGED = "diverged"  #: the source's tag holds other content now
+    BEHIND = "behind"  #: an older version than the source's
+    DIFFERS = "differs"  #: another version whose order the tags do not tell
+    UNREACHABLE = "unreachable"  #: the registry could not be asked (drift by references only)
+    FOREIGN = "foreign"  #: deployed from another environment's registry
+    AHEAD = "ahead"  #: a newer version than the source's
+    IN_SYNC = "in-sync"  #: what the source runs
+    PRESENT = "present"  #: in its registry; no source environment runs the module to compare
+    NOT_CHECKED = "not-checked"  #: offline, and no source environment runs the module
+
+
+#: Drifts that make an environment not run what it should (``status --exit-code`` exits 4).
+#: ``ahead`` is left out: a newer version than the source's is a deliberate hotfix or an upstream
+#: rollback. ``differs`` is in: versions whose order the tags do not tell may be behind, and a gate
+#: does not pass what it cannot tell.
+FAILING_DRIFTS: Final = frozenset({Drift.BEHIND, Drift.DIFFERS, Drift.DIVERGED})
+
+
+class Verdict(StrEnum):
+    """Whether every environment runs what it should: the matrix as one answer, for CI gates."""
+
+    IN_SYNC = "in-sync"  #: nothing behind, diverged, differing or missing; every registry answered
+    DRIFT = "drift"  #: a cell is behind, diverged or differs, or its image is missing
+    INCOMPLETE = "incomplete"  #: a registry could not be asked: not a pass, drift found or not
+
+
 @dataclass(frozen=True, slots=True)
 class StatusCell:
     """One module in one environment.
@@ -77,6 +117,8 @@ class StatusCell:
         error: why the registry could not be asked (one line, scrubbed); empty when it answered.
         foreign: the other environment whose registry the image is in, when the environment
             deploys it from there instead of its own registry (``foreign-environment``).
+        checked: whether the registry was asked at all; False offline, where ``resolved`` is
+            None and the drift compares references and tags (Git's view).
     """
 
     reference: Reference
@@ -84,6 +126,7 @@ class StatusCell:
     drift: Drift = Drift.NONE
     error: str = ""
     foreign: str | None = None
+    checked: bool = True
 
     @property
     def behind(self) -> bool:
@@ -92,10 +135,38 @@ class StatusCell:
 
     @property
     def present(self) -> bool | None:
-        """Whether the image is in the registry; None when it could not be asked."""
-        if self.error:
+        """Whether the image is in the registry; None when it could not be asked or was not
+        (offline)."""
+        if self.error or not self.checked:
             return None
         return self.resolved is not None
+
+    @property
+    def state(self) -> CellState:
+        """The one state the cell is shown with (see :class:`CellState` for the precedence)."""
+        if self.present is False:
+            return CellState.MISSING
+        by_drift = {
+            Drift.DIVERGED: CellState.DIVERGED,
+            Drift.BEHIND: CellState.BEHIND,
+            Drift.DIFFERS: CellState.DIFFERS,
+        }
+        if self.drift in by_drift:
+            return by_drift[self.drift]
+        if self.error:
+            return CellState.UNREACHABLE
+        if self.foreign is not None:
+            return CellState.FOREIGN
+        if self.drift is Drift.AHEAD:
+            return CellState.AHEAD
+        if self.drift is Drift.IN_SYNC:
+            return CellState.IN_SYNC
+        return CellState.PRESENT if self.checked else CellState.NOT_CHECKED
+
+    @property
+    def failing(self) -> bool:
+        """Whether the cell is drift for a gate: missing, or behind, differing or diverged."""
+        return self.present is False or self.drift in FAILING_DRIFTS
 
     @property
     def digest(self) -> Digest | None:
@@ -138,16 +209,59 @@ class StatusMatrix:
             )
         return self.cells.get((environment, module))
 
+    @property
+    def offline(self) -> bool:
+        """Whether no registry was asked (every cell not checked); False for an empty matrix."""
+        return bool(self.cells) and not any(cell.checked for cell in self.cells.values())
+
+    def failing(self) -> tuple[tuple[str, str], ...]:
+        """The (environment, module) pairs that are drift for a gate (:attr:`StatusCell.failing`),
+        in pipeline order, then by module."""
+        return tuple(
+            (name, module)
+            for name in self.environments
+            for module in self.modules
+            if (cell := self.cells.get((name, module))) is not None and cell.failing
+        )
+
+    def unchecked(self) -> tuple[tuple[str, str], ...]:
+        """The (environment, module) pairs whose registry could not be asked (an ``error``); not
+        those left unasked on purpose (offline)."""
+        return tuple(
+            (name, module)
+            for name in self.environments
+            for module in self.modules
+            if (cell := self.cells.get((name, module))) is not None and cell.error
+        )
+
+    @property
+    def verdict(self) -> Verdict:
+        """The matrix as one answer. A registry that could not be asked makes it
+        :attr:`Verdict.INCOMPLETE` even where drift was found elsewhere: a gate does not pass, nor
+        report as mere drift, what it could not check. Offline, only Git's view is judged
+        (behind, differs); presence and divergence need the registries and are not checked."""
+        if self.unchecked():
+            return Verdict.INCOMPLETE
+        if self.failing():
+            return Verdict.DRIFT
+        return Verdict.IN_SYNC
+
 
 def status_matrix(
-    runtime: Runtime, config: PromoterConfig, *, deadline: Deadline | None = None
+    runtime: Runtime,
+    config: PromoterConfig,
+    *,
+    deadline: Deadline | None = None,
+    offline: bool = False,
 ) -> StatusMatrix:
     """Render every environment, find its modules, and look each version up in its registry.
 
     The matrix is Git's view first: a registry that cannot be asked (down, refusing, past the
     deadline) leaves its cells with an ``error`` and no digest, and the drift compares the
     references there; the other cells are complete. An image an environment deploys from another
-    environment's registry is shown in its module's row, marked foreign.
+    environment's registry is shown in its module's row, marked foreign. With ``offline`` no
+    registry is contacted at all (``runtime``'s transport is never used): every cell is not
+    checked, with no digest but a pinned one, and its drift compares references and tags.
 
     Raises:
         ConfigError: an overlay cannot be rendered, or deploys no image of its environment's
@@ -173,16 +287,20 @@ def status_matrix(
         per_env[name] = found
     all_modules = sorted({module for refs in per_env.values() for module in refs})
     keys = [(n, m) for n in names for m in all_modules if m in per_env[n]]
-    answers = lookup_digests(
-        runtime.transport,
-        (per_env[n][m][0] for n, m in keys),
-        deadline=deadline,
-        workers=STATUS_LOOKUPS,
+    answers: Mapping[Reference, Digest | PromoterError | None] = (
+        {}
+        if offline
+        else lookup_digests(
+            runtime.transport,
+            (per_env[n][m][0] for n, m in keys),
+            deadline=deadline,
+            workers=STATUS_LOOKUPS,
+        )
     )
     resolved: dict[tuple[str, str], Digest | None] = {}
     errors: dict[tuple[str, str], str] = {}
     for key in keys:
-        answer = answers[per_env[key[0]][key[1]][0]]
+        answer = answers.get(per_env[key[0]][key[1]][0])
         if isinstance(answer, PromoterError):
             resolved[key] = None
             errors[key] = runtime.scrubber(str(answer))
@@ -204,7 +322,12 @@ def status_matrix(
             if problem:
                 errors.setdefault((name, module), problem)
         cells[(name, module)] = StatusCell(
-            reference, resolved[(name, module)], drift, errors.get((name, module), ""), owner
+            reference,
+            resolved[(name, module)],
+            drift,
+            errors.get((name, module), ""),
+            owner,
+            checked=not offline,
         )
     unmanaged = {name: scan.unmanaged for name, scan in scans.items() if scan.unmanaged}
     warnings = tuple(

@@ -154,8 +154,18 @@ class StatusCellJson(TypedDict):
     present: bool | None
     behind: bool  #: drift == "behind", kept for readers of the first shape
     drift: str  #: none | in-sync | behind | ahead | differs | diverged
+    state: str  #: the one state shown (CellState): missing | diverged | behind | ... | not-checked
     error: NotRequired[str]
     foreignEnvironment: NotRequired[str]  #: deployed from this environment's registry instead
+    checked: NotRequired[bool]  #: false offline: the registry was not asked (present is null)
+
+
+class StatusFindingJson(TypedDict):
+    """A cell behind the matrix's verdict: drift (``failing``) or a registry not asked (``unchecked``)."""
+
+    environment: str
+    module: str
+    state: str
 
 
 class StatusModuleJson(TypedDict):
@@ -168,6 +178,10 @@ class StatusJson(TypedDict):
 
     environments: list[str]
     modules: list[StatusModuleJson]
+    verdict: str  #: in-sync | drift | incomplete (Verdict): what status --exit-code exits by
+    offline: bool  #: no registry was asked (status --offline)
+    failing: list[StatusFindingJson]  #: cells missing, behind, differing or diverged
+    unchecked: list[StatusFindingJson]  #: cells whose registry could not be asked
     warnings: NotRequired[list[str]]  #: probable mistakes in the overlays, one line each
 
 
@@ -428,16 +442,26 @@ def status_cell_json(cell: StatusCell) -> StatusCellJson:
         "present": cell.present,
         "behind": cell.behind,
         "drift": str(cell.drift),
+        "state": str(cell.state),
     }
     if cell.error:
         shape["error"] = cell.error
     if cell.foreign is not None:
         shape["foreignEnvironment"] = cell.foreign
+    if not cell.checked:
+        shape["checked"] = False
     return shape
 
 
+def _findings(matrix: StatusMatrix, keys: Sequence[tuple[str, str]]) -> list[StatusFindingJson]:
+    return [
+        {"environment": name, "module": module, "state": str(matrix.cells[(name, module)].state)}
+        for name, module in keys
+    ]
+
+
 def status_json(matrix: StatusMatrix) -> StatusJson:
-    """The whole matrix (``warnings`` when there are any)."""
+    """The whole matrix with its verdict (``warnings`` when there are any)."""
     document: StatusJson = {
         "environments": list(matrix.environments),
         "modules": [
@@ -451,6 +475,10 @@ def status_json(matrix: StatusMatrix) -> StatusJson:
             }
             for module in matrix.modules
         ],
+        "verdict": str(matrix.verdict),
+        "offline": matrix.offline,
+        "failing": _findings(matrix, matrix.failing()),
+        "unchecked": _findings(matrix, matrix.unchecked()),
     }
     if matrix.warnings:
         document["warnings"] = list(matrix.warnings)

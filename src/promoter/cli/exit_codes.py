@@ -5,6 +5,7 @@
 | 1 | failed: a registry error, an unreachable host, a digest mismatch, a credential failure, a deadline |
 | 2 | bad input or usage: a reference, an option, a file |
 | 3 | refused by a safety rule: a destination tag that would move |
+| 4 | drift (``status --exit-code``): an environment behind, diverged or differing, an image missing |
 | 130 | interrupted (Ctrl-C, SIGTERM): what completed is reported, nothing half-written is tagged |
 """
 
@@ -30,6 +31,10 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_REFUSED = 3
+#: ``status --exit-code``: an environment does not run what it should (behind, diverged, differs
+#: from its source, or an image missing from its registry). A registry that could not be asked is
+#: EXIT_FAILED instead, also when drift was found elsewhere: the check is incomplete.
+EXIT_DRIFT = 4
 EXIT_INTERRUPTED = 130
 
 #: Seconds a command that talks to registries may run (``--timeout``): well inside the 600 s

@@ -116,15 +116,7 @@ def add_commands(
     )
     add_jobs_option(sync)
 
-    commands.add_parser(
-        "status",
-        parents=[common, config, render],
-        help="which version of each module runs where",
-        description="One row per managed repository (module), one column per environment in "
-        "pipeline order: the tag each overlay asks for, whether that image is in the environment's "
-        "registry, and how it compares with the environment it promotes from ('<' behind, '>' "
-        "ahead, '~' another version, '!' diverged).",
-    )
+    _add_status(commands, [common, config, render])
 
     prune = commands.add_parser(
         "prune",
@@ -267,6 +259,39 @@ def add_commands(
     )
 
 
+def _add_status(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    parents: list[argparse.ArgumentParser],
+) -> None:
+    """``status`` and its gate, offline and page options."""
+    status = commands.add_parser(
+        "status",
+        parents=parents,
+        help="which version of each module runs where",
+        description="One row per managed repository (module), one column per environment in "
+        "pipeline order: the tag each overlay asks for, whether that image is in the environment's "
+        "registry, and how it compares with the environment it promotes from ('<' behind, '>' "
+        "ahead, '~' another version, '!' diverged).",
+    )
+    status.add_argument(
+        "--exit-code",
+        action="store_true",
+        help="exit 4 when an environment is behind, diverged or differs from its source or an "
+        "image is missing, 1 when a registry could not be asked (a CI gate); without it, 0",
+    )
+    status.add_argument(
+        "--offline",
+        action="store_true",
+        help="Git's view only: ask no registry; drift by references and tags",
+    )
+    status.add_argument(
+        "--html",
+        type=Path,
+        metavar="FILE",
+        help="also write a self-contained HTML status page to FILE",
+    )
+
+
 def run_command(args: argparse.Namespace, scrub: SecretScrubber) -> int:
     """Run one of :data:`GITOPS_COMMANDS`.
 
@@ -275,6 +300,8 @@ def run_command(args: argparse.Namespace, scrub: SecretScrubber) -> int:
     """
     if args.command == "sync":
         _check_sync_outputs(args)
+    if args.command == "status" and args.html is not None:
+        check_output_path(args.html, "--html")
     if args.command == "sync" and args.from_registry is not None and build_option_flags(args):
         raise InputError(
             "--kustomize-build-option and --enable-helm are for rendering an overlay, and sync "

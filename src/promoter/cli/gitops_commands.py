@@ -17,7 +17,7 @@ from promoter.app.environment import unmanaged_notes
 from promoter.app.plan import EnvironmentPlan, environment_policy, plan_environment
 from promoter.app.promote import Promotion, promote, promotion_plan
 from promoter.app.runtime import Runtime, SecretScrubber
-from promoter.app.status import DRIFT_MARKS, StatusCell, StatusMatrix, status_matrix
+from promoter.app.status import DRIFT_MARKS, StatusCell, StatusMatrix, Verdict, status_matrix
 from promoter.app.sync import LOOKUP_SHARE, SyncReport, carry_out, lookup_deadline
 from promoter.app.wire import (
     history_json,
@@ -36,6 +36,8 @@ from promoter.cli.common import (
     warn,
 )
 from promoter.cli.exit_codes import (
+    EXIT_DRIFT,
+    EXIT_FAILED,
     EXIT_OK,
     EXIT_REFUSED,
     exit_code_of,
@@ -44,12 +46,13 @@ from promoter.cli.gitops import build_option_flags
 from promoter.cli.plan_output import print_plan, print_sync, sync_and_print
 from promoter.config.load import find_config, load_config
 from promoter.config.values import PromoterConfig
-from promoter.errors import InputError, one_line
+from promoter.errors import ConfigError, InputError, one_line
 from promoter.gitops.render import Rendering
 from promoter.outcome import Outcome, worst
 from promoter.planning.plan import PlanPolicy
 
 if TYPE_CHECKING:
+    from promoter.deadline import Deadline
     from promoter.gitops.discover import UnmanagedReference
     from promoter.gitops.promotions import PromotionRecord
 
@@ -237,27 +240,113 @@ def _sync(
 
 
 def _status(config: PromoterConfig, args: argparse.Namespace, runtime: Runtime) -> int:
-    matrix = status_matrix(runtime, config, deadline=args.deadline)
+    """``status``: the table (or ``-o json``), ``--html FILE`` beside it, and with
+    ``--exit-code`` the matrix's verdict as the exit code (:func:`_status_exit_code`)."""
+    matrix = status_matrix(runtime, config, deadline=args.deadline, offline=args.offline)
     if as_json(args):
         print(json.dumps(status_json(matrix)))
     else:
         print_table(_status_rows(matrix))
         print(STATUS_LEGEND)
-    # Git's view is complete even when a registry is not: say which could not be asked, exit 0.
+        if matrix.offline:
+            print(STATUS_OFFLINE)
+    if args.html is not None:
+        _write_status_page(config, args, matrix)
+    # Git's view is complete even when a registry is not: say which could not be asked.
     for problem in sorted({cell.error for cell in matrix.cells.values() if cell.error}):
         warn(problem)
     for name, unmanaged in matrix.unmanaged.items():
         _warn_unmanaged(config, name, unmanaged)
     for line in matrix.warnings:
         warn(line)
-    return EXIT_OK
+    return _status_exit_code(matrix) if args.exit_code else EXIT_OK
 
+
+def _status_exit_code(matrix: StatusMatrix) -> int:
+    """``status --exit-code``: 0 in sync, 4 on drift, 1 when a registry could not be asked (that
+    wins over drift: the check is incomplete, and a gate must not call it mere drift either).
+    Says why on standard error in one line."""
+    verdict = matrix.verdict
+    if verdict is Verdict.IN_SYNC:
+        return EXIT_OK
+    if verdict is Verdict.INCOMPLETE:
+        cells = matrix.unchecked()
+        error(
+            f"status not checked: {len(cells)} cell(s) whose registry could not be asked "
+            f"({_cells_named(matrix, cells)}); a gate does not pass what it could not check"
+        )
+        return EXIT_FAILED
+    cells = matrix.failing()
+    error(
+        f"drift: {_cells_named(matrix, cells)}; promote to catch up (promoter promote MODULE "
+        "--to ENV), or sync ENV for a missing image"
+    )
+    return EXIT_DRIFT
+
+
+def _cells_named(matrix: StatusMatrix, cells: Sequence[tuple[str, str]], shown: int = 5) -> str:
+    """``ENV MODULE STATE, ...``: the first ``shown`` cells, then how many more."""
+    named = [f"{env} {module} {matrix.cells[(env, module)].state}" for env, module in cells[:shown]]
+    more = len(cells) - shown
+    return ", ".join(named) + (f" and {more} more" if more > 0 else "")
+
+
+def _write_status_page(
+    config: PromoterConfig, args: argparse.Namespace, matrix: StatusMatrix
+) -> None:
+    """``--html FILE``: the page, with each promoted environment's last promotions from Git;
+    the path is printed (on standard error with ``-o json``, whose output is one document).
+    History that cannot be read (promoter.yaml outside a Git checkout) is said on the page and in
+    a warning; the page is written all the same."""
+    from promoter.statuspage import (  # noqa: PLC0415 - Jinja2: only for --html
+        render_status_page,
+        write_status_page,
+    )
+
+    promotions: dict[str, tuple[PromotionRecord, ...]] = {}
+    history_note = ""
+    try:
+        promotions = _recent_promotions(config, matrix, deadline=args.deadline)
+    except ConfigError as exc:
+        history_note = f"promotions not read from Git: {exc}"
+        warn(f"the status page lists no promotions: {exc}")
+    page = render_status_page(matrix, promotions, history_note=history_note)
+    write_status_page(args.html, page)
+    print(f"status page written to {args.html}", file=sys.stderr if as_json(args) else sys.stdout)
+
+
+#: How many promotions of each environment the status page lists.
+PAGE_PROMOTIONS = 5
+
+
+def _recent_promotions(
+    config: PromoterConfig, matrix: StatusMatrix, *, deadline: Deadline | None
+) -> dict[str, tuple[PromotionRecord, ...]]:
+    """By environment that promotes from another, in pipeline order: its last
+    :data:`PAGE_PROMOTIONS` promotions recorded in Git (``promote --commit``), newest first.
+
+    Raises:
+        ConfigError: promoter.yaml is not in a Git checkout, or Git failed.
+    """
+    return {
+        name: promotion_history(config, name, limit=PAGE_PROMOTIONS, deadline=deadline).records
+        for name in matrix.environments
+        if config.source_of(name) is not None
+    }
+
+
+#: Printed under the status table offline.
+STATUS_OFFLINE = (
+    "offline: no registry was asked; versions are what the overlays name, drift compares "
+    "references and tags (Git's view), presence and content are not checked"
+)
 
 #: Printed under the status table.
 STATUS_LEGEND = (
     "compared with the environment it promotes from: '<' behind, '>' ahead, '~' another version "
     "(tags not ordered), '!' diverged (same tag, other content); '(missing)' not in its registry; "
-    "'(unknown)' its registry could not be asked; '(from ENV)' deployed from ENV's registry; "
+    "'(unknown)' its registry could not be asked; '(not checked)' offline, not asked; "
+    "'(from ENV)' deployed from ENV's registry; "
     "'-' not deployed from a registry of promoter.yaml (a warning says why, when it looks wrong)"
 )
 
@@ -275,7 +364,15 @@ def _cell_text(cell: StatusCell) -> str:
     digest = cell.digest
     if digest is not None:
         version += f" ({digest.short})" if cell.reference.tag else digest.short
-    mark = " (unknown)" if cell.error else "" if cell.present else " (missing)"
+    mark = (
+        " (unknown)"
+        if cell.error
+        else " (not checked)"
+        if not cell.checked
+        else ""
+        if cell.present
+        else " (missing)"
+    )
     if cell.foreign is not None:
         mark += f" (from {cell.foreign})"
     drift = DRIFT_MARKS[cell.drift]
