@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from tests.conftest import CliRun, GitOpsRepo
+from tests.conftest import PROD, CliRun, GitOpsRepo
 from tests.test_gitops_cli import _use_hook_component
 from tests.test_promote import _seed_dev
 
@@ -38,6 +38,14 @@ def repo(gitops: GitOpsRepo, monkeypatch: pytest.MonkeyPatch) -> GitOpsRepo:
 
 
 KUSTOMIZATION = "infra/overlays/production/kustomization.yaml"
+
+
+def _production_list(repo: GitOpsRepo) -> str:
+    """promoter-images.txt as production's overlay renders it before any promotion (sorted)."""
+    return "".join(
+        f"{PROD}/{repo.repo(module)}:{tag}\n"
+        for module, tag in (("cart", "2.3.1"), ("catalog", "3.0.2"), ("checkout", "1.8.0"))
+    )
 
 
 def _files_of(root: Path, commit: str) -> list[str]:
@@ -78,7 +86,7 @@ def test_commit_includes_the_hook_list_it_rewrote(
     repo: GitOpsRepo, cli: Callable[..., CliRun]
 ) -> None:
     """With the hook component, the commit holds the kustomization and promoter-images.txt."""
-    _use_hook_component(repo, "production")
+    _use_hook_component(repo, _production_list(repo))
     git(repo.root, "add", "-A")
     git(repo.root, "commit", "-q", "-m", "hook component")
     result = cli("promote", repo.repo("cart"), "--to", "production", "--commit")
@@ -410,7 +418,7 @@ def test_dry_run_prints_the_diff_and_writes_nothing(
 ) -> None:
     """--dry-run prints the same diff a promotion then writes, and leaves every file untouched,
     the hook list included."""
-    _use_hook_component(repo, "production")
+    _use_hook_component(repo, _production_list(repo))
     git(repo.root, "add", "-A")
     git(repo.root, "commit", "-q", "-m", "hook component")
     dry = cli("promote", repo.repo("cart"), "--to", "production", "--dry-run")
@@ -480,3 +488,327 @@ def test_commit_push_goes_to_the_upstream_branch(
     assert "pushed to upstream" in result.err
     assert git(remote, "rev-parse", "main").strip() == git(repo.root, "rev-parse", "HEAD").strip()
     assert git(remote, "branch", "--list", "deploy") == ""
+
+
+def test_a_locked_index_keeps_the_commit_and_the_files(
+    repo: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """HEAD moved to the promotion commit stays there with the files when only refreshing the index
+    fails (another Git holds index.lock): exit 0 and a warning with the command to refresh it;
+    before, the files were put back under a commit that promoted them."""
+    (repo.root / ".git" / "index.lock").write_text("")
+    result = cli("promote", repo.repo("cart"), "--to", "production", "--commit")
+    assert result.code == 0, result.err
+    assert "git reset -q --" in result.err
+    assert "newTag: 2.4.0" in (repo.root / KUSTOMIZATION).read_text()
+    assert "newTag: 2.4.0" in git(repo.root, "show", f"HEAD:{KUSTOMIZATION}")
+
+
+def test_an_edit_left_uncommitted_by_an_earlier_promote_is_refused(
+    repo: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """promote, then promote --commit: the second has nothing to change, yet the file differs from
+    HEAD; it is refused (exit 2) rather than saying "nothing to commit" over an uncommitted edit."""
+    assert cli("promote", repo.repo("cart"), "--to", "production").code == 0
+    result = cli("promote", repo.repo("cart"), "--to", "production", "--commit")
+    assert result.code == 2
+    assert "has changes of its own" in result.err
+    result = cli("promote", repo.repo("cart"), "--to", "production", "--branch", "b")
+    assert result.code == 2
+
+
+def test_a_stale_hook_list_alone_is_committed_and_a_reordered_one_is_kept(
+    repo: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """With every version in place, a hook list that lacks an image is rewritten and committed (no
+    promotion record); a list naming the same images in another order is left as written."""
+    images = _production_list(repo).splitlines()
+    listed = _use_hook_component(repo, "\n".join(images[::-1]) + "\n")
+    git(repo.root, "add", "-A")
+    git(repo.root, "commit", "-q", "-m", "hook component, listed in another order")
+    head = git(repo.root, "rev-parse", "HEAD")
+    result = cli("promote", repo.repo("checkout"), "--to", "production", "--commit")
+    assert result.code == 0, result.err
+    assert git(repo.root, "rev-parse", "HEAD") == head
+    assert "nothing to commit" in result.err
+    listed.write_text("".join(f"{image}\n" for image in images[1:]))
+    git(repo.root, "commit", "-qam", "a stale list")
+    result = cli("promote", repo.repo("checkout"), "--to", "production", "--commit")
+    assert result.code == 0, result.err
+    assert _files_of(repo.root, "HEAD") == [listed.relative_to(repo.root).as_posix()]
+    assert "promoter-images.txt" in git(repo.root, "log", "-1", "--format=%s")
+    assert git(repo.root, "status", "--porcelain") == ""
+
+
+def test_the_commit_holds_the_checked_text_not_a_concurrent_write(repo: GitOpsRepo) -> None:
+    """make_commit commits the text given (the edit that was checked), whatever the working tree
+    holds by then: another writer's line appended meanwhile stays out of the commit."""
+    from promoter.deadline import Deadline  # noqa: PLC0415
+    from promoter.gitops.git import make_commit, move_ref, prepare_commit  # noqa: PLC0415
+
+    path = repo.root / KUSTOMIZATION
+    target = prepare_commit(
+        [path], branch=None, push=False, remote=None, deadline=Deadline.after(30)
+    )
+    checked = path.read_text().replace("newTag: 2.3.1", "newTag: 2.4.0")
+    path.write_text(checked + "# written by someone else meanwhile\n")
+    commit = make_commit(target, {KUSTOMIZATION: checked}, "promote", deadline=Deadline.after(30))
+    move_ref(target, commit, deadline=Deadline.after(30))
+    assert git(repo.root, "show", f"HEAD:{KUSTOMIZATION}") == checked
+    assert git(repo.root, "status", "--porcelain") == f" M {KUSTOMIZATION}\n"
+
+
+def test_a_branch_the_remote_has_is_refused_before_anything_is_written(
+    repo: GitOpsRepo, cli: Callable[..., CliRun], tmp_path: Path
+) -> None:
+    """--branch B --push where the remote has B already: exit 2 before any commit (a push would be
+    refused after it)."""
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(remote))
+    git(repo.root, "remote", "add", "origin", str(remote))
+    git(repo.root, "push", "-q", "origin", "main:promote/cart")
+    result = cli(
+        "promote", repo.repo("cart"), "--to", "production", "--branch", "promote/cart", "--push"
+    )
+    assert result.code == 2, result.err
+    assert "exists already on origin" in result.err
+    assert git(repo.root, "branch", "--list", "promote/cart") == ""
+
+
+def test_a_push_the_remote_rejects_says_why_and_what_to_do(
+    repo: GitOpsRepo, cli: Callable[..., CliRun], tmp_path: Path
+) -> None:
+    """--commit --push on a branch behind its remote: exit 1 with the remote's reason (not a
+    hint to repeat the same push) and that the commit stays."""
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(remote))
+    git(repo.root, "remote", "add", "origin", str(remote))
+    git(repo.root, "push", "-q", "-u", "origin", "main")
+    other = tmp_path / "other"
+    git(tmp_path, "clone", "-q", "-b", "main", str(remote), str(other))
+    (other / "notes.txt").write_text("someone else's change\n")
+    git(other, "add", "-A")
+    git(other, "commit", "-q", "-m", "another change")
+    git(other, "push", "-q", "origin", "main")
+    result = cli("promote", repo.repo("cart"), "--to", "production", "--commit", "--push")
+    assert result.code == 1
+    assert "refused by the remote" in result.err
+    assert "git pull --rebase origin" in result.err
+    assert "is committed" in result.err
+
+
+@pytest.mark.parametrize(
+    "branch", ["@{-1}", "refs/heads/x", "b" * 201, "a/../b"], ids=["at", "refs", "long", "dots"]
+)
+def test_branch_names_git_would_refuse_later_are_refused_first(
+    repo: GitOpsRepo, cli: Callable[..., CliRun], branch: str
+) -> None:
+    """A branch name Git expands, nests or cannot store is refused before the edit (exit 2)."""
+    git(repo.root, "branch", "previous")
+    before = (repo.root / KUSTOMIZATION).read_text()
+    result = cli("promote", repo.repo("cart"), "--to", "production", f"--branch={branch}")
+    assert result.code == 2, result.err
+    assert "--branch" in result.err
+    assert (repo.root / KUSTOMIZATION).read_text() == before
+
+
+def test_push_read_as_the_remote_is_named(repo: GitOpsRepo, cli: Callable[..., CliRun]) -> None:
+    """`promote --push MODULE --to ENV` took MODULE as the remote: the message says so."""
+    result = cli("promote", "--push", repo.repo("cart"), "--to", "production")
+    assert result.code == 2
+    assert "was read as --push's REMOTE" in result.err
+
+
+def test_git_environment_variables_do_not_redirect_the_commit(
+    repo: GitOpsRepo, cli: Callable[..., CliRun], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GIT_DIR and GIT_WORK_TREE naming another repository do not move promoter's Git: the commit
+    goes into promoter.yaml's checkout."""
+    other = tmp_path / "other"
+    git(tmp_path, "init", "-q", str(other))
+    monkeypatch.setenv("GIT_DIR", str(other / ".git"))
+    monkeypatch.setenv("GIT_WORK_TREE", str(other))
+    result = cli("promote", repo.repo("cart"), "--to", "production", "--commit")
+    assert result.code == 0, result.err
+    monkeypatch.delenv("GIT_DIR")
+    monkeypatch.delenv("GIT_WORK_TREE")
+    assert "promote" in git(repo.root, "log", "-1", "--format=%s")
+
+
+def test_version_tag_and_digest_that_disagree_are_refused(
+    repo: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """--version TAG@DIGEST where the registry's TAG holds other content, or is absent, is exit 2
+    naming both; nothing is written."""
+    other = repo.seed(repo.dev, "cart", "2.3.9")
+    before = (repo.root / KUSTOMIZATION).read_text()
+    for version in (f"2.4.0@{other}", f"9.9.9@{other}"):
+        result = cli("promote", repo.repo("cart"), "--to", "production", "--version", version)
+        assert result.code == 2, result.err
+        assert "give the tag or the digest alone" in result.err
+        assert (repo.root / KUSTOMIZATION).read_text() == before
+    agreed = cli("promote", repo.repo("cart"), "--to", "production", "--version", f"2.3.9@{other}")
+    assert agreed.code == 0, agreed.err
+
+
+def test_version_of_a_module_nobody_deploys_is_an_input_error(
+    repo: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """--version for a module neither environment deploys: exit 2, naming the known ones."""
+    result = cli("promote", repo.repo("nothere"), "--to", "production", "--version", "1.0")
+    assert result.code == 2
+    assert "neither dev nor production deploys it" in result.err
+
+
+def test_commit_then_failed_sync_says_how_to_undo_the_commit(
+    repo: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """--commit --sync whose sync fails says the promotion is committed and to git revert it, not
+    to check out files that are clean."""
+    repo.prod.stop()
+    try:
+        result = cli(
+            "--retries",
+            "0",
+            "promote",
+            repo.repo("cart"),
+            "--to",
+            "production",
+            "--commit",
+            "--sync",
+        )
+    finally:
+        repo.prod.start()
+    assert result.code == 1
+    assert "git revert" in result.err
+    assert "git checkout --" not in result.err
+
+
+def _promotion_commit(repo: GitOpsRepo, version: str, previous: str, *, branch: str = "") -> str:
+    """Commit a change of production's cart tag with the message promote writes; its hash."""
+    from promoter.gitops.promotions import PromotedImage, promotion_message  # noqa: PLC0415
+
+    path = repo.root / KUSTOMIZATION
+    path.write_text(path.read_text().replace(f"newTag: {previous}", f"newTag: {version}", 1))
+    message = promotion_message(
+        "production", "dev", [PromotedImage(repo.repo("cart"), version, None, previous)]
+    )
+    git(repo.root, "commit", "-qam", message)
+    return git(repo.root, "rev-parse", "HEAD").strip()
+
+
+def _history(cli: Callable[..., CliRun], *arguments: str) -> list[dict[str, object]]:
+    result = cli("history", "production", *arguments, "-o", "json")
+    assert result.code == 0, result.err
+    return list(json.loads(result.out)["promotions"])
+
+
+def test_history_follows_merges_in_the_order_they_landed(
+    repo: GitOpsRepo, cli: Callable[..., CliRun], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A promotion committed on a branch early and merged late is listed where it landed (before
+    a later commit made on main), with the merge's date and commit."""
+    monkeypatch.setenv("GIT_COMMITTER_DATE", "2026-01-01T09:00:00Z")
+    git(repo.root, "checkout", "-q", "-b", "pr")
+    early = _promotion_commit(repo, "2.4.0", "2.3.1")
+    git(repo.root, "checkout", "-q", "main")
+    monkeypatch.setenv("GIT_COMMITTER_DATE", "2026-01-01T09:30:00Z")
+    (repo.root / "README.md").write_text("unrelated\n")
+    git(repo.root, "add", "-A")
+    git(repo.root, "commit", "-qm", "unrelated")
+    monkeypatch.setenv("GIT_COMMITTER_DATE", "2026-01-01T10:00:00Z")
+    git(repo.root, "merge", "-q", "--no-ff", "-m", "Merge pull request #1", "pr")
+    merge = git(repo.root, "rev-parse", "HEAD").strip()
+    monkeypatch.setenv("GIT_COMMITTER_DATE", "2026-01-01T11:00:00Z")
+    late = _promotion_commit(repo, "2.5.0", "2.4.0")
+    records = _history(cli)
+    assert [r["commit"] for r in records] == [late, early]
+    assert records[1]["merge"] == merge
+    assert records[1]["mergedAt"] == "2026-01-01T10:00:00+00:00"
+    assert records[1]["committedAt"] == "2026-01-01T09:00:00+00:00"
+
+
+def test_history_reads_squash_merges_and_marks_reverts(
+    repo: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """git merge --squash (messages indented, two promotions in one commit) lists both; a
+    promotion undone by git revert names the revert."""
+    git(repo.root, "checkout", "-q", "-b", "pr")
+    _promotion_commit(repo, "2.4.0", "2.3.1")
+    _promotion_commit(repo, "2.5.0", "2.4.0")
+    git(repo.root, "checkout", "-q", "main")
+    git(repo.root, "merge", "-q", "--squash", "pr")
+    git(repo.root, "commit", "-q", "--no-edit")
+    squash = git(repo.root, "rev-parse", "HEAD").strip()
+    records = _history(cli)
+    assert [(r["version"], r["commit"]) for r in records] == [("2.5.0", squash), ("2.4.0", squash)]
+    promoted = _promotion_commit(repo, "2.6.0", "2.5.0")
+    git(repo.root, "revert", "--no-edit", promoted)
+    revert = git(repo.root, "rev-parse", "HEAD").strip()
+    records = _history(cli)
+    assert records[0]["version"] == "2.6.0"
+    assert records[0]["revertedBy"] == revert
+    table = cli("history", "production")
+    assert f"reverted by {revert[:12]}" in table.out
+
+
+def test_history_of_an_environment_reads_only_its_overlay(
+    repo: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """Another application's promotion commit to an environment of the same name, changing only
+    its own folder, is not listed (a monorepo)."""
+    from promoter.gitops.promotions import PromotedImage, promotion_message  # noqa: PLC0415
+
+    other = repo.root / "team-b" / "production"
+    other.mkdir(parents=True)
+    (other / "kustomization.yaml").write_text("images: []\n")
+    git(repo.root, "add", "-A")
+    git(
+        repo.root,
+        "commit",
+        "-qm",
+        promotion_message("production", "dev", [PromotedImage("ops/worker", "0.9.0", None, None)]),
+    )
+    ours = _promotion_commit(repo, "2.4.0", "2.3.1")
+    assert [r["commit"] for r in _history(cli)] == [ours]
+
+
+def test_history_counts_promotions_not_commits_that_quote_them(
+    repo: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """--limit counts promotions: newer commits whose message only quotes a trailer do not push
+    the real ones out; more than the limit is said."""
+    first = _promotion_commit(repo, "2.4.0", "2.3.1")
+    second = _promotion_commit(repo, "2.5.0", "2.4.0")
+    for n in range(3):
+        path = repo.root / KUSTOMIZATION
+        path.write_text(path.read_text() + f"# note {n}\n")
+        git(repo.root, "commit", "-qam", f"docs\n\nPromoted-To: production is what we write {n}")
+    assert [r["commit"] for r in _history(cli, "--limit", "2")] == [second, first]
+    result = cli("history", "production", "--limit", "1")
+    assert "--limit N shows more" in result.err
+
+
+def test_history_escapes_forged_trailers_and_warns_on_a_shallow_clone(
+    repo: GitOpsRepo, cli: Callable[..., CliRun], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Terminal escapes in a hand-written trailer are printed escaped; a shallow clone says its
+    history may be short."""
+    path = repo.root / KUSTOMIZATION
+    path.write_text(path.read_text() + "# forged\n")
+    git(
+        repo.root,
+        "commit",
+        "-qam",
+        "forged\n\nPromoted-To: production\nPromoted-From: \x1b[2Jdev\n"
+        f"Promoted-Digest: {repo.repo('cart')} 9.9.9\x07 - from \x1b]0;pwned\x07old",
+    )
+    _promotion_commit(repo, "2.4.0", "2.3.1")
+    result = cli("history", "production")
+    assert "\x1b" not in result.out
+    assert "\x07" not in result.out
+    clone = tmp_path / "shallow"
+    git(tmp_path, "clone", "-q", "--depth", "1", repo.root.as_uri(), str(clone))
+    monkeypatch.chdir(clone)
+    result = cli("history", "production")
+    assert "shallow clone" in result.err
