@@ -128,7 +128,8 @@ def main() -> None:
         git_story()
     say(
         f"done: registries stopped; the work is left for inspection in {WORK}: gitops/ (the "
-        "GitOps repository, its promotions committed: git -C .demo/gitops log), "
+        "GitOps repository, its promotions committed: git -C .demo/gitops log), status.html "
+        "(the status page), "
         "dev/ and production/ (each registry's storage). The next 'make demo' or 'make clean' "
         "removes it."
     )
@@ -305,6 +306,11 @@ def git_story() -> None:
     run("history", "production")
     say("a rollback names the version production ran before (its registry still holds it)")
     run("promote", "shop/cart", "--to", "production", "--version", "2.3.1", "--dry-run")
+    say(
+        "the status page: environments as columns, modules as rows, each cell's state in colour "
+        "and in words, and the last promotions from Git (one self-contained HTML file)"
+    )
+    run("status", "--html", str(WORK / "status.html"))
     os.chdir(ROOT)
 
 

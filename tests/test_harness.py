@@ -395,4 +395,7 @@ def test_the_demo_runs_end_to_end_and_leaves_its_work_for_inspection(tmp_path: P
     history = run.stdout.split("$ promoter history production", 1)[1]
     assert "shop/catalog  3.1.0" in history
     assert "shop/cart     2.4.0" in history
+    page = work / "status.html"
+    assert str(page) in run.stdout.split("$ promoter status --html", 1)[1]
+    assert "shop/catalog" in page.read_text()
     assert (work / "production").is_dir()
