@@ -9,7 +9,6 @@ import functools
 import http.server
 import os
 import shutil
-import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ import pytest
 import yaml
 from devtools import helm_cli
 from tests.conftest import DEV, PROD, CliRun, GitOpsRepo
+from tests.test_prune import _git
 
 from promoter.cli.gitops import _start_rendering_early, add_commands
 from promoter.config.kustomize_options import build_arguments
@@ -364,23 +364,6 @@ def test_a_chart_of_a_loopback_chart_repository_is_pulled_and_planned(
     planned = cli("plan", "production", "-o", "json")
     assert f"{PROD}/{gitops.repo('web')}:1.1.0" in _statuses(planned), planned.err
     assert (path.parent / "charts" / "web-0.1.0" / "web" / "Chart.yaml").is_file()
-
-
-def _git(root: Path, *args: str) -> None:
-    subprocess.run(
-        ["git", "-C", str(root), *args],
-        check=True,
-        capture_output=True,
-        timeout=60,
-        env={
-            "GIT_AUTHOR_NAME": "t",
-            "GIT_AUTHOR_EMAIL": "t@example.invalid",
-            "GIT_COMMITTER_NAME": "t",
-            "GIT_COMMITTER_EMAIL": "t@example.invalid",
-            "HOME": str(root),
-            "PATH": "/usr/bin:/bin",
-        },
-    )
 
 
 def test_prune_renders_the_history_with_the_build_options(

@@ -31,7 +31,7 @@ from promoter.errors import (
     one_line,
 )
 from promoter.gitops.discover import iter_images, iter_manifests, scan_manifests
-from promoter.gitops.git import run_git
+from promoter.gitops.git import is_shallow, run_git
 from promoter.gitops.kustomization import image_field_specs, local_sources
 from promoter.gitops.render import render_overlay
 
@@ -117,7 +117,7 @@ def revisions_touching(overlay: Path, count: int, *, deadline: Deadline) -> list
     )
     revisions = [_revision(record) for record in output.split("\0") if record.strip()]
     _refuse_renames(top, revisions[:-1], paths, overlay, deadline)
-    if len(revisions) < count and _is_shallow(top, deadline):
+    if len(revisions) < count and is_shallow(top, deadline=deadline):
         raise ConfigError(
             f"the Git repository {top} is a shallow clone: it holds {len(revisions)} of the "
             f"{count} commits of overlay {overlay} asked for; fetch the whole history "
@@ -391,17 +391,6 @@ def _inside(top: Path, path: Path, overlay: Path) -> str:
 def _absolute(path: Path) -> Path:
     """``path`` made absolute without ``..`` steps, links not followed."""
     return Path(os.path.normpath(path.absolute()))
-
-
-def _is_shallow(top: Path, deadline: Deadline) -> bool:
-    """Whether the repository is a shallow clone (its history cut short)."""
-    output = run_git(
-        top,
-        ["rev-parse", "--is-shallow-repository"],
-        what=f"the Git repository {top}",
-        deadline=deadline,
-    )
-    return output.strip() == "true"
 
 
 def _remove_worktree(top: Path, tree: Path, temporary: Path) -> None:
