@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
@@ -63,6 +64,21 @@ def test_every_value_is_escaped() -> None:
     assert "<b " not in html
     assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt; &amp; &lt;script&gt;" in html
     assert "&lt;/li&gt;&lt;script&gt;alert(3)" in html
+
+
+def test_a_merged_or_reverted_promotion_says_so_and_is_dated_by_its_merge() -> None:
+    """A promotion merged from a branch shows the merge's date and commit; one a revert undid
+    names the revert."""
+    merged = replace(
+        _record("promote team/app"),
+        merged_at=datetime(2026, 11, 5, 12, 0, tzinfo=UTC),
+        merge="fedcba9876543210fedcba9876543210fedcba98",
+    )
+    reverted = replace(_record("promote again"), reverted_by="a" * 40)
+    html = render_status_page(sample_matrix(), {"production": (merged, reverted)})
+    assert "2026-11-05 12:00 UTC" in html
+    assert "merged in fedcba987654" in html
+    assert f"reverted by {'a' * 12}" in html
 
 
 def test_the_page_names_no_url_and_loads_nothing() -> None:

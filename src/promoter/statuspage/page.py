@@ -109,6 +109,7 @@ class _PromotionView:
     when: str
     commit: str
     subject: str
+    note: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,9 +221,16 @@ def _promotion_view(record: PromotionRecord) -> _PromotionView:
         digest=record.digest.short if record.digest is not None else "",
         previous=record.previous or "",
         source=record.source,
-        when=record.committed_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        when=record.landed_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         commit=record.commit[:12],
         subject=record.subject,
+        note=(
+            f"reverted by {record.reverted_by[:12]}"
+            if record.reverted_by
+            else f"merged in {record.merge[:12]}"
+            if record.merge
+            else ""
+        ),
     )
 
 
