@@ -812,3 +812,25 @@ def test_history_escapes_forged_trailers_and_warns_on_a_shallow_clone(
     monkeypatch.chdir(clone)
     result = cli("history", "production")
     assert "shallow clone" in result.err
+
+
+def test_a_reader_that_stops_reading_ends_the_command_quietly(
+    repo: GitOpsRepo,
+    cli: Callable[..., CliRun],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """history | head -1: standard output closed under the command is no internal error."""
+    import os  # noqa: PLC0415
+
+    from promoter.cli.main import main  # noqa: PLC0415
+
+    assert cli("promote", repo.repo("cart"), "--to", "production", "--commit").code == 0
+    read, write = os.pipe()
+    os.close(read)
+    with os.fdopen(write, "w") as closed:  # buffered, as a pipe is: flushed by the command
+        monkeypatch.setattr("sys.stdout", closed)
+        code = main(["history", "production"])
+        monkeypatch.undo()
+    assert code == 1
+    assert "internal error" not in capsys.readouterr().err

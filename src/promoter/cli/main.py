@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import json
 import math
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -246,21 +247,8 @@ def _run_command(
     args: argparse.Namespace, scrub: SecretScrubber, stdin: TextIO | None, *, debug: bool
 ) -> int:
     try:
-        if hasattr(args, "config"):
-            args.config = _config_named(args.global_config, args.config)
-        if args.command == "copy":
-            return _copy(args, scrub)
-        if args.command == "digest":
-            return _digest(args, scrub)
-        if args.command in gitops.GITOPS_COMMANDS:
-            return gitops.run_command(args, scrub)
-        if args.command in ecr_commands.ECR_COMMANDS:
-            return ecr_commands.run_command(args, scrub)
-        if args.command in argocd.ARGOCD_COMMANDS:
-            return argocd.run_command(args, scrub)
-        if args.command in webhook.WEBHOOK_COMMANDS:
-            return webhook.run_command(args, scrub)
-        return _login(args, scrub, stdin or sys.stdin)
+        code = _dispatch(args, scrub, stdin)
+        sys.stdout.flush()  # here, not at exit: a reader gone is handled below
     except PromoterError as exc:
         message = cli_message(exc, scrub)
         if args.command in _ONE_DOCUMENT_COMMANDS and as_json(args):
@@ -273,12 +261,38 @@ def _run_command(
     except KeyboardInterrupt:
         error("interrupted")
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader stopped reading (promoter history | head -1): as a program killed by SIGPIPE,
+        # stop quietly; standard output goes nowhere from now on, so exiting flushes nothing.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_FAILED
     except Exception as exc:  # noqa: BLE001 - the last resort: one scrubbed line, exit 1
         scrub.error(exc)
         if debug:  # the traceback through the scrubbing log handler, never Python's own printer
             log.exception("internal error")
         error(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)")
         return EXIT_FAILED
+    return code
+
+
+def _dispatch(args: argparse.Namespace, scrub: SecretScrubber, stdin: TextIO | None) -> int:
+    """Run the command ``args`` names; its exit code."""
+    if hasattr(args, "config"):
+        args.config = _config_named(args.global_config, args.config)
+    if args.command == "copy":
+        return _copy(args, scrub)
+    if args.command == "digest":
+        return _digest(args, scrub)
+    if args.command in gitops.GITOPS_COMMANDS:
+        return gitops.run_command(args, scrub)
+    if args.command in ecr_commands.ECR_COMMANDS:
+        return ecr_commands.run_command(args, scrub)
+    if args.command in argocd.ARGOCD_COMMANDS:
+        return argocd.run_command(args, scrub)
+    if args.command in webhook.WEBHOOK_COMMANDS:
+        return webhook.run_command(args, scrub)
+    return _login(args, scrub, stdin or sys.stdin)
 
 
 def _config_named(before: Path | None, after: Path | None) -> Path | None:
