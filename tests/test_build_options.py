@@ -149,7 +149,8 @@ def test_without_enable_helm_the_error_says_which_option_to_add(
 ) -> None:
     """An overlay with helmCharts and no --enable-helm fails in one line that names
     kustomizeBuildOptions: [--enable-helm]; the command's --enable-helm adds it to the
-    environment's own options (here the load restrictor), and the overlay renders."""
+    environment's own options (here the load restrictor), and the overlay renders; without the
+    load restrictor, the error names that option."""
     _write_chart(gitops.root / "infra" / "helm")
     _use_chart(gitops, "production", PROD, "1.1.0")
     _set_options(
@@ -164,6 +165,13 @@ def test_without_enable_helm_the_error_says_which_option_to_add(
     assert "valuesInline" not in errors[0]  # kustomize's echo of the chart's config is cut
     flagged = cli("plan", "production", "--enable-helm", "-o", "json")
     assert f"{PROD}/{gitops.repo('web')}:1.1.0" in _statuses(flagged), flagged.err
+    config = gitops.root / "promoter.yaml"
+    config.write_text(
+        config.read_text().replace("[--load-restrictor=LoadRestrictionsNone]", "[--enable-helm]", 1)
+    )
+    outside = cli("plan", "production")  # the chart home is outside the overlay's folder
+    assert outside.code == 2
+    assert "add kustomizeBuildOptions: [--load-restrictor LoadRestrictionsNone]" in outside.err
 
 
 def test_a_chart_that_fails_to_render_is_one_line_with_helms_message(

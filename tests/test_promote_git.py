@@ -834,3 +834,44 @@ def test_a_reader_that_stops_reading_ends_the_command_quietly(
         monkeypatch.undo()
     assert code == 1
     assert "internal error" not in capsys.readouterr().err
+
+
+def test_a_base_with_uncommitted_changes_is_refused_for_a_commit(
+    repo: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """A file the overlay renders from (a chart's manifest) changed but not committed: the edit
+    would be checked with it and committed without it, so --commit and --branch refuse (exit 2)
+    and write nothing; a plain promote still works."""
+    chart = repo.root / "infra" / "charts" / "cart" / "deployment.yaml"
+    chart.write_text(chart.read_text().replace("replicas: 1", "replicas: 2"))
+    before = (repo.root / KUSTOMIZATION).read_text()
+    for arguments in (["--commit"], ["--branch", "b"]):
+        result = cli("promote", repo.repo("cart"), "--to", "production", *arguments)
+        assert result.code == 2, result.err
+        assert "which the overlay renders from, has uncommitted changes" in result.err
+        assert "infra/charts/cart/deployment.yaml" in result.err
+        assert (repo.root / KUSTOMIZATION).read_text() == before
+    assert cli("promote", repo.repo("cart"), "--to", "production").code == 0
+
+
+def test_promote_does_not_quietly_move_an_environment_that_is_ahead_back(
+    repo: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """Production runs a newer cart than dev (a hotfix): --all leaves it with a note; naming it
+    moves it back with a warning; --version moves it back without one."""
+    repo.seed(repo.prod, "cart", "2.5.0")
+    path = repo.root / KUSTOMIZATION
+    path.write_text(path.read_text().replace("newTag: 2.3.1", "newTag: 2.5.0", 1))
+    everything = cli("promote", "--all", "--to", "production", "--dry-run")
+    assert everything.code == 0, everything.err
+    assert "newer than dev's 2.4.0 (ahead): left as it is" in everything.err
+    assert "newTag: 2.4.0" not in everything.out
+    named = cli("promote", repo.repo("cart"), "--to", "production", "--dry-run")
+    assert named.code == 0, named.err
+    assert "this promotion moves it back" in named.err
+    assert "+    newTag: 2.4.0" in named.out
+    rollback = cli(
+        "promote", repo.repo("cart"), "--to", "production", "--version", "2.4.0", "--dry-run"
+    )
+    assert rollback.code == 0, rollback.err
+    assert "moves it back" not in rollback.err

@@ -81,6 +81,15 @@ def test_a_merged_or_reverted_promotion_says_so_and_is_dated_by_its_merge() -> N
     assert f"reverted by {'a' * 12}" in html
 
 
+def test_why_a_registry_could_not_be_asked_is_on_the_page() -> None:
+    """An unreachable cell's reason is in the page's warnings, not only in a tooltip (a phone or
+    a CI artifact has no hover); a shallow clone's note stands above the promotions."""
+    html = render_status_page(sample_matrix(), {}, history_note="a shallow clone")
+    warnings = html.split('class="warnings"', 1)[1].split("</ul>", 1)[0]
+    assert "cannot connect to 222222222222.dkr.ecr.us-east-1.amazonaws.com: timed out" in warnings
+    assert "a shallow clone" in html
+
+
 def test_the_page_names_no_url_and_loads_nothing() -> None:
     """The page has no script, stylesheet link, image, font or URL of any kind."""
     html = render_status_page(sample_matrix(), sample_promotions(), generated_at=GENERATED_AT)

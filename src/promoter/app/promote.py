@@ -64,6 +64,7 @@ from promoter.gitops.promotions import PromotedImage
 from promoter.oci.digest import Digest
 from promoter.outcome import Outcome
 from promoter.planning.plan import iter_wanted, own_images
+from promoter.planning.versions import compare_tags
 from promoter.process import undo_on_sudden_exit
 from promoter.reference import Reference, parse_reference
 from promoter.remote.repository import lookup_digests, same_content
@@ -177,8 +178,11 @@ class Promotion:
 
     @property
     def outcome(self) -> Outcome:
-        """Refused when a module was left alone (``refused``), else done: a promotion that cannot
-        be made raises instead."""
+        """Failed when its commit could not be pushed (the commit stands), refused when a module
+        was left alone (``refused``), else done: a promotion that cannot be made raises
+        instead."""
+        if self.commit is not None and self.commit.push_error:
+            return Outcome.FAILED
         return Outcome.REFUSED if self.refused else Outcome.DONE
 
     @property
@@ -403,12 +407,20 @@ def promote(
     ]
     # Paths relative to promoter.yaml's folder, however the configuration was named (--config x).
     folder = config.path.parent.absolute()
+    steps = _moving_back(
+        steps,
+        current=current,
+        environments=(source, target),
+        every_module=every_module,
+        named=version is not None,
+        notes=notes,
+        warnings=warnings,
+    )
     warnings += [
         f"not checked in {source.name}'s registry: {s.running} (verification skipped)"
         for s in steps
         if s.module not in asked and s.module not in in_place
-    ]
-    warnings += _stale_in_patches(target, steps, folder, committed=write_back is not None)
+    ] + _stale_in_patches(target, steps, folder, committed=write_back is not None)
 
     edit, changes = _plan_edit(target, steps, kept=kept, current=current, held=held, notes=notes)
     edits: list[ImageEdit] = []
@@ -482,7 +494,11 @@ def _apply(
     # an earlier promote left uncommitted is no change now, yet the commit would lack it.
     hook_file = hook_images_path(target.overlay)
     files = [edit.path] + ([hook_file] if hook_file is not None else [])
-    commit_target = prepare_write_back(write_back, files, deadline=git_deadline)
+    from promoter.gitops.kustomization import local_sources  # noqa: PLC0415 - see promote
+
+    commit_target = prepare_write_back(
+        write_back, files, sources=local_sources(target.overlay), deadline=git_deadline
+    )
     on_branch = write_back.branch is not None
     # A branch commit touches no file of the checkout: the edit is checked in a copy.
     edits, rendered = (_try if on_branch else _write)(target, steps, edit, target_images, deadline)
@@ -498,6 +514,44 @@ def _apply(
         deadline=git_deadline,
     )
     return edits, rendered, made
+
+
+def _moving_back(
+    steps: Sequence[_Step],
+    *,
+    current: dict[str, Reference],
+    environments: tuple[Environment, Environment],
+    every_module: bool,
+    named: bool,
+    notes: list[str],
+    warnings: list[str],
+) -> list[_Step]:
+    """The steps, without those of ``--all`` that would move the target back to an older version
+    than it runs (it is ahead of the source: a hotfix, a rollback upstream; ``status`` shows it
+    as deliberate); each left alone gets a line in ``notes``, and a named module moved back a
+    warning in ``warnings``; a version ``named`` with ``--version`` is moved back without a word
+    (that is what a rollback is). Versions are ordered as :func:`compare_tags` orders tags.
+    """
+    if named:
+        return list(steps)
+    source, target = environments
+    kept = []
+    for step in steps:
+        before = current.get(step.module)
+        newer = step.writes and before is not None and compare_tags(before.tag, step.after.tag) == 1
+        if not newer:
+            kept.append(step)
+            continue
+        assert before is not None  # noqa: S101 - newer says so
+        ran = f"{target.name} runs {step.module} {before.tag}, newer than {source.name}'s {step.after.tag}"
+        if every_module:
+            notes.append(
+                f"{ran} (ahead): left as it is; promote {step.module} by name to move it back"
+            )
+            continue
+        warnings.append(f"{ran}: this promotion moves it back (a hotfix there is undone)")
+        kept.append(step)
+    return kept
 
 
 def _named_version(

@@ -246,6 +246,7 @@ class PromotionCommitJson(TypedDict):
     branch: str | None
     createdBranch: bool
     pushedTo: str | None
+    pushError: str | None
 
 
 class PromotionFailureJson(TypedDict):
@@ -540,6 +541,7 @@ def promotion_json(promotion: Promotion) -> PromotionJson:
             "branch": promotion.commit.branch,
             "createdBranch": promotion.commit.created,
             "pushedTo": promotion.commit.remote,
+            "pushError": promotion.commit.push_error or None,
         },
     }
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from promoter.config.values import PromoterConfig
 from promoter.deadline import LONGEST_RUN_TIMEOUT, Deadline
-from promoter.errors import ConfigError
+from promoter.errors import ConfigError, PromoterError, RunInterruptedError
 from promoter.gitops.git import (
     CommitMade,
     CommitTarget,
@@ -61,16 +61,23 @@ class WriteBack:
 
 
 def prepare_write_back(
-    request: WriteBack, files: Sequence[Path], *, deadline: Deadline
+    request: WriteBack, files: Sequence[Path], *, sources: Sequence[Path] = (), deadline: Deadline
 ) -> CommitTarget:
-    """Check, before anything is written, that ``files`` can be committed as ``request`` asks.
+    """Check, before anything is written, that ``files`` can be committed as ``request`` asks,
+    and that nothing else the edit is checked with (``sources``: what the overlay renders from)
+    has uncommitted changes.
 
     Raises:
         InputError: see :func:`promoter.gitops.git.prepare_commit` (exit 2: nothing written).
         ConfigError, DeadlineExceededError, RunInterruptedError: Git failed or was stopped.
     """
     return prepare_commit(
-        files, branch=request.branch, push=request.push, remote=request.remote, deadline=deadline
+        files,
+        sources=sources,
+        branch=request.branch,
+        push=request.push,
+        remote=request.remote,
+        deadline=deadline,
     )
 
 
@@ -101,8 +108,10 @@ def commit_promotion(
     Raises:
         ConfigError: the commit failed, nothing moved (the files were put back).
         DeadlineExceededError, RunInterruptedError: stopped; before HEAD moved, the files were
-            put back; while it moved, the message says to look.
-        PromoterError: the push failed (the commit stays).
+            put back; while it moved, the message says to look; while pushing, the message says
+            the commit stays.
+
+    A push that fails raises nothing: the commit stands, and its ``push_error`` says why.
     """
     from promoter.gitops.overlay import write_edit  # noqa: PLC0415 - ruamel: only for promote
 
@@ -128,7 +137,12 @@ def commit_promotion(
         put_back()  # update-ref is atomic: a failure moved nothing
         raise
     if target.remote is not None:
-        made = push_branch(target, made, deadline=deadline)
+        try:
+            made = push_branch(target, made, deadline=deadline)
+        except RunInterruptedError:
+            raise
+        except PromoterError as exc:  # the commit stands: the promotion reports it
+            made = replace(made, push_error=str(exc))
     return made
 
 

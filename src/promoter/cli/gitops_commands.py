@@ -306,10 +306,17 @@ def _write_status_page(
     promotions: dict[str, tuple[PromotionRecord, ...]] = {}
     history_note = ""
     try:
-        promotions = _recent_promotions(config, matrix, deadline=args.deadline)
+        promotions, shallow = _recent_promotions(config, matrix, deadline=args.deadline)
     except ConfigError as exc:
         history_note = f"promotions not read from Git: {exc}"
         warn(f"the status page lists no promotions: {exc}")
+    else:
+        if shallow:
+            history_note = (
+                "this checkout is a shallow clone: older promotions are not in it (git fetch "
+                "--unshallow; in CI, a checkout with fetch-depth: 0)"
+            )
+            warn(f"the status page's promotions may be incomplete: {history_note}")
     page = render_status_page(matrix, promotions, history_note=history_note)
     write_status_page(args.html, page)
     print(f"status page written to {args.html}", file=sys.stderr if as_json(args) else sys.stdout)
@@ -321,18 +328,22 @@ PAGE_PROMOTIONS = 5
 
 def _recent_promotions(
     config: PromoterConfig, matrix: StatusMatrix, *, deadline: Deadline | None
-) -> dict[str, tuple[PromotionRecord, ...]]:
+) -> tuple[dict[str, tuple[PromotionRecord, ...]], bool]:
     """By environment that promotes from another, in pipeline order: its last
-    :data:`PAGE_PROMOTIONS` promotions recorded in Git (``promote --commit``), newest first.
+    :data:`PAGE_PROMOTIONS` promotions recorded in Git (``promote --commit``), newest first; and
+    whether the checkout is a shallow clone (the lists may be short).
 
     Raises:
         ConfigError: promoter.yaml is not in a Git checkout, or Git failed.
     """
-    return {
-        name: promotion_history(config, name, limit=PAGE_PROMOTIONS, deadline=deadline).records
+    logs = {
+        name: promotion_history(config, name, limit=PAGE_PROMOTIONS, deadline=deadline)
         for name in matrix.environments
         if config.source_of(name) is not None
     }
+    return {name: log.records for name, log in logs.items()}, any(
+        log.shallow for log in logs.values()
+    )
 
 
 #: Printed under the status table offline.
@@ -414,6 +425,8 @@ def _promote(config: PromoterConfig, args: argparse.Namespace, runtime: Runtime)
         print(_commit_line(promotion), file=sys.stderr)
         for note in promotion.commit.notes:
             warn(note)
+        if promotion.commit.push_error:
+            error(promotion.commit.push_error)
     for warning in promotion.warnings:
         warn(warning)
     for refused in promotion.refused:

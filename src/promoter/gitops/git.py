@@ -271,6 +271,8 @@ class CommitMade:
         remote: the remote it was pushed to, None when not pushed (a URL without its password).
         remote_ref: the remote's ref it was pushed to.
         notes: what the user should know, one line each (an index that could not be refreshed).
+        push_error: why the push failed (one line, no password, with what to do); empty when
+            it was pushed or not asked to be.
     """
 
     commit: str
@@ -279,11 +281,13 @@ class CommitMade:
     remote: str | None = None
     remote_ref: str | None = None
     notes: tuple[str, ...] = ()
+    push_error: str = ""
 
 
 def prepare_commit(
     files: Sequence[Path],
     *,
+    sources: Sequence[Path] = (),
     branch: str | None,
     push: bool,
     remote: str | None,
@@ -293,6 +297,9 @@ def prepare_commit(
 
     Args:
         files: the files the commit will hold, all in one checkout.
+        sources: what the edit was checked with (the folders and files the overlay renders
+            from): a tracked file among them with uncommitted changes is refused, since the
+            commit would render without them. Those outside the checkout are not Git's.
         branch: a new branch to commit on, from HEAD; None to commit on HEAD.
         push: whether the commit will be pushed.
         remote: the remote to push to; None for the current branch's upstream remote, else
@@ -345,6 +352,7 @@ def prepare_commit(
             f"{', '.join(dirty)} in {top} has changes of its own (git status); the promotion "
             "commit would hold them too: commit or stash them first (git stash), then promote"
         )
+    _check_sources_committed(top, sources, deadline)
     current = (
         _optional(top, ["symbolic-ref", "-q", "--short", "HEAD"], what, deadline) or ""
     ).strip() or None
@@ -366,6 +374,44 @@ def prepare_commit(
         if branch is not None:
             _check_remote_branch(top, chosen, remote_ref, deadline)
     return CommitTarget(top, parent.strip(), branch, current, chosen, paths, remote_ref)
+
+
+def _check_sources_committed(top: Path, sources: Sequence[Path], deadline: Deadline) -> None:
+    """Refuse tracked files among ``sources`` (inside ``top``) with uncommitted changes.
+
+    Raises:
+        InputError: naming them.
+    """
+    inside = []
+    for source in sources:
+        try:
+            inside.append(repository_path(top, source))
+        except InputError:
+            continue  # outside the checkout: not Git's to commit
+    if not inside:
+        return
+    changed = run_git(
+        top,
+        [
+            "--literal-pathspecs",
+            "status",
+            "--porcelain=v1",
+            "-z",
+            "--untracked-files=no",
+            "--",
+            *inside,
+        ],
+        what=f"the Git repository {top}",
+        deadline=deadline,
+    )
+    dirty = sorted({entry[3:] for entry in changed.split("\0") if len(entry) > 3})
+    if dirty:
+        shown = ", ".join(dirty[:5]) + (f" and {len(dirty) - 5} more" if len(dirty) > 5 else "")
+        raise InputError(
+            f"{shown} in {top}, which the overlay renders from, has uncommitted changes: the "
+            "promotion would be checked with them but committed without them; commit or stash "
+            "them first (git stash), then promote"
+        )
 
 
 def make_commit(

@@ -263,15 +263,26 @@ def _build_command(overlay: Path, options: Sequence[str] = ()) -> list[str]:
 
 #: What Kustomize says about ``helmCharts:`` in a build without ``--enable-helm``.
 _HELM_DISABLED: Final = "must specify --enable-helm"
+#: What Kustomize says about a file outside the kustomization's folder under the default
+#: ``--load-restrictor LoadRestrictionsRootOnly`` (a shared chart home, a values file).
+_OUTSIDE_ROOT: Final = re.compile(r"security; file '[^']*' is not in or below")
 
 
 def build_option_hint(kustomize_error: str) -> str:
-    """What to do about a failed ``kustomize build`` that a missing build option caused, or ""."""
+    """What to do about a failed ``kustomize build`` that a missing build option caused, or "".
+
+    The options go in promoter.yaml, which every front end reads (the Argo CD plugin too: Argo
+    CD's own ``kustomize.buildOptions`` do not reach the overlays it renders)."""
     if _HELM_DISABLED in kustomize_error:
         return (
             "the overlay uses helmCharts: add kustomizeBuildOptions: [--enable-helm] to the "
-            "environment in promoter.yaml (Argo CD: kustomize.buildOptions in argocd-cm); "
-            "rendering then runs helm, which must be on PATH"
+            "environment in promoter.yaml; rendering then runs helm, which must be on PATH"
+        )
+    if _OUTSIDE_ROOT.search(kustomize_error):
+        return (
+            "the overlay reads a file outside its folder: if that is meant (a shared chart home "
+            "or values file), add kustomizeBuildOptions: [--load-restrictor "
+            "LoadRestrictionsNone] to the environment in promoter.yaml"
         )
     return ""
 

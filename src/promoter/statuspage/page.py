@@ -184,7 +184,9 @@ def render_status_page(
         sections=sections,
         history_note=history_note,
         no_promotions=NO_PROMOTIONS,
-        warnings=matrix.warnings,
+        # Why a registry could not be asked is on the page itself, not only in a cell's tooltip:
+        # a phone or a CI artifact has no hover.
+        warnings=(*sorted({c.error for c in matrix.cells.values() if c.error}), *matrix.warnings),
     )
 
 
