@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 from collections.abc import Callable
@@ -499,7 +500,7 @@ def test_a_locked_index_keeps_the_commit_and_the_files(
     (repo.root / ".git" / "index.lock").write_text("")
     result = cli("promote", repo.repo("cart"), "--to", "production", "--commit")
     assert result.code == 0, result.err
-    assert "git reset -q --" in result.err
+    assert " reset -q -- " in result.err
     assert "newTag: 2.4.0" in (repo.root / KUSTOMIZATION).read_text()
     assert "newTag: 2.4.0" in git(repo.root, "show", f"HEAD:{KUSTOMIZATION}")
 
@@ -875,3 +876,78 @@ def test_promote_does_not_quietly_move_an_environment_that_is_ahead_back(
     )
     assert rollback.code == 0, rollback.err
     assert "moves it back" not in rollback.err
+
+
+def test_a_promotion_run_again_after_a_failed_push_pushes_it(
+    repo: GitOpsRepo, cli: Callable[..., CliRun], tmp_path: Path
+) -> None:
+    """--commit --push whose push failed, run again once the remote answers: nothing new to
+    commit, but HEAD is pushed (before, exit 0 with the remote still empty); a failed push keeps
+    the diff and the commit in the output (-o json has both, exit 1)."""
+    url = f"http://127.0.0.1:{_closed_port()}/gitops.git"
+    git(repo.root, "remote", "add", "origin", url)
+    failed = cli(
+        "promote", repo.repo("cart"), "--to", "production", "--commit", "--push", "-o", "json"
+    )
+    assert failed.code == 1
+    document = json.loads(failed.out)
+    assert document["commit"]["pushError"]
+    assert "+    newTag: 2.4.0" in document["diff"]
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(remote))
+    git(repo.root, "remote", "set-url", "origin", str(remote))
+    again = cli("promote", repo.repo("cart"), "--to", "production", "--commit", "--push")
+    assert again.code == 0, again.err
+    assert "nothing new to commit" in again.err
+    assert git(remote, "rev-parse", "main") == git(repo.root, "rev-parse", "HEAD")
+
+
+def test_a_renderer_writing_into_its_folder_never_reaches_the_checkout(
+    repo: GitOpsRepo, cli: Callable[..., CliRun], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dry run and a branch commit render a copy: a kustomize that writes into the files it
+    renders (as a plugin or a chart pull may) changes the copy, never the checkout."""
+    import shutil  # noqa: PLC0415
+
+    kubectl = shutil.which("kubectl")
+    assert kubectl is not None
+    wrapper = tmp_path / "bin" / "kustomize"
+    wrapper.parent.mkdir()
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        'case "$2" in */promoter-dry-run-*)  # the copy promote renders, not the checkout\n'
+        '  for f in "$2"/*.yaml; do printf "# written by the renderer\\n" >> "$f"; done;;\n'
+        "esac\n"
+        f'exec {kubectl} kustomize "$2"\n'
+    )
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{wrapper.parent}:{os.environ['PATH']}")
+    for arguments in (["--dry-run"], ["--branch", "b"]):
+        result = cli("promote", repo.repo("cart"), "--to", "production", *arguments)
+        assert result.code == 0, result.err
+        assert git(repo.root, "status", "--porcelain") == ""
+
+
+def test_branch_names_git_would_take_for_another_ref_are_refused(
+    repo: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """--branch HEAD, or a name a tag already has, is refused before anything is written."""
+    git(repo.root, "tag", "v1")
+    for branch in ("HEAD", "v1"):
+        result = cli("promote", repo.repo("cart"), "--to", "production", "--branch", branch)
+        assert result.code == 2, result.err
+    assert git(repo.root, "branch", "--list") == "* main\n"
+
+
+def test_an_overlay_in_a_submodule_is_not_committed_there(
+    repo: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """An overlay in another repository than promoter.yaml's (a submodule) is refused for a
+    commit: history read from promoter.yaml's repository would never find it."""
+    overlay = repo.root / "infra" / "overlays" / "production"
+    git(overlay, "init", "-q")
+    git(overlay, "add", "-A")
+    git(overlay, "commit", "-q", "-m", "the overlay on its own")
+    result = cli("promote", repo.repo("cart"), "--to", "production", "--commit")
+    assert result.code == 2, result.err
+    assert "a submodule?" in result.err

@@ -45,7 +45,12 @@ from promoter.app.environment import (
 )
 from promoter.app.plan import EnvironmentPlan, environment_policy, look_up
 from promoter.app.runtime import Runtime
-from promoter.app.write_back import WriteBack, commit_promotion, prepare_write_back
+from promoter.app.write_back import (
+    WriteBack,
+    commit_promotion,
+    prepare_write_back,
+    push_unchanged,
+)
 from promoter.config.values import Environment, PromoterConfig
 from promoter.deadline import LONGEST_RUN_TIMEOUT, Deadline
 from promoter.errors import (
@@ -433,6 +438,7 @@ def promote(
             target_images,
             changes,
             origin=origin,
+            home=folder,
             dry_run=dry_run,
             write_back=write_back,
             deadline=deadline,
@@ -441,8 +447,8 @@ def promote(
             f"{_shown(comment.path, folder)}:{comment.line}: {comment.text}: the comment was "
             "written beside the old value; check that it still holds"
             for comment in kept_comments(edit)
-        ]
-    if write_back is not None and made is None:
+        ] + list(made.notes if made is not None else ())
+    if write_back is not None and (made is None or not made.new):
         notes.append(f"nothing to commit: {target.name}'s overlay already runs every version")
     diff = "".join(unified_diff(e, relative_to=folder) for e in edits)
     return Promotion(
@@ -470,6 +476,7 @@ def _apply(
     changes: Sequence[ModuleChange],
     *,
     origin: Environment,
+    home: Path,
     dry_run: bool,
     write_back: WriteBack | None,
     deadline: Deadline | None,
@@ -497,13 +504,17 @@ def _apply(
     from promoter.gitops.kustomization import local_sources  # noqa: PLC0415 - see promote
 
     commit_target = prepare_write_back(
-        write_back, files, sources=local_sources(target.overlay), deadline=git_deadline
+        write_back,
+        files,
+        sources=local_sources(target.overlay),
+        home=home,
+        deadline=git_deadline,
     )
     on_branch = write_back.branch is not None
     # A branch commit touches no file of the checkout: the edit is checked in a copy.
     edits, rendered = (_try if on_branch else _write)(target, steps, edit, target_images, deadline)
-    if not any(e.changed for e in edits):
-        return edits, rendered, None
+    if not any(e.changed for e in edits):  # the promotion is in HEAD: push it when asked
+        return edits, rendered, push_unchanged(commit_target, deadline=git_deadline)
     made = commit_promotion(
         commit_target,
         environment=target.name,
@@ -700,9 +711,7 @@ def _try(
         with tempfile.TemporaryDirectory(prefix="promoter-dry-run-") as folder:
             scratch = Path(folder)
             root = copy_sources(target.overlay, scratch)
-            edited = scratch / _normal(edit.path).relative_to(root)
-            edited.unlink()  # a hard link to the checkout's file: replaced, never written into
-            edited.write_text(edit.after, "utf-8")
+            (scratch / _normal(edit.path).relative_to(root)).write_text(edit.after, "utf-8")
             copy = replace(target, overlay=scratch / _normal(target.overlay).relative_to(root))
             try:
                 rendered = tuple(environment_images(copy, deadline=deadline))

@@ -245,6 +245,7 @@ class PromotionCommitJson(TypedDict):
     commit: str
     branch: str | None
     createdBranch: bool
+    newCommit: bool
     pushedTo: str | None
     pushError: str | None
 
@@ -540,6 +541,7 @@ def promotion_json(promotion: Promotion) -> PromotionJson:
             "commit": promotion.commit.commit,
             "branch": promotion.commit.branch,
             "createdBranch": promotion.commit.created,
+            "newCommit": promotion.commit.new,
             "pushedTo": promotion.commit.remote,
             "pushError": promotion.commit.push_error or None,
         },

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from promoter.config.values import PromoterConfig
 from promoter.deadline import LONGEST_RUN_TIMEOUT, Deadline
-from promoter.errors import ConfigError, PromoterError, RunInterruptedError
+from promoter.errors import ConfigError, PromoterError, RunInterruptedError, SafetyError
 from promoter.gitops.git import (
     CommitMade,
     CommitTarget,
@@ -61,11 +61,16 @@ class WriteBack:
 
 
 def prepare_write_back(
-    request: WriteBack, files: Sequence[Path], *, sources: Sequence[Path] = (), deadline: Deadline
+    request: WriteBack,
+    files: Sequence[Path],
+    *,
+    sources: Sequence[Path] = (),
+    home: Path | None = None,
+    deadline: Deadline,
 ) -> CommitTarget:
     """Check, before anything is written, that ``files`` can be committed as ``request`` asks,
     and that nothing else the edit is checked with (``sources``: what the overlay renders from)
-    has uncommitted changes.
+    has uncommitted changes; ``home`` (promoter.yaml's folder) must be in the same checkout.
 
     Raises:
         InputError: see :func:`promoter.gitops.git.prepare_commit` (exit 2: nothing written).
@@ -74,6 +79,7 @@ def prepare_write_back(
     return prepare_commit(
         files,
         sources=sources,
+        home=home,
         branch=request.branch,
         push=request.push,
         remote=request.remote,
@@ -107,6 +113,7 @@ def commit_promotion(
 
     Raises:
         ConfigError: the commit failed, nothing moved (the files were put back).
+        SafetyError: another writer moved HEAD meanwhile (the files were put back).
         DeadlineExceededError, RunInterruptedError: stopped; before HEAD moved, the files were
             put back; while it moved, the message says to look; while pushing, the message says
             the commit stays.
@@ -133,7 +140,7 @@ def commit_promotion(
         raise
     try:
         made = move_ref(committed, commit, deadline=deadline)
-    except ConfigError:
+    except (ConfigError, SafetyError):
         put_back()  # update-ref is atomic: a failure moved nothing
         raise
     if target.remote is not None:
@@ -144,6 +151,27 @@ def commit_promotion(
         except PromoterError as exc:  # the commit stands: the promotion reports it
             made = replace(made, push_error=str(exc))
     return made
+
+
+def push_unchanged(target: CommitTarget, *, deadline: Deadline) -> CommitMade | None:
+    """Push HEAD when a promotion changed no file but was asked to push (``--commit --push``
+    run again after a push that failed): its commit is there, only the remote lacks it. None
+    when there is nothing to push (a new branch was asked for: none is made without a change).
+
+    A push that fails raises nothing: its ``push_error`` says why.
+
+    Raises:
+        RunInterruptedError: interrupted.
+    """
+    if target.remote is None or target.branch is not None or target.current is None:
+        return None
+    head = CommitMade(target.parent, target.current, created=False, new=False)
+    try:
+        return push_branch(target, head, deadline=deadline)
+    except RunInterruptedError:
+        raise
+    except PromoterError as exc:
+        return replace(head, push_error=str(exc))
 
 
 def promotion_history(

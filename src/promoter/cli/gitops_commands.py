@@ -423,8 +423,6 @@ def _promote(config: PromoterConfig, args: argparse.Namespace, runtime: Runtime)
         print("dry run: nothing was written", file=sys.stderr)
     if promotion.commit is not None:
         print(_commit_line(promotion), file=sys.stderr)
-        for note in promotion.commit.notes:
-            warn(note)
         if promotion.commit.push_error:
             error(promotion.commit.push_error)
     for warning in promotion.warnings:
@@ -566,6 +564,8 @@ def _commit_line(promotion: Promotion) -> str:
         else "on the detached HEAD (git switch -c NAME keeps it on a branch)"
     )
     line = f"committed {made.commit[:12]} {where}"
+    if not made.new:
+        line = f"nothing new to commit: {made.branch} is at {made.commit[:12]}"
     if made.created:
         line += f" (the checkout stays as it was: git switch {made.branch} to go there)"
     if made.remote is not None:

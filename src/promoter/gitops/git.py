@@ -32,6 +32,7 @@ from promoter.errors import (
     InputError,
     PromoterError,
     RunInterruptedError,
+    SafetyError,
     one_line,
 )
 from promoter.process import Finished, run_capped
@@ -111,7 +112,9 @@ def _call(
             f"git is not on PATH, so {what} failed; install Git (https://git-scm.com)"
         )
     deadline.check(what)
-    command = [git, "-C", str(folder), *arguments]
+    # No hook runs for what promoter does (commit, index, reference-transaction, pre-push hooks):
+    # a promotion is made by a program, as Kargo and Argo CD Image Updater make theirs.
+    command = [git, "-C", str(folder), "-c", "core.hooksPath=/dev/null", *arguments]
     try:
         finished = run_capped(
             command,
@@ -273,6 +276,8 @@ class CommitMade:
         notes: what the user should know, one line each (an index that could not be refreshed).
         push_error: why the push failed (one line, no password, with what to do); empty when
             it was pushed or not asked to be.
+        new: whether the commit was made now; False when nothing changed and HEAD, already
+            holding the promotion, was only pushed.
     """
 
     commit: str
@@ -282,12 +287,14 @@ class CommitMade:
     remote_ref: str | None = None
     notes: tuple[str, ...] = ()
     push_error: str = ""
+    new: bool = True
 
 
 def prepare_commit(
     files: Sequence[Path],
     *,
     sources: Sequence[Path] = (),
+    home: Path | None = None,
     branch: str | None,
     push: bool,
     remote: str | None,
@@ -300,6 +307,8 @@ def prepare_commit(
         sources: what the edit was checked with (the folders and files the overlay renders
             from): a tracked file among them with uncommitted changes is refused, since the
             commit would render without them. Those outside the checkout are not Git's.
+        home: a folder the files' checkout must be (promoter.yaml's): a commit in another
+            repository (a submodule) would be found by no history read from there.
         branch: a new branch to commit on, from HEAD; None to commit on HEAD.
         push: whether the commit will be pushed.
         remote: the remote to push to; None for the current branch's upstream remote, else
@@ -316,6 +325,14 @@ def prepare_commit(
     if not files:
         raise ValueError("nothing to commit")
     top = top_level(files[0].parent, what="committing the promotion", deadline=deadline)
+    if home is not None:
+        own = top_level(home, what="committing the promotion", deadline=deadline)
+        if own.resolve() != top.resolve():
+            raise InputError(
+                f"{files[0]} is in the Git repository {top} (a submodule?), promoter.yaml in "
+                f"{own}: a promotion commit there would not be found by promoter history; commit "
+                "it by hand, or keep the overlays in promoter.yaml's repository"
+            )
     paths = tuple(dict.fromkeys(repository_path(top, path) for path in files))
     what = f"the Git repository {top}"
     parent = _optional(top, ["rev-parse", "--verify", "-q", "HEAD^{commit}"], what, deadline)
@@ -476,7 +493,8 @@ def move_ref(target: CommitTarget, commit: str, *, deadline: Deadline) -> Commit
     index), the commit stands and a note says how to refresh them.
 
     Raises:
-        ConfigError: the ref was not moved (exists, moved meanwhile).
+        SafetyError: another writer moved HEAD or created the branch meanwhile; nothing moved.
+        ConfigError: Git refused otherwise (a ref it cannot lock); nothing moved.
         DeadlineExceededError, RunInterruptedError: stopped while Git ran; whether the ref moved
             is then not known, and the message says to look (``git log -1``).
     """
@@ -490,7 +508,7 @@ def move_ref(target: CommitTarget, commit: str, *, deadline: Deadline) -> Commit
     try:
         run_git(
             top,
-            ["-c", "core.hooksPath=/dev/null", "update-ref", "-m", "promoter promote", *arguments],
+            ["update-ref", "-m", "promoter promote", *arguments],
             what=what,
             deadline=deadline,
             stdin=stdin,
@@ -500,6 +518,15 @@ def move_ref(target: CommitTarget, commit: str, *, deadline: Deadline) -> Commit
             f"{exc} while moving {ref} to the promotion commit {commit[:12]}: it may or may not "
             f"be there (git log -1 {ref} tells)"
         ) from None
+    except ConfigError as exc:
+        if "but expected" in str(exc) or "already exists" in str(exc):
+            moved = "was created" if target.branch is not None else "moved"
+            raise SafetyError(
+                f"{ref} {moved} while the promotion was being made (another writer): nothing "
+                "was committed",
+                hint="run the promotion again",
+            ) from None
+        raise
     if target.branch is not None:
         return CommitMade(commit, target.branch, created=True)
     try:
@@ -513,7 +540,7 @@ def move_ref(target: CommitTarget, commit: str, *, deadline: Deadline) -> Commit
         paths = " ".join(target.paths)
         note = (
             f"the index still lists {paths} as before the commit ({exc}); "
-            f"git reset -q -- {paths} refreshes it"
+            f"git -C {top} reset -q -- {paths} refreshes it"
         )
         return CommitMade(commit, target.current, created=False, notes=(note,))
     return CommitMade(commit, target.current, created=False)
@@ -560,7 +587,7 @@ def push_branch(target: CommitTarget, made: CommitMade, *, deadline: Deadline) -
             timeout=PUSH_TIMEOUT,
         )
     except RunInterruptedError as exc:
-        raise RunInterruptedError(f"{exc}; {kept}") from None
+        raise RunInterruptedError(f"{exc}; {kept} (git push {shown} {spelled})") from None
     except (ConfigError, DeadlineExceededError) as exc:
         raise PromoterError(
             f"{exc}; {kept}", hint=f"push it by hand: git push {shown} {spelled}"
@@ -631,6 +658,14 @@ def _check_new_branch(top: Path, branch: str, deadline: Deadline) -> None:
     what = f"the Git repository {top}"
     if branch.startswith("refs/"):
         raise InputError(f"--branch {branch!r}: name the branch without refs/heads/")
+    if branch in ("HEAD", "@"):
+        raise InputError(f"--branch {branch!r} is not a valid Git branch name (git branch says so)")
+    for namespace in ("refs/remotes", "refs/tags"):  # origin/main would be ambiguous
+        if _optional(top, ["rev-parse", "--verify", "-q", f"{namespace}/{branch}"], what, deadline):
+            raise InputError(
+                f"--branch {branch!r} is also the name of {namespace}/{branch}; name the "
+                "branch so that Git cannot mistake it"
+            )
     too_long = any(len(part.encode()) > _LONGEST_REF_PART for part in branch.split("/"))
     if (
         branch.startswith("-")

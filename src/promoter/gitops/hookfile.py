@@ -213,8 +213,8 @@ def rewritten(path: Path, running: Iterable[str]) -> tuple[str, str]:
         header.append(line)
     wanted = sorted(set(running))
     listed = [line.strip() for line in text.splitlines()[len(header) :] if line.strip()]
-    if sorted(listed) == wanted:
-        return before, before  # the same images in another order: nothing to change
+    if sorted(set(listed)) == wanted:
+        return before, before  # the same images (in another order, or twice): nothing to change
     newline = "\r\n" if "\r\n" in text else "\n"
     after = before[: len(before) - len(text)] + newline.join([*header, *wanted])
     after += newline

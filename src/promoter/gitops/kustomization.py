@@ -162,10 +162,10 @@ def copy_sources(overlay: Path, into: Path) -> Path:
     Returns:
         The folder the copy is relative to: a path ``p`` under it is copied to
         ``into / p.relative_to(root)``; the copied overlay is that of ``overlay``. Files are
-        hard-linked where ``into`` is on the same file system (a large chart costs nothing),
-        copied otherwise; symbolic links are copied as links; ``.git`` folders, named pipes,
-        sockets and devices are left out (Kustomize reads none of them). A caller must not
-        write into a linked file: it replaces a file it edits (as the promotion's edit does).
+        copied, never linked: a render may write into its folder (an exec plugin, Helm pulling a
+        chart into its chart home), and must not reach the checkout through a shared file.
+        Symbolic links are copied as links; ``.git`` folders, named pipes, sockets and devices
+        are left out (Kustomize reads none of them).
 
     Raises:
         ConfigError: the kustomization tree cannot be read, or a file cannot be copied.
@@ -185,7 +185,6 @@ def copy_sources(overlay: Path, into: Path) -> Path:
                     destination,
                     symlinks=True,
                     ignore=_not_copied,
-                    copy_function=_link_or_copy,
                     dirs_exist_ok=True,
                 )
                 copied.append(source)
@@ -214,15 +213,6 @@ def _not_copied(folder: str, names: list[str]) -> set[str]:
         if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISLNK(mode)):
             left.add(name)
     return left
-
-
-def _link_or_copy(source: str, destination: str) -> object:
-    """A hard link to ``source``, or a copy where linking is not possible (another file system)."""
-    try:
-        os.link(source, destination, follow_symlinks=False)
-    except OSError:
-        return shutil.copy2(source, destination)
-    return destination
 
 
 def _named_paths(kustomization: Mapping[str, Any]) -> Iterator[str]:
