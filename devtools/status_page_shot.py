@@ -98,6 +98,9 @@ def sample_matrix() -> StatusMatrix:
         ("dev", "shop/ml"): _cell("dev", "shop/ml", "0.4.0"),
         ("staging", "shop/ml"): _cell("staging", "shop/ml", "0.4.0", Drift.IN_SYNC, foreign="dev"),
         ("dev", "data/connect"): _cell("dev", "data/connect", "7.1.0", checked=False),
+        ("production", "shop/ml"): StatusCell(
+            parse_reference("ghcr.io/shop/ml:0.3.0"), None, checked=False, external=True
+        ),
     }
     return StatusMatrix(
         ("dev", "staging", "production"),

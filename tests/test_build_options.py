@@ -202,7 +202,6 @@ def test_a_chart_that_fails_to_render_is_one_line_with_helms_message(
             ["--load-restrictor", "LoadRestrictionsRootOnly"],
             ("--load-restrictor=LoadRestrictionsRootOnly",),
         ),
-        (["--helm-command=/opt/helm/bin/helm"], ("--helm-command=/opt/helm/bin/helm",)),
         (
             ["--helm-api-versions monitoring.coreos.com/v1 --helm-kube-version 1.31.0"],
             ("--helm-api-versions=monitoring.coreos.com/v1", "--helm-kube-version=1.31.0"),
@@ -231,7 +230,8 @@ def test_build_options_become_one_argument_per_flag(
             "--load-restrictor Everything",
             "--load-restrictor (LoadRestrictionsRootOnly or LoadRestrictionsNone), got 'Everything'",
         ),
-        ("--helm-command --enable-helm", "--helm-command needs a value"),
+        ("--load-restrictor --enable-helm", "--load-restrictor needs a value"),
+        ("--helm-command ./evil.sh", "--helm-command lets the render run plugins"),
         ("--enable-helm=yes", "--enable-helm takes no value, got '--enable-helm=yes'"),
         ("-o out.yaml", "'-o' is refused: it writes the manifests to a file"),
         ("LoadRestrictionsNone", "'LoadRestrictionsNone' is no option"),
@@ -279,6 +279,10 @@ def test_plugin_flags_need_the_environments_switch_wherever_they_are_given(
         "--enable-alpha-plugins",
         "--env=FOO=1",
     )
+    allowed = build_arguments(
+        ["--helm-command=/opt/helm/bin/helm"], where="w", plugins_allowed=True
+    )
+    assert allowed == ("--helm-command=/opt/helm/bin/helm",)
     refused = cli("status", "--kustomize-build-option=--enable-alpha-plugins")
     assert refused.code == 2
     assert refused.err.strip().splitlines() == [

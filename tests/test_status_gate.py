@@ -310,3 +310,82 @@ def test_the_python_api_has_the_offline_view_and_the_verdict(
     cart = matrix.cell("production", gitops.repo("cart"))
     assert cart is not None
     assert (cart.checked, cart.present, cart.state) == (False, None, CellState.BEHIND)
+
+
+@pytest.mark.parametrize(
+    "registry", ["ghcr.io", "127.0.0.1:1"], ids=["another-registry", "lookalike-typo"]
+)
+def test_a_module_deployed_from_a_registry_outside_promoter_yaml_fails_the_gate(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun], registry: str
+) -> None:
+    """Production's entry for cart renamed into a registry no environment has: the cell is
+    external (not "not deployed"), the gate exits 4 naming it, and that registry is not asked."""
+    _in_sync(gitops)
+    production = gitops.kustomization("production")
+    text = production.read_text()
+    production.write_text(
+        re.sub(r"newName: \S+/cart\n", f"newName: {registry}/{gitops.repo('cart')}\n", text)
+    )
+    gated = cli("status", "--exit-code", "-o", "json")
+    assert gated.code == 4, gated.err
+    assert _cells(gated)[("production", "cart")]["state"] == "external"
+    assert gated.json()["verdict"] == "drift"
+    assert f"production {gitops.repo('cart')} external" in gated.err
+    table = cli("status")
+    assert f"(external: {registry})" in table.out
+
+
+def test_html_never_replaces_what_is_not_a_status_page(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun], tmp_path: Path
+) -> None:
+    """--html naming promoter.yaml, a named pipe or a symbolic link is refused before any work
+    (exit 2, the file as it was); a page written before is replaced."""
+    import os  # noqa: PLC0415
+
+    _in_sync(gitops)
+    config = gitops.root / "promoter.yaml"
+    before = config.read_text()
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    link = tmp_path / "link.html"
+    link.symlink_to(config)
+    for target in (config, pipe, link):
+        result = cli("status", "--html", str(target))
+        assert result.code == 2, result.err
+        assert "--html" in result.err
+    assert config.read_text() == before
+    assert link.is_symlink()
+    page = tmp_path / "status.html"
+    for _ in range(2):
+        assert cli("status", "--html", str(page)).code == 0
+    assert page.read_text().startswith("<!DOCTYPE html>")
+
+
+def test_a_registry_that_hangs_still_gives_a_page_and_one_document(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun], tmp_path: Path
+) -> None:
+    """Production's registry accepts and never answers: with --timeout, --html still writes the
+    page (cells unreachable, verdict incomplete) and -o json prints one document, exit 1."""
+    _in_sync(gitops)
+    with socket.socket() as hanging:
+        hanging.bind(("127.0.0.1", 0))
+        hanging.listen(16)
+        port = hanging.getsockname()[1]
+        config = gitops.root / "promoter.yaml"
+        config.write_text(config.read_text().replace(gitops.prod.url, f"http://127.0.0.1:{port}"))
+        page = tmp_path / "status.html"
+        result = cli(
+            "--timeout",
+            "2",
+            "--retries",
+            "0",
+            "status",
+            "--exit-code",
+            "--html",
+            str(page),
+            "-o",
+            "json",
+        )
+    assert result.code == 1, result.err
+    assert result.json()["verdict"] == "incomplete"
+    assert 'data-verdict="incomplete"' in page.read_text()

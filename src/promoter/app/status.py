@@ -14,7 +14,7 @@ matrix has one :class:`Verdict` that ``status --exit-code`` turns into an exit c
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
@@ -30,10 +30,10 @@ from promoter.app.environment import (
 from promoter.app.runtime import Runtime
 from promoter.config.values import PromoterConfig
 from promoter.deadline import Deadline
-from promoter.errors import InputError, PromoterError
+from promoter.errors import InputError, InvalidReferenceError, PromoterError
 from promoter.oci.digest import Digest
 from promoter.planning.versions import compare_tags
-from promoter.reference import Reference
+from promoter.reference import Reference, parse_reference
 from promoter.remote.repository import lookup_digests, same_content
 
 if TYPE_CHECKING:
@@ -78,6 +78,7 @@ class CellState(StrEnum):
     a note): its drift, its presence, where it is deployed from.
     """
 
+    EXTERNAL = "external"  #: the module deployed from a registry outside promoter.yaml
     MISSING = "missing"  #: not in the registry the overlay names
     DIVERGED = "diverged"  #: the source's tag holds other content now
     BEHIND = "behind"  #: an older version than the source's
@@ -119,6 +120,9 @@ class StatusCell:
             deploys it from there instead of its own registry (``foreign-environment``).
         checked: whether the registry was asked at all; False offline, where ``resolved`` is
             None and the drift compares references and tags (Git's view).
+        external: the environment deploys the module's repository path from a registry outside
+            promoter.yaml (``ghcr.io/shop/cart``, a typo'd host) while another environment
+            manages it: no promoted image runs there. Such a registry is not asked.
     """
 
     reference: Reference
@@ -127,6 +131,7 @@ class StatusCell:
     error: str = ""
     foreign: str | None = None
     checked: bool = True
+    external: bool = False
 
     @property
     def behind(self) -> bool:
@@ -137,13 +142,15 @@ class StatusCell:
     def present(self) -> bool | None:
         """Whether the image is in the registry; None when it could not be asked or was not
         (offline)."""
-        if self.error or not self.checked:
+        if self.error or not self.checked or self.external:
             return None
         return self.resolved is not None
 
     @property
     def state(self) -> CellState:
         """The one state the cell is shown with (see :class:`CellState` for the precedence)."""
+        if self.external:
+            return CellState.EXTERNAL
         if self.present is False:
             return CellState.MISSING
         by_drift = {
@@ -165,8 +172,9 @@ class StatusCell:
 
     @property
     def failing(self) -> bool:
-        """Whether the cell is drift for a gate: missing, or behind, differing or diverged."""
-        return self.present is False or self.drift in FAILING_DRIFTS
+        """Whether the cell is drift for a gate: external, missing, or behind, differing or
+        diverged."""
+        return self.external or self.present is False or self.drift in FAILING_DRIFTS
 
     @property
     def digest(self) -> Digest | None:
@@ -329,6 +337,7 @@ def status_matrix(
             owner,
             checked=not offline,
         )
+    cells |= _external_cells(names, all_modules, per_env, images)
     unmanaged = {name: scan.unmanaged for name, scan in scans.items() if scan.unmanaged}
     warnings = tuple(
         line
@@ -344,6 +353,30 @@ def status_matrix(
         MappingProxyType(unmanaged),
         warnings,
     )
+
+
+def _external_cells(
+    names: Sequence[str],
+    all_modules: Sequence[str],
+    per_env: Mapping[str, Mapping[str, object]],
+    images: Mapping[str, Sequence[str]],
+) -> dict[tuple[str, str], StatusCell]:
+    """A cell for each module an environment deploys from a registry outside promoter.yaml (its
+    repository path in another registry), where it has none from a registry of promoter.yaml:
+    without one, the row would show the environment as not deploying the module and a gate would
+    pass it."""
+    cells: dict[tuple[str, str], StatusCell] = {}
+    wanted = set(all_modules)
+    for name in names:
+        for text in images[name]:
+            try:
+                reference = parse_reference(text, default_tag=None)
+            except InvalidReferenceError:
+                continue
+            module = reference.repository
+            if module in wanted and module not in per_env[name] and (name, module) not in cells:
+                cells[(name, module)] = StatusCell(reference, None, checked=False, external=True)
+    return cells
 
 
 def _drift(

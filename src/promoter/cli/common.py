@@ -9,7 +9,9 @@ import logging
 import math
 import os
 import signal
+import stat
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -340,17 +342,53 @@ def stop_on_signals() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def check_output_path(path: Path, what: str) -> None:
-    """Check, before any work starts, that a file can be written at ``path``.
+def check_output_path(path: Path, what: str, *, replaces: str = "") -> None:
+    """Check, before any work starts, that a file can be written at ``path``, and may be.
+
+    The folder is tried for real (a temporary file made and removed): permission bits say
+    nothing for root, nor for ``/proc`` or a read-only mount. What is at ``path`` already must
+    be a regular file, never a device, a pipe or a link (a write renames over it), and, when
+    ``replaces`` is given, a file that starts with it (case aside): an output never replaces a
+    file of another kind (``--html promoter.yaml``).
+
+    Args:
+        path: the file to write.
+        what: the option naming it, for messages.
+        replaces: how a file this output may replace begins (``<!DOCTYPE html``, ``{``).
 
     Raises:
-        ConfigError: ``path`` is a directory, its directory does not exist, or either is not
-            writable.
+        ConfigError: ``path`` is a directory, a device, a pipe or a link, a file of another
+            kind, its directory does not exist or cannot be written.
     """
     parent = path.parent if str(path.parent) else Path()
     if path.is_dir():
         raise ConfigError(f"{what} {path}: is a directory; give a file name")
     if not parent.is_dir():
         raise ConfigError(f"{what} {path}: directory {parent} does not exist; create it first")
-    if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise ConfigError(f"{what} {path}: not writable; choose another path")
+    if os.path.lexists(path):
+        mode = path.lstat().st_mode
+        if not stat.S_ISREG(mode):
+            kind = "a symbolic link" if stat.S_ISLNK(mode) else "not a regular file"
+            raise ConfigError(f"{what} {path}: is {kind}; give the path of a file to write")
+        try:
+            with path.open("rb") as existing:
+                start = existing.read(len(replaces.encode()) + 64)
+        except OSError as exc:
+            raise ConfigError(f"{what} {path}: cannot be read ({exc.strerror or exc})") from exc
+        if (
+            replaces
+            and start.strip()
+            and not start.lstrip().lower().startswith(replaces.lower().encode())
+        ):
+            raise ConfigError(
+                f"{what} {path}: exists and is not what this writes (it does not start with "
+                f"{replaces!r}); name a new file or remove it first"
+            )
+    try:
+        descriptor, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=parent)
+        os.close(descriptor)
+        Path(probe).unlink()
+    except OSError as exc:
+        raise ConfigError(
+            f"{what} {path}: cannot be written ({exc.strerror or exc}); choose another path"
+        ) from None

@@ -301,7 +301,7 @@ def run_command(args: argparse.Namespace, scrub: SecretScrubber) -> int:
     if args.command == "sync":
         _check_sync_outputs(args)
     if args.command == "status" and args.html is not None:
-        check_output_path(args.html, "--html")
+        check_output_path(args.html, "--html", replaces="<!DOCTYPE html")
     if args.command == "sync" and args.from_registry is not None and build_option_flags(args):
         raise InputError(
             "--kustomize-build-option and --enable-helm are for rendering an overlay, and sync "
@@ -340,7 +340,7 @@ def _check_sync_outputs(args: argparse.Namespace) -> None:
             "--report records what a sync copied, and --dry-run copies nothing; drop one "
             "(-o json prints the plan)"
         )
-    check_output_path(report, "--report")
+    check_output_path(report, "--report", replaces="{")
 
 
 def build_option_flags(args: argparse.Namespace) -> list[str]:

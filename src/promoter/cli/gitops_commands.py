@@ -46,7 +46,7 @@ from promoter.cli.gitops import build_option_flags
 from promoter.cli.plan_output import print_plan, print_sync, sync_and_print
 from promoter.config.load import find_config, load_config
 from promoter.config.values import PromoterConfig
-from promoter.errors import ConfigError, InputError, one_line
+from promoter.errors import ConfigError, DeadlineExceededError, InputError, one_line
 from promoter.gitops.render import Rendering
 from promoter.outcome import Outcome, worst
 from promoter.planning.plan import PlanPolicy
@@ -242,7 +242,12 @@ def _sync(
 def _status(config: PromoterConfig, args: argparse.Namespace, runtime: Runtime) -> int:
     """``status``: the table (or ``-o json``), ``--html FILE`` beside it, and with
     ``--exit-code`` the matrix's verdict as the exit code (:func:`_status_exit_code`)."""
-    matrix = status_matrix(runtime, config, deadline=args.deadline, offline=args.offline)
+    # With a page to write, the lookups leave part of the run's time to reading Git's history:
+    # a registry that hangs makes cells unreachable on the page, not a run with no page.
+    lookups = lookup_deadline(args.deadline) if args.html is not None else args.deadline
+    matrix = status_matrix(runtime, config, deadline=lookups, offline=args.offline)
+    if args.html is not None:  # first: a page that cannot be written is the one document
+        _write_status_page(config, args, matrix)
     if as_json(args):
         print(json.dumps(status_json(matrix)))
     else:
@@ -250,8 +255,6 @@ def _status(config: PromoterConfig, args: argparse.Namespace, runtime: Runtime) 
         print(STATUS_LEGEND)
         if matrix.offline:
             print(STATUS_OFFLINE)
-    if args.html is not None:
-        _write_status_page(config, args, matrix)
     # Git's view is complete even when a registry is not: say which could not be asked.
     for problem in sorted({cell.error for cell in matrix.cells.values() if cell.error}):
         warn(problem)
@@ -307,7 +310,7 @@ def _write_status_page(
     history_note = ""
     try:
         promotions, shallow = _recent_promotions(config, matrix, deadline=args.deadline)
-    except ConfigError as exc:
+    except (ConfigError, DeadlineExceededError) as exc:  # the page stands without them
         history_note = f"promotions not read from Git: {exc}"
         warn(f"the status page lists no promotions: {exc}")
     else:
@@ -376,7 +379,9 @@ def _cell_text(cell: StatusCell) -> str:
     if digest is not None:
         version += f" ({digest.short})" if cell.reference.tag else digest.short
     mark = (
-        " (unknown)"
+        f" (external: {cell.reference.registry})"
+        if cell.external
+        else " (unknown)"
         if cell.error
         else " (not checked)"
         if not cell.checked

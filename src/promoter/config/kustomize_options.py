@@ -51,7 +51,9 @@ class _Flag:
 _FLAGS: Final[dict[str, _Flag]] = {
     # Helm charts (helmCharts:): kustomize runs `helm template` (and `helm pull` for a repository).
     "--enable-helm": _Flag(),
-    "--helm-command": _Flag(value=True),
+    # Names the program kustomize runs as helm: a script of the repository would run as a
+    # plugin does, so it needs the same switch (helm from PATH needs no option).
+    "--helm-command": _Flag(value=True, plugin=True),
     "--helm-kube-version": _Flag(value=True),
     "--helm-api-versions": _Flag(value=True),
     "--helm-debug": _Flag(),

@@ -24,12 +24,13 @@ from typing import Final
 import jinja2
 
 from promoter.app.status import CellState, Drift, StatusCell, StatusMatrix, Verdict
-from promoter.errors import ConfigError
+from promoter.errors import ConfigError, one_line
 from promoter.gitops.promotions import PromotionRecord
 
 #: What a state says on the page, beside its colour. ``foreign`` names the environment instead.
 STATE_LABELS: Final = MappingProxyType(
     {
+        CellState.EXTERNAL: "external",
         CellState.MISSING: "missing",
         CellState.DIVERGED: "diverged",
         CellState.BEHIND: "behind",
@@ -52,6 +53,7 @@ STATE_MEANINGS: Final = MappingProxyType(
         CellState.DIFFERS: "another version whose order the tags do not tell",
         CellState.DIVERGED: "the same tag, other content: the source's tag was pushed again",
         CellState.MISSING: "not in the registry the overlay names: it would not pull",
+        CellState.EXTERNAL: "deployed from a registry outside promoter.yaml: no promoted image",
         CellState.UNREACHABLE: "its registry could not be asked",
         CellState.NOT_CHECKED: "offline: no registry was asked",
         CellState.FOREIGN: "deployed from environment ENV's registry instead of its own",
@@ -118,8 +120,16 @@ class _SectionView:
     promotions: tuple[_PromotionView, ...]
 
 
+def _printable(value: object) -> object:
+    """A value as the page shows it: text with control and bidirectional-override characters
+    written as escapes (:func:`promoter.errors.one_line`), so a commit subject cannot reorder
+    what the reader sees; HTML escaping comes after, by autoescape."""
+    return one_line(value) if isinstance(value, str) else value
+
+
 _TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("promoter.statuspage", "templates"),
+    finalize=_printable,
     autoescape=True,  # every value is user or registry controlled
     undefined=jinja2.StrictUndefined,
     trim_blocks=True,
@@ -200,7 +210,7 @@ def _cell_view(environment: str, cell: StatusCell) -> _CellView:
         notes.append(_DRIFT_NOTES[cell.drift])
     if cell.error and state is not CellState.UNREACHABLE:
         notes.append("registry unreachable")
-    if not cell.checked and state is not CellState.NOT_CHECKED:
+    if not cell.checked and state not in (CellState.NOT_CHECKED, CellState.EXTERNAL):
         notes.append("not checked")
     if cell.foreign is not None and state is not CellState.FOREIGN:
         notes.append(f"from {cell.foreign}")
