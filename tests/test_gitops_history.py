@@ -262,7 +262,7 @@ def test_not_a_git_repository_raises(tmp_path: Path, monkeypatch: pytest.MonkeyP
     shutil.copytree(EXAMPLE, root)
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
 
-    message = r"overlay .* is not in a Git repository, so its history cannot be read"
+    message = r".* is not in a Git repository, so reading the history of overlay .* is not possible"
     with pytest.raises(ConfigError, match=message):
         revisions_touching(root / OVERLAY, 5, deadline=deadline())
     with pytest.raises(ConfigError, match=message):

@@ -31,7 +31,7 @@ from promoter.errors import (
     one_line,
 )
 from promoter.gitops.discover import iter_images, iter_manifests, scan_manifests
-from promoter.gitops.git import is_shallow, run_git
+from promoter.gitops.git import is_shallow, run_git, top_level
 from promoter.gitops.kustomization import image_field_specs, local_sources
 from promoter.gitops.render import render_overlay
 
@@ -358,18 +358,7 @@ def _top_level(overlay: Path, deadline: Deadline) -> Path:
     if not overlay.is_dir():
         what = "is not a folder" if overlay.exists() else "does not exist"
         raise ConfigError(f"overlay {overlay} {what}; check the overlay path in promoter.yaml")
-    try:
-        output = run_git(
-            overlay, ["rev-parse", "--show-toplevel"], what=f"overlay {overlay}", deadline=deadline
-        )
-    except ConfigError as exc:
-        if "not a git repository" in str(exc).lower():
-            raise ConfigError(
-                f"overlay {overlay} is not in a Git repository, so its history cannot be read; "
-                "run promoter in a clone of the GitOps repository"
-            ) from None
-        raise
-    return Path(output.strip())
+    return top_level(overlay, what=f"reading the history of overlay {overlay}", deadline=deadline)
 
 
 def _inside(top: Path, path: Path, overlay: Path) -> str:
