@@ -931,9 +931,10 @@ def test_a_renderer_writing_into_its_folder_never_reaches_the_checkout(
 def test_branch_names_git_would_take_for_another_ref_are_refused(
     repo: GitOpsRepo, cli: Callable[..., CliRun]
 ) -> None:
-    """--branch HEAD, or a name a tag already has, is refused before anything is written."""
+    """--branch HEAD, a tag's name, or a name Git already resolves (tags/v1, heads/main) is
+    refused before anything is written."""
     git(repo.root, "tag", "v1")
-    for branch in ("HEAD", "v1"):
+    for branch in ("HEAD", "v1", "tags/v1", "heads/main"):
         result = cli("promote", repo.repo("cart"), "--to", "production", "--branch", branch)
         assert result.code == 2, result.err
     assert git(repo.root, "branch", "--list") == "* main\n"
@@ -951,3 +952,21 @@ def test_an_overlay_in_a_submodule_is_not_committed_there(
     result = cli("promote", repo.repo("cart"), "--to", "production", "--commit")
     assert result.code == 2, result.err
     assert "a submodule?" in result.err
+
+
+def test_a_push_the_remote_refuses_by_its_rules_says_what_it_said(
+    repo: GitOpsRepo, cli: Callable[..., CliRun], tmp_path: Path
+) -> None:
+    """A remote whose hook declines the push: its own message is shown and the hint is not to
+    pull (nothing newer is there); exit 1, the commit stays."""
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(remote))
+    hook = remote / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'pushes to main need a review' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    git(repo.root, "remote", "add", "origin", str(remote))
+    result = cli("promote", repo.repo("cart"), "--to", "production", "--commit", "--push")
+    assert result.code == 1
+    assert "remote: pushes to main need a review" in result.err
+    assert "pull --rebase" not in result.err
+    assert "promote" in git(repo.root, "log", "-1", "--format=%s")

@@ -389,3 +389,33 @@ def test_a_registry_that_hangs_still_gives_a_page_and_one_document(
     assert result.code == 1, result.err
     assert result.json()["verdict"] == "incomplete"
     assert 'data-verdict="incomplete"' in page.read_text()
+
+
+def test_an_external_image_in_one_workload_or_under_another_path_fails_the_gate(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """A patch runs one workload's checkout from ghcr.io while another runs the promoted image;
+    a rename moves cart to docker.io/library/<path>: both cells are external, exit 4, with the
+    hint to fix the images: entry."""
+    _in_sync(gitops)
+    production = gitops.kustomization("production")
+    production.write_text(
+        re.sub(
+            r"newName: \S+/cart\n",
+            f"newName: docker.io/library/{gitops.repo('cart')}\n",
+            production.read_text(),
+        )
+    )
+    patch = production.with_name("patch-image.yaml")
+    patch.write_text(
+        patch.read_text()
+        + "---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: checkout}\nspec:\n"
+        "  template:\n    spec:\n      containers:\n"
+        f"        - {{name: checkout, image: 'ghcr.io/{gitops.repo('checkout')}:6.6.6'}}\n"
+    )
+    gated = cli("status", "--exit-code", "-o", "json")
+    assert gated.code == 4, gated.err
+    cells = _cells(gated)
+    assert cells[("production", "cart")]["state"] == "external"
+    assert cells[("production", "checkout")]["state"] == "external"
+    assert "images: entry of an external module" in gated.err

@@ -337,7 +337,8 @@ def status_matrix(
             owner,
             checked=not offline,
         )
-    cells |= _external_cells(names, all_modules, per_env, images)
+    registries = {config.environment(name).registry for name in names}
+    cells |= _external_cells(names, all_modules, registries, images)
     unmanaged = {name: scan.unmanaged for name, scan in scans.items() if scan.unmanaged}
     warnings = tuple(
         line
@@ -358,24 +359,30 @@ def status_matrix(
 def _external_cells(
     names: Sequence[str],
     all_modules: Sequence[str],
-    per_env: Mapping[str, Mapping[str, object]],
+    registries: set[str],
     images: Mapping[str, Sequence[str]],
 ) -> dict[tuple[str, str], StatusCell]:
-    """A cell for each module an environment deploys from a registry outside promoter.yaml (its
-    repository path in another registry), where it has none from a registry of promoter.yaml:
-    without one, the row would show the environment as not deploying the module and a gate would
-    pass it."""
+    """A cell for each module an environment deploys, in some workload, from a registry outside
+    promoter.yaml's (``registries``): its repository path there, or ending in it
+    (``ghcr.io/other/shop/cart``, ``docker.io/library/shop/cart``), also where another workload
+    runs it from the environment's own registry. Without it, the row would show the environment
+    as not deploying the module, or as running only the promoted image, and a gate would pass
+    it."""
     cells: dict[tuple[str, str], StatusCell] = {}
-    wanted = set(all_modules)
     for name in names:
         for text in images[name]:
             try:
                 reference = parse_reference(text, default_tag=None)
             except InvalidReferenceError:
                 continue
-            module = reference.repository
-            if module in wanted and module not in per_env[name] and (name, module) not in cells:
-                cells[(name, module)] = StatusCell(reference, None, checked=False, external=True)
+            if reference.registry in registries:
+                continue
+            path = reference.repository
+            for module in all_modules:
+                if (path == module or path.endswith(f"/{module}")) and (name, module) not in cells:
+                    cells[(name, module)] = StatusCell(
+                        reference, None, checked=False, external=True
+                    )
     return cells
 
 

@@ -280,10 +280,15 @@ def _status_exit_code(matrix: StatusMatrix) -> int:
         )
         return EXIT_FAILED
     cells = matrix.failing()
-    error(
-        f"drift: {_cells_named(matrix, cells)}; promote to catch up (promoter promote MODULE "
-        "--to ENV), or sync ENV for a missing image"
-    )
+    remedies = [
+        "promote to catch up (promoter promote MODULE --to ENV)",
+        "sync ENV for a missing image",
+    ]
+    if any(matrix.cells[cell].external for cell in cells):
+        remedies.append(
+            "name the environment's own registry in the images: entry of an external module"
+        )
+    error(f"drift: {_cells_named(matrix, cells)}; {', or '.join(remedies)}")
     return EXIT_DRIFT
 
 

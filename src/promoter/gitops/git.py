@@ -595,12 +595,16 @@ def push_branch(target: CommitTarget, made: CommitMade, *, deadline: Deadline) -
     if finished.returncode != 0:
         rejected = _rejection(finished.stdout)
         if rejected:  # the remote said no: pushing by hand would be refused the same way
-            hint = f"the remote has another {ref.removeprefix('refs/heads/')}: " + (
-                "name another --branch"
-                if made.created
-                else f"git pull --rebase {shown}, then git push {shown} {spelled}"
-            )
-            raise PromoterError(f"{what}: {rejected}; {kept}", hint=hint)
+            said = _remote_said(finished.stderr)
+            if "[remote rejected]" in rejected:  # its rules or hooks, not another commit
+                hint = "see what the remote said; the commit is there to push once it allows it"
+            else:
+                hint = f"the remote has another {ref.removeprefix('refs/heads/')}: " + (
+                    "name another --branch"
+                    if made.created
+                    else f"git pull --rebase {shown}, then git push {shown} {spelled}"
+                )
+            raise PromoterError(f"{what}: {rejected}{said}; {kept}", hint=hint)
         reason = git_error_line(finished.stderr) or f"exit status {finished.returncode}"
         raise PromoterError(
             f"{what}: git failed: {reason}; {kept}",
@@ -621,6 +625,16 @@ def _rejection(porcelain: bytes) -> str:
         fields = line.split("\t")
         if len(fields) >= 3 and fields[0] == "!":
             return one_line(f"refused by the remote: {fields[2]}", 300)
+    return ""
+
+
+def _remote_said(stderr: bytes) -> str:
+    """The remote's own first message (``remote: ...`` lines a hook or a forge prints), as
+    `` (remote: ...)``; empty when it printed none."""
+    for line in stderr.decode("utf-8", "replace").splitlines():
+        text = line.strip()
+        if text.startswith("remote:") and text.removeprefix("remote:").strip():
+            return f" ({one_line(shown_remote(text), 200)})"
     return ""
 
 
@@ -660,12 +674,6 @@ def _check_new_branch(top: Path, branch: str, deadline: Deadline) -> None:
         raise InputError(f"--branch {branch!r}: name the branch without refs/heads/")
     if branch in ("HEAD", "@"):
         raise InputError(f"--branch {branch!r} is not a valid Git branch name (git branch says so)")
-    for namespace in ("refs/remotes", "refs/tags"):  # origin/main would be ambiguous
-        if _optional(top, ["rev-parse", "--verify", "-q", f"{namespace}/{branch}"], what, deadline):
-            raise InputError(
-                f"--branch {branch!r} is also the name of {namespace}/{branch}; name the "
-                "branch so that Git cannot mistake it"
-            )
     too_long = any(len(part.encode()) > _LONGEST_REF_PART for part in branch.split("/"))
     if (
         branch.startswith("-")
@@ -681,6 +689,13 @@ def _check_new_branch(top: Path, branch: str, deadline: Deadline) -> None:
         raise InputError(
             f"branch {branch} exists already in {top}; name a new branch (promote makes it from "
             "HEAD)"
+        )
+    # A name Git already resolves otherwise (a tag, origin/main, FETCH_HEAD, heads/x, tags/v1)
+    # would make the new branch ambiguous: Git would go on resolving it to the other ref.
+    if _optional(top, ["rev-parse", "--verify", "-q", "--end-of-options", branch], what, deadline):
+        raise InputError(
+            f"--branch {branch!r} already names something in Git (git rev-parse {branch}); name "
+            "the branch so that Git cannot mistake it"
         )
 
 
