@@ -249,11 +249,6 @@ class CommitTarget:
             branch's upstream branch when it has one on ``remote``, else its own name.
     """
 
-    @property
-    def shown_remote(self) -> str:
-        """The remote as messages name it (a URL without its password)."""
-        return shown_remote(self.remote or "")
-
     top: Path
     parent: str
     branch: str | None
@@ -262,10 +257,15 @@ class CommitTarget:
     paths: tuple[str, ...]
     remote_ref: str | None = None
 
+    @property
+    def shown_remote(self) -> str:
+        """The remote as messages name it (a URL without its password)."""
+        return shown_remote(self.remote or "")
+
 
 @dataclass(frozen=True, slots=True)
 class CommitMade:
-    """A commit written by :func:`commit_files`.
+    """A commit made by :func:`make_commit` and put on a ref by :func:`move_ref`.
 
     Attributes:
         commit: its full hash.
@@ -316,10 +316,13 @@ def prepare_commit(
         deadline: bounds every Git command.
 
     Raises:
-        InputError: the files are in no checkout or in several, HEAD has no commit yet, no
-            committer identity is configured, the branch name is invalid or taken, a file has
-            changes of its own (staged, unstaged or untracked: the commit would hold them too),
-            pushing from a detached HEAD without a branch, or the remote does not exist.
+        InputError: the files are in no checkout, in another one than ``home``'s, HEAD has no
+            commit yet, no committer identity is configured, the branch name is invalid,
+            ambiguous or taken (here, or on the remote when pushing), a file has changes of its
+            own (staged, unstaged or untracked: the commit would hold them too), a tracked
+            source has uncommitted changes, pushing from a detached HEAD without a branch, or
+            the remote does not exist.
+        PromoterError: the remote could not be asked for the new branch.
         ConfigError: Git failed. DeadlineExceededError, RunInterruptedError.
     """
     if not files:
