@@ -185,8 +185,8 @@ def test_a_failed_push_keeps_the_commit_and_shows_no_password(
     repo: GitOpsRepo, cli: Callable[..., CliRun]
 ) -> None:
     """A push that fails exits 1 saying the commit was made and how to push it; the token in the
-    remote's URL appears nowhere."""
-    url = f"http://x-access-token:s3cr3t-t0ken@127.0.0.1:{_closed_port()}/gitops.git"
+    remote's URL (as a password or in its query) appears nowhere."""
+    url = f"http://x-access-token:s3cr3t-t0ken@127.0.0.1:{_closed_port()}/gitops.git?k=s3cr3t"
     git(repo.root, "remote", "add", "origin", url)
     result = cli("promote", repo.repo("cart"), "--to", "production", "--commit", "--push")
     assert result.code == 1

@@ -419,3 +419,20 @@ def test_an_external_image_in_one_workload_or_under_another_path_fails_the_gate(
     assert cells[("production", "cart")]["state"] == "external"
     assert cells[("production", "checkout")]["state"] == "external"
     assert "images: entry of an external module" in gated.err
+
+
+def test_a_vendor_image_named_like_a_one_part_module_is_not_external(
+    gitops: GitOpsRepo, cli: Callable[..., CliRun]
+) -> None:
+    """A one-part module (nginx) and an unrelated vendor image bitnami/nginx in another workload:
+    no external cell, the gate passes (a path ending in the module's counts only for a module of
+    two parts or more)."""
+    from promoter.app.status import _external_cells  # noqa: PLC0415
+
+    found = _external_cells(
+        ["production"],
+        ["nginx", "shop/cart"],
+        {"registry.example"},
+        {"production": ["docker.io/bitnami/nginx:1.25", "ghcr.io/other/shop/cart:1"]},
+    )
+    assert list(found) == [("production", "shop/cart")]

@@ -363,8 +363,8 @@ def _external_cells(
     images: Mapping[str, Sequence[str]],
 ) -> dict[tuple[str, str], StatusCell]:
     """A cell for each module an environment deploys, in some workload, from a registry outside
-    promoter.yaml's (``registries``): its repository path there, or ending in it
-    (``ghcr.io/other/shop/cart``, ``docker.io/library/shop/cart``), also where another workload
+    promoter.yaml's (``registries``): its repository path there, or, for a module of two parts or
+    more, a path ending in it (``ghcr.io/other/shop/cart``), also where another workload
     runs it from the environment's own registry. Without it, the row would show the environment
     as not deploying the module, or as running only the promoted image, and a gate would pass
     it."""
@@ -379,7 +379,10 @@ def _external_cells(
                 continue
             path = reference.repository
             for module in all_modules:
-                if (path == module or path.endswith(f"/{module}")) and (name, module) not in cells:
+                # Under another path only for a module of two parts or more (shop/cart): a
+                # one-part module (nginx) would match every vendor's (bitnami/nginx).
+                under = "/" in module and path.endswith(f"/{module}")
+                if (path == module or under) and (name, module) not in cells:
                     cells[(name, module)] = StatusCell(
                         reference, None, checked=False, external=True
                     )

@@ -50,6 +50,8 @@ _ERRORS_LIMIT: Final = 64 * 1024
 _LONGEST_REF_PART: Final = 200
 #: ``scheme://user:password@host``: what of a remote's URL never reaches a message.
 _URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]*@")
+#: A URL's query (``?token=...``), which may carry a secret as well.
+_URL_QUERY = re.compile(r"(?P<url>[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"?]*)\?[^\s'\"]*")
 
 
 def run_git(
@@ -179,7 +181,7 @@ def _text(finished: Finished, what: str) -> str:
 def git_error_line(stderr: bytes) -> str:
     """Git's explanation as one line: its first ``fatal:``/``error:`` line, else its first line;
     ``user:password@`` in a URL (a token in a remote's URL) is written ``***@``."""
-    text = _URL_CREDENTIALS.sub(r"\g<scheme>***@", stderr.decode("utf-8", "replace"))
+    text = shown_remote(stderr.decode("utf-8", "replace"))
     lines = [line.strip() for line in text.splitlines()]
     lines = [line for line in lines if line]
     for line in lines:
@@ -617,8 +619,9 @@ def push_branch(target: CommitTarget, made: CommitMade, *, deadline: Deadline) -
 
 
 def shown_remote(remote: str) -> str:
-    """A remote's name or URL as messages show it: a password in a URL written ``***``."""
-    return _URL_CREDENTIALS.sub(r"\g<scheme>***@", remote)
+    """A remote's name or URL (or text holding URLs) as messages show it: a URL's user and
+    password, and its query, written ``***``."""
+    return _URL_QUERY.sub(r"\g<url>?***", _URL_CREDENTIALS.sub(r"\g<scheme>***@", remote))
 
 
 def _rejection(porcelain: bytes) -> str:
