@@ -365,7 +365,8 @@ STATUS_LEGEND = (
     "compared with the environment it promotes from: '<' behind, '>' ahead, '~' another version "
     "(tags not ordered), '!' diverged (same tag, other content); '(missing)' not in its registry; "
     "'(unknown)' its registry could not be asked; '(not checked)' offline, not asked; "
-    "'(from ENV)' deployed from ENV's registry; "
+    "'(from ENV)' deployed from ENV's registry; '(external: HOST)' deployed from a registry outside "
+    "promoter.yaml; "
     "'-' not deployed from a registry of promoter.yaml (a warning says why, when it looks wrong)"
 )
 
