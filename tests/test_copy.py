@@ -310,6 +310,31 @@ def test_tag_is_pushed_last(
     assert all("/blobs/" in hit.path for hit in writes[:first_manifest])
 
 
+def test_small_blobs_are_uploaded_in_one_put_and_large_ones_stream(
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+) -> None:
+    """A blob of at most SMALL_BLOB bytes (configs, small layers) goes up as POST then one PUT with
+    its body, saving the PATCH's round trip; a larger one streams through PATCH. The copy is
+    digest-exact either way."""
+    from promoter.remote.blobs import SMALL_BLOB  # noqa: PLC0415
+
+    small = images.layer(SMALL_BLOB // 2, "small-one")
+    large = images.layer(SMALL_BLOB * 4, "large-one")
+    image = images.oci_image([small, large], seed="monolithic")
+    digest = push(source_registry, repo, image, "1.0")
+    with FaultProxy(dest_registry.url) as proxy:
+        result = cli("copy", f"{source_registry.host}/{repo}:1.0", f"{proxy.host}/{repo}:1.0")
+        assert result.code == 0, result.err
+    patches = [hit for hit in proxy.hits if hit.method == "PATCH"]
+    posts = [hit for hit in proxy.hits if hit.method == "POST"]
+    assert len(posts) == len(image.all_blobs())  # config, small and large layer
+    assert len(patches) == 1  # the large layer only
+    assert manifest_digest(dest_registry, repo, "1.0") == digest
+
+
 def test_foreign_layers_are_left_out_unless_asked(
     source_registry: RegistryProcess,
     dest_registry: RegistryProcess,

@@ -35,7 +35,10 @@ log = logging.getLogger(__name__)
 CHUNK_SIZE = 1024 * 1024
 
 
-#: A fresh blob up to this size is uploaded in one PUT (no PATCH): a round trip saved.
+#: A blob up to this size is uploaded in one PUT after the POST (the distribution spec's
+#: monolithic upload, which every registry accepts; containerd pushes so): the PATCH's round trip
+#: is saved, and a config or a small layer is most of an image's blobs. Larger blobs stream
+#: through PATCH, which a registry can take in pieces.
 SMALL_BLOB = 64 * 1024
 
 
@@ -231,9 +234,8 @@ class BlobTransfers:
             if location is None and not fresh and dst.head_blob(blob.digest) is not None:
                 return BlobOutcome(BlobAction.SKIPPED, 0)
             registry = dst.session.registry
-            # A fresh small blob (an attachment's payload) goes in one PUT after the POST: the
-            # spec's monolithic upload, which every registry accepts (containerd pushes so).
-            whole = registry in self._monolithic or (fresh and blob.size <= SMALL_BLOB)
+            # A small blob goes in one PUT after the POST (see SMALL_BLOB).
+            whole = registry in self._monolithic or blob.size <= SMALL_BLOB
             try:
                 return self._stream(src, dst, blob, location, monolithic=whole)
             except RegistryError as exc:
