@@ -123,11 +123,15 @@ FAR_QUICK = FarSizes(
 # request counting ------------------------------------------------------------------------------
 
 _RESPONSE = re.compile(
-    r'msg="response completed".*?http\.request\.method=(\S+)'
+    r'msg="response completed(?: with error)?".*?http\.request\.method=(\S+)'
     r'.*?http\.request\.remoteaddr="?([^"\s]+)"?'
     r'.*?http\.request\.uri="?([^"\s]+)"?'
     r".*?http\.response\.status=(\d+)"
 )
+
+
+# The access log's own line for every request (combined log format), to check the count against.
+_ACCESS = re.compile(r'^\S+ - \S+ \[[^\]]*\] "(\S+) (\S+) HTTP/[\d.]+" (\d+) ')
 
 
 def request_kind(method: str, uri: str) -> str:
@@ -179,7 +183,8 @@ class Traffic:
 
 
 class AccessLog:
-    """Counts the requests a registry answers, from the ``response completed`` lines of its log.
+    """Counts the requests a registry answers, from the ``response completed`` lines of its log
+    (``... with error`` for 4xx and 5xx), checked against its access-log lines.
 
     ``mark`` and ``since_mark`` each send a fence (``GET /v2/?fence=<id>``, straight to the
     registry, not through the proxy) and wait until its line is in the log, so every request
@@ -215,6 +220,11 @@ class AccessLog:
         text = self.registry.log_path.read_bytes()[self.offset : end].decode("utf-8", "replace")
         traffic = Traffic()
         clients: set[str] = set()
+        access_lines = sum(
+            1
+            for line in text.splitlines()
+            if (match := _ACCESS.match(line)) is not None and "fence=" not in match.group(2)
+        )
         for line in text.splitlines():
             match = _RESPONSE.search(line)
             if match is None or "fence=" in match.group(3):
@@ -225,6 +235,11 @@ class AccessLog:
             if int(status) >= 400:
                 traffic.errors += 1
         traffic.connections = len(clients)
+        if traffic.total != access_lines:
+            raise BenchError(
+                f"{self.registry.name}: {traffic.total} 'response completed' lines but "
+                f"{access_lines} access-log lines; the log format is not what this script reads"
+            )
         self.offset = end
         return traffic
 
@@ -388,15 +403,16 @@ def write_gitops(root: Path, repositories: Sequence[str]) -> Path:
     return root / "overlays" / "production"
 
 
-def write_config(root: Path, src: ProxyProcess, dst: ProxyProcess) -> Path:
+def write_config(root: Path, src_host: str, dst_host: str) -> Path:
+    """promoter.yaml: dev -> production, each registry reached at ``HOST:PORT`` over HTTP."""
     path = root / "promoter.yaml"
     path.write_text(
         "environments:\n"
         f"  dev: {{overlay: overlays/dev, registry: {DEV}}}\n"
         f"  production: {{overlay: overlays/production, registry: {PROD}, promotesFrom: dev}}\n"
         "registries:\n"
-        f"  {DEV}: {{endpoint: 'http://{src.host}'}}\n"
-        f"  {PROD}: {{endpoint: 'http://{dst.host}'}}\n"
+        f"  {DEV}: {{endpoint: 'http://{src_host}'}}\n"
+        f"  {PROD}: {{endpoint: 'http://{dst_host}'}}\n"
     )
     return path
 
@@ -540,18 +556,23 @@ class FarBench:
 
     # (c) plan of 200 present images ------------------------------------------------------------
 
+    def plan_once(self, config: Path) -> tuple[float, float]:
+        """``promoter plan production``; every image must be present."""
+        expected = len(self.seeded.plan)
+        argv = [str(PROMOTER), "plan", "production", "-o", "json", "--config", str(config)]
+        result = self.run(argv, "promoter plan (c)", cwd=config.parent)
+        statuses = Counter(i["status"] for i in json.loads(result.stdout)["images"])
+        if statuses != Counter({"present": expected}):
+            raise BenchError(f"promoter plan (c): expected {expected} present, got {statuses}")
+        return result.seconds, result.cpu_seconds
+
     def scenario_plan(self, src: ProxyProcess, dst: ProxyProcess, gitops: Path) -> None:
-        config = write_config(gitops, src, dst)
+        config = write_config(gitops, src.host, dst.host)
         overlay = gitops / "overlays" / "production"
         expected = len(self.seeded.plan)
 
         def promoter(_prefix: str) -> tuple[float, float]:
-            argv = [str(PROMOTER), "plan", "production", "-o", "json", "--config", str(config)]
-            result = self.run(argv, "promoter plan (c)", cwd=gitops)
-            statuses = Counter(i["status"] for i in json.loads(result.stdout)["images"])
-            if statuses != Counter({"present": expected}):
-                raise BenchError(f"promoter plan (c): expected {expected} present, got {statuses}")
-            return result.seconds, result.cpu_seconds
+            return self.plan_once(config)
 
         def script(_prefix: str) -> tuple[float, float]:
             started = time.perf_counter()
@@ -612,6 +633,29 @@ class FarBench:
                 "d/loopback/promoter", lambda: self.hook_once(self.source.host, self.dest.host)
             )
             log(f"(d) loopback round {r + 1}: promoter sync {sample.seconds:.2f} s")
+
+    def plan_context(self, gitops: Path) -> None:
+        """On loopback, no proxy: ``promoter plan`` of (c), and kustomize rendering its overlay
+        alone, to tell the link's share of (c) from rendering and start-up."""
+        config = write_config(gitops, self.source.host, self.dest.host)
+        overlay = gitops / "overlays" / "production"
+        self.plan_once(config)  # warm-up
+        for r in range(self.rounds):
+            sample = self.measured("c/loopback/promoter", lambda: self.plan_once(config))
+            render = self.measured(
+                "c/loopback/kustomize",
+                lambda: self._seconds(
+                    self.run(kustomize_command(overlay), "kustomize", cwd=gitops)
+                ),
+            )
+            log(
+                f"(c) loopback round {r + 1}: promoter plan {sample.seconds:.2f} s, "
+                f"kustomize alone {render.seconds:.2f} s"
+            )
+
+    @staticmethod
+    def _seconds(result: Measured) -> tuple[float, float]:
+        return result.seconds, result.cpu_seconds
 
     @property
     def hook_dir(self) -> Path:
@@ -707,6 +751,16 @@ def render(bench: FarBench, sizes: FarSizes, extra: dict[str, Any]) -> str:
         f"{version:.2f} s | {loop / version:.2f} | <= {TARGET_STARTUP:g} | "
         f"{verdict(loop / version, TARGET_STARTUP)} |"
     )
+    plan_loop = median(samples["c/loopback/promoter"])
+    render_alone = median(samples["c/loopback/kustomize"])
+    renderer = kustomize_command(Path())[0]
+    lines += [
+        "",
+        (
+            f"(c) on loopback, no proxy: promoter plan {plan_loop:.2f} s; `{renderer}` rendering "
+            f"the production overlay alone {render_alone:.2f} s."
+        ),
+    ]
     lines += [
         "",
         "Requests per image (mean over the runs; connections: both registries) and by kind:",
@@ -731,12 +785,15 @@ def render(bench: FarBench, sizes: FarSizes, extra: dict[str, Any]) -> str:
                 f"| {label} | {rtt:g} ms | {src:.2f} | {dst:.2f} | {conns:.2f} | "
                 f"{breakdown(runs, count)} |"
             )
-    runs = samples["d/loopback/promoter"]
-    src, dst, conns = per_image(runs, fleet)
-    lines.append(
-        f"| (d) promoter sync --from-registry | 0 | {src:.2f} | {dst:.2f} | {conns:.2f} | "
-        f"{breakdown(runs, fleet)} |"
-    )
+    for label, key, count in (
+        ("(c) promoter plan", "c", plan),
+        ("(d) promoter sync --from-registry", "d", fleet),
+    ):
+        runs = samples[f"{key}/loopback/promoter"]
+        src, dst, conns = per_image(runs, count)
+        lines.append(
+            f"| {label} | 0 | {src:.2f} | {dst:.2f} | {conns:.2f} | {breakdown(runs, count)} |"
+        )
     return "\n".join(lines)
 
 
@@ -796,6 +853,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             log("start-up: promoter --version and the no-op hook on loopback")
             extra["version_s"] = startup_time(tools)
             bench.startup()
+            bench.plan_context(gitops)
             for rtt in sizes.rtts_ms:
                 with proxies(source, dest, rtt) as (src, dst):
                     log(f"{rtt:g} ms: proxies {src.host} -> source, {dst.host} -> destination")
