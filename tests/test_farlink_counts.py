@@ -44,6 +44,7 @@ def test_access_log_counts_each_request_and_connection_through_the_proxy(
     assert traffic.requests == Counter({"GET ping": 2, "HEAD manifest": 1, "GET blob": 1})
     assert traffic.connections == 2
     assert traffic.errors == 2  # the absent manifest and blob
+    assert traffic.mismatch == 0  # the access log's own lines agree
 
 
 def test_access_log_window_excludes_requests_before_the_mark(
