@@ -160,7 +160,7 @@ class Traffic:
 
     requests: Counter[str] = field(default_factory=Counter)
     connections: int = 0
-    errors: int = 0  # 4xx and 5xx answers (404s of HEAD lookups included)
+    errors: int = 0  # 4xx and 5xx answers (404s of HEAD lookups included; also in requests)
     unrouted: int = 0  # requests the router refused without the app: no client port logged
 
     @property
@@ -229,9 +229,11 @@ class AccessLog:
             if (access := _ACCESS.match(line)) is not None:
                 method, uri, status = access.groups()
                 if "fence=" not in uri:
-                    traffic.requests[request_kind(method, uri)] += 1
-                    if int(status) >= 400:
-                        traffic.errors += 1
+                    # 4xx and 5xx apart (a HEAD answered 404 is a lookup that found nothing).
+                    failed = int(status) >= 400
+                    key = request_kind(method, uri) + (f" {status}" if failed else "")
+                    traffic.requests[key] += 1
+                    traffic.errors += int(failed)
             elif (response := _RESPONSE.search(line)) is not None and "fence=" not in line:
                 clients.add(response.group(2))
                 answered += 1

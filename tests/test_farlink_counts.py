@@ -21,7 +21,7 @@ TIMEOUT_S = 10.0
 def test_access_log_counts_each_request_and_connection_through_the_proxy(
     source_registry: RegistryProcess, repo: str
 ) -> None:
-    """Four requests on one kept-alive connection and one on another count as 5 requests, 2 connections."""
+    """Four requests on one kept-alive connection and one on another: 5 requests (404s apart), 2 connections."""
     log = AccessLog(source_registry)
     with LatencyProxy(("127.0.0.1", source_registry.port), rtt_ms=5) as proxy:
         log.mark()
@@ -43,7 +43,7 @@ def test_access_log_counts_each_request_and_connection_through_the_proxy(
             second.close()
         traffic = log.since_mark()
     assert traffic.requests == Counter(
-        {"GET ping": 2, "HEAD manifest": 1, "GET blob": 1, "GET referrers": 1}
+        {"GET ping": 2, "HEAD manifest 404": 1, "GET blob 404": 1, "GET referrers 404": 1}
     )
     assert traffic.connections == 2
     assert traffic.errors == 3  # the absent manifest, blob and referrers list
