@@ -18,15 +18,15 @@ round-trip time:
   images, all present, against the issue's target of 1 s + 3 round trips;
 
 and once, on loopback without the proxies: the same no-op run against ``promoter --version``
-(the start-up target: within 1.5x).
+(the start-up target: within 1.5x), and (c)'s plan against kustomize rendering its overlay alone.
 
-Requests are counted from the registries' own access logs (each log is fenced with a marked
-request after a run, so every request of the run is in it); connections are the distinct client
-ports the registry saw, one per connection through the proxy. Every copy is checked: promoter's
+Requests are counted from the registries' own access logs (each log is fenced with marked
+requests before and after a run, so every request of the run is in the window and nothing else);
+connections are the distinct client ports the registry saw, one per connection through the proxy. Every copy is checked: promoter's
 ``-o json`` digests and a HEAD of each destination manifest must equal the source's.
 
     .venv/bin/python bench/farlink.py              # 20 and 80 ms (about 5 minutes)
-    .venv/bin/python bench/farlink.py --quick      # smaller sizes, 20 ms only (under 2 minutes)
+    .venv/bin/python bench/farlink.py --quick      # smaller (b) and (c), 20 ms only (about 40 s)
 """
 
 from __future__ import annotations
