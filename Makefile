@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 # Tools installed into the venv (kubectl from PyPI when the machine has none) are found by tests too.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: all deps debs venv helm test lint unit demo bench bench-signatures bench-webhook bench-webhook-servers clean
+.PHONY: all deps debs venv helm test lint unit demo bench bench-farlink bench-signatures bench-webhook bench-webhook-servers clean
 
 all: test
 
@@ -67,6 +67,11 @@ demo: deps
 bench: deps
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/plan.py
+
+# Issue 14: promoter vs skopeo and scripts with both registries behind a 20 ms and an 80 ms round
+# trip (about 5 minutes; `.venv/bin/python bench/farlink.py --quick` for a 20 ms smoke run).
+bench-farlink: deps
+	$(BIN)/python bench/farlink.py
 
 # Issue 11: a 50-image batch with one signature each against the same batch without (2-4 minutes).
 bench-signatures: deps

@@ -66,9 +66,24 @@ class Spawner:
         self._lock = threading.Lock()
         self.pid = self._proc.pid
 
-    def measure(self, argv: Sequence[str], *, env: dict[str, str], timeout: float) -> Measured:
-        """Run ``argv`` to completion: wall time and the child's own ``ru_maxrss``."""
-        request = json.dumps({"argv": list(argv), "env": env, "timeout": timeout})
+    def measure(
+        self,
+        argv: Sequence[str],
+        *,
+        env: dict[str, str],
+        timeout: float,
+        cwd: Path | None = None,
+    ) -> Measured:
+        """Run ``argv`` to completion (in ``cwd``, default this process's folder): wall time and
+        the child's own ``ru_maxrss``."""
+        request = json.dumps(
+            {
+                "argv": list(argv),
+                "env": env,
+                "timeout": timeout,
+                "cwd": None if cwd is None else str(cwd),
+            }
+        )
         assert self._proc.stdin is not None
         assert self._proc.stdout is not None
         with self._lock:

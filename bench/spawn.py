@@ -6,7 +6,8 @@ parent's peak in ``ru_maxrss``, whatever the program it then runs. bench/run.py 
 this script first, while it is still small, and asks it over a pipe to run each command. Only the
 standard library is imported here, which keeps this process, and so that floor, at about 10 MiB.
 
-Protocol: one JSON request per line on stdin (``argv``, ``env``, ``timeout``), one JSON reply per
+Protocol: one JSON request per line on stdin (``argv``, ``env``, ``timeout``, and optionally
+``cwd``: the folder to run in, default this process's), one JSON reply per
 line on stdout (``seconds``, ``max_rss_kib``, ``cpu_seconds``, ``returncode``, ``stdout``,
 ``stderr``). The loop ends at end of input, that is when bench/run.py closes the pipe or exits.
 """
@@ -23,11 +24,15 @@ import time
 from typing import Any
 
 
-def run(argv: list[str], env: dict[str, str], timeout: float) -> dict[str, Any]:
+def run(
+    argv: list[str], env: dict[str, str], timeout: float, cwd: str | None = None
+) -> dict[str, Any]:
     """Run ``argv``; wall time from spawn to reaping, peak RSS from ``os.wait4`` of that child."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env)
+        proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env, cwd=cwd
+        )
         timer = threading.Timer(timeout, proc.kill)
         timer.start()
         try:
@@ -52,7 +57,9 @@ def main() -> None:
     for line in sys.stdin:
         request = json.loads(line)
         try:
-            reply = run(request["argv"], request["env"], float(request["timeout"]))
+            reply = run(
+                request["argv"], request["env"], float(request["timeout"]), request.get("cwd")
+            )
         except OSError as exc:  # e.g. the program is missing: report instead of dying
             reply = {
                 "seconds": 0.0,
