@@ -58,7 +58,7 @@ if str(ROOT) not in sys.path:
 
 from bench.measure import KIB, MIB, BenchError, Measured  # noqa: E402 - needs the sys.path entry
 from bench.run import begin, finish, log, registries  # noqa: E402
-from bench.seed import FULL, PLATFORMS, QUICK  # noqa: E402
+from bench.seed import FULL, QUICK, multi_arch_image  # noqa: E402
 from bench.tools import (  # noqa: E402
     PROMOTER,
     Tools,
@@ -339,24 +339,11 @@ def seed(source: RegistryProcess, dest: RegistryProcess, sizes: FarSizes) -> Far
             images.push_image(registry.url, repository, image, "1.0")
         fleet.append((repository, image.digest))
 
-    shared = [
-        images.layer(size, f"far-b-shared-{i}", gzip=False)
-        for i, size in enumerate(sizes.shared_layers)
-    ]
-    children = []
-    for arch, variant in PLATFORMS:
-        own = [
-            images.layer(size, f"far-b-{arch}-{i}", gzip=False)
-            for i, size in enumerate(sizes.platform_layers)
-        ]
-        children.append(
-            images.oci_image([*shared, *own], arch=arch, variant=variant, seed=f"far-b-{arch}")
-        )
-    multi = images.oci_index(children)
+    multi = multi_arch_image(sizes, layers="far-b", seed="far-b")
     images.push_image(source.url, "multi/app", multi, "v1")
     multi_bytes = sum(blob.size for blob in multi.all_blobs())
     multi_digest = multi.digest
-    del multi, children, shared
+    del multi
 
     small = images.oci_image([images.layer(1024, "far-plan")], seed="far-plan")
     plan = [f"plan/svc-{i:03d}" for i in range(sizes.plan_images)]

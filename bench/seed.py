@@ -69,25 +69,32 @@ class Seeded:
     big_bytes: int
 
 
-def seed(source: RegistryProcess, sizes: Sizes, blob_dir: Path) -> Seeded:
-    """Push the three scenarios' images to the source registry, with the independent pusher."""
-    blob_dir.mkdir(parents=True, exist_ok=True)
-
-    # (a): each platform has its own layers of different sizes plus the small shared ones.
+def multi_arch_image(sizes: Sizes, *, layers: str, seed: str) -> images.Image:
+    """The multi-arch index of scenario (a): per platform of :data:`PLATFORMS`, its own raw layers
+    (``sizes.platform_layers``) after the shared ones (``sizes.shared_layers``); ``layers`` and
+    ``seed`` name the content, so that two scenarios build two distinct images."""
     shared = [
-        images.layer(size, f"a-shared-{i}", gzip=False)
+        images.layer(size, f"{layers}-shared-{i}", gzip=False)
         for i, size in enumerate(sizes.shared_layers)
     ]
     children = []
     for arch, variant in PLATFORMS:
         own = [
-            images.layer(size, f"a-{arch}-{i}", gzip=False)
+            images.layer(size, f"{layers}-{arch}-{i}", gzip=False)
             for i, size in enumerate(sizes.platform_layers)
         ]
         children.append(
-            images.oci_image([*shared, *own], arch=arch, variant=variant, seed=f"bench-a-{arch}")
+            images.oci_image([*shared, *own], arch=arch, variant=variant, seed=f"{seed}-{arch}")
         )
-    multi = images.oci_index(children)
+    return images.oci_index(children)
+
+
+def seed(source: RegistryProcess, sizes: Sizes, blob_dir: Path) -> Seeded:
+    """Push the three scenarios' images to the source registry, with the independent pusher."""
+    blob_dir.mkdir(parents=True, exist_ok=True)
+
+    # (a): each platform has its own layers of different sizes plus the small shared ones.
+    multi = multi_arch_image(sizes, layers="a", seed="bench-a")
     images.push_image(source.url, "bench/multi", multi, "v1")
     blobs = []
     for blob in multi.all_blobs():
@@ -96,7 +103,7 @@ def seed(source: RegistryProcess, sizes: Sizes, blob_dir: Path) -> Seeded:
         blobs.append((blob.digest, path, blob.size))
     multi_bytes = sum(size for _, _, size in blobs)
     multi_digest = multi.digest
-    del multi, children, shared, own
+    del multi
 
     # (b): every image = the same base layers + small layers of its own + its own config.
     base = [
