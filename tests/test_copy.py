@@ -335,6 +335,24 @@ def test_small_blobs_are_uploaded_in_one_put_and_large_ones_stream(
     assert manifest_digest(dest_registry, repo, "1.0") == digest
 
 
+def test_a_copy_by_tag_reads_the_source_manifest_once(
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+) -> None:
+    """By tag, the source's manifest is read with one GET (its bytes give the digest), not a HEAD
+    then a GET: a round trip less per image on a far link."""
+    image = images.oci_image([images.layer(1000, "once")], seed="read-once")
+    digest = push(source_registry, repo, image, "1.0")
+    with FaultProxy(source_registry.url) as proxy:
+        result = cli("copy", f"{proxy.host}/{repo}:1.0", f"{dest_registry.host}/{repo}:1.0")
+        assert result.code == 0, result.err
+    manifests = [(h.method, h.path) for h in proxy.hits if "/manifests/" in h.path]
+    assert manifests == [("GET", f"/v2/{repo}/manifests/1.0")]
+    assert manifest_digest(dest_registry, repo, "1.0") == digest
+
+
 def test_foreign_layers_are_left_out_unless_asked(
     source_registry: RegistryProcess,
     dest_registry: RegistryProcess,

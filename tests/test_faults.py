@@ -79,7 +79,8 @@ def test_429_and_503_are_retried_and_the_copy_completes(
     image = images.multi_arch_index("flaky")
     digest = push(source_registry, repo, image)
     with FaultProxy(source_registry.url) as src, FaultProxy(dest_registry.url) as dst:
-        src.add_rule("HEAD", "/manifests/", status=429, headers={"Retry-After": "0"})
+        # By tag, the source's manifest is read with a GET at once (no HEAD first).
+        src.add_rule("GET", "/manifests/", status=429, headers={"Retry-After": "0"})
         src.add_rule("GET", "/manifests/", status=503)
         src.add_rule("GET", "/blobs/", status=503, times=2)
         dst.add_rule("HEAD", "/manifests/1.0", status=429, headers={"Retry-After": "0"})

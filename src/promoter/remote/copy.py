@@ -561,9 +561,20 @@ class Copier:
         dst = Repository.of(self.transport, destination, push=True, deadline=run.deadline)
         dst_ref = destination.tag if destination.tag is not None else str(destination.digest)
 
-        source_head = self._metadata.submit(self._source_digest, source, run.deadline)
+        # By tag, the source's manifest is read with a GET at once, beside the destination's
+        # HEAD: its bytes give the digest, and a copy needs them next (one round trip instead of
+        # a HEAD then a GET; issue 14). By digest, nothing is read until the destination answers.
+        source_fetch = (
+            self._metadata.submit(self._source_manifest, src, source)
+            if source.digest is None and fetched is None
+            else None
+        )
         dest_head = None if absent else self._metadata.submit(dst.head_manifest, dst_ref)
-        source_digest = source_head.result()
+        source_digest = (
+            source_fetch.result().digest
+            if source_fetch is not None
+            else self._source_digest(source, run.deadline)
+        )
         existing = dest_head.result() if dest_head is not None else None
 
         if destination.digest is not None and not src.same_content(
@@ -579,6 +590,8 @@ class Copier:
             top_fetch = Future()
             if fetched is not None and fetched.digest == source_digest:
                 top_fetch.set_result(fetched)
+            elif source_fetch is not None:
+                top_fetch = source_fetch
             else:
                 top_fetch = self._metadata.submit(src.get_manifest, str(source_digest))
         if on_source_digest is not None:
@@ -704,6 +717,26 @@ class Copier:
                 raise
             future.set_result(None)
         future.result()
+
+    def _source_manifest(self, src: Repository, source: Reference) -> FetchedManifest:
+        """The source's manifest by tag, its bytes and digest (see :meth:`_copy`).
+
+        Raises:
+            RegistryError: it does not exist (404, named "source image ... not found", as a
+                lookup by HEAD names it) or the registry failed.
+        """
+        try:
+            return src.get_manifest(source.identifier)
+        except RegistryError as exc:
+            if exc.status == 404:
+                raise RegistryError(
+                    exc.method,
+                    exc.url,
+                    404,
+                    details=exc.details,
+                    what=f"source image {source} not found",
+                ) from None
+            raise
 
     def _source_digest(self, source: Reference, deadline: Deadline | None) -> Digest:
         if source.digest is not None:
