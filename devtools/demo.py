@@ -99,7 +99,7 @@ def main() -> None:
         run("digest", src)
         run("digest", dst)
 
-        say("running the promotion again writes nothing (HEAD only): safe in every hook Job")
+        say("running the promotion again writes nothing (reads only): safe in every hook Job")
         run("copy", src, dst, "-o", "json")
 
         say("a hotfix rebuilt under the same tag in dev is refused in production (exit code 3)")
