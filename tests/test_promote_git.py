@@ -970,3 +970,29 @@ def test_a_push_the_remote_refuses_by_its_rules_says_what_it_said(
     assert "remote: pushes to main need a review" in result.err
     assert "pull --rebase" not in result.err
     assert "promote" in git(repo.root, "log", "-1", "--format=%s")
+
+
+def test_history_of_an_overlay_at_the_repository_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An overlay that is the checkout's root folder is read with the pathspec '.', not ''
+    (which Git refuses)."""
+    from promoter.deadline import Deadline  # noqa: PLC0415
+    from promoter.gitops.promotions import (  # noqa: PLC0415
+        PromotedImage,
+        promotion_log,
+        promotion_message,
+    )
+
+    for name in ("AUTHOR", "COMMITTER"):
+        monkeypatch.setenv(f"GIT_{name}_NAME", "CI")
+        monkeypatch.setenv(f"GIT_{name}_EMAIL", "ci@example.com")
+    git(tmp_path, "init", "-q")
+    (tmp_path / "kustomization.yaml").write_text("images: []\n")
+    git(tmp_path, "add", "-A")
+    message = promotion_message("production", "dev", [PromotedImage("shop/cart", "1", None, None)])
+    git(tmp_path, "commit", "-q", "-m", message)
+    log = promotion_log(
+        tmp_path, environment="production", overlay=tmp_path, deadline=Deadline.after(30)
+    )
+    assert [r.module for r in log.records] == ["shop/cart"]

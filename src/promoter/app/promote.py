@@ -28,7 +28,6 @@ What a user means by "promote X":
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -704,15 +703,15 @@ def _try(
         InputError: as :func:`_check_promotion`.
         ConfigError: the overlay cannot be copied or rendered.
     """
-    from promoter.gitops.kustomization import copy_sources  # noqa: PLC0415 - see promote
+    from promoter.gitops.kustomization import copy_sources, normal_path  # noqa: PLC0415
 
     rendered = target_images
     if edit.changed:
         with tempfile.TemporaryDirectory(prefix="promoter-dry-run-") as folder:
             scratch = Path(folder)
             root = copy_sources(target.overlay, scratch)
-            (scratch / _normal(edit.path).relative_to(root)).write_text(edit.after, "utf-8")
-            copy = replace(target, overlay=scratch / _normal(target.overlay).relative_to(root))
+            (scratch / normal_path(edit.path).relative_to(root)).write_text(edit.after, "utf-8")
+            copy = replace(target, overlay=scratch / normal_path(target.overlay).relative_to(root))
             try:
                 rendered = tuple(environment_images(copy, deadline=deadline))
             except ConfigError as exc:  # named as the user knows the files, not the copy
@@ -724,11 +723,6 @@ def _try(
     _check_promotion(target, steps, edit, rendered)
     listed = _hook_file_edit(target, edit, rendered)
     return [edit] + ([listed] if listed is not None and listed.changed else []), rendered
-
-
-def _normal(path: Path) -> Path:
-    """``path`` made absolute without ``..`` steps, links not followed (as the copy names it)."""
-    return Path(os.path.normpath(path.absolute()))
 
 
 def _plan_edit(

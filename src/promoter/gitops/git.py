@@ -35,6 +35,7 @@ from promoter.errors import (
     SafetyError,
     one_line,
 )
+from promoter.gitops.kustomization import normal_path
 from promoter.process import Finished, run_capped
 
 #: Seconds one Git command may take; a local ``git log`` or checkout takes well under one, so this
@@ -736,16 +737,17 @@ def _optional(top: Path, arguments: Sequence[str], what: str, deadline: Deadline
 
 
 def repository_path(top: Path, path: Path) -> str:
-    """``path`` relative to the checkout's root, as Git names it.
+    """``path`` relative to the checkout's root, as Git names it (``.`` for the root itself), also
+    through a link (``/tmp`` on macOS): as it resolves.
 
     Raises:
-        InputError: the file is outside the checkout.
+        InputError: the path is outside the checkout.
     """
-    absolute = Path(os.path.normpath(path.absolute()))
+    absolute = normal_path(path)
     for candidate in (absolute, absolute.resolve()):
         for root in (top, top.resolve()):
             if candidate.is_relative_to(root):
-                return candidate.relative_to(root).as_posix()
+                return candidate.relative_to(root).as_posix() or "."
     raise InputError(
         f"{path} is outside the Git repository {top}; a promotion commit holds files of one "
         "repository"

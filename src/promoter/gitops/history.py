@@ -14,7 +14,6 @@ cannot be read, since a history read short would shrink what is kept.
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -27,12 +26,13 @@ from typing import Final
 from promoter.deadline import Deadline
 from promoter.errors import (
     ConfigError,
+    InputError,
     PromoterError,
     one_line,
 )
 from promoter.gitops.discover import iter_images, iter_manifests, scan_manifests
-from promoter.gitops.git import is_shallow, run_git, top_level
-from promoter.gitops.kustomization import image_field_specs, local_sources
+from promoter.gitops.git import is_shallow, repository_path, run_git, top_level
+from promoter.gitops.kustomization import image_field_specs, local_sources, normal_path
 from promoter.gitops.render import render_overlay
 
 #: Seconds the removal of a temporary worktree may take, even once the run's deadline has passed:
@@ -175,7 +175,7 @@ def _images_at(
     """
     commit = revision.commit if isinstance(revision, Revision) else revision
     top = _top_level(overlay, deadline)
-    relative = _inside(top, _absolute(overlay), overlay)
+    relative = _inside(top, normal_path(overlay), overlay)
     temporary = Path(tempfile.mkdtemp(prefix="promoter-history-"))
     tree = temporary / "checkout"
     try:
@@ -367,19 +367,13 @@ def _inside(top: Path, path: Path, overlay: Path) -> str:
     Raises:
         ConfigError: the path is outside the repository: its history is not Git's to tell.
     """
-    for candidate in (path, path.resolve()):  # through a link (/tmp on macOS): as it resolves
-        for root in (top, top.resolve()):
-            if candidate.is_relative_to(root):
-                return candidate.relative_to(root).as_posix() or "."
-    raise ConfigError(
-        f"overlay {overlay} renders from {path}, which is outside its Git repository {top}, so "
-        "its history cannot be read; keep what the overlay renders from in the repository"
-    )
-
-
-def _absolute(path: Path) -> Path:
-    """``path`` made absolute without ``..`` steps, links not followed."""
-    return Path(os.path.normpath(path.absolute()))
+    try:
+        return repository_path(top, path)
+    except InputError:
+        raise ConfigError(
+            f"overlay {overlay} renders from {path}, which is outside its Git repository {top}, "
+            "so its history cannot be read; keep what the overlay renders from in the repository"
+        ) from None
 
 
 def _remove_worktree(top: Path, tree: Path, temporary: Path) -> None:

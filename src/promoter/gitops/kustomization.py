@@ -135,11 +135,11 @@ def local_sources(overlay: Path) -> tuple[Path, ...]:
     """
     found: dict[Path, None] = {}
     for folder, kustomization in _walk(overlay):
-        absolute = _normal(folder)
+        absolute = normal_path(folder)
         found[absolute] = None
         for name in _named_paths(kustomization):
             try:
-                named = _normal(folder / name)
+                named = normal_path(folder / name)
                 exists = os.path.lexists(named)
             except (OSError, ValueError):  # an inline patch in patchesStrategicMerge, a NUL
                 continue
@@ -170,7 +170,7 @@ def copy_sources(overlay: Path, into: Path) -> Path:
     Raises:
         ConfigError: the kustomization tree cannot be read, or a file cannot be copied.
     """
-    overlay = _normal(overlay)
+    overlay = normal_path(overlay)
     sources = sorted({overlay, *local_sources(overlay)}, key=lambda path: len(path.parts))
     root = Path(os.path.commonpath(sources))
     copied: list[Path] = []
@@ -250,7 +250,7 @@ def _mapping_paths(value: object, key: str) -> list[str]:
     return [entry[key] for entry in _mappings(value) if isinstance(entry.get(key), str)]
 
 
-def _normal(path: Path) -> Path:
+def normal_path(path: Path) -> Path:
     """``path`` made absolute with ``..`` and ``.`` steps taken away, links not followed."""
     return Path(os.path.normpath(path.absolute()))
 
