@@ -5,7 +5,7 @@
 | 1 | failed: a registry error, an unreachable host, a digest mismatch, a credential failure, a deadline |
 | 2 | bad input or usage: a reference, an option, a file |
 | 3 | refused by a safety rule: a destination tag that would move |
-| 4 | drift (``status --exit-code``): an environment behind, diverged or differing, an image missing |
+| 4 | drift (``status --exit-code``): an environment behind, diverged or differing, an image missing, a module run from a registry outside promoter.yaml |
 | 130 | interrupted (Ctrl-C, SIGTERM): what completed is reported, nothing half-written is tagged |
 """
 
