@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -351,6 +352,102 @@ def test_a_copy_by_tag_reads_the_source_manifest_once(
     manifests = [(h.method, h.path) for h in proxy.hits if "/manifests/" in h.path]
     assert manifests == [("GET", f"/v2/{repo}/manifests/1.0")]
     assert manifest_digest(dest_registry, repo, "1.0") == digest
+
+
+def test_images_of_a_batch_are_in_flight_together_with_one_blob_stream(
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+    tmp_path: Path,
+    cli: Callable[..., CliRun],
+) -> None:
+    """Images are latency-bound: with one blob stream (``--jobs 1``) the images of a batch still
+    look up their destinations at once (``--requests``, 32 by default). The destination holds
+    each of their tag HEADs back until all four are there: one image at a time would never get
+    past the first."""
+    together = threading.Barrier(4, timeout=20)
+    lines = []
+    with FaultProxy(dest_registry.url) as proxy:
+        proxy.add_rule("HEAD", r"/manifests/1\.0$", times=4, before=together.wait)
+        for n in range(4):
+            image = images.oci_image([images.layer(1000, f"together-{n}")], seed=f"together-{n}")
+            push(source_registry, f"{repo}/app{n}", image, "1.0")
+            lines.append(f"{source_registry.host}/{repo}/app{n}:1.0 {proxy.host}/{repo}/app{n}")
+        batch = tmp_path / "batch.txt"
+        batch.write_text("\n".join(lines) + "\n")
+        result = cli("copy", "--jobs", "1", "--batch", str(batch))
+    assert not together.broken
+    assert result.code == 0, result.err
+    assert not proxy.errors
+
+
+def test_a_blob_is_fetched_while_its_upload_session_opens(
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+) -> None:
+    """The source's GET of a blob and the destination's POST of its upload session go out
+    together (one round trip for both): the registries hold the two GETs and the two POSTs of an
+    image's two blobs back until all four have arrived (one after the other, at most one per blob
+    would be in flight)."""
+    layer = images.layer(5000, "side-by-side")
+    image = images.oci_image([layer], seed="side-by-side")
+    digest = push(source_registry, repo, image, "1.0")
+    together = threading.Barrier(4, timeout=20)
+    with FaultProxy(source_registry.url) as src, FaultProxy(dest_registry.url) as dst:
+        src.add_rule("GET", "/blobs/", times=2, before=together.wait)
+        dst.add_rule("POST", "/blobs/uploads/", times=2, before=together.wait)
+        result = cli("copy", f"{src.host}/{repo}:1.0", f"{dst.host}/{repo}:1.0")
+    assert not together.broken
+    assert result.code == 0, result.err
+    assert manifest_digest(dest_registry, repo, "1.0") == digest
+
+
+def test_an_upload_session_opened_for_a_blob_the_source_fails_is_cancelled(
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+) -> None:
+    """The session opened beside a source GET that fails is cancelled (DELETE), every time the
+    copy tries; nothing is tagged."""
+    image = images.oci_image([images.layer(5000, "gone-blob")], seed="gone-blob")
+    push(source_registry, repo, image, "1.0")
+    with FaultProxy(source_registry.url) as src, FaultProxy(dest_registry.url) as dst:
+        src.add_rule("GET", f"/blobs/{image.blobs[-1].digest}", status=404, times=100)
+        result = cli("copy", f"{src.host}/{repo}:1.0", f"{dst.host}/{repo}:1.0")
+    assert result.code == 1
+    opened = [h for h in dst.hits if h.method == "POST" and "/blobs/uploads/" in h.path]
+    committed = [h for h in dst.hits if h.method == "PUT" and "/blobs/uploads/" in h.path]
+    cancelled = [h for h in dst.hits if h.method == "DELETE" and h.status == 204]
+    assert opened
+    assert len(cancelled) == len(opened) - len(committed)  # the config went up; the layer not
+    assert manifest_digest(dest_registry, repo, "1.0") is None
+
+
+def test_an_image_manifest_is_not_looked_up_by_digest_an_index_is(
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+) -> None:
+    """A new image manifest is not asked for by digest in the destination (its blobs' HEADs tell
+    as much, in the same round trip); an index is (present there, its children need no walk)."""
+    single = images.oci_image([images.layer(1000, "leaf")], seed="leaf")
+    index = images.multi_arch_index("lookup-index")
+    push(source_registry, f"{repo}/single", single, "1.0")
+    push(source_registry, f"{repo}/multi", index, "1.0")
+    with FaultProxy(dest_registry.url) as dst:
+        for name in ("single", "multi"):
+            target = f"{dst.host}/{repo}/{name}:1.0"
+            result = cli("copy", f"{source_registry.host}/{repo}/{name}:1.0", target)
+            assert result.code == 0, result.err
+    by_digest = [h.path for h in dst.hits if h.method == "HEAD" and "/manifests/sha256:" in h.path]
+    assert f"/v2/{repo}/multi/manifests/{index.digest}" in by_digest
+    assert not [p for p in by_digest if "/single/" in p]
+    assert manifest_digest(dest_registry, f"{repo}/single", "1.0") == single.digest
+    assert_complete(dest_registry, f"{repo}/multi", index)
 
 
 def test_foreign_layers_are_left_out_unless_asked(

@@ -46,6 +46,7 @@ from promoter.version import __version__
 #: Far below what an endless body would cost in the time it runs (1.5 GiB in 2 s before the cap).
 MEMORY_CEILING_MIB = 150
 LAYER_BYTES = 300_000
+PROMOTER_COPY = (sys.executable, "-m", "promoter", "copy")
 
 
 def _image(seed: str) -> Image:
@@ -255,28 +256,34 @@ def test_an_interrupt_stops_a_stalled_batch_at_once_saying_what_completed(
 ) -> None:
     """The first image is copied, the second's blob stalls: the interrupt ends the run (130) without
     a traceback, the output's "copied" lines are exactly what the destination holds, the stalled
-    image is not tagged and its upload session is cancelled."""
+    image is not tagged and its upload sessions are cancelled."""
     stalled = _image("hostile-stalled")
     hostile.add_image("stalled", "2.0", stalled)
     hostile.misbehave("GET", f"/blobs/{stalled.blobs[-1].digest}", stall(after=1000))
     patching = threading.Event()
+    committed = threading.Event()
     batch = tmp_path / "batch.txt"
     batch.write_text(
         f"{hostile.host}/app:1.0 {{dest}}/{repo}/app:1.0\n"
         f"{hostile.host}/stalled:2.0 {{dest}}/{repo}/stalled:2.0\n".replace("{dest}", "DEST")
     )
     with FaultProxy(dest_registry.url) as proxy:
-        # The stalled blob's upload is under way once its PATCH reaches the destination.
+        # The stalled blob's upload is under way once its PATCH reaches the destination; the
+        # image's small config moves beside it and is committed (then only the stalled upload's
+        # session is open when the signal comes).
         proxy.add_rule("PATCH", "/stalled/blobs/uploads/", before=patching.set)
+        config = stalled.blobs[0].digest.replace(":", "%3A")
+        proxy.add_rule("PUT", f"/stalled/blobs/uploads/.*digest={config}", after=committed.set)
         batch.write_text(batch.read_text().replace("DEST", proxy.host))
         process = subprocess.Popen(
-            [sys.executable, "-m", "promoter", "copy", "--jobs", "1", "--batch", str(batch)],
+            [*PROMOTER_COPY, "--jobs", "1", "--requests", "1", "--batch", str(batch)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
         try:
             assert patching.wait(60), "the stalled blob's upload never started"
+            assert committed.wait(60), "the stalled image's config was never committed"
             process.send_signal(signum)
             out, err = process.communicate(timeout=20)
         finally:
@@ -294,7 +301,21 @@ def test_an_interrupt_stops_a_stalled_batch_at_once_saying_what_completed(
         app_present = lookup_digest(runtime.transport, app_ref) is not None
     assert ("copied" in out and "/app:1.0" in out) == app_present
     assert "stalled:2.0" not in out
-    assert [hit.status for hit in deletes] == [204], (out, err, proxy.hits)  # session cancelled
+    # Every upload session the stalled image opened ends committed (its config) or cancelled
+    # (the stalled layer's); a DELETE answered 404 came after a commit whose answer the interrupt
+    # cut off.
+    opened = [h for h in proxy.hits if h.method == "POST" and "/stalled/blobs/uploads/" in h.path]
+    ends: dict[str, list[tuple[str, int]]] = {}
+    for hit in proxy.hits:
+        if "/stalled/blobs/uploads/" in hit.path and hit.method != "POST":
+            session = hit.path.split("/uploads/")[1].split("?")[0]
+            ends.setdefault(session, []).append((hit.method, hit.status))
+    assert len(ends) == len(opened) == 2, proxy.hits
+    for session, steps in ends.items():
+        cancelled = ("DELETE", 204) in steps
+        assert cancelled or ("PUT", 201) in steps, (session, steps)
+        assert cancelled == any(method == "PATCH" for method, _ in steps), (session, steps)
+    assert {hit.status for hit in deletes} <= {204, 404}, (out, err, proxy.hits)
 
 
 def test_a_second_interrupt_exits_at_once_without_a_traceback(

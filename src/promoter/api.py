@@ -2,7 +2,7 @@
 operation and closes it. For several operations, use a session: it keeps connections and tokens.
 
 Every function takes the session's connection options as keywords (``ca_file``,
-``insecure_registries``, ``retries``, ``jobs``, ``progress``: :class:`SessionOptions`) and ``config``
+``insecure_registries``, ``retries``, ``jobs``, ``requests``, ``progress``: :class:`SessionOptions`) and ``config``
 (promoter.yaml, a path or a loaded value). Timeouts are in seconds for the whole operation; errors are
 :class:`promoter.errors.PromoterError`, as the matching :class:`Session` method documents.
 """

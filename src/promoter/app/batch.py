@@ -107,7 +107,7 @@ def copy_images(
         InputError: two pairs write one destination (see :func:`check_destinations`).
     """
     check_destinations(pairs)
-    options = options or CopyOptions(jobs=runtime.settings.jobs)
+    options = options or runtime.settings.copy_options()
     copier = Copier(
         runtime.transport, options, progress, prepare_destination=runtime.prepare_destination
     )

@@ -216,6 +216,12 @@ def look_up(
     """The plan items of ``wanted`` (:func:`~promoter.planning.lookup.plan_images`), their error
     texts scrubbed of the run's secrets: a plan is printed, written to reports and returned to
     Python callers, and a registry may echo a credential in its error message."""
-    items = plan_images(runtime.transport, wanted, deadline=deadline, policy=policy)
+    items = plan_images(
+        runtime.transport,
+        wanted,
+        lookups=runtime.settings.requests,
+        deadline=deadline,
+        policy=policy,
+    )
     scrub = runtime.scrubber
     return tuple(replace(i, error=scrub(i.error)) if i.error else i for i in items)

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from promoter.authn.chain import CredentialChain, CredentialSource, docker_sources
@@ -31,11 +31,10 @@ from promoter.errors import (
     RegistryErrorDetail,
     TagConflictError,
 )
-from promoter.planning.lookup import DEFAULT_LOOKUPS
 from promoter.reference import Reference, parse_reference
-from promoter.remote.copy import DEFAULT_JOBS
+from promoter.remote.copy import DEFAULT_JOBS, CopyOptions
 from promoter.transport.auth import CredentialProvider
-from promoter.transport.pools import TransportOptions
+from promoter.transport.pools import DEFAULT_REQUESTS, TransportOptions
 from promoter.transport.retry import RetryPolicy
 from promoter.transport.session import Transport
 
@@ -168,7 +167,10 @@ class RuntimeSettings:
         ca_file: extra CA certificates (PEM) trusted for every registry.
         insecure_registries: hosts reached over plain HTTP or unverified TLS.
         retries: retries of a failed request (408, 429, 5xx, dropped connections).
-        jobs: concurrent blob transfers.
+        jobs: concurrent blob streams (bandwidth-bound: blobs over
+            :data:`~promoter.remote.blobs.SMALL_BLOB`).
+        requests: requests in flight for latency-bound work: registry lookups, images copied at
+            once, manifest reads and writes, small blobs.
         registries: promoter.yaml's ``registries:`` settings by host (endpoints, CAs, ECR).
         credential_ttl: seconds a credential without expiry (docker config) is kept before it is read
             again; a long-running process picks up rotated credentials after this.
@@ -176,7 +178,8 @@ class RuntimeSettings:
             headers and a body read whole), however slowly it drips them.
         stall_window, stall_bytes: a streaming blob that moves fewer than ``stall_bytes`` bytes in
             ``stall_window`` seconds is stalled: cut and retried within the run's deadline.
-        pool_size: connections kept per registry host; None for what ``jobs`` transfers need. A
+        pool_size: connections kept per registry host; None for what ``jobs`` streams and
+            ``requests`` in flight need. A
             server with many concurrent lookups (the webhook) keeps one per lookup thread, so that
             none pays a new connection (a round trip, a TLS handshake) under load.
     """
@@ -185,6 +188,7 @@ class RuntimeSettings:
     insecure_registries: frozenset[str] = frozenset()
     retries: int = 4
     jobs: int = DEFAULT_JOBS
+    requests: int = DEFAULT_REQUESTS
     registries: Mapping[str, RegistrySettings] = field(default_factory=lambda: _frozen(None))
     credential_ttl: float = 300.0
     answer_timeout: float = 120.0
@@ -213,9 +217,19 @@ class RuntimeSettings:
             read_timeout=self.answer_timeout,
             stall_window=self.stall_window,
             stall_bytes=self.stall_bytes,
-            # Every lookup thread of a plan (32) and every transfer keep a connection.
-            pool_size=self.pool_size or max(self.jobs * 2 + 4, DEFAULT_LOOKUPS),
+            pool_size=self.pool_size or self.connections,
         )
+
+    @property
+    def connections(self) -> int:
+        """Connections a run may use at once per registry host, which the pools keep: each request in
+        flight, and each blob stream with its upload's next request (a source and a destination in
+        one registry use both ends of a stream there); a few to spare for a token or a ping."""
+        return self.requests + 2 * self.jobs + 4
+
+    def copy_options(self, **options: Any) -> CopyOptions:
+        """Copy options with this run's concurrency (``jobs``, ``requests``) and ``options``."""
+        return CopyOptions(jobs=self.jobs, requests=self.requests, **options)
 
     @property
     def ecr_settings(self) -> dict[str, EcrSettings]:

@@ -29,8 +29,9 @@ from promoter.oci.digest import Digest
 from promoter.oci.referrers import ALL_ATTACHMENTS, AttachmentFilter
 from promoter.planning.plan import PlanPolicy
 from promoter.reference import Reference, parse_reference
-from promoter.remote.copy import DEFAULT_JOBS, CopyOptions, CopyProgress, CopyResult
+from promoter.remote.copy import DEFAULT_JOBS, CopyProgress, CopyResult
 from promoter.remote.repository import resolve_digest
+from promoter.transport.pools import DEFAULT_REQUESTS
 
 if TYPE_CHECKING:  # these load kustomize and YAML handling; the in-cluster sync needs neither
     from promoter.app.plan import EnvironmentPlan
@@ -51,6 +52,7 @@ class SessionOptions(TypedDict, total=False):
     insecure_registries: Iterable[str]
     retries: int
     jobs: int
+    requests: int
     progress: CopyProgress | None
     attachments: AttachmentFilter
 
@@ -143,7 +145,8 @@ class Session:
         ca_file: extra CA certificates (PEM) for every registry.
         insecure_registries: hosts reached over plain HTTP or unverified TLS.
         retries: retries of a failed request.
-        jobs: concurrent blob transfers.
+        jobs: concurrent blob streams (blobs over 64 KiB).
+        requests: requests in flight (images at once, lookups, manifests, small blobs).
         progress: receives blob progress events of copies.
         attachments: which signatures, attestations and SBOMs travel with every image this session
             copies, makes present, plans or syncs: all by default; ``NO_ATTACHMENTS`` for none
@@ -161,6 +164,7 @@ class Session:
         insecure_registries: Iterable[str] = (),
         retries: int = 4,
         jobs: int = DEFAULT_JOBS,
+        requests: int = DEFAULT_REQUESTS,
         progress: CopyProgress | None = None,
         attachments: AttachmentFilter = ALL_ATTACHMENTS,
         runtime: Runtime | None = None,
@@ -177,6 +181,7 @@ class Session:
                 insecure_registries=frozenset(insecure_registries),
                 retries=retries,
                 jobs=jobs,
+                requests=requests,
                 registries=registries,
             )
         )
@@ -307,11 +312,8 @@ class Session:
         if any(isinstance(p, str) or len(p) != 2 for p in pairs):
             raise InputError("copy_batch takes a list of (source, destination) pairs")
         parsed = [pair(s, d) for s, d in pairs]
-        options = CopyOptions(
-            force=force,
-            include_foreign=include_foreign,
-            jobs=self.runtime.settings.jobs,
-            attachments=self.attachments,
+        options = self.runtime.settings.copy_options(
+            force=force, include_foreign=include_foreign, attachments=self.attachments
         )
         return copy_images(
             self.runtime,

@@ -26,7 +26,7 @@ from promoter.planning.plan import (
     in_registry,
 )
 from promoter.reference import parse_reference, parse_registry_host
-from promoter.remote.copy import Copier, CopyAction, CopyOptions, CopyProgress
+from promoter.remote.copy import Copier, CopyAction, CopyProgress
 
 if TYPE_CHECKING:
     from promoter.gitops.render import Rendering
@@ -103,9 +103,7 @@ def carry_out(
     copier = Copier(
         runtime.transport,
         # A signature tag the plan found differing was reported there; a sync keeps it.
-        CopyOptions(
-            jobs=runtime.settings.jobs, attachments=plan.attachments, keep_attachment_tags=True
-        ),
+        runtime.settings.copy_options(attachments=plan.attachments, keep_attachment_tags=True),
         progress,
         prepare_destination=runtime.prepare_destination,
     )

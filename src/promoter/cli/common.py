@@ -29,6 +29,7 @@ from promoter.oci.referrers import (
 )
 from promoter.process import children_running, run_undo, stop_children
 from promoter.remote.copy import DEFAULT_JOBS, CopyResult
+from promoter.transport.pools import DEFAULT_REQUESTS
 from promoter.transport.watch import interrupt, interrupted, traffic_started
 
 if TYPE_CHECKING:
@@ -103,14 +104,27 @@ def int_at_least(minimum: int) -> Callable[[str], int]:
 
 
 def add_jobs_option(parser: argparse.ArgumentParser, *, shown: bool = True) -> None:
-    """``-j/--jobs N``: concurrent blob transfers, for every command that copies."""
+    """``-j/--jobs N`` (concurrent blob streams) and ``--requests N`` (requests in flight), for
+    every command that copies."""
     parser.add_argument(
         "-j",
         "--jobs",
         type=int_at_least(1),
         default=DEFAULT_JOBS,
         metavar="N",
-        help=f"concurrent blob transfers (default {DEFAULT_JOBS})" if shown else argparse.SUPPRESS,
+        help=f"concurrent blob streams, for blobs over 64 KiB (default {DEFAULT_JOBS})"
+        if shown
+        else argparse.SUPPRESS,
+    )
+    parser.add_argument(
+        "--requests",
+        type=int_at_least(1),
+        default=DEFAULT_REQUESTS,
+        metavar="N",
+        help="requests in flight: images at once, lookups, manifests, small blobs "
+        f"(default {DEFAULT_REQUESTS})"
+        if shown
+        else argparse.SUPPRESS,
     )
 
 
@@ -258,6 +272,7 @@ def build_runtime_settings(
         insecure_registries=frozenset(getattr(args, "insecure_registry", None) or ()),
         retries=getattr(args, "retries", 4),
         jobs=getattr(args, "jobs", DEFAULT_JOBS),
+        requests=getattr(args, "requests", DEFAULT_REQUESTS),
         registries=dict(registries or {}),
     )
 

@@ -62,7 +62,7 @@ from promoter.deadline import LONGEST_RUN_TIMEOUT, Deadline, bounded_by
 from promoter.errors import InputError, PromoterError
 from promoter.outcome import Outcome, outcome_of, worst
 from promoter.reference import parse_reference
-from promoter.remote.copy import CopyOptions, CopyResult
+from promoter.remote.copy import CopyResult
 from promoter.remote.repository import resolve_digest
 from promoter.transport.watch import interrupted
 from promoter.version import __version__
@@ -373,13 +373,12 @@ def _copy(args: argparse.Namespace, scrub: SecretScrubber) -> int:
     pairs = _copy_pairs(args)
     progress = terminal_progress(args)
     display = progress if progress is not None else contextlib.nullcontext()
-    options = CopyOptions(
-        force=args.force,
-        include_foreign=args.include_foreign,
-        jobs=args.jobs,
-        attachments=attachment_filter(args),
-    )
     with _copy_runtime(args, scrub) as runtime, display:
+        options = runtime.settings.copy_options(
+            force=args.force,
+            include_foreign=args.include_foreign,
+            attachments=attachment_filter(args),
+        )
         outcomes = copy_images(
             runtime, pairs, options=options, progress=progress, deadline=args.deadline
         )

@@ -29,18 +29,15 @@ from promoter.process import signals_to_main_thread
 from promoter.reference import Reference
 from promoter.remote.attachments import AttachmentFinder
 from promoter.remote.repository import Repository, lookup_digest, same_content
+from promoter.transport.pools import DEFAULT_REQUESTS
 from promoter.transport.session import Transport
-
-#: Concurrent HEAD requests while planning. Measured with bench/plan.py (500 images): 4 -> 1.37 s,
-#: 16 -> 1.25 s, 32 -> 1.20 s; the registries' per-request CPU is the limit beyond that.
-DEFAULT_LOOKUPS = 32
 
 
 def plan_images(
     transport: Transport,
     wanted: Iterable[WantedImage],
     *,
-    lookups: int = DEFAULT_LOOKUPS,
+    lookups: int = DEFAULT_REQUESTS,
     deadline: Deadline | None = None,
     policy: PlanPolicy = DEFAULT_POLICY,
 ) -> list[PlanItem]:
@@ -58,7 +55,7 @@ def plan_images(
     Args:
         transport: reaches the registries.
         wanted: the images, as :func:`~promoter.planning.plan.iter_wanted` classifies them.
-        lookups: concurrent HEAD requests.
+        lookups: requests in flight (the run's ``requests`` setting).
         deadline: bounds every lookup; an image whose lookup runs out of time is an ``error``.
         policy: which statuses block a sync (see :func:`~promoter.planning.plan.decide`).
     """

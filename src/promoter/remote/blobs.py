@@ -8,6 +8,7 @@ the run and forgotten with it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -75,12 +76,18 @@ class BlobTransfers:
     """The blob transfers of one run.
 
     Args:
-        workers: the pool transfers run on (bounded: ``jobs`` streams at once).
+        workers: the pool large blobs stream on (bounded: ``jobs`` streams at once).
         retry: the retry policy for a whole transfer (its requests retry on their own too).
         progress: receives progress events.
         deadline: bounds every transfer of the run; a stream checks it between chunks, so a source
             that drips bytes cannot outlast it.
         aborted: set when the run is interrupted; queued transfers then do nothing.
+        small: the pool blobs of at most :data:`SMALL_BLOB` bytes move on (a POST and a PUT each:
+            latency-bound, so more of them in flight than streams), and mounts of any size (one
+            POST); ``workers`` by default.
+        starts: the pool upload sessions are opened on (POST), beside the source's GET of the
+            blob, so the two round trips overlap; tasks there never wait for other work. Without
+            it, the POST follows the GET.
     """
 
     def __init__(
@@ -91,8 +98,12 @@ class BlobTransfers:
         *,
         deadline: Deadline | None = None,
         aborted: Callable[[], bool] = lambda: False,
+        small: Executor | None = None,
+        starts: Executor | None = None,
     ) -> None:
         self._workers = workers
+        self._small = small or workers
+        self._starts = starts
         self._retry = retry
         self._progress = progress
         self._deadline = deadline
@@ -190,8 +201,10 @@ class BlobTransfers:
                 self._forget(dst, blob.digest, future)
                 future.set_exception(exc)
 
+        # A mount is one request whatever the blob's size: latency-bound, like a small blob.
+        latency_bound = blob.size <= SMALL_BLOB or mount_from is not None
         try:
-            self._workers.submit(work)
+            (self._small if latency_bound else self._workers).submit(work)
         except RuntimeError as exc:  # the pool is shutting down
             future.set_exception(exc)
 
@@ -265,12 +278,22 @@ class BlobTransfers:
         *,
         monolithic: bool,
     ) -> BlobOutcome:
-        """GET from the source and upload to the destination in one pass, verifying on the way."""
+        """GET from the source and upload to the destination in one pass, verifying on the way.
+
+        Without an upload ``location`` yet, the upload session is opened (POST) while the source's
+        GET is on its way: one round trip for both. When the GET fails, the session is cancelled.
+        """
         what = f"copy blob {blob.digest.short} from {src} to {dst}"
-        response = src.open_blob(blob.digest)
+        opening = self._open_upload(dst) if location is None else None
         try:
-            if location is None:
-                location = dst.start_upload()
+            response = src.open_blob(blob.digest)
+        except BaseException:
+            if opening is not None:
+                _cancel_when_open(dst, opening)
+            raise
+        try:
+            if opening is not None:
+                location = opening.result()
             assert location is not None  # noqa: S101 - start_upload without mount always gives one
             self._progress.blob_started(blob.digest, blob.size)
             verifier = DigestVerifier(blob.digest, blob.size)
@@ -298,6 +321,19 @@ class BlobTransfers:
             release(response)
         return BlobOutcome(BlobAction.COPIED, blob.size)
 
+    def _open_upload(self, dst: Repository) -> Future[str | None]:
+        """POST an upload session on the ``starts`` workers (here, when there are none, or they are
+        shutting down: the run is being stopped, and the next step says so)."""
+        if self._starts is not None:
+            with contextlib.suppress(RuntimeError):
+                return self._starts.submit(dst.start_upload)
+        opened: Future[str | None] = Future()
+        try:
+            opened.set_result(dst.start_upload())
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever waits on the future
+            opened.set_exception(exc)
+        return opened
+
     def _verified_chunks(
         self, chunks: Iterator[bytes], verifier: DigestVerifier, blob: Descriptor, what: str
     ) -> Iterator[bytes]:
@@ -320,3 +356,14 @@ class BlobTransfers:
         if held:
             self._progress.blob_advanced(blob.digest, len(held))
             yield held
+
+
+def _cancel_when_open(dst: Repository, opening: Future[str | None]) -> None:
+    """Cancel the upload session ``opening`` opens, once it has (nothing when the POST failed)."""
+
+    def cancel(opened: Future[str | None]) -> None:
+        location = None if opened.exception() is not None else opened.result()
+        if location is not None:
+            dst.cancel_upload(location)
+
+    opening.add_done_callback(cancel)

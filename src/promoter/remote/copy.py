@@ -80,6 +80,7 @@ from promoter.remote.attachments import AttachmentFinder, SourceAttachments, fal
 from promoter.remote.blobs import BlobAction, BlobTransfers, CopyProgress
 from promoter.remote.repository import FetchedManifest, Repository, resolve_digest
 from promoter.remote.walk import fetch_if_missing, walk_image, wanted_blobs
+from promoter.transport.pools import DEFAULT_REQUESTS
 from promoter.transport.session import Transport
 
 __all__ = [
@@ -96,10 +97,11 @@ __all__ = [
 #: ``(registry, repository) -> None``, called before the first write into a destination repository.
 PrepareDestination = Callable[[str, str], None]
 
-#: Concurrent blob transfers by default. Measured in bench/ (bench/README.md, --jobs sweep): on
-#: the 2-core reference machine 1 is clearly slower, 2 to 16 are equal within noise, because the
-#: destination registry's hashing and writing saturate the machine. Real registries sit behind
-#: network latency, where more streams help, so the default stays at 8; memory grows ~2 MiB a job.
+#: Concurrent blob streams by default (blobs over SMALL_BLOB; smaller ones count as requests).
+#: Measured in bench/ (bench/README.md, --jobs sweep): on the 2-core reference machine 1 is
+#: clearly slower, 2 to 16 are equal within noise, because the destination registry's hashing and
+#: writing saturate the machine; over a 20 or 80 ms link the 258 MiB image of "Far link" (b) is
+#: within noise from 8 up. Memory grows ~2 MiB a stream.
 DEFAULT_JOBS = 8
 #: Times a referrers-tag index is merged again when another writer replaced it meanwhile.
 REFERRERS_INDEX_ATTEMPTS = 3
@@ -120,7 +122,10 @@ class CopyOptions:
     Attributes:
         force: move a destination tag that points at another digest.
         include_foreign: copy foreign (non-distributable) layers, those with ``urls``.
-        jobs: concurrent blob transfers.
+        jobs: concurrent blob streams (bandwidth-bound): blobs over
+            :data:`~promoter.remote.blobs.SMALL_BLOB`.
+        requests: requests in flight for latency-bound work (images copied at once, manifest and
+            attachment lookups, small blobs): over a far link each one mostly waits.
         attachments: which attachments travel with each image (all by default).
         keep_attachment_tags: leave a cosign tag attachment (``sha256-<hex>.sig``) whose
             destination tag holds other content as it is, instead of refusing the copy (a sync:
@@ -131,6 +136,7 @@ class CopyOptions:
     force: bool = False
     include_foreign: bool = False
     jobs: int = DEFAULT_JOBS
+    requests: int = DEFAULT_REQUESTS
     attachments: AttachmentFilter = ALL_ATTACHMENTS
     keep_attachment_tags: bool = False
 
@@ -206,25 +212,19 @@ class Copier:
         self.options = options or CopyOptions()
         self.progress = progress or CopyProgress()
         self._prepare_destination = prepare_destination
-        self._pool = ThreadPoolExecutor(
-            max_workers=max(1, self.options.jobs),
-            thread_name_prefix="blob",
-            initializer=signals_to_main_thread,
-        )
+        requests = max(2, self.options.requests)
+        # Large blobs stream on `jobs` workers (bandwidth-bound); small ones, and the upload
+        # sessions every transfer opens beside its source GET, are single requests (latency-bound)
+        # and get `requests` workers, so that a far link's round trips overlap.
+        self._pool = _workers(self.options.jobs, "blob")
+        self._small = _workers(requests, "small")
+        self._starts = _workers(requests, "upload")
         # Manifest and HEAD requests get their own workers so that an image with nothing to copy
         # never waits behind another image's large blobs.
-        self._metadata = ThreadPoolExecutor(
-            max_workers=max(2, self.options.jobs),
-            thread_name_prefix="meta",
-            initializer=signals_to_main_thread,
-        )
+        self._metadata = _workers(requests, "meta")
         # Looking for an image's attachments waits for its manifest's fetch on the metadata
         # workers, so it runs on workers of its own: a wait there can never hold up that fetch.
-        self._looks = ThreadPoolExecutor(
-            max_workers=max(2, self.options.jobs),
-            thread_name_prefix="attach",
-            initializer=signals_to_main_thread,
-        )
+        self._looks = _workers(requests, "attach")
         self._aborted = threading.Event()
 
     def __enter__(self) -> Copier:
@@ -236,11 +236,14 @@ class Copier:
         else:
             self.close()
 
+    @property
+    def _executors(self) -> tuple[ThreadPoolExecutor, ...]:
+        return (self._pool, self._small, self._starts, self._metadata, self._looks)
+
     def close(self) -> None:
         """Wait for the worker threads and stop them."""
-        self._pool.shutdown(wait=True, cancel_futures=True)
-        self._metadata.shutdown(wait=True, cancel_futures=True)
-        self._looks.shutdown(wait=True, cancel_futures=True)
+        for executor in self._executors:
+            executor.shutdown(wait=True, cancel_futures=True)
 
     def abort(self) -> None:
         """Stop now (Ctrl-C): queued work is dropped and no further manifest or tag is written.
@@ -248,9 +251,8 @@ class Copier:
         Transfers already streaming finish in the background but commit nothing that a tag points at.
         """
         self._aborted.set()
-        self._pool.shutdown(wait=False, cancel_futures=True)
-        self._metadata.shutdown(wait=False, cancel_futures=True)
-        self._looks.shutdown(wait=False, cancel_futures=True)
+        for executor in self._executors:
+            executor.shutdown(wait=False, cancel_futures=True)
 
     def _check_aborted(self) -> None:
         if self._aborted.is_set():
@@ -263,6 +265,8 @@ class Copier:
             self.progress,
             deadline=deadline,
             aborted=self._aborted.is_set,
+            small=self._small,
+            starts=self._starts,
         )
         return _Run(transfers, deadline, AttachmentFinder(self.options.attachments))
 
@@ -284,11 +288,8 @@ class Copier:
         if not pairs:
             return []
         run = self._new_run(deadline)
-        images = ThreadPoolExecutor(
-            max_workers=min(len(pairs), max(1, self.options.jobs)),
-            thread_name_prefix="image",
-            initializer=signals_to_main_thread,
-        )
+        # Images are latency-bound (each mostly waits for answers): `requests` of them at once.
+        images = _workers(min(len(pairs), self.options.requests), "image")
         try:
             futures = [images.submit(self._promote, run, src, dst) for src, dst in pairs]
             outcomes: list[CopyResult | PromoterError] = []
@@ -742,6 +743,13 @@ class Copier:
         if source.digest is not None:
             return source.digest
         return resolve_digest(self.transport, source, label="source image", deadline=deadline)
+
+
+def _workers(count: int, name: str) -> ThreadPoolExecutor:
+    """A pool of ``count`` (at least 1) threads, which leave Ctrl-C to the main thread."""
+    return ThreadPoolExecutor(
+        max_workers=max(1, count), thread_name_prefix=name, initializer=signals_to_main_thread
+    )
 
 
 def _check_tag(dst: Repository, destination: Reference, written: FetchedManifest) -> None:

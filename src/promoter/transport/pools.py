@@ -25,6 +25,13 @@ USER_AGENT = f"promoter/{__version__}"
 #: The most bytes of an answer read whole (a token, a tag list, an error, the ping); manifests have their
 #: own cap (``promoter.remote.repository.MAX_MANIFEST_BYTES``) and blobs stream.
 ANSWER_LIMIT = 4 * 1024 * 1024
+#: Requests in flight by default for latency-bound work: registry lookups, manifest reads and
+#: writes, small blobs, images copied at once. Over a link with round trips of 20-100 ms each
+#: request mostly waits, so many in flight are what make a run short (bench/README.md, "Far
+#: link"); on loopback the registries' CPU is the limit from about 16 (bench/plan.py: 4 -> 1.37 s,
+#: 16 -> 1.25 s, 32 -> 1.20 s for 500 lookups). Blob streams, bandwidth-bound, have their own
+#: limit (``promoter.remote.copy.DEFAULT_JOBS``).
+DEFAULT_REQUESTS = 32
 
 
 class _Watched:
