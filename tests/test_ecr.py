@@ -233,6 +233,39 @@ def test_sync_creates_the_repository_with_settings_and_reruns_read_only(
     assert api_calls == 1  # GetAuthorizationToken only: no repository call when nothing is written
 
 
+def test_blobs_are_not_asked_for_in_a_repository_the_run_created(
+    aws: Moto,
+    ecr_registry: RegistryProcess,
+    source_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+    tmp_path: Path,
+) -> None:
+    """Into a repository the run just created nothing is there: its blobs are uploaded without a
+    HEAD each first; into one that existed, each blob is asked for (it may be there)."""
+    seed(source_registry, repo)
+    seed(source_registry, repo, tag="2.0", salt="two")
+    with FaultProxy(ecr_registry.url) as registry_proxy:
+        settings = {"apiEndpoint": aws.url}
+        config = write_config(
+            tmp_path / "promoter.yaml", {HOST: {"endpoint": registry_proxy.url, "ecr": settings}}
+        )
+        first = sync(cli, source_registry, config, f"{HOST}/{repo}:1.0")
+        assert first.code == 0, first.err
+        new_repository = list(registry_proxy.hits)
+        registry_proxy.hits.clear()
+        second = sync(cli, source_registry, config, f"{HOST}/{repo}:2.0")
+        assert second.code == 0, second.err
+        existing_repository = list(registry_proxy.hits)
+
+    def blob_heads(hits: list[Any]) -> int:
+        return sum(1 for hit in hits if hit.method == "HEAD" and "/blobs/" in hit.path)
+
+    assert blob_heads(new_repository) == 0
+    assert sum(1 for hit in new_repository if hit.method == "POST") == 2  # config and layer
+    assert blob_heads(existing_repository) == 2
+
+
 def test_an_existing_repository_is_left_as_it_is(
     aws: Moto,
     ecr_registry: RegistryProcess,

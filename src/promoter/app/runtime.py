@@ -304,20 +304,21 @@ class Runtime:
         """Whether ``registry`` is an ECR registry reached as ECR (tokens, repository creation)."""
         return registry not in self.settings.not_ecr and is_ecr_host(registry)
 
-    def prepare_destination(self, registry: str, repository: str) -> None:
+    def prepare_destination(self, registry: str, repository: str) -> bool:
         """The copier's hook: create a missing ECR repository; nothing for other registries.
+        True when it created the repository (then it holds no blob yet).
 
         Raises:
             CredentialError, ConfigError, AwsApiError: AWS refused or failed.
         """
         if not self.is_ecr(registry):
-            return
+            return False
         from promoter.ecr.repositories import RepositoryPreparer  # noqa: PLC0415 - see ecr_api
 
         # A preparer of its own per call: the copier already prepares each repository once per run,
         # and what a preparer remembers must not outlive the run (a repository deleted since
         # would never be created again in a long-running process).
-        RepositoryPreparer(self.ecr_api)(registry, repository)
+        return RepositoryPreparer(self.ecr_api)(registry, repository)
 
     def immutable_hint(self, destination: Reference) -> str | None:
         """The explanation for a refused tag move when an ECR repository keeps that tag immutable

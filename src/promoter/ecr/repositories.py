@@ -43,8 +43,12 @@ class RepositoryPreparer:
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._lock = threading.Lock()
 
-    def __call__(self, registry: str, repository: str) -> None:
+    def __call__(self, registry: str, repository: str) -> bool:
         """Make ``repository`` exist in ``registry`` when that is an ECR registry.
+
+        Returns:
+            True when this call created it (it holds nothing yet: a copy need not ask which
+            blobs are there); False when it existed, or is left to the user.
 
         Raises:
             CredentialError: AWS refused the identity (e.g. no ``ecr:CreateRepository``).
@@ -55,17 +59,19 @@ class RepositoryPreparer:
         if ecr is None or not self._api.settings(ecr).create_repositories:
             # Without createRepositories the user creates repositories (or a creation template
             # does); the push then needs no ecr:DescribeRepositories permission.
-            return
+            return False
         key = (ecr.host, repository)
         with self._lock:
             lock = self._locks.setdefault(key, threading.Lock())
         with lock:
             if key in self._done:
-                return
-            self._ensure(ecr, repository)
+                return False
+            created = self._ensure(ecr, repository)
             self._done.add(key)
+        return created
 
-    def _ensure(self, ecr: EcrRegistry, repository: str) -> None:
+    def _ensure(self, ecr: EcrRegistry, repository: str) -> bool:
+        """Create the repository unless it exists; whether this call created it."""
         try:
             self._api.call(
                 ecr,
@@ -77,7 +83,7 @@ class RepositoryPreparer:
             if exc.code != _NOT_FOUND:
                 raise
         else:
-            return  # it exists: leave it exactly as its owners set it up
+            return False  # it exists: leave it exactly as its owners set it up
         settings = self._api.settings(ecr).repository
         where = f"registries.{ecr.host}.ecr.repository"
         try:
@@ -90,7 +96,7 @@ class RepositoryPreparer:
             )
         except AwsApiError as exc:
             if exc.code == _ALREADY_EXISTS:
-                return  # another job created it between our two calls; theirs stands
+                return False  # another job created it between our two calls; theirs stands
             if exc.code in _BAD_SETTINGS:
                 raise ConfigError(f"{where}: creating {repository}: {exc}") from None
             raise
@@ -110,6 +116,7 @@ class RepositoryPreparer:
                 repositoryName=repository,
                 lifecyclePolicyText=settings.lifecycle_policy,
             )
+        return True
 
 
 def tag_is_immutable(mutability: str, exclusion_filters: list[dict[str, str]], tag: str) -> bool:

@@ -94,8 +94,10 @@ __all__ = [
     "PrepareDestination",
 ]
 
-#: ``(registry, repository) -> None``, called before the first write into a destination repository.
-PrepareDestination = Callable[[str, str], None]
+#: ``(registry, repository) -> created``, called before the first write into a destination
+#: repository; True when it created the repository, which then holds no blob yet (None counts as
+#: False).
+PrepareDestination = Callable[[str, str], bool | None]
 
 #: Concurrent blob streams by default (blobs over SMALL_BLOB; smaller ones count as requests).
 #: Measured in bench/ (bench/README.md, --jobs sweep): on the 2-core reference machine 1 is
@@ -183,7 +185,7 @@ class _Run:
     transfers: BlobTransfers
     deadline: Deadline | None
     finder: AttachmentFinder
-    prepared: dict[tuple[str, str], Future[None]] = field(default_factory=dict)
+    prepared: dict[tuple[str, str], Future[bool]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -609,7 +611,9 @@ class Copier:
         if existing is not None and destination.tag is not None and not self.options.force:
             raise TagConflictError(str(destination), str(existing.digest), str(source_digest))
 
-        self._prepare(run, destination.registry, destination.repository)
+        # A repository the hook just created holds no blob: none is asked for before its upload
+        # (issue 14: a round trip less per image into a new repository).
+        created = self._prepare(run, destination.registry, destination.repository)
         walk = walk_image(
             src,
             dst,
@@ -618,10 +622,13 @@ class Copier:
             workers=self._metadata,
             # A digest destination was just asked for under this very digest.
             known_absent=absent
+            or created
             or (existing is None and destination.tag is None and dst_ref == str(source_digest)),
             top=top_fetch,
         )
-        blobs, moved = run.transfers.transfer_all(src, dst, list(walk.blobs.values()), fresh=absent)
+        blobs, moved = run.transfers.transfer_all(
+            src, dst, list(walk.blobs.values()), fresh=absent or created
+        )
         self._check_aborted()
         for level in reversed(walk.levels[1:]):
             pushes = [
@@ -698,11 +705,12 @@ class Copier:
         self._new_run(run.deadline).transfers.transfer_all(src, dst, blobs)
         self._check_aborted()
 
-    def _prepare(self, run: _Run, registry: str, repository: str) -> None:
+    def _prepare(self, run: _Run, registry: str, repository: str) -> bool:
         """Run the ``prepare_destination`` hook for a repository once per run; later callers wait for
-        it and share its outcome, so concurrent images into one repository never race to create it."""
+        it and share its outcome, so concurrent images into one repository never race to create it.
+        Whether it created the repository."""
         if self._prepare_destination is None:
-            return
+            return False
         key = (registry, repository)
         with run.lock:
             future = run.prepared.get(key)
@@ -712,12 +720,12 @@ class Copier:
                 run.prepared[key] = future
         if owner:
             try:
-                self._prepare_destination(registry, repository)
+                created = bool(self._prepare_destination(registry, repository))
             except BaseException as exc:
                 future.set_exception(exc)
                 raise
-            future.set_result(None)
-        future.result()
+            future.set_result(created)
+        return future.result()
 
     def _source_manifest(self, src: Repository, source: Reference) -> FetchedManifest:
         """The source's manifest by tag, its bytes and digest (see :meth:`_copy`).
