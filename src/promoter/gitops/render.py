@@ -194,6 +194,10 @@ class Rendering:
     def _finished_by(self, ends: float) -> bool:
         """Whether the build ended and its output was read by ``ends`` (monotonic time); it ends
         sooner when stopped by an interrupt."""
+        # The end of the output is waited for first, on its reading thread, which wakes the
+        # moment the pipe closes; Popen.wait with a timeout polls in sleeps of up to 50 ms, which
+        # a render (every plan, sync and hook run) would pay on top of the build (issue 14).
+        self._stdout.join(max(0.0, ends - time.monotonic()))
         try:
             self._process.wait(timeout=max(0.0, ends - time.monotonic()))
         except subprocess.TimeoutExpired:
