@@ -300,8 +300,11 @@ def _finish_capped(
         process.stdin.close()
     except OSError:
         pass  # it does not read its input (or ended already): its exit status will say
+    # The end of the output first, on its reading thread, which wakes the moment the pipe
+    # closes; Popen.wait with a timeout polls in sleeps of up to 50 ms (every git call paid them).
+    out.join(timeout)
     try:
-        process.wait(timeout=timeout)
+        process.wait(timeout=max(0.0, timeout - (time.monotonic() - started)))
     except subprocess.TimeoutExpired:
         kill_child(process)  # its group too: nothing it started holds the pipes open
         process.wait()
