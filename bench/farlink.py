@@ -162,6 +162,7 @@ class Traffic:
     connections: int = 0
     errors: int = 0  # 4xx and 5xx answers (404s of HEAD lookups included; also in requests)
     unrouted: int = 0  # requests the router refused without the app: no client port logged
+    clients: frozenset[str] = frozenset()  # the connections' client addresses
 
     @property
     def total(self) -> int:
@@ -238,6 +239,7 @@ class AccessLog:
                 clients.add(response.group(2))
                 answered += 1
         traffic.connections = len(clients)
+        traffic.clients = frozenset(clients)
         traffic.unrouted = traffic.total - answered
         self.offset = end
         return traffic

@@ -127,6 +127,14 @@ def plan_environment(
 
     environment = config.environment(name)
     source = config.source_of(name)
+    if manifests is None:
+        # The render takes a while (kustomize, Helm charts): the connections the lookups will
+        # use open meanwhile (issue 14).
+        runtime.transport.warm(
+            [environment.registry, *([source.registry] if source else [])],
+            runtime.settings.requests,
+            deadline=deadline,
+        )
     scan = environment_scan(
         environment, manifests=manifests, rendering=rendering, deadline=deadline
     )

@@ -9,6 +9,7 @@ into :class:`~promoter.errors.RegistryError` and friends (:mod:`~promoter.transp
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import threading
@@ -32,11 +33,13 @@ from promoter.deadline import Deadline, hold
 from promoter.errors import (
     ERROR_BODY_LIMIT,
     AuthenticationError,
+    PromoterError,
     RegistryError,
     RegistryUnreachableError,
     Remedy,
     RepositoryAccessError,
 )
+from promoter.process import signals_to_main_thread
 from promoter.reference import api_host, is_loopback_host
 from promoter.transport.auth import MAX_REPLACEMENTS, AuthFlow, CredentialProvider
 from promoter.transport.body import broken_error, read_whole, release
@@ -52,6 +55,12 @@ log = logging.getLogger(__name__)
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _MAX_REDIRECTS = 5
+
+#: Seconds a warming ping may wait for its answer (:meth:`Transport.warm`): as the scheme probe.
+WARM_ANSWER_SECONDS = 10.0
+#: The shortest round trip for which :meth:`Transport.warm` opens connections ahead: below it (a
+#: loopback or LAN registry) a new connection costs less than the pings would.
+WARM_MIN_ROUND_TRIP = 0.005
 
 Body = bytes | Iterable[bytes] | None
 
@@ -105,6 +114,105 @@ class Transport:
     def close(self) -> None:
         """Close every pooled connection."""
         self._pools.close()
+
+    def warm(
+        self, registries: Iterable[str], connections: int, *, deadline: Deadline | None = None
+    ) -> threading.Event:
+        """Open about ``connections`` connections to ``registries`` (shared among them) in the
+        background, while the run waits for something else (an overlay's render), where the link
+        makes that worth it. For each registry: its scheme and auth challenge are learned (its
+        first ping), two more ``GET /v2/`` time a round trip, and when both took at least
+        :data:`WARM_MIN_ROUND_TRIP` the connections open at once, one ping each; they
+        stay in the pool for the run's first requests. Over a far link each new connection
+        costs a round trip, and a TLS handshake one or two more, which the run's first wave of
+        lookups then does not pay (issue 14); on loopback or a LAN a connection costs next to
+        nothing, so no more are opened there.
+
+        Best effort: a failure is left for the run's own requests to meet and report. The threads
+        are daemons, and each ping is bounded by ``deadline`` and :data:`WARM_ANSWER_SECONDS`, so
+        nothing waits for them at exit.
+
+        Returns:
+            An event set once every ping has ended.
+        """
+        hosts = list(dict.fromkeys(registries))
+        warming = _Warming(
+            [self.session(host) for host in hosts],
+            max(1, connections // max(1, len(hosts))),
+            deadline,
+        )
+        return warming.start()
+
+
+class _Warming:
+    """One :meth:`Transport.warm`: a lead thread per registry, and the pings it starts."""
+
+    def __init__(
+        self, sessions: list[RegistrySession], each: int, deadline: Deadline | None
+    ) -> None:
+        self.sessions = sessions
+        self.each = each
+        self.deadline = deadline
+        self.done = threading.Event()
+        self._left = len(sessions)
+        self._lock = threading.Lock()
+
+    def start(self) -> threading.Event:
+        if not self.sessions:
+            self.done.set()
+        for session in self.sessions:
+            threading.Thread(target=self._lead, args=(session,), name="warm", daemon=True).start()
+        return self.done
+
+    def _ping(self, session: RegistrySession) -> float:
+        """One ``GET /v2/``; its round trip in seconds."""
+        started = time.monotonic()
+        answer = session.raw(
+            "GET",
+            session.base(self.deadline) + "/v2/",
+            headers={},
+            body=None,
+            what=f"warm a connection to {session.registry}",
+            deadline=self.deadline,
+            answer_seconds=WARM_ANSWER_SECONDS,
+        )
+        discard(answer)
+        return time.monotonic() - started
+
+    def _lead(self, session: RegistrySession) -> None:
+        signals_to_main_thread()
+        try:
+            session.base(self.deadline)
+            # The faster of two pings on the one connection: a registry's odd slow answer
+            # (its first, a pause) is not taken for a far link.
+            round_trip = min(self._ping(session), self._ping(session))
+            if self.each > 1 and round_trip >= WARM_MIN_ROUND_TRIP:
+                together = threading.Barrier(self.each)
+                more = [
+                    threading.Thread(target=self._more, args=(session, together), daemon=True)
+                    for _ in range(self.each)
+                ]
+                for thread in more:
+                    thread.start()
+                for thread in more:
+                    thread.join()
+        except PromoterError as exc:
+            log.debug("warming %s: %s", session.registry, exc)
+        finally:
+            with self._lock:
+                self._left -= 1
+                if not self._left:
+                    self.done.set()
+
+    def _more(self, session: RegistrySession, together: threading.Barrier) -> None:
+        signals_to_main_thread()
+        try:
+            # All at once, so that each takes a connection of its own from the pool.
+            with contextlib.suppress(threading.BrokenBarrierError):
+                together.wait(WARM_ANSWER_SECONDS)
+            self._ping(session)
+        except PromoterError as exc:
+            log.debug("warming %s: %s", session.registry, exc)
 
 
 class RegistrySession:
