@@ -50,7 +50,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -246,6 +246,13 @@ class AccessLog:
 
 
 # the latency proxies, each in its own process --------------------------------------------------
+
+
+class HasHost(Protocol):
+    """A registry as the tools reach it: directly or through its proxy."""
+
+    @property
+    def host(self) -> str: ...
 
 
 class ProxyProcess:
@@ -488,7 +495,7 @@ class FarBench:
     # (a) the fleet -----------------------------------------------------------------------------
 
     def fleet_pairs(
-        self, src: ProxyProcess, dst: ProxyProcess, prefix: str
+        self, src: HasHost, dst: HasHost, prefix: str
     ) -> list[tuple[str, str, str, str]]:
         """(source ref, destination ref, destination repository, digest) per fleet image."""
         pairs = []
@@ -499,15 +506,41 @@ class FarBench:
             )
         return pairs
 
+    def fleet_copy(
+        self, src: HasHost, dst: HasHost, prefix: str, *options: str
+    ) -> tuple[float, float]:
+        """One ``promoter copy --batch`` of the fleet into fresh repositories under ``prefix``."""
+        pairs = self.fleet_pairs(src, dst, prefix)
+        batch = self.work / f"{prefix}.txt"
+        batch.write_text("".join(f"{s} {d}\n" for s, d, _, _ in pairs))
+        result = self.tools.promoter("--batch", str(batch), *options)
+        result.check("promoter copy --batch (a)")
+        check_promoter_json(result, {d: digest for _, d, _, digest in pairs})
+        self.verify(pairs)
+        return result.seconds, result.cpu_seconds
+
+    def sweep(self, src: HasHost, dst: HasHost, rtt: float, values: Sequence[int]) -> None:
+        """(a) and (d) with each ``--requests`` value, rounds interleaved: which default fits
+        loopback and far links alike (issue 14, item 3)."""
+        for r in range(self.rounds):
+            for value in values:
+                option = ("--requests", str(value))
+                prefix = f"s{rtt:g}-{value}-{r}"
+                key = f"sweep/{rtt:g}/{value}"
+                fleet = self.measured(
+                    f"{key}/a", lambda p=prefix, o=option: self.fleet_copy(src, dst, p, *o)
+                )
+                hook = self.measured(
+                    f"{key}/d", lambda o=option: self.hook_once(src.host, dst.host, *o)
+                )
+                log(
+                    f"sweep {rtt:g} ms --requests {value} round {r + 1}: (a) "
+                    f"{fleet.seconds:.2f} s, (d) {hook.seconds:.2f} s"
+                )
+
     def scenario_fleet(self, src: ProxyProcess, dst: ProxyProcess) -> None:
         def promoter(prefix: str) -> tuple[float, float]:
-            pairs = self.fleet_pairs(src, dst, prefix)
-            batch = self.work / f"{prefix}.txt"
-            batch.write_text("".join(f"{s} {d}\n" for s, d, _, _ in pairs))
-            result = self.tools.promoter("--batch", str(batch)).check("promoter copy --batch (a)")
-            check_promoter_json(result, {d: digest for _, d, _, digest in pairs})
-            self.verify(pairs)
-            return result.seconds, result.cpu_seconds
+            return self.fleet_copy(src, dst, prefix)
 
         def skopeo(prefix: str) -> tuple[float, float]:
             pairs = self.fleet_pairs(src, dst, prefix)
@@ -603,10 +636,10 @@ class FarBench:
             argv += ["--image", f"{dst_host}/{repository}:1.0"]
         return argv
 
-    def hook_once(self, src_host: str, dst_host: str) -> tuple[float, float]:
+    def hook_once(self, src_host: str, dst_host: str, *options: str) -> tuple[float, float]:
         """One no-op hook run, in an empty folder (no promoter.yaml is read); all must be present."""
         result = self.run(
-            self.hook_argv(src_host, dst_host), "promoter sync (d)", cwd=self.hook_dir
+            [*self.hook_argv(src_host, dst_host), *options], "promoter sync (d)", cwd=self.hook_dir
         )
         actions = Counter((i["status"], i["action"]) for i in json.loads(result.stdout)["images"])
         if actions != Counter({("present", "none"): len(self.seeded.fleet)}):
@@ -667,6 +700,23 @@ class FarBench:
 
 
 # the report ------------------------------------------------------------------------------------
+
+
+def render_sweep(bench: FarBench, rtts: Sequence[float], values: Sequence[int]) -> str:
+    """The sweep's medians: a row per round-trip time, (a) and (d) per ``--requests`` value."""
+    head = " | ".join(f"(a) {v} | (d) {v}" for v in values)
+    lines = [
+        f"| RTT | {head} |",
+        "| ---: |" + " ---: |" * (2 * len(values)),
+    ]
+    for rtt in rtts:
+        cells = []
+        for value in values:
+            for scenario in ("a", "d"):
+                runs = bench.samples.get(f"sweep/{rtt:g}/{value}/{scenario}", [])
+                cells.append(f"{median(runs):.2f} s" if runs else "-")
+        lines.append(f"| {rtt:g} ms | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def median(samples: Sequence[Sample]) -> float:
@@ -809,6 +859,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write raw figures here")
     parser.add_argument(
+        "--sweep-requests",
+        metavar="N,N,...",
+        type=lambda text: [int(v) for v in text.split(",")],
+        help="instead of the scenarios: (a) and (d) with each --requests value, on loopback and "
+        "at each round-trip time",
+    )
+    parser.add_argument(
         "--keep-work", action="store_true", help="leave bench/.work/<run> in place (debugging)"
     )
     args = parser.parse_args(argv)
@@ -845,6 +902,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "rtts_ms": list(sizes.rtts_ms),
                 "quick": args.quick,
             }
+            if args.sweep_requests:
+                bench.sweep(source, dest, 0, args.sweep_requests)
+                for rtt in sizes.rtts_ms:
+                    with proxies(source, dest, rtt) as (src, dst):
+                        bench.sweep(src, dst, rtt, args.sweep_requests)
+                print()
+                print(render_sweep(bench, [0, *sizes.rtts_ms], args.sweep_requests))
+                return 0
             log("start-up: promoter --version and the no-op hook on loopback")
             extra["version_s"] = startup_time(tools)
             bench.startup()
