@@ -12,13 +12,17 @@ answer closed it too; two ``close()`` calls at once on one ``http.client`` answe
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import urllib3
 from devtools import images
 from devtools.fault_proxy import FaultProxy
+from devtools.latency_proxy import LatencyProxy
 from devtools.registry import RegistryProcess
+from tests.conftest import CliRun
 from tests.registry_checks import push
 
 from promoter.errors import RegistryError, RegistryUnreachableError
@@ -102,3 +106,28 @@ def test_an_error_body_closed_under_its_reader_still_gives_the_registry_error(
     assert error.status == 503
     assert error.retryable
     assert error.details == ()
+
+
+def test_a_batch_within_one_registry_over_a_far_link_keeps_every_connection(
+    source_registry: RegistryProcess,
+    repo: str,
+    tmp_path: Path,
+    cli: Callable[..., CliRun],
+) -> None:
+    """Source and destination in one registry: every worker of a batch asks that one host at once.
+    The pool keeps a connection for each (urllib3 would otherwise discard the surplus after each
+    burst, "Connection pool is full", and open it again: a round trip each over a far link)."""
+    lines = []
+    with LatencyProxy(("127.0.0.1", source_registry.port), rtt_ms=80) as proxy:
+        host = f"127.0.0.1:{proxy.port}"
+        base = images.layer(2 * 1024 * 1024, "pool-base", gzip=False)
+        for n in range(20):
+            own = [images.layer(size, f"pool-{n}-{size}", gzip=False) for size in (65536, 16384)]
+            image = images.oci_image([base, *own], seed=f"pool-{n}")
+            push(source_registry, f"{repo}/src{n}", image)
+            lines.append(f"{host}/{repo}/src{n}:1.0 {host}/{repo}/dst{n}:1.0")
+        batch = tmp_path / "batch.txt"
+        batch.write_text("\n".join(lines) + "\n")
+        result = cli("copy", "--batch", str(batch))
+    assert result.code == 0, result.err
+    assert "Connection pool is full" not in result.err

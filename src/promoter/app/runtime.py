@@ -222,10 +222,14 @@ class RuntimeSettings:
 
     @property
     def connections(self) -> int:
-        """Connections a run may use at once per registry host, which the pools keep: each request in
-        flight, and each blob stream with its upload's next request (a source and a destination in
-        one registry use both ends of a stream there); a few to spare for a token or a ping."""
-        return self.requests + 2 * self.jobs + 4
+        """Connections a run may use at once per registry host, which the pools keep. A copy
+        whose source and destination are one registry asks it from every worker at once: the
+        images' own threads, the manifest lookups', the attachment lookups', the small blobs' and
+        the upload sessions' (``requests`` each), and each blob stream from both its ends (2 x
+        ``jobs``); a few more for a token or a ping. Only connections needed are opened; a
+        smaller pool would close the surplus after each burst and open it again (urllib3 says
+        "Connection pool is full, discarding connection"), a round trip each over a far link."""
+        return 5 * self.requests + 2 * self.jobs + 4
 
     def copy_options(self, **options: Any) -> CopyOptions:
         """Copy options with this run's concurrency (``jobs``, ``requests``) and ``options``."""

@@ -39,9 +39,6 @@ from promoter.remote.repository import lookup_digests, same_content
 if TYPE_CHECKING:
     from promoter.gitops.discover import UnmanagedReference
 
-#: Concurrent lookups for the matrix.
-STATUS_LOOKUPS = 16
-
 
 class Drift(StrEnum):
     """How a cell compares with the same module in the environment it promotes from."""
@@ -302,7 +299,7 @@ def status_matrix(
             runtime.transport,
             (per_env[n][m][0] for n, m in keys),
             deadline=deadline,
-            workers=STATUS_LOOKUPS,
+            workers=runtime.settings.requests,
         )
     )
     resolved: dict[tuple[str, str], Digest | None] = {}

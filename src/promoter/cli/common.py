@@ -40,6 +40,7 @@ __all__ = [
     "SecretScrubber",
     "add_jobs_option",
     "add_referrers_options",
+    "add_requests_option",
     "as_json",
     "attachment_filter",
     "attachment_notes",
@@ -116,6 +117,12 @@ def add_jobs_option(parser: argparse.ArgumentParser, *, shown: bool = True) -> N
         if shown
         else argparse.SUPPRESS,
     )
+    add_requests_option(parser, shown=shown)
+
+
+def add_requests_option(parser: argparse.ArgumentParser, *, shown: bool = True) -> None:
+    """``--requests N``: requests in flight, for every command that talks to registries in
+    bulk (README "Concurrency and far links")."""
     parser.add_argument(
         "--requests",
         type=int_at_least(1),

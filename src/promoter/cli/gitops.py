@@ -11,6 +11,7 @@ from promoter.app.runtime import SecretScrubber
 from promoter.cli.common import (
     add_jobs_option,
     add_referrers_options,
+    add_requests_option,
     check_output_path,
     int_at_least,
 )
@@ -74,6 +75,7 @@ def add_commands(
         "the registry of the environment it promotes from. Exit 3 when anything blocks a sync.",
     )
     plan.add_argument("environment", metavar="ENV")
+    add_requests_option(plan)
     plan.add_argument(
         "--manifests",
         metavar="FILE",
@@ -273,6 +275,7 @@ def _add_status(
         "registry, and how it compares with the environment it promotes from ('<' behind, '>' "
         "ahead, '~' another version, '!' diverged).",
     )
+    add_requests_option(status)
     status.add_argument(
         "--exit-code",
         action="store_true",
