@@ -42,7 +42,8 @@ def run_image_sync(args: argparse.Namespace, scrub: SecretScrubber) -> int:
         raise InputError("--from-registry needs at least one --image DST_REF or --images-file FILE")
     if not texts:
         # An overlay that runs no image of its registry yet: the hook must not fail every sync.
-        warn("nothing to promote: the images files list no image")
+        files = "file lists" if len(args.images_file) == 1 else "files list"
+        warn(f"nothing to promote: the images {files} no image")
         if as_json(args):  # the documented shape, empty, so a reader never parses nothing
             print(json.dumps({"environment": f"from {source_registry}", "images": []}))
         return EXIT_OK
