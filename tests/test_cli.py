@@ -25,6 +25,7 @@ from tests.registry_checks import manifest_digest, push
 
 from promoter.cli.main import main
 from promoter.cli.progress import binary_rate
+from promoter.errors import InputError
 
 PROMOTER = Path(sys.executable).parent / "promoter"
 
@@ -61,6 +62,35 @@ def test_usage_errors_exit_2(cli: Callable[..., CliRun]) -> None:
     assert cli("copy", "--jobs", "0", "a", "b").code == 2
     assert cli().code == 2
     assert cli("frobnicate").code == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (("copy", "--requests", "100000000", "a", "b"), "--requests: expected at most 256"),
+        (("copy", "--jobs", "129", "a", "b"), "--jobs: expected at most 128"),
+        (("sync", "--from-registry", "r", "--image", "d/a:1", "--requests", "0"), "at least 1"),
+        (("plan", "production", "--requests", "9999"), "--requests: expected at most 256"),
+    ],
+)
+def test_concurrency_beyond_its_range_is_refused_before_anything_starts(
+    cli: Callable[..., CliRun], args: tuple[str, ...], fragment: str
+) -> None:
+    """A mistyped huge --requests or --jobs would size thread pools and connection pools by it
+    (urllib3 sets a pool's slots up front): refused with exit 2, at once, memory untouched."""
+    result = cli(*args)
+    assert result.code == 2
+    assert fragment in result.err
+
+
+def test_the_python_api_refuses_concurrency_beyond_its_range() -> None:
+    """Session(requests=..., jobs=...) is held to the same ranges as the CLI."""
+    from promoter.api import Session  # noqa: PLC0415
+
+    with pytest.raises(InputError, match="requests: expected 1 to 256, got 1000"):
+        Session(requests=1000)
+    with pytest.raises(InputError, match="jobs: expected 1 to 128, got 0"):
+        Session(jobs=0)
 
 
 def test_unreachable_and_unknown_hosts_exit_1_in_one_line(

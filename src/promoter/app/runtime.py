@@ -32,7 +32,7 @@ from promoter.errors import (
     TagConflictError,
 )
 from promoter.reference import Reference, parse_reference
-from promoter.remote.copy import DEFAULT_JOBS, CopyOptions
+from promoter.remote.copy import DEFAULT_JOBS, CopyOptions, check_concurrency
 from promoter.transport.auth import CredentialProvider
 from promoter.transport.pools import DEFAULT_REQUESTS, TransportOptions
 from promoter.transport.retry import RetryPolicy
@@ -195,6 +195,9 @@ class RuntimeSettings:
     stall_window: float = 30.0
     stall_bytes: int = 64 * 1024
     pool_size: int | None = None
+
+    def __post_init__(self) -> None:
+        check_concurrency(self.jobs, self.requests)
 
     def transport_options(self) -> TransportOptions:
         """The transport's options.

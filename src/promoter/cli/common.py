@@ -28,8 +28,8 @@ from promoter.oci.referrers import (
     AttachmentKind,
 )
 from promoter.process import children_running, run_undo, stop_children
-from promoter.remote.copy import DEFAULT_JOBS, CopyResult
-from promoter.transport.pools import DEFAULT_REQUESTS
+from promoter.remote.copy import DEFAULT_JOBS, MAX_JOBS, CopyResult
+from promoter.transport.pools import DEFAULT_REQUESTS, MAX_REQUESTS
 from promoter.transport.watch import interrupt, interrupted, traffic_started
 
 if TYPE_CHECKING:
@@ -89,8 +89,8 @@ def positive_seconds(text: str) -> float:
     return value
 
 
-def int_at_least(minimum: int) -> Callable[[str], int]:
-    """An argparse type for whole numbers of at least ``minimum``."""
+def int_at_least(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """An argparse type for whole numbers of at least ``minimum`` (and at most ``maximum``)."""
 
     def parse(text: str) -> int:
         try:
@@ -99,6 +99,8 @@ def int_at_least(minimum: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"expected at least {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"expected at most {maximum}, got {value}")
         return value
 
     return parse
@@ -110,7 +112,7 @@ def add_jobs_option(parser: argparse.ArgumentParser, *, shown: bool = True) -> N
     parser.add_argument(
         "-j",
         "--jobs",
-        type=int_at_least(1),
+        type=int_at_least(1, MAX_JOBS),
         default=DEFAULT_JOBS,
         metavar="N",
         help=f"concurrent blob streams, for blobs over 64 KiB (default {DEFAULT_JOBS})"
@@ -125,7 +127,7 @@ def add_requests_option(parser: argparse.ArgumentParser, *, shown: bool = True) 
     bulk (README "Concurrency and far links")."""
     parser.add_argument(
         "--requests",
-        type=int_at_least(1),
+        type=int_at_least(1, MAX_REQUESTS),
         default=DEFAULT_REQUESTS,
         metavar="N",
         help="requests in flight: images at once, lookups, manifests, small blobs "

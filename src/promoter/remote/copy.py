@@ -80,11 +80,12 @@ from promoter.remote.attachments import AttachmentFinder, SourceAttachments, fal
 from promoter.remote.blobs import BlobAction, BlobTransfers, CopyProgress
 from promoter.remote.repository import FetchedManifest, Repository, resolve_digest
 from promoter.remote.walk import fetch_if_missing, walk_image, wanted_blobs
-from promoter.transport.pools import DEFAULT_REQUESTS
+from promoter.transport.pools import DEFAULT_REQUESTS, MAX_REQUESTS
 from promoter.transport.session import Transport
 
 __all__ = [
     "DEFAULT_JOBS",
+    "MAX_JOBS",
     "BlobAction",
     "Copier",
     "CopyAction",
@@ -105,6 +106,8 @@ PrepareDestination = Callable[[str, str], bool | None]
 #: writing saturate the machine; over a 20 or 80 ms link the 258 MiB image of "Far link" (b) is
 #: within noise from 8 up. Memory grows ~2 MiB a stream.
 DEFAULT_JOBS = 8
+#: The most blob streams a run may ask for (each holds a thread, two connections and a chunk).
+MAX_JOBS = 128
 #: Times a referrers-tag index is merged again when another writer replaced it meanwhile.
 REFERRERS_INDEX_ATTEMPTS = 3
 
@@ -141,6 +144,21 @@ class CopyOptions:
     requests: int = DEFAULT_REQUESTS
     attachments: AttachmentFilter = ALL_ATTACHMENTS
     keep_attachment_tags: bool = False
+
+    def __post_init__(self) -> None:
+        check_concurrency(self.jobs, self.requests)
+
+
+def check_concurrency(jobs: int, requests: int) -> None:
+    """Refuse blob streams or requests in flight outside 1..:data:`MAX_JOBS` and
+    1..:data:`~promoter.transport.pools.MAX_REQUESTS`.
+
+    Raises:
+        InputError: naming the value and the range.
+    """
+    for name, value, most in (("jobs", jobs, MAX_JOBS), ("requests", requests, MAX_REQUESTS)):
+        if not 1 <= value <= most:
+            raise InputError(f"{name}: expected 1 to {most}, got {value}")
 
 
 @dataclass(frozen=True, slots=True)

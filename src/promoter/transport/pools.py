@@ -32,6 +32,10 @@ ANSWER_LIMIT = 4 * 1024 * 1024
 #: 16 -> 1.25 s, 32 -> 1.20 s for 500 lookups). Blob streams, bandwidth-bound, have their own
 #: limit (``promoter.remote.copy.DEFAULT_JOBS``).
 DEFAULT_REQUESTS = 32
+#: The most requests in flight a run may ask for: each is a thread per worker pool and a pooled
+#: connection per registry host (urllib3 sets a pool's slots up front), so a mistyped huge value
+#: would take the machine's memory and file descriptors before the first request.
+MAX_REQUESTS = 256
 
 
 class _Watched:
