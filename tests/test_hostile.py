@@ -31,6 +31,7 @@ from devtools.images import Image, layer, oci_image
 from devtools.peak_rss import Measured, run_measured
 from devtools.registry import RegistryProcess
 from tests.conftest import CliRun, credential_helper
+from tests.registry_checks import manifest_digest, push
 
 from promoter.app.batch import copy_images, pair
 from promoter.app.runtime import Runtime, RuntimeSettings
@@ -316,6 +317,58 @@ def test_an_interrupt_stops_a_stalled_batch_at_once_saying_what_completed(
         assert cancelled or ("PUT", 201) in steps, (session, steps)
         assert cancelled == any(method == "PATCH" for method, _ in steps), (session, steps)
     assert {hit.status for hit in deletes} <= {204, 404}, (out, err, proxy.hits)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_an_interrupt_while_upload_sessions_open_cancels_them(
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+    signum: signal.Signals,
+) -> None:
+    """The signal comes while the destination has opened the upload sessions but their answers
+    (their locations) are still on the way: promoter waits for them (a short grace) and cancels
+    each, instead of cutting the POSTs and leaving sessions open that it never learned of."""
+    image = _image("open-sessions")
+    push(source_registry, repo, image)
+    posted = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:
+        posted.set()
+        release.wait(30)
+
+    with FaultProxy(dest_registry.url) as proxy:
+        proxy.add_rule("POST", "/blobs/uploads/", times=2, after=hold)
+        process = subprocess.Popen(
+            [*PROMOTER_COPY, f"{source_registry.host}/{repo}:1.0", f"{proxy.host}/{repo}:1.0"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert posted.wait(60), "no upload session was opened"
+            process.send_signal(signum)
+            release.set()
+            _, err = process.communicate(timeout=30)
+        finally:
+            release.set()
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+        hits = list(proxy.hits)
+    assert process.returncode == 130, err
+    opened = [h for h in hits if h.method == "POST" and h.status == 202]
+    ends: dict[str, list[tuple[str, int]]] = {}
+    for hit in hits:
+        if "/blobs/uploads/" in hit.path and hit.method != "POST":
+            session = hit.path.split("/uploads/")[1].split("?")[0]
+            ends.setdefault(session, []).append((hit.method, hit.status))
+    assert opened
+    assert len(ends) == len(opened), hits  # every session opened was touched again...
+    for session, steps in ends.items():  # ...to commit or to cancel it
+        assert ("PUT", 201) in steps or ("DELETE", 204) in steps, (session, steps)
+    assert manifest_digest(dest_registry, repo, "1.0") is None
 
 
 def test_a_second_interrupt_exits_at_once_without_a_traceback(

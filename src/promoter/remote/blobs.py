@@ -290,6 +290,8 @@ class BlobTransfers:
         except BaseException:
             if opening is not None:
                 _cancel_when_open(dst, opening)
+            elif location is not None:  # a session a mount opened (202)
+                dst.cancel_upload(location)
             raise
         try:
             if opening is not None:

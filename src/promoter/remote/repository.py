@@ -43,7 +43,7 @@ from promoter.process import signals_to_main_thread
 from promoter.reference import Reference, is_tag
 from promoter.transport.challenge import scope_for
 from promoter.transport.session import RegistrySession, Transport
-from promoter.transport.watch import cleaning_up
+from promoter.transport.watch import cleaning_up, opening
 
 #: Largest tags/list page we ask for: ECR's maximum (its API rejects more).
 TAG_PAGE_SIZE = 1000
@@ -442,16 +442,19 @@ class Repository:
             path += "?" + urlencode({"mount": str(digest), "from": source})
             # The same token must also allow pulling from the repository we mount from.
             scopes = (*self.scopes, scope_for(source, "pull"))
-        response = self.session.request(
-            "POST",
-            path,
-            scopes=scopes,
-            deadline=self.deadline,
-            expect=(201, 202),
-            body=b"",
-            headers={"Content-Length": "0"},
-            what=f"start upload to {self}",
-        )
+        # An interrupt lets the answer come (watch.opening): its session is then cancelled, not
+        # left open without our knowing its location.
+        with opening():
+            response = self.session.request(
+                "POST",
+                path,
+                scopes=scopes,
+                deadline=self.deadline,
+                expect=(201, 202),
+                body=b"",
+                headers={"Content-Length": "0"},
+                what=f"start upload to {self}",
+            )
         if response.status == 201 and mount is not None:
             return None
         return self._location(response, "start upload")
@@ -462,20 +465,23 @@ class Repository:
         Returns:
             The location to finish the upload at. ECR answers 201 here, Distribution 202.
         """
-        response = self.session.request(
-            "PATCH",
-            location,
-            scopes=self.scopes,
-            deadline=self.deadline,
-            body=chunks,
-            expect=(201, 202, 204),
-            headers={
-                "Content-Type": "application/octet-stream",
-                "Content-Length": str(size),
-                **({"Content-Range": f"0-{size - 1}"} if size else {}),
-            },
-            what=f"upload to {self}",
-        )
+        # Its answer names the session's next location, the one a cancel must use: an interrupt
+        # once the body is sent lets that answer come (watch.opening).
+        with opening():
+            response = self.session.request(
+                "PATCH",
+                location,
+                scopes=self.scopes,
+                deadline=self.deadline,
+                body=chunks,
+                expect=(201, 202, 204),
+                headers={
+                    "Content-Type": "application/octet-stream",
+                    "Content-Length": str(size),
+                    **({"Content-Range": f"0-{size - 1}"} if size else {}),
+                },
+                what=f"upload to {self}",
+            )
         return response.headers.get("Location") or location
 
     def finish_upload(

@@ -47,7 +47,14 @@ from promoter.transport.challenge import parse_challenge
 from promoter.transport.discovery import discover_base
 from promoter.transport.pools import USER_AGENT, ConnectionPools, TransportOptions
 from promoter.transport.responses import discard, error_from, origin, reason, redact
-from promoter.transport.watch import Broken, Exchange, hand_over, sending_on_this_thread, watch
+from promoter.transport.watch import (
+    Broken,
+    Exchange,
+    hand_over,
+    opens_on_this_thread,
+    sending_on_this_thread,
+    watch,
+)
 
 __all__ = ["Body", "RegistrySession", "Transport", "TransportOptions"]
 
@@ -608,7 +615,7 @@ class RegistrySession:
         if deadline is not None:
             deadline.check(what)
             connect, read = deadline.cap(connect), deadline.cap(read)
-        exchange = Exchange(pace, deadline, peer)
+        exchange = Exchange(pace, deadline, peer, opens=opens_on_this_thread())
         if body is not None and not isinstance(body, bytes):
             body = exchange.sending(body)
         watch(exchange)

@@ -13,7 +13,10 @@ blocked read or write) as soon as it breaks one of these rules:
   ``stall_window`` seconds.
 
 A front end that owns the process (the CLI) calls :func:`interrupt` on Ctrl-C or SIGTERM: every live
-exchange is cut at once, no new one starts (except clean-up requests), and retries stop.
+exchange is cut at once, no new one starts (except clean-up requests), and retries stop. An exchange
+that opens something the registry keeps until it is cancelled (an upload session's POST,
+:func:`opening`) and is waiting for its answer gets :data:`INTERRUPT_GRACE` seconds for it instead,
+so that what it opened is known and can be cancelled, not left open unseen.
 
 The thread that owns the exchange then sees a broken connection, asks :attr:`Exchange.broken` why, and
 raises the matching error. A connection is only cut while its exchange is unfinished, so a connection
@@ -74,10 +77,19 @@ class Exchange:
         peer: ``host[:port]`` the exchange talks to, for messages.
     """
 
-    def __init__(self, pace: Pace, deadline: Deadline | None, peer: str = "the registry") -> None:
+    def __init__(
+        self,
+        pace: Pace,
+        deadline: Deadline | None,
+        peer: str = "the registry",
+        *,
+        opens: bool = False,
+    ) -> None:
         self.pace = pace
         self.deadline = deadline
         self.peer = peer
+        #: Whether the exchange opens something to cancel later (see :func:`opening`).
+        self.opens = opens
         self.broken: Broken | None = None
         self._lock = threading.Lock()
         self._connection: Any = None
@@ -164,6 +176,20 @@ class Exchange:
             if not self._finished and self.broken is None:
                 self._cut(why)
 
+    def interrupt(self) -> None:
+        """Cut the exchange for an interrupt, unless it is over; one that opens something and
+        waits for its answer gets :data:`INTERRUPT_GRACE` seconds for it first."""
+        with self._lock:
+            if self._finished or self.broken is not None:
+                return
+            if not (self.opens and not self._streaming):
+                self._cut(Broken.INTERRUPTED)
+                return
+            grace = Deadline.after(INTERRUPT_GRACE)
+            if self.deadline is None or grace.at < self.deadline.at:
+                self.deadline = grace
+        _WATCHDOG.watch(self)  # due at the grace's end now
+
     def _cut(self, why: Broken) -> None:  # with self._lock held
         self.broken = why
         if getattr(self._connection, "promoter_exchange", None) is not self:
@@ -206,12 +232,12 @@ class _Watchdog:
         """Whether any exchange was ever watched."""
         return self._thread is not None
 
-    def cut_all(self, why: Broken) -> None:
-        """Cut every exchange being watched."""
+    def interrupt_all(self) -> None:
+        """Cut every exchange being watched, for an interrupt (:meth:`Exchange.interrupt`)."""
         with self._wake:
             live = [exchange for _, _, _, exchange in self._due]
         for exchange in live:
-            exchange.cut(why)
+            exchange.interrupt()
 
     def _run(self) -> None:
         signals_to_main_thread()
@@ -245,6 +271,10 @@ _of_response: weakref.WeakKeyDictionary[urllib3.BaseHTTPResponse, Exchange] = (
 
 _INTERRUPTED = threading.Event()
 
+#: Seconds an exchange that opens something (:func:`opening`) may still wait for its answer after
+#: an interrupt: about a round trip over the farthest link, so that the process still ends at once.
+INTERRUPT_GRACE = 2.0
+
 
 def watch(exchange: Exchange) -> None:
     """Start watching an exchange (until :meth:`Exchange.finish`); after :func:`interrupt`, an
@@ -252,6 +282,23 @@ def watch(exchange: Exchange) -> None:
     if _INTERRUPTED.is_set() and not getattr(_current, "cleaning_up", False):
         exchange.cut(Broken.INTERRUPTED)
     _WATCHDOG.watch(exchange)
+
+
+@contextmanager
+def opening() -> Iterator[None]:
+    """Requests sent in the block open something the registry keeps until it is cancelled (an
+    upload session): an interrupt while one waits for its answer lets the answer come, within
+    :data:`INTERRUPT_GRACE`, so the caller learns what to cancel."""
+    _current.opening = True
+    try:
+        yield
+    finally:
+        _current.opening = False
+
+
+def opens_on_this_thread() -> bool:
+    """Whether this thread is in an :func:`opening` block."""
+    return bool(getattr(_current, "opening", False))
 
 
 @contextmanager
@@ -270,7 +317,7 @@ def interrupt() -> None:
     clean-up requests such as cancelling an upload), end retry waits. For front ends that own the
     process (the CLI on Ctrl-C or SIGTERM); a server bounds its requests with deadlines instead."""
     _INTERRUPTED.set()
-    _WATCHDOG.cut_all(Broken.INTERRUPTED)
+    _WATCHDOG.interrupt_all()
 
 
 def traffic_started() -> bool:
