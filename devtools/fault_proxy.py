@@ -103,8 +103,30 @@ class FaultProxy(LoopbackService):
         self.hits: list[Hit] = []
         self.errors: list[BaseException] = []
         self.rules: list[Rule] = []
+        #: With a number: more requests than that in flight at once are answered 429 (see
+        #: :meth:`throttle`).
+        self.max_in_flight: int | None = None
+        self.retry_after = 1
+        self.in_flight = 0
         self._lock = threading.Lock()
         self._server = LoopbackServer(_ProxyHandler, self)
+
+    def throttle(self, max_in_flight: int, retry_after: int = 1) -> None:
+        """Answer ``429 TOOMANYREQUESTS`` with ``Retry-After: retry_after`` to every request that
+        arrives while ``max_in_flight`` are being handled: a registry's rate limiter."""
+        self.max_in_flight = max_in_flight
+        self.retry_after = retry_after
+
+    def enter(self) -> bool:
+        """Count a request in; whether it is one too many (see :meth:`throttle`)."""
+        with self._lock:
+            self.in_flight += 1
+            return self.max_in_flight is not None and self.in_flight > self.max_in_flight
+
+    def leave(self) -> None:
+        """Count a request out."""
+        with self._lock:
+            self.in_flight -= 1
 
     @property
     def upstream_url(self) -> str:
@@ -244,6 +266,17 @@ class _ProxyHandler(BaseHTTPRequestHandler):
     do_OPTIONS = do_GET  # noqa: N815
 
     def _handle(self) -> None:
+        owner = self._owner
+        try:
+            if owner.enter():
+                self._discard_body()
+                self._answer(429, {"Retry-After": str(owner.retry_after)}, _error_body(429))
+                return
+            self._handle_counted()
+        finally:
+            owner.leave()
+
+    def _handle_counted(self) -> None:
         owner = self._owner
         authorization = self.headers.get("Authorization")
         rule = owner.take_rule(self.command, self.path, authorized=authorization is not None)

@@ -4,6 +4,7 @@ connections and registries that refuse streamed uploads."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from devtools import images
 from devtools.fault_proxy import FaultProxy
@@ -231,3 +232,42 @@ def test_a_commit_whose_answer_was_lost_is_not_a_failure(
     assert tag_commit.fired == 1
     assert result.code == 0, result.err
     assert manifest_digest(dest_registry, repo, "1.0") == digest
+
+
+def test_a_registry_that_throttles_bursts_gets_fewer_requests_at_once_and_the_batch_completes(
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+    tmp_path: Path,
+    cli: Callable[..., CliRun],
+) -> None:
+    """The destination answers 429 (Retry-After: 1) to whatever comes while 4 requests are in
+    flight, as a rate limiter does. promoter halves what it sends that registry at once on each
+    429 (growing back as answers come), so the batch of 30 images at the default 32 requests in
+    flight completes instead of running out of retries, and every upload session it opened ends
+    committed or cancelled."""
+    lines = []
+    base = images.layer(5000, "throttled-base")
+    for n in range(30):
+        image = images.oci_image([base, images.layer(500, f"throttled-{n}")], seed=f"thr-{n}")
+        push(source_registry, f"{repo}/app{n}", image)
+    with FaultProxy(dest_registry.url) as dst:
+        dst.throttle(4)
+        for n in range(30):
+            lines.append(f"{source_registry.host}/{repo}/app{n}:1.0 {dst.host}/{repo}/app{n}")
+        batch = tmp_path / "batch.txt"
+        batch.write_text("\n".join(lines) + "\n")
+        result = cli("copy", "--batch", str(batch))
+        hits = list(dst.hits)
+    assert result.code == 0, result.err
+    assert "30 copied" in result.out
+    assert any(hit.status == 429 for hit in hits)  # it did throttle
+    opened = [h for h in hits if h.method == "POST" and h.status == 202]
+    sessions: dict[str, list[tuple[str, int]]] = {}
+    for hit in hits:
+        if "/blobs/uploads/" in hit.path and hit.method != "POST":
+            session = hit.path.split("/uploads/")[1].split("?")[0]
+            sessions.setdefault(session, []).append((hit.method, hit.status))
+    assert len(sessions) == len(opened)
+    for session, steps in sessions.items():
+        assert ("PUT", 201) in steps or ("DELETE", 204) in steps, (session, steps)

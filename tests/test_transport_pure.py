@@ -192,3 +192,50 @@ def test_redacted_urls_keep_no_credentials_query_or_fragment() -> None:
     assert (
         redact("https://r.example/v2/a/blobs/sha256:0") == "https://r.example/v2/a/blobs/sha256:0"
     )
+
+
+def test_a_throttle_halves_on_429_grows_back_and_lifts_at_its_ceiling() -> None:
+    """No limit until a 429; then half of what was in flight; +1 per limit's worth of answers;
+    lifted at the ceiling."""
+    from promoter.transport.throttle import CEILING, Throttle  # noqa: PLC0415
+
+    throttle = Throttle("registry.example")
+    assert throttle.limit is None
+    slots = [throttle.slot(None, "request") for _ in range(8)]
+    for slot in slots:
+        slot.__enter__()
+    throttle.too_many()
+    assert throttle.limit == 4
+    throttle.too_many()
+    assert throttle.limit == 2
+    for slot in slots:
+        slot.__exit__(None, None, None)
+    for _ in range(3):
+        throttle.answered()
+    assert throttle.limit == 3  # 2 + 1/2 + 1/2.5 + 1/2.9
+    for _ in range(CEILING * CEILING):
+        throttle.answered()
+        if throttle.limit is None:
+            break
+    assert throttle.limit is None
+
+
+def test_a_request_waits_for_a_slot_no_longer_than_its_deadline() -> None:
+    """At the limit, a request waits; past its deadline it fails naming the registry's 429s."""
+    from promoter.deadline import Deadline  # noqa: PLC0415
+    from promoter.errors import DeadlineExceededError  # noqa: PLC0415
+    from promoter.transport.throttle import Throttle  # noqa: PLC0415
+
+    throttle = Throttle("registry.example")
+    held = throttle.slot(None, "first")
+    held.__enter__()
+    throttle.too_many()
+    assert throttle.limit == 1
+    with (
+        pytest.raises(DeadlineExceededError, match="answered 429 Too Many Requests"),
+        throttle.slot(Deadline.after(0.2), "second"),
+    ):
+        pass
+    held.__exit__(None, None, None)
+    with throttle.slot(Deadline.after(1), "third"):
+        pass

@@ -527,7 +527,9 @@ class Repository:
                 deadline=Deadline.after(AFTERMATH_SECONDS),
                 expect=(200, 202, 204, 404),
                 what=f"cancel upload to {self}",
-                retry=False,
+                # A 429 or 503 is tried again, within the short deadline: a registry throttling a
+                # burst would otherwise keep the session open.
+                retry=True,
             )
 
     def _location(self, response: urllib3.BaseHTTPResponse, step: str) -> str:

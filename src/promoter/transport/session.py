@@ -47,6 +47,7 @@ from promoter.transport.challenge import parse_challenge
 from promoter.transport.discovery import discover_base
 from promoter.transport.pools import USER_AGENT, ConnectionPools, TransportOptions
 from promoter.transport.responses import discard, error_from, origin, reason, redact
+from promoter.transport.throttle import Throttle
 from promoter.transport.watch import (
     Broken,
     Exchange,
@@ -63,6 +64,8 @@ log = logging.getLogger(__name__)
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _MAX_REDIRECTS = 5
 
+#: The status a registry answers when it gets more requests than it takes (RFC 6585).
+TOO_MANY_REQUESTS = 429
 #: Seconds a warming ping may wait for its answer (:meth:`Transport.warm`): as the scheme probe.
 WARM_ANSWER_SECONDS = 10.0
 #: The shortest round trip for which :meth:`Transport.warm` opens connections ahead: below it (a
@@ -234,6 +237,8 @@ class RegistrySession:
         self._base: str | None = None
         self._origin: tuple[str, str, int] = ("", "", 0)  # of the base, set with it
         self.auth = AuthFlow(registry, transport.credentials, self.raw, transport.remember)
+        #: Requests in flight to this registry, limited once it answers 429.
+        self.throttle = Throttle(registry)
         self._lock = threading.RLock()
 
     # -- public API -------------------------------------------------------------------------------
@@ -322,20 +327,28 @@ class RegistrySession:
         def attempt() -> urllib3.BaseHTTPResponse:
             if deadline is not None:
                 deadline.check(what)
-            return self._send_authenticated(
-                method,
-                path,
-                scopes=scopes,
-                headers=headers or {},
-                body=body,
-                expect=expect,
-                stream=stream,
-                follow_redirects=follow_redirects,
-                what=what,
-                replayable=replayable,
-                deadline=deadline,
-                limit=limit,
-            )
+            with self.throttle.slot(deadline, what):
+                try:
+                    response = self._send_authenticated(
+                        method,
+                        path,
+                        scopes=scopes,
+                        headers=headers or {},
+                        body=body,
+                        expect=expect,
+                        stream=stream,
+                        follow_redirects=follow_redirects,
+                        what=what,
+                        replayable=replayable,
+                        deadline=deadline,
+                        limit=limit,
+                    )
+                except RegistryError as exc:
+                    if exc.status == TOO_MANY_REQUESTS:
+                        self.throttle.too_many()
+                    raise
+            self.throttle.answered()
+            return response
 
         if retry:
             return self.transport.options.retry.run(attempt, deadline=deadline, what=what)
