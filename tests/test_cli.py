@@ -450,3 +450,25 @@ def test_grant_pull_without_a_source_registry_says_which_option_names_it(
         "promoter: error: give --registry HOST: no promoter.yaml ECR registries that another "
         "environment promotes from"
     )
+
+
+def test_a_signal_once_the_run_is_over_leaves_its_exit_code() -> None:
+    """The console script owns the process: a SIGTERM (or a first Ctrl-C) that comes after the
+    run, while the process flushes and ends, changes nothing (the default action would kill it,
+    exit 143, after the summary said all was done)."""
+    import os  # noqa: PLC0415
+    import signal  # noqa: PLC0415
+
+    from promoter.cli.common import stop_on_signals  # noqa: PLC0415
+
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with stop_on_signals(owns_process=True):
+            pass
+        os.kill(os.getpid(), signal.SIGTERM)  # handled at once, on this (the main) thread
+        os.kill(os.getpid(), signal.SIGINT)
+        survived = True
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+    assert survived

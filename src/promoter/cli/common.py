@@ -329,14 +329,19 @@ def human_size(nbytes: int) -> str:
 
 
 @contextmanager
-def stop_on_signals() -> Iterator[None]:
+def stop_on_signals(*, owns_process: bool = False) -> Iterator[None]:
     """Ctrl-C (SIGINT) and SIGTERM stop the run promptly while the block runs: the first cuts every
     registry exchange and stops retries (:func:`promoter.transport.watch.interrupt`) and kills every
     child process (kustomize, credential helpers: :func:`promoter.process.stop_children`), so each
     operation ends with an "interrupted" error, undoes what it wrote (promote puts the
     kustomization back) and the command reports what completed; a second Ctrl-C kills any child
     still running and exits at once (130), without a traceback (a repeated SIGTERM changes
-    nothing). Outside the main thread (a caller's thread), nothing changes."""
+    nothing). Outside the main thread (a caller's thread), nothing changes.
+
+    With ``owns_process`` (the console script), the handlers are not given back afterwards: a
+    signal that comes once the run is over, while the process flushes its output and ends, leaves
+    the run's exit code as it is (the default action would kill it, 143), except that a Ctrl-C
+    after an interrupt still ends it at once (130)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -358,12 +363,17 @@ def stop_on_signals() -> Iterator[None]:
             # and a blocked read would not notice the cut, so stop here.
             raise KeyboardInterrupt
 
+    def over(signum: int, _frame: object) -> None:
+        if signum == signal.SIGINT and interrupted():
+            os.write(2, b"promoter: error: interrupted again: stopping at once\n")
+            os._exit(130)
+
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
         for sig, handler in previous.items():
-            signal.signal(sig, handler)
+            signal.signal(sig, over if owns_process else handler)
 
 
 def check_output_path(path: Path, what: str, *, replaces: str = "") -> None:

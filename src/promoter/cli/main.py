@@ -217,8 +217,14 @@ def _add_config_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None) -> int:
-    """Run the CLI and return its exit code (callable from tests)."""
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    stdin: TextIO | None = None,
+    owns_process: bool = False,
+) -> int:
+    """Run the CLI and return its exit code (callable from tests; the console script owns the
+    process: see :func:`~promoter.cli.common.stop_on_signals`)."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -237,7 +243,7 @@ def main(argv: Sequence[str] | None = None, *, stdin: TextIO | None = None) -> i
     args.deadline = Deadline.after(timeout) if timeout > 0 and not serving else None
     # The run's deadline is also the current one (deadline.bounded_by), so that what cannot be
     # handed it (a credential source, a read of standard input) still ends at it.
-    with stop_on_signals(), bounded_by(args.deadline):
+    with stop_on_signals(owns_process=owns_process), bounded_by(args.deadline):
         code = _run_command(args, scrub, stdin, debug=debug)
     # A server's stop cuts what is still running on purpose (webhook.md): its code stands.
     return EXIT_INTERRUPTED if interrupted() and not serving else code
@@ -350,7 +356,7 @@ def _failure_document(args: argparse.Namespace, message: str, code: int) -> obje
 
 def run() -> None:
     """Console-script entry point."""
-    sys.exit(main())
+    sys.exit(main(owns_process=True))
 
 
 def _copy_pairs(args: argparse.Namespace) -> list[Pair]:
