@@ -6,6 +6,7 @@ interrupt stops the run at once saying what completed."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -369,6 +370,48 @@ def test_an_interrupt_while_upload_sessions_open_cancels_them(
     for session, steps in ends.items():  # ...to commit or to cancel it
         assert ("PUT", 201) in steps or ("DELETE", 204) in steps, (session, steps)
     assert manifest_digest(dest_registry, repo, "1.0") is None
+
+
+@pytest.mark.parametrize("step", ["PUT", "HEAD"], ids=["the tag's PUT", "the check after it"])
+def test_an_image_whose_tag_landed_as_the_interrupt_came_is_reported_copied(
+    source_registry: RegistryProcess, dest_registry: RegistryProcess, repo: str, step: str
+) -> None:
+    """The interrupt cuts the tag's PUT after the registry took it (or the HEAD that checks it):
+    one clean-up HEAD finds the tag holding the image, and the output says copied, as the
+    destination does; the run still exits 130."""
+    image = _image("landed")
+    digest = push(source_registry, repo, image)
+    answered = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:
+        answered.set()
+        release.wait(30)
+
+    with FaultProxy(dest_registry.url) as proxy:
+        hosts = (source_registry.host, proxy.host)
+        if step == "HEAD":  # the look before the copy and the one before the PUT go through
+            proxy.add_rule("HEAD", r"/manifests/1\.0$", times=2)
+        proxy.add_rule(step, r"/manifests/1\.0$", after=hold)
+        process = subprocess.Popen(
+            [*PROMOTER_COPY, "-o", "json", *(f"{h}/{repo}:1.0" for h in hosts)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert answered.wait(60), f"the {step} never came"
+            process.send_signal(signal.SIGINT)
+            release.set()
+            out, err = process.communicate(timeout=30)
+        finally:
+            release.set()
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    assert process.returncode == 130, err
+    assert manifest_digest(dest_registry, repo, "1.0") == digest
+    assert json.loads(out)["action"] == "copied", (out, err)
 
 
 def test_a_second_interrupt_exits_at_once_without_a_traceback(

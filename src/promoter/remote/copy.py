@@ -59,6 +59,7 @@ from promoter.errors import (
     PromoterError,
     RegistryError,
     RegistryUnreachableError,
+    RunInterruptedError,
     SafetyError,
     TagConflictError,
     TagMovedError,
@@ -667,15 +668,13 @@ class Copier:
             if now is not None and not dst.same_content(now.digest, source_digest):
                 raise TagConflictError(str(destination), str(now.digest), str(source_digest))
         try:
-            # The destination's own spelling: a digest destination is known to name these bytes.
-            self._put_manifest(run, src, dst, dst_ref, top)
-        except RegistryError as exc:
-            refusal = _immutable_tag_refusal(exc)
-            if refusal is None or destination.tag is None:
+            self._write_top(run, src, dst, destination, reference=dst_ref, top=top)
+        except RunInterruptedError:
+            # The interrupt may have cut the tag's PUT after it landed, or the check after it:
+            # one clean-up HEAD tells, so that an image the destination holds complete under its
+            # tag is reported copied, not failed.
+            if not dst.serves_after_interrupt(dst_ref, top.data):
                 raise
-            raise ImmutableTagError(str(destination), refusal) from exc
-        if destination.tag is not None:
-            _check_tag(dst, destination, top)
         return CopyResult(
             source,
             destination,
@@ -685,6 +684,33 @@ class Copier:
             bytes=moved,
             seconds=time.monotonic() - started,
         ), top
+
+    def _write_top(
+        self,
+        run: _Run,
+        src: Repository,
+        dst: Repository,
+        destination: Reference,
+        *,
+        reference: str,
+        top: FetchedManifest,
+    ) -> None:
+        """PUT the top manifest under ``reference`` (the destination's own spelling: a digest
+        destination is known to name these bytes), then check a tag (:func:`_check_tag`).
+
+        Raises:
+            ImmutableTagError: the registry keeps the tag immutable.
+            TagMovedError: another writer moved the tag right after.
+        """
+        try:
+            self._put_manifest(run, src, dst, reference, top)
+        except RegistryError as exc:
+            refusal = _immutable_tag_refusal(exc)
+            if refusal is None or destination.tag is None:
+                raise
+            raise ImmutableTagError(str(destination), refusal) from exc
+        if destination.tag is not None:
+            _check_tag(dst, destination, top)
 
     def _put_manifest(
         self, run: _Run, src: Repository, dst: Repository, reference: str, manifest: FetchedManifest

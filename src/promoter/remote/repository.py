@@ -270,6 +270,13 @@ class Repository:
             return self._aftermath().head_manifest(reference)
         return self.head_manifest(reference)
 
+    def serves_after_interrupt(self, reference: str, data: bytes) -> bool | None:
+        """Whether ``reference`` resolves to exactly ``data`` here now, asked as a clean-up (sent
+        after an interrupt, with a short deadline of its own): a write the interrupt cut while its
+        answer was on the way may have landed. None when that cannot be told."""
+        with cleaning_up():
+            return self._aftermath()._serves(reference, data)
+
     def _serves(self, reference: str, data: bytes) -> bool | None:
         """Whether ``reference`` resolves to exactly ``data`` here now (compared in the algorithm the
         registry answers with); None when that cannot be told."""
