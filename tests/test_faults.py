@@ -3,6 +3,7 @@ connections and registries that refuse streamed uploads."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -271,3 +272,30 @@ def test_a_registry_that_throttles_bursts_gets_fewer_requests_at_once_and_the_ba
     assert len(sessions) == len(opened)
     for session, steps in sessions.items():
         assert ("PUT", 201) in steps or ("DELETE", 204) in steps, (session, steps)
+
+
+def test_a_failing_mount_falls_back_to_an_upload(
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+    tmp_path: Path,
+    cli: Callable[..., CliRun],
+) -> None:
+    """Every cross-repository mount answers 500: a mount only saves bytes, so each image uploads
+    the shared layer itself, at once (no retries of the mount), and the batch completes."""
+    base = images.layer(5000, "mount-fails-base")
+    lines = []
+    for n in range(4):
+        image = images.oci_image([base, images.layer(300, f"mount-fails-{n}")], seed=f"mf-{n}")
+        push(source_registry, f"{repo}/app{n}", image)
+    with FaultProxy(dest_registry.url) as dst:
+        dst.add_rule("POST", r"\?mount=", status=500, times=100)
+        for n in range(4):
+            lines.append(f"{source_registry.host}/{repo}/app{n}:1.0 {dst.host}/{repo}/app{n}")
+        batch = tmp_path / "batch.txt"
+        batch.write_text("\n".join(lines) + "\n")
+        result = cli("copy", "--batch", str(batch), "-o", "json")
+        mounts = [h for h in dst.hits if h.method == "POST" and "mount=" in h.path]
+    assert result.code == 0, result.err
+    assert [json.loads(line)["action"] for line in result.out.splitlines()] == ["copied"] * 4
+    assert 1 <= len(mounts) <= 3  # each tried once, never retried

@@ -22,6 +22,7 @@ from promoter.errors import (
     DigestMismatchError,
     PromoterError,
     RegistryError,
+    RegistryUnreachableError,
 )
 from promoter.oci.digest import Digest, DigestVerifier
 from promoter.oci.manifest import Descriptor
@@ -241,6 +242,11 @@ class BlobTransfers:
                     location = dst.start_upload(mount=(blob.digest, mount_from))
                 except AuthenticationError:
                     location = None  # no pull right on the repository to mount from: upload
+                except (RegistryError, RegistryUnreachableError) as exc:
+                    # A mount only saves bytes: one that fails (a 5xx, a dropped connection) is
+                    # not retried; the blob is uploaded instead.
+                    log.debug("mount of %s into %s failed (%s); uploading", blob.digest, dst, exc)
+                    location = None
                 else:
                     if location is None:
                         return BlobOutcome(BlobAction.MOUNTED, 0)

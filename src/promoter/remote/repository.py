@@ -439,6 +439,8 @@ class Repository:
         """POST an upload session; with ``mount=(digest, from_repository)`` try a cross-repository
         mount first.
 
+        A mount is tried once (no retry: the caller uploads the blob instead when it fails).
+
         Returns:
             The upload location, or None when the registry mounted the blob (201).
         """
@@ -460,7 +462,9 @@ class Repository:
                 expect=(201, 202),
                 body=b"",
                 headers={"Content-Length": "0"},
-                what=f"start upload to {self}",
+                what=f"{'mount' if mount else 'start upload'} to {self}",
+                # A mount only saves bytes: a failed one is not waited for, the caller uploads.
+                retry=mount is None,
             )
         if response.status == 201 and mount is not None:
             return None
