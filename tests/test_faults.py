@@ -4,6 +4,7 @@ connections and registries that refuse streamed uploads."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -299,3 +300,34 @@ def test_a_failing_mount_falls_back_to_an_upload(
     assert result.code == 0, result.err
     assert [json.loads(line)["action"] for line in result.out.splitlines()] == ["copied"] * 4
     assert 1 <= len(mounts) <= 3  # each tried once, never retried
+
+
+def test_a_request_that_never_started_is_not_blamed_on_its_registry(
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+    tmp_path: Path,
+    cli: Callable[..., CliRun],
+) -> None:
+    """The destination takes the requests and never answers; the run's few workers wait on it
+    until the deadline, and the healthy source's lookups queued behind them never start. Their
+    errors say so, instead of "pull manifest SOURCE: gave up", which reads as the source's fault."""
+    release = threading.Event()
+    lines = []
+    image = images.oci_image([images.layer(300, "queued")], seed="queued")
+    for n in range(6):
+        push(source_registry, f"{repo}/app{n}", image)
+    with FaultProxy(dest_registry.url) as dst:
+        dst.add_rule("HEAD", "/manifests/", times=100, before=lambda: release.wait(30))
+        for n in range(6):
+            lines.append(f"{source_registry.host}/{repo}/app{n}:1.0 {dst.host}/{repo}/app{n}")
+        batch = tmp_path / "batch.txt"
+        batch.write_text("\n".join(lines) + "\n")
+        try:
+            result = cli("copy", "--batch", str(batch), "--requests", "2", "--timeout", "2")
+        finally:
+            release.set()
+    assert result.code == 1
+    blamed = [line for line in result.err.splitlines() if source_registry.host in line]
+    assert blamed  # some source lookups were queued behind the stuck ones
+    assert all("before it was sent" in line for line in blamed), blamed

@@ -33,6 +33,7 @@ from promoter.deadline import Deadline, hold
 from promoter.errors import (
     ERROR_BODY_LIMIT,
     AuthenticationError,
+    DeadlineExceededError,
     PromoterError,
     RegistryError,
     RegistryUnreachableError,
@@ -325,8 +326,13 @@ class RegistrySession:
             retry = replayable
 
         def attempt() -> urllib3.BaseHTTPResponse:
-            if deadline is not None:
-                deadline.check(what)
+            if deadline is not None and deadline.expired:
+                # Not this registry's doing: the request waited its turn (workers busy with other
+                # requests of the run, perhaps to another registry that does not answer).
+                raise DeadlineExceededError(
+                    f"{what}: gave up after the {deadline.seconds:g} s deadline before it was "
+                    "sent: the run's time went to its other requests"
+                )
             with self.throttle.slot(deadline, what):
                 try:
                     response = self._send_authenticated(
