@@ -362,7 +362,7 @@ def test_images_of_a_batch_are_in_flight_together_with_one_blob_stream(
     cli: Callable[..., CliRun],
 ) -> None:
     """Images are latency-bound: with one blob stream (``--jobs 1``) the images of a batch still
-    look up their destinations at once (``--requests``, 32 by default). The destination holds
+    look up their destinations at once (``--requests``, 64 by default). The destination holds
     each of their tag HEADs back until all four are there: one image at a time would never get
     past the first."""
     together = threading.Barrier(4, timeout=20)

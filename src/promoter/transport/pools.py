@@ -27,11 +27,12 @@ USER_AGENT = f"promoter/{__version__}"
 ANSWER_LIMIT = 4 * 1024 * 1024
 #: Requests in flight by default for latency-bound work: registry lookups, manifest reads and
 #: writes, small blobs, images copied at once. Over a link with round trips of 20-100 ms each
-#: request mostly waits, so many in flight are what make a run short (bench/README.md, "Far
-#: link"); on loopback the registries' CPU is the limit from about 16 (bench/plan.py: 4 -> 1.37 s,
-#: 16 -> 1.25 s, 32 -> 1.20 s for 500 lookups). Blob streams, bandwidth-bound, have their own
-#: limit (``promoter.remote.copy.DEFAULT_JOBS``).
-DEFAULT_REQUESTS = 32
+#: request mostly waits, so many in flight are what make a run short; on loopback the registries'
+#: CPU is the limit from about 16. Measured (bench/README.md, "Far link", --sweep-requests), the
+#: 20-image batch and the hook's no-op run: 8, 16, 32 and 64 are equal on loopback (but 8 for the
+#: batch), and at 80 ms 64 is the fastest (batch 3.25, 2.23, 1.44, 1.27 s). Blob streams,
+#: bandwidth-bound, have their own limit (``promoter.remote.copy.DEFAULT_JOBS``).
+DEFAULT_REQUESTS = 64
 #: The most requests in flight a run may ask for: each is a thread per worker pool and a pooled
 #: connection per registry host (urllib3 sets a pool's slots up front), so a mistyped huge value
 #: would take the machine's memory and file descriptors before the first request.
