@@ -245,7 +245,7 @@ def test_a_registry_that_throttles_bursts_gets_fewer_requests_at_once_and_the_ba
 ) -> None:
     """The destination answers 429 (Retry-After: 1) to whatever comes while 4 requests are in
     flight, as a rate limiter does. promoter halves what it sends that registry at once on each
-    429 (growing back as answers come), so the batch of 30 images at the default 32 requests in
+    429 (growing back as answers come), so the batch of 30 images at the default 64 requests in
     flight completes instead of running out of retries, and every upload session it opened ends
     committed or cancelled."""
     lines = []
