@@ -9,9 +9,14 @@ from __future__ import annotations
 import http.client
 import re
 import subprocess
+from collections.abc import Iterable
 
 from devtools import images
+from devtools.fault_proxy import Hit
 from devtools.registry import RegistryProcess
+
+#: An upload session's requests after the POST that opened it, by session id: (method, status).
+SessionSteps = dict[str, list[tuple[str, int]]]
 
 
 def push(registry: RegistryProcess, repo: str, image: images.Image, tag: str | None = "1.0") -> str:
@@ -88,3 +93,20 @@ def skopeo(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     if check and done.returncode != 0:
         raise AssertionError(f"skopeo {' '.join(args)} failed: {done.stderr.strip()}")
     return done
+
+
+def upload_sessions_end(hits: Iterable[Hit], where: str = "/blobs/uploads/") -> SessionSteps:
+    """Check, from a FaultProxy's ``hits``, that every upload session the registry opened under
+    ``where`` (a POST answered 202) was asked again and ends committed (PUT 201) or cancelled
+    (DELETE 204), none left open; returns each session's later requests, (method, status) by id."""
+    seen = list(hits)
+    opened = [h for h in seen if h.method == "POST" and where in h.path and h.status == 202]
+    steps: SessionSteps = {}
+    for hit in seen:
+        if where in hit.path and hit.method != "POST":
+            session = hit.path.split("/uploads/")[1].split("?")[0]
+            steps.setdefault(session, []).append((hit.method, hit.status))
+    assert len(steps) == len(opened), seen  # every session opened was asked again...
+    for session, done in steps.items():  # ...to commit or to cancel it
+        assert ("PUT", 201) in done or ("DELETE", 204) in done, (session, done)
+    return steps

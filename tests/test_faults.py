@@ -12,7 +12,7 @@ from devtools import images
 from devtools.fault_proxy import FaultProxy
 from devtools.registry import RegistryProcess
 from tests.conftest import CliRun
-from tests.registry_checks import has_blob, manifest_digest, push
+from tests.registry_checks import has_blob, manifest_digest, push, upload_sessions_end
 
 
 def test_corrupt_source_blob_is_refused_and_nothing_is_tagged(
@@ -264,15 +264,7 @@ def test_a_registry_that_throttles_bursts_gets_fewer_requests_at_once_and_the_ba
     assert result.code == 0, result.err
     assert "30 copied" in result.out
     assert any(hit.status == 429 for hit in hits)  # it did throttle
-    opened = [h for h in hits if h.method == "POST" and h.status == 202]
-    sessions: dict[str, list[tuple[str, int]]] = {}
-    for hit in hits:
-        if "/blobs/uploads/" in hit.path and hit.method != "POST":
-            session = hit.path.split("/uploads/")[1].split("?")[0]
-            sessions.setdefault(session, []).append((hit.method, hit.status))
-    assert len(sessions) == len(opened)
-    for session, steps in sessions.items():
-        assert ("PUT", 201) in steps or ("DELETE", 204) in steps, (session, steps)
+    upload_sessions_end(hits)
 
 
 def test_a_failing_mount_falls_back_to_an_upload(
