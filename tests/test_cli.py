@@ -472,3 +472,39 @@ def test_a_signal_once_the_run_is_over_leaves_its_exit_code() -> None:
         for sig, handler in saved.items():
             signal.signal(sig, handler)
     assert survived
+
+
+def test_a_stream_of_sigterms_while_the_process_ends_leaves_exit_0() -> None:
+    """From the end of the run to the last instant of the interpreter (which gives Python's own
+    handlers back to the default action while it finalizes), SIGTERM after SIGTERM changes
+    nothing: the console script ignores them once the run is over, and exits 0."""
+    import os  # noqa: PLC0415
+    import signal  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+    import time  # noqa: PLC0415
+
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            (
+                "from promoter.cli.common import stop_on_signals\n"
+                "with stop_on_signals(owns_process=True):\n"
+                "    pass\n"
+                "print('over', flush=True)\n"
+                "import promoter.cli.main\n"  # a process that takes a while to end
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    assert child.stdout.readline() == "over\n"
+    ends = time.monotonic() + 20
+    while child.poll() is None and time.monotonic() < ends:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child.pid, signal.SIGTERM)
+        time.sleep(0.0005)  # a stream of signals, not a wait for anything
+    assert child.wait(10) == 0
+    child.stdout.close()

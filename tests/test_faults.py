@@ -323,3 +323,48 @@ def test_a_request_that_never_started_is_not_blamed_on_its_registry(
     blamed = [line for line in result.err.splitlines() if source_registry.host in line]
     assert blamed  # some source lookups were queued behind the stuck ones
     assert all("before it was sent" in line for line in blamed), blamed
+
+
+def test_a_retry_after_longer_than_promoter_waits_is_named(
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+) -> None:
+    """A registry that asks for an hour's wait (429, Retry-After: 3600) is not waited for, and
+    the message says why the copy gave up so soon."""
+    image = images.oci_image([images.layer(300, "hour")], seed="hour")
+    push(source_registry, repo, image)
+    with FaultProxy(dest_registry.url) as dst:
+        dst.add_rule("HEAD", "/manifests/", status=429, headers={"Retry-After": "3600"}, times=9)
+        result = cli("copy", f"{source_registry.host}/{repo}:1.0", f"{dst.host}/{repo}:1.0")
+    assert result.code == 1
+    assert "asked to wait 3600 s (Retry-After), longer than promoter waits (60 s)" in result.err
+
+
+def test_a_registry_that_takes_one_request_at_a_time_still_gets_the_batch(
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+    tmp_path: Path,
+    cli: Callable[..., CliRun],
+) -> None:
+    """The strictest limiter: 429 (Retry-After: 0) to whatever comes while one request is being
+    handled. The throttle comes down to one in flight and a 429 gets more tries than other
+    failures, so all 40 images are copied."""
+    lines = []
+    for n in range(40):
+        image = images.oci_image([images.layer(300, f"one-{n}")], seed=f"one-{n}")
+        push(source_registry, f"{repo}/app{n}", image)
+    with FaultProxy(dest_registry.url) as dst:
+        dst.throttle(1, retry_after=0)
+        for n in range(40):
+            lines.append(f"{source_registry.host}/{repo}/app{n}:1.0 {dst.host}/{repo}/app{n}")
+        batch = tmp_path / "batch.txt"
+        batch.write_text("\n".join(lines) + "\n")
+        result = cli("copy", "--batch", str(batch))
+        hits = list(dst.hits)
+    assert result.code == 0, result.err
+    assert "40 copied" in result.out
+    assert any(hit.status == 429 for hit in hits)
+    upload_sessions_end(hits)

@@ -314,16 +314,22 @@ def test_an_interrupt_stops_a_stalled_batch_at_once_saying_what_completed(
     assert {hit.status for hit in deletes} <= {204, 404}, (out, err, proxy.hits)
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize(
+    ("signum", "throttled"),
+    [(signal.SIGINT, False), (signal.SIGTERM, False), (signal.SIGINT, True)],
+    ids=["SIGINT", "SIGTERM", "cancels answered 429 first"],
+)
 def test_an_interrupt_while_upload_sessions_open_cancels_them(
     source_registry: RegistryProcess,
     dest_registry: RegistryProcess,
     repo: str,
     signum: signal.Signals,
+    throttled: bool,
 ) -> None:
     """The signal comes while the destination has opened the upload sessions but their answers
     (their locations) are still on the way: promoter waits for them (a short grace) and cancels
-    each, instead of cutting the POSTs and leaving sessions open that it never learned of."""
+    each, instead of cutting the POSTs and leaving sessions open that it never learned of. A
+    cancel the registry answers 429 (a rate limiter) is tried again, interrupt or not."""
     image = _image("open-sessions")
     push(source_registry, repo, image)
     posted = threading.Event()
@@ -335,6 +341,8 @@ def test_an_interrupt_while_upload_sessions_open_cancels_them(
 
     with FaultProxy(dest_registry.url) as proxy:
         proxy.add_rule("POST", "/blobs/uploads/", times=2, after=hold)
+        if throttled:
+            proxy.add_rule("DELETE", "/blobs/uploads/", status=429, headers={"Retry-After": "1"})
         process = subprocess.Popen(
             [*PROMOTER_COPY, f"{source_registry.host}/{repo}:1.0", f"{proxy.host}/{repo}:1.0"],
             stdout=subprocess.PIPE,
@@ -354,6 +362,7 @@ def test_an_interrupt_while_upload_sessions_open_cancels_them(
         hits = list(proxy.hits)
     assert process.returncode == 130, err
     assert any(h.method == "POST" and h.status == 202 for h in hits)
+    assert not throttled or any(h.method == "DELETE" and h.status == 429 for h in hits)
     upload_sessions_end(hits)
     assert manifest_digest(dest_registry, repo, "1.0") is None
 
@@ -396,6 +405,54 @@ def test_an_image_whose_tag_landed_as_the_interrupt_came_is_reported_copied(
                 process.kill()
                 process.communicate()
     assert process.returncode == 130, err
+    assert manifest_digest(dest_registry, repo, "1.0") == digest
+    assert json.loads(out)["action"] == "copied", (out, err)
+
+
+def test_a_tag_put_on_its_way_at_the_interrupt_is_let_have_its_answer(
+    source_registry: RegistryProcess, dest_registry: RegistryProcess, repo: str
+) -> None:
+    """The interrupt comes while the tag's PUT is on its way (the registry has not written it
+    yet): promoter waits for the PUT's answer (a short grace) instead of cutting it and asking at
+    once, which would find no tag and report the image failed while the PUT then writes it. No
+    HEAD comes before the PUT is let through (a second's look for one), and the image is reported
+    copied, as the destination shows."""
+    image = _image("on-its-way")
+    digest = push(source_registry, repo, image)
+    sent = threading.Event()
+    release = threading.Event()
+    head_first = threading.Event()
+
+    def hold() -> None:
+        sent.set()
+        release.wait(30)
+
+    with FaultProxy(dest_registry.url) as proxy:
+        proxy.add_rule(
+            "HEAD", r"/manifests/1\.0$", times=2
+        )  # the looks before the copy and the PUT
+        proxy.add_rule("HEAD", r"/manifests/1\.0$", times=5, after=head_first.set)
+        proxy.add_rule("PUT", r"/manifests/1\.0$", before=hold)
+        hosts = (source_registry.host, proxy.host)
+        process = subprocess.Popen(
+            [*PROMOTER_COPY, "-o", "json", *(f"{h}/{repo}:1.0" for h in hosts)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert sent.wait(60), "the tag's PUT never came"
+            process.send_signal(signal.SIGINT)
+            asked_first = head_first.wait(1.0)  # cutting the PUT would ask at once
+            release.set()
+            out, err = process.communicate(timeout=30)
+        finally:
+            release.set()
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    assert process.returncode == 130, err
+    assert not asked_first
     assert manifest_digest(dest_registry, repo, "1.0") == digest
     assert json.loads(out)["action"] == "copied", (out, err)
 

@@ -339,9 +339,9 @@ def stop_on_signals(*, owns_process: bool = False) -> Iterator[None]:
     nothing). Outside the main thread (a caller's thread), nothing changes.
 
     With ``owns_process`` (the console script), the handlers are not given back afterwards: a
-    signal that comes once the run is over, while the process flushes its output and ends, leaves
-    the run's exit code as it is (the default action would kill it, 143), except that a Ctrl-C
-    after an interrupt still ends it at once (130)."""
+    signal that comes once the run is over, while the process flushes its output and ends, is
+    ignored and leaves the run's exit code as it is (the default action would kill it, 143),
+    except that a Ctrl-C after an interrupt still ends it at once (130)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -373,7 +373,14 @@ def stop_on_signals(*, owns_process: bool = False) -> Iterator[None]:
         yield
     finally:
         for sig, handler in previous.items():
-            signal.signal(sig, over if owns_process else handler)
+            if not owns_process:
+                signal.signal(sig, handler)
+            elif sig == signal.SIGINT and interrupted():
+                signal.signal(sig, over)
+            else:
+                # Ignored, not handled in Python: the interpreter gives Python handlers back to
+                # the default action while it finalizes, and the signal would kill it then.
+                signal.signal(sig, signal.SIG_IGN)
 
 
 def check_output_path(path: Path, what: str, *, replaces: str = "") -> None:

@@ -64,7 +64,7 @@ from promoter.outcome import Outcome, outcome_of, worst
 from promoter.reference import parse_reference
 from promoter.remote.copy import CopyResult
 from promoter.remote.repository import resolve_digest
-from promoter.transport.watch import interrupted
+from promoter.transport.watch import INTERRUPT_GRACE, interrupted, unanswered_after_interrupt
 from promoter.version import __version__
 
 
@@ -245,6 +245,13 @@ def main(
     # handed it (a credential source, a read of standard input) still ends at it.
     with stop_on_signals(owns_process=owns_process), bounded_by(args.deadline):
         code = _run_command(args, scrub, stdin, debug=debug)
+    unanswered = unanswered_after_interrupt()
+    if unanswered:
+        warn(
+            f"{unanswered} request(s) that open upload sessions or write got no answer within "
+            f"{INTERRUPT_GRACE:g} s of the interrupt: the registry may keep those sessions until "
+            "it purges stale uploads"
+        )
     # A server's stop cuts what is still running on purpose (webhook.md): its code stands.
     return EXIT_INTERRUPTED if interrupted() and not serving else code
 

@@ -43,7 +43,7 @@ from promoter.process import signals_to_main_thread
 from promoter.reference import Reference, is_tag
 from promoter.transport.challenge import scope_for
 from promoter.transport.session import RegistrySession, Transport
-from promoter.transport.watch import cleaning_up, opening
+from promoter.transport.watch import awaited, cleaning_up
 
 #: Largest tags/list page we ask for: ECR's maximum (its API rejects more).
 TAG_PAGE_SIZE = 1000
@@ -228,16 +228,18 @@ class Repository:
         """
         what = f"push manifest {self}{_separator(reference)}{reference}"
         try:
-            response = self.session.request(
-                "PUT",
-                f"/v2/{self.name}/manifests/{reference}",
-                scopes=self.scopes,
-                deadline=self.deadline,
-                headers={"Content-Type": media_type, **(conditions or {})},
-                body=data,
-                expect=(200, 201, 202),
-                what=what,
-            )
+            # Whether a tag was written is worth its answer after an interrupt (watch.awaited).
+            with awaited():
+                response = self.session.request(
+                    "PUT",
+                    f"/v2/{self.name}/manifests/{reference}",
+                    scopes=self.scopes,
+                    deadline=self.deadline,
+                    headers={"Content-Type": media_type, **(conditions or {})},
+                    body=data,
+                    expect=(200, 201, 202),
+                    what=what,
+                )
         except _NO_ANSWER as exc:
             served = self._aftermath()._serves(reference, data)
             if served:
@@ -451,9 +453,9 @@ class Repository:
             path += "?" + urlencode({"mount": str(digest), "from": source})
             # The same token must also allow pulling from the repository we mount from.
             scopes = (*self.scopes, scope_for(source, "pull"))
-        # An interrupt lets the answer come (watch.opening): its session is then cancelled, not
+        # An interrupt lets the answer come (watch.awaited): its session is then cancelled, not
         # left open without our knowing its location.
-        with opening():
+        with awaited():
             response = self.session.request(
                 "POST",
                 path,
@@ -477,8 +479,8 @@ class Repository:
             The location to finish the upload at. ECR answers 201 here, Distribution 202.
         """
         # Its answer names the session's next location, the one a cancel must use: an interrupt
-        # once the body is sent lets that answer come (watch.opening).
-        with opening():
+        # once the body is sent lets that answer come (watch.awaited).
+        with awaited():
             response = self.session.request(
                 "PATCH",
                 location,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,12 +22,16 @@ from promoter.errors import (
     RegistryUnreachableError,
     RunInterruptedError,
 )
-from promoter.transport.watch import interrupted, pause
+from promoter.transport.watch import cleaning_up_on_this_thread, interrupted, pause
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+#: A 429 (Too Many Requests) may be tried this many times the policy's attempts: the registry is
+#: up, only busy, and the transport's throttle sends it fewer requests meanwhile; the deadline
+#: still bounds the waits.
+THROTTLED_ATTEMPTS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,11 +94,26 @@ class RetryPolicy:
             except (RegistryError, RegistryUnreachableError) as exc:
                 if not is_retryable(exc):
                     raise
-                if interrupted():
+                # A clean-up (cancelling an upload session) is still tried again after an
+                # interrupt, within its own short deadline.
+                cleaning = cleaning_up_on_this_thread()
+                if interrupted() and not cleaning:
                     raise RunInterruptedError(f"{what}: interrupted") from exc
-                wait = self.delay(attempt, exc) if attempt < self.attempts else None
+                # A registry that throttles (429) is waited for: the transport sends it fewer
+                # requests at once meanwhile (transport.throttle), so more tries are allowed.
+                throttled = isinstance(exc, RegistryError) and exc.status == 429
+                most = self.attempts * THROTTLED_ATTEMPTS if throttled else self.attempts
+                wait = self.delay(attempt, exc) if attempt < most else None
                 if wait is None:
                     exc.retryable = False
+                    if (
+                        isinstance(exc, RegistryError)
+                        and (exc.retry_after or 0) > self.max_retry_after
+                    ):
+                        exc.hint = exc.hint or (
+                            f"the registry asked to wait {exc.retry_after:g} s (Retry-After), "
+                            f"longer than promoter waits ({self.max_retry_after:g} s): try later"
+                        )
                     raise
                 if deadline is not None and wait >= deadline.remaining():
                     exc.retryable = False
@@ -101,8 +121,10 @@ class RetryPolicy:
                         f"{what}: gave up, the next try (in {wait:.1f} s) would pass the "
                         f"{deadline.seconds:g} s deadline; last error: {exc}"
                     ) from exc
-                log.debug("retry %d/%d in %.2fs after: %s", attempt, self.attempts - 1, wait, exc)
-                if not pause(wait):
+                log.debug("retry %d/%d in %.2fs after: %s", attempt, most - 1, wait, exc)
+                if cleaning:
+                    time.sleep(wait)  # bounded by the clean-up's own deadline, checked above
+                elif not pause(wait):
                     raise RunInterruptedError(f"{what}: interrupted") from exc
                 last = exc
                 attempt += 1

@@ -52,8 +52,8 @@ from promoter.transport.throttle import Throttle
 from promoter.transport.watch import (
     Broken,
     Exchange,
+    awaited_on_this_thread,
     hand_over,
-    opens_on_this_thread,
     sending_on_this_thread,
     watch,
 )
@@ -634,7 +634,7 @@ class RegistrySession:
         if deadline is not None:
             deadline.check(what)
             connect, read = deadline.cap(connect), deadline.cap(read)
-        exchange = Exchange(pace, deadline, peer, opens=opens_on_this_thread())
+        exchange = Exchange(pace, deadline, peer, awaited=awaited_on_this_thread())
         if body is not None and not isinstance(body, bytes):
             body = exchange.sending(body)
         watch(exchange)

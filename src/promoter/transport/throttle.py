@@ -18,7 +18,7 @@ from contextlib import contextmanager
 
 from promoter.deadline import Deadline
 from promoter.errors import DeadlineExceededError, RunInterruptedError
-from promoter.transport.watch import interrupted
+from promoter.transport.watch import cleaning_up_on_this_thread, interrupted
 
 #: A limit grown back to this many requests in flight is lifted.
 CEILING = 256
@@ -54,7 +54,7 @@ class Throttle:
         """
         with self._cond:
             while self._limit is not None and self._in_flight >= int(self._limit):
-                if interrupted():
+                if interrupted() and not cleaning_up_on_this_thread():
                     raise RunInterruptedError(f"{what}: interrupted")
                 if deadline is not None and deadline.expired:
                     raise DeadlineExceededError(

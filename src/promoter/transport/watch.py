@@ -14,9 +14,11 @@ blocked read or write) as soon as it breaks one of these rules:
 
 A front end that owns the process (the CLI) calls :func:`interrupt` on Ctrl-C or SIGTERM: every live
 exchange is cut at once, no new one starts (except clean-up requests), and retries stop. An exchange
-that opens something the registry keeps until it is cancelled (an upload session's POST,
-:func:`opening`) and is waiting for its answer gets :data:`INTERRUPT_GRACE` seconds for it instead,
-so that what it opened is known and can be cancelled, not left open unseen.
+whose answer says what the registry now holds (:func:`awaited`: the POST that opens an upload session,
+a PATCH, a manifest PUT) and that is waiting for that answer gets :data:`INTERRUPT_GRACE` seconds
+for it instead, so that what it did is known: a session is cancelled, not left open unseen; a tag
+written is reported. Those that get no answer in time are counted
+(:func:`unanswered_after_interrupt`), for a front end to say so.
 
 The thread that owns the exchange then sees a broken connection, asks :attr:`Exchange.broken` why, and
 raises the matching error. A connection is only cut while its exchange is unfinished, so a connection
@@ -83,13 +85,14 @@ class Exchange:
         deadline: Deadline | None,
         peer: str = "the registry",
         *,
-        opens: bool = False,
+        awaited: bool = False,
     ) -> None:
         self.pace = pace
         self.deadline = deadline
         self.peer = peer
-        #: Whether the exchange opens something to cancel later (see :func:`opening`).
-        self.opens = opens
+        #: Whether the exchange's answer is waited for after an interrupt (see :func:`awaited`).
+        self.awaited = awaited
+        self._graced = False
         self.broken: Broken | None = None
         self._lock = threading.Lock()
         self._connection: Any = None
@@ -153,6 +156,8 @@ class Exchange:
             if self._finished or self.broken is not None:
                 return None
             if self.deadline is not None and now >= self.deadline.at:
+                if self._graced:
+                    _UNANSWERED.append(self.peer)
                 self._cut(Broken.DEADLINE)
                 return None
             if self._streaming:
@@ -177,14 +182,15 @@ class Exchange:
                 self._cut(why)
 
     def interrupt(self) -> None:
-        """Cut the exchange for an interrupt, unless it is over; one that opens something and
-        waits for its answer gets :data:`INTERRUPT_GRACE` seconds for it first."""
+        """Cut the exchange for an interrupt, unless it is over; an :func:`awaited` one waiting
+        for its answer gets :data:`INTERRUPT_GRACE` seconds for it first."""
         with self._lock:
             if self._finished or self.broken is not None:
                 return
-            if not (self.opens and not self._streaming):
+            if not (self.awaited and not self._streaming):
                 self._cut(Broken.INTERRUPTED)
                 return
+            self._graced = True
             grace = Deadline.after(INTERRUPT_GRACE)
             if self.deadline is None or grace.at < self.deadline.at:
                 self.deadline = grace
@@ -274,6 +280,8 @@ _INTERRUPTED = threading.Event()
 #: Seconds an exchange that opens something (:func:`opening`) may still wait for its answer after
 #: an interrupt: about a round trip over the farthest link, so that the process still ends at once.
 INTERRUPT_GRACE = 2.0
+#: The peers of awaited exchanges cut at the grace's end (list.append is atomic).
+_UNANSWERED: list[str] = []
 
 
 def watch(exchange: Exchange) -> None:
@@ -285,20 +293,32 @@ def watch(exchange: Exchange) -> None:
 
 
 @contextmanager
-def opening() -> Iterator[None]:
-    """Requests sent in the block open something the registry keeps until it is cancelled (an
-    upload session): an interrupt while one waits for its answer lets the answer come, within
-    :data:`INTERRUPT_GRACE`, so the caller learns what to cancel."""
-    _current.opening = True
+def awaited() -> Iterator[None]:
+    """Requests sent in the block have an answer that says what the registry now holds (an upload
+    session's location, whether a tag was written): an interrupt while one waits for its answer
+    lets the answer come, within :data:`INTERRUPT_GRACE`, so the caller learns what to cancel or
+    to report."""
+    _current.awaited = True
     try:
         yield
     finally:
-        _current.opening = False
+        _current.awaited = False
 
 
-def opens_on_this_thread() -> bool:
-    """Whether this thread is in an :func:`opening` block."""
-    return bool(getattr(_current, "opening", False))
+def awaited_on_this_thread() -> bool:
+    """Whether this thread is in an :func:`awaited` block."""
+    return bool(getattr(_current, "awaited", False))
+
+
+def cleaning_up_on_this_thread() -> bool:
+    """Whether this thread is in a :func:`cleaning_up` block."""
+    return bool(getattr(_current, "cleaning_up", False))
+
+
+def unanswered_after_interrupt() -> int:
+    """How many :func:`awaited` exchanges got no answer within the grace after the interrupt
+    (what they did, an upload session opened, say, stays unknown)."""
+    return len(_UNANSWERED)
 
 
 @contextmanager
