@@ -367,6 +367,42 @@ def test_an_interrupt_while_upload_sessions_open_cancels_them(
     assert manifest_digest(dest_registry, repo, "1.0") is None
 
 
+def test_answers_that_do_not_come_within_the_grace_are_warned_of(
+    source_registry: RegistryProcess, dest_registry: RegistryProcess, repo: str
+) -> None:
+    """The registry opens the upload sessions but keeps their answers past the 2 s grace after
+    the interrupt: promoter ends (130) without them and says that sessions may stay open."""
+    image = _image("slow-answers")
+    push(source_registry, repo, image)
+    posted = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:
+        posted.set()
+        release.wait(30)
+
+    with FaultProxy(dest_registry.url) as proxy:
+        proxy.add_rule("POST", "/blobs/uploads/", times=2, after=hold)
+        process = subprocess.Popen(
+            [*PROMOTER_COPY, f"{source_registry.host}/{repo}:1.0", f"{proxy.host}/{repo}:1.0"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert posted.wait(60), "no upload session was opened"
+            process.send_signal(signal.SIGINT)
+            _, err = process.communicate(timeout=30)
+        finally:
+            release.set()
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    assert process.returncode == 130, err
+    assert "got no answer within 2 s of the interrupt" in err
+    assert "Traceback" not in err
+
+
 @pytest.mark.parametrize("step", ["PUT", "HEAD"], ids=["the tag's PUT", "the check after it"])
 def test_an_image_whose_tag_landed_as_the_interrupt_came_is_reported_copied(
     source_registry: RegistryProcess, dest_registry: RegistryProcess, repo: str, step: str
