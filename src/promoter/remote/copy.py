@@ -37,6 +37,13 @@ What a copy guarantees (shared/registry-notes.md has the reasoning and sources):
   tag is already written, and the error says so.
 * A copy takes a deadline that bounds it as a whole; what a run remembers (blobs moved, repositories
   prepared) belongs to that run, so one :class:`Copier` can serve a process for weeks.
+* Two limits fit the link (issue 14; README "Concurrency and far links"): what is latency-bound
+  (images of a batch, manifest and attachment lookups, blobs of at most
+  :data:`~promoter.remote.blobs.SMALL_BLOB`, mounts, upload sessions) runs on ``requests`` workers
+  each, the streams of larger blobs on ``jobs``. Per image the critical path is about seven round
+  trips: the source manifest's GET beside the destination tag's HEAD; the blobs' HEADs (none into
+  a repository the run just created); each blob's source GET beside its upload's POST, then its
+  PUT; the look at the tag, its PUT and the check.
 """
 
 from __future__ import annotations

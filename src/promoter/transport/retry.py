@@ -71,10 +71,14 @@ class RetryPolicy:
         """Call ``operation`` until it succeeds, fails for good, or attempts or time run out.
 
         An error that ran out of attempts is marked not retryable before it propagates, so an outer
-        retry (a whole blob transfer around its requests) does not multiply the attempts. With a
-        deadline, no wait goes past it: a retry that could not start in time fails at once with
+        retry (a whole blob transfer around its requests) does not multiply the attempts. A 429
+        gets :data:`THROTTLED_ATTEMPTS` times the attempts; a ``Retry-After`` longer than
+        ``max_retry_after`` is not waited for, and the error's hint says so. With a deadline, no
+        wait goes past it: a retry that could not start in time fails at once with
         :class:`~promoter.errors.DeadlineExceededError`, carrying the last error as its cause. After
-        an interrupt (:func:`promoter.transport.watch.interrupt`) no retry starts.
+        an interrupt (:func:`promoter.transport.watch.interrupt`) no retry starts, except for a
+        clean-up (:func:`~promoter.transport.watch.cleaning_up`: cancelling an upload session),
+        which keeps trying within its own deadline.
 
         Raises:
             RegistryError, RegistryUnreachableError: the last attempt's error.
