@@ -572,3 +572,21 @@ def test_tag_listing_asks_for_bounded_pages_and_follows_link(
     assert pages[1:] == [f"/v2/{repo}/tags/list?n=3", f"/v2/{repo}/tags/list?n=3&last=v2"]
     assert paged[:3] == ["p0", "p1", "p2"]
     assert sorted(paged[3:]) == sorted(tags)
+
+
+def test_an_upload_session_that_cannot_be_cancelled_is_warned_of(
+    source_registry: RegistryProcess,
+    dest_registry: RegistryProcess,
+    repo: str,
+    cli: Callable[..., CliRun],
+) -> None:
+    """The source fails a blob after its upload session opened, and the destination refuses the
+    DELETE that cancels it: the copy fails as before, and a warning says the session stays."""
+    image = images.oci_image([images.layer(5000, "uncancelled")], seed="uncancelled")
+    push(source_registry, repo, image)
+    with FaultProxy(source_registry.url) as src, FaultProxy(dest_registry.url) as dst:
+        src.add_rule("GET", f"/blobs/{image.blobs[-1].digest}", status=404, times=100)
+        dst.add_rule("DELETE", "/blobs/uploads/", status=400, times=100)
+        result = cli("copy", f"{src.host}/{repo}:1.0", f"{dst.host}/{repo}:1.0")
+    assert result.code == 1
+    assert "upload session(s) could not be cancelled" in result.err

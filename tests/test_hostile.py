@@ -445,6 +445,45 @@ def test_an_image_whose_tag_landed_as_the_interrupt_came_is_reported_copied(
     assert json.loads(out)["action"] == "copied", (out, err)
 
 
+def test_a_tag_put_whose_answer_outlasts_the_grace_is_settled_by_a_look(
+    source_registry: RegistryProcess, dest_registry: RegistryProcess, repo: str
+) -> None:
+    """The registry writes the tag but keeps the PUT's answer past the 2 s grace: the clean-up
+    HEAD settles it (reported copied), and no warning about upload sessions is printed (a tag PUT
+    opens none)."""
+    image = _image("late-answer")
+    digest = push(source_registry, repo, image)
+    answered = threading.Event()
+    release = threading.Event()
+
+    def hold() -> None:
+        answered.set()
+        release.wait(30)
+
+    with FaultProxy(dest_registry.url) as proxy:
+        proxy.add_rule("PUT", r"/manifests/1\.0$", after=hold)
+        hosts = (source_registry.host, proxy.host)
+        process = subprocess.Popen(
+            [*PROMOTER_COPY, "-o", "json", *(f"{h}/{repo}:1.0" for h in hosts)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert answered.wait(60), "the tag's PUT never came"
+            process.send_signal(signal.SIGINT)
+            out, err = process.communicate(timeout=30)
+        finally:
+            release.set()
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    assert process.returncode == 130, err
+    assert manifest_digest(dest_registry, repo, "1.0") == digest
+    assert json.loads(out)["action"] == "copied", (out, err)
+    assert "upload session" not in err
+
+
 def test_a_tag_put_on_its_way_at_the_interrupt_is_let_have_its_answer(
     source_registry: RegistryProcess, dest_registry: RegistryProcess, repo: str
 ) -> None:

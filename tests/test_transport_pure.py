@@ -239,3 +239,23 @@ def test_a_request_waits_for_a_slot_no_longer_than_its_deadline() -> None:
     held.__exit__(None, None, None)
     with throttle.slot(Deadline.after(1), "third"):
         pass
+
+
+def test_a_clean_up_does_not_wait_for_a_throttled_slot() -> None:
+    """Cancelling an upload session (a clean-up) goes out at once even with the registry's limit
+    reached: waiting behind throttled requests, its few seconds would run out and the session
+    would stay open."""
+    from promoter.deadline import Deadline  # noqa: PLC0415
+    from promoter.transport.throttle import Throttle  # noqa: PLC0415
+    from promoter.transport.watch import cleaning_up  # noqa: PLC0415
+
+    throttle = Throttle("registry.example")
+    held = throttle.slot(None, "first")
+    held.__enter__()
+    throttle.too_many()
+    assert throttle.limit == 1
+    started = time.monotonic()
+    with cleaning_up(), throttle.slot(Deadline.after(5), "cancel upload"):
+        waited = time.monotonic() - started
+    held.__exit__(None, None, None)
+    assert waited < 1.0  # no wait for the held slot (it is never given back meanwhile)

@@ -63,7 +63,7 @@ from promoter.errors import InputError, PromoterError
 from promoter.outcome import Outcome, outcome_of, worst
 from promoter.reference import parse_reference
 from promoter.remote.copy import CopyResult
-from promoter.remote.repository import resolve_digest
+from promoter.remote.repository import resolve_digest, uncancelled_uploads
 from promoter.transport.watch import INTERRUPT_GRACE, interrupted, unanswered_after_interrupt
 from promoter.version import __version__
 
@@ -243,14 +243,23 @@ def main(
     args.deadline = Deadline.after(timeout) if timeout > 0 and not serving else None
     # The run's deadline is also the current one (deadline.bounded_by), so that what cannot be
     # handed it (a credential source, a read of standard input) still ends at it.
+    # The counts are the process's; this run's part is what they grow by (main() runs many times
+    # in one process under tests and Python callers).
+    unanswered_before, uncancelled_before = unanswered_after_interrupt(), uncancelled_uploads()
     with stop_on_signals(owns_process=owns_process), bounded_by(args.deadline):
         code = _run_command(args, scrub, stdin, debug=debug)
-    unanswered = unanswered_after_interrupt()
+    unanswered = unanswered_after_interrupt() - unanswered_before
     if unanswered:
         warn(
-            f"{unanswered} request(s) that open upload sessions or write got no answer within "
+            f"{unanswered} request(s) that open upload sessions got no answer within "
             f"{INTERRUPT_GRACE:g} s of the interrupt: the registry may keep those sessions until "
             "it purges stale uploads"
+        )
+    uncancelled = uncancelled_uploads() - uncancelled_before
+    if uncancelled:
+        warn(
+            f"{uncancelled} upload session(s) could not be cancelled (the registry refused or did "
+            "not answer the DELETE): it keeps them until it purges stale uploads"
         )
     # A server's stop cuts what is still running on purpose (webhook.md): its code stands.
     return EXIT_INTERRUPTED if interrupted() and not serving else code

@@ -26,6 +26,7 @@ from promoter.errors import (
     RegistryError,
     RegistryErrorDetail,
     RegistryUnreachableError,
+    RunInterruptedError,
     UnsupportedManifestError,
 )
 from promoter.oci.digest import (
@@ -63,6 +64,16 @@ MAX_TAG_PAGES = 1000
 #: (is the tag or blob there now?) and that cancel an abandoned upload: the truth is worth that much.
 AFTERMATH_SECONDS = 3.0
 #: What a request may fail with when there is no telling what the registry did.
+#: Registries of upload sessions a cancel could not end (list.append is atomic).
+_UNCANCELLED: list[str] = []
+
+
+def uncancelled_uploads() -> int:
+    """How many upload sessions this process could not cancel (the registry refused or did not
+    answer the DELETE within its few seconds): they stay until the registry purges stale uploads."""
+    return len(_UNCANCELLED)
+
+
 _NO_ANSWER = (RegistryError, RegistryUnreachableError, DeadlineExceededError)
 
 
@@ -455,7 +466,7 @@ class Repository:
             scopes = (*self.scopes, scope_for(source, "pull"))
         # An interrupt lets the answer come (watch.awaited): its session is then cancelled, not
         # left open without our knowing its location.
-        with awaited():
+        with awaited(opens=True):
             response = self.session.request(
                 "POST",
                 path,
@@ -480,7 +491,7 @@ class Repository:
         """
         # Its answer names the session's next location, the one a cancel must use: an interrupt
         # once the body is sent lets that answer come (watch.awaited).
-        with awaited():
+        with awaited(opens=True):
             response = self.session.request(
                 "PATCH",
                 location,
@@ -531,19 +542,23 @@ class Repository:
     def cancel_upload(self, location: str) -> None:
         """DELETE an upload session; best effort (the registry expires abandoned sessions anyway),
         sent even when the run's deadline has passed or the run was interrupted (with a short
-        deadline of its own)."""
-        with contextlib.suppress(*_NO_ANSWER), cleaning_up():
-            self.session.request(
-                "DELETE",
-                location,
-                scopes=self.scopes,
-                deadline=Deadline.after(AFTERMATH_SECONDS),
-                expect=(200, 202, 204, 404),
-                what=f"cancel upload to {self}",
-                # A 429 or 503 is tried again, within the short deadline: a registry throttling a
-                # burst would otherwise keep the session open.
-                retry=True,
-            )
+        deadline of its own). One that fails is counted (:func:`uncancelled_uploads`) for a front
+        end to say so."""
+        try:
+            with cleaning_up():
+                self.session.request(
+                    "DELETE",
+                    location,
+                    scopes=self.scopes,
+                    deadline=Deadline.after(AFTERMATH_SECONDS),
+                    expect=(200, 202, 204, 404),
+                    what=f"cancel upload to {self}",
+                    # A 429 or 503 is tried again, within the short deadline: a registry
+                    # throttling a burst would otherwise keep the session open.
+                    retry=True,
+                )
+        except (*_NO_ANSWER, RunInterruptedError):
+            _UNCANCELLED.append(self.session.registry)
 
     def _location(self, response: urllib3.BaseHTTPResponse, step: str) -> str:
         location = response.headers.get("Location")

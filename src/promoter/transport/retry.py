@@ -115,7 +115,7 @@ class RetryPolicy:
                         and (exc.retry_after or 0) > self.max_retry_after
                     ):
                         exc.hint = exc.hint or (
-                            f"the registry asked to wait {exc.retry_after:g} s (Retry-After), "
+                            f"the registry asked to wait {exc.retry_after:.0f} s (Retry-After), "
                             f"longer than promoter waits ({self.max_retry_after:g} s): try later"
                         )
                     raise

@@ -54,6 +54,7 @@ from promoter.transport.watch import (
     Exchange,
     awaited_on_this_thread,
     hand_over,
+    opens_on_this_thread,
     sending_on_this_thread,
     watch,
 )
@@ -634,7 +635,9 @@ class RegistrySession:
         if deadline is not None:
             deadline.check(what)
             connect, read = deadline.cap(connect), deadline.cap(read)
-        exchange = Exchange(pace, deadline, peer, awaited=awaited_on_this_thread())
+        exchange = Exchange(
+            pace, deadline, peer, awaited=awaited_on_this_thread(), opens=opens_on_this_thread()
+        )
         if body is not None and not isinstance(body, bytes):
             body = exchange.sending(body)
         watch(exchange)

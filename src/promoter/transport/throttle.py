@@ -46,15 +46,19 @@ class Throttle:
 
     @contextmanager
     def slot(self, deadline: Deadline | None, what: str) -> Iterator[None]:
-        """Hold a slot for one request (waiting for one while the limit is reached).
+        """Hold a slot for one request (waiting for one while the limit is reached). A clean-up
+        (:func:`~promoter.transport.watch.cleaning_up`: cancelling an upload session, the look at
+        a tag after an interrupt) does not wait: it has a short deadline of its own, and what it
+        cleans up would stay otherwise.
 
         Raises:
             DeadlineExceededError: no slot came before ``deadline``.
             RunInterruptedError: the run was interrupted while waiting.
         """
         with self._cond:
-            while self._limit is not None and self._in_flight >= int(self._limit):
-                if interrupted() and not cleaning_up_on_this_thread():
+            cleaning = cleaning_up_on_this_thread()
+            while not cleaning and self._limit is not None and self._in_flight >= int(self._limit):
+                if interrupted():
                     raise RunInterruptedError(f"{what}: interrupted")
                 if deadline is not None and deadline.expired:
                     raise DeadlineExceededError(

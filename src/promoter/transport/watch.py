@@ -86,12 +86,15 @@ class Exchange:
         peer: str = "the registry",
         *,
         awaited: bool = False,
+        opens: bool = False,
     ) -> None:
         self.pace = pace
         self.deadline = deadline
         self.peer = peer
         #: Whether the exchange's answer is waited for after an interrupt (see :func:`awaited`).
         self.awaited = awaited
+        #: Whether its answer names an upload session (counted when it does not come in time).
+        self.opens = opens
         self._graced = False
         self.broken: Broken | None = None
         self._lock = threading.Lock()
@@ -156,7 +159,7 @@ class Exchange:
             if self._finished or self.broken is not None:
                 return None
             if self.deadline is not None and now >= self.deadline.at:
-                if self._graced:
+                if self._graced and self.opens:
                     _UNANSWERED.append(self.peer)
                 self._cut(Broken.DEADLINE)
                 return None
@@ -293,21 +296,27 @@ def watch(exchange: Exchange) -> None:
 
 
 @contextmanager
-def awaited() -> Iterator[None]:
+def awaited(*, opens: bool = False) -> Iterator[None]:
     """Requests sent in the block have an answer that says what the registry now holds (an upload
     session's location, whether a tag was written): an interrupt while one waits for its answer
     lets the answer come, within :data:`INTERRUPT_GRACE`, so the caller learns what to cancel or
-    to report."""
-    _current.awaited = True
+    to report. ``opens``: the answer names an upload session (a POST, a PATCH), which stays open
+    when it does not come in time (counted: :func:`unanswered_after_interrupt`)."""
+    _current.awaited = "opens" if opens else "writes"
     try:
         yield
     finally:
-        _current.awaited = False
+        _current.awaited = None
 
 
 def awaited_on_this_thread() -> bool:
     """Whether this thread is in an :func:`awaited` block."""
-    return bool(getattr(_current, "awaited", False))
+    return getattr(_current, "awaited", None) is not None
+
+
+def opens_on_this_thread() -> bool:
+    """Whether this thread is in an :func:`awaited` block that opens upload sessions."""
+    return getattr(_current, "awaited", None) == "opens"
 
 
 def cleaning_up_on_this_thread() -> bool:
@@ -316,8 +325,8 @@ def cleaning_up_on_this_thread() -> bool:
 
 
 def unanswered_after_interrupt() -> int:
-    """How many :func:`awaited` exchanges got no answer within the grace after the interrupt
-    (what they did, an upload session opened, say, stays unknown)."""
+    """How many :func:`awaited` exchanges that open upload sessions got no answer within the
+    grace after the interrupt (the session, if any, stays open and unknown)."""
     return len(_UNANSWERED)
 
 
