@@ -10,6 +10,7 @@ import http.client
 import re
 import subprocess
 from collections.abc import Iterable
+from pathlib import Path
 
 from devtools import images
 from devtools.fault_proxy import Hit
@@ -110,3 +111,12 @@ def upload_sessions_end(hits: Iterable[Hit], where: str = "/blobs/uploads/") -> 
     for session, done in steps.items():  # ...to commit or to cancel it
         assert ("PUT", 201) in done or ("DELETE", 204) in done, (session, done)
     return steps
+
+
+def write_batch(path: Path, source: str, destination: str, repo: str, count: int) -> Path:
+    """A ``copy --batch`` file at ``path``: ``SOURCE/REPO/appN:1.0 DESTINATION/REPO/appN`` for
+    each N below ``count`` (the images a test pushed as ``REPO/appN:1.0``)."""
+    path.write_text(
+        "".join(f"{source}/{repo}/app{n}:1.0 {destination}/{repo}/app{n}\n" for n in range(count))
+    )
+    return path

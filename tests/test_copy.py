@@ -12,7 +12,14 @@ from devtools import images
 from devtools.fault_proxy import FaultProxy
 from devtools.registry import RegistryProcess
 from tests.conftest import CliRun
-from tests.registry_checks import has_blob, manifest_digest, push, skopeo, skopeo_raw_digest
+from tests.registry_checks import (
+    has_blob,
+    manifest_digest,
+    push,
+    skopeo,
+    skopeo_raw_digest,
+    write_batch,
+)
 
 from promoter.remote.repository import Repository
 from promoter.transport.session import Transport
@@ -366,15 +373,12 @@ def test_images_of_a_batch_are_in_flight_together_with_one_blob_stream(
     each of their tag HEADs back until all four are there: one image at a time would never get
     past the first."""
     together = threading.Barrier(4, timeout=20)
-    lines = []
+    for n in range(4):
+        image = images.oci_image([images.layer(1000, f"together-{n}")], seed=f"together-{n}")
+        push(source_registry, f"{repo}/app{n}", image, "1.0")
     with FaultProxy(dest_registry.url) as proxy:
         proxy.add_rule("HEAD", r"/manifests/1\.0$", times=4, before=together.wait)
-        for n in range(4):
-            image = images.oci_image([images.layer(1000, f"together-{n}")], seed=f"together-{n}")
-            push(source_registry, f"{repo}/app{n}", image, "1.0")
-            lines.append(f"{source_registry.host}/{repo}/app{n}:1.0 {proxy.host}/{repo}/app{n}")
-        batch = tmp_path / "batch.txt"
-        batch.write_text("\n".join(lines) + "\n")
+        batch = write_batch(tmp_path / "batch.txt", source_registry.host, proxy.host, repo, 4)
         result = cli("copy", "--jobs", "1", "--batch", str(batch))
     assert not together.broken
     assert result.code == 0, result.err

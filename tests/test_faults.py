@@ -12,7 +12,7 @@ from devtools import images
 from devtools.fault_proxy import FaultProxy
 from devtools.registry import RegistryProcess
 from tests.conftest import CliRun
-from tests.registry_checks import has_blob, manifest_digest, push, upload_sessions_end
+from tests.registry_checks import has_blob, manifest_digest, push, upload_sessions_end, write_batch
 
 
 def test_corrupt_source_blob_is_refused_and_nothing_is_tagged(
@@ -248,17 +248,13 @@ def test_a_registry_that_throttles_bursts_gets_fewer_requests_at_once_and_the_ba
     429 (growing back as answers come), so the batch of 30 images at the default 64 requests in
     flight completes instead of running out of retries, and every upload session it opened ends
     committed or cancelled."""
-    lines = []
     base = images.layer(5000, "throttled-base")
     for n in range(30):
         image = images.oci_image([base, images.layer(500, f"throttled-{n}")], seed=f"thr-{n}")
         push(source_registry, f"{repo}/app{n}", image)
     with FaultProxy(dest_registry.url) as dst:
         dst.throttle(4)
-        for n in range(30):
-            lines.append(f"{source_registry.host}/{repo}/app{n}:1.0 {dst.host}/{repo}/app{n}")
-        batch = tmp_path / "batch.txt"
-        batch.write_text("\n".join(lines) + "\n")
+        batch = write_batch(tmp_path / "batch.txt", source_registry.host, dst.host, repo, 30)
         result = cli("copy", "--batch", str(batch))
         hits = list(dst.hits)
     assert result.code == 0, result.err
@@ -277,16 +273,12 @@ def test_a_failing_mount_falls_back_to_an_upload(
     """Every cross-repository mount answers 500: a mount only saves bytes, so each image uploads
     the shared layer itself, at once (no retries of the mount), and the batch completes."""
     base = images.layer(5000, "mount-fails-base")
-    lines = []
     for n in range(4):
         image = images.oci_image([base, images.layer(300, f"mount-fails-{n}")], seed=f"mf-{n}")
         push(source_registry, f"{repo}/app{n}", image)
     with FaultProxy(dest_registry.url) as dst:
         dst.add_rule("POST", r"\?mount=", status=500, times=100)
-        for n in range(4):
-            lines.append(f"{source_registry.host}/{repo}/app{n}:1.0 {dst.host}/{repo}/app{n}")
-        batch = tmp_path / "batch.txt"
-        batch.write_text("\n".join(lines) + "\n")
+        batch = write_batch(tmp_path / "batch.txt", source_registry.host, dst.host, repo, 4)
         result = cli("copy", "--batch", str(batch), "-o", "json")
         mounts = [h for h in dst.hits if h.method == "POST" and "mount=" in h.path]
     assert result.code == 0, result.err
@@ -305,16 +297,12 @@ def test_a_request_that_never_started_is_not_blamed_on_its_registry(
     until the deadline, and the healthy source's lookups queued behind them never start. Their
     errors say so, instead of "pull manifest SOURCE: gave up", which reads as the source's fault."""
     release = threading.Event()
-    lines = []
     image = images.oci_image([images.layer(300, "queued")], seed="queued")
     for n in range(6):
         push(source_registry, f"{repo}/app{n}", image)
     with FaultProxy(dest_registry.url) as dst:
         dst.add_rule("HEAD", "/manifests/", times=100, before=lambda: release.wait(30))
-        for n in range(6):
-            lines.append(f"{source_registry.host}/{repo}/app{n}:1.0 {dst.host}/{repo}/app{n}")
-        batch = tmp_path / "batch.txt"
-        batch.write_text("\n".join(lines) + "\n")
+        batch = write_batch(tmp_path / "batch.txt", source_registry.host, dst.host, repo, 6)
         try:
             result = cli("copy", "--batch", str(batch), "--requests", "2", "--timeout", "2")
         finally:
@@ -352,16 +340,12 @@ def test_a_registry_that_takes_one_request_at_a_time_still_gets_the_batch(
     """The strictest limiter: 429 (Retry-After: 0) to whatever comes while one request is being
     handled. The throttle comes down to one in flight and a 429 gets more tries than other
     failures, so all 40 images are copied."""
-    lines = []
     for n in range(40):
         image = images.oci_image([images.layer(300, f"one-{n}")], seed=f"one-{n}")
         push(source_registry, f"{repo}/app{n}", image)
     with FaultProxy(dest_registry.url) as dst:
         dst.throttle(1, retry_after=0)
-        for n in range(40):
-            lines.append(f"{source_registry.host}/{repo}/app{n}:1.0 {dst.host}/{repo}/app{n}")
-        batch = tmp_path / "batch.txt"
-        batch.write_text("\n".join(lines) + "\n")
+        batch = write_batch(tmp_path / "batch.txt", source_registry.host, dst.host, repo, 40)
         result = cli("copy", "--batch", str(batch))
         hits = list(dst.hits)
     assert result.code == 0, result.err

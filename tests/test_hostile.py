@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -314,6 +314,49 @@ def test_an_interrupt_stops_a_stalled_batch_at_once_saying_what_completed(
     assert {hit.status for hit in deletes} <= {204, 404}, (out, err, proxy.hits)
 
 
+class _Hold:
+    """A proxy rule's hook that holds a request (``before``) or its answer (``after``) until
+    released; ``came`` is set when it arrives."""
+
+    def __init__(self) -> None:
+        self.came = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self) -> None:
+        self.came.set()
+        self.release.wait(30)
+
+
+def _copy_interrupted(
+    args: Sequence[str],
+    hold: _Hold,
+    *,
+    signum: signal.Signals = signal.SIGINT,
+    release: bool = True,
+    meanwhile: Callable[[], object] | None = None,
+) -> tuple[int, str, str]:
+    """``promoter copy ARGS``, signalled once the held request came; then (after ``meanwhile``)
+    the hold is released, or with ``release=False`` only once the process ended. Its exit code,
+    output and errors."""
+    process = subprocess.Popen(
+        [*PROMOTER_COPY, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert hold.came.wait(60), "the held request never came"
+        process.send_signal(signum)
+        if meanwhile is not None:
+            meanwhile()
+        if release:
+            hold.release.set()
+        out, err = process.communicate(timeout=30)
+    finally:
+        hold.release.set()
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    return process.returncode, out, err
+
+
 @pytest.mark.parametrize(
     ("signum", "throttled"),
     [(signal.SIGINT, False), (signal.SIGTERM, False), (signal.SIGINT, True)],
@@ -330,37 +373,16 @@ def test_an_interrupt_while_upload_sessions_open_cancels_them(
     (their locations) are still on the way: promoter waits for them (a short grace) and cancels
     each, instead of cutting the POSTs and leaving sessions open that it never learned of. A
     cancel the registry answers 429 (a rate limiter) is tried again, interrupt or not."""
-    image = _image("open-sessions")
-    push(source_registry, repo, image)
-    posted = threading.Event()
-    release = threading.Event()
-
-    def hold() -> None:
-        posted.set()
-        release.wait(30)
-
+    push(source_registry, repo, _image("open-sessions"))
+    hold = _Hold()
     with FaultProxy(dest_registry.url) as proxy:
         proxy.add_rule("POST", "/blobs/uploads/", times=2, after=hold)
         if throttled:
             proxy.add_rule("DELETE", "/blobs/uploads/", status=429, headers={"Retry-After": "1"})
-        process = subprocess.Popen(
-            [*PROMOTER_COPY, f"{source_registry.host}/{repo}:1.0", f"{proxy.host}/{repo}:1.0"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            assert posted.wait(60), "no upload session was opened"
-            process.send_signal(signum)
-            release.set()
-            _, err = process.communicate(timeout=30)
-        finally:
-            release.set()
-            if process.poll() is None:
-                process.kill()
-                process.communicate()
+        hosts = (source_registry.host, proxy.host)
+        code, _, err = _copy_interrupted([f"{h}/{repo}:1.0" for h in hosts], hold, signum=signum)
         hits = list(proxy.hits)
-    assert process.returncode == 130, err
+    assert code == 130, err
     assert any(h.method == "POST" and h.status == 202 for h in hits)
     assert not throttled or any(h.method == "DELETE" and h.status == 429 for h in hits)
     upload_sessions_end(hits)
@@ -372,33 +394,13 @@ def test_answers_that_do_not_come_within_the_grace_are_warned_of(
 ) -> None:
     """The registry opens the upload sessions but keeps their answers past the 2 s grace after
     the interrupt: promoter ends (130) without them and says that sessions may stay open."""
-    image = _image("slow-answers")
-    push(source_registry, repo, image)
-    posted = threading.Event()
-    release = threading.Event()
-
-    def hold() -> None:
-        posted.set()
-        release.wait(30)
-
+    push(source_registry, repo, _image("slow-answers"))
+    hold = _Hold()
     with FaultProxy(dest_registry.url) as proxy:
         proxy.add_rule("POST", "/blobs/uploads/", times=2, after=hold)
-        process = subprocess.Popen(
-            [*PROMOTER_COPY, f"{source_registry.host}/{repo}:1.0", f"{proxy.host}/{repo}:1.0"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            assert posted.wait(60), "no upload session was opened"
-            process.send_signal(signal.SIGINT)
-            _, err = process.communicate(timeout=30)
-        finally:
-            release.set()
-            if process.poll() is None:
-                process.kill()
-                process.communicate()
-    assert process.returncode == 130, err
+        hosts = (source_registry.host, proxy.host)
+        code, _, err = _copy_interrupted([f"{h}/{repo}:1.0" for h in hosts], hold, release=False)
+    assert code == 130, err
     assert "got no answer within 2 s of the interrupt" in err
     assert "Traceback" not in err
 
@@ -410,37 +412,17 @@ def test_an_image_whose_tag_landed_as_the_interrupt_came_is_reported_copied(
     """The interrupt cuts the tag's PUT after the registry took it (or the HEAD that checks it):
     one clean-up HEAD finds the tag holding the image, and the output says copied, as the
     destination does; the run still exits 130."""
-    image = _image("landed")
-    digest = push(source_registry, repo, image)
-    answered = threading.Event()
-    release = threading.Event()
-
-    def hold() -> None:
-        answered.set()
-        release.wait(30)
-
+    digest = push(source_registry, repo, _image("landed"))
+    hold = _Hold()
     with FaultProxy(dest_registry.url) as proxy:
-        hosts = (source_registry.host, proxy.host)
         if step == "HEAD":  # the look before the copy and the one before the PUT go through
             proxy.add_rule("HEAD", r"/manifests/1\.0$", times=2)
         proxy.add_rule(step, r"/manifests/1\.0$", after=hold)
-        process = subprocess.Popen(
-            [*PROMOTER_COPY, "-o", "json", *(f"{h}/{repo}:1.0" for h in hosts)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
+        hosts = (source_registry.host, proxy.host)
+        code, out, err = _copy_interrupted(
+            ["-o", "json", *(f"{h}/{repo}:1.0" for h in hosts)], hold
         )
-        try:
-            assert answered.wait(60), f"the {step} never came"
-            process.send_signal(signal.SIGINT)
-            release.set()
-            out, err = process.communicate(timeout=30)
-        finally:
-            release.set()
-            if process.poll() is None:
-                process.kill()
-                process.communicate()
-    assert process.returncode == 130, err
+    assert code == 130, err
     assert manifest_digest(dest_registry, repo, "1.0") == digest
     assert json.loads(out)["action"] == "copied", (out, err)
 
@@ -451,34 +433,14 @@ def test_a_tag_put_whose_answer_outlasts_the_grace_is_settled_by_a_look(
     """The registry writes the tag but keeps the PUT's answer past the 2 s grace: the clean-up
     HEAD settles it (reported copied), and no warning about upload sessions is printed (a tag PUT
     opens none)."""
-    image = _image("late-answer")
-    digest = push(source_registry, repo, image)
-    answered = threading.Event()
-    release = threading.Event()
-
-    def hold() -> None:
-        answered.set()
-        release.wait(30)
-
+    digest = push(source_registry, repo, _image("late-answer"))
+    hold = _Hold()
     with FaultProxy(dest_registry.url) as proxy:
         proxy.add_rule("PUT", r"/manifests/1\.0$", after=hold)
         hosts = (source_registry.host, proxy.host)
-        process = subprocess.Popen(
-            [*PROMOTER_COPY, "-o", "json", *(f"{h}/{repo}:1.0" for h in hosts)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            assert answered.wait(60), "the tag's PUT never came"
-            process.send_signal(signal.SIGINT)
-            out, err = process.communicate(timeout=30)
-        finally:
-            release.set()
-            if process.poll() is None:
-                process.kill()
-                process.communicate()
-    assert process.returncode == 130, err
+        args = ["-o", "json", *(f"{h}/{repo}:1.0" for h in hosts)]
+        code, out, err = _copy_interrupted(args, hold, release=False)
+    assert code == 130, err
     assert manifest_digest(dest_registry, repo, "1.0") == digest
     assert json.loads(out)["action"] == "copied", (out, err)
     assert "upload session" not in err
@@ -492,42 +454,24 @@ def test_a_tag_put_on_its_way_at_the_interrupt_is_let_have_its_answer(
     once, which would find no tag and report the image failed while the PUT then writes it. No
     HEAD comes before the PUT is let through (a second's look for one), and the image is reported
     copied, as the destination shows."""
-    image = _image("on-its-way")
-    digest = push(source_registry, repo, image)
-    sent = threading.Event()
-    release = threading.Event()
+    digest = push(source_registry, repo, _image("on-its-way"))
+    hold = _Hold()
     head_first = threading.Event()
-
-    def hold() -> None:
-        sent.set()
-        release.wait(30)
-
+    asked_first: list[bool] = []
     with FaultProxy(dest_registry.url) as proxy:
-        proxy.add_rule(
-            "HEAD", r"/manifests/1\.0$", times=2
-        )  # the looks before the copy and the PUT
+        # The looks before the copy and before the PUT go through; a third would come first.
+        proxy.add_rule("HEAD", r"/manifests/1\.0$", times=2)
         proxy.add_rule("HEAD", r"/manifests/1\.0$", times=5, after=head_first.set)
         proxy.add_rule("PUT", r"/manifests/1\.0$", before=hold)
         hosts = (source_registry.host, proxy.host)
-        process = subprocess.Popen(
-            [*PROMOTER_COPY, "-o", "json", *(f"{h}/{repo}:1.0" for h in hosts)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
+        code, out, err = _copy_interrupted(
+            ["-o", "json", *(f"{h}/{repo}:1.0" for h in hosts)],
+            hold,
+            # cutting the PUT would ask at once
+            meanwhile=lambda: asked_first.append(head_first.wait(1.0)),
         )
-        try:
-            assert sent.wait(60), "the tag's PUT never came"
-            process.send_signal(signal.SIGINT)
-            asked_first = head_first.wait(1.0)  # cutting the PUT would ask at once
-            release.set()
-            out, err = process.communicate(timeout=30)
-        finally:
-            release.set()
-            if process.poll() is None:
-                process.kill()
-                process.communicate()
-    assert process.returncode == 130, err
-    assert not asked_first
+    assert code == 130, err
+    assert asked_first == [False]
     assert manifest_digest(dest_registry, repo, "1.0") == digest
     assert json.loads(out)["action"] == "copied", (out, err)
 
