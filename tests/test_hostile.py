@@ -372,8 +372,10 @@ def test_an_interrupt_while_upload_sessions_open_cancels_them(
     """The signal comes while the destination has opened the upload sessions but their answers
     (their locations) are still on the way: promoter waits for them (a short grace) and cancels
     each, instead of cutting the POSTs and leaving sessions open that it never learned of. A
-    cancel the registry answers 429 (a rate limiter) is tried again, interrupt or not."""
-    push(source_registry, repo, _image("open-sessions"))
+    cancel the registry answers 429 (a rate limiter) is tried again, interrupt or not. Small
+    blobs (one PUT with the body after the POST): when the answer beats the signal and a blob's
+    body is under way as it lands, a PATCH's session would stay open by the limit README states."""
+    push(source_registry, repo, oci_image([layer(2000, "open-sessions")], seed="open-sessions"))
     hold = _Hold()
     with FaultProxy(dest_registry.url) as proxy:
         proxy.add_rule("POST", "/blobs/uploads/", times=2, after=hold)
