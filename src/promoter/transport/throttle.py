@@ -2,8 +2,8 @@
 
 A registry or its rate limiter answers ``429 Too Many Requests`` to bursts (ECR's per-action limits,
 Docker Hub, a gateway in front of a registry: distribution spec, "Error Codes": ``TOOMANYREQUESTS``).
-Each such request is retried after ``Retry-After`` (:mod:`promoter.transport.retry`), but a run with 32
-or more requests in flight would keep meeting the limit and run out of retries. So each registry
+Each such request is retried after ``Retry-After`` (:mod:`promoter.transport.retry`), but a run with
+dozens of requests in flight would keep meeting the limit and run out of retries. So each registry
 session has a throttle: no limit until the registry answers 429; then at most half of what was in
 flight then, growing by one for as many answers as the limit (additive increase, multiplicative
 decrease, as TCP's congestion control, RFC 5681); unlimited again once past :data:`CEILING`. Requests
