@@ -126,3 +126,16 @@ def test_retries_never_wait_past_the_deadline() -> None:
     assert "pull x: gave up, the next try (in 5.0 s) would pass the 1 s deadline" in str(
         caught.value
     )
+
+
+def test_a_phase_s_share_of_the_deadline_is_named_as_one() -> None:
+    """A sync's lookups get a quarter of the run's time: a message about that deadline says so,
+    instead of naming a number the user never gave (`--timeout 8`, "the 2 s deadline")."""
+    from promoter.deadline import Deadline  # noqa: PLC0415
+
+    share = Deadline.after(8).share(0.25)
+    assert share.name == "the 2 s deadline (this step's share of the run's 8 s)"
+    assert share.share(0.5).name.endswith("share of the run's 8 s)")  # the run's, not the step's
+    assert Deadline.after(8).name == "the 8 s deadline"
+    with pytest.raises(DeadlineExceededError, match=r"share of the run's 8 s\)"):
+        Deadline(at=0.0, seconds=2, of=8).check("lookup x")

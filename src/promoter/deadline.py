@@ -31,10 +31,21 @@ class Deadline:
     Attributes:
         at: the monotonic time after which the operation has failed.
         seconds: the budget it was made with, for messages.
+        of: for a phase's share (:meth:`share`), the whole budget it was taken from.
     """
 
     at: float
     seconds: float
+    of: float | None = None
+
+    @property
+    def name(self) -> str:
+        """How messages name it: ``the 120 s deadline``, or for a phase's share ``the 120 s
+        deadline (this step's share of the run's 480 s)``, so that a user who gave 480 s is not
+        told of a deadline of 120 s that they never set."""
+        if self.of is None:
+            return f"the {self.seconds:g} s deadline"
+        return f"the {self.seconds:g} s deadline (this step's share of the run's {self.of:g} s)"
 
     @classmethod
     def after(cls, seconds: float) -> Deadline:
@@ -63,13 +74,13 @@ class Deadline:
             DeadlineExceededError: naming ``what`` and the budget.
         """
         if self.expired:
-            raise DeadlineExceededError(f"{what}: gave up after the {self.seconds:g} s deadline")
+            raise DeadlineExceededError(f"{what}: gave up after {self.name}")
 
     def share(self, fraction: float) -> Deadline:
         """A deadline ``fraction`` (0 < fraction <= 1) of the time left from now: the part of an
         operation's budget one phase may use, so that a stuck phase leaves time for the next."""
         seconds = max(0.001, round(self.remaining() * fraction, 1))  # rounded: messages name it
-        return Deadline(time.monotonic() + seconds, seconds)
+        return Deadline(time.monotonic() + seconds, seconds, self.of or self.seconds)
 
     def cap(self, seconds: float) -> float:
         """``seconds``, or what is left of the deadline when that is less (at least a millisecond,
@@ -97,7 +108,7 @@ def hold(lock: _Lock, deadline: Deadline | None, what: str) -> Iterator[None]:
         lock.acquire()
     elif not lock.acquire(timeout=deadline.cap(threading.TIMEOUT_MAX)):
         raise DeadlineExceededError(
-            f"{what}: gave up after the {deadline.seconds:g} s deadline (waiting for another "
+            f"{what}: gave up after {deadline.name} (waiting for another "
             "request to the same registry)"
         )
     try:

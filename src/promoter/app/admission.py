@@ -613,7 +613,7 @@ class AdmissionController:
             return done
 
     def _unchecked(self, found: FoundImage, deadline: Deadline) -> ImageCheck:
-        error = DeadlineExceededError(f"gave up after the {deadline.seconds:g} s deadline")
+        error = DeadlineExceededError(f"gave up after {deadline.name}")
         return self._error_check(found, self.environment.registry, error)
 
     def _check(

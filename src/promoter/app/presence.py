@@ -70,9 +70,7 @@ class SingleFlight(Generic[_T]):
             try:
                 return Lookup(running.result(timeout=deadline.cap(deadline.seconds)), shared=True)
             except FutureTimeoutError:
-                raise DeadlineExceededError(
-                    f"{key}: gave up after the {deadline.seconds:g} s deadline"
-                ) from None
+                raise DeadlineExceededError(f"{key}: gave up after {deadline.name}") from None
         try:
             value = work()
         except BaseException as exc:

@@ -36,10 +36,8 @@ def broken_error(
     if why is Broken.INTERRUPTED:
         return RunInterruptedError(f"{what}: interrupted")
     if why is Broken.DEADLINE or (deadline is not None and deadline.expired):
-        seconds = deadline.seconds if deadline is not None else 0
-        return DeadlineExceededError(
-            f"{what}: gave up after the {seconds:g} s deadline (waiting for {peer})"
-        )
+        name = deadline.name if deadline is not None else "the deadline"
+        return DeadlineExceededError(f"{what}: gave up after {name} (waiting for {peer})")
     if why is Broken.NO_ANSWER and exchange is not None:
         return RegistryUnreachableError(
             f"{what}: no complete answer from {peer} within {exchange.pace.answer_seconds:g} s"

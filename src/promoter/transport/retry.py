@@ -122,8 +122,8 @@ class RetryPolicy:
                 if deadline is not None and wait >= deadline.remaining():
                     exc.retryable = False
                     raise DeadlineExceededError(
-                        f"{what}: gave up, the next try (in {wait:.1f} s) would pass the "
-                        f"{deadline.seconds:g} s deadline; last error: {exc}"
+                        f"{what}: gave up, the next try (in {wait:.1f} s) would pass "
+                        f"{deadline.name}; last error: {exc}"
                     ) from exc
                 log.debug("retry %d/%d in %.2fs after: %s", attempt, most - 1, wait, exc)
                 if cleaning:

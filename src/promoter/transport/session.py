@@ -331,7 +331,7 @@ class RegistrySession:
                 # Not this registry's doing: the request waited its turn (workers busy with other
                 # requests of the run, perhaps to another registry that does not answer).
                 raise DeadlineExceededError(
-                    f"{what}: gave up after the {deadline.seconds:g} s deadline before it was "
+                    f"{what}: gave up after {deadline.name} before it was "
                     "sent: the run's time went to its other requests"
                 )
             with self.throttle.slot(deadline, what):

@@ -62,7 +62,7 @@ class Throttle:
                     raise RunInterruptedError(f"{what}: interrupted")
                 if deadline is not None and deadline.expired:
                     raise DeadlineExceededError(
-                        f"{what}: gave up after the {deadline.seconds:g} s deadline (waiting for "
+                        f"{what}: gave up after {deadline.name} (waiting for "
                         f"{self.registry}, which answered 429 Too Many Requests, to take more)"
                     )
                 wait = _LOOK if deadline is None else min(_LOOK, deadline.remaining())
