@@ -87,10 +87,18 @@ def test_the_python_api_refuses_concurrency_beyond_its_range() -> None:
     """Session(requests=..., jobs=...) is held to the same ranges as the CLI."""
     from promoter.api import Session  # noqa: PLC0415
 
-    with pytest.raises(InputError, match="requests: expected 1 to 256, got 1000"):
+    with pytest.raises(
+        InputError, match="requests: expected a whole number from 1 to 256, got 1000"
+    ):
         Session(requests=1000)
-    with pytest.raises(InputError, match="jobs: expected 1 to 128, got 0"):
+    with pytest.raises(InputError, match="jobs: expected a whole number from 1 to 128, got 0"):
         Session(jobs=0)
+    with pytest.raises(InputError, match="got '64'"):
+        Session(requests="64")  # type: ignore[arg-type]
+    with pytest.raises(InputError, match=r"got 8\.5"):
+        Session(requests=8.5)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="retries: expected a whole number of at least 0, got -3"):
+        Session(retries=-3)
 
 
 def test_unreachable_and_unknown_hosts_exit_1_in_one_line(

@@ -127,14 +127,17 @@ def plan_environment(
 
     environment = config.environment(name)
     source = config.source_of(name)
-    if manifests is None:
-        # The render takes a while (kustomize, Helm charts): the connections the lookups will
-        # use open meanwhile (issue 14).
+    # The render takes a while (kustomize, Helm charts): the connections the lookups will use
+    # open meanwhile (issue 14); no further ping starts once the lookups do.
+    warming = (
         runtime.transport.warm(
             [environment.registry, *([source.registry] if source else [])],
             runtime.settings.requests,
             deadline=deadline,
         )
+        if manifests is None
+        else None
+    )
     scan = environment_scan(
         environment, manifests=manifests, rendering=rendering, deadline=deadline
     )
@@ -162,6 +165,8 @@ def plan_environment(
         policy = environment_policy(environment)
     if deadline is not None and lookup_share is not None:
         deadline = deadline.share(lookup_share)
+    if warming is not None:
+        warming.stop()
     items = look_up(runtime, wanted, deadline=deadline, policy=policy)
     if only is not None:
         unknown = sorted(set(only) - {i.destination.repository for i in items if i.destination})

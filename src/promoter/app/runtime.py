@@ -26,6 +26,7 @@ from promoter.ecr.hosts import is_ecr_host
 from promoter.errors import (
     CUT_MARK,
     ConfigError,
+    InputError,
     PromoterError,
     RegistryError,
     RegistryErrorDetail,
@@ -197,7 +198,17 @@ class RuntimeSettings:
     pool_size: int | None = None
 
     def __post_init__(self) -> None:
+        """Refuse what the CLI's options refuse.
+
+        Raises:
+            InputError: ``jobs`` or ``requests`` out of range, ``retries`` not a whole number of
+                at least 0.
+        """
         check_concurrency(self.jobs, self.requests)
+        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
+            raise InputError(
+                f"retries: expected a whole number of at least 0, got {self.retries!r}"
+            )
 
     def transport_options(self) -> TransportOptions:
         """The transport's options.

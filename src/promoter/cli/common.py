@@ -115,7 +115,8 @@ def add_jobs_option(parser: argparse.ArgumentParser, *, shown: bool = True) -> N
         type=int_at_least(1, MAX_JOBS),
         default=DEFAULT_JOBS,
         metavar="N",
-        help=f"concurrent blob streams, for blobs over 64 KiB (default {DEFAULT_JOBS})"
+        help=f"concurrent blob streams, for blobs over 64 KiB (default {DEFAULT_JOBS}, at most "
+        f"{MAX_JOBS})"
         if shown
         else argparse.SUPPRESS,
     )
@@ -130,8 +131,8 @@ def add_requests_option(parser: argparse.ArgumentParser, *, shown: bool = True) 
         type=int_at_least(1, MAX_REQUESTS),
         default=DEFAULT_REQUESTS,
         metavar="N",
-        help="requests in flight: images at once, lookups, manifests, small blobs "
-        f"(default {DEFAULT_REQUESTS})"
+        help="requests in flight: images at once, lookups, manifests, small blobs, mounts "
+        f"(default {DEFAULT_REQUESTS}, at most {MAX_REQUESTS})"
         if shown
         else argparse.SUPPRESS,
     )

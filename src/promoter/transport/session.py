@@ -73,6 +73,10 @@ WARM_ANSWER_SECONDS = 10.0
 #: The shortest round trip for which :meth:`Transport.warm` opens connections ahead: below it (a
 #: loopback or LAN registry) a new connection costs less than the pings would.
 WARM_MIN_ROUND_TRIP = 0.005
+#: The most connections :meth:`Transport.warm` opens ahead per registry: a small plan's lookups
+#: all, a large one's first; more would cost a big TLS registry's handshakes for nothing on a
+#: small plan.
+WARM_CONNECTIONS = 16
 
 Body = bytes | Iterable[bytes] | None
 
@@ -129,35 +133,33 @@ class Transport:
 
     def warm(
         self, registries: Iterable[str], connections: int, *, deadline: Deadline | None = None
-    ) -> threading.Event:
-        """Open about ``connections`` connections to ``registries`` (shared among them) in the
-        background, while the run waits for something else (an overlay's render), where the link
-        makes that worth it. For each registry: its scheme and auth challenge are learned (its
-        first ping), two more ``GET /v2/`` time a round trip, and when both took at least
-        :data:`WARM_MIN_ROUND_TRIP` the connections open at once, one ping each; they
-        stay in the pool for the run's first requests. Over a far link each new connection
-        costs a round trip, and a TLS handshake one or two more, which the run's first wave of
-        lookups then does not pay (issue 14); on loopback or a LAN a connection costs next to
-        nothing, so no more are opened there.
+    ) -> Warming:
+        """Open up to ``connections`` connections to ``registries`` (shared among them, at most
+        :data:`WARM_CONNECTIONS` each) in the background, while the run waits for something else
+        (an overlay's render), where the link makes that worth it. For each registry its scheme
+        and auth challenge are learned first (its first ping), then one more ping times a round
+        trip; when that took at least :data:`WARM_MIN_ROUND_TRIP`, the connections open at once,
+        one ping each, and stay in the pool for the run's first requests. Over a far
+        link each new connection costs a round trip, and a TLS handshake one or two more, which
+        the run's first lookups then do not pay, when the render outlasts the warming (a few
+        round trips; issue 14); on loopback or a LAN a connection costs next to nothing, so none
+        is opened ahead there. :meth:`Warming.stop` (the lookups begin) starts no further ping.
 
         Best effort: a failure is left for the run's own requests to meet and report. The threads
         are daemons, and each ping is bounded by ``deadline`` and :data:`WARM_ANSWER_SECONDS`, so
         nothing waits for them at exit.
-
-        Returns:
-            An event set once every ping has ended.
         """
         hosts = list(dict.fromkeys(registries))
-        warming = _Warming(
-            [self.session(host) for host in hosts],
-            max(1, connections // max(1, len(hosts))),
-            deadline,
-        )
-        return warming.start()
+        each = min(WARM_CONNECTIONS, max(1, connections // max(1, len(hosts))))
+        return Warming([self.session(host) for host in hosts], each, deadline).start()
 
 
-class _Warming:
-    """One :meth:`Transport.warm`: a lead thread per registry, and the pings it starts."""
+class Warming:
+    """One :meth:`Transport.warm`: a lead thread per registry, and the pings it starts.
+
+    Attributes:
+        done: set once every ping has ended.
+    """
 
     def __init__(
         self, sessions: list[RegistrySession], each: int, deadline: Deadline | None
@@ -166,15 +168,22 @@ class _Warming:
         self.each = each
         self.deadline = deadline
         self.done = threading.Event()
+        self._stopped = threading.Event()
         self._left = len(sessions)
         self._lock = threading.Lock()
 
-    def start(self) -> threading.Event:
+    def start(self) -> Warming:
+        """Start the lead threads."""
         if not self.sessions:
             self.done.set()
         for session in self.sessions:
             threading.Thread(target=self._lead, args=(session,), name="warm", daemon=True).start()
-        return self.done
+        return self
+
+    def stop(self) -> None:
+        """Start no further ping: the run's own requests begin (pings under way go on; their
+        connections still serve the run)."""
+        self._stopped.set()
 
     def _ping(self, session: RegistrySession) -> float:
         """One ``GET /v2/``; its round trip in seconds."""
@@ -195,10 +204,9 @@ class _Warming:
         signals_to_main_thread()
         try:
             session.base(self.deadline)
-            # The faster of two pings on the one connection: a registry's odd slow answer
-            # (its first, a pause) is not taken for a far link.
-            round_trip = min(self._ping(session), self._ping(session))
-            if self.each > 1 and round_trip >= WARM_MIN_ROUND_TRIP:
+            # A round trip on the connection the scheme's probe opened (no set-up in it; the
+            # probe's own time is a fresh registry's slow first answer as often as a far link).
+            if self._ping(session) >= WARM_MIN_ROUND_TRIP and not self._stopped.is_set():
                 together = threading.Barrier(self.each)
                 more = [
                     threading.Thread(target=self._more, args=(session, together), daemon=True)
@@ -222,7 +230,8 @@ class _Warming:
             # All at once, so that each takes a connection of its own from the pool.
             with contextlib.suppress(threading.BrokenBarrierError):
                 together.wait(WARM_ANSWER_SECONDS)
-            self._ping(session)
+            if not self._stopped.is_set():
+                self._ping(session)
         except PromoterError as exc:
             log.debug("warming %s: %s", session.registry, exc)
 
