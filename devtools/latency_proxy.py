@@ -325,7 +325,9 @@ class _Direction:
             if item == _EOF:
                 self.finished = True
                 if destination.can_write_eof():
-                    destination.write_eof()
+                    # The peer may have gone meanwhile (ENOTCONN): nothing is left to tell it.
+                    with contextlib.suppress(OSError):
+                        destination.write_eof()
                 self.link.direction_finished()
                 return
             assert isinstance(item, bytes)
