@@ -57,6 +57,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # devtools and bench are top-level packages of the repository
 
 from bench.measure import KIB, MIB, BenchError, Measured  # noqa: E402 - needs the sys.path entry
+from bench.plan import deployment, kustomize_command, promoter_yaml  # noqa: E402
 from bench.run import begin, finish, log, registries  # noqa: E402
 from bench.seed import FULL, QUICK, multi_arch_image  # noqa: E402
 from bench.tools import (  # noqa: E402
@@ -376,14 +377,7 @@ def write_gitops(root: Path, repositories: Sequence[str]) -> Path:
     for repository in repositories:
         name = repository.rsplit("/", 1)[1]
         names.append(f"{name}.yaml")
-        (base / f"{name}.yaml").write_text(
-            "apiVersion: apps/v1\nkind: Deployment\n"
-            f"metadata: {{name: {name}}}\n"
-            f"spec:\n  selector: {{matchLabels: {{app: {name}}}}}\n"
-            f"  template:\n    metadata: {{labels: {{app: {name}}}}}\n"
-            f"    spec:\n      containers:\n        - name: app\n"
-            f"          image: {name}\n"
-        )
+        (base / f"{name}.yaml").write_text(deployment(name, name))
     (base / "kustomization.yaml").write_text("resources:\n" + "".join(f"  - {n}\n" for n in names))
     for env, registry in (("dev", DEV), ("production", PROD)):
         overlay = root / "overlays" / env
@@ -401,22 +395,8 @@ def write_gitops(root: Path, repositories: Sequence[str]) -> Path:
 def write_config(root: Path, src_host: str, dst_host: str) -> Path:
     """promoter.yaml: dev -> production, each registry reached at ``HOST:PORT`` over HTTP."""
     path = root / "promoter.yaml"
-    path.write_text(
-        "environments:\n"
-        f"  dev: {{overlay: overlays/dev, registry: {DEV}}}\n"
-        f"  production: {{overlay: overlays/production, registry: {PROD}, promotesFrom: dev}}\n"
-        "registries:\n"
-        f"  {DEV}: {{endpoint: 'http://{src_host}'}}\n"
-        f"  {PROD}: {{endpoint: 'http://{dst_host}'}}\n"
-    )
+    path.write_text(promoter_yaml((DEV, PROD), (f"http://{src_host}", f"http://{dst_host}")))
     return path
-
-
-def kustomize_command(overlay: Path) -> list[str]:
-    """The renderer promoter itself uses: kustomize if installed, else kubectl kustomize."""
-    if shutil.which("kustomize"):
-        return ["kustomize", "build", str(overlay)]
-    return ["kubectl", "kustomize", str(overlay)]
 
 
 # measuring -------------------------------------------------------------------------------------

@@ -24,10 +24,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # devtools is a top-level package of the repository
 
+from bench.tools import PROMOTER  # noqa: E402
 from devtools import images  # noqa: E402 - needs the sys.path entry above
 from devtools.registry import RegistryProcess  # noqa: E402
 
-PROMOTER = ROOT / ".venv" / "bin" / "promoter"
 DEV = "111111111111.dkr.ecr.us-east-1.amazonaws.com"
 PROD = "222222222222.dkr.ecr.us-east-1.amazonaws.com"
 TIMEOUT_S = 600
@@ -40,6 +40,32 @@ def kustomize_command(overlay: Path) -> list[str]:
     return ["kubectl", "kustomize", str(overlay)]
 
 
+def deployment(name: str, image: str) -> str:
+    """A Deployment named ``name`` running ``image``: one file of a benchmark's base."""
+    return (
+        "apiVersion: apps/v1\nkind: Deployment\n"
+        f"metadata: {{name: {name}}}\n"
+        f"spec:\n  selector: {{matchLabels: {{app: {name}}}}}\n"
+        f"  template:\n    metadata: {{labels: {{app: {name}}}}}\n"
+        f"    spec:\n      containers:\n        - name: app\n"
+        f"          image: {image}\n"
+    )
+
+
+def promoter_yaml(registries: tuple[str, str], endpoints: tuple[str, str]) -> str:
+    """promoter.yaml: dev -> production (overlays/dev, overlays/production), the dev and
+    production ``registries`` reached at ``endpoints`` (base URLs)."""
+    dev, prod = registries
+    return (
+        "environments:\n"
+        f"  dev: {{overlay: overlays/dev, registry: {dev}}}\n"
+        f"  production: {{overlay: overlays/production, registry: {prod}, promotesFrom: dev}}\n"
+        "registries:\n"
+        f"  {dev}: {{endpoint: '{endpoints[0]}'}}\n"
+        f"  {prod}: {{endpoint: '{endpoints[1]}'}}\n"
+    )
+
+
 def write_overlay(root: Path, count: int, source: RegistryProcess, dest: RegistryProcess) -> Path:
     """A GitOps tree with one Deployment per image and a promoter.yaml pointing at the registries."""
     base = root / "base"
@@ -48,28 +74,14 @@ def write_overlay(root: Path, count: int, source: RegistryProcess, dest: Registr
     for i in range(count):
         name = f"svc-{i:03d}"
         names.append(f"{name}.yaml")
-        (base / f"{name}.yaml").write_text(
-            "apiVersion: apps/v1\nkind: Deployment\n"
-            f"metadata: {{name: {name}}}\n"
-            f"spec:\n  selector: {{matchLabels: {{app: {name}}}}}\n"
-            f"  template:\n    metadata: {{labels: {{app: {name}}}}}\n"
-            f"    spec:\n      containers:\n        - name: app\n"
-            f"          image: {PROD}/bench/{name}:1.0\n"
-        )
+        (base / f"{name}.yaml").write_text(deployment(name, f"{PROD}/bench/{name}:1.0"))
     (base / "kustomization.yaml").write_text("resources:\n" + "".join(f"  - {n}\n" for n in names))
     overlay = root / "overlays" / "production"
     overlay.mkdir(parents=True)
     (overlay / "kustomization.yaml").write_text("resources:\n  - ../../base\n")
     (root / "overlays" / "dev").mkdir()
     (root / "overlays" / "dev" / "kustomization.yaml").write_text("resources: []\n")
-    (root / "promoter.yaml").write_text(
-        "environments:\n"
-        f"  dev: {{overlay: overlays/dev, registry: {DEV}}}\n"
-        f"  production: {{overlay: overlays/production, registry: {PROD}, promotesFrom: dev}}\n"
-        "registries:\n"
-        f"  {DEV}: {{endpoint: '{source.url}'}}\n"
-        f"  {PROD}: {{endpoint: '{dest.url}'}}\n"
-    )
+    (root / "promoter.yaml").write_text(promoter_yaml((DEV, PROD), (source.url, dest.url)))
     return overlay
 
 
