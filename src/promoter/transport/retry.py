@@ -27,7 +27,9 @@ from promoter.transport.watch import cleaning_up_on_this_thread, interrupted, pa
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+#: The status a registry answers when it gets more requests than it takes (RFC 6585).
+TOO_MANY_REQUESTS = 429
+RETRYABLE_STATUSES = frozenset({408, TOO_MANY_REQUESTS, 500, 502, 503, 504})
 #: A 429 (Too Many Requests) may be tried this many times the policy's attempts: the registry is
 #: up, only busy, and the transport's throttle sends it fewer requests meanwhile; the deadline
 #: still bounds the waits.
@@ -105,7 +107,7 @@ class RetryPolicy:
                     raise RunInterruptedError(f"{what}: interrupted") from exc
                 # A registry that throttles (429) is waited for: the transport sends it fewer
                 # requests at once meanwhile (transport.throttle), so more tries are allowed.
-                throttled = isinstance(exc, RegistryError) and exc.status == 429
+                throttled = isinstance(exc, RegistryError) and exc.status == TOO_MANY_REQUESTS
                 most = self.attempts * THROTTLED_ATTEMPTS if throttled else self.attempts
                 wait = self.delay(attempt, exc) if attempt < most else None
                 if wait is None:

@@ -48,6 +48,7 @@ from promoter.transport.challenge import parse_challenge
 from promoter.transport.discovery import discover_base
 from promoter.transport.pools import USER_AGENT, ConnectionPools, TransportOptions
 from promoter.transport.responses import discard, error_from, origin, reason, redact
+from promoter.transport.retry import TOO_MANY_REQUESTS
 from promoter.transport.throttle import Throttle
 from promoter.transport.watch import (
     Broken,
@@ -66,8 +67,6 @@ log = logging.getLogger(__name__)
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _MAX_REDIRECTS = 5
 
-#: The status a registry answers when it gets more requests than it takes (RFC 6585).
-TOO_MANY_REQUESTS = 429
 #: Seconds a warming ping may wait for its answer (:meth:`Transport.warm`): as the scheme probe.
 WARM_ANSWER_SECONDS = 10.0
 #: The shortest round trip for which :meth:`Transport.warm` opens connections ahead: below it (a
